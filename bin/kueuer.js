@@ -4,10 +4,11 @@ import { main } from '../dist/cli/main.js';
 
 main(process.argv.slice(2)).then(
   (code) => {
-    if (typeof code === 'number') process.exitCode = code;
+    // A number means the command ended (help, bad flags, failed start); servers return nothing.
+    if (typeof code === 'number') process.exit(code);
   },
   (err) => {
     console.error(err instanceof Error ? err.stack ?? err.message : err);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

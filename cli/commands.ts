@@ -1,0 +1,128 @@
+/**
+ * The `kueuer` subcommands. Each parses its options (flags, then env, then
+ * defaults), starts its component and its admin server, and drains on SIGTERM.
+ */
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { responderBehaviourOptions, responderOptions, listenOption } from '../responder/config.js';
+import { buildAdminServer, listen } from '../shared/admin-server.js';
+import {
+  adminListenOption,
+  appOption,
+  backendOption,
+  concurrencyOption,
+  logLevelOption,
+  queueOption,
+} from '../shared/common-options.js';
+import { createLogger } from '../shared/logger.js';
+import { durationIn, formatHostPort, type OptionSpecs, type OptionValues } from '../shared/options.js';
+import { createTransport } from '../shared/transport/create-transport.js';
+import { sidecarOptions, maxResponseOption } from '../sidecar/config.js';
+import { exitOnSignal } from './lifecycle.js';
+import { startResponder, startSidecar } from './components.js';
+
+export interface Command<S extends OptionSpecs> {
+  name: string;
+  usage: string;
+  summary: string;
+  options: S;
+  run(values: OptionValues<S>): Promise<void>;
+}
+
+export const localOptions = {
+  listen: listenOption('127.0.0.1:8080'),
+  app: appOption(),
+  backend: backendOption('memory'),
+  queue: queueOption('default'),
+  concurrency: concurrencyOption(),
+  ...responderBehaviourOptions(),
+  maxResponseBytes: maxResponseOption(),
+  visibilityTimeoutMs: {
+    flag: 'visibility-timeout',
+    env: 'KUEUER_VISIBILITY_TIMEOUT',
+    description: 'memory backend: how long a taken, unacked request stays hidden without a heartbeat before it is redelivered',
+    defaultValue: '30s',
+    parse: durationIn(100, 3_600_000),
+  },
+  adminListen: adminListenOption('127.0.0.1:9090'),
+  logLevel: logLevelOption(),
+};
+
+function newRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export const responderCommand: Command<typeof responderOptions> = {
+  name: 'responder',
+  usage: 'kueuer responder --listen HOST:PORT --backend URL --queue NAME [options]',
+  summary: 'The front door: publishes every HTTP request to the queue and answers each client with the app\'s response.',
+  options: responderOptions,
+  async run(o) {
+    const log = createLogger('responder', o.logLevel);
+    const registry = newRegistry();
+    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000 });
+    if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the sidecar shares the process');
+    const { responder, address } = await startResponder(o, transport, registry, log);
+    const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
+    const adminAddress = await listen(admin, o.adminListen);
+    log.info({ listen: formatHostPort(address), admin: formatHostPort(adminAddress), queue: o.queue }, 'responder ready');
+    exitOnSignal(log, async () => {
+      await responder.drain(o.drainTimeoutMs);
+      await admin.close();
+      await transport.close();
+    });
+  },
+};
+
+export const sidecarCommand: Command<typeof sidecarOptions> = {
+  name: 'sidecar',
+  usage: 'kueuer sidecar --app HOST:PORT --backend URL --queue NAME [--concurrency N] [options]',
+  summary: 'Runs beside the app: takes requests from the queue, calls the app, publishes its response, then acks.',
+  options: sidecarOptions,
+  async run(o) {
+    const log = createLogger('sidecar', o.logLevel);
+    const registry = newRegistry();
+    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000 });
+    if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the responder shares the process');
+    const sidecar = await startSidecar(o, transport, registry, log);
+    const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
+    const adminAddress = await listen(admin, o.adminListen);
+    log.info({ app: formatHostPort(o.app), admin: formatHostPort(adminAddress), queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');
+    exitOnSignal(log, async () => {
+      await sidecar.stop();
+      await admin.close();
+      await transport.close();
+    });
+  },
+};
+
+export const localCommand: Command<typeof localOptions> = {
+  name: 'local',
+  usage: 'kueuer local --listen HOST:PORT --app HOST:PORT [--backend URL] [--queue NAME] [--concurrency N] [options]',
+  summary: 'The responder and a sidecar in one process, on the embedded in-memory broker by default.',
+  options: localOptions,
+  async run(o) {
+    const log = createLogger('local', o.logLevel);
+    const registry = newRegistry();
+    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: o.visibilityTimeoutMs });
+    const sidecar = await startSidecar(o, transport, registry, log.child({ part: 'sidecar' }));
+    const { responder, address } = await startResponder(o, transport, registry, log.child({ part: 'responder' }));
+    const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
+    const adminAddress = await listen(admin, o.adminListen);
+    log.info(
+      { listen: formatHostPort(address), admin: formatHostPort(adminAddress), app: formatHostPort(o.app), backend: transport.kind, queue: o.queue },
+      'local stack ready',
+    );
+    exitOnSignal(log, async () => {
+      await responder.drain(o.drainTimeoutMs);
+      await sidecar.stop();
+      await admin.close();
+      await transport.close();
+    });
+  },
+};
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand];
+

@@ -1,0 +1,65 @@
+/** The responder's one configuration source: flags, then KUEUER_* env vars, then defaults. */
+import {
+  adminListenOption,
+  backendOption,
+  logLevelOption,
+  queueOption,
+  timeoutOption,
+} from '../shared/common-options.js';
+import { byteSizeIn, durationIn, integerIn, parseHostPort, type OptionSpec } from '../shared/options.js';
+
+export function listenOption(defaultValue: string): OptionSpec<ReturnType<typeof parseHostPort>> {
+  return { flag: 'listen', env: 'KUEUER_LISTEN', description: 'address clients connect to', defaultValue, parse: parseHostPort };
+}
+
+/** Responder behaviour options, shared by `kueuer responder` and `kueuer local`. */
+export function responderBehaviourOptions() {
+  return {
+    timeoutMs: timeoutOption(),
+    maxBodyBytes: {
+      flag: 'max-body',
+      env: 'KUEUER_MAX_BODY',
+      description: 'largest request body accepted; larger ones get 413',
+      defaultValue: '10MiB',
+      parse: byteSizeIn(0, 100 * 1024 ** 2),
+    },
+    maxPending: {
+      flag: 'max-pending',
+      env: 'KUEUER_MAX_PENDING',
+      description: 'clients held at once by this replica; beyond it new requests get 503',
+      defaultValue: '10000',
+      parse: integerIn(1, 1_000_000),
+    },
+    publishTimeoutMs: {
+      flag: 'publish-timeout',
+      env: 'KUEUER_PUBLISH_TIMEOUT',
+      description: 'how long to wait for the broker to confirm a request before answering 503',
+      defaultValue: '1s',
+      parse: durationIn(10, 60_000),
+    },
+    drainTimeoutMs: {
+      flag: 'drain-timeout',
+      env: 'KUEUER_DRAIN_TIMEOUT',
+      description: 'on SIGTERM, how long to keep waiting for the answers of held clients',
+      defaultValue: '60s',
+      parse: durationIn(0, 3_600_000),
+    },
+  } satisfies Record<string, OptionSpec<unknown>>;
+}
+
+export const responderOptions = {
+  listen: listenOption('0.0.0.0:8080'),
+  adminListen: adminListenOption('0.0.0.0:9090'),
+  backend: backendOption(),
+  queue: queueOption(),
+  ...responderBehaviourOptions(),
+  logLevel: logLevelOption(),
+};
+
+export interface ResponderSettings {
+  queue: string;
+  timeoutMs: number;
+  maxBodyBytes: number;
+  maxPending: number;
+  publishTimeoutMs: number;
+}

@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export function responderMetrics(registry: Registry, queue: string) {
+  const registers = [registry];
+  const requests = new Counter({
+    name: 'kueuer_responder_requests_total',
+    help: 'Requests answered to clients, by HTTP status code',
+    labelNames: ['queue', 'code'] as const,
+    registers,
+  });
+  const pending = new Gauge({
+    name: 'kueuer_responder_pending_requests',
+    help: 'Clients currently held waiting for their answer',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'kueuer_responder_request_duration_seconds',
+    help: 'End-to-end time from request arrival to answer',
+    labelNames: ['queue'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const publishErrors = new Counter({
+    name: 'kueuer_responder_publish_errors_total',
+    help: 'Requests the broker did not accept (answered 503)',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const lateReplies = new Counter({
+    name: 'kueuer_responder_late_replies_total',
+    help: 'Replies that arrived after their client was answered or gone; dropped',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const clientDisconnects = new Counter({
+    name: 'kueuer_responder_client_disconnects_total',
+    help: 'Clients that went away before their answer',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const invalidReplies = new Counter({
+    name: 'kueuer_responder_invalid_replies_total',
+    help: 'Reply messages rejected as malformed or from another queue',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const q = { queue };
+  return {
+    answered: (code: number, seconds: number) => {
+      requests.inc({ ...q, code: String(code) });
+      duration.observe(q, seconds);
+    },
+    pendingSet: (n: number) => pending.set(q, n),
+    publishError: () => publishErrors.inc(q),
+    lateReply: () => lateReplies.inc(q),
+    clientDisconnect: () => clientDisconnects.inc(q),
+    invalidReply: () => invalidReplies.inc(q),
+  };
+}
+
+export type ResponderMetrics = ReturnType<typeof responderMetrics>;

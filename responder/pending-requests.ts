@@ -1,0 +1,50 @@
+/**
+ * The clients this responder replica holds, keyed by request id. Bounded: the
+ * caller checks `isFull()` and refuses new clients, so memory never grows
+ * without limit. Every entry leaves the map exactly once: answered, timed out,
+ * or its client gone.
+ */
+import type { QueuedResponse } from '../shared/envelope.js';
+
+export interface PendingRequest {
+  onReply: (response: QueuedResponse) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class PendingRequests {
+  private readonly entries = new Map<string, PendingRequest>();
+
+  constructor(private readonly limit: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  isFull(): boolean {
+    return this.entries.size >= this.limit;
+  }
+
+  /** Holds a client until `take` or until `timeoutMs`, when onTimeout runs. */
+  hold(id: string, timeoutMs: number, onReply: (response: QueuedResponse) => void, onTimeout: () => void): void {
+    const timer = setTimeout(() => {
+      if (this.entries.delete(id)) onTimeout();
+    }, timeoutMs);
+    this.entries.set(id, { onReply, timer });
+  }
+
+  /** Removes and returns the entry, or undefined if it was already answered, timed out or released. */
+  take(id: string): PendingRequest | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    this.entries.delete(id);
+    clearTimeout(entry.timer);
+    return entry;
+  }
+
+  /** Resolves once no client is held, or after `timeoutMs`. */
+  async drained(timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (this.entries.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    return this.entries.size === 0;
+  }
+}

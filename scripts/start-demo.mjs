@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// `npm start`: the demo app (random 0–2 s per request) behind `kueuer local` on the embedded backend.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (!existsSync(join(root, 'dist/cli/main.js'))) {
+  console.error('dist/ is missing: run `npm ci` (it builds) or `npm run build` first.');
+  process.exit(1);
+}
+const appPort = process.env.DEMO_APP_PORT ?? '3000';
+const listen = process.env.KUEUER_LISTEN ?? '127.0.0.1:8080';
+const admin = process.env.KUEUER_ADMIN_LISTEN ?? '127.0.0.1:9090';
+
+const children = [];
+function run(args, label) {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  child.on('exit', (code, signal) => {
+    console.error(`${label} exited (${signal ?? code}); stopping`);
+    stop(code ?? 1);
+  });
+  children.push(child);
+  return child;
+}
+let stopping = false;
+function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  setTimeout(() => process.exit(code), 500).unref();
+}
+process.on('SIGINT', () => stop(0));
+process.on('SIGTERM', () => stop(0));
+
+run([join(root, 'dist/demo/echo-app.js'), appPort, '0', '2000'], 'demo app');
+run(
+  [join(root, 'bin/kueuer.js'), 'local', '--listen', listen, '--app', `127.0.0.1:${appPort}`, '--concurrency', '4', '--admin-listen', admin],
+  'kueuer local',
+);
+setTimeout(() => {
+  console.log(`\nKueuer is queuing requests for the demo app. Try:\n  curl -i http://${listen}/hello?name=kueuer -d 'some body'\nMetrics: http://${admin}/metrics   Stop: Ctrl-C\n`);
+}, 800);

@@ -1,0 +1,74 @@
+/** Options that several components share, defined once. */
+import { isValidQueueName } from './envelope.js';
+import { durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from './options.js';
+import { parseBackend, type BackendSpec } from './transport/create-transport.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function backendOption(defaultValue?: string): OptionSpec<BackendSpec> {
+  return {
+    flag: 'backend',
+    env: 'KUEUER_BACKEND',
+    description: 'broker: "memory" (in-process, `local` only) or an amqp://user:pass@host:5672/vhost URL',
+    ...(defaultValue !== undefined ? { defaultValue } : {}),
+    parse: (raw) => {
+      try {
+        return parseBackend(raw);
+      } catch (err) {
+        throw new Error((err as Error).message);
+      }
+    },
+  };
+}
+
+export function queueOption(defaultValue?: string): OptionSpec<string> {
+  return {
+    flag: 'queue',
+    env: 'KUEUER_QUEUE',
+    description: 'request queue name (letters, digits, . _ -; at most 200 characters)',
+    ...(defaultValue !== undefined ? { defaultValue } : {}),
+    parse: (raw) => {
+      if (!isValidQueueName(raw)) throw new Error(`expected a queue name of letters, digits, ".", "_" or "-", got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  };
+}
+
+export function appOption(): OptionSpec<ReturnType<typeof parseHostPort>> {
+  return { flag: 'app', env: 'KUEUER_APP', description: 'the app to call, as HOST:PORT (plain HTTP)', parse: parseHostPort };
+}
+
+export function concurrencyOption(): OptionSpec<number> {
+  return {
+    flag: 'concurrency',
+    env: 'KUEUER_CONCURRENCY',
+    description: 'requests handed to the app at once by this sidecar',
+    defaultValue: '1',
+    parse: integerIn(1, 1000),
+  };
+}
+
+export function adminListenOption(defaultValue: string): OptionSpec<ReturnType<typeof parseHostPort>> {
+  return {
+    flag: 'admin-listen',
+    env: 'KUEUER_ADMIN_LISTEN',
+    description: 'address of /metrics, /healthz and /readyz (kept off the proxied port so every app path passes through)',
+    defaultValue,
+    parse: parseHostPort,
+  };
+}
+
+export function logLevelOption(): OptionSpec<LogLevel> {
+  return { flag: 'log-level', env: 'KUEUER_LOG_LEVEL', description: 'pino log level', defaultValue: 'info', parse: oneOf(LOG_LEVELS) };
+}
+
+export function timeoutOption(): OptionSpec<number> {
+  return {
+    flag: 'timeout',
+    env: 'KUEUER_TIMEOUT',
+    description: 'deadline of a request from its arrival; past it the client gets 504',
+    defaultValue: '60s',
+    parse: durationIn(100, 24 * 3_600_000),
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * Declarative command-line/environment options. Each component lists its
+ * options once (flag, env var, default, parser, help); this module turns argv
+ * and the environment into validated values and reports every bad value with
+ * the flag and variable that carried it. Precedence: flag, then env, then default.
+ */
+import { parseArgs } from 'node:util';
+import { KueuerError } from './errors.js';
+
+export interface OptionSpec<T> {
+  /** Flag name without dashes, e.g. `listen`. */
+  flag: string;
+  env: string;
+  description: string;
+  /** Raw default, as a user would type it; absent means required. */
+  defaultValue?: string;
+  /** Parses a raw value or throws an Error whose message says what is accepted. */
+  parse: (raw: string) => T;
+}
+
+export type OptionSpecs = Record<string, OptionSpec<unknown>>;
+export type OptionValues<S extends OptionSpecs> = { [K in keyof S]: S[K] extends OptionSpec<infer T> ? T : never };
+
+export class ConfigError extends KueuerError {
+  constructor(readonly problems: string[]) {
+    super('KUEUER_ERR_CONFIG', problems.join('\n'));
+  }
+}
+
+export function parseOptions<S extends OptionSpecs>(
+  specs: S,
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+): OptionValues<S> {
+  const parseConfig: Record<string, { type: 'string' }> = {};
+  for (const spec of Object.values(specs)) parseConfig[spec.flag] = { type: 'string' };
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    ({ values: flags } = parseArgs({ args: [...argv], options: parseConfig, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError([(err as Error).message]);
+  }
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    const fromFlag = flags[spec.flag];
+    const fromEnv = env[spec.env];
+    const raw = typeof fromFlag === 'string' ? fromFlag : fromEnv !== undefined && fromEnv !== '' ? fromEnv : spec.defaultValue;
+    const source = typeof fromFlag === 'string' ? `--${spec.flag}` : fromEnv ? `${spec.env}` : 'default';
+    if (raw === undefined) {
+      problems.push(`missing --${spec.flag} (or ${spec.env}): ${spec.description}`);
+      continue;
+    }
+    try {
+      values[key] = spec.parse(raw);
+    } catch (err) {
+      problems.push(`invalid --${spec.flag} (${spec.env}) from ${source}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return values as OptionValues<S>;
+}
+
+export function helpText(usage: string, summary: string, specs: OptionSpecs): string {
+  const lines = [`Usage: ${usage}`, '', summary, '', 'Options (each also read from its environment variable):'];
+  for (const spec of Object.values(specs)) {
+    const dflt = spec.defaultValue === undefined ? 'required' : `default ${spec.defaultValue}`;
+    lines.push(`  --${spec.flag} <value>`.padEnd(34) + `${spec.env} (${dflt})`, `      ${spec.description}`);
+  }
+  lines.push('  --help'.padEnd(34) + 'show this help');
+  return lines.join('\n');
+}
+
+// ---- value parsers -------------------------------------------------------
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export function parseHostPort(raw: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(raw);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`expected HOST:PORT such as 127.0.0.1:8080, got ${JSON.stringify(raw)}`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export function integerIn(min: number, max: number): (raw: string) => number {
+  return (raw) => {
+    const n = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new Error(`expected an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    }
+    return n;
+  };
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `500ms`, `60s`, `2m`, `1h` → milliseconds. */
+export function durationIn(minMs: number, maxMs: number): (raw: string) => number {
+  return (raw) => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(raw.trim());
+    const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!) : NaN;
+    if (!m || !Number.isFinite(ms)) throw new Error(`expected a duration such as 500ms, 60s or 2m, got ${JSON.stringify(raw)}`);
+    if (ms < minMs || ms > maxMs) throw new Error(`expected a duration from ${minMs} ms to ${maxMs} ms, got ${JSON.stringify(raw)}`);
+    return ms;
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** `1048576`, `512KiB`, `10MiB`, `1MB` → bytes. */
+export function byteSizeIn(min: number, max: number): (raw: string) => number {
+  return (raw) => {
+    const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(raw.trim());
+    const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+    const bytes = m && unit ? Number(m[1]) * unit : NaN;
+    if (!Number.isSafeInteger(bytes)) throw new Error(`expected a size such as 10MiB, 512KiB or 1048576, got ${JSON.stringify(raw)}`);
+    if (bytes < min || bytes > max) throw new Error(`expected a size from ${min} to ${max} bytes, got ${JSON.stringify(raw)}`);
+    return bytes;
+  };
+}
+
+export function oneOf<T extends string>(choices: readonly T[]): (raw: string) => T {
+  return (raw) => {
+    if (!(choices as readonly string[]).includes(raw)) {
+      throw new Error(`expected one of ${choices.join(', ')}, got ${JSON.stringify(raw)}`);
+    }
+    return raw as T;
+  };
+}

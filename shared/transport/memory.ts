@@ -1,0 +1,198 @@
+/**
+ * Embedded in-process backend: lets `kueuer local` run the whole request path
+ * on one machine. It keeps broker semantics: a delivery is leased for a
+ * visibility timeout, the lease is renewed while the handler runs (the
+ * heartbeat), and a delivery whose consumer stops renewing it without acking
+ * comes back, marked redelivered.
+ */
+import { randomBytes } from 'node:crypto';
+import type { WireMessage } from '../envelope.js';
+import { KueuerError } from '../errors.js';
+import type { ConsumeOptions, Consumer, DeliveryHandler, ReplyInbox, Transport } from './transport.js';
+
+export interface MemoryTransportOptions {
+  /** How long a taken, unacked message stays invisible without a heartbeat. */
+  visibilityTimeoutMs: number;
+}
+
+interface QueuedMessage {
+  message: WireMessage;
+  deliveries: number;
+}
+
+class MemoryQueue {
+  readonly ready: QueuedMessage[] = [];
+  readonly consumers = new Set<MemoryConsumer>();
+  private cursor = 0;
+
+  push(item: QueuedMessage, front = false): void {
+    if (front) this.ready.unshift(item);
+    else this.ready.push(item);
+    this.dispatch();
+  }
+
+  /** Hands ready messages to consumers with free capacity, round-robin. */
+  dispatch(): void {
+    const consumers = [...this.consumers];
+    let idle = 0;
+    while (this.ready.length > 0 && idle < consumers.length) {
+      const consumer = consumers[this.cursor++ % consumers.length]!;
+      if (!consumer.hasCapacity()) {
+        idle++;
+        continue;
+      }
+      idle = 0;
+      consumer.deliver(this.ready.shift()!);
+    }
+  }
+
+  get depth(): number {
+    return this.ready.length;
+  }
+}
+
+export class MemoryConsumer implements Consumer {
+  private running = 0;
+  private stopping = false;
+  private crashed = false;
+  private readonly settled = new Set<Promise<void>>();
+
+  constructor(
+    private readonly queue: MemoryQueue,
+    private readonly options: ConsumeOptions,
+    private readonly handler: DeliveryHandler,
+    private readonly visibilityTimeoutMs: number,
+  ) {}
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  hasCapacity(): boolean {
+    return !this.stopping && !this.crashed && this.running < this.options.concurrency;
+  }
+
+  deliver(item: QueuedMessage): void {
+    this.running++;
+    item.deliveries++;
+    let done = false;
+    const requeue = (): void => {
+      if (done) return;
+      done = true;
+      this.queue.push(item, true);
+    };
+    // The lease: if neither ack nor heartbeat happens in time, the message returns.
+    let lease = setTimeout(requeue, this.visibilityTimeoutMs);
+    const heartbeat = setInterval(() => {
+      if (this.crashed) return; // a dead consumer stops renewing; the lease runs out
+      clearTimeout(lease);
+      lease = setTimeout(requeue, this.visibilityTimeoutMs);
+    }, Math.max(1, Math.floor(this.visibilityTimeoutMs / 3)));
+
+    const run = (async () => {
+      let ok = false;
+      try {
+        await this.handler({ message: item.message, redelivered: item.deliveries > 1 });
+        ok = true;
+      } catch {
+        ok = false;
+      }
+      clearInterval(heartbeat);
+      if (this.crashed) return; // its lease decides; a crashed process acks nothing
+      clearTimeout(lease);
+      if (!ok) requeue();
+      done = true;
+    })().finally(() => {
+      this.running--;
+      this.settled.delete(run);
+      this.queue.dispatch();
+    });
+    this.settled.add(run);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.queue.consumers.delete(this);
+    await Promise.allSettled([...this.settled]);
+  }
+
+  /**
+   * Simulates the consumer's process dying mid-work: it takes nothing more,
+   * acks nothing, and stops renewing leases, so its deliveries come back after
+   * the visibility timeout.
+   */
+  crash(): void {
+    this.crashed = true;
+    this.queue.consumers.delete(this);
+  }
+}
+
+export class MemoryTransport implements Transport {
+  readonly kind = 'memory';
+  private readonly queues = new Map<string, MemoryQueue>();
+  private readonly inboxes = new Map<string, (message: WireMessage) => void>();
+  private closed = false;
+
+  constructor(private readonly options: MemoryTransportOptions = { visibilityTimeoutMs: 30_000 }) {}
+
+  isReady(): boolean {
+    return !this.closed;
+  }
+
+  /** Messages waiting to be taken. */
+  depth(queue: string): number {
+    return this.queues.get(queue)?.depth ?? 0;
+  }
+
+  async publishRequest(queue: string, message: WireMessage): Promise<void> {
+    this.assertOpen();
+    this.queueNamed(queue).push({ message, deliveries: 0 });
+  }
+
+  async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
+    this.assertOpen();
+    const address = `memory-reply.${queue}.${randomBytes(8).toString('hex')}`;
+    this.inboxes.set(address, onReply);
+    return {
+      address,
+      close: async () => {
+        this.inboxes.delete(address);
+      },
+    };
+  }
+
+  async publishReply(replyTo: string, message: WireMessage): Promise<void> {
+    this.assertOpen();
+    const onReply = this.inboxes.get(replyTo);
+    // Like a broker, delivery to the inbox is asynchronous; an unknown inbox drops it.
+    if (onReply) setImmediate(() => onReply(message));
+  }
+
+  async consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<MemoryConsumer> {
+    this.assertOpen();
+    const q = this.queueNamed(queue);
+    const consumer = new MemoryConsumer(q, options, handler, this.options.visibilityTimeoutMs);
+    q.consumers.add(consumer);
+    q.dispatch();
+    return consumer;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const q of this.queues.values()) q.consumers.clear();
+    this.inboxes.clear();
+  }
+
+  private queueNamed(name: string): MemoryQueue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new MemoryQueue();
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new KueuerError('KUEUER_ERR_TRANSPORT_CLOSED', 'the memory transport is closed');
+  }
+}

@@ -1,0 +1,63 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { LATENCY_BUCKETS } from '../responder/metrics.js';
+
+export function sidecarMetrics(registry: Registry, queue: string) {
+  const registers = [registry];
+  const requests = new Counter({
+    name: 'kueuer_sidecar_requests_total',
+    help: 'Requests processed, by the status sent back (or "expired" when the deadline passed first)',
+    labelNames: ['queue', 'code'] as const,
+    registers,
+  });
+  const inFlight = new Gauge({
+    name: 'kueuer_sidecar_in_flight_requests',
+    help: 'Requests taken from the queue and not yet acked',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const queueWait = new Histogram({
+    name: 'kueuer_sidecar_queue_wait_seconds',
+    help: 'Time a request waited in the queue before the sidecar took it',
+    labelNames: ['queue'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const appDuration = new Histogram({
+    name: 'kueuer_sidecar_app_duration_seconds',
+    help: 'Time the app took to answer, retries included',
+    labelNames: ['queue'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const appRetries = new Counter({
+    name: 'kueuer_sidecar_app_retries_total',
+    help: 'Calls to the app retried after connection refused or reset',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const publishErrors = new Counter({
+    name: 'kueuer_sidecar_publish_errors_total',
+    help: 'Replies the broker did not accept; their requests go back to the queue',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const consumeErrors = new Counter({
+    name: 'kueuer_sidecar_consume_errors_total',
+    help: 'Messages taken from the queue that could not be processed (malformed or from another queue)',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const q = { queue };
+  return {
+    processed: (code: string) => requests.inc({ ...q, code }),
+    inFlightInc: () => inFlight.inc(q),
+    inFlightDec: () => inFlight.dec(q),
+    queueWait: (seconds: number) => queueWait.observe(q, seconds),
+    appDuration: (seconds: number) => appDuration.observe(q, seconds),
+    appRetry: () => appRetries.inc(q),
+    publishError: () => publishErrors.inc(q),
+    consumeError: () => consumeErrors.inc(q),
+  };
+}
+
+export type SidecarMetrics = ReturnType<typeof sidecarMetrics>;

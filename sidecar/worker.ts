@@ -1,0 +1,109 @@
+/**
+ * The sidecar's work loop: take a request from the queue, call the app,
+ * publish the app's response to the request's reply destination, and only
+ * then let the transport ack it. A handler that throws (reply not published)
+ * hands the request back to the queue for another try.
+ */
+import type { Logger } from 'pino';
+import { decodeRequest, encodeResponse, type QueuedRequest, type QueuedResponse } from '../shared/envelope.js';
+import type { HeaderPairs } from '../shared/http-headers.js';
+import type { Consumer, Delivery, Transport } from '../shared/transport/transport.js';
+import type { AppClient, AppOutcome } from './app-client.js';
+import type { SidecarMetrics } from './metrics.js';
+
+export interface WorkerSettings {
+  queue: string;
+  concurrency: number;
+  /** How long to wait for the broker to confirm a reply. */
+  replyTimeoutMs: number;
+}
+
+export interface Worker {
+  consumer: Consumer;
+  /** Stops taking requests, finishes and acks those in flight. */
+  stop(): Promise<void>;
+}
+
+export async function startWorker(
+  settings: WorkerSettings,
+  transport: Transport,
+  appClient: AppClient,
+  metrics: SidecarMetrics,
+  log: Logger,
+): Promise<Worker> {
+  const handle = async (delivery: Delivery): Promise<void> => {
+    let req: QueuedRequest;
+    try {
+      req = decodeRequest(delivery.message);
+    } catch (err) {
+      // Retrying cannot fix a malformed message: log it and let it be acked.
+      metrics.consumeError();
+      log.error({ err: (err as Error).message, meta: delivery.message.meta }, 'dropped a malformed request message');
+      return;
+    }
+    const reqLog = log.child({ reqId: req.id });
+    if (req.queue !== settings.queue) {
+      metrics.consumeError();
+      reqLog.error({ queue: req.queue }, 'dropped a request addressed to another queue');
+      return;
+    }
+    if (Date.now() >= req.deadline) {
+      metrics.processed('expired');
+      reqLog.warn('request expired in the queue; its client has had its 504');
+      return;
+    }
+    metrics.queueWait(Math.max(0, Date.now() - req.enqueuedAt) / 1000);
+    metrics.inFlightInc();
+    try {
+      const started = process.hrtime.bigint();
+      const outcome = await appClient.call(req, delivery.redelivered, reqLog, metrics.appRetry);
+      metrics.appDuration(Number(process.hrtime.bigint() - started) / 1e9);
+      const response = responseFor(req, outcome);
+      if (!response) {
+        metrics.processed('expired');
+        reqLog.warn('the app did not answer before the deadline');
+        return;
+      }
+      try {
+        await transport.publishReply(req.replyTo, encodeResponse(response), { timeoutMs: settings.replyTimeoutMs });
+      } catch (err) {
+        metrics.publishError();
+        reqLog.warn({ err: (err as Error).message }, 'could not publish the reply; the request goes back to the queue');
+        throw err;
+      }
+      metrics.processed(String(response.status));
+      reqLog.debug({ status: response.status, attempts: outcome.attempts }, 'replied');
+    } finally {
+      metrics.inFlightDec();
+    }
+  };
+
+  const consumer = await transport.consume(settings.queue, { concurrency: settings.concurrency }, handle);
+  return {
+    consumer,
+    stop: () => consumer.stop(),
+  };
+}
+
+const JSON_HEADERS: HeaderPairs = [['content-type', 'application/json']];
+
+/** The response to send for an app outcome, or null when nobody waits for one. */
+export function responseFor(req: QueuedRequest, outcome: AppOutcome): QueuedResponse | null {
+  const error = (status: number, code: string, message: string): QueuedResponse => ({
+    id: req.id,
+    queue: req.queue,
+    status,
+    headers: JSON_HEADERS,
+    body: Buffer.from(JSON.stringify({ error: code, message, requestId: req.id })),
+  });
+  switch (outcome.kind) {
+    case 'response':
+      return { id: req.id, queue: req.queue, ...outcome.response };
+    case 'unreachable':
+      return error(502, 'app_unreachable', `the app could not be reached: ${outcome.error}`);
+    case 'too_large':
+      return error(502, 'response_too_large', 'the app response body is over the size limit');
+    case 'timeout':
+      return null;
+  }
+}
