@@ -16,6 +16,7 @@ import {
   headerValue,
   pairsFromRaw,
   REQUEST_ID_HEADER,
+  withoutHeader,
   type HeaderPairs,
 } from '../shared/http-headers.js';
 import { newRequestId } from '../shared/request-id.js';
@@ -210,7 +211,7 @@ interface WriteOptions {
 function writeResponse(res: ServerResponse, id: string, status: number, headers: HeaderPairs, body: Buffer, how: WriteOptions): void {
   if (res.destroyed || res.headersSent) return;
   const isHead = how.isHead === true;
-  const out = forwardableHeaders(headers);
+  const out = withoutHeader(forwardableHeaders(headers), 'content-length');
   const bodyless = isHead || status === 204 || status === 304;
   if (isHead || status === 304) {
     const declared = headerValue(headers, 'content-length');

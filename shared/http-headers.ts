@@ -38,8 +38,9 @@ export function flattenPairs(pairs: HeaderPairs): string[] {
 }
 
 /**
- * Drops hop-by-hop headers (including any named by Connection), Kueuer's own
- * x-kueuer-* headers, and content-length, which the forwarding side recomputes.
+ * Drops hop-by-hop headers (including any named by Connection) and Kueuer's
+ * own x-kueuer-* headers. Content-Length stays: each side decides whether to
+ * recompute it (see withoutHeader).
  */
 export function forwardableHeaders(pairs: HeaderPairs): HeaderPairs {
   const named = new Set<string>();
@@ -53,7 +54,6 @@ export function forwardableHeaders(pairs: HeaderPairs): HeaderPairs {
     return (
       !HOP_BY_HOP.has(lower) &&
       !named.has(lower) &&
-      lower !== 'content-length' &&
       !lower.startsWith(KUEUER_HEADER_PREFIX)
     );
   });
@@ -62,4 +62,9 @@ export function forwardableHeaders(pairs: HeaderPairs): HeaderPairs {
 export function headerValue(pairs: HeaderPairs, name: string): string | undefined {
   const lower = name.toLowerCase();
   return pairs.find(([n]) => n.toLowerCase() === lower)?.[1];
+}
+
+export function withoutHeader(pairs: HeaderPairs, name: string): HeaderPairs {
+  const lower = name.toLowerCase();
+  return pairs.filter(([n]) => n.toLowerCase() !== lower);
 }

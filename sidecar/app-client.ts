@@ -15,6 +15,7 @@ import {
   pairsFromRaw,
   REDELIVERED_HEADER,
   REQUEST_ID_HEADER,
+  withoutHeader,
   type HeaderPairs,
 } from '../shared/http-headers.js';
 import type { HostPort } from '../shared/options.js';
@@ -52,7 +53,8 @@ export class AppClient {
   }
 
   async call(req: QueuedRequest, redelivered: boolean, log: Logger, onRetry: () => void): Promise<AppOutcome> {
-    const headers = forwardableHeaders(req.headers);
+    // The body was buffered whole, so its length is known exactly.
+    const headers = withoutHeader(forwardableHeaders(req.headers), 'content-length');
     headers.push([REQUEST_ID_HEADER, req.id], [DEADLINE_HEADER, new Date(req.deadline).toISOString()]);
     if (redelivered) headers.push([REDELIVERED_HEADER, 'true']);
     if (req.body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE'].includes(req.method)) {

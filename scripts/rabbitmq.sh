@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A private RabbitMQ node for tests and benchmarks, on loopback, with its own
+# ports, data and Erlang cookie under .cache/rabbitmq, so it never touches a
+# system-wide RabbitMQ. Installs Debian's rabbitmq-server when it is missing.
+#
+#   scripts/rabbitmq.sh start   # prints the amqp URL on its last line
+#   scripts/rabbitmq.sh stop
+#   scripts/rabbitmq.sh ctl ARGS...   # rabbitmqctl against this node
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+base="${KUEUER_RABBITMQ_DIR:-$root/.cache/rabbitmq}"
+port="${KUEUER_RABBITMQ_PORT:-25672}"
+export HOME="$base"
+export RABBITMQ_NODENAME="kueuer-test@localhost"
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_NODE_PORT="$port"
+export RABBITMQ_DIST_PORT="$((port + 1))"
+export ERL_EPMD_PORT="$((port + 2))"
+export ERL_EPMD_ADDRESS=127.0.0.1
+export RABBITMQ_MNESIA_BASE="$base/mnesia"
+export RABBITMQ_LOG_BASE="$base/log"
+export RABBITMQ_ENABLED_PLUGINS_FILE="$base/enabled_plugins"
+export RABBITMQ_CONFIG_FILE="$base/rabbitmq"
+export RABBITMQ_PID_FILE="$base/rabbitmq.pid"
+bin=/usr/lib/rabbitmq/bin
+
+install_if_missing() {
+  [ -x "$bin/rabbitmq-server" ] && return 0
+  echo "rabbitmq-server is not installed; installing Debian's package" >&2
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  # The package's own service start is refused without systemd; this script starts its own node.
+  $sudo apt-get update -qq >&2 || true
+  $sudo apt-get install -y -qq rabbitmq-server >&2
+  [ -x "$bin/rabbitmq-server" ] || { echo "rabbitmq-server did not install" >&2; exit 1; }
+}
+
+running() {
+  [ -f "$RABBITMQ_PID_FILE" ] && kill -0 "$(cat "$RABBITMQ_PID_FILE")" 2>/dev/null
+}
+
+case "${1:-}" in
+  start)
+    install_if_missing
+    mkdir -p "$base/log"
+    echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+    cat > "$base/rabbitmq.conf" <<CONF
+loopback_users = none
+listeners.tcp.default = 127.0.0.1:$port
+log.console = false
+log.file.level = warning
+CONF
+    if ! running; then
+      rm -rf "$RABBITMQ_MNESIA_BASE" # a fresh node each start: no state leaks between runs
+      "$bin/rabbitmq-server" > "$base/log/startup.log" 2>&1 &
+      if ! "$bin/rabbitmqctl" wait --timeout 60 "$RABBITMQ_PID_FILE" > "$base/log/wait.log" 2>&1; then
+        echo "RabbitMQ did not start; its output follows" >&2
+        tail -30 "$base/log/startup.log" "$base/log/wait.log" >&2
+        exit 1
+      fi
+    fi
+    echo "amqp://guest:guest@127.0.0.1:$port"
+    ;;
+  stop)
+    if running; then
+      "$bin/rabbitmqctl" stop "$RABBITMQ_PID_FILE" > /dev/null 2>&1 || kill "$(cat "$RABBITMQ_PID_FILE")" 2>/dev/null || true
+    fi
+    # epmd was started for this node's private port; end it too.
+    pkill -f "epmd.*-port $ERL_EPMD_PORT" 2>/dev/null || true
+    ;;
+  ctl)
+    shift
+    exec "$bin/rabbitmqctl" "$@"
+    ;;
+  *)
+    echo "usage: $0 start|stop|ctl ARGS..." >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeRequest,
+  decodeResponse,
+  encodeRequest,
+  encodeResponse,
+  META,
+  type QueuedRequest,
+  type QueuedResponse,
+} from '../../shared/envelope.js';
+import { isKueuerError } from '../../shared/errors.js';
+import { newRequestId } from '../../shared/request-id.js';
+
+const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+function sampleRequest(): QueuedRequest {
+  return {
+    id: newRequestId(),
+    queue: 'orders',
+    replyTo: 'kueuer.reply.orders.0011223344556677',
+    deadline: 1_800_000_000_000,
+    enqueuedAt: 1_799_999_999_000,
+    method: 'POST',
+    path: '/a/b?x=1&y=%20z',
+    headers: [
+      ['Content-Type', 'application/octet-stream'],
+      ['Cookie', 'a=1'],
+      ['cookie', 'b=2'],
+    ],
+    body: allBytes,
+  };
+}
+
+function expectEnvelopeError(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (err) {
+    expect(isKueuerError(err, 'KUEUER_ERR_ENVELOPE')).toBe(true);
+    expect((err as Error).message).toMatch(pattern);
+    return;
+  }
+  throw new Error('expected an envelope error');
+}
+
+describe('envelope v1', () => {
+  it('round-trips a request with a binary body and repeated headers', () => {
+    const req = sampleRequest();
+    const wire = encodeRequest(req);
+    expect(wire.body).toBe(req.body); // raw bytes beside the metadata, never base64 in JSON
+    expect(Object.values(wire.meta).join('')).not.toContain(allBytes.toString('base64'));
+    expect(decodeRequest(wire)).toEqual(req);
+  });
+
+  it('round-trips a response with several set-cookie headers', () => {
+    const res: QueuedResponse = {
+      id: newRequestId(),
+      queue: 'orders',
+      status: 418,
+      headers: [
+        ['Set-Cookie', 'a=1'],
+        ['Set-Cookie', 'b=2'],
+        ['X-Thing', 'v'],
+      ],
+      body: allBytes,
+    };
+    expect(decodeResponse(encodeResponse(res))).toEqual(res);
+  });
+
+  it('refuses another envelope version with a clear message', () => {
+    const wire = encodeRequest(sampleRequest());
+    wire.meta[META.version] = '2';
+    expectEnvelopeError(() => decodeRequest(wire), /unsupported envelope version "2"/);
+  });
+
+  it('refuses a response decoded as a request', () => {
+    const wire = encodeResponse({ id: newRequestId(), queue: 'q', status: 200, headers: [], body: Buffer.alloc(0) });
+    expectEnvelopeError(() => decodeRequest(wire), /expected a request envelope/);
+  });
+
+  it.each([
+    [META.id, 'not-hex', /32 lowercase hex/],
+    [META.method, 'GE T', /method token/],
+    [META.path, 'http://evil/', /origin-form path/],
+    [META.path, '/a b', /origin-form path/],
+    [META.deadline, 'soon', /epoch milliseconds/],
+    [META.queue, '../etc', /valid queue name/],
+    [META.headers, '{"a":1}', /array of \[name, value\] pairs/],
+    [META.headers, '[["bad name","v"]]', /invalid header pair/],
+    [META.headers, '[["x","a\\r\\nInjected: 1"]]', /invalid header pair/],
+    [META.headers, 'not json', /not valid JSON/],
+  ])('refuses %s = %s', (key, value, pattern) => {
+    const wire = encodeRequest(sampleRequest());
+    wire.meta[key] = value;
+    expectEnvelopeError(() => decodeRequest(wire), pattern);
+  });
+
+  it('refuses a missing reply destination', () => {
+    const wire = encodeRequest(sampleRequest());
+    delete wire.meta[META.replyTo];
+    expectEnvelopeError(() => decodeRequest(wire), /kueuer-reply-to is missing/);
+  });
+
+  it('refuses oversize header metadata', () => {
+    const req = sampleRequest();
+    req.headers = [['x-big', 'a'.repeat(64 * 1024)]];
+    expectEnvelopeError(() => decodeRequest(encodeRequest(req)), /longer than/);
+  });
+
+  it('refuses a status outside 200-599', () => {
+    const wire = encodeResponse({ id: newRequestId(), queue: 'q', status: 200, headers: [], body: Buffer.alloc(0) });
+    wire.meta[META.status] = '99';
+    expectEnvelopeError(() => decodeResponse(wire), /200 to 599/);
+  });
+});
+
+describe('request ids', () => {
+  it('are 128 random bits in hex and do not repeat', () => {
+    const ids = new Set(Array.from({ length: 10_000 }, () => newRequestId()));
+    expect(ids.size).toBe(10_000);
+    for (const id of [...ids].slice(0, 100)) expect(id).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
