@@ -48,6 +48,9 @@ export function responderMetrics(registry: Registry, queue: string) {
     registers,
   });
   const q = { queue };
+  // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
+  for (const counter of [publishErrors, lateReplies, clientDisconnects, invalidReplies]) counter.inc(q, 0);
+  pending.set(q, 0);
   return {
     answered: (code: number, seconds: number) => {
       requests.inc({ ...q, code: String(code) });

@@ -109,6 +109,7 @@ export function decodeRequest(msg: WireMessage): QueuedRequest {
   const meta = msg.meta;
   checkVersionAndType(meta, 'request');
   const path = field(meta, META.path, LIMITS.pathBytes);
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (!(path.startsWith('/') || path === '*') || /[\s\u0000-\u001f\u007f]/.test(path)) {
     throw envelopeError(`${META.path} must be an origin-form path without whitespace`);
   }

@@ -48,6 +48,9 @@ export function sidecarMetrics(registry: Registry, queue: string) {
     registers,
   });
   const q = { queue };
+  // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
+  for (const counter of [appRetries, publishErrors, consumeErrors]) counter.inc(q, 0);
+  inFlight.set(q, 0);
   return {
     processed: (code: string) => requests.inc({ ...q, code }),
     inFlightInc: () => inFlight.inc(q),

@@ -25,7 +25,7 @@ export function request(base: string, req: RawRequest = {}): Promise<RawResponse
     headers = [...headers];
     if (!headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'host')) headers.push('Host', url.host);
     if (req.body !== undefined) headers.push('Content-Length', String(Buffer.byteLength(req.body)));
-  } else if (req.body !== undefined) {
+  } else if (req.body !== undefined && !(headers && 'transfer-encoding' in headers)) {
     // Node's client sends no framing for a DELETE or OPTIONS body unless told its length.
     headers = { 'content-length': String(Buffer.byteLength(req.body)), ...headers };
   }

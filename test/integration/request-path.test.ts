@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { json, request } from '../helpers/http.js';
+import { request } from '../helpers/http.js';
 import { metricValue, startStack, type BackendName, type Stack } from '../helpers/stack.js';
 import { delay, echoHandler, startTestApp, type TestApp } from '../helpers/test-app.js';
 

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { runKueuer } from '../helpers/processes.js';
+
+describe('kueuer CLI', () => {
+  it('lists its commands', async () => {
+    const r = await runKueuer(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['responder', 'sidecar', 'local']) expect(r.stdout).toContain(c);
+  });
+
+  it.each(['responder', 'sidecar', 'local'])('%s --help lists every flag with its env var', async (command) => {
+    const r = await runKueuer([command, '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/--backend <value>\s+KUEUER_BACKEND/);
+    expect(r.stdout).toMatch(/--queue <value>\s+KUEUER_QUEUE/);
+  });
+
+  it('exits non-zero naming the flag of a bad value', async () => {
+    const r = await runKueuer(['sidecar', '--app', '127.0.0.1:1', '--backend', 'amqp://h', '--queue', 'q', '--concurrency', 'lots']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid --concurrency (KUEUER_CONCURRENCY) from --concurrency: expected an integer from 1 to 1000, got "lots"');
+  });
+
+  it('reads values from KUEUER_* env vars and names the variable when one is bad', async () => {
+    const r = await runKueuer(['responder', '--backend', 'amqp://h', '--queue', 'q'], { KUEUER_TIMEOUT: 'forever' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid --timeout (KUEUER_TIMEOUT) from KUEUER_TIMEOUT: expected a duration such as 500ms, 60s or 2m');
+  });
+
+  it('refuses the memory backend outside `local` with a clear message', async () => {
+    const r = await runKueuer(['sidecar', '--app', '127.0.0.1:1', '--backend', 'memory', '--queue', 'q', '--admin-listen', '127.0.0.1:0']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--backend memory only works in `kueuer local`');
+  });
+
+  it('rejects an unknown command', async () => {
+    const r = await runKueuer(['webhooks']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command "webhooks"');
+  });
+});
