@@ -6,13 +6,15 @@
 #   scripts/rabbitmq.sh start   # prints the amqp URL on its last line
 #   scripts/rabbitmq.sh stop
 #   scripts/rabbitmq.sh ctl ARGS...   # rabbitmqctl against this node
+# KUEUER_RABBITMQ_PORT (default 25672) and KUEUER_RABBITMQ_DIR select another
+# node, so a test can restart its own broker without disturbing the others.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 base="${KUEUER_RABBITMQ_DIR:-$root/.cache/rabbitmq}"
 port="${KUEUER_RABBITMQ_PORT:-25672}"
 export HOME="$base"
-export RABBITMQ_NODENAME="kueuer-test@localhost"
+export RABBITMQ_NODENAME="kueuer-test-$port@localhost"
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 export RABBITMQ_NODE_PORT="$port"
 export RABBITMQ_DIST_PORT="$((port + 1))"
@@ -53,7 +55,8 @@ log.console = false
 log.file.level = warning
 CONF
     if ! running; then
-      rm -rf "$RABBITMQ_MNESIA_BASE" # a fresh node each start: no state leaks between runs
+      # A fresh node each start unless asked to keep its data (a restart test does).
+      [ -n "${KUEUER_RABBITMQ_KEEP_DATA:-}" ] || rm -rf "$RABBITMQ_MNESIA_BASE"
       "$bin/rabbitmq-server" > "$base/log/startup.log" 2>&1 &
       if ! "$bin/rabbitmqctl" wait --timeout 60 "$RABBITMQ_PID_FILE" > "$base/log/wait.log" 2>&1; then
         echo "RabbitMQ did not start; its output follows" >&2
