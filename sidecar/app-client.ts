@@ -1,10 +1,11 @@
 /**
- * Calls the app on localhost with a keep-alive pool sized to the sidecar's
- * concurrency. Connection refused or reset before a response is retried with
+ * Calls the app on localhost with a keep-alive undici pool sized to the
+ * sidecar's concurrency (undici rather than node:http: the benchmark showed
+ * ~1.6× the throughput through `kueuer local`). Connection refused or reset before a response is retried with
  * backoff until shortly before the request's deadline; any HTTP response,
  * 5xx included, is the app's answer and passes through unchanged.
  */
-import http from 'node:http';
+import { Pool } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { QueuedRequest } from '../shared/envelope.js';
@@ -40,21 +41,23 @@ export type AppOutcome =
 const ANSWER_MARGIN_MS = 250;
 
 class ResponseTooLarge extends Error {}
+class DeadlineReached extends Error {}
 
 export class AppClient {
-  private readonly agent: http.Agent;
+  private readonly pool: Pool;
 
   constructor(
     private readonly target: HostPort,
     concurrency: number,
     private readonly maxBodyBytes: number,
   ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency, scheduling: 'lifo' });
+    this.pool = new Pool(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, { connections: concurrency, pipelining: 1 });
   }
 
   async call(req: QueuedRequest, redelivered: boolean, log: Logger, onRetry: () => void): Promise<AppOutcome> {
     // The body was buffered whole, so its length is known exactly.
-    const headers = withoutHeader(forwardableHeaders(req.headers), 'content-length');
+    // Expect: 100-continue was settled with the client before the body was queued.
+    const headers = withoutHeader(withoutHeader(forwardableHeaders(req.headers), 'content-length'), 'expect');
     headers.push([REQUEST_ID_HEADER, req.id], [DEADLINE_HEADER, new Date(req.deadline).toISOString()]);
     if (redelivered) headers.push([REDELIVERED_HEADER, 'true']);
     if (req.body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE'].includes(req.method)) {
@@ -64,13 +67,12 @@ export class AppClient {
     for (let attempt = 1; ; attempt++) {
       const remaining = req.deadline - Date.now();
       if (remaining <= 0) return { kind: 'timeout', attempts: attempt - 1 };
-      const signal = AbortSignal.timeout(remaining);
       try {
-        const response = await this.once(req, flat, signal);
+        const response = await this.once(req, flat, remaining);
         return { kind: 'response', response, attempts: attempt };
       } catch (err) {
         if (err instanceof ResponseTooLarge) return { kind: 'too_large', attempts: attempt };
-        if (signal.aborted) return { kind: 'timeout', attempts: attempt };
+        if (err instanceof DeadlineReached) return { kind: 'timeout', attempts: attempt };
         const wait = backoffMs(attempt);
         const retryable = isRetryableConnectError(err);
         if (!retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
@@ -83,45 +85,44 @@ export class AppClient {
     }
   }
 
-  private once(req: QueuedRequest, flatHeaders: string[], signal: AbortSignal): Promise<AppResponse> {
-    return new Promise((resolve, reject) => {
-      const outgoing = http.request({
-        host: this.target.host,
-        port: this.target.port,
+  private async once(req: QueuedRequest, flatHeaders: string[], timeoutMs: number): Promise<AppResponse> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    let res;
+    try {
+      res = await this.pool.request({
         method: req.method,
         path: req.path,
         headers: flatHeaders,
-        agent: this.agent,
+        body: req.body.length > 0 ? req.body : null,
+        responseHeaders: 'raw',
         signal,
-        setHost: false,
+        headersTimeout: 0,
+        bodyTimeout: 0,
       });
-      outgoing.on('error', reject);
-      outgoing.on('response', (incoming) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        incoming.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > this.maxBodyBytes) {
-            incoming.destroy();
-            reject(new ResponseTooLarge());
-            return;
-          }
-          chunks.push(chunk);
-        });
-        incoming.on('error', reject);
-        incoming.on('end', () =>
-          resolve({
-            status: incoming.statusCode ?? 502,
-            headers: forwardableHeaders(pairsFromRaw(incoming.rawHeaders)),
-            body: Buffer.concat(chunks, size),
-          }),
-        );
-      });
-      outgoing.end(req.body.length > 0 ? req.body : undefined);
-    });
+    } catch (err) {
+      if (signal.aborted) throw new DeadlineReached();
+      throw (err as { cause?: unknown }).cause ?? err;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > this.maxBodyBytes) {
+          res.body.destroy();
+          throw new ResponseTooLarge();
+        }
+        chunks.push(chunk as Buffer);
+      }
+    } catch (err) {
+      if (signal.aborted) throw new DeadlineReached();
+      throw err;
+    }
+    const raw = (res.headers as unknown as Array<Buffer | string>).map((h) => h.toString());
+    return { status: res.statusCode, headers: forwardableHeaders(pairsFromRaw(raw)), body: Buffer.concat(chunks, size) };
   }
 
   close(): void {
-    this.agent.destroy();
+    void this.pool.destroy();
   }
 }

@@ -8,7 +8,15 @@ export function backoffMs(attempt: number, random: () => number = Math.random): 
  * Error codes meaning the app did not take the request (not listening yet,
  * restarting, or a kept-alive socket it had closed): safe and useful to retry.
  */
-const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', 'ECONNABORTED']);
+const RETRYABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET', // undici: the app closed the socket before answering
+]);
 
 export function isRetryableConnectError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

@@ -9,7 +9,7 @@ import { startResponder } from '../../cli/components.js';
 import { createTransport, parseBackend } from '../../shared/transport/create-transport.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
 import { json, request } from '../helpers/http.js';
-import { metricValue, silentLog, startStack, uniqueQueue, type BackendName, type Stack } from '../helpers/stack.js';
+import { metricValue, silentLog, startStack, uniqueQueue, waitFor, type BackendName, type Stack } from '../helpers/stack.js';
 import { delay, echoHandler, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 const amqpUrl = inject('amqpUrl');
@@ -57,6 +57,12 @@ describe.each(backends)('failures on %s', (backend) => {
     expect(took).toBeGreaterThanOrEqual(290);
     expect(took).toBeLessThan(1400); // answered at the deadline, not when the app finished
     expect(stack.responder.responder.pending.size).toBe(0);
+    // The sidecar gives up on the app at the same deadline instead of waiting for it.
+    await waitFor(
+      async () => (await metricValue(stack.sidecarRegistry, 'kueuer_sidecar_requests_total', { code: 'expired' })) === 1,
+      1000,
+      'the sidecar to count the request as expired',
+    );
     // The responder keeps serving.
     a.handle(echoHandler);
     expect((await request(stack.url, { path: '/after', body: 'x' })).status).toBe(200);
@@ -98,6 +104,15 @@ describe.each(backends)('failures on %s', (backend) => {
     expect(stack.responder.responder.pending.size).toBe(3);
     for (const r of await Promise.all(held)) expect(r.status).toBe(200);
     expect((await request(stack.url, { path: '/room-again' })).status).toBe(200);
+  });
+
+  it('answers 502 when the app response is over the size limit', async () => {
+    const a = await app();
+    a.handle((_req, res) => res.end(Buffer.alloc(4096)));
+    const stack = await stackWith(a, { maxResponseBytes: 1024 });
+    const res = await request(stack.url, { path: '/huge-answer' });
+    expect(res.status).toBe(502);
+    expect(json(res).error).toBe('response_too_large');
   });
 
   it('answers 502 when the app stays unreachable until the deadline', async () => {

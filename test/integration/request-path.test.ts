@@ -86,6 +86,14 @@ describe.each(backends)('request path on %s', (backend) => {
     expect(app.received.at(-1)!.headers['content-length']).toBe(String('part one, part two'.length));
   });
 
+  it('settles Expect: 100-continue with the client and does not pass it to the app', async () => {
+    app.handle(echoHandler);
+    const res = await request(stack.url, { method: 'POST', path: '/expect', headers: { expect: '100-continue' }, body: 'x'.repeat(2048) });
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('x'.repeat(2048));
+    expect(app.received.at(-1)!.headers.expect).toBeUndefined();
+  });
+
   it('writes back the exact status, header case and every set-cookie', async () => {
     app.handle((_req, res) => {
       res.writeHead(201, 'Created', [
