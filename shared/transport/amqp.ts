@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { WireMessage } from '../envelope.js';
 import { META } from '../envelope.js';
 import { KueuerError } from '../errors.js';
+import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler, PublishOptions, ReplyInbox, Transport } from './transport.js';
 
 /** Hides the password of an amqp URL for logs and error messages. */
@@ -214,6 +215,9 @@ export class AmqpTransport implements Transport {
 
   /** Runs on every new connection, before it is reported as connected. */
   private async setUp(model: ChannelModel): Promise<void> {
+    const socket = amqpSocketOf(model);
+    if (socket) coalesceWrites(socket);
+    else this.log.warn('amqplib internals changed: frames are written one syscall each');
     this.declared = new Set();
     this.publisher = track(await model.createConfirmChannel(), this.log, 'publisher');
     this.publisher.on('return', (msg) =>
