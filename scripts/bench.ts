@@ -3,8 +3,10 @@
  *   1. the app called directly (the baseline),
  *   2. `kueuer local` on the embedded backend,
  *   3. `kueuer responder` + `kueuer sidecar` on RabbitMQ (a private node),
- * at concurrency 1 and 64. Prints req/s, p50 and p99 and each path's ratio to
- * direct, and writes them with the machine's description to docs/benchmarks.md.
+ * at concurrency 1 and 64, first with an app that answers at once (Kueuer's
+ * pure overhead), then at concurrency 64 with an app that takes 10 ms per
+ * request. Prints req/s, p50 and p99 and each path's ratio to direct, and
+ * writes them with the machine's description to docs/benchmarks.md.
  *
  * Env: BENCH_SECONDS (default 8 per measurement), BENCH_WARMUP_SECONDS (2).
  */
@@ -17,10 +19,11 @@ import { Pool } from 'undici';
 const root = join(import.meta.dirname, '..', '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
-const concurrencies = [1, 64];
 const ports = { app: 18080, local: 18081, localAdmin: 18091, responder: 18082, responderAdmin: 18092, sidecarAdmin: 18093 };
+const SLOW_APP_MS = 10;
 
 interface Result {
+  app: string;
   path: string;
   concurrency: number;
   requests: number;
@@ -57,7 +60,7 @@ async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {
 }
 
 /** `concurrency` workers, each sending the next request when the last one is answered. */
-async function load(origin: string, concurrency: number, durationS: number): Promise<Omit<Result, 'path'>> {
+async function load(origin: string, concurrency: number, durationS: number): Promise<Omit<Result, 'path' | 'app'>> {
   const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
   const latencies: number[] = [];
   let errors = 0;
@@ -85,15 +88,42 @@ async function load(origin: string, concurrency: number, durationS: number): Pro
   return { concurrency, requests: latencies.length, errors, rps: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99) };
 }
 
-async function measure(path: string, origin: string): Promise<Result[]> {
+async function measure(app: string, path: string, origin: string, concurrencies: number[]): Promise<Result[]> {
   const out: Result[] = [];
   for (const c of concurrencies) {
     await load(origin, c, warmupSeconds);
     const r = await load(origin, c, seconds);
-    out.push({ path, ...r });
-    console.log(`${path.padEnd(28)} c=${String(c).padEnd(3)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  errors ${r.errors}`);
+    out.push({ app, path, ...r });
+    console.log(`${app.padEnd(10)} ${path.padEnd(26)} c=${String(c).padEnd(3)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  errors ${r.errors}`);
   }
   return out;
+}
+
+/** Starts the app and both Kueuer paths in front of it, measures all three, stops them. */
+async function measureApp(label: string, delayMs: number, concurrencies: number[], amqpUrl: string): Promise<[Result[], Result[], Result[]]> {
+  const local = `http://127.0.0.1:${ports.local}`;
+  const front = `http://127.0.0.1:${ports.responder}`;
+  const appUrl = `http://127.0.0.1:${ports.app}`;
+  const started = [start(['dist/demo/echo-app.js', String(ports.app), String(delayMs), String(delayMs)])];
+  await waitHttp(`${appUrl}/`);
+  const queue = `bench-${Date.now()}`;
+  started.push(
+    start(['bin/kueuer.js', 'local', '--listen', `127.0.0.1:${ports.local}`, '--admin-listen', `127.0.0.1:${ports.localAdmin}`, '--app', `127.0.0.1:${ports.app}`, '--concurrency', '64', '--queue', `${queue}-local`]),
+    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.responder}`, '--admin-listen', `127.0.0.1:${ports.responderAdmin}`, '--backend', amqpUrl, '--queue', queue]),
+    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.sidecarAdmin}`, '--backend', amqpUrl, '--queue', queue, '--concurrency', '64']),
+  );
+  await waitHttp(`${local}/ping`);
+  await waitHttp(`http://127.0.0.1:${ports.responderAdmin}/readyz`);
+  await waitHttp(`http://127.0.0.1:${ports.sidecarAdmin}/readyz`);
+  await waitHttp(`${front}/ping`);
+  const results: [Result[], Result[], Result[]] = [
+    await measure(label, 'direct (baseline)', appUrl, concurrencies),
+    await measure(label, 'kueuer local (memory)', local, concurrencies),
+    await measure(label, 'responder+sidecar (amqp)', front, concurrencies),
+  ];
+  for (const child of started) child.kill('SIGKILL');
+  await new Promise((r) => setTimeout(r, 300));
+  return results;
 }
 
 function machine(): string {
@@ -109,40 +139,29 @@ function machine(): string {
 
 async function main(): Promise<void> {
   const amqpUrl = execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop()!;
-  start(['dist/demo/echo-app.js', String(ports.app), '0', '0']);
-  await waitHttp(`http://127.0.0.1:${ports.app}/`);
-  start(['bin/kueuer.js', 'local', '--listen', `127.0.0.1:${ports.local}`, '--admin-listen', `127.0.0.1:${ports.localAdmin}`, '--app', `127.0.0.1:${ports.app}`, '--concurrency', '64', '--queue', 'bench-local']);
-  const queue = `bench-${Date.now()}`;
-  start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.responder}`, '--admin-listen', `127.0.0.1:${ports.responderAdmin}`, '--backend', amqpUrl, '--queue', queue]);
-  start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.sidecarAdmin}`, '--backend', amqpUrl, '--queue', queue, '--concurrency', '64']);
-  await waitHttp(`http://127.0.0.1:${ports.local}/ping`);
-  await waitHttp(`http://127.0.0.1:${ports.responderAdmin}/readyz`);
-  await waitHttp(`http://127.0.0.1:${ports.sidecarAdmin}/readyz`);
-  await waitHttp(`http://127.0.0.1:${ports.responder}/ping`);
-
   console.log(`machine: ${machine()}\n${seconds} s per measurement after ${warmupSeconds} s warm-up\n`);
-  const direct = await measure('direct (baseline)', `http://127.0.0.1:${ports.app}`);
-  const local = await measure('kueuer local (memory)', `http://127.0.0.1:${ports.local}`);
-  const rabbit = await measure('responder+sidecar (amqp)', `http://127.0.0.1:${ports.responder}`);
+  const [direct, local, rabbit] = await measureApp('0 ms app', 0, [1, 64], amqpUrl);
+  const [slowDirect, slowLocal, slowRabbit] = await measureApp(`${SLOW_APP_MS} ms app`, SLOW_APP_MS, [64], amqpUrl);
   stopAll();
 
   const rows: string[] = [];
   const summary: string[] = [];
-  for (const results of [direct, local, rabbit]) {
+  for (const [results, baseline] of [[direct, direct], [local, direct], [rabbit, direct], [slowDirect, slowDirect], [slowLocal, slowDirect], [slowRabbit, slowDirect]] as const) {
     for (const r of results) {
-      const base = direct.find((d) => d.concurrency === r.concurrency)!;
+      const base = baseline.find((d) => d.concurrency === r.concurrency)!;
       const ratio = r.rps / base.rps;
       const addedP50 = r.p50 - base.p50;
       rows.push(
-        `| ${r.path} | ${r.concurrency} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(ratio * 100).toFixed(1)}% | ${r === base ? '–' : `+${addedP50.toFixed(2)} ms`} | ${r.errors} |`,
+        `| ${r.app} | ${r.path} | ${r.concurrency} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(ratio * 100).toFixed(1)}% | ${r === base ? '–' : `+${addedP50.toFixed(2)} ms`} | ${r.errors} |`,
       );
     }
   }
-  const ratioAt = (rs: Result[], c: number): number => rs.find((r) => r.concurrency === c)!.rps / direct.find((r) => r.concurrency === c)!.rps;
+  const ratioAt = (rs: Result[], c: number, base: Result[] = direct): number =>
+    rs.find((r) => r.concurrency === c)!.rps / base.find((r) => r.concurrency === c)!.rps;
   const addedAt1 = (rs: Result[]): number => rs.find((r) => r.concurrency === 1)!.p50 - direct.find((r) => r.concurrency === 1)!.p50;
   summary.push(
-    `- Embedded path at c=64: ${(ratioAt(local, 64) * 100).toFixed(1)}% of direct throughput (target ≥ 50%).`,
-    `- RabbitMQ path at c=64: ${(ratioAt(rabbit, 64) * 100).toFixed(1)}% of direct throughput (target ≥ 20%).`,
+    `- With the 0 ms app at c=64: embedded ${(ratioAt(local, 64) * 100).toFixed(1)}% of direct throughput (target ≥ 50%), RabbitMQ ${(ratioAt(rabbit, 64) * 100).toFixed(1)}% (target ≥ 20%).`,
+    `- With a ${SLOW_APP_MS} ms app at c=64: embedded ${(ratioAt(slowLocal, 64, slowDirect) * 100).toFixed(1)}%, RabbitMQ ${(ratioAt(slowRabbit, 64, slowDirect) * 100).toFixed(1)}% of direct throughput.`,
     `- Added p50 at c=1: embedded +${addedAt1(local).toFixed(2)} ms (target ≤ 1 ms), RabbitMQ +${addedAt1(rabbit).toFixed(2)} ms (target ≤ 1.5 ms).`,
   );
   console.log(`\n${summary.join('\n')}`);
@@ -153,8 +172,8 @@ async function main(): Promise<void> {
     '<!-- bench:start (written by `npm run bench`; edit outside these markers) -->',
     `Run on ${new Date().toISOString().slice(0, 10)}: ${machine()}. ${seconds} s per measurement after a ${warmupSeconds} s warm-up.`,
     '',
-    '| path | concurrency | req/s | p50 ms | p99 ms | throughput vs direct | added p50 | errors |',
-    '|---|---|---|---|---|---|---|---|',
+    '| app | path | concurrency | req/s | p50 ms | p99 ms | throughput vs direct | added p50 | errors |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
     ...summary,
