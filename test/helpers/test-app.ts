@@ -12,6 +12,8 @@ export interface ReceivedRequest {
   rawHeaders: string[];
   headers: http.IncomingHttpHeaders;
   body: Buffer;
+  /** Client port of the connection it came on: equal ports mean a reused connection. */
+  remotePort: number | undefined;
 }
 
 export type TestHandler = (req: ReceivedRequest, res: http.ServerResponse) => void;
@@ -43,6 +45,7 @@ export async function startTestApp(port = 0): Promise<TestApp> {
         rawHeaders: req.rawHeaders,
         headers: req.headers,
         body: Buffer.concat(chunks),
+        remotePort: req.socket.remotePort,
       };
       received.push(r);
       handler(r, res);

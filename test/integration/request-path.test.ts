@@ -176,6 +176,49 @@ describe.each(backends)('request path on %s', (backend) => {
     expect(ids.size).toBe(200);
   });
 
+  it('hands the app at most --concurrency requests at once', async () => {
+    const limited = await startStack(backend, amqpUrl, { appPort: app.port, concurrency: 3 });
+    let running = 0;
+    let peak = 0;
+    app.handle((_req, res) => {
+      running++;
+      peak = Math.max(peak, running);
+      setTimeout(() => {
+        running--;
+        res.end('ok');
+      }, 40);
+    });
+    try {
+      const results = await Promise.all(Array.from({ length: 15 }, (_, i) => request(limited.url, { path: `/limit/${i}` })));
+      for (const r of results) expect(r.status).toBe(200);
+      expect(peak).toBe(3);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it('reuses kept-alive connections to the app', async () => {
+    app.handle((_req, res) => res.end('ok'));
+    const before = app.received.length;
+    for (let i = 0; i < 10; i++) expect((await request(stack.url, { path: `/keepalive/${i}` })).status).toBe(200);
+    const ports = new Set(app.received.slice(before).map((r) => r.remotePort));
+    expect(ports.size).toBe(1);
+    expect(ports.has(undefined)).toBe(false);
+  });
+
+  it('retries when the app resets the connection, then answers', async () => {
+    let calls = 0;
+    app.handle((_req, res) => {
+      calls++;
+      if (calls === 1) res.socket?.destroy();
+      else res.end('second try');
+    });
+    const res = await request(stack.url, { path: '/reset-once' });
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('second try');
+    expect(calls).toBe(2);
+  });
+
   it('exports its metrics', async () => {
     expect(await metricValue(stack.responderRegistry, 'kueuer_responder_requests_total', { code: '200' })).toBeGreaterThan(200);
     expect(await metricValue(stack.responderRegistry, 'kueuer_responder_pending_requests')).toBe(0);
