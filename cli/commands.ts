@@ -18,6 +18,11 @@ import { durationIn, formatHostPort, type OptionSpecs, type OptionValues } from 
 import { createTransport } from '../shared/transport/create-transport.js';
 import { sidecarOptions, maxResponseOption } from '../sidecar/config.js';
 import { exitOnSignal } from './lifecycle.js';
+import { webhookOptions } from '../webhook/config.js';
+import { detectNativeSidecars } from '../webhook/cluster-version.js';
+import { webhookMetrics } from '../webhook/metrics.js';
+import { buildWebhookServer } from '../webhook/server.js';
+import { kueuerVersion } from '../shared/version.js';
 import { startResponder, startSidecar } from './components.js';
 
 export interface Command<S extends OptionSpecs> {
@@ -123,6 +128,38 @@ export const localCommand: Command<typeof localOptions> = {
   },
 };
 
+export const webhookCommand: Command<typeof webhookOptions> = {
+  name: 'webhook',
+  usage: 'kueuer webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [options]',
+  summary: 'The mutating admission webhook: injects the sidecar into pods annotated kueuer.io/inject: "true".',
+  options: webhookOptions,
+  async run(o) {
+    const log = createLogger('webhook', o.logLevel);
+    const registry = newRegistry();
+    const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(log) : o.nativeSidecars === 'true';
+    const app = buildWebhookServer({
+      tls: { cert: o.tlsCert, key: o.tlsKey },
+      config: {
+        image: o.sidecarImage,
+        version: kueuerVersion(),
+        defaultBackendSecret: o.backendSecret,
+        nativeSidecars,
+        adminPort: o.sidecarAdminPort,
+        excludedNamespaces: ['kube-system', o.systemNamespace],
+        resources: { cpuRequest: o.sidecarCpuRequest, memoryRequest: o.sidecarMemoryRequest, memoryLimit: o.sidecarMemoryLimit },
+      },
+      registry,
+      metrics: webhookMetrics(registry),
+      log,
+    });
+    const address = await listen(app as unknown as Parameters<typeof listen>[0], o.listen);
+    log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage }, 'webhook ready');
+    exitOnSignal(log, async () => {
+      await app.close();
+    });
+  },
+};
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand];
+export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand, webhookCommand];
 

@@ -1,0 +1,83 @@
+/**
+ * Golden files for the admission webhook, in the style of Istio's injector
+ * tests: each `<case>.input.json` (namespace, config overrides, object) goes
+ * through the real HTTPS server; the patched object (or the refusal) must
+ * equal `<case>.expected.json`. Every case is then admitted again, as
+ * reinvocation would, and must produce no patch; the user's containers must
+ * be byte-identical. UPDATE_GOLDEN=1 rewrites the expected files.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import jsonpatch, { type Operation } from 'fast-json-patch';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
+import { review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
+
+const dir = join(import.meta.dirname, '..', 'golden', 'webhook');
+const cases = readdirSync(dir).filter((f) => f.endsWith('.input.json')).map((f) => f.replace('.input.json', '')).sort();
+
+interface GoldenInput {
+  namespace: string;
+  config?: Partial<InjectionConfig>;
+  object: Record<string, unknown>;
+}
+
+interface Outcome {
+  allowed: boolean;
+  message?: string;
+  warnings?: string[];
+  object?: Record<string, unknown>;
+}
+
+function decodePatch(response: Record<string, unknown>): Operation[] {
+  if (response.patch === undefined) return [];
+  expect(response.patchType).toBe('JSONPatch');
+  return JSON.parse(Buffer.from(response.patch as string, 'base64').toString('utf8')) as Operation[];
+}
+
+describe('webhook golden files', () => {
+  const servers = new Map<string, RunningWebhook>();
+  beforeAll(async () => {
+    servers.set('native', await startWebhook());
+    servers.set('classic', await startWebhook({ ...testInjectionConfig, nativeSidecars: false }));
+  });
+  afterAll(async () => {
+    for (const s of servers.values()) await s.close();
+  });
+
+  it('has cases', () => expect(cases.length).toBeGreaterThanOrEqual(10));
+
+  it.each(cases)('%s', async (name) => {
+    const input = JSON.parse(readFileSync(join(dir, `${name}.input.json`), 'utf8')) as GoldenInput;
+    const server = servers.get(input.config?.nativeSidecars === false ? 'classic' : 'native')!;
+    const res = await server.post(review(input.object, { namespace: input.namespace, uid: `uid-${name}` }));
+    expect(res.status).toBe(200);
+    const body = res.json as { apiVersion: string; kind: string; response: Record<string, unknown> };
+    expect(body.apiVersion).toBe('admission.k8s.io/v1');
+    expect(body.kind).toBe('AdmissionReview');
+    expect(body.response.uid).toBe(`uid-${name}`);
+
+    const patch = decodePatch(body.response);
+    const outcome: Outcome = { allowed: body.response.allowed as boolean };
+    if (!outcome.allowed) outcome.message = (body.response.status as { message: string }).message;
+    if (body.response.warnings) outcome.warnings = body.response.warnings as string[];
+    const patched = jsonpatch.applyPatch(structuredClone(input.object), patch, true, false).newDocument as Record<string, unknown>;
+    if (outcome.allowed) outcome.object = patched;
+
+    const expectedFile = join(dir, `${name}.expected.json`);
+    if (process.env.UPDATE_GOLDEN) writeFileSync(expectedFile, `${JSON.stringify(outcome, null, 2)}\n`);
+    expect(outcome).toEqual(JSON.parse(readFileSync(expectedFile, 'utf8')));
+
+    // The user's containers are untouched, byte for byte.
+    const spec = (o: Record<string, unknown>) => (o.spec ?? {}) as { containers?: Array<{ name: string }>; initContainers?: Array<{ name: string }> };
+    const users = (o: Record<string, unknown>) =>
+      JSON.stringify([...(spec(o).initContainers ?? []), ...(spec(o).containers ?? [])].filter((c) => c.name !== SIDECAR_NAME));
+    expect(users(patched)).toBe(users(input.object));
+
+    // Idempotent: admitting the result again changes nothing.
+    const again = await server.post(review(patched, { namespace: input.namespace, uid: `uid-${name}-again` }));
+    const againResponse = (again.json as { response: Record<string, unknown> }).response;
+    expect(againResponse.allowed).toBe(outcome.allowed);
+    expect(decodePatch(againResponse)).toEqual([]);
+  });
+});

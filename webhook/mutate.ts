@@ -1,0 +1,48 @@
+/**
+ * Dispatches one admission request on its kind and returns the response.
+ * Any failure while building a patch becomes a refusal with the reason:
+ * never an allow of a half-patched pod.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
+import { decidePod, type InjectionConfig } from './pod-injection.js';
+
+export type MutateOutcome = 'injected' | 'unchanged' | 'skipped' | 'refused' | 'error' | 'ignored';
+
+export interface MutateResult {
+  response: AdmissionResponse;
+  outcome: MutateOutcome;
+}
+
+export function mutate(request: AdmissionRequest, config: InjectionConfig, log: Logger): MutateResult {
+  const uid = request.uid;
+  try {
+    switch (request.kind.kind) {
+      case 'Pod': {
+        const pod = request.object as V1Pod | undefined;
+        if (!pod || typeof pod !== 'object') return { response: refuse(uid, 'request.object is missing'), outcome: 'refused' };
+        const decision = decidePod(pod, request.namespace, config);
+        switch (decision.kind) {
+          case 'skip':
+            return { response: allow(uid, [], decision.warn ? [decision.reason] : []), outcome: 'skipped' };
+          case 'refuse':
+            return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
+          case 'patch':
+            return {
+              response: allow(uid, decision.patch),
+              outcome: decision.patch.length > 0 ? 'injected' : 'unchanged',
+            };
+        }
+        break;
+      }
+      default:
+        // Not ours to change: the webhook configuration should not send it.
+        return { response: allow(uid), outcome: 'ignored' };
+    }
+  } catch (err) {
+    log.error({ err: (err as Error).message, uid }, 'admission failed');
+    return { response: refuse(uid, `kueuer: internal error while building the patch: ${(err as Error).message}`, 500), outcome: 'error' };
+  }
+  return { response: refuse(uid, 'kueuer: unreachable'), outcome: 'error' };
+}

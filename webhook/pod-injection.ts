@@ -1,0 +1,175 @@
+/**
+ * What the webhook does to a pod, as pure functions: decide (skip, refuse or
+ * patch) and build the JSON Patch. The patch is the difference, computed by
+ * fast-json-patch, between the pod and a copy with the sidecar in place, so
+ * pointer escaping and missing parent maps are handled by the library, the
+ * user's containers are untouched, and admitting an injected pod again yields
+ * an empty patch.
+ */
+import type { V1Container, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
+import jsonpatch, { type Operation } from 'fast-json-patch';
+import { ANNOTATIONS, parsePodSettings, wantsInjection, type PodSettings } from './annotations.js';
+import { owningWorkloadName, qualifiedQueueName } from './workload-queue.js';
+
+export const SIDECAR_NAME = 'kueuer-sidecar';
+
+export interface InjectionConfig {
+  /** The Kueuer image that runs `kueuer sidecar`. */
+  image: string;
+  /** Kueuer's version, recorded in the status annotation. */
+  version: string;
+  /** Secret (in the pod's namespace) with KUEUER_BACKEND, when the pod names none. */
+  defaultBackendSecret: string;
+  /** Whether the cluster runs native sidecars (Kubernetes ≥ 1.29), unless a pod says otherwise. */
+  nativeSidecars: boolean;
+  /** The sidecar's admin port (/metrics, /healthz, /readyz). */
+  adminPort: number;
+  /** Namespaces never injected: kube-system and Kueuer's own. */
+  excludedNamespaces: readonly string[];
+  resources: { cpuRequest: string; memoryRequest: string; cpuLimit?: string; memoryLimit: string };
+}
+
+export interface InjectionStatus {
+  version: string;
+  container: string;
+  mode: 'native' | 'classic';
+  queue: string;
+  appPort: number;
+}
+
+export type PodDecision =
+  /** Allowed unchanged; `warn` when the user asked for injection and should hear why not. */
+  | { kind: 'skip'; reason: string; warn: boolean }
+  | { kind: 'refuse'; message: string }
+  | { kind: 'patch'; patch: Operation[]; status: InjectionStatus };
+
+export function decidePod(pod: V1Pod, requestNamespace: string | undefined, config: InjectionConfig): PodDecision {
+  const namespace = pod.metadata?.namespace || requestNamespace || 'default';
+  const annotations = pod.metadata?.annotations;
+  const wanted = wantsInjection(annotations);
+  if (!wanted.ok) return { kind: 'refuse', message: wanted.problems.join('; ') };
+  if (!wanted.value) return { kind: 'skip', reason: `no ${ANNOTATIONS.inject}: "true" annotation`, warn: false };
+  if (config.excludedNamespaces.includes(namespace)) {
+    return { kind: 'skip', reason: `kueuer: not injected: namespace ${namespace} is never injected`, warn: true };
+  }
+  if (pod.spec?.hostNetwork) {
+    return { kind: 'skip', reason: 'kueuer: not injected: hostNetwork pods share the node\'s ports, where the sidecar\'s could collide', warn: true };
+  }
+  const parsed = parsePodSettings(annotations);
+  if (!parsed.ok) return { kind: 'refuse', message: parsed.problems.join('; ') };
+  const settings = parsed.value;
+
+  const appPort = resolveAppPort(pod, settings.appPort);
+  if (typeof appPort === 'string') return { kind: 'refuse', message: appPort };
+
+  const queue = qualifiedQueueName(namespace, settings.queue ?? owningWorkloadName(pod.metadata ?? {}));
+  const native = settings.nativeSidecar ?? config.nativeSidecars;
+  const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
+  const sidecar = sidecarContainer(config, settings, status);
+
+  const desired = structuredClone(pod);
+  desired.spec ??= { containers: [] };
+  const spec = desired.spec;
+  // Remove a sidecar left by an earlier admission in the other mode, then put ours in place.
+  const otherList = native ? spec.containers : spec.initContainers;
+  const otherIndex = otherList?.findIndex((c) => c.name === SIDECAR_NAME) ?? -1;
+  if (otherList && otherIndex >= 0) otherList.splice(otherIndex, 1);
+  if (native) {
+    spec.initContainers ??= [];
+    upsert(spec.initContainers, { ...sidecar, restartPolicy: 'Always' });
+  } else {
+    upsert(spec.containers, sidecar);
+  }
+  if (spec.initContainers?.length === 0) delete spec.initContainers;
+  desired.metadata ??= {};
+  desired.metadata.annotations = { ...desired.metadata.annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
+
+  return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status };
+}
+
+/** The container's port: an explicit number, a named container port, or the first container's first port. */
+function resolveAppPort(pod: V1Pod, wanted: number | string | undefined): number | string {
+  const containers = (pod.spec?.containers ?? []).filter((c) => c.name !== SIDECAR_NAME);
+  if (typeof wanted === 'number') return wanted;
+  if (typeof wanted === 'string') {
+    for (const c of containers) {
+      const port = c.ports?.find((p) => p.name === wanted);
+      if (port) return port.containerPort;
+    }
+    return `${ANNOTATIONS.appPort}: no container declares a port named ${JSON.stringify(wanted)}`;
+  }
+  const first = containers[0]?.ports?.[0]?.containerPort;
+  if (first === undefined) {
+    return `${ANNOTATIONS.appPort} is required: the first container declares no port, so Kueuer cannot tell where the app listens`;
+  }
+  return first;
+}
+
+/**
+ * Puts our container in place. An existing one (an earlier admission) is
+ * overlaid rather than replaced, so the fields the apiserver defaulted in
+ * between (imagePullPolicy, probe timeouts, …) stay and a re-admission
+ * produces no patch.
+ */
+function upsert(list: V1Container[], container: V1Container): void {
+  const i = list.findIndex((c) => c.name === container.name);
+  if (i >= 0) list[i] = overlay(list[i], container) as V1Container;
+  else list.push(container);
+}
+
+/** `ours` wins at every leaf; keys only `base` has survive; equal-length arrays overlay element-wise. */
+export function overlay(base: unknown, ours: unknown): unknown {
+  if (Array.isArray(ours)) {
+    if (!Array.isArray(base) || base.length !== ours.length) return ours;
+    return ours.map((item, i) => overlay(base[i], item));
+  }
+  if (isPlainObject(ours)) {
+    if (!isPlainObject(base)) return ours;
+    const out: Record<string, unknown> = { ...base };
+    for (const [k, v] of Object.entries(ours)) out[k] = overlay(base[k], v);
+    return out;
+  }
+  return ours;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function sidecarContainer(config: InjectionConfig, settings: PodSettings, status: InjectionStatus): V1Container {
+  const r = { ...config.resources, ...stripUndefined(settings.resources) };
+  const resources: V1ResourceRequirements = {
+    requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
+    limits: { memory: r.memoryLimit, ...(r.cpuLimit ? { cpu: r.cpuLimit } : {}) },
+  };
+  return {
+    name: SIDECAR_NAME,
+    image: config.image,
+    args: ['sidecar'],
+    env: [
+      { name: 'KUEUER_APP', value: `127.0.0.1:${status.appPort}` },
+      { name: 'KUEUER_QUEUE', value: status.queue },
+      { name: 'KUEUER_CONCURRENCY', value: String(settings.concurrency ?? 1) },
+      { name: 'KUEUER_ADMIN_LISTEN', value: `0.0.0.0:${config.adminPort}` },
+    ],
+    // Broker settings (KUEUER_BACKEND and any credentials) come only from a Secret.
+    envFrom: [{ secretRef: { name: settings.backendSecret ?? config.defaultBackendSecret } }],
+    ports: [{ name: 'kueuer-admin', containerPort: config.adminPort, protocol: 'TCP' }],
+    readinessProbe: { httpGet: { path: '/readyz', port: 'kueuer-admin' }, periodSeconds: 5 },
+    livenessProbe: { httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, failureThreshold: 3 },
+    resources,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

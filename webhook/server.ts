@@ -1,0 +1,67 @@
+/**
+ * The admission webhook's HTTPS server: POST /mutate takes AdmissionReview v1
+ * for Pods (and Services), plus /healthz, /readyz and /metrics.
+ */
+import type { Server } from 'node:https';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { BadReviewError, parseAdmissionReview, reviewOf } from './admission-review.js';
+import type { WebhookMetrics } from './metrics.js';
+import { mutate } from './mutate.js';
+import type { InjectionConfig } from './pod-injection.js';
+import { readTls, watchTls, type TlsFiles } from './tls-reloader.js';
+
+export interface WebhookServerOptions {
+  tls: TlsFiles;
+  config: InjectionConfig;
+  registry: Registry;
+  metrics: WebhookMetrics;
+  log: Logger;
+  /** Poll interval of the certificate files. */
+  tlsPollMs?: number;
+}
+
+/** An AdmissionReview of the largest pod etcd stores (1.5 MiB), with room for its old object. */
+const BODY_LIMIT = 4 * 1024 * 1024;
+
+export function buildWebhookServer(options: WebhookServerOptions): FastifyInstance<Server> {
+  const { log, metrics } = options;
+  const app = Fastify({
+    https: readTls(options.tls),
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+  }) as unknown as FastifyInstance<Server>;
+
+  const stopWatching = watchTls(app.server, options.tls, log, (ok) => metrics.tlsReload(ok ? 'ok' : 'error'), options.tlsPollMs);
+  app.addHook('onClose', async () => stopWatching());
+
+  app.post('/mutate', async (req, reply) => {
+    const started = process.hrtime.bigint();
+    let request;
+    try {
+      request = parseAdmissionReview(req.body);
+    } catch (err) {
+      if (!(err instanceof BadReviewError)) throw err;
+      metrics.admitted('unknown', 'bad_request', Number(process.hrtime.bigint() - started) / 1e9);
+      req.log.warn({ err: err.message }, 'refused a request that is not an AdmissionReview v1');
+      return reply.code(400).send({ error: 'bad_admission_review', message: err.message });
+    }
+    const { response, outcome } = mutate(request, options.config, req.log as unknown as Logger);
+    const kind = request.kind.kind;
+    metrics.admitted(kind, outcome, Number(process.hrtime.bigint() - started) / 1e9);
+    const ns = request.namespace ?? '';
+    const name = request.name || (request.object as { metadata?: { generateName?: string } })?.metadata?.generateName || '';
+    if (outcome === 'refused' || outcome === 'error') req.log.warn({ uid: request.uid, kind, ns, name, message: response.status?.message }, 'refused');
+    else if (outcome === 'injected') req.log.info({ uid: request.uid, kind, ns, name }, 'injected');
+    return reviewOf(response);
+  });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async () => ({ status: 'ready' }));
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', options.registry.contentType);
+    return options.registry.metrics();
+  });
+  return app;
+}
