@@ -2,7 +2,6 @@
  * Whether the cluster runs native sidecars: Kubernetes 1.29 turned the
  * SidecarContainers feature on by default (beta), 1.33 made it GA.
  */
-import { KubeConfig, VersionApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 export function supportsNativeSidecars(major: string, minor: string): boolean {
@@ -14,6 +13,8 @@ export function supportsNativeSidecars(major: string, minor: string): boolean {
 /** Asks the apiserver for its version; a cluster that cannot be asked gets classic sidecars. */
 export async function detectNativeSidecars(log: Logger): Promise<boolean> {
   try {
+    // Loaded on demand: the other commands never pay for the Kubernetes client.
+    const { KubeConfig, VersionApi } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     kc.loadFromDefault();
     const info = await kc.makeApiClient(VersionApi).getCode();
