@@ -23,6 +23,10 @@ import { detectNativeSidecars } from '../webhook/cluster-version.js';
 import { webhookMetrics } from '../webhook/metrics.js';
 import { buildWebhookServer } from '../webhook/server.js';
 import { kueuerVersion } from '../shared/version.js';
+import { routesFromServices, usedResponderPorts } from '../shared/service-routes.js';
+import { RouteServer } from '../responder/route-server.js';
+import { ConfigError } from '../shared/options.js';
+import { watchAllServices } from '../shared/kube/services.js';
 import { startResponder, startSidecar } from './components.js';
 
 export interface Command<S extends OptionSpecs> {
@@ -60,20 +64,39 @@ function newRegistry(): Registry {
 
 export const responderCommand: Command<typeof responderOptions> = {
   name: 'responder',
-  usage: 'kueuer responder --listen HOST:PORT --backend URL --queue NAME [options]',
+  usage: 'kueuer responder --listen HOST:PORT --backend URL --queue NAME [options]\n       kueuer responder --backend URL --routes cluster [options]',
   summary: 'The front door: publishes every HTTP request to the queue and answers each client with the app\'s response.',
   options: responderOptions,
   async run(o) {
+    if (o.routes === 'queue' && o.queue === undefined) {
+      throw new ConfigError(['missing --queue (or KUEUER_QUEUE): required unless --routes cluster']);
+    }
     const log = createLogger('responder', o.logLevel);
     const registry = newRegistry();
     const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000 });
     if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the sidecar shares the process');
-    const { responder, address } = await startResponder(o, transport, registry, log);
+    const drains: Array<() => Promise<void>> = [];
+    if (o.queue !== undefined) {
+      const { responder, address } = await startResponder({ ...o, queue: o.queue }, transport, registry, log);
+      drains.push(() => responder.drain(o.drainTimeoutMs));
+      log.info({ listen: formatHostPort(address), queue: o.queue }, 'serving queue');
+    }
+    if (o.routes === 'cluster') {
+      const routes = new RouteServer({ ...o, host: o.listen.host }, transport, registry, log);
+      const services = await watchAllServices(log);
+      const apply = (): void => void routes.apply(routesFromServices(services.list()));
+      services.onChange(apply);
+      apply();
+      drains.push(async () => {
+        await services.stop();
+        await routes.drain(o.drainTimeoutMs);
+      });
+    }
     const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
     const adminAddress = await listen(admin, o.adminListen);
-    log.info({ listen: formatHostPort(address), admin: formatHostPort(adminAddress), queue: o.queue }, 'responder ready');
+    log.info({ admin: formatHostPort(adminAddress), routes: o.routes }, 'responder ready');
     exitOnSignal(log, async () => {
-      await responder.drain(o.drainTimeoutMs);
+      await Promise.all(drains.map((d) => d()));
       await admin.close();
       await transport.close();
     });
@@ -137,7 +160,10 @@ export const webhookCommand: Command<typeof webhookOptions> = {
     const log = createLogger('webhook', o.logLevel);
     const registry = newRegistry();
     const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(log) : o.nativeSidecars === 'true';
+    // Responder ports are handed out against every Service in the cluster.
+    const services = await watchAllServices(log);
     const app = buildWebhookServer({
+      ports: { usedPorts: (except) => usedResponderPorts(services.list(), except) },
       tls: { cert: o.tlsCert, key: o.tlsKey },
       config: {
         image: o.sidecarImage,
@@ -156,6 +182,7 @@ export const webhookCommand: Command<typeof webhookOptions> = {
     log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage }, 'webhook ready');
     exitOnSignal(log, async () => {
       await app.close();
+      await services.stop();
     });
   },
 };

@@ -42,6 +42,10 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   try {
     await command.run(values);
   } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`kueuer ${name}: ${err.problems.join(`\nkueuer ${name}: `)}`);
+      return 2;
+    }
     console.error(`kueuer ${name}: cannot start: ${(err as Error).message}`);
     return 1;
   }

@@ -6,7 +6,7 @@ import {
   queueOption,
   timeoutOption,
 } from '../shared/common-options.js';
-import { byteSizeIn, durationIn, integerIn, parseHostPort, type OptionSpec } from '../shared/options.js';
+import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from '../shared/options.js';
 
 export function listenOption(defaultValue: string): OptionSpec<ReturnType<typeof parseHostPort>> {
   return { flag: 'listen', env: 'KUEUER_LISTEN', description: 'address clients connect to', defaultValue, parse: parseHostPort };
@@ -51,7 +51,18 @@ export const responderOptions = {
   listen: listenOption('0.0.0.0:8080'),
   adminListen: adminListenOption('0.0.0.0:9090'),
   backend: backendOption(),
-  queue: queueOption(),
+  queue: {
+    ...queueOption(),
+    optional: true as const,
+    description: 'queue served on --listen; required unless --routes cluster (then optional)',
+  },
+  routes: {
+    flag: 'routes',
+    env: 'KUEUER_ROUTES',
+    description: 'queue: serve --queue on --listen; cluster: also open one port per annotated Service, as the webhook assigned them',
+    defaultValue: 'queue',
+    parse: oneOf(['queue', 'cluster'] as const),
+  },
   ...responderBehaviourOptions(),
   logLevel: logLevelOption(),
 };

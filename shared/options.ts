@@ -12,14 +12,18 @@ export interface OptionSpec<T> {
   flag: string;
   env: string;
   description: string;
-  /** Raw default, as a user would type it; absent means required. */
+  /** Raw default, as a user would type it; absent means required unless `optional`. */
   defaultValue?: string;
+  /** No default and not required: the value is undefined when not given. */
+  optional?: boolean;
   /** Parses a raw value or throws an Error whose message says what is accepted. */
   parse: (raw: string) => T;
 }
 
 export type OptionSpecs = Record<string, OptionSpec<unknown>>;
-export type OptionValues<S extends OptionSpecs> = { [K in keyof S]: S[K] extends OptionSpec<infer T> ? T : never };
+export type OptionValues<S extends OptionSpecs> = {
+  [K in keyof S]: S[K] extends OptionSpec<infer T> ? (S[K] extends { optional: true } ? T | undefined : T) : never;
+};
 
 export class ConfigError extends KueuerError {
   constructor(readonly problems: string[]) {
@@ -47,6 +51,10 @@ export function parseOptions<S extends OptionSpecs>(
     const fromEnv = env[spec.env];
     const raw = typeof fromFlag === 'string' ? fromFlag : fromEnv !== undefined && fromEnv !== '' ? fromEnv : spec.defaultValue;
     const source = typeof fromFlag === 'string' ? `--${spec.flag}` : fromEnv ? `${spec.env}` : 'default';
+    if (raw === undefined && spec.optional) {
+      values[key] = undefined;
+      continue;
+    }
     if (raw === undefined) {
       problems.push(`missing --${spec.flag} (or ${spec.env}): ${spec.description}`);
       continue;
@@ -64,7 +72,7 @@ export function parseOptions<S extends OptionSpecs>(
 export function helpText(usage: string, summary: string, specs: OptionSpecs): string {
   const lines = [`Usage: ${usage}`, '', summary, '', 'Options (each also read from its environment variable):'];
   for (const spec of Object.values(specs)) {
-    const dflt = spec.defaultValue === undefined ? 'required' : `default ${spec.defaultValue}`;
+    const dflt = spec.defaultValue !== undefined ? `default ${spec.defaultValue}` : spec.optional ? 'optional' : 'required';
     lines.push(`  --${spec.flag} <value>`.padEnd(34) + `${spec.env} (${dflt})`, `      ${spec.description}`);
   }
   lines.push('  --help'.padEnd(34) + 'show this help');

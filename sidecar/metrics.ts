@@ -1,7 +1,10 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS } from '../responder/metrics.js';
 
-export function sidecarMetrics(registry: Registry, queue: string) {
+/** One set of metric objects per registry: several queues (routes) share it, told apart by the queue label. */
+const instruments = new WeakMap<Registry, ReturnType<typeof createInstruments>>();
+
+function createInstruments(registry: Registry) {
   const registers = [registry];
   const requests = new Counter({
     name: 'kueuer_sidecar_requests_total',
@@ -47,6 +50,16 @@ export function sidecarMetrics(registry: Registry, queue: string) {
     labelNames: ['queue'] as const,
     registers,
   });
+  return { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors };
+}
+
+export function sidecarMetrics(registry: Registry, queue: string) {
+  let created = instruments.get(registry);
+  if (!created) {
+    created = createInstruments(registry);
+    instruments.set(registry, created);
+  }
+  const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors } = created;
   const q = { queue };
   // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
   for (const counter of [appRetries, publishErrors, consumeErrors]) counter.inc(q, 0);

@@ -3,10 +3,16 @@
  * Any failure while building a patch becomes a refusal with the reason:
  * never an allow of a half-patched pod.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { decidePod, type InjectionConfig } from './pod-injection.js';
+import { decideService } from './service-rewrite.js';
+
+/** Responder ports already held by Services other than the one being admitted. */
+export interface PortRegistry {
+  usedPorts(exceptServiceKey: string): ReadonlySet<number>;
+}
 
 export type MutateOutcome = 'injected' | 'unchanged' | 'skipped' | 'refused' | 'error' | 'ignored';
 
@@ -15,7 +21,7 @@ export interface MutateResult {
   outcome: MutateOutcome;
 }
 
-export function mutate(request: AdmissionRequest, config: InjectionConfig, log: Logger): MutateResult {
+export function mutate(request: AdmissionRequest, config: InjectionConfig, ports: PortRegistry, log: Logger): MutateResult {
   const uid = request.uid;
   try {
     switch (request.kind.kind) {
@@ -33,6 +39,22 @@ export function mutate(request: AdmissionRequest, config: InjectionConfig, log: 
               response: allow(uid, decision.patch),
               outcome: decision.patch.length > 0 ? 'injected' : 'unchanged',
             };
+        }
+        break;
+      }
+      case 'Service': {
+        const service = request.object as V1Service | undefined;
+        if (!service || typeof service !== 'object') return { response: refuse(uid, 'request.object is missing'), outcome: 'refused' };
+        const namespace = service.metadata?.namespace || request.namespace || 'default';
+        if (config.excludedNamespaces.includes(namespace)) return { response: allow(uid), outcome: 'skipped' };
+        const decision = decideService(service, request.namespace, (key) => ports.usedPorts(key));
+        switch (decision.kind) {
+          case 'skip':
+            return { response: allow(uid), outcome: 'skipped' };
+          case 'refuse':
+            return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
+          case 'patch':
+            return { response: allow(uid, decision.patch), outcome: decision.patch.length > 0 ? 'injected' : 'unchanged' };
         }
         break;
       }

@@ -8,8 +8,9 @@
  */
 import type { V1Container, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { ANNOTATIONS, parsePodSettings, wantsInjection, type PodSettings } from './annotations.js';
-import { owningWorkloadName, qualifiedQueueName } from './workload-queue.js';
+import { ANNOTATIONS, parsePodSettings, wantsInjection, type PodSettings } from '../shared/annotations.js';
+import { qualifiedQueueName } from '../shared/queue-names.js';
+import { owningWorkloadName } from './workload-queue.js';
 
 export const SIDECAR_NAME = 'kueuer-sidecar';
 

@@ -8,13 +8,15 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { BadReviewError, parseAdmissionReview, reviewOf } from './admission-review.js';
 import type { WebhookMetrics } from './metrics.js';
-import { mutate } from './mutate.js';
+import { mutate, type PortRegistry } from './mutate.js';
 import type { InjectionConfig } from './pod-injection.js';
 import { readTls, watchTls, type TlsFiles } from './tls-reloader.js';
 
 export interface WebhookServerOptions {
   tls: TlsFiles;
   config: InjectionConfig;
+  /** Which responder ports other Services hold (a cluster-wide Service cache in production). */
+  ports: PortRegistry;
   registry: Registry;
   metrics: WebhookMetrics;
   log: Logger;
@@ -48,7 +50,7 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
       req.log.warn({ err: err.message }, 'refused a request that is not an AdmissionReview v1');
       return reply.code(400).send({ error: 'bad_admission_review', message: err.message });
     }
-    const { response, outcome } = mutate(request, options.config, req.log as unknown as Logger);
+    const { response, outcome } = mutate(request, options.config, options.ports, req.log as unknown as Logger);
     const kind = request.kind.kind;
     metrics.admitted(kind, outcome, Number(process.hrtime.bigint() - started) / 1e9);
     const ns = request.namespace ?? '';

@@ -2,10 +2,8 @@
  * The default queue of a pod: named after the workload that owns it, so all
  * replicas of a Deployment share one queue. At admission a Deployment's pod
  * has only `generateName` and an owner ReplicaSet named `<deployment>-<hash>`;
- * the hash is the pod's `pod-template-hash` label. Queue names carry the
- * namespace, so two namespaces never share a queue.
+ * the hash is the pod's `pod-template-hash` label.
  */
-import { createHash } from 'node:crypto';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 
 export function owningWorkloadName(meta: V1ObjectMeta): string {
@@ -19,13 +17,4 @@ export function owningWorkloadName(meta: V1ObjectMeta): string {
   }
   if (meta.name) return meta.name;
   return (meta.generateName ?? 'pod').replace(/-+$/, '') || 'pod';
-}
-
-const MAX_QUEUE = 200;
-
-export function qualifiedQueueName(namespace: string, name: string): string {
-  const full = `${namespace}.${name}`;
-  if (full.length <= MAX_QUEUE) return full;
-  const digest = createHash('sha256').update(full).digest('hex').slice(0, 16);
-  return `${full.slice(0, MAX_QUEUE - 17)}-${digest}`;
 }

@@ -9,6 +9,9 @@ import type { InjectionConfig } from '../../webhook/pod-injection.js';
 import { webhookMetrics } from '../../webhook/metrics.js';
 import { buildWebhookServer } from '../../webhook/server.js';
 import { silentLog } from './stack.js';
+import type { V1Service } from '@kubernetes/client-node';
+import { StaticObjectSource } from '../../shared/kube/object-source.js';
+import { usedResponderPorts } from '../../shared/service-routes.js';
 
 const script = join(import.meta.dirname, '..', '..', 'scripts', 'gen-certs.sh');
 
@@ -36,10 +39,14 @@ export interface RunningWebhook {
   close(): Promise<void>;
 }
 
+/** Services the webhook sees in the "cluster" when it hands out responder ports. */
+export const clusterServices = new StaticObjectSource<V1Service>();
+
 export async function startWebhook(config: InjectionConfig = testInjectionConfig): Promise<RunningWebhook> {
   const certs = generateCerts();
   const registry = new Registry();
   const app = buildWebhookServer({
+    ports: { usedPorts: (except) => usedResponderPorts(clusterServices.list(), except) },
     tls: { cert: certs.cert, key: certs.key },
     config,
     registry,

@@ -18,6 +18,7 @@ const cases = readdirSync(dir).filter((f) => f.endsWith('.input.json')).map((f) 
 
 interface GoldenInput {
   namespace: string;
+  kind?: 'Pod' | 'Service';
   config?: Partial<InjectionConfig>;
   object: Record<string, unknown>;
 }
@@ -50,7 +51,8 @@ describe('webhook golden files', () => {
   it.each(cases)('%s', async (name) => {
     const input = JSON.parse(readFileSync(join(dir, `${name}.input.json`), 'utf8')) as GoldenInput;
     const server = servers.get(input.config?.nativeSidecars === false ? 'classic' : 'native')!;
-    const res = await server.post(review(input.object, { namespace: input.namespace, uid: `uid-${name}` }));
+    const kind = input.kind ?? 'Pod';
+    const res = await server.post(review(input.object, { namespace: input.namespace, uid: `uid-${name}`, kind }));
     expect(res.status).toBe(200);
     const body = res.json as { apiVersion: string; kind: string; response: Record<string, unknown> };
     expect(body.apiVersion).toBe('admission.k8s.io/v1');
@@ -75,7 +77,7 @@ describe('webhook golden files', () => {
     expect(users(patched)).toBe(users(input.object));
 
     // Idempotent: admitting the result again changes nothing.
-    const again = await server.post(review(patched, { namespace: input.namespace, uid: `uid-${name}-again` }));
+    const again = await server.post(review(patched, { namespace: input.namespace, uid: `uid-${name}-again`, kind }));
     const againResponse = (again.json as { response: Record<string, unknown> }).response;
     expect(againResponse.allowed).toBe(outcome.allowed);
     expect(decodePatch(againResponse)).toEqual([]);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parsePodSettings, parseServiceSettings, wantsInjection } from '../../webhook/annotations.js';
+import { parsePodSettings, parseServiceSettings, wantsInjection } from '../../shared/annotations.js';
 import { supportsNativeSidecars } from '../../webhook/cluster-version.js';
 import { overlay } from '../../webhook/pod-injection.js';
-import { owningWorkloadName, qualifiedQueueName } from '../../webhook/workload-queue.js';
+import { qualifiedQueueName } from '../../shared/queue-names.js';
+import { owningWorkloadName } from '../../webhook/workload-queue.js';
 
 describe('owning workload', () => {
   it('strips the pod-template-hash from a Deployment ReplicaSet name', () => {

@@ -1,0 +1,92 @@
+/**
+ * A live, cached set of Kubernetes objects: the seam between Kueuer's pure
+ * reconcilers and the cluster. Production uses informers from
+ * @kubernetes/client-node (`informerSource`); unit tests use
+ * `StaticObjectSource`.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export interface ObjectSource<T> {
+  list(): readonly T[];
+  /** Called after every change, coalesced to at most once per tick. */
+  onChange(listener: () => void): void;
+  stop(): Promise<void>;
+}
+
+export class StaticObjectSource<T> implements ObjectSource<T> {
+  private items: T[] = [];
+  private readonly listeners: Array<() => void> = [];
+
+  constructor(items: T[] = []) {
+    this.items = items;
+  }
+
+  list(): readonly T[] {
+    return this.items;
+  }
+
+  set(items: T[]): void {
+    this.items = items;
+    for (const l of this.listeners) l();
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  async stop(): Promise<void> {}
+}
+
+/** Connects to the cluster from in-cluster config or $KUBECONFIG. */
+export async function kubeConfig() {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return kc;
+}
+
+type ListFn<T extends KubernetesObject> = () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
+
+/**
+ * An informer (list, then watch, restarting after errors) as an ObjectSource.
+ * Resolves once the first list has arrived, so callers start from the truth.
+ */
+export async function informerSource<T extends KubernetesObject>(
+  path: string,
+  list: ListFn<T>,
+  log: Logger,
+  labelSelector?: string,
+): Promise<ObjectSource<T>> {
+  const { makeInformer } = await import('@kubernetes/client-node');
+  const kc = await kubeConfig();
+  const informer = makeInformer<T>(kc, path, list as never, labelSelector);
+  const listeners: Array<() => void> = [];
+  let scheduled = false;
+  const changed = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(() => {
+      scheduled = false;
+      for (const l of listeners) l();
+    });
+  };
+  for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, changed);
+  let stopped = false;
+  informer.on('error', (err: unknown) => {
+    if (stopped) return;
+    log.warn({ err: (err as Error)?.message, path }, 'watch failed; restarting in 2 s');
+    setTimeout(() => {
+      if (!stopped) informer.start().catch(() => undefined);
+    }, 2000).unref();
+  });
+  await informer.start();
+  return {
+    list: () => informer.list(),
+    onChange: (l) => listeners.push(l),
+    stop: async () => {
+      stopped = true;
+      await informer.stop();
+    },
+  };
+}
