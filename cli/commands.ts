@@ -25,6 +25,7 @@ import { buildWebhookServer } from '../webhook/server.js';
 import { kueuerVersion } from '../shared/version.js';
 import { routesFromServices, usedResponderPorts } from '../shared/service-routes.js';
 import { RouteServer } from '../responder/route-server.js';
+import { runEndpointMirror } from '../webhook/endpoint-mirror.js';
 import { ConfigError } from '../shared/options.js';
 import { watchAllServices } from '../shared/kube/services.js';
 import { startResponder, startSidecar } from './components.js';
@@ -154,7 +155,7 @@ export const localCommand: Command<typeof localOptions> = {
 export const webhookCommand: Command<typeof webhookOptions> = {
   name: 'webhook',
   usage: 'kueuer webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [options]',
-  summary: 'The mutating admission webhook: injects the sidecar into pods annotated kueuer.io/inject: "true".',
+  summary: 'The admission webhook: injects the sidecar into annotated pods and points annotated Services at the responder.',
   options: webhookOptions,
   async run(o) {
     const log = createLogger('webhook', o.logLevel);
@@ -178,10 +179,12 @@ export const webhookCommand: Command<typeof webhookOptions> = {
       metrics: webhookMetrics(registry),
       log,
     });
+    const mirror = await runEndpointMirror(services, o.systemNamespace, o.responderService, log);
     const address = await listen(app as unknown as Parameters<typeof listen>[0], o.listen);
     log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage }, 'webhook ready');
     exitOnSignal(log, async () => {
       await app.close();
+      await mirror.stop();
       await services.stop();
     });
   },

@@ -67,6 +67,16 @@ export const webhookOptions = {
     defaultValue: 'kueuer-system',
     parse: (raw: string) => raw,
   },
+  responderService: {
+    flag: 'responder-service',
+    env: 'KUEUER_RESPONDER_SERVICE',
+    description: "the responder's Service in the system namespace; queued Services get EndpointSlices listing its pods",
+    defaultValue: 'kueuer-responder',
+    parse: (raw: string) => {
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(raw)) throw new Error(`expected a Service name, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  },
   sidecarAdminPort: {
     flag: 'sidecar-admin-port',
     env: 'KUEUER_SIDECAR_ADMIN_PORT',

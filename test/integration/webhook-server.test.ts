@@ -3,7 +3,7 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateCerts, httpsJson, review, startWebhook, type RunningWebhook } from '../helpers/webhook.js';
+import { clusterServices, generateCerts, httpsJson, review, startWebhook, type RunningWebhook } from '../helpers/webhook.js';
 import { waitFor } from '../helpers/stack.js';
 
 const basePod = () => ({
@@ -73,6 +73,32 @@ describe('webhook server', () => {
     const again = (await hook.post(review(injected))).json as Review;
     expect(again.response.allowed).toBe(true);
     expect(again.response.patch).toBeUndefined();
+  });
+
+  it('gives a Service a responder port no other Service holds', async () => {
+    const svc = (name: string) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'shop', annotations: { 'kueuer.io/inject': 'true' } as Record<string, string> },
+      spec: { selector: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    });
+    const portOf = async (name: string): Promise<string> => {
+      const r = (await hook.post(review(svc(name), { kind: 'Service' }))).json as Review;
+      const patch = JSON.parse(Buffer.from(r.response.patch!, 'base64').toString()) as Operation[];
+      const patched = jsonpatch.applyPatch(svc(name), patch).newDocument;
+      return patched.metadata.annotations['kueuer.io/responder-port']!;
+    };
+    const preferred = await portOf('web');
+    const holder = svc('other');
+    holder.metadata.annotations['kueuer.io/responder-port'] = preferred;
+    clusterServices.set([holder as never]);
+    try {
+      const next = await portOf('web');
+      expect(next).not.toBe(preferred);
+      expect(Number(next)).toBeGreaterThanOrEqual(20000);
+    } finally {
+      clusterServices.set([]);
+    }
   });
 
   it('answers 400 to a body that is not JSON, and keeps serving', async () => {

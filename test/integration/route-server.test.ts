@@ -1,0 +1,96 @@
+/**
+ * `kueuer responder --routes cluster`: one listener per annotated Service,
+ * each feeding its own queue, following the Services as they change. The
+ * cluster is faked at its boundary (a static Service list); the responder,
+ * transport, sidecars and apps are real.
+ */
+import net from 'node:net';
+import type { V1Service } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { startSidecar, type RunningSidecar } from '../../cli/components.js';
+import { RouteServer } from '../../responder/route-server.js';
+import { StaticObjectSource } from '../../shared/kube/object-source.js';
+import { routesFromServices } from '../../shared/service-routes.js';
+import { json, request } from '../helpers/http.js';
+import { newTransport, silentLog, type BackendName } from '../helpers/stack.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+const amqpUrl = inject('amqpUrl');
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+function service(ns: string, name: string, port: number, annotations: Record<string, string> = {}): V1Service {
+  return {
+    metadata: { namespace: ns, name, annotations: { 'kueuer.io/inject': 'true', 'kueuer.io/responder-port': String(port), ...annotations } },
+    spec: { ports: [{ name: 'http', port: 80, targetPort: port as never }] },
+  };
+}
+
+describe.each<BackendName>(['memory', 'amqp'])('route server on %s', (backend) => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
+
+  it('serves each Service on its own port and queue, and follows changes', async () => {
+    const transport = await newTransport(backend, amqpUrl);
+    const sidecarTransport = backend === 'memory' ? transport : await newTransport(backend, amqpUrl);
+    cleanup.push(async () => {
+      await transport.close();
+      if (sidecarTransport !== transport) await sidecarTransport.close();
+    });
+    const ns = `ns${Date.now() % 100000}`;
+    const apps: Record<string, TestApp> = {};
+    const sidecars: RunningSidecar[] = [];
+    for (const name of ['web', 'orders']) {
+      const app = await startTestApp();
+      app.handle((req, res) => res.end(`${name} got ${req.url}`));
+      apps[name] = app;
+      cleanup.push(() => app.close());
+      // The pods' queues: <namespace>.<workload>, or kueuer.io/queue.
+      sidecars.push(await startSidecar({ app: { host: '127.0.0.1', port: app.port }, queue: `${ns}.${name}`, concurrency: 2, maxResponseBytes: 1 << 20 }, sidecarTransport, new Registry(), silentLog));
+    }
+    cleanup.push(async () => {
+      for (const s of sidecars) await s.stop();
+    });
+
+    const routes = new RouteServer(
+      { host: '127.0.0.1', timeoutMs: 5000, maxBodyBytes: 1 << 20, maxPending: 100, publishTimeoutMs: 1000, drainTimeoutMs: 500 },
+      transport,
+      new Registry(),
+      silentLog,
+    );
+    cleanup.push(() => routes.drain(100));
+    const services = new StaticObjectSource<V1Service>();
+    services.onChange(() => void routes.apply(routesFromServices(services.list())));
+
+    const [webPort, checkoutPort] = [await freePort(), await freePort()];
+    services.set([service(ns, 'web', webPort), service(ns, 'checkout', checkoutPort, { 'kueuer.io/queue': 'orders', 'kueuer.io/timeout': '300ms' })]);
+    await routes.apply(routesFromServices(services.list()));
+
+    const web = await request(`http://127.0.0.1:${webPort}`, { path: '/a', headers: { host: 'anything.example' } });
+    expect(web.body.toString()).toBe('web got /a');
+    const checkout = await request(`http://127.0.0.1:${checkoutPort}`, { path: '/b', headers: { host: 'web.shop.svc' } });
+    expect(checkout.body.toString()).toBe('orders got /b'); // the port decides the queue, not Host
+
+    // The Service's own timeout applies to its route.
+    apps.orders!.handle((_req, res) => setTimeout(() => res.end('late'), 1000));
+    const slow = await request(`http://127.0.0.1:${checkoutPort}`, { path: '/slow' });
+    expect(slow.status).toBe(504);
+    expect(json(slow).error).toBe('deadline_exceeded');
+
+    // Removing the annotation (restoring the Service) closes its route.
+    services.set([service(ns, 'web', webPort)]);
+    await routes.apply(routesFromServices(services.list()));
+    await expect(request(`http://127.0.0.1:${checkoutPort}`, { path: '/gone' })).rejects.toThrow();
+    expect(routes.routes().map((r) => r.service)).toEqual([`${ns}/web`]);
+    expect((await request(`http://127.0.0.1:${webPort}`, { path: '/still' })).body.toString()).toBe('web got /still');
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Keeps one EndpointSlice per queued Service in the Service's namespace,
+ * listing the responder pods (as the responder Service's own EndpointSlices
+ * do) on the responder port the webhook gave that Service. A queued Service
+ * has no selector, so this slice is what kube-proxy routes it by.
+ *
+ * `desiredSlices` is pure; `runEndpointMirror` applies it to the cluster
+ * whenever the Services or the responder's endpoints change.
+ */
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { ANNOTATIONS } from '../shared/annotations.js';
+import { informerSource, kubeConfig, type ObjectSource } from '../shared/kube/object-source.js';
+import { routesFromServices } from '../shared/service-routes.js';
+
+export const MANAGED_BY = 'kueuer.io';
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
+
+export function sliceName(serviceName: string): string {
+  const name = `kueuer-${serviceName}`;
+  return name.length <= 63 ? name : name.slice(0, 63).replace(/-+$/, '');
+}
+
+export function desiredSlices(services: readonly V1Service[], responderSlices: readonly V1EndpointSlice[]): V1EndpointSlice[] {
+  const { routes } = routesFromServices(services);
+  const endpoints = responderSlices.flatMap((s) => s.endpoints ?? []);
+  const addressType = responderSlices[0]?.addressType ?? 'IPv4';
+  const out: V1EndpointSlice[] = [];
+  for (const route of routes) {
+    const [namespace, name] = route.service.split('/') as [string, string];
+    const service = services.find((s) => s.metadata?.namespace === namespace && s.metadata?.name === name)!;
+    out.push({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: sliceName(name),
+        namespace,
+        labels: { [SERVICE_NAME_LABEL]: name, [MANAGED_BY_LABEL]: MANAGED_BY },
+        annotations: { [ANNOTATIONS.responderPort]: String(route.port) },
+        // Deleting the Service deletes its slice.
+        ownerReferences: service.metadata?.uid
+          ? [{ apiVersion: 'v1', kind: 'Service', name, uid: service.metadata.uid, controller: true, blockOwnerDeletion: true }]
+          : [],
+      },
+      addressType,
+      endpoints: endpoints.map((e) => ({ addresses: e.addresses, conditions: e.conditions, ...(e.nodeName ? { nodeName: e.nodeName } : {}), ...(e.zone ? { zone: e.zone } : {}) })),
+      ports: (service.spec?.ports ?? []).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: route.port, protocol: 'TCP' })),
+    });
+  }
+  return out;
+}
+
+/** The fields that matter when deciding whether a stored slice needs replacing. */
+function fingerprint(s: V1EndpointSlice): string {
+  return JSON.stringify([s.metadata?.labels, s.metadata?.annotations, s.metadata?.ownerReferences?.map((o) => o.uid), s.addressType, s.endpoints, s.ports]);
+}
+
+export interface EndpointMirror {
+  stop(): Promise<void>;
+}
+
+export async function runEndpointMirror(
+  services: ObjectSource<V1Service>,
+  systemNamespace: string,
+  responderService: string,
+  log: Logger,
+): Promise<EndpointMirror> {
+  const { DiscoveryV1Api } = await import('@kubernetes/client-node');
+  const api = (await kubeConfig()).makeApiClient(DiscoveryV1Api);
+  const responderSlices = await informerSource<V1EndpointSlice>(
+    `/apis/discovery.k8s.io/v1/namespaces/${systemNamespace}/endpointslices`,
+    () => api.listNamespacedEndpointSlice({ namespace: systemNamespace, labelSelector: `${SERVICE_NAME_LABEL}=${responderService}` }),
+    log,
+    `${SERVICE_NAME_LABEL}=${responderService}`,
+  );
+  const managed = await informerSource<V1EndpointSlice>(
+    '/apis/discovery.k8s.io/v1/endpointslices',
+    () => api.listEndpointSliceForAllNamespaces({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
+    log,
+    `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+  );
+
+  let running = Promise.resolve();
+  const reconcile = (): void => {
+    running = running.then(async () => {
+      const desired = desiredSlices(services.list(), responderSlices.list());
+      const current = new Map(managed.list().map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
+      for (const want of desired) {
+        const key = `${want.metadata!.namespace}/${want.metadata!.name}`;
+        const have = current.get(key);
+        current.delete(key);
+        try {
+          if (!have) await api.createNamespacedEndpointSlice({ namespace: want.metadata!.namespace!, body: want });
+          else if (fingerprint(have) !== fingerprint(want)) {
+            await api.replaceNamespacedEndpointSlice({
+              name: want.metadata!.name!,
+              namespace: want.metadata!.namespace!,
+              body: { ...want, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } },
+            });
+          }
+        } catch (err) {
+          log.warn({ err: (err as Error).message, slice: key }, 'could not write an EndpointSlice; retrying on the next change');
+        }
+      }
+      for (const [key, stale] of current) {
+        try {
+          await api.deleteNamespacedEndpointSlice({ name: stale.metadata!.name!, namespace: stale.metadata!.namespace! });
+        } catch (err) {
+          log.warn({ err: (err as Error).message, slice: key }, 'could not delete a stale EndpointSlice');
+        }
+      }
+    });
+  };
+  services.onChange(reconcile);
+  responderSlices.onChange(reconcile);
+  managed.onChange(reconcile);
+  reconcile();
+  // Re-check periodically as well: a failed write is retried even when nothing changes.
+  const timer = setInterval(reconcile, 30_000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      await responderSlices.stop();
+      await managed.stop();
+    },
+  };
+}
