@@ -28,6 +28,8 @@ import { RouteServer } from '../responder/route-server.js';
 import { runEndpointMirror } from '../webhook/endpoint-mirror.js';
 import { ConfigError } from '../shared/options.js';
 import { watchAllServices } from '../shared/kube/services.js';
+import type { ObjectSource } from '../shared/kube/object-source.js';
+import type { V1Service } from '@kubernetes/client-node';
 import { startResponder, startSidecar } from './components.js';
 
 export interface Command<S extends OptionSpecs> {
@@ -161,10 +163,10 @@ export const webhookCommand: Command<typeof webhookOptions> = {
     const log = createLogger('webhook', o.logLevel);
     const registry = newRegistry();
     const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(log) : o.nativeSidecars === 'true';
-    // Responder ports are handed out against every Service in the cluster.
-    const services = await watchAllServices(log);
+    let services: ObjectSource<V1Service> | undefined;
     const app = buildWebhookServer({
-      ports: { usedPorts: (except) => usedResponderPorts(services.list(), except) },
+      // Responder ports are handed out against every Service in the cluster.
+      ports: { usedPorts: (except) => usedResponderPorts(services?.list() ?? [], except) },
       tls: { cert: o.tlsCert, key: o.tlsKey },
       config: {
         image: o.sidecarImage,
@@ -179,13 +181,14 @@ export const webhookCommand: Command<typeof webhookOptions> = {
       metrics: webhookMetrics(registry),
       log,
     });
+    services = await watchAllServices(log);
     const mirror = await runEndpointMirror(services, o.systemNamespace, o.responderService, log);
     const address = await listen(app as unknown as Parameters<typeof listen>[0], o.listen);
     log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage }, 'webhook ready');
     exitOnSignal(log, async () => {
       await app.close();
       await mirror.stop();
-      await services.stop();
+      await services?.stop();
     });
   },
 };

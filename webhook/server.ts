@@ -39,20 +39,31 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
   const stopWatching = watchTls(app.server, options.tls, log, (ok) => metrics.tlsReload(ok ? 'ok' : 'error'), options.tlsPollMs);
   app.addHook('onClose', async () => stopWatching());
 
+  // Admission time counts from the first byte of the request to the last of the answer: body parsing included.
+  const startedAt = new WeakMap<object, bigint>();
+  const outcomes = new WeakMap<object, { kind: string; outcome: string }>();
+  app.addHook('onRequest', async (req) => {
+    if (req.url === '/mutate') startedAt.set(req, process.hrtime.bigint());
+  });
+  app.addHook('onResponse', async (req) => {
+    const started = startedAt.get(req);
+    const result = outcomes.get(req);
+    if (started === undefined) return;
+    metrics.admitted(result?.kind ?? 'unknown', result?.outcome ?? 'bad_request', Number(process.hrtime.bigint() - started) / 1e9);
+  });
+
   app.post('/mutate', async (req, reply) => {
-    const started = process.hrtime.bigint();
     let request;
     try {
       request = parseAdmissionReview(req.body);
     } catch (err) {
       if (!(err instanceof BadReviewError)) throw err;
-      metrics.admitted('unknown', 'bad_request', Number(process.hrtime.bigint() - started) / 1e9);
       req.log.warn({ err: err.message }, 'refused a request that is not an AdmissionReview v1');
       return reply.code(400).send({ error: 'bad_admission_review', message: err.message });
     }
     const { response, outcome } = mutate(request, options.config, options.ports, req.log as unknown as Logger);
     const kind = request.kind.kind;
-    metrics.admitted(kind, outcome, Number(process.hrtime.bigint() - started) / 1e9);
+    outcomes.set(req, { kind, outcome });
     const ns = request.namespace ?? '';
     const name = request.name || (request.object as { metadata?: { generateName?: string } })?.metadata?.generateName || '';
     if (outcome === 'refused' || outcome === 'error') req.log.warn({ uid: request.uid, kind, ns, name, message: response.status?.message }, 'refused');

@@ -60,6 +60,13 @@ export async function informerSource<T extends KubernetesObject>(
 ): Promise<ObjectSource<T>> {
   const { makeInformer } = await import('@kubernetes/client-node');
   const kc = await kubeConfig();
+  // Fail start-up with a clear reason when the API cannot be read at all,
+  // instead of running on an empty cache.
+  try {
+    await list();
+  } catch (err) {
+    throw new Error(`cannot list ${path} from the Kubernetes API at ${kc.getCurrentCluster()?.server ?? '(no cluster configured)'}: ${(err as Error).message}`);
+  }
   const informer = makeInformer<T>(kc, path, list as never, labelSelector);
   const listeners: Array<() => void> = [];
   let scheduled = false;

@@ -33,6 +33,26 @@ describe('kueuer CLI', () => {
     expect(r.stderr).toContain('--backend memory only works in `kueuer local`');
   });
 
+  it('webhook: names a bad --native-sidecars value', async () => {
+    const r = await runKueuer(['webhook', '--tls-cert', 'c', '--tls-key', 'k', '--native-sidecars', 'sometimes']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid --native-sidecars (KUEUER_NATIVE_SIDECARS) from --native-sidecars: expected one of auto, true, false, got "sometimes"');
+  });
+
+  it('webhook: a missing certificate file is a start-up failure naming the file', async () => {
+    const r = await runKueuer(['webhook', '--tls-cert', '/nonexistent/tls.crt', '--tls-key', '/nonexistent/tls.key', '--native-sidecars', 'true'], {
+      KUBECONFIG: '/nonexistent/kubeconfig',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot start: .*(\/nonexistent\/|kubeconfig|Kubernetes)/);
+  });
+
+  it('responder: --queue is required unless --routes cluster', async () => {
+    const r = await runKueuer(['responder', '--backend', 'amqp://127.0.0.1:1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('missing --queue (or KUEUER_QUEUE): required unless --routes cluster');
+  });
+
   it('rejects an unknown command', async () => {
     const r = await runKueuer(['webhooks']);
     expect(r.code).toBe(2);

@@ -101,6 +101,15 @@ describe('webhook server', () => {
     }
   });
 
+  it('refuses, never allows, when building the patch fails', async () => {
+    const broken = { ...basePod(), spec: { containers: 'not-a-list' } };
+    const res = (await hook.post(review(broken))).json as Review;
+    expect(res.response.allowed).toBe(false);
+    expect(res.response.status?.code).toBe(500);
+    expect(res.response.status?.message).toMatch(/^kueuer: internal error while building the patch/);
+    expect(res.response.patch).toBeUndefined();
+  });
+
   it('answers 400 to a body that is not JSON, and keeps serving', async () => {
     const res = await hook.post('{"apiVersion": "admission.k8s.io/v1", "kind": ', 'application/json');
     expect(res.status).toBe(400);

@@ -1,0 +1,34 @@
+/**
+ * The webhook's HTTPS server on its own, for the benchmark: the same
+ * buildWebhookServer as `kueuer webhook`, without the cluster watches (the
+ * benchmark admits pods, which need none). Prints the port when listening.
+ *
+ *   node dist/scripts/bench-webhook-server.js CERT_DIR
+ */
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { webhookMetrics } from '../webhook/metrics.js';
+import { buildWebhookServer } from '../webhook/server.js';
+
+const certs = process.argv[2]!;
+const registry = new Registry();
+const server = buildWebhookServer({
+  tls: { cert: join(certs, 'tls.crt'), key: join(certs, 'tls.key') },
+  config: {
+    image: 'ghcr.io/kueuer/kueuer:bench',
+    version: 'bench',
+    defaultBackendSecret: 'kueuer-backend',
+    nativeSidecars: true,
+    adminPort: 9091,
+    excludedNamespaces: ['kube-system', 'kueuer-system'],
+    resources: { cpuRequest: '50m', memoryRequest: '64Mi', memoryLimit: '256Mi' },
+  },
+  ports: { usedPorts: () => new Set() },
+  registry,
+  metrics: webhookMetrics(registry),
+  log: pino({ level: 'warn' }),
+});
+await server.listen({ host: '127.0.0.1', port: 0 });
+console.log(String((server.server.address() as { port: number }).port));
+process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
