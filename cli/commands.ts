@@ -163,10 +163,11 @@ export const webhookCommand: Command<typeof webhookOptions> = {
     const log = createLogger('webhook', o.logLevel);
     const registry = newRegistry();
     const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(log) : o.nativeSidecars === 'true';
-    let services: ObjectSource<V1Service> | undefined;
+    // Filled once the TLS files have loaded; until then no Service is admitted (the server is not listening).
+    const cluster: { services?: ObjectSource<V1Service> } = {};
     const app = buildWebhookServer({
       // Responder ports are handed out against every Service in the cluster.
-      ports: { usedPorts: (except) => usedResponderPorts(services?.list() ?? [], except) },
+      ports: { usedPorts: (except) => usedResponderPorts(cluster.services?.list() ?? [], except) },
       tls: { cert: o.tlsCert, key: o.tlsKey },
       config: {
         image: o.sidecarImage,
@@ -181,14 +182,15 @@ export const webhookCommand: Command<typeof webhookOptions> = {
       metrics: webhookMetrics(registry),
       log,
     });
-    services = await watchAllServices(log);
+    const services = await watchAllServices(log);
+    cluster.services = services;
     const mirror = await runEndpointMirror(services, o.systemNamespace, o.responderService, log);
     const address = await listen(app as unknown as Parameters<typeof listen>[0], o.listen);
     log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage }, 'webhook ready');
     exitOnSignal(log, async () => {
       await app.close();
       await mirror.stop();
-      await services?.stop();
+      await services.stop();
     });
   },
 };
