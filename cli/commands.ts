@@ -79,10 +79,11 @@ export const responderCommand: Command<typeof responderOptions> = {
     const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000 });
     if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the sidecar shares the process');
     const drains: Array<() => Promise<void>> = [];
+    let listening: string | undefined;
     if (o.queue !== undefined) {
       const { responder, address } = await startResponder({ ...o, queue: o.queue }, transport, registry, log);
       drains.push(() => responder.drain(o.drainTimeoutMs));
-      log.info({ listen: formatHostPort(address), queue: o.queue }, 'serving queue');
+      listening = formatHostPort(address);
     }
     if (o.routes === 'cluster') {
       const routes = new RouteServer({ ...o, host: o.listen.host }, transport, registry, log);
@@ -97,7 +98,7 @@ export const responderCommand: Command<typeof responderOptions> = {
     }
     const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
     const adminAddress = await listen(admin, o.adminListen);
-    log.info({ admin: formatHostPort(adminAddress), routes: o.routes }, 'responder ready');
+    log.info({ listen: listening, queue: o.queue, admin: formatHostPort(adminAddress), routes: o.routes }, 'responder ready');
     exitOnSignal(log, async () => {
       await Promise.all(drains.map((d) => d()));
       await admin.close();
