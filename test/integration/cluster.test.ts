@@ -1,0 +1,238 @@
+/**
+ * End to end through a real kube-apiserver (test/helpers/control-plane.ts):
+ * the apiserver calls the real `kueuer webhook` process over TLS with the
+ * caBundle from our MutatingWebhookConfiguration, applies its JSON patches,
+ * validates and stores the results. The ReplicaSet controller creates the
+ * pods. A real `kueuer responder --routes cluster` learns its routes from the
+ * stored Services.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { loadAllYaml, dumpYaml } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startSidecar, type RunningSidecar } from '../../cli/components.js';
+import type { Transport } from '../../shared/transport/transport.js';
+import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { request } from '../helpers/http.js';
+import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
+import { newTransport, silentLog, waitFor } from '../helpers/stack.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { generateCerts } from '../helpers/webhook.js';
+
+const amqpUrl = inject('amqpUrl');
+const root = join(import.meta.dirname, '..', '..');
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+describe('through a real kube-apiserver', () => {
+  let cp: ControlPlane;
+  let webhook: KueuerProcess;
+  const processes: KueuerProcess[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
+
+  const kubectl = (...args: string[]) => cp.kubectl(args);
+  const apply = (yaml: string) => cp.kubectl(['apply', '-f', '-'], yaml);
+  const getJson = (...args: string[]): Json => {
+    const r = cp.kubectl(['get', ...args, '-o', 'json']);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as Json;
+  };
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    const certs = generateCerts();
+    const port = await freePort();
+    webhook = spawnKueuer(
+      ['webhook', '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--sidecar-image', 'ghcr.io/kueuer/kueuer:e2e'],
+      { KUBECONFIG: cp.kubeconfig },
+    );
+    processes.push(webhook);
+    const ready = await webhook.waitForLog(msgIs('webhook ready'), 30_000);
+    expect(ready.nativeSidecars).toBe(true); // detected from the apiserver's version (1.34)
+
+    // Our MutatingWebhookConfiguration as shipped, pointed at the local process the way envtest does.
+    const [config] = loadAllYaml(readFileSync(join(root, 'manifests/webhook/mutating-webhook-configuration.yaml'), 'utf8')) as Json[];
+    for (const w of config!.webhooks) w.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: certs.ca.toString('base64') };
+    expect(apply(dumpYaml(config)).code).toBe(0);
+
+    const setup = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: kueuer-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {kueuer.io/injection: enabled}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: plain}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kueuer-responder, namespace: kueuer-system}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kueuer-responder-1
+  namespace: kueuer-system
+  labels: {kubernetes.io/service-name: kueuer-responder}
+addressType: IPv4
+endpoints:
+- addresses: ["10.1.2.3"]
+  conditions: {ready: true}
+ports: [{name: http, port: 8080, protocol: TCP}]
+`;
+    const r = apply(setup);
+    expect(r.stderr).toBe('');
+  }, 45 * 60_000);
+
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+    for (const p of processes) p.child.kill('SIGKILL');
+    await cp?.stop();
+  }, 60_000);
+
+  const deployment = (ns: string, name: string, annotations: Record<string, string>) => `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata:
+      labels: {app: ${name}}
+      annotations: ${JSON.stringify(annotations)}
+    spec:
+      containers:
+      - name: app
+        image: example.com/${name}:1
+        ports: [{containerPort: 8080, name: http}]
+`;
+
+  async function podsOf(ns: string, app: string, count: number): Promise<Json[]> {
+    let pods: Json[] = [];
+    await waitFor(() => {
+      pods = getJson('pods', '-n', ns, '-l', `app=${app}`).items as Json[];
+      return pods.length === count;
+    }, 30_000, `${count} pods of ${ns}/${app}`);
+    return pods;
+  }
+
+  it('injects exactly one sidecar into the pods the ReplicaSet controller creates', async () => {
+    expect(apply(deployment('shop', 'web', { 'kueuer.io/inject': 'true', 'kueuer.io/concurrency': '3' })).code).toBe(0);
+    const pods = await podsOf('shop', 'web', 2);
+    for (const pod of pods) {
+      const all = [...(pod.spec.initContainers ?? []), ...pod.spec.containers] as Json[];
+      const sidecars = all.filter((c) => c.name === 'kueuer-sidecar');
+      expect(sidecars).toHaveLength(1);
+      expect(pod.spec.initContainers.map((c: Json) => c.name)).toEqual(['kueuer-sidecar']);
+      expect(sidecars[0]!.restartPolicy).toBe('Always');
+      const env = Object.fromEntries(sidecars[0]!.env.map((e: Json) => [e.name, e.value]));
+      expect(env).toMatchObject({ KUEUER_APP: '127.0.0.1:8080', KUEUER_QUEUE: 'shop.web', KUEUER_CONCURRENCY: '3' });
+      expect(JSON.parse(pod.metadata.annotations['kueuer.io/status'])).toMatchObject({ mode: 'native', queue: 'shop.web', appPort: 8080 });
+      expect(pod.spec.containers.map((c: Json) => c.name)).toEqual(['app']);
+    }
+  });
+
+  it('leaves a namespace without the label untouched', async () => {
+    expect(apply(deployment('plain', 'web', { 'kueuer.io/inject': 'true' })).code).toBe(0);
+    for (const pod of await podsOf('plain', 'web', 2)) {
+      expect(pod.spec.initContainers).toBeUndefined();
+      expect(pod.spec.containers.map((c: Json) => c.name)).toEqual(['app']);
+      expect(pod.metadata.annotations['kueuer.io/status']).toBeUndefined();
+    }
+  });
+
+  it('refuses a pod with a bad annotation, and kubectl shows our message', async () => {
+    const r = apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: typo, namespace: shop, annotations: {kueuer.io/inject: "true", kueuer.io/concurrency: "many"}}
+spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 80}]}]}
+`);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('admission webhook "pods.kueuer.io" denied the request');
+    expect(r.stderr).toContain('kueuer.io/concurrency: expected an integer from 1 to 1000, got "many"');
+    expect(kubectl('get', 'pod', 'typo', '-n', 'shop').code).not.toBe(0);
+  });
+
+  it('rewrites an annotated Service, routes it through the responder, and restores it', async () => {
+    expect(
+      apply(`
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop, annotations: {kueuer.io/inject: "true"}}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+`).code,
+    ).toBe(0);
+    const svc = getJson('service', 'web', '-n', 'shop');
+    const responderPort = Number(svc.metadata.annotations['kueuer.io/responder-port']);
+    expect(responderPort).toBeGreaterThanOrEqual(20000);
+    expect(svc.spec.selector).toBeUndefined();
+    expect(svc.spec.ports[0].targetPort).toBe(responderPort);
+    expect(svc.spec.clusterIP).toMatch(/^10\.0\.0\./);
+    expect(JSON.parse(svc.metadata.annotations['kueuer.io/original-service'])).toEqual({
+      selector: { app: 'web' },
+      targetPorts: [{ port: 80, targetPort: 'http' }],
+    });
+
+    // The webhook process keeps the Service's EndpointSlice: the responder pods on its port.
+    let slice: Json | undefined;
+    await waitFor(() => {
+      const r = kubectl('get', 'endpointslice', 'kueuer-web', '-n', 'shop', '-o', 'json');
+      if (r.code === 0) slice = JSON.parse(r.stdout) as Json;
+      return r.code === 0;
+    }, 15_000, 'the EndpointSlice of shop/web');
+    expect(slice!.metadata.labels['kubernetes.io/service-name']).toBe('web');
+    expect(slice!.endpoints.map((e: Json) => e.addresses[0])).toEqual(['10.1.2.3']);
+    expect(slice!.ports).toEqual([{ name: 'http', port: responderPort, protocol: 'TCP' }]);
+    expect(slice!.metadata.ownerReferences[0].uid).toBe(svc.metadata.uid);
+
+    // A responder learns the route from the cluster and serves the Service's queue on that port.
+    const app: TestApp = await startTestApp();
+    cleanups.push(() => app.close());
+    app.handle((req, res) => res.end(`web answered ${req.url}`));
+    const transport: Transport = await newTransport('amqp', amqpUrl);
+    const sidecar: RunningSidecar = await startSidecar({ app: { host: '127.0.0.1', port: app.port }, queue: 'shop.web', concurrency: 2, maxResponseBytes: 1 << 20 }, transport, new Registry(), silentLog);
+    cleanups.push(async () => {
+      await sidecar.stop();
+      await transport.close();
+    });
+    const responder = spawnKueuer(
+      ['responder', '--routes', 'cluster', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--backend', amqpUrl],
+      { KUBECONFIG: cp.kubeconfig, KUEUER_LISTEN: '127.0.0.1:0' },
+    );
+    processes.push(responder);
+    await responder.waitForLog((l) => l.msg === 'serving route' && l.port === responderPort, 20_000);
+    const res = await request(`http://127.0.0.1:${responderPort}`, { path: '/via-service?x=1', headers: { host: 'web.shop.svc.cluster.local' } });
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('web answered /via-service?x=1');
+
+    // Removing the annotation restores the Service; its slice and route go away.
+    expect(kubectl('annotate', 'service', 'web', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
+    const restored = getJson('service', 'web', '-n', 'shop');
+    expect(restored.spec.selector).toEqual({ app: 'web' });
+    expect(restored.spec.ports[0].targetPort).toBe('http');
+    expect(restored.metadata.annotations?.['kueuer.io/original-service']).toBeUndefined();
+    expect(restored.metadata.annotations?.['kueuer.io/responder-port']).toBeUndefined();
+    await waitFor(() => kubectl('get', 'endpointslice', 'kueuer-web', '-n', 'shop').code !== 0, 15_000, 'the slice to be deleted');
+    await responder.waitForLog((l) => l.msg === 'closing route' && l.port === responderPort, 15_000);
+  });
+});
