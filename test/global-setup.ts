@@ -1,8 +1,12 @@
 /**
- * Starts the services the integration tests need, once per `vitest run`:
- * a private RabbitMQ node (installed from Debian when missing) via
- * scripts/rabbitmq.sh. KUEUER_TEST_AMQP_URL points the tests at an existing
- * broker instead. A broker that cannot start fails the run; nothing is skipped.
+ * Prepares what the integration tests need, once per `vitest run`, before any
+ * test starts (so a cold build does not starve timing-sensitive tests):
+ * - the control-plane binaries (scripts/k8s-binaries.sh builds them once and
+ *   caches them under .cache/k8s; a cold machine takes several minutes);
+ * - a private RabbitMQ node (installed from Debian when missing) via
+ *   scripts/rabbitmq.sh. KUEUER_TEST_AMQP_URL points the tests at an existing
+ *   broker instead.
+ * Anything that cannot be built or started fails the run; nothing is skipped.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -12,12 +16,22 @@ import type { TestProject } from 'vitest/node';
 declare module 'vitest' {
   export interface ProvidedContext {
     amqpUrl: string;
+    /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager and kubectl. */
+    k8sBinDir: string;
   }
 }
 
 const script = join(import.meta.dirname, '..', 'scripts', 'rabbitmq.sh');
+const k8sBinaries = join(import.meta.dirname, '..', 'scripts', 'k8s-binaries.sh');
 
 export default function setup(project: TestProject): () => void {
+  // `npm run test:unit` needs neither service; `npm run test:fast` skips the control plane.
+  const scope = process.env.KUEUER_TEST_SCOPE;
+  if (scope === 'unit') return () => undefined;
+  if (scope !== 'fast') {
+    const out = execFileSync('bash', [k8sBinaries], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    project.provide('k8sBinDir', out.trim().split('\n').pop() ?? '');
+  }
   const external = process.env.KUEUER_TEST_AMQP_URL;
   if (external) {
     project.provide('amqpUrl', external);

@@ -70,11 +70,9 @@ function get(url: string, options: https.RequestOptions = {}): Promise<number> {
   });
 }
 
-export async function startControlPlane(): Promise<ControlPlane> {
-  const binDir = execFileSync('bash', [join(root, 'scripts', 'k8s-binaries.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-    .trim()
-    .split('\n')
-    .pop()!;
+/** `binDir`: from the global setup (inject('k8sBinDir')), which built the binaries before the tests started. */
+export async function startControlPlane(binDir: string): Promise<ControlPlane> {
+  if (!binDir) throw new Error('no control-plane binaries: the global setup runs scripts/k8s-binaries.sh');
   const dir = mkdtempSync(join(tmpdir(), 'kueuer-cp-'));
   const certs = join(dir, 'certs');
   execFileSync('bash', [join(root, 'scripts', 'control-plane-certs.sh'), certs], { stdio: 'ignore' });
