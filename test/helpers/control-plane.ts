@@ -9,9 +9,9 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -24,14 +24,6 @@ export interface ControlPlane {
   /** Runs kubectl against this cluster. */
   kubectl(args: string[], input?: string): { code: number; stdout: string; stderr: string };
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function startLogged(bin: string, args: string[], logFile: string): ChildProcess {

@@ -7,7 +7,6 @@
  * stored Services.
  */
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { loadAllYaml, dumpYaml } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
@@ -20,17 +19,10 @@ import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js'
 import { newTransport, silentLog, waitFor } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { generateCerts } from '../helpers/webhook.js';
+import { freePort } from '../helpers/net.js';
 
 const amqpUrl = inject('amqpUrl');
 const root = join(import.meta.dirname, '..', '..');
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -147,6 +139,13 @@ spec:
       expect(JSON.parse(pod.metadata.annotations['kueuer.io/status'])).toMatchObject({ mode: 'native', queue: 'shop.web', appPort: 8080 });
       expect(pod.spec.containers.map((c: Json) => c.name)).toEqual(['app']);
     }
+  });
+
+  it('accepts the shipped manifests (server-side dry run)', () => {
+    const r = kubectl('apply', '--dry-run=server', '-f', join(root, 'manifests', 'webhook'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('mutatingwebhookconfiguration.admissionregistration.k8s.io/kueuer');
   });
 
   it('leaves a namespace without the label untouched', async () => {

@@ -2,7 +2,6 @@
  * What the request path answers when something goes wrong: each failure has
  * a defined status, body and metric, on the embedded backend and on RabbitMQ.
  */
-import net from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { startResponder } from '../../cli/components.js';
@@ -11,18 +10,10 @@ import { MemoryTransport } from '../../shared/transport/memory.js';
 import { json, request } from '../helpers/http.js';
 import { metricValue, silentLog, startStack, uniqueQueue, waitFor, type BackendName, type Stack } from '../helpers/stack.js';
 import { delay, echoHandler, startTestApp, type TestApp } from '../helpers/test-app.js';
+import { freePort } from '../helpers/net.js';
 
 const amqpUrl = inject('amqpUrl');
 const backends: BackendName[] = ['memory', 'amqp'];
-
-/** A loopback port with nothing listening on it. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe.each(backends)('failures on %s', (backend) => {
   const cleanups: Array<() => Promise<void>> = [];

@@ -4,7 +4,6 @@
  * cluster is faked at its boundary (a static Service list); the responder,
  * transport, sidecars and apps are real.
  */
-import net from 'node:net';
 import type { V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -15,16 +14,9 @@ import { routesFromServices } from '../../shared/service-routes.js';
 import { json, request } from '../helpers/http.js';
 import { newTransport, silentLog, type BackendName } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { freePort } from '../helpers/net.js';
 
 const amqpUrl = inject('amqpUrl');
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 function service(ns: string, name: string, port: number, annotations: Record<string, string> = {}): V1Service {
   return {

@@ -1,17 +1,9 @@
 /** `npm start` (scripts/start-demo.mjs): the demo app behind `kueuer local`, reachable at the URL it prints. */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { json, request } from '../helpers/http.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
+import { freePort } from '../helpers/net.js';
 
 describe('npm start', () => {
   it('serves the demo app through kueuer local and prints the URL to curl', async () => {
