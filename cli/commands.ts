@@ -118,7 +118,11 @@ export const sidecarCommand: Command<typeof sidecarOptions> = {
     const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000 });
     if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the responder shares the process');
     const sidecar = await startSidecar(o, transport, registry, log);
-    const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
+    const admin = buildAdminServer({
+      registry,
+      log,
+      notReadyReason: () => (transport.isReady() ? sidecar.notReadyReason() : 'broker not connected'),
+    });
     const adminAddress = await listen(admin, o.adminListen);
     log.info({ app: formatHostPort(o.app), admin: formatHostPort(adminAddress), queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');
     exitOnSignal(log, async () => {

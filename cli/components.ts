@@ -13,6 +13,7 @@ import type { Transport } from '../shared/transport/transport.js';
 import { AppClient } from '../sidecar/app-client.js';
 import { sidecarMetrics } from '../sidecar/metrics.js';
 import { startWorker, type Worker } from '../sidecar/worker.js';
+import { waitForApp } from '../sidecar/app-probe.js';
 
 export interface RunningResponder {
   responder: Responder;
@@ -38,10 +39,17 @@ export interface SidecarSettings {
 }
 
 export interface RunningSidecar {
-  worker: Worker;
+  /** Resolves once the app accepted a connection and the consumer runs (false if stopped first). */
+  consuming: Promise<boolean>;
+  /** Why the sidecar cannot take requests yet, or null. */
+  notReadyReason(): string | null;
   stop(): Promise<void>;
 }
 
+/**
+ * Starts a sidecar: waits for the app to accept connections, then consumes.
+ * Returns at once, so the admin endpoints can answer while the app starts.
+ */
 export async function startSidecar(
   settings: SidecarSettings,
   transport: Transport,
@@ -49,17 +57,27 @@ export async function startSidecar(
   log: Logger,
 ): Promise<RunningSidecar> {
   const appClient = new AppClient(settings.app, settings.concurrency, settings.maxResponseBytes);
-  const worker = await startWorker(
-    { queue: settings.queue, concurrency: settings.concurrency, replyTimeoutMs: 5_000 },
-    transport,
-    appClient,
-    sidecarMetrics(registry, settings.queue),
-    log,
-  );
+  const metrics = sidecarMetrics(registry, settings.queue);
+  const abort = new AbortController();
+  let worker: Worker | undefined;
+  const consuming = (async () => {
+    if (!(await waitForApp(settings.app, log, abort.signal))) return false;
+    worker = await startWorker(
+      { queue: settings.queue, concurrency: settings.concurrency, replyTimeoutMs: 5_000 },
+      transport,
+      appClient,
+      metrics,
+      log,
+    );
+    return true;
+  })();
   return {
-    worker,
+    consuming,
+    notReadyReason: () => (worker ? null : 'waiting for the app to accept connections'),
     async stop() {
-      await worker.stop();
+      abort.abort();
+      await consuming.catch(() => false);
+      await worker?.stop();
       appClient.close();
     },
   };

@@ -106,9 +106,34 @@ describe.each(backends)('failures on %s', (backend) => {
     expect(json(res).error).toBe('response_too_large');
   });
 
-  it('answers 502 when the app stays unreachable until the deadline', async () => {
+  it('takes no request before the app accepts connections, then answers it', async () => {
     const port = await freePort();
-    const stack = await stackWith(port, { timeoutMs: 1500 });
+    const stack = await stackWith(port, { timeoutMs: 5000 });
+    const pending = request(stack.url, { path: '/early', body: 'hello' });
+    await delay(500);
+    expect(stack.sidecar.notReadyReason()).toBe('waiting for the app to accept connections');
+    const late = await startTestApp(port);
+    cleanups.push(() => late.close());
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('hello');
+    expect(late.received).toHaveLength(1);
+    expect(stack.sidecar.notReadyReason()).toBeNull();
+    // It never knocked on a closed port: the request waited in the queue.
+    expect(await metricValue(stack.sidecarRegistry, 'kueuer_sidecar_app_retries_total')).toBe(0);
+  });
+
+  /** A stack whose app was up (so the sidecar consumes) and has now gone away. */
+  async function stackWithDeadApp(timeoutMs: number): Promise<{ stack: Stack; port: number }> {
+    const a = await startTestApp();
+    const stack = await stackWith(a, { timeoutMs });
+    expect(await stack.sidecar.consuming).toBe(true);
+    await a.close();
+    return { stack, port: a.port };
+  }
+
+  it('answers 502 when the app stays unreachable until the deadline', async () => {
+    const { stack } = await stackWithDeadApp(1500);
     const started = Date.now();
     const res = await request(stack.url, { path: '/nobody-home' });
     expect(res.status).toBe(502);
@@ -118,17 +143,17 @@ describe.each(backends)('failures on %s', (backend) => {
     expect(await metricValue(stack.sidecarRegistry, 'kueuer_sidecar_app_retries_total')).toBeGreaterThan(0);
   });
 
-  it('retries a refused connection until the app comes up, then answers 200', async () => {
-    const port = await freePort();
-    const stack = await stackWith(port, { timeoutMs: 5000 });
-    const pending = request(stack.url, { path: '/late-starter', body: 'hello' });
+  it('retries a refused connection until the app is back, then answers 200', async () => {
+    const { stack, port } = await stackWithDeadApp(5000);
+    const pending = request(stack.url, { path: '/restarting', body: 'hello' });
     await delay(400);
-    const late = await startTestApp(port);
-    cleanups.push(() => late.close());
+    const back = await startTestApp(port);
+    cleanups.push(() => back.close());
     const res = await pending;
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe('hello');
-    expect(late.received).toHaveLength(1);
+    expect(back.received).toHaveLength(1);
+    expect(await metricValue(stack.sidecarRegistry, 'kueuer_sidecar_app_retries_total')).toBeGreaterThan(0);
   });
 
   it('answers 503 with Retry-After within 1 s when the broker is unreachable', async () => {

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { request } from '../helpers/http.js';
 import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
 import { uniqueQueue, waitFor } from '../helpers/stack.js';
+import { freePort } from '../helpers/net.js';
 import { delay, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 const amqpUrl = inject('amqpUrl');
@@ -117,6 +118,22 @@ describe('responder and sidecar processes on RabbitMQ', () => {
     expect(refused).toBeInstanceOf(Error); // the listener is closed
     for (const r of await Promise.all(held)) expect(r.status).toBe(200);
     expect(await front.proc.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('sidecar: live at once, ready only once the app accepts connections', async () => {
+    const appPort = await freePort();
+    const proc = spawnKueuer(['sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:0', '--backend', amqpUrl, '--queue', uniqueQueue('probe')]);
+    started.push(proc);
+    const ready = await proc.waitForLog(msgIs('sidecar ready'));
+    const admin = `http://127.0.0.1:${String(ready.admin).split(':').pop()}`;
+    expect((await request(admin, { path: '/healthz' })).status).toBe(200);
+    await waitFor(async () => {
+      const r = await request(admin, { path: '/readyz' });
+      return r.status === 503 && r.body.toString().includes('waiting for the app to accept connections');
+    }, 10_000, 'readyz to report the app');
+    const app = await startTestApp(appPort);
+    apps.push(app);
+    await waitFor(async () => (await request(admin, { path: '/readyz' })).status === 200, 10_000, 'readyz 200 once the app is up');
   });
 
   it('serves /healthz, /readyz and /metrics on the admin port, apart from the proxied port', async () => {
