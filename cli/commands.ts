@@ -10,6 +10,7 @@ import {
   appOption,
   backendOption,
   concurrencyOption,
+  kafkaOptions,
   logLevelOption,
   queueOption,
 } from '../shared/common-options.js';
@@ -56,6 +57,7 @@ export const localOptions = {
     parse: durationIn(100, 3_600_000),
   },
   adminListen: adminListenOption('127.0.0.1:9090'),
+  ...kafkaOptions(),
   logLevel: logLevelOption(),
 };
 
@@ -76,7 +78,7 @@ export const responderCommand: Command<typeof responderOptions> = {
     }
     const log = createLogger('responder', o.logLevel);
     const registry = newRegistry();
-    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000 });
+    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
     if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the sidecar shares the process');
     const drains: Array<() => Promise<void>> = [];
     let listening: string | undefined;
@@ -115,7 +117,7 @@ export const sidecarCommand: Command<typeof sidecarOptions> = {
   async run(o) {
     const log = createLogger('sidecar', o.logLevel);
     const registry = newRegistry();
-    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000 });
+    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
     if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the responder shares the process');
     const sidecar = await startSidecar(o, transport, registry, log);
     const admin = buildAdminServer({
@@ -141,7 +143,7 @@ export const localCommand: Command<typeof localOptions> = {
   async run(o) {
     const log = createLogger('local', o.logLevel);
     const registry = newRegistry();
-    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: o.visibilityTimeoutMs });
+    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: o.visibilityTimeoutMs, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
     const sidecar = await startSidecar(o, transport, registry, log.child({ part: 'sidecar' }));
     const { responder, address } = await startResponder(o, transport, registry, log.child({ part: 'responder' }));
     const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });

@@ -71,6 +71,7 @@ export async function startSidecar(
     );
     return true;
   })();
+  consuming.catch((err: unknown) => log.error({ err: (err as Error).message }, 'could not start consuming'));
   return {
     consuming,
     notReadyReason: () => (worker ? null : 'waiting for the app to accept connections'),

@@ -2,6 +2,7 @@
 import {
   adminListenOption,
   backendOption,
+  kafkaOptions,
   logLevelOption,
   queueOption,
   timeoutOption,
@@ -64,6 +65,7 @@ export const responderOptions = {
     parse: oneOf(['queue', 'cluster'] as const),
   },
   ...responderBehaviourOptions(),
+  ...kafkaOptions(),
   logLevel: logLevelOption(),
 };
 

@@ -10,7 +10,7 @@ export function backendOption(defaultValue?: string): OptionSpec<BackendSpec> {
   return {
     flag: 'backend',
     env: 'KUEUER_BACKEND',
-    description: 'broker: "memory" (in-process, `local` only) or an amqp://user:pass@host:5672/vhost URL',
+    description: 'broker: "memory" (in-process, `local` only), an amqp://user:pass@host:5672/vhost URL, or kafka://host:port[,host:port]',
     ...(defaultValue !== undefined ? { defaultValue } : {}),
     parse: (raw) => {
       try {
@@ -61,6 +61,25 @@ export function adminListenOption(defaultValue: string): OptionSpec<ReturnType<t
 
 export function logLevelOption(): OptionSpec<LogLevel> {
   return { flag: 'log-level', env: 'KUEUER_LOG_LEVEL', description: 'pino log level', defaultValue: 'info', parse: oneOf(LOG_LEVELS) };
+}
+
+export function kafkaOptions() {
+  return {
+    kafkaPartitions: {
+      flag: 'kafka-partitions',
+      env: 'KUEUER_KAFKA_PARTITIONS',
+      description: 'kafka: partitions of a request topic Kueuer creates (caps useful sidecar replicas)',
+      defaultValue: '6',
+      parse: integerIn(1, 10_000),
+    },
+    delivery: {
+      flag: 'delivery',
+      env: 'KUEUER_DELIVERY',
+      description: 'kafka: at-least-once (commit after the reply is published) or at-most-once (commit before calling the app)',
+      defaultValue: 'at-least-once',
+      parse: oneOf(['at-least-once', 'at-most-once'] as const),
+    },
+  } satisfies Record<string, OptionSpec<unknown>>;
 }
 
 export function timeoutOption(): OptionSpec<number> {

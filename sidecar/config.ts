@@ -4,6 +4,7 @@ import {
   appOption,
   backendOption,
   concurrencyOption,
+  kafkaOptions,
   logLevelOption,
   queueOption,
 } from '../shared/common-options.js';
@@ -26,5 +27,6 @@ export const sidecarOptions = {
   concurrency: concurrencyOption(),
   maxResponseBytes: maxResponseOption(),
   adminListen: adminListenOption('0.0.0.0:9091'),
+  ...kafkaOptions(),
   logLevel: logLevelOption(),
 };

@@ -16,6 +16,8 @@ import type { TestProject } from 'vitest/node';
 declare module 'vitest' {
   export interface ProvidedContext {
     amqpUrl: string;
+    /** kafka://127.0.0.1:PORT of the single-node KRaft broker scripts/kafka.sh started. */
+    kafkaUrl: string;
     /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager and kubectl. */
     k8sBinDir: string;
   }
@@ -23,6 +25,7 @@ declare module 'vitest' {
 
 const script = join(import.meta.dirname, '..', 'scripts', 'rabbitmq.sh');
 const k8sBinaries = join(import.meta.dirname, '..', 'scripts', 'k8s-binaries.sh');
+const kafkaScript = join(import.meta.dirname, '..', 'scripts', 'kafka.sh');
 
 export default function setup(project: TestProject): () => void {
   // `npm run test:unit` needs neither service; `npm run test:fast` skips the control plane.
@@ -32,17 +35,27 @@ export default function setup(project: TestProject): () => void {
     const out = execFileSync('bash', [k8sBinaries], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     project.provide('k8sBinDir', out.trim().split('\n').pop() ?? '');
   }
-  const external = process.env.KUEUER_TEST_AMQP_URL;
-  if (external) {
-    project.provide('amqpUrl', external);
-    return () => undefined;
+  const stops: Array<() => void> = [];
+  const externalKafka = process.env.KUEUER_TEST_KAFKA_URL;
+  if (externalKafka) project.provide('kafkaUrl', externalKafka);
+  else {
+    const out = execFileSync('bash', [kafkaScript, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const broker = out.trim().split('\n').pop() ?? '';
+    if (!/^[\d.]+:\d+$/.test(broker)) throw new Error(`scripts/kafka.sh start printed no broker address:\n${out}`);
+    project.provide('kafkaUrl', `kafka://${broker}`);
+    stops.push(() => execFileSync('bash', [kafkaScript, 'stop'], { stdio: 'inherit' }));
   }
-  const out = execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = out.trim().split('\n').pop() ?? '';
-  if (!url.startsWith('amqp://')) throw new Error(`scripts/rabbitmq.sh start printed no amqp URL:\n${out}`);
-  project.provide('amqpUrl', url);
+  const external = process.env.KUEUER_TEST_AMQP_URL;
+  if (external) project.provide('amqpUrl', external);
+  else {
+    const out = execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const url = out.trim().split('\n').pop() ?? '';
+    if (!url.startsWith('amqp://')) throw new Error(`scripts/rabbitmq.sh start printed no amqp URL:\n${out}`);
+    project.provide('amqpUrl', url);
+    stops.push(() => execFileSync('bash', [script, 'stop'], { stdio: 'inherit' }));
+  }
   return () => {
-    if (process.env.KUEUER_TEST_KEEP_RABBITMQ) return;
-    execFileSync('bash', [script, 'stop'], { stdio: 'inherit' });
+    if (process.env.KUEUER_TEST_KEEP_BROKERS) return;
+    for (const stop of stops) stop();
   };
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import { inject } from 'vitest';
 import { Registry } from 'prom-client';
 import { startResponder, startSidecar, type RunningResponder, type RunningSidecar } from '../../cli/components.js';
 import type { ResponderSettings } from '../../responder/config.js';
@@ -12,7 +13,7 @@ import { MemoryTransport } from '../../shared/transport/memory.js';
 import { createTransport, parseBackend } from '../../shared/transport/create-transport.js';
 import type { Transport } from '../../shared/transport/transport.js';
 
-export type BackendName = 'memory' | 'amqp';
+export type BackendName = 'memory' | 'amqp' | 'kafka';
 
 export const silentLog: Logger = pino({ level: process.env.KUEUER_TEST_LOG ?? 'silent' });
 
@@ -20,10 +21,13 @@ export function uniqueQueue(prefix = 'test'): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-export async function newTransport(backend: BackendName, amqpUrl: string, shared?: MemoryTransport): Promise<Transport> {
-  if (backend === 'memory') return shared ?? new MemoryTransport({ visibilityTimeoutMs: 5_000 });
-  const transport = await createTransport(parseBackend(amqpUrl), silentLog, { visibilityTimeoutMs: 5_000 });
-  await waitFor(() => transport.isReady(), 10_000, 'amqp transport to connect');
+/** The broker URLs the global setup provides. */
+export const brokers = (): Record<Exclude<BackendName, 'memory'>, string> => ({ amqp: inject('amqpUrl'), kafka: inject('kafkaUrl') });
+
+export async function newTransport(backend: BackendName, url?: string): Promise<Transport> {
+  if (backend === 'memory') return new MemoryTransport({ visibilityTimeoutMs: 5_000 });
+  const transport = await createTransport(parseBackend(url ?? brokers()[backend]), silentLog, { visibilityTimeoutMs: 5_000, kafkaPartitions: 3 });
+  await waitFor(() => transport.isReady(), 20_000, `${backend} transport to connect`);
   return transport;
 }
 
@@ -45,11 +49,10 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(backend: BackendName, amqpUrl: string, options: StackOptions): Promise<Stack> {
+export async function startStack(backend: BackendName, options: StackOptions): Promise<Stack> {
   const queue = options.queue ?? uniqueQueue();
-  const responderTransport = await newTransport(backend, amqpUrl);
-  const sidecarTransport =
-    backend === 'memory' ? responderTransport : await newTransport(backend, amqpUrl);
+  const responderTransport = await newTransport(backend);
+  const sidecarTransport = backend === 'memory' ? responderTransport : await newTransport(backend);
   const responderRegistry = new Registry();
   const sidecarRegistry = new Registry();
   const sidecar = await startSidecar(
@@ -76,6 +79,8 @@ export async function startStack(backend: BackendName, amqpUrl: string, options:
     responderRegistry,
     silentLog,
   );
+  // Like a readiness probe: the Kafka transport is ready once the reply inbox exists.
+  if (backend !== 'memory') await waitFor(() => responderTransport.isReady(), 20_000, 'the responder to be ready');
   return {
     url: `http://127.0.0.1:${responder.address.port}`,
     queue,

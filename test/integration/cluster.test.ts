@@ -208,7 +208,7 @@ spec:
     const app: TestApp = await startTestApp();
     cleanups.push(() => app.close());
     app.handle((req, res) => res.end(`web answered ${req.url}`));
-    const transport: Transport = await newTransport('amqp', amqpUrl);
+    const transport: Transport = await newTransport('amqp');
     const sidecar: RunningSidecar = await startSidecar({ app: { host: '127.0.0.1', port: app.port }, queue: 'shop.web', concurrency: 2, maxResponseBytes: 1 << 20 }, transport, new Registry(), silentLog);
     cleanups.push(async () => {
       await sidecar.stop();

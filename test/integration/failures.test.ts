@@ -2,7 +2,7 @@
  * What the request path answers when something goes wrong: each failure has
  * a defined status, body and metric, on the embedded backend and on RabbitMQ.
  */
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { startResponder } from '../../cli/components.js';
 import { createTransport, parseBackend } from '../../shared/transport/create-transport.js';
@@ -12,17 +12,16 @@ import { metricValue, silentLog, startStack, uniqueQueue, waitFor, type BackendN
 import { delay, echoHandler, startTestApp, type TestApp } from '../helpers/test-app.js';
 import { freePort } from '../helpers/net.js';
 
-const amqpUrl = inject('amqpUrl');
-const backends: BackendName[] = ['memory', 'amqp'];
+const backends: BackendName[] = ['memory', 'amqp', 'kafka'];
 
 describe.each(backends)('failures on %s', (backend) => {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
-  async function stackWith(app: TestApp | number, options: Partial<Parameters<typeof startStack>[2]> = {}): Promise<Stack> {
+  async function stackWith(app: TestApp | number, options: Partial<Parameters<typeof startStack>[1]> = {}): Promise<Stack> {
     const appPort = typeof app === 'number' ? app : app.port;
-    const stack = await startStack(backend, amqpUrl, { appPort, ...options });
+    const stack = await startStack(backend, { appPort, ...options });
     cleanups.push(() => stack.stop());
     return stack;
   }
@@ -157,10 +156,9 @@ describe.each(backends)('failures on %s', (backend) => {
   });
 
   it('answers 503 with Retry-After within 1 s when the broker is unreachable', async () => {
+    const deadBroker = { memory: '', amqp: `amqp://guest:guest@127.0.0.1:${await freePort()}`, kafka: `kafka://127.0.0.1:${await freePort()}` }[backend];
     const transport =
-      backend === 'memory'
-        ? new MemoryTransport()
-        : await createTransport(parseBackend(`amqp://guest:guest@127.0.0.1:${await freePort()}`), silentLog, { visibilityTimeoutMs: 1000 });
+      backend === 'memory' ? new MemoryTransport() : await createTransport(parseBackend(deadBroker), silentLog, { visibilityTimeoutMs: 1000 });
     cleanups.push(() => transport.close());
     const running = await startResponder(
       { listen: { host: '127.0.0.1', port: 0 }, queue: uniqueQueue(), timeoutMs: 30_000, maxBodyBytes: 1024, maxPending: 10, publishTimeoutMs: 1000 },

@@ -3,13 +3,12 @@
  * against the embedded backend and a real RabbitMQ.
  */
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../helpers/http.js';
 import { metricValue, startStack, type BackendName, type Stack } from '../helpers/stack.js';
 import { delay, echoHandler, startTestApp, type TestApp } from '../helpers/test-app.js';
 
-const amqpUrl = inject('amqpUrl');
-const backends: BackendName[] = ['memory', 'amqp'];
+const backends: BackendName[] = ['memory', 'amqp', 'kafka'];
 
 describe.each(backends)('request path on %s', (backend) => {
   let app: TestApp;
@@ -17,7 +16,7 @@ describe.each(backends)('request path on %s', (backend) => {
 
   beforeAll(async () => {
     app = await startTestApp();
-    stack = await startStack(backend, amqpUrl, { appPort: app.port, concurrency: 16 });
+    stack = await startStack(backend, { appPort: app.port, concurrency: 16 });
   });
   afterAll(async () => {
     await stack.stop();
@@ -177,7 +176,7 @@ describe.each(backends)('request path on %s', (backend) => {
   });
 
   it('hands the app at most --concurrency requests at once', async () => {
-    const limited = await startStack(backend, amqpUrl, { appPort: app.port, concurrency: 3 });
+    const limited = await startStack(backend, { appPort: app.port, concurrency: 3 });
     let running = 0;
     let peak = 0;
     app.handle((_req, res) => {

@@ -6,17 +6,16 @@
  */
 import type { V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startSidecar, type RunningSidecar } from '../../cli/components.js';
 import { RouteServer } from '../../responder/route-server.js';
 import { StaticObjectSource } from '../../shared/kube/object-source.js';
 import { routesFromServices } from '../../shared/service-routes.js';
 import { json, request } from '../helpers/http.js';
-import { newTransport, silentLog, type BackendName } from '../helpers/stack.js';
+import { newTransport, silentLog, waitFor, type BackendName } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { freePort } from '../helpers/net.js';
 
-const amqpUrl = inject('amqpUrl');
 
 function service(ns: string, name: string, port: number, annotations: Record<string, string> = {}): V1Service {
   return {
@@ -25,15 +24,15 @@ function service(ns: string, name: string, port: number, annotations: Record<str
   };
 }
 
-describe.each<BackendName>(['memory', 'amqp'])('route server on %s', (backend) => {
+describe.each<BackendName>(['memory', 'amqp', 'kafka'])('route server on %s', (backend) => {
   const cleanup: Array<() => Promise<void>> = [];
   afterAll(async () => {
     for (const c of cleanup.reverse()) await c();
   });
 
   it('serves each Service on its own port and queue, and follows changes', async () => {
-    const transport = await newTransport(backend, amqpUrl);
-    const sidecarTransport = backend === 'memory' ? transport : await newTransport(backend, amqpUrl);
+    const transport = await newTransport(backend);
+    const sidecarTransport = backend === 'memory' ? transport : await newTransport(backend);
     cleanup.push(async () => {
       await transport.close();
       if (sidecarTransport !== transport) await sidecarTransport.close();
@@ -66,6 +65,7 @@ describe.each<BackendName>(['memory', 'amqp'])('route server on %s', (backend) =
     const [webPort, checkoutPort] = [await freePort(), await freePort()];
     services.set([service(ns, 'web', webPort), service(ns, 'checkout', checkoutPort, { 'kueuer.io/queue': 'orders', 'kueuer.io/timeout': '300ms' })]);
     await routes.apply(routesFromServices(services.list()));
+    await waitFor(() => transport.isReady(), 20_000, 'the route inboxes to be ready');
 
     const web = await request(`http://127.0.0.1:${webPort}`, { path: '/a', headers: { host: 'anything.example' } });
     expect(web.body.toString()).toBe('web got /a');

@@ -1,0 +1,86 @@
+/**
+ * `--backend kafka://host:port[,host:port][?tls=true&sasl=plain|scram-sha-256|scram-sha-512]`
+ * Credentials never travel in the URL: they come from environment variables
+ * that a Pod fills from a Secret, or from files a Secret is mounted as.
+ *   KUEUER_KAFKA_USERNAME / KUEUER_KAFKA_USERNAME_FILE
+ *   KUEUER_KAFKA_PASSWORD / KUEUER_KAFKA_PASSWORD_FILE
+ *   KUEUER_KAFKA_CA_FILE (PEM; TLS is on when set or when tls=true)
+ * Pure apart from reading those files.
+ */
+import { readFileSync } from 'node:fs';
+import { KueuerError } from '../errors.js';
+
+export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
+
+export interface KafkaSpec {
+  brokers: string[];
+  tls: boolean;
+  sasl?: SaslMechanism;
+}
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+export function parseKafkaUrl(value: string): KafkaSpec {
+  const bad = (why: string) => new KueuerError('KUEUER_ERR_BACKEND_URL', `kafka backend: ${why}; expected kafka://host:port[,host:port][?tls=true&sasl=scram-sha-512]`);
+  const rest = value.slice('kafka://'.length);
+  const [hostPart = '', query = ''] = rest.split('?', 2);
+  if (hostPart.includes('@')) throw bad('credentials do not go in the URL; use KUEUER_KAFKA_USERNAME and KUEUER_KAFKA_PASSWORD (from a Secret)');
+  const brokers = hostPart.split(',').filter((h) => h !== '');
+  if (brokers.length === 0) throw bad('no broker given');
+  for (const b of brokers) {
+    const m = HOST_PORT.exec(b);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw bad(`${JSON.stringify(b)} is not host:port`);
+  }
+  const params = new URLSearchParams(query);
+  for (const key of params.keys()) if (key !== 'tls' && key !== 'sasl') throw bad(`unknown parameter ${JSON.stringify(key)}`);
+  const tls = params.get('tls');
+  if (tls !== null && tls !== 'true' && tls !== 'false') throw bad('tls must be true or false');
+  const sasl = params.get('sasl');
+  if (sasl !== null && !['plain', 'scram-sha-256', 'scram-sha-512'].includes(sasl)) {
+    throw bad(`sasl ${JSON.stringify(sasl)} is not supported (plain, scram-sha-256, scram-sha-512; kafkajs has no GSSAPI/Kerberos)`);
+  }
+  return { brokers, tls: tls === 'true', ...(sasl ? { sasl: sasl as SaslMechanism } : {}) };
+}
+
+function secret(env: Record<string, string | undefined>, name: string): string | undefined {
+  const file = env[`${name}_FILE`];
+  if (file) return readFileSync(file, 'utf8').trim();
+  return env[name];
+}
+
+export interface KafkaClientAuth {
+  ssl?: { ca?: string[] } | true;
+  sasl?: { mechanism: SaslMechanism; username: string; password: string };
+}
+
+export function kafkaAuth(spec: KafkaSpec, env: Record<string, string | undefined>): KafkaClientAuth {
+  const auth: KafkaClientAuth = {};
+  const caFile = env.KUEUER_KAFKA_CA_FILE;
+  if (caFile) auth.ssl = { ca: [readFileSync(caFile, 'utf8')] };
+  else if (spec.tls) auth.ssl = true;
+  if (spec.sasl) {
+    const username = secret(env, 'KUEUER_KAFKA_USERNAME');
+    const password = secret(env, 'KUEUER_KAFKA_PASSWORD');
+    if (!username || !password) {
+      throw new KueuerError('KUEUER_ERR_BACKEND_URL', `kafka backend: sasl=${spec.sasl} needs KUEUER_KAFKA_USERNAME and KUEUER_KAFKA_PASSWORD (or their _FILE forms)`);
+    }
+    auth.sasl = { mechanism: spec.sasl, username, password };
+  }
+  return auth;
+}
+
+/** KEDA's Kafka lag: latest offset minus committed offset, summed over partitions. */
+export function computeLag(
+  latest: ReadonlyArray<{ partition: number; offset: string; low?: string }>,
+  committed: ReadonlyArray<{ partition: number; offset: string }>,
+): number {
+  let lag = 0;
+  for (const { partition, offset, low } of latest) {
+    const end = Number(offset);
+    const c = committed.find((x) => x.partition === partition);
+    // No commit yet: the group starts from the earliest offset, so all of it is lag (KEDA with offsetResetPolicy earliest).
+    const at = c && Number(c.offset) >= 0 ? Number(c.offset) : Number(low ?? 0);
+    lag += Math.max(0, end - at);
+  }
+  return lag;
+}

@@ -1,0 +1,440 @@
+/**
+ * Kafka backend on kafkajs. One topic per queue (`kueuer.<queue>`, created
+ * with --kafka-partitions), one consumer group per queue, the request id as
+ * the message key, envelope metadata in record headers and the raw body as
+ * the value.
+ *
+ * Kafka has no per-message ack, so "ack" means committing offsets, and only
+ * contiguous ones: with concurrency N a sidecar may finish offset 7 before 5,
+ * but the group's offset only moves past 5 once 5 is done, so a crash never
+ * skips an unfinished request (finished ones after it may be redelivered).
+ * While requests run, the consumer heartbeats, so a long request does not
+ * cost a rebalance. `at-most-once` commits a request's offset before calling
+ * the app instead.
+ *
+ * Replies: each responder replica creates its own single-partition topic
+ * `kueuer.reply.<queue>.<random>` and reads it alone; it deletes it on close,
+ * and topics left by replicas that died are swept (see docs/kafka.md).
+ */
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel, type Admin, type Consumer as KafkaConsumer, type EachBatchPayload, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { WireMessage } from '../envelope.js';
+import { META } from '../envelope.js';
+import { KueuerError } from '../errors.js';
+import { computeLag, kafkaAuth, type KafkaSpec } from './kafka-config.js';
+import type { ConsumeOptions, Consumer, DeliveryHandler, PublishOptions, ReplyInbox, Transport } from './transport.js';
+
+export type KafkaDelivery = 'at-least-once' | 'at-most-once';
+
+export interface KafkaTransportOptions {
+  partitions: number;
+  delivery: KafkaDelivery;
+}
+
+export const requestTopic = (queue: string): string => `kueuer.${queue}`;
+export const consumerGroup = (queue: string): string => `kueuer.${queue}`;
+const REPLY_PREFIX = 'kueuer.reply.';
+/** Topics Kueuer creates accept records up to 101 MiB: the largest --max-body / --max-response plus headers (Kafka's default is 1 MiB). */
+const MAX_MESSAGE_BYTES = 101 * 1024 * 1024;
+
+function metaFromHeaders(headers: IHeaders | undefined): Record<string, string> {
+  const meta: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    const value = Array.isArray(v) ? v[0] : v;
+    if (value !== undefined) meta[k] = value.toString();
+  }
+  return meta;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `${what} not confirmed within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** A counting semaphore: the sidecar's concurrency across all its partitions. */
+class Slots {
+  private free: number;
+  private waiters: Array<() => void> = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+/**
+ * Per partition: which offsets are done, and the lowest one not yet done.
+ * `complete` returns the new commit position when it moved.
+ */
+export class ContiguousOffsets {
+  private readonly done = new Set<bigint>();
+  constructor(private next: bigint) {}
+
+  complete(offset: bigint): bigint | null {
+    this.done.add(offset);
+    if (offset !== this.next) return null;
+    while (this.done.has(this.next)) {
+      this.done.delete(this.next);
+      this.next++;
+    }
+    return this.next;
+  }
+}
+
+class KafkaRequestConsumer implements Consumer {
+  private running = 0;
+  stopping = false;
+  /** Settles once the consumer has joined (or given up because it was stopped). */
+  starting: Promise<void> = Promise.resolve();
+  private readonly slots: Slots;
+  private commitChain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly consumer: KafkaConsumer,
+    private readonly topic: string,
+    private readonly options: ConsumeOptions,
+    private readonly delivery: KafkaDelivery,
+    private readonly handler: DeliveryHandler,
+    private readonly log: Logger,
+  ) {
+    this.slots = new Slots(options.concurrency);
+  }
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.max(1, this.options.concurrency),
+      eachBatch: (payload) => this.batch(payload),
+    });
+  }
+
+  private commit(partition: number, offset: bigint): Promise<void> {
+    // Commits go out in order, so the group's offset never moves backwards.
+    this.commitChain = this.commitChain.then(() =>
+      this.consumer.commitOffsets([{ topic: this.topic, partition, offset: offset.toString() }]).catch((err: Error) => {
+        this.log.warn({ err: err.message, partition, offset: offset.toString() }, 'offset commit failed; the request may be redelivered');
+      }),
+    );
+    return this.commitChain;
+  }
+
+  private async batch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const first = batch.messages[0];
+    if (!first) return;
+    const offsets = new ContiguousOffsets(BigInt(first.offset));
+    // Heartbeat while requests run, so a slow app does not trigger a rebalance.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
+    const pending = new Set<Promise<void>>();
+    try {
+      for (const message of batch.messages) {
+        if (this.stopping || !isRunning() || isStale()) break;
+        await this.slots.acquire();
+        if (this.stopping || !isRunning() || isStale()) {
+          this.slots.release();
+          break;
+        }
+        const offset = BigInt(message.offset);
+        if (this.delivery === 'at-most-once') {
+          // Never run twice: the request is committed before the app sees it.
+          await this.commit(batch.partition, offset + 1n);
+        }
+        this.running++;
+        const work = this.process(message).then(() => {
+          const next = offsets.complete(offset);
+          if (next !== null) {
+            resolveOffset((next - 1n).toString());
+            if (this.delivery === 'at-least-once') void this.commit(batch.partition, next);
+          }
+        });
+        const tracked = work.finally(() => {
+          this.running--;
+          this.slots.release();
+          pending.delete(tracked);
+        });
+        pending.add(tracked);
+      }
+      await Promise.all(pending);
+      await this.commitChain;
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  /** Runs the handler; a failure (the reply could not be published) is retried until the request's deadline. */
+  private async process(message: KafkaMessage): Promise<void> {
+    const delivery = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: false };
+    const deadline = Number(delivery.message.meta[META.deadline] ?? 0);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.handler(delivery);
+        return;
+      } catch (err) {
+        if (Date.now() >= deadline || this.stopping) {
+          this.log.warn({ err: (err as Error).message, reqId: delivery.message.meta[META.id] }, 'giving up on a request past its deadline');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.starting;
+    // consumer.stop() waits for the running batches, which wait for their requests.
+    await this.consumer.stop();
+    await this.commitChain;
+    await this.consumer.disconnect();
+  }
+}
+
+export class KafkaTransport implements Transport {
+  readonly kind = 'kafka';
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private connected = false;
+  private readonly topics = new Set<string>();
+  /** This process's reply topics, and whether each is ready to receive. */
+  private readonly inboxes = new Map<string, boolean>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private emptySeen = new Set<string>();
+
+  private constructor(
+    spec: KafkaSpec,
+    private readonly options: KafkaTransportOptions,
+    private readonly log: Logger,
+  ) {
+    const auth = kafkaAuth(spec, process.env);
+    this.kafka = new Kafka({
+      clientId: `kueuer-${randomBytes(4).toString('hex')}`,
+      brokers: spec.brokers,
+      ...(auth.ssl ? { ssl: auth.ssl } : {}),
+      ...(auth.sasl ? { sasl: auth.sasl as never } : {}),
+      logLevel: logLevel.NOTHING,
+      retry: { initialRetryTime: 100, retries: 8 },
+    });
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 5, allowAutoTopicCreation: false });
+    this.admin = this.kafka.admin();
+    this.producer.on('producer.connect', () => {
+      this.connected = true;
+      log.info('connected to Kafka');
+    });
+    this.producer.on('producer.disconnect', () => {
+      this.connected = false;
+      log.warn('disconnected from Kafka');
+    });
+  }
+
+  /** Starts connecting and returns at once; until connected, publishes fail fast. */
+  static async connect(spec: KafkaSpec, options: KafkaTransportOptions, log: Logger): Promise<KafkaTransport> {
+    const transport = new KafkaTransport(spec, options, log.child({ backend: 'kafka', brokers: spec.brokers.join(',') }));
+    void transport.connectLoop();
+    return transport;
+  }
+
+  private async connectLoop(): Promise<void> {
+    for (let attempt = 0; !this.connected; attempt++) {
+      try {
+        await this.admin.connect();
+        await this.producer.connect();
+        return;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cannot reach Kafka; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+      }
+    }
+  }
+
+  isReady(): boolean {
+    if (!this.connected) return false;
+    for (const ready of this.inboxes.values()) if (!ready) return false;
+    return true;
+  }
+
+  private async ensureTopic(topic: string, partitions: number): Promise<void> {
+    if (this.topics.has(topic)) return;
+    try {
+      await this.admin.createTopics({
+        topics: [{ topic, numPartitions: partitions, configEntries: [{ name: 'max.message.bytes', value: String(MAX_MESSAGE_BYTES) }] }],
+        waitForLeaders: true,
+      });
+    } catch (err) {
+      const type = (err as { type?: string }).type ?? '';
+      if (type === 'TOPIC_AUTHORIZATION_FAILED' || type === 'CLUSTER_AUTHORIZATION_FAILED') {
+        throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `not allowed to create Kafka topic ${topic}: create it beforehand (see docs/kafka.md) or grant CREATE on it`);
+      }
+      if (type !== 'TOPIC_ALREADY_EXISTS') throw err;
+    }
+    this.topics.add(topic);
+  }
+
+  async publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void> {
+    if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
+    const topic = requestTopic(queue);
+    await withTimeout(
+      (async () => {
+        await this.ensureTopic(topic, this.options.partitions);
+        await this.producer.send({ topic, acks: -1, messages: [{ key: message.meta[META.id] ?? null, value: message.body, headers: message.meta }] });
+      })(),
+      options.timeoutMs,
+      'request',
+    );
+  }
+
+  async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
+    if (!replyTo.startsWith(REPLY_PREFIX)) throw new KueuerError('KUEUER_ERR_ENVELOPE', `not a Kueuer reply topic: ${replyTo}`);
+    if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
+    await withTimeout(
+      this.producer.send({ topic: replyTo, acks: -1, messages: [{ key: message.meta[META.id] ?? null, value: message.body, headers: message.meta }] }),
+      options.timeoutMs,
+      'reply',
+    );
+  }
+
+  /**
+   * Returns at once with the inbox's address; its topic and consumer are set
+   * up as soon as Kafka answers. Until then isReady() is false, so no request
+   * naming this inbox is published before the topic exists.
+   */
+  async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
+    const topic = `${REPLY_PREFIX}${queue}.${randomBytes(8).toString('hex')}`;
+    this.inboxes.set(topic, false);
+    let closed = false;
+    // Its own group, which only this replica ever joins: the sweep recognizes abandoned inboxes by their empty group.
+    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 20, sessionTimeout: 30_000, heartbeatInterval: 3000 });
+    const setUp = (async () => {
+      for (let attempt = 0; !closed; attempt++) {
+        try {
+          await this.waitConnected();
+          await this.ensureTopic(topic, 1);
+          await consumer.connect();
+          await consumer.subscribe({ topic, fromBeginning: true });
+          await consumer.run({
+            autoCommit: true,
+            eachMessage: async ({ message }) => onReply({ meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }),
+          });
+          if (!closed) this.inboxes.set(topic, true);
+          this.scheduleSweep();
+          return;
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message, topic }, 'cannot set up the reply inbox yet; retrying');
+          await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+        }
+      }
+    })();
+    return {
+      address: topic,
+      close: async () => {
+        closed = true;
+        this.inboxes.delete(topic);
+        await setUp;
+        await consumer.disconnect().catch(() => undefined);
+        if (this.connected) {
+          await this.admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+          await this.admin.deleteGroups([topic]).catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  /**
+   * Deletes reply topics whose group had no member in two sweeps a minute
+   * apart: their responder died without cleaning up.
+   */
+  async sweepAbandonedInboxes(): Promise<string[]> {
+    const candidates = (await this.admin.listTopics()).filter((t) => t.startsWith(REPLY_PREFIX) && !this.inboxes.has(t));
+    if (candidates.length === 0) return [];
+    const { groups } = await this.admin.describeGroups(candidates);
+    const empty = new Set(groups.filter((g) => g.members.length === 0).map((g) => g.groupId));
+    const doomed = candidates.filter((t) => empty.has(t) && this.emptySeen.has(t));
+    this.emptySeen = new Set(candidates.filter((t) => empty.has(t)));
+    if (doomed.length > 0) {
+      await this.admin.deleteTopics({ topics: doomed });
+      await this.admin.deleteGroups(doomed).catch(() => undefined);
+      this.log.info({ topics: doomed }, 'deleted reply topics abandoned by responders that died');
+    }
+    return doomed;
+  }
+
+  private scheduleSweep(): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => void this.sweepAbandonedInboxes().catch(() => undefined), 60_000);
+    this.sweepTimer.unref();
+  }
+
+  /** Returns at once; the consumer joins its group as soon as Kafka answers, and keeps trying until then. */
+  async consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer> {
+    const topic = requestTopic(queue);
+    const consumer = this.kafka.consumer({
+      groupId: consumerGroup(queue),
+      // Short, since the consumer heartbeats while requests run: a dead sidecar's partitions move on within 10 s.
+      sessionTimeout: 10_000,
+      heartbeatInterval: 3000,
+      rebalanceTimeout: 60_000,
+      maxWaitTimeInMs: 20,
+      allowAutoTopicCreation: false,
+    });
+    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, this.log.child({ queue }));
+    worker.starting = (async () => {
+      for (let attempt = 0; !worker.stopping; attempt++) {
+        try {
+          await this.waitConnected();
+          await this.ensureTopic(topic, this.options.partitions);
+          await consumer.connect();
+          await worker.start();
+          return;
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message, topic }, 'cannot start consuming yet; retrying');
+          await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+        }
+      }
+    })();
+    return worker;
+  }
+
+  /** KEDA-style lag of a queue: latest minus committed offset, summed over partitions. */
+  async lag(queue: string): Promise<number> {
+    const topic = requestTopic(queue);
+    const latest = await this.admin.fetchTopicOffsets(topic);
+    const [committed] = await this.admin.fetchOffsets({ groupId: consumerGroup(queue), topics: [topic] });
+    return computeLag(
+      latest.map((p) => ({ partition: p.partition, offset: p.high, low: p.low })),
+      committed?.partitions ?? [],
+    );
+  }
+
+  private async waitConnected(): Promise<void> {
+    for (let i = 0; i < 50 && !this.connected; i++) await new Promise((r) => setTimeout(r, 100));
+    if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    await this.producer.disconnect().catch(() => undefined);
+    await this.admin.disconnect().catch(() => undefined);
+  }
+}
