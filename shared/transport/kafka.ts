@@ -221,7 +221,8 @@ export class KafkaTransport implements Transport {
   /** This process's reply topics, and whether each is ready to receive. */
   private readonly inboxes = new Map<string, boolean>();
   private sweepTimer: NodeJS.Timeout | undefined;
-  private emptySeen = new Set<string>();
+  /** Reply topics of other replicas seen without members, and since when. */
+  private emptySince = new Map<string, number>();
 
   private constructor(
     spec: KafkaSpec,
@@ -362,16 +363,19 @@ export class KafkaTransport implements Transport {
   }
 
   /**
-   * Deletes reply topics whose group had no member in two sweeps a minute
-   * apart: their responder died without cleaning up.
+   * Deletes reply topics whose group has had no member for `graceMs` (seen
+   * empty in sweeps at least that far apart): their responder died without
+   * cleaning up. A replica's topic is briefly memberless while it starts, which
+   * the grace covers. `only` narrows the sweep to some topics.
    */
-  async sweepAbandonedInboxes(): Promise<string[]> {
-    const candidates = (await this.admin.listTopics()).filter((t) => t.startsWith(REPLY_PREFIX) && !this.inboxes.has(t));
+  async sweepAbandonedInboxes(graceMs = 60_000, only: (topic: string) => boolean = () => true): Promise<string[]> {
+    const candidates = (await this.admin.listTopics()).filter((t) => t.startsWith(REPLY_PREFIX) && !this.inboxes.has(t) && only(t));
     if (candidates.length === 0) return [];
     const { groups } = await this.admin.describeGroups(candidates);
     const empty = new Set(groups.filter((g) => g.members.length === 0).map((g) => g.groupId));
-    const doomed = candidates.filter((t) => empty.has(t) && this.emptySeen.has(t));
-    this.emptySeen = new Set(candidates.filter((t) => empty.has(t)));
+    const now = Date.now();
+    const doomed = candidates.filter((t) => empty.has(t) && this.emptySince.has(t) && now - this.emptySince.get(t)! >= graceMs);
+    this.emptySince = new Map(candidates.filter((t) => empty.has(t)).map((t) => [t, this.emptySince.get(t) ?? now]));
     if (doomed.length > 0) {
       await this.admin.deleteTopics({ topics: doomed });
       await this.admin.deleteGroups(doomed).catch(() => undefined);

@@ -1,0 +1,91 @@
+/**
+ * Real `kueuer responder` and `kueuer sidecar` processes on the real Kafka
+ * broker: a sidecar killed mid-request (at-least-once: another sidecar answers;
+ * at-most-once: nobody runs it again and the client gets 504), and replies
+ * that reach only the responder replica holding the client.
+ */
+import http from 'node:http';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { request } from '../helpers/http.js';
+import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
+import { uniqueQueue, waitFor } from '../helpers/stack.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+const kafkaUrl = inject('kafkaUrl');
+
+describe('responder and sidecar processes on Kafka', () => {
+  const started: KueuerProcess[] = [];
+  const apps: TestApp[] = [];
+  afterEach(async () => {
+    for (const p of started.splice(0)) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    for (const a of apps.splice(0)) await a.close();
+  });
+
+  async function responder(queue: string, extra: string[] = []): Promise<{ url: string; admin: string }> {
+    const proc = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--backend', kafkaUrl, '--queue', queue, '--kafka-partitions', '2', ...extra]);
+    started.push(proc);
+    const ready = await proc.waitForLog(msgIs('responder ready'));
+    await waitFor(async () => (await request(`http://${ready.admin}`, { path: '/readyz' })).status === 200, 20_000, 'responder ready');
+    return { url: `http://${ready.listen}`, admin: `http://${ready.admin}` };
+  }
+
+  async function sidecar(queue: string, appPort: number, extra: string[] = []): Promise<KueuerProcess> {
+    const proc = spawnKueuer(['sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:0', '--backend', kafkaUrl, '--queue', queue, '--kafka-partitions', '2', ...extra]);
+    started.push(proc);
+    await proc.waitForLog(msgIs('sidecar ready'));
+    return proc;
+  }
+
+  async function slowApp(ms: number): Promise<TestApp> {
+    const app = await startTestApp();
+    apps.push(app);
+    app.handle((req, res) => setTimeout(() => res.end(`done ${req.url}`), ms));
+    return app;
+  }
+
+  it('at-least-once: a SIGKILLed sidecar\'s request is answered by another sidecar', { timeout: 60_000 }, async () => {
+    const queue = uniqueQueue('kcrash');
+    const app = await slowApp(1500);
+    const front = await responder(queue, ['--timeout', '45s']);
+    const doomed = await sidecar(queue, app.port);
+    const pending = request(front.url, { path: '/survivor' });
+    await waitFor(() => app.received.length === 1, 20_000, 'the request at the app');
+    doomed.child.kill('SIGKILL');
+    await sidecar(queue, app.port);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('done /survivor');
+    expect(app.received).toHaveLength(2);
+    expect(app.received[1]!.headers['x-kueuer-request-id']).toBe(app.received[0]!.headers['x-kueuer-request-id']);
+  });
+
+  it('at-most-once: a SIGKILLed sidecar\'s request is not run again; its client gets 504', { timeout: 60_000 }, async () => {
+    const queue = uniqueQueue('kamo');
+    const app = await slowApp(1500);
+    const front = await responder(queue, ['--timeout', '15s']);
+    const doomed = await sidecar(queue, app.port, ['--delivery', 'at-most-once']);
+    const pending = request(front.url, { path: '/once' });
+    await waitFor(() => app.received.length === 1, 20_000, 'the request at the app');
+    doomed.child.kill('SIGKILL');
+    await sidecar(queue, app.port, ['--delivery', 'at-most-once']);
+    const res = await pending;
+    expect(res.status).toBe(504);
+    expect(app.received).toHaveLength(1);
+  });
+
+  it('replies reach only the responder replica that holds the client', { timeout: 60_000 }, async () => {
+    const queue = uniqueQueue('kreplicas');
+    const app = await slowApp(5);
+    const [one, two] = await Promise.all([responder(queue), responder(queue)]);
+    await sidecar(queue, app.port, ['--concurrency', '8']);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => request(i % 2 ? one.url : two.url, { path: `/r/${i}`, agent })));
+    agent.destroy();
+    results.forEach((r, i) => expect(r.body.toString()).toBe(`done /r/${i}`));
+    for (const replica of [one, two]) {
+      const metrics = (await request(replica.admin, { path: '/metrics' })).body.toString();
+      expect(metrics).toMatch(new RegExp(`kueuer_responder_requests_total\\{queue="${queue}",code="200"\\} 20\\b`));
+      expect(metrics).toMatch(new RegExp(`kueuer_responder_late_replies_total\\{queue="${queue}"\\} 0\\b`));
+    }
+  });
+});

@@ -1,0 +1,69 @@
+/** The Kafka transport's own duties against the real broker: lag, and sweeping reply topics left by dead responders. */
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { encodeRequest } from '../../shared/envelope.js';
+import { newRequestId } from '../../shared/request-id.js';
+import { KafkaTransport } from '../../shared/transport/kafka.js';
+import { newTransport, uniqueQueue, waitFor } from '../helpers/stack.js';
+
+const kafkaUrl = inject('kafkaUrl');
+const brokers = [kafkaUrl.replace('kafka://', '')];
+
+describe('kafka transport', () => {
+  const transports: KafkaTransport[] = [];
+  const open = async () => {
+    const t = (await newTransport('kafka')) as KafkaTransport;
+    transports.push(t);
+    return t;
+  };
+  afterAll(async () => {
+    for (const t of transports) await t.close();
+  });
+
+  it('reports lag as KEDA does: latest minus committed, over all partitions', { timeout: 30_000 }, async () => {
+    const t = await open();
+    const queue = uniqueQueue('lag');
+    const request = () =>
+      encodeRequest({ id: newRequestId(), queue, replyTo: 'kueuer.reply.x', deadline: Date.now() + 60_000, enqueuedAt: Date.now(), method: 'GET', path: '/', headers: [], body: Buffer.alloc(0) });
+    for (let i = 0; i < 5; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
+    expect(await t.lag(queue)).toBe(5);
+    let handled = 0;
+    const consumer = await t.consume(queue, { concurrency: 2 }, async () => {
+      handled++;
+    });
+    await waitFor(() => handled === 5, 20_000, 'five requests handled');
+    await waitFor(async () => (await t.lag(queue)) === 0, 10_000, 'the lag to reach 0 once committed');
+    await consumer.stop();
+  });
+
+  it('deletes reply topics whose responder died, and keeps live ones', { timeout: 30_000 }, async () => {
+    const survivor = await open();
+    const live = await survivor.openReplyInbox(uniqueQueue('live'), () => undefined);
+    await waitFor(() => survivor.isReady(), 20_000, 'the live inbox');
+
+    // A responder that dies without cleaning up: its inbox consumer is gone, its topic stays.
+    const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    const orphan = `kueuer.reply.${uniqueQueue('dead')}.0123456789abcdef`;
+    await admin.createTopics({ topics: [{ topic: orphan, numPartitions: 1 }], waitForLeaders: true });
+
+    // Other test files run responders at the same time: sweep only this test's topics.
+    const mine = (t: string) => t === orphan || t === live.address;
+    expect(await survivor.sweepAbandonedInboxes(200, mine)).toEqual([]); // first sighting starts the grace
+    expect(await survivor.sweepAbandonedInboxes(200, mine)).toEqual([]); // still within it
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await survivor.sweepAbandonedInboxes(200, mine)).toEqual([orphan]);
+    const topics = await admin.listTopics();
+    expect(topics).not.toContain(orphan);
+    expect(topics).toContain(live.address);
+    await admin.disconnect();
+    await live.close();
+    expect(await (async () => {
+      const a = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
+      await a.connect();
+      const list = await a.listTopics();
+      await a.disconnect();
+      return list;
+    })()).not.toContain(live.address); // a clean shutdown deletes its own topic
+  });
+});
