@@ -8,6 +8,8 @@
  * request. Prints req/s, p50 and p99 and each path's ratio to direct, and
  * writes them with the machine's description to docs/benchmarks.md.
  *
+ * A fourth path runs the responder and sidecar on Kafka (a local KRaft broker).
+ *
  * Env: BENCH_SECONDS (default 8 per measurement), BENCH_WARMUP_SECONDS (2).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -19,7 +21,17 @@ import { Agent, Pool } from 'undici';
 const root = join(import.meta.dirname, '..', '..');
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
-const ports = { app: 18080, local: 18081, localAdmin: 18091, responder: 18082, responderAdmin: 18092, sidecarAdmin: 18093 };
+const ports = {
+  app: 18080,
+  local: 18081,
+  localAdmin: 18091,
+  responder: 18082,
+  responderAdmin: 18092,
+  sidecarAdmin: 18093,
+  kafkaResponder: 18083,
+  kafkaResponderAdmin: 18094,
+  kafkaSidecarAdmin: 18095,
+};
 const SLOW_APP_MS = 10;
 
 interface Result {
@@ -100,7 +112,7 @@ async function measure(app: string, path: string, origin: string, concurrencies:
 }
 
 /** Starts the app and both Kueuer paths in front of it, measures all three, stops them. */
-async function measureApp(label: string, delayMs: number, concurrencies: number[], amqpUrl: string): Promise<[Result[], Result[], Result[]]> {
+async function measureApp(label: string, delayMs: number, concurrencies: number[], amqpUrl: string, kafkaUrl: string): Promise<[Result[], Result[], Result[], Result[]]> {
   const local = `http://127.0.0.1:${ports.local}`;
   const front = `http://127.0.0.1:${ports.responder}`;
   const appUrl = `http://127.0.0.1:${ports.app}`;
@@ -111,15 +123,21 @@ async function measureApp(label: string, delayMs: number, concurrencies: number[
     start(['bin/kueuer.js', 'local', '--listen', `127.0.0.1:${ports.local}`, '--admin-listen', `127.0.0.1:${ports.localAdmin}`, '--app', `127.0.0.1:${ports.app}`, '--concurrency', '64', '--queue', `${queue}-local`]),
     start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.responder}`, '--admin-listen', `127.0.0.1:${ports.responderAdmin}`, '--backend', amqpUrl, '--queue', queue]),
     start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.sidecarAdmin}`, '--backend', amqpUrl, '--queue', queue, '--concurrency', '64']),
+    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.kafkaResponder}`, '--admin-listen', `127.0.0.1:${ports.kafkaResponderAdmin}`, '--backend', kafkaUrl, '--queue', queue]),
+    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.kafkaSidecarAdmin}`, '--backend', kafkaUrl, '--queue', queue, '--concurrency', '64']),
   );
   await waitHttp(`${local}/ping`);
   await waitHttp(`http://127.0.0.1:${ports.responderAdmin}/readyz`);
   await waitHttp(`http://127.0.0.1:${ports.sidecarAdmin}/readyz`);
   await waitHttp(`${front}/ping`);
-  const results: [Result[], Result[], Result[]] = [
+  await waitHttp(`http://127.0.0.1:${ports.kafkaResponderAdmin}/readyz`, 60_000);
+  await waitHttp(`http://127.0.0.1:${ports.kafkaSidecarAdmin}/readyz`, 60_000);
+  await waitHttp(`http://127.0.0.1:${ports.kafkaResponder}/ping`, 60_000);
+  const results: [Result[], Result[], Result[], Result[]] = [
     await measure(label, 'direct (baseline)', appUrl, concurrencies),
     await measure(label, 'kueuer local (memory)', local, concurrencies),
     await measure(label, 'responder+sidecar (amqp)', front, concurrencies),
+    await measure(label, 'responder+sidecar (kafka)', `http://127.0.0.1:${ports.kafkaResponder}`, concurrencies),
   ];
   for (const child of started) child.kill('SIGKILL');
   await new Promise((r) => setTimeout(r, 300));
@@ -290,13 +308,23 @@ async function main(): Promise<void> {
 
   const amqpUrl = execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop()!;
   console.log(`machine: ${machine()}\n${seconds} s per measurement after ${warmupSeconds} s warm-up\n`);
-  const [direct, local, rabbit] = await measureApp('0 ms app', 0, [1, 64], amqpUrl);
-  const [slowDirect, slowLocal, slowRabbit] = await measureApp(`${SLOW_APP_MS} ms app`, SLOW_APP_MS, [64], amqpUrl);
+  const kafkaUrl = `kafka://${execFileSync('bash', [join(root, 'scripts/kafka.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop()!}`;
+  const [direct, local, rabbit, kafka] = await measureApp('0 ms app', 0, [1, 64], amqpUrl, kafkaUrl);
+  const [slowDirect, slowLocal, slowRabbit, slowKafka] = await measureApp(`${SLOW_APP_MS} ms app`, SLOW_APP_MS, [64], amqpUrl, kafkaUrl);
   stopAll();
 
   const rows: string[] = [];
   const summary: string[] = [];
-  for (const [results, baseline] of [[direct, direct], [local, direct], [rabbit, direct], [slowDirect, slowDirect], [slowLocal, slowDirect], [slowRabbit, slowDirect]] as const) {
+  for (const [results, baseline] of [
+    [direct, direct],
+    [local, direct],
+    [rabbit, direct],
+    [kafka, direct],
+    [slowDirect, slowDirect],
+    [slowLocal, slowDirect],
+    [slowRabbit, slowDirect],
+    [slowKafka, slowDirect],
+  ] as const) {
     for (const r of results) {
       const base = baseline.find((d) => d.concurrency === r.concurrency)!;
       const ratio = r.rps / base.rps;
@@ -311,8 +339,9 @@ async function main(): Promise<void> {
   const addedAt1 = (rs: Result[]): number => rs.find((r) => r.concurrency === 1)!.p50 - direct.find((r) => r.concurrency === 1)!.p50;
   summary.push(
     `- With the 0 ms app at c=64: embedded ${(ratioAt(local, 64) * 100).toFixed(1)}% of direct throughput (target ≥ 50%), RabbitMQ ${(ratioAt(rabbit, 64) * 100).toFixed(1)}% (target ≥ 20%).`,
-    `- With a ${SLOW_APP_MS} ms app at c=64: embedded ${(ratioAt(slowLocal, 64, slowDirect) * 100).toFixed(1)}%, RabbitMQ ${(ratioAt(slowRabbit, 64, slowDirect) * 100).toFixed(1)}% of direct throughput.`,
-    `- Added p50 at c=1: embedded +${addedAt1(local).toFixed(2)} ms (target ≤ 1 ms), RabbitMQ +${addedAt1(rabbit).toFixed(2)} ms (target ≤ 1.5 ms).`,
+    `- Kafka at c=64: ${(ratioAt(kafka, 64) * 100).toFixed(1)}% of direct throughput with the 0 ms app.`,
+    `- With a ${SLOW_APP_MS} ms app at c=64: embedded ${(ratioAt(slowLocal, 64, slowDirect) * 100).toFixed(1)}%, RabbitMQ ${(ratioAt(slowRabbit, 64, slowDirect) * 100).toFixed(1)}%, Kafka ${(ratioAt(slowKafka, 64, slowDirect) * 100).toFixed(1)}% of direct throughput.`,
+    `- Added p50 at c=1: embedded +${addedAt1(local).toFixed(2)} ms (target ≤ 1 ms), RabbitMQ +${addedAt1(rabbit).toFixed(2)} ms (target ≤ 1.5 ms), Kafka +${addedAt1(kafka).toFixed(2)} ms (target ≤ 5 ms).`,
   );
   console.log(`\n${summary.join('\n')}`);
 

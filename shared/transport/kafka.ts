@@ -17,7 +17,9 @@
  * and topics left by replicas that died are swept (see docs/kafka.md).
  */
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, type Admin, type Consumer as KafkaConsumer, type EachBatchPayload, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { Kafka, logLevel, type Admin, type ISocketFactory, type Consumer as KafkaConsumer, type EachBatchPayload, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { WireMessage } from '../envelope.js';
 import { META } from '../envelope.js';
@@ -58,6 +60,64 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
+interface Queued {
+  topic: string;
+  message: { key: string | null; value: Buffer; headers: Record<string, string> };
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Sends the records published within one tick in one request (kafkajs has
+ * no linger of its own): each publish waits only for the tick, and a busy
+ * responder or sidecar sends one produce request per tick instead of one per
+ * record.
+ */
+class TickBatcher {
+  private queued: Queued[] = [];
+  private scheduled = false;
+
+  constructor(private readonly producer: Producer) {}
+
+  send(topic: string, message: Queued['message']): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ topic, message, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queued;
+    this.queued = [];
+    const byTopic = new Map<string, Array<Queued['message']>>();
+    for (const q of batch) {
+      const list = byTopic.get(q.topic) ?? [];
+      list.push(q.message);
+      byTopic.set(q.topic, list);
+    }
+    this.producer
+      .sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) })
+      .then(
+        () => batch.forEach((q) => q.resolve()),
+        (err: unknown) => batch.forEach((q) => q.reject(err)),
+      );
+  }
+}
+
+/** kafkajs's own sockets leave Nagle on; like AMQP's, ours set noDelay (one request at a time went from ~7 ms to ~2 ms). */
+const noDelaySocket: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+  const socket = ssl
+    ? tls.connect({ ...(ssl as tls.ConnectionOptions), host, port, servername: (ssl as tls.ConnectionOptions).servername ?? host }, onConnect)
+    : net.connect({ host, port }, onConnect);
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, 60_000);
+  return socket;
+};
+
 /** A counting semaphore: the sidecar's concurrency across all its partitions. */
 class Slots {
   private free: number;
@@ -87,7 +147,13 @@ export class ContiguousOffsets {
   private readonly done = new Set<bigint>();
   constructor(private next: bigint) {}
 
+  /** The lowest offset not yet done: the position to commit. */
+  get position(): bigint {
+    return this.next;
+  }
+
   complete(offset: bigint): bigint | null {
+    if (offset < this.next) return null; // a redelivered copy of something already past
     this.done.add(offset);
     if (offset !== this.next) return null;
     while (this.done.has(this.next)) {
@@ -104,7 +170,11 @@ class KafkaRequestConsumer implements Consumer {
   /** Settles once the consumer has joined (or given up because it was stopped). */
   starting: Promise<void> = Promise.resolve();
   private readonly slots: Slots;
-  private commitChain: Promise<void> = Promise.resolve();
+  private readonly toCommit = new Map<number, bigint>();
+  private committing: Promise<void> | null = null;
+  /** Per partition: finished offsets and the commit position. */
+  private readonly partitions = new Map<number, ContiguousOffsets>();
+  private readonly inFlightWork = new Set<Promise<void>>();
 
   constructor(
     private readonly consumer: KafkaConsumer,
@@ -131,23 +201,55 @@ class KafkaRequestConsumer implements Consumer {
     });
   }
 
+  /**
+   * Commits coalesce: positions are recorded per partition and one commit
+   * request at a time carries the newest of each, so a busy sidecar sends a
+   * commit per round trip, not per request, and positions only move forward.
+   */
   private commit(partition: number, offset: bigint): Promise<void> {
-    // Commits go out in order, so the group's offset never moves backwards.
-    this.commitChain = this.commitChain.then(() =>
-      this.consumer.commitOffsets([{ topic: this.topic, partition, offset: offset.toString() }]).catch((err: Error) => {
-        this.log.warn({ err: err.message, partition, offset: offset.toString() }, 'offset commit failed; the request may be redelivered');
-      }),
-    );
-    return this.commitChain;
+    const current = this.toCommit.get(partition);
+    if (current === undefined || offset > current) this.toCommit.set(partition, offset);
+    if (!this.committing) {
+      this.committing = (async () => {
+        while (this.toCommit.size > 0) {
+          const batch = [...this.toCommit.entries()];
+          this.toCommit.clear();
+          await this.consumer
+            .commitOffsets(batch.map(([p, o]) => ({ topic: this.topic, partition: p, offset: o.toString() })))
+            .catch((err: Error) => this.log.warn({ err: err.message }, 'offset commit failed; those requests may be redelivered'));
+        }
+        this.committing = null;
+      })();
+    }
+    return this.committing;
   }
 
+  /** Resolves once every recorded position has been sent. */
+  private async flushCommits(): Promise<void> {
+    while (this.committing) await this.committing;
+  }
+
+  /**
+   * Dispatches a batch's records as slots free up and returns once all are
+   * dispatched, not done: kafkajs fetches the next batch while requests run,
+   * so a partition is not serialized batch by batch. The fetch position moves
+   * with dispatching (resolveOffset); the committed position moves only past
+   * contiguous finished offsets.
+   */
   private async batch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const first = batch.messages[0];
     if (!first) return;
-    const offsets = new ContiguousOffsets(BigInt(first.offset));
-    // Heartbeat while requests run, so a slow app does not trigger a rebalance.
+    const partition = batch.partition;
+    let offsets = this.partitions.get(partition);
+    const firstOffset = BigInt(first.offset);
+    if (!offsets || firstOffset > offsets.position) {
+      // First sight of this partition, or another member committed past what we track (after a rebalance).
+      offsets = new ContiguousOffsets(firstOffset);
+      this.partitions.set(partition, offsets);
+    }
+    const tracker = offsets;
+    // Heartbeat while waiting for a free slot, so a slow app does not trigger a rebalance.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
-    const pending = new Set<Promise<void>>();
     try {
       for (const message of batch.messages) {
         if (this.stopping || !isRunning() || isStale()) break;
@@ -159,25 +261,22 @@ class KafkaRequestConsumer implements Consumer {
         const offset = BigInt(message.offset);
         if (this.delivery === 'at-most-once') {
           // Never run twice: the request is committed before the app sees it.
-          await this.commit(batch.partition, offset + 1n);
+          await this.commit(partition, offset + 1n);
         }
         this.running++;
-        const work = this.process(message).then(() => {
-          const next = offsets.complete(offset);
-          if (next !== null) {
-            resolveOffset((next - 1n).toString());
-            if (this.delivery === 'at-least-once') void this.commit(batch.partition, next);
-          }
-        });
-        const tracked = work.finally(() => {
-          this.running--;
-          this.slots.release();
-          pending.delete(tracked);
-        });
-        pending.add(tracked);
+        const work = this.process(message)
+          .then(() => {
+            const next = tracker.complete(offset);
+            if (next !== null && this.delivery === 'at-least-once') void this.commit(partition, next);
+          })
+          .finally(() => {
+            this.running--;
+            this.slots.release();
+            this.inFlightWork.delete(work);
+          });
+        this.inFlightWork.add(work);
+        resolveOffset(message.offset);
       }
-      await Promise.all(pending);
-      await this.commitChain;
     } finally {
       clearInterval(beat);
     }
@@ -204,9 +303,10 @@ class KafkaRequestConsumer implements Consumer {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.starting;
-    // consumer.stop() waits for the running batches, which wait for their requests.
+    // No new records; then the requests already taken finish and are committed.
     await this.consumer.stop();
-    await this.commitChain;
+    await Promise.all([...this.inFlightWork]);
+    await this.flushCommits();
     await this.consumer.disconnect();
   }
 }
@@ -216,6 +316,7 @@ export class KafkaTransport implements Transport {
   private readonly kafka: Kafka;
   private readonly producer: Producer;
   private readonly admin: Admin;
+  private readonly batcher: TickBatcher;
   private connected = false;
   private readonly topics = new Set<string>();
   /** This process's reply topics, and whether each is ready to receive. */
@@ -237,8 +338,14 @@ export class KafkaTransport implements Transport {
       ...(auth.sasl ? { sasl: auth.sasl as never } : {}),
       logLevel: logLevel.NOTHING,
       retry: { initialRetryTime: 100, retries: 8 },
+      socketFactory: noDelaySocket,
     });
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 5, allowAutoTopicCreation: false });
+    // Not idempotent: kafkajs serializes an idempotent producer's requests per
+    // partition, which capped a reply topic at a few hundred records/s. A
+    // retried send can then duplicate a record: a duplicate request runs twice
+    // (at-least-once anyway), and a duplicate reply is dropped by the responder.
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: false });
+    this.batcher = new TickBatcher(this.producer);
     this.admin = this.kafka.admin();
     this.producer.on('producer.connect', () => {
       this.connected = true;
@@ -299,7 +406,7 @@ export class KafkaTransport implements Transport {
     await withTimeout(
       (async () => {
         await this.ensureTopic(topic, this.options.partitions);
-        await this.producer.send({ topic, acks: -1, messages: [{ key: message.meta[META.id] ?? null, value: message.body, headers: message.meta }] });
+        await this.batcher.send(topic, { key: message.meta[META.id] ?? null, value: message.body, headers: message.meta });
       })(),
       options.timeoutMs,
       'request',
@@ -310,7 +417,7 @@ export class KafkaTransport implements Transport {
     if (!replyTo.startsWith(REPLY_PREFIX)) throw new KueuerError('KUEUER_ERR_ENVELOPE', `not a Kueuer reply topic: ${replyTo}`);
     if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
     await withTimeout(
-      this.producer.send({ topic: replyTo, acks: -1, messages: [{ key: message.meta[META.id] ?? null, value: message.body, headers: message.meta }] }),
+      this.batcher.send(replyTo, { key: message.meta[META.id] ?? null, value: message.body, headers: message.meta }),
       options.timeoutMs,
       'reply',
     );
@@ -326,7 +433,7 @@ export class KafkaTransport implements Transport {
     this.inboxes.set(topic, false);
     let closed = false;
     // Its own group, which only this replica ever joins: the sweep recognizes abandoned inboxes by their empty group.
-    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 20, sessionTimeout: 30_000, heartbeatInterval: 3000 });
+    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 5, sessionTimeout: 30_000, heartbeatInterval: 3000 });
     const setUp = (async () => {
       for (let attempt = 0; !closed; attempt++) {
         try {
@@ -335,7 +442,8 @@ export class KafkaTransport implements Transport {
           await consumer.connect();
           await consumer.subscribe({ topic, fromBeginning: true });
           await consumer.run({
-            autoCommit: true,
+            // The topic is this replica's alone and lives as long as it does: no offsets worth committing.
+            autoCommit: false,
             eachMessage: async ({ message }) => onReply({ meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }),
           });
           if (!closed) this.inboxes.set(topic, true);
@@ -399,7 +507,7 @@ export class KafkaTransport implements Transport {
       sessionTimeout: 10_000,
       heartbeatInterval: 3000,
       rebalanceTimeout: 60_000,
-      maxWaitTimeInMs: 20,
+      maxWaitTimeInMs: 5,
       allowAutoTopicCreation: false,
     });
     const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, this.log.child({ queue }));
