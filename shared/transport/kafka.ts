@@ -318,7 +318,7 @@ export class KafkaTransport implements Transport {
   private readonly admin: Admin;
   private readonly batcher: TickBatcher;
   private connected = false;
-  private readonly topics = new Set<string>();
+  private readonly topics = new Map<string, Promise<void>>();
   /** This process's reply topics, and whether each is ready to receive. */
   private readonly inboxes = new Map<string, boolean>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -383,8 +383,18 @@ export class KafkaTransport implements Transport {
     return true;
   }
 
-  private async ensureTopic(topic: string, partitions: number): Promise<void> {
-    if (this.topics.has(topic)) return;
+  /** Creates the topic once; concurrent callers share one attempt. */
+  private ensureTopic(topic: string, partitions: number): Promise<void> {
+    let creating = this.topics.get(topic);
+    if (!creating) {
+      creating = this.createTopic(topic, partitions);
+      this.topics.set(topic, creating);
+      creating.catch(() => this.topics.delete(topic));
+    }
+    return creating;
+  }
+
+  private async createTopic(topic: string, partitions: number): Promise<void> {
     try {
       await this.admin.createTopics({
         topics: [{ topic, numPartitions: partitions, configEntries: [{ name: 'max.message.bytes', value: String(MAX_MESSAGE_BYTES) }] }],
@@ -397,7 +407,6 @@ export class KafkaTransport implements Transport {
       }
       if (type !== 'TOPIC_ALREADY_EXISTS') throw err;
     }
-    this.topics.add(topic);
   }
 
   async publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void> {

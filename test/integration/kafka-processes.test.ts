@@ -73,6 +73,73 @@ describe('responder and sidecar processes on Kafka', () => {
     expect(app.received).toHaveLength(1);
   });
 
+  /** Sends `n` requests at once and resolves with every answer; `onAnswered` sees the running count. */
+  async function burst(url: string, n: number, onAnswered: (count: number) => void): Promise<Array<{ status: number; body: string }>> {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: n });
+    let answered = 0;
+    const results = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const r = await request(url, { path: `/burst/${i}`, agent });
+        onAnswered(++answered);
+        return { status: r.status, body: r.body.toString() };
+      }),
+    );
+    agent.destroy();
+    return results;
+  }
+
+  function randomDelayApp(minMs: number, maxMs: number): Promise<TestApp> {
+    return startTestApp().then((app) => {
+      apps.push(app);
+      app.handle((req, res) => setTimeout(() => res.end(`done ${req.url}`), minMs + Math.random() * (maxMs - minMs)));
+      return app;
+    });
+  }
+
+  it('a sidecar SIGKILLed in the middle of 300 requests: every client gets its own answer', { timeout: 120_000 }, async () => {
+    const queue = uniqueQueue('kburst');
+    const app = await randomDelayApp(50, 200);
+    const front = await responder(queue, ['--timeout', '60s']);
+    const victim = await sidecar(queue, app.port, ['--concurrency', '8']);
+    await sidecar(queue, app.port, ['--concurrency', '8']);
+    let killed = false;
+    const results = await burst(front.url, 300, (count) => {
+      if (count === 100 && !killed) {
+        killed = true;
+        victim.child.kill('SIGKILL');
+        void sidecar(queue, app.port, ['--concurrency', '8']);
+      }
+    });
+    expect(killed).toBe(true);
+    expect(results.filter((r) => r.status !== 200)).toEqual([]);
+    results.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.body).toBe(`done /burst/${i}`);
+    });
+  });
+
+  it('scaling from 1 to 3 sidecars during load (rebalances) loses nothing', { timeout: 120_000 }, async () => {
+    const queue = uniqueQueue('kscale');
+    const app = await randomDelayApp(20, 100);
+    const front = await responder(queue, ['--timeout', '60s']);
+    await sidecar(queue, app.port, ['--concurrency', '4']);
+    let scaled = false;
+    const results = await burst(front.url, 300, (count) => {
+      if (count === 50 && !scaled) {
+        scaled = true;
+        void sidecar(queue, app.port, ['--concurrency', '4']);
+        void sidecar(queue, app.port, ['--concurrency', '4']);
+      }
+    });
+    expect(scaled).toBe(true);
+    results.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.body).toBe(`done /burst/${i}`);
+    });
+    const metrics = (await request(front.admin, { path: '/metrics' })).body.toString();
+    expect(metrics).toMatch(new RegExp(`kueuer_responder_requests_total\\{queue="${queue}",code="200"\\} 300\\b`));
+  });
+
   it('replies reach only the responder replica that holds the client', { timeout: 60_000 }, async () => {
     const queue = uniqueQueue('kreplicas');
     const app = await slowApp(5);
