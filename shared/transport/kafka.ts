@@ -519,7 +519,11 @@ export class KafkaTransport implements Transport {
       maxWaitTimeInMs: 5,
       allowAutoTopicCreation: false,
     });
-    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, this.log.child({ queue }));
+    const log = this.log.child({ queue });
+    consumer.on(consumer.events.GROUP_JOIN, (e) =>
+      log.info({ memberId: e.payload.memberId, partitions: e.payload.memberAssignment[topic] ?? [] }, 'joined the consumer group'),
+    );
+    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log);
     worker.starting = (async () => {
       for (let attempt = 0; !worker.stopping; attempt++) {
         try {
