@@ -112,7 +112,12 @@ async function measure(app: string, path: string, origin: string, concurrencies:
 }
 
 /** Starts the app and both Kueuer paths in front of it, measures all three, stops them. */
-async function measureApp(label: string, delayMs: number, concurrencies: number[], amqpUrl: string, kafkaUrl: string): Promise<[Result[], Result[], Result[], Result[]]> {
+/** Kafka's JVM runs only while its own path is measured, so it takes no CPU from the others. */
+function kafkaBroker(action: 'start' | 'stop'): string {
+  return execFileSync('bash', [join(root, 'scripts/kafka.sh'), action], { encoding: 'utf8' }).trim().split('\n').pop() ?? '';
+}
+
+async function measureApp(label: string, delayMs: number, concurrencies: number[], amqpUrl: string): Promise<[Result[], Result[], Result[], Result[]]> {
   const local = `http://127.0.0.1:${ports.local}`;
   const front = `http://127.0.0.1:${ports.responder}`;
   const appUrl = `http://127.0.0.1:${ports.app}`;
@@ -123,23 +128,26 @@ async function measureApp(label: string, delayMs: number, concurrencies: number[
     start(['bin/kueuer.js', 'local', '--listen', `127.0.0.1:${ports.local}`, '--admin-listen', `127.0.0.1:${ports.localAdmin}`, '--app', `127.0.0.1:${ports.app}`, '--concurrency', '64', '--queue', `${queue}-local`]),
     start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.responder}`, '--admin-listen', `127.0.0.1:${ports.responderAdmin}`, '--backend', amqpUrl, '--queue', queue]),
     start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.sidecarAdmin}`, '--backend', amqpUrl, '--queue', queue, '--concurrency', '64']),
-    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.kafkaResponder}`, '--admin-listen', `127.0.0.1:${ports.kafkaResponderAdmin}`, '--backend', kafkaUrl, '--queue', queue]),
-    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.kafkaSidecarAdmin}`, '--backend', kafkaUrl, '--queue', queue, '--concurrency', '64']),
   );
   await waitHttp(`${local}/ping`);
   await waitHttp(`http://127.0.0.1:${ports.responderAdmin}/readyz`);
   await waitHttp(`http://127.0.0.1:${ports.sidecarAdmin}/readyz`);
   await waitHttp(`${front}/ping`);
+  const direct = await measure(label, 'direct (baseline)', appUrl, concurrencies);
+  const embedded = await measure(label, 'kueuer local (memory)', local, concurrencies);
+  const rabbit = await measure(label, 'responder+sidecar (amqp)', front, concurrencies);
+  const kafkaUrl = `kafka://${kafkaBroker('start')}`;
+  started.push(
+    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.kafkaResponder}`, '--admin-listen', `127.0.0.1:${ports.kafkaResponderAdmin}`, '--backend', kafkaUrl, '--queue', queue]),
+    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.kafkaSidecarAdmin}`, '--backend', kafkaUrl, '--queue', queue, '--concurrency', '64']),
+  );
   await waitHttp(`http://127.0.0.1:${ports.kafkaResponderAdmin}/readyz`, 60_000);
   await waitHttp(`http://127.0.0.1:${ports.kafkaSidecarAdmin}/readyz`, 60_000);
   await waitHttp(`http://127.0.0.1:${ports.kafkaResponder}/ping`, 60_000);
-  const results: [Result[], Result[], Result[], Result[]] = [
-    await measure(label, 'direct (baseline)', appUrl, concurrencies),
-    await measure(label, 'kueuer local (memory)', local, concurrencies),
-    await measure(label, 'responder+sidecar (amqp)', front, concurrencies),
-    await measure(label, 'responder+sidecar (kafka)', `http://127.0.0.1:${ports.kafkaResponder}`, concurrencies),
-  ];
+  const kafka = await measure(label, 'responder+sidecar (kafka)', `http://127.0.0.1:${ports.kafkaResponder}`, concurrencies);
+  const results: [Result[], Result[], Result[], Result[]] = [direct, embedded, rabbit, kafka];
   for (const child of started) child.kill('SIGKILL');
+  kafkaBroker('stop');
   await new Promise((r) => setTimeout(r, 300));
   return results;
 }
@@ -308,9 +316,9 @@ async function main(): Promise<void> {
 
   const amqpUrl = execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop()!;
   console.log(`machine: ${machine()}\n${seconds} s per measurement after ${warmupSeconds} s warm-up\n`);
-  const kafkaUrl = `kafka://${execFileSync('bash', [join(root, 'scripts/kafka.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop()!}`;
-  const [direct, local, rabbit, kafka] = await measureApp('0 ms app', 0, [1, 64], amqpUrl, kafkaUrl);
-  const [slowDirect, slowLocal, slowRabbit, slowKafka] = await measureApp(`${SLOW_APP_MS} ms app`, SLOW_APP_MS, [64], amqpUrl, kafkaUrl);
+  kafkaBroker('stop'); // left running by a test run, it would load the other paths
+  const [direct, local, rabbit, kafka] = await measureApp('0 ms app', 0, [1, 64], amqpUrl);
+  const [slowDirect, slowLocal, slowRabbit, slowKafka] = await measureApp(`${SLOW_APP_MS} ms app`, SLOW_APP_MS, [64], amqpUrl);
   stopAll();
 
   const rows: string[] = [];
