@@ -374,6 +374,7 @@ async function main(): Promise<void> {
   ].join('\n');
   writeFileSync(docPath, doc.replace(/<!-- bench:start[\s\S]*<!-- bench:end -->/, generated));
   console.log(`\nwrote ${docPath}`);
+  execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), 'stop'], { stdio: 'inherit' });
 }
 
 main().then(

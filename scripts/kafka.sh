@@ -50,6 +50,10 @@ case "${1:-}" in
   start)
     fetch_jars
     if ! running; then
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is already taken (another Kafka broker, perhaps from another checkout); stop it or set KUEUER_KAFKA_PORT" >&2
+        exit 1
+      fi
       rm -rf "$base"
       mkdir -p "$base/logs"
       cat > "$base/server.properties" <<PROPS
@@ -80,10 +84,10 @@ PROPS
       echo $! > "$pidfile"
       for _ in $(seq 1 120); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-        if ! running; then echo "Kafka exited while starting; its log:" >&2; tail -40 "$base/logs/server.log" >&2; exit 1; fi
+        if ! running; then echo "Kafka exited while starting; its log:" >&2; tail -n 40 "$base/logs/server.log" >&2; exit 1; fi
         sleep 0.5
       done
-      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "Kafka did not listen on $port within 60 s" >&2; tail -40 "$base/logs/server.log" >&2; exit 1; }
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "Kafka did not listen on $port within 60 s" >&2; tail -n 40 "$base/logs/server.log" >&2; exit 1; }
     fi
     echo "127.0.0.1:$port"
     ;;

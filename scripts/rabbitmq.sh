@@ -55,12 +55,16 @@ log.console = false
 log.file.level = warning
 CONF
     if ! running; then
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is already taken (another RabbitMQ node, perhaps from another checkout); stop it or set KUEUER_RABBITMQ_PORT" >&2
+        exit 1
+      fi
       # A fresh node each start unless asked to keep its data (a restart test does).
       [ -n "${KUEUER_RABBITMQ_KEEP_DATA:-}" ] || rm -rf "$RABBITMQ_MNESIA_BASE"
       "$bin/rabbitmq-server" > "$base/log/startup.log" 2>&1 &
       if ! "$bin/rabbitmqctl" wait --timeout 60 "$RABBITMQ_PID_FILE" > "$base/log/wait.log" 2>&1; then
         echo "RabbitMQ did not start; its output follows" >&2
-        tail -30 "$base/log/startup.log" "$base/log/wait.log" >&2
+        tail -n 30 "$base/log/startup.log" "$base/log/wait.log" >&2
         exit 1
       fi
     fi

@@ -36,23 +36,29 @@ export default function setup(project: TestProject): () => void {
     project.provide('k8sBinDir', out.trim().split('\n').pop() ?? '');
   }
   const stops: Array<() => void> = [];
-  const externalKafka = process.env.KUEUER_TEST_KAFKA_URL;
-  if (externalKafka) project.provide('kafkaUrl', externalKafka);
-  else {
-    const out = execFileSync('bash', [kafkaScript, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const broker = out.trim().split('\n').pop() ?? '';
-    if (!/^[\d.]+:\d+$/.test(broker)) throw new Error(`scripts/kafka.sh start printed no broker address:\n${out}`);
-    project.provide('kafkaUrl', `kafka://${broker}`);
-    stops.push(() => execFileSync('bash', [kafkaScript, 'stop'], { stdio: 'inherit' }));
-  }
-  const external = process.env.KUEUER_TEST_AMQP_URL;
-  if (external) project.provide('amqpUrl', external);
-  else {
-    const out = execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const url = out.trim().split('\n').pop() ?? '';
-    if (!url.startsWith('amqp://')) throw new Error(`scripts/rabbitmq.sh start printed no amqp URL:\n${out}`);
-    project.provide('amqpUrl', url);
-    stops.push(() => execFileSync('bash', [script, 'stop'], { stdio: 'inherit' }));
+  // A service that cannot start fails the run, after stopping the ones already started.
+  try {
+    const externalKafka = process.env.KUEUER_TEST_KAFKA_URL;
+    if (externalKafka) project.provide('kafkaUrl', externalKafka);
+    else {
+      const out = execFileSync('bash', [kafkaScript, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const broker = out.trim().split('\n').pop() ?? '';
+      if (!/^[\d.]+:\d+$/.test(broker)) throw new Error(`scripts/kafka.sh start printed no broker address:\n${out}`);
+      project.provide('kafkaUrl', `kafka://${broker}`);
+      stops.push(() => execFileSync('bash', [kafkaScript, 'stop'], { stdio: 'inherit' }));
+    }
+    const external = process.env.KUEUER_TEST_AMQP_URL;
+    if (external) project.provide('amqpUrl', external);
+    else {
+      const out = execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const url = out.trim().split('\n').pop() ?? '';
+      if (!url.startsWith('amqp://')) throw new Error(`scripts/rabbitmq.sh start printed no amqp URL:\n${out}`);
+      project.provide('amqpUrl', url);
+      stops.push(() => execFileSync('bash', [script, 'stop'], { stdio: 'inherit' }));
+    }
+  } catch (err) {
+    for (const stop of stops) stop();
+    throw err;
   }
   return () => {
     if (process.env.KUEUER_TEST_KEEP_BROKERS) return;
