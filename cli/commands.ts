@@ -15,7 +15,11 @@ import {
   queueOption,
 } from '../shared/common-options.js';
 import { createLogger } from '../shared/logger.js';
-import { durationIn, formatHostPort, type OptionSpecs, type OptionValues } from '../shared/options.js';
+import { durationIn, formatHostPort, type HostPort, type OptionSpecs, type OptionValues } from '../shared/options.js';
+import type { Logger } from 'pino';
+import type { Transport } from '../shared/transport/transport.js';
+import type { BackendSpec } from '../shared/transport/create-transport.js';
+import type { KafkaDelivery } from '../shared/transport/kafka.js';
 import { createTransport } from '../shared/transport/create-transport.js';
 import { sidecarOptions, maxResponseOption } from '../sidecar/config.js';
 import { exitOnSignal } from './lifecycle.js';
@@ -61,6 +65,25 @@ export const localOptions = {
   logLevel: logLevelOption(),
 };
 
+/** The broker connection of a command, from its --backend and Kafka options. */
+async function openBackend(
+  o: { backend: BackendSpec; kafkaPartitions: number; delivery: KafkaDelivery; visibilityTimeoutMs?: number },
+  log: Logger,
+  component: string,
+): Promise<Transport> {
+  if (o.backend.kind === 'memory' && component !== 'local') {
+    throw new Error(`--backend memory only works in \`kueuer local\`, where the ${component === 'responder' ? 'sidecar' : 'responder'} shares the process`);
+  }
+  return createTransport(o.backend, log, { visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30_000, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
+}
+
+/** /metrics, /healthz and /readyz of a command; not ready while the broker is away or `alsoNotReady` says why. */
+async function serveAdmin(registry: Registry, log: Logger, at: HostPort, transport: Transport, alsoNotReady: () => string | null = () => null) {
+  const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? alsoNotReady() : 'broker not connected') });
+  const address = await listen(admin, at);
+  return { admin, address: formatHostPort(address) };
+}
+
 function newRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -78,8 +101,7 @@ export const responderCommand: Command<typeof responderOptions> = {
     }
     const log = createLogger('responder', o.logLevel);
     const registry = newRegistry();
-    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
-    if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the sidecar shares the process');
+    const transport = await openBackend(o, log, 'responder');
     const drains: Array<() => Promise<void>> = [];
     let listening: string | undefined;
     if (o.queue !== undefined) {
@@ -98,9 +120,8 @@ export const responderCommand: Command<typeof responderOptions> = {
         await routes.drain(o.drainTimeoutMs);
       });
     }
-    const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
-    const adminAddress = await listen(admin, o.adminListen);
-    log.info({ listen: listening, queue: o.queue, admin: formatHostPort(adminAddress), routes: o.routes }, 'responder ready');
+    const { admin, address: adminAddress } = await serveAdmin(registry, log, o.adminListen, transport);
+    log.info({ listen: listening, queue: o.queue, admin: adminAddress, routes: o.routes }, 'responder ready');
     exitOnSignal(log, async () => {
       await Promise.all(drains.map((d) => d()));
       await admin.close();
@@ -117,16 +138,10 @@ export const sidecarCommand: Command<typeof sidecarOptions> = {
   async run(o) {
     const log = createLogger('sidecar', o.logLevel);
     const registry = newRegistry();
-    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: 30_000, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
-    if (transport.kind === 'memory') throw new Error('--backend memory only works in `kueuer local`, where the responder shares the process');
+    const transport = await openBackend(o, log, 'sidecar');
     const sidecar = await startSidecar(o, transport, registry, log);
-    const admin = buildAdminServer({
-      registry,
-      log,
-      notReadyReason: () => (transport.isReady() ? sidecar.notReadyReason() : 'broker not connected'),
-    });
-    const adminAddress = await listen(admin, o.adminListen);
-    log.info({ app: formatHostPort(o.app), admin: formatHostPort(adminAddress), queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');
+    const { admin, address: adminAddress } = await serveAdmin(registry, log, o.adminListen, transport, sidecar.notReadyReason);
+    log.info({ app: formatHostPort(o.app), admin: adminAddress, queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');
     exitOnSignal(log, async () => {
       await sidecar.stop();
       await admin.close();
@@ -143,13 +158,12 @@ export const localCommand: Command<typeof localOptions> = {
   async run(o) {
     const log = createLogger('local', o.logLevel);
     const registry = newRegistry();
-    const transport = await createTransport(o.backend, log, { visibilityTimeoutMs: o.visibilityTimeoutMs, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
+    const transport = await openBackend(o, log, 'local');
     const sidecar = await startSidecar(o, transport, registry, log.child({ part: 'sidecar' }));
     const { responder, address } = await startResponder(o, transport, registry, log.child({ part: 'responder' }));
-    const admin = buildAdminServer({ registry, log, notReadyReason: () => (transport.isReady() ? null : 'broker not connected') });
-    const adminAddress = await listen(admin, o.adminListen);
+    const { admin, address: adminAddress } = await serveAdmin(registry, log, o.adminListen, transport, sidecar.notReadyReason);
     log.info(
-      { listen: formatHostPort(address), admin: formatHostPort(adminAddress), app: formatHostPort(o.app), backend: transport.kind, queue: o.queue },
+      { listen: formatHostPort(address), admin: adminAddress, app: formatHostPort(o.app), backend: transport.kind, queue: o.queue },
       'local stack ready',
     );
     exitOnSignal(log, async () => {

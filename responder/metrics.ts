@@ -1,9 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { perRegistry } from '../shared/per-registry.js';
 
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
-/** One set of metric objects per registry: several queues (routes) share it, told apart by the queue label. */
-const instruments = new WeakMap<Registry, ReturnType<typeof createInstruments>>();
+const instrumentsFor = perRegistry(createInstruments);
 
 function createInstruments(registry: Registry) {
   const registers = [registry];
@@ -54,12 +54,7 @@ function createInstruments(registry: Registry) {
 }
 
 export function responderMetrics(registry: Registry, queue: string) {
-  let created = instruments.get(registry);
-  if (!created) {
-    created = createInstruments(registry);
-    instruments.set(registry, created);
-  }
-  const { requests, pending, duration, publishErrors, lateReplies, clientDisconnects, invalidReplies } = created;
+  const { requests, pending, duration, publishErrors, lateReplies, clientDisconnects, invalidReplies } = instrumentsFor(registry);
   const q = { queue };
   // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
   for (const counter of [publishErrors, lateReplies, clientDisconnects, invalidReplies]) counter.inc(q, 0);

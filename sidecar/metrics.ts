@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { perRegistry } from '../shared/per-registry.js';
 import { LATENCY_BUCKETS } from '../responder/metrics.js';
 
-/** One set of metric objects per registry: several queues (routes) share it, told apart by the queue label. */
-const instruments = new WeakMap<Registry, ReturnType<typeof createInstruments>>();
+const instrumentsFor = perRegistry(createInstruments);
 
 function createInstruments(registry: Registry) {
   const registers = [registry];
@@ -54,12 +54,7 @@ function createInstruments(registry: Registry) {
 }
 
 export function sidecarMetrics(registry: Registry, queue: string) {
-  let created = instruments.get(registry);
-  if (!created) {
-    created = createInstruments(registry);
-    instruments.set(registry, created);
-  }
-  const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors } = created;
+  const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors } = instrumentsFor(registry);
   const q = { queue };
   // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
   for (const counter of [appRetries, publishErrors, consumeErrors]) counter.inc(q, 0);
