@@ -23,7 +23,7 @@ import type { KafkaDelivery } from '../shared/transport/kafka.js';
 import { createTransport } from '../shared/transport/create-transport.js';
 import { sidecarOptions, maxResponseOption } from '../sidecar/config.js';
 import { exitOnSignal } from './lifecycle.js';
-import { webhookOptions } from '../webhook/config.js';
+import { injectionConfig, webhookOptions } from '../webhook/config.js';
 import { detectNativeSidecars } from '../webhook/cluster-version.js';
 import { webhookMetrics } from '../webhook/metrics.js';
 import { buildWebhookServer } from '../webhook/server.js';
@@ -190,15 +190,7 @@ export const webhookCommand: Command<typeof webhookOptions> = {
       // Responder ports are handed out against every Service in the cluster.
       ports: { usedPorts: (except) => usedResponderPorts(cluster.services?.list() ?? [], except) },
       tls: { cert: o.tlsCert, key: o.tlsKey },
-      config: {
-        image: o.sidecarImage,
-        version: kueuerVersion(),
-        defaultBackendSecret: o.backendSecret,
-        nativeSidecars,
-        adminPort: o.sidecarAdminPort,
-        excludedNamespaces: ['kube-system', o.systemNamespace],
-        resources: { cpuRequest: o.sidecarCpuRequest, memoryRequest: o.sidecarMemoryRequest, memoryLimit: o.sidecarMemoryLimit },
-      },
+      config: injectionConfig(o, nativeSidecars, kueuerVersion()),
       registry,
       metrics: webhookMetrics(registry),
       log,

@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { defaultWebhookSettings, injectionConfig } from '../webhook/config.js';
 import { webhookMetrics } from '../webhook/metrics.js';
 import { buildWebhookServer } from '../webhook/server.js';
 
@@ -15,15 +16,7 @@ const certs = process.argv[2]!;
 const registry = new Registry();
 const server = buildWebhookServer({
   tls: { cert: join(certs, 'tls.crt'), key: join(certs, 'tls.key') },
-  config: {
-    image: 'ghcr.io/kueuer/kueuer:bench',
-    version: 'bench',
-    defaultBackendSecret: 'kueuer-backend',
-    nativeSidecars: true,
-    adminPort: 9091,
-    excludedNamespaces: ['kube-system', 'kueuer-system'],
-    resources: { cpuRequest: '50m', memoryRequest: '64Mi', memoryLimit: '256Mi' },
-  },
+  config: injectionConfig(defaultWebhookSettings(), true, 'bench'),
   ports: { usedPorts: () => new Set() },
   registry,
   metrics: webhookMetrics(registry),

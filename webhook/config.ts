@@ -1,6 +1,7 @@
 /** The webhook's one configuration source: flags, then KUEUER_* env vars, then defaults. */
 import { logLevelOption } from '../shared/common-options.js';
-import { integerIn, oneOf, parseHostPort, type OptionSpec } from '../shared/options.js';
+import { integerIn, oneOf, parseHostPort, parseOptions, type OptionSpec, type OptionValues } from '../shared/options.js';
+import type { InjectionConfig } from './pod-injection.js';
 import { kueuerVersion } from '../shared/version.js';
 
 function fileOption(flag: string, env: string, description: string): OptionSpec<string> {
@@ -89,3 +90,23 @@ export const webhookOptions = {
   sidecarMemoryLimit: quantityOption('sidecar-memory-limit', 'KUEUER_SIDECAR_MEMORY_LIMIT', "sidecar's memory limit", '256Mi'),
   logLevel: logLevelOption(),
 };
+
+export type WebhookSettings = OptionValues<typeof webhookOptions>;
+
+/** What the pod injection needs, from the webhook's settings: the one place its defaults come from. */
+export function injectionConfig(o: WebhookSettings, nativeSidecars: boolean, version: string): InjectionConfig {
+  return {
+    image: o.sidecarImage,
+    version,
+    defaultBackendSecret: o.backendSecret,
+    nativeSidecars,
+    adminPort: o.sidecarAdminPort,
+    excludedNamespaces: ['kube-system', o.systemNamespace],
+    resources: { cpuRequest: o.sidecarCpuRequest, memoryRequest: o.sidecarMemoryRequest, memoryLimit: o.sidecarMemoryLimit },
+  };
+}
+
+/** The webhook's default settings plus `args`, for tools that run the server without the CLI (tests, benchmark). */
+export function defaultWebhookSettings(args: string[] = []): WebhookSettings {
+  return parseOptions(webhookOptions, ['--tls-cert', 'unused', '--tls-key', 'unused', ...args], {});
+}

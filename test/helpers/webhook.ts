@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import type { InjectionConfig } from '../../webhook/pod-injection.js';
+import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js';
 import { webhookMetrics } from '../../webhook/metrics.js';
 import { buildWebhookServer } from '../../webhook/server.js';
 import { silentLog } from './stack.js';
@@ -20,15 +21,8 @@ export function generateCerts(dir = mkdtempSync(join(tmpdir(), 'kueuer-certs-'))
   return { dir, ca: readFileSync(join(dir, 'ca.crt')), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
 }
 
-export const testInjectionConfig: InjectionConfig = {
-  image: 'ghcr.io/kueuer/kueuer:test',
-  version: '0.1.0-test',
-  defaultBackendSecret: 'kueuer-backend',
-  nativeSidecars: true,
-  adminPort: 9091,
-  excludedNamespaces: ['kube-system', 'kueuer-system'],
-  resources: { cpuRequest: '50m', memoryRequest: '64Mi', memoryLimit: '256Mi' },
-};
+/** The webhook's real defaults, with a fixed image and version so golden files do not change with releases. */
+export const testInjectionConfig: InjectionConfig = injectionConfig(defaultWebhookSettings(['--sidecar-image', 'ghcr.io/kueuer/kueuer:test']), true, '0.1.0-test');
 
 export interface RunningWebhook {
   url: string;
