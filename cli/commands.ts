@@ -67,14 +67,19 @@ export const localOptions = {
 
 /** The broker connection of a command, from its --backend and Kafka options. */
 async function openBackend(
-  o: { backend: BackendSpec; kafkaPartitions: number; delivery: KafkaDelivery; visibilityTimeoutMs?: number },
+  o: { backend: BackendSpec; kafkaPartitions: number; delivery: KafkaDelivery; kafkaTransactionalId?: string | undefined; visibilityTimeoutMs?: number },
   log: Logger,
   component: string,
 ): Promise<Transport> {
   if (o.backend.kind === 'memory' && component !== 'local') {
     throw new Error(`--backend memory only works in \`kueuer local\`, where the ${component === 'responder' ? 'sidecar' : 'responder'} shares the process`);
   }
-  return createTransport(o.backend, log, { visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30_000, kafkaPartitions: o.kafkaPartitions, delivery: o.delivery });
+  return createTransport(o.backend, log, {
+    visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30_000,
+    kafkaPartitions: o.kafkaPartitions,
+    delivery: o.delivery,
+    ...(o.kafkaTransactionalId ? { kafkaTransactionalId: o.kafkaTransactionalId } : {}),
+  });
 }
 
 /** /metrics, /healthz and /readyz of a command; not ready while the broker is away or `alsoNotReady` says why. */

@@ -6,6 +6,7 @@
  */
 import { isValidQueueName } from '../shared/envelope.js';
 import { durationIn, integerIn } from '../shared/options.js';
+import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/kafka.js';
 
 export const PREFIX = 'kueuer.io/';
 export const ANNOTATIONS = {
@@ -14,6 +15,7 @@ export const ANNOTATIONS = {
   queue: `${PREFIX}queue`,
   backend: `${PREFIX}backend`,
   concurrency: `${PREFIX}concurrency`,
+  delivery: `${PREFIX}delivery`,
   timeout: `${PREFIX}timeout`,
   nativeSidecar: `${PREFIX}native-sidecar`,
   sidecarCpuRequest: `${PREFIX}sidecar-cpu-request`,
@@ -39,6 +41,8 @@ export interface PodSettings {
   queue?: string;
   backendSecret?: string;
   concurrency?: number;
+  /** Kafka only: when a request's offset is committed. */
+  delivery?: KafkaDelivery;
   nativeSidecar?: boolean;
   resources: { cpuRequest?: string; memoryRequest?: string; cpuLimit?: string; memoryLimit?: string };
 }
@@ -100,6 +104,12 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
     } catch (err) {
       problems.push(`${ANNOTATIONS.concurrency}: ${(err as Error).message}`);
     }
+  }
+
+  const delivery = a[ANNOTATIONS.delivery];
+  if (delivery !== undefined) {
+    if ((KAFKA_DELIVERIES as readonly string[]).includes(delivery)) settings.delivery = delivery as KafkaDelivery;
+    else problems.push(`${ANNOTATIONS.delivery}: ${JSON.stringify(delivery)} is not accepted; use ${KAFKA_DELIVERIES.join(', ')} (Kafka only)`);
   }
 
   const native = parseBoolean(a, ANNOTATIONS.nativeSidecar, problems);

@@ -2,6 +2,7 @@
 import { isValidQueueName } from './envelope.js';
 import { durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from './options.js';
 import { parseBackend, type BackendSpec } from './transport/create-transport.js';
+import { KAFKA_DELIVERIES } from './transport/kafka.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -75,9 +76,10 @@ export function kafkaOptions() {
     delivery: {
       flag: 'delivery',
       env: 'KUEUER_DELIVERY',
-      description: 'kafka: at-least-once (commit after the reply is published) or at-most-once (commit before calling the app)',
+      description:
+        'kafka: at-least-once (commit after the reply is published), at-most-once (commit before calling the app) or transactional (reply and commit in one Kafka transaction)',
       defaultValue: 'at-least-once',
-      parse: oneOf(['at-least-once', 'at-most-once'] as const),
+      parse: oneOf(KAFKA_DELIVERIES),
     },
   } satisfies Record<string, OptionSpec<unknown>>;
 }

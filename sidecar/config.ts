@@ -28,5 +28,15 @@ export const sidecarOptions = {
   maxResponseBytes: maxResponseOption(),
   adminListen: adminListenOption('0.0.0.0:9091'),
   ...kafkaOptions(),
+  kafkaTransactionalId: {
+    flag: 'kafka-transactional-id',
+    env: 'KUEUER_KAFKA_TRANSACTIONAL_ID',
+    description: 'kafka, transactional delivery: the producer\'s transactional id, unique per sidecar and stable across its restarts (default kueuer.<queue>.<hostname>)',
+    optional: true as const,
+    parse: (raw: string): string => {
+      if (!/^[A-Za-z0-9._-]{1,200}$/.test(raw)) throw new Error('use 1 to 200 letters, digits, ".", "_" or "-"');
+      return raw;
+    },
+  },
   logLevel: logLevelOption(),
 };

@@ -152,6 +152,7 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       { name: 'KUEUER_QUEUE', value: status.queue },
       { name: 'KUEUER_CONCURRENCY', value: String(settings.concurrency ?? 1) },
       { name: 'KUEUER_ADMIN_LISTEN', value: `0.0.0.0:${config.adminPort}` },
+      ...(settings.delivery ? [{ name: 'KUEUER_DELIVERY', value: settings.delivery }] : []),
     ],
     // Broker settings (KUEUER_BACKEND and any credentials) come only from a Secret.
     envFrom: [{ secretRef: { name: settings.backendSecret ?? config.defaultBackendSecret } }],

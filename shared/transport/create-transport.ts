@@ -35,6 +35,8 @@ export interface TransportOptions {
   kafkaPartitions?: number;
   /** kafka only: when the request's offset is committed. */
   delivery?: KafkaDelivery;
+  /** kafka, transactional delivery: the producer's transactional id. */
+  kafkaTransactionalId?: string;
 }
 
 export async function createTransport(spec: BackendSpec, log: Logger, options: TransportOptions): Promise<Transport> {
@@ -44,6 +46,14 @@ export async function createTransport(spec: BackendSpec, log: Logger, options: T
     case 'amqp':
       return AmqpTransport.connect(spec.url, log);
     case 'kafka':
-      return KafkaTransport.connect(spec.spec, { partitions: options.kafkaPartitions ?? 6, delivery: options.delivery ?? 'at-least-once' }, log);
+      return KafkaTransport.connect(
+        spec.spec,
+        {
+          partitions: options.kafkaPartitions ?? 6,
+          delivery: options.delivery ?? 'at-least-once',
+          ...(options.kafkaTransactionalId ? { transactionalId: options.kafkaTransactionalId } : {}),
+        },
+        log,
+      );
   }
 }

@@ -10,13 +10,15 @@
  * skips an unfinished request (finished ones after it may be redelivered).
  * While requests run, the consumer heartbeats, so a long request does not
  * cost a rebalance. `at-most-once` commits a request's offset before calling
- * the app instead.
+ * the app instead; `transactional` commits it in one Kafka transaction with
+ * the request's reply (kafka-transactions.ts).
  *
  * Replies: each responder replica creates its own single-partition topic
  * `kueuer.reply.<queue>.<random>` and reads it alone; it deletes it on close,
  * and topics left by replicas that died are swept (see docs/kafka.md).
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Kafka, logLevel, type Admin, type ISocketFactory, type Consumer as KafkaConsumer, type EachBatchPayload, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
@@ -25,13 +27,21 @@ import type { WireMessage } from '../envelope.js';
 import { META } from '../envelope.js';
 import { KueuerError } from '../errors.js';
 import { computeLag, kafkaAuth, type KafkaSpec } from './kafka-config.js';
+import { replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits, type OutgoingRecord } from './kafka-transactions.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler, PublishOptions, ReplyInbox, Transport } from './transport.js';
 
-export type KafkaDelivery = 'at-least-once' | 'at-most-once';
+export const KAFKA_DELIVERIES = ['at-least-once', 'at-most-once', 'transactional'] as const;
+export type KafkaDelivery = (typeof KAFKA_DELIVERIES)[number];
 
 export interface KafkaTransportOptions {
   partitions: number;
   delivery: KafkaDelivery;
+  /**
+   * transactional only: the producer's transactional id, unique per sidecar
+   * and stable across its restarts (a restarted sidecar then aborts the
+   * transaction its predecessor left open). Default `kueuer.<queue>.<hostname>`.
+   */
+  transactionalId?: string;
 }
 
 export const requestTopic = (queue: string): string => `kueuer.${queue}`;
@@ -118,24 +128,46 @@ const noDelaySocket: ISocketFactory = ({ host, port, ssl, onConnect }) => {
   return socket;
 };
 
-/** A counting semaphore: the sidecar's concurrency across all its partitions. */
-class Slots {
+/**
+ * A counting semaphore: the sidecar's concurrency across all its partitions.
+ * It also drives backpressure with hysteresis: `onFull` when the last slot is
+ * taken while records still wait for one, `onRoomAgain` once half the slots
+ * are free again (not at the first free slot, which paused and resumed
+ * fetching on nearly every request and halved throughput).
+ */
+export class Slots {
   private free: number;
   private waiters: Array<() => void> = [];
-  constructor(n: number) {
-    this.free = n;
+  private full = false;
+  constructor(
+    private readonly size: number,
+    private readonly onFull: () => void = () => undefined,
+    private readonly onRoomAgain: () => void = () => undefined,
+  ) {
+    this.free = size;
   }
   async acquire(): Promise<void> {
     if (this.free > 0) {
       this.free--;
       return;
     }
+    if (!this.full) {
+      this.full = true;
+      this.onFull();
+    }
     await new Promise<void>((r) => this.waiters.push(r));
   }
   release(): void {
     const next = this.waiters.shift();
-    if (next) next();
-    else this.free++;
+    if (next) {
+      next();
+      return;
+    }
+    this.free++;
+    if (this.full && this.free >= Math.ceil(this.size / 2)) {
+      this.full = false;
+      this.onRoomAgain();
+    }
   }
 }
 
@@ -175,6 +207,9 @@ class KafkaRequestConsumer implements Consumer {
   /** Per partition: finished offsets and the commit position. */
   private readonly partitions = new Map<number, ContiguousOffsets>();
   private readonly inFlightWork = new Set<Promise<void>>();
+  private paused = false;
+  /** Trackers of partitions this member lost in a rebalance: their late completions commit nothing. */
+  private readonly abandoned = new WeakSet<ContiguousOffsets>();
 
   constructor(
     private readonly consumer: KafkaConsumer,
@@ -183,8 +218,44 @@ class KafkaRequestConsumer implements Consumer {
     private readonly delivery: KafkaDelivery,
     private readonly handler: DeliveryHandler,
     private readonly log: Logger,
+    /** transactional only: where finished requests' replies and positions go. */
+    private readonly transactions: TransactionalCommits | null = null,
   ) {
-    this.slots = new Slots(options.concurrency);
+    this.slots = new Slots(
+      options.concurrency,
+      () => this.setPaused(true),
+      () => this.setPaused(false),
+    );
+  }
+
+  /**
+   * After a rebalance: partitions this member no longer owns are abandoned.
+   * Their running requests finish, but commit nothing (in transactional mode
+   * their replies are dropped too); the new owner runs them from the
+   * committed offset. kafkajs has no revoke callback to wait on, so this
+   * happens once the new assignment is known.
+   */
+  assigned(partitions: number[]): void {
+    for (const [partition, tracker] of this.partitions) {
+      if (partitions.includes(partition)) continue;
+      this.abandoned.add(tracker);
+      this.partitions.delete(partition);
+      this.toCommit.delete(partition);
+      this.log.info({ partition }, 'partition revoked; its unfinished requests go to the new owner');
+    }
+  }
+
+  /** Backpressure: stop fetching the topic while every slot is taken, so records do not pile up in memory. */
+  private setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    try {
+      if (paused) this.consumer.pause([{ topic: this.topic }]);
+      else this.consumer.resume([{ topic: this.topic }]);
+    } catch (err) {
+      // Not running yet or already stopped: nothing is being fetched either way.
+      this.log.debug({ err: (err as Error).message }, 'cannot change pause state');
+    }
   }
 
   get inFlight(): number {
@@ -265,9 +336,11 @@ class KafkaRequestConsumer implements Consumer {
         }
         this.running++;
         const work = this.process(message)
-          .then(() => {
+          .then((replies) => {
+            if (this.abandoned.has(tracker)) return;
             const next = tracker.complete(offset);
-            if (next !== null && this.delivery === 'at-least-once') void this.commit(partition, next);
+            if (this.transactions) this.transactions.finished(partition, tracker, offset, replies, next);
+            else if (next !== null && this.delivery === 'at-least-once') void this.commit(partition, next);
           })
           .finally(() => {
             this.running--;
@@ -282,18 +355,24 @@ class KafkaRequestConsumer implements Consumer {
     }
   }
 
-  /** Runs the handler; a failure (the reply could not be published) is retried until the request's deadline. */
-  private async process(message: KafkaMessage): Promise<void> {
+  /**
+   * Runs the handler; a failure (the reply could not be published) is retried
+   * until the request's deadline. In transactional mode the replies it
+   * published are captured and returned, to be sent with the offset commit.
+   */
+  private async process(message: KafkaMessage): Promise<OutgoingRecord[]> {
     const delivery = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: false };
     const deadline = Number(delivery.message.meta[META.deadline] ?? 0);
     for (let attempt = 1; ; attempt++) {
+      const replies: OutgoingRecord[] = [];
       try {
-        await this.handler(delivery);
-        return;
+        if (this.transactions) await replyCapture.run(replies, () => this.handler(delivery));
+        else await this.handler(delivery);
+        return replies;
       } catch (err) {
         if (Date.now() >= deadline || this.stopping) {
           this.log.warn({ err: (err as Error).message, reqId: delivery.message.meta[META.id] }, 'giving up on a request past its deadline');
-          return;
+          return [];
         }
         await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
       }
@@ -307,6 +386,7 @@ class KafkaRequestConsumer implements Consumer {
     await this.consumer.stop();
     await Promise.all([...this.inFlightWork]);
     await this.flushCommits();
+    await this.transactions?.close();
     await this.consumer.disconnect();
   }
 }
@@ -424,6 +504,12 @@ export class KafkaTransport implements Transport {
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
     if (!replyTo.startsWith(REPLY_PREFIX)) throw new KueuerError('KUEUER_ERR_ENVELOPE', `not a Kueuer reply topic: ${replyTo}`);
+    const capture = replyCapture.getStore();
+    if (capture) {
+      // transactional: sent with the request's offset commit, in one transaction.
+      capture.push({ topic: replyTo, message: { key: message.meta[META.id] ?? null, value: message.body, headers: message.meta } });
+      return;
+    }
     if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
     await withTimeout(
       this.batcher.send(replyTo, { key: message.meta[META.id] ?? null, value: message.body, headers: message.meta }),
@@ -520,15 +606,38 @@ export class KafkaTransport implements Transport {
       allowAutoTopicCreation: false,
     });
     const log = this.log.child({ queue });
-    consumer.on(consumer.events.GROUP_JOIN, (e) =>
-      log.info({ memberId: e.payload.memberId, partitions: e.payload.memberAssignment[topic] ?? [] }, 'joined the consumer group'),
-    );
-    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log);
+    // Set below; the event can only fire once the worker runs.
+    let onAssigned: (partitions: number[]) => void = () => undefined;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const partitions = e.payload.memberAssignment[topic] ?? [];
+      log.info({ memberId: e.payload.memberId, partitions }, 'joined the consumer group');
+      onAssigned(partitions);
+    });
+    let txProducer: Producer | null = null;
+    let transactions: TransactionalCommits | null = null;
+    if (this.options.delivery === 'transactional') {
+      const transactionalId = this.options.transactionalId ?? `kueuer.${queue}.${hostname()}`;
+      txProducer = this.kafka.producer({
+        transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: TRANSACTION_TIMEOUT_MS,
+        allowAutoTopicCreation: false,
+        // The broker answers CONCURRENT_TRANSACTIONS while it writes the previous transaction's markers: retry soon.
+        retry: { initialRetryTime: 10, retries: 20 },
+      });
+      transactions = new TransactionalCommits(txProducer, consumerGroup(queue), topic, log.child({ transactionalId }));
+    }
+    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, transactions);
+    onAssigned = (partitions) => worker.assigned(partitions);
+    const producer = txProducer;
     worker.starting = (async () => {
       for (let attempt = 0; !worker.stopping; attempt++) {
         try {
           await this.waitConnected();
           await this.ensureTopic(topic, this.options.partitions);
+          // Connecting a transactional producer aborts whatever its predecessor with the same id left open.
+          if (producer) await producer.connect();
           await consumer.connect();
           await worker.start();
           return;

@@ -1,12 +1,14 @@
 /**
  * Real `kueuer responder` and `kueuer sidecar` processes on the real Kafka
  * broker: a sidecar killed mid-request (at-least-once: another sidecar answers;
- * at-most-once: nobody runs it again and the client gets 504), and replies
+ * at-most-once: nobody runs it again and the client gets 504; transactional:
+ * a request's offset is committed if and only if its reply is), and replies
  * that reach only the responder replica holding the client.
  */
 import http from 'node:http';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { request } from '../helpers/http.js';
+import { committedPositions, fenceTransactionalId, kafkaClient, readCommitted, topicsWithPrefix } from '../helpers/kafka.js';
 import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
 import { uniqueQueue, waitFor } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -154,5 +156,53 @@ describe('responder and sidecar processes on Kafka', () => {
       expect(metrics).toMatch(new RegExp(`kueuer_responder_requests_total\\{queue="${queue}",code="200"\\} 20\\b`));
       expect(metrics).toMatch(new RegExp(`kueuer_responder_late_replies_total\\{queue="${queue}"\\} 0\\b`));
     }
+  });
+
+  it('transactional: after a SIGKILL, a request\'s offset is committed if and only if its reply is; every client gets one answer', { timeout: 120_000 }, async () => {
+    const queue = uniqueQueue('ktx');
+    const app = await randomDelayApp(20, 150);
+    const front = await responder(queue, ['--timeout', '60s']);
+    const txId = `kueuer-test.${queue}`;
+    const txArgs = ['--delivery', 'transactional', '--kafka-transactional-id', txId, '--concurrency', '8'];
+    const victim = await sidecar(queue, app.port, txArgs);
+    let killed = false;
+    let resume: () => void = () => undefined;
+    const killedAt = new Promise<void>((r) => (resume = r));
+    const answers = burst(front.url, 300, (count) => {
+      if (count === 80 && !killed) {
+        killed = true;
+        victim.child.kill('SIGKILL');
+        resume();
+      }
+    });
+    await killedAt;
+    // What the dead sidecar left: its open transaction is aborted (as a restart with the same id would), nothing else moves.
+    const kafka = kafkaClient(kafkaUrl);
+    await fenceTransactionalId(kafka, txId);
+    const requestTopic = `kueuer.${queue}`;
+    const replyTopics = await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`);
+    expect(replyTopics).toHaveLength(1);
+    const [requests, replies, positions] = await Promise.all([
+      readCommitted(kafka, [requestTopic]),
+      readCommitted(kafka, replyTopics),
+      committedPositions(kafka, `kueuer.${queue}`, requestTopic),
+    ]);
+    expect(requests).toHaveLength(300);
+    const replied = new Set(replies.map((r) => r.key));
+    expect(replied.size).toBe(replies.length); // no request answered twice
+    const committed = requests.filter((r) => r.offset < (positions.get(r.partition) ?? 0n));
+    expect(committed.length).toBeGreaterThan(0);
+    expect(committed.length).toBeLessThan(300);
+    for (const r of requests) expect({ id: r.key, replied: replied.has(r.key) }).toEqual({ id: r.key, replied: r.offset < (positions.get(r.partition) ?? 0n) });
+
+    // A replacement answers the rest; every client gets its own answer, and every request has exactly one committed reply.
+    await sidecar(queue, app.port, txArgs);
+    const results = await answers;
+    results.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.body).toBe(`done /burst/${i}`);
+    });
+    const finalReplies = await readCommitted(kafka, replyTopics);
+    expect(finalReplies.map((r) => r.key).sort()).toEqual(requests.map((r) => r.key).sort());
   });
 });

@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { computeLag, kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka-config.js';
-import { ContiguousOffsets } from '../../shared/transport/kafka.js';
+import type { Producer } from 'kafkajs';
+import pino from 'pino';
+import { ContiguousOffsets, Slots } from '../../shared/transport/kafka.js';
+import { TransactionalCommits, type OutgoingRecord } from '../../shared/transport/kafka-transactions.js';
 
 describe('kafka backend URL', () => {
   it('takes one or more brokers and the tls and sasl parameters', () => {
@@ -60,5 +63,84 @@ describe('contiguous offsets', () => {
     expect(o.complete(5n)).toBe(8n);
     expect(o.complete(9n)).toBeNull();
     expect(o.complete(8n)).toBe(10n);
+  });
+});
+
+describe('backpressure slots', () => {
+  it('reports full once a record waits, and room again only at half free', async () => {
+    const events: string[] = [];
+    const slots = new Slots(4, () => events.push('full'), () => events.push('room'));
+    for (let i = 0; i < 4; i++) await slots.acquire();
+    expect(events).toEqual([]); // all taken, but nobody waits yet
+    const waiting = slots.acquire();
+    expect(events).toEqual(['full']);
+    slots.release(); // handed to the waiter
+    await waiting;
+    slots.release(); // 1 free of 4
+    expect(events).toEqual(['full']);
+    slots.release(); // 2 free of 4
+    expect(events).toEqual(['full', 'room']);
+    slots.release();
+    slots.release();
+    expect(events).toEqual(['full', 'room']);
+  });
+});
+
+describe('transactional commits', () => {
+  /** A producer whose transactions record what they carried; `failNext` makes the next commit fail. */
+  function fakeProducer() {
+    const committed: Array<{ replies: string[]; offsets: Array<{ partition: number; offset: string }> }> = [];
+    let failNext = false;
+    const producer = {
+      transaction: async () => {
+        const replies: string[] = [];
+        let offsets: Array<{ partition: number; offset: string }> = [];
+        return {
+          sendBatch: async ({ topicMessages }: { topicMessages: Array<{ messages: Array<{ key: string }> }> }) => {
+            for (const t of topicMessages) replies.push(...t.messages.map((m) => m.key));
+          },
+          sendOffsets: async ({ topics }: { topics: Array<{ partitions: Array<{ partition: number; offset: string }> }> }) => {
+            offsets = topics[0]!.partitions;
+          },
+          commit: async () => {
+            if (failNext) {
+              failNext = false;
+              throw new Error('broker went away');
+            }
+            committed.push({ replies, offsets });
+          },
+          abort: async () => undefined,
+        };
+      },
+      disconnect: async () => undefined,
+    };
+    return { producer: producer as unknown as Producer, committed, failNextCommit: () => (failNext = true) };
+  }
+  const reply = (id: string): OutgoingRecord[] => [{ topic: 'kueuer.reply.q.1', message: { key: id, value: Buffer.from(id), headers: {} } }];
+
+  it('commits a reply only with the offset that covers it, holding out-of-order ones', async () => {
+    const { producer, committed } = fakeProducer();
+    const tx = new TransactionalCommits(producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const tracker = new ContiguousOffsets(10n);
+    tx.finished(0, tracker, 11n, reply('r11'), tracker.complete(11n));
+    tx.finished(0, tracker, 12n, reply('r12'), tracker.complete(12n));
+    await tx.close();
+    expect(committed).toEqual([]); // 10 still running: nothing may be committed
+    const tx2 = new TransactionalCommits(producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const t2 = new ContiguousOffsets(10n);
+    tx2.finished(0, t2, 11n, reply('r11'), t2.complete(11n));
+    tx2.finished(0, t2, 10n, reply('r10'), t2.complete(10n));
+    await tx2.close();
+    expect(committed).toEqual([{ replies: ['r10', 'r11'], offsets: [{ partition: 0, offset: '12' }] }]);
+  });
+
+  it('retries a failed transaction with the same replies and position', async () => {
+    const { producer, committed, failNextCommit } = fakeProducer();
+    const tx = new TransactionalCommits(producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const tracker = new ContiguousOffsets(0n);
+    failNextCommit();
+    tx.finished(3, tracker, 0n, reply('a'), tracker.complete(0n));
+    await tx.close();
+    expect(committed).toEqual([{ replies: ['a'], offsets: [{ partition: 3, offset: '1' }] }]);
   });
 });

@@ -1,0 +1,142 @@
+/**
+ * Kafka's `transactional` delivery: a request's reply and its offset commit
+ * go out in one transaction, so after a crash either both happened or
+ * neither did (the request is then redelivered and answered once).
+ *
+ * The sidecar's worker publishes replies as usual; while a request is handled
+ * in this mode, `replyCapture` holds them instead of sending them. Once the
+ * partition's contiguous commit position moves, the replies of every request
+ * below it and the new position are committed together, many requests per
+ * transaction. A reply finished out of order therefore waits for the requests
+ * before it in its partition: the price of "offset committed iff reply was".
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { ContiguousOffsets } from './kafka.js';
+
+export interface OutgoingRecord {
+  topic: string;
+  message: { key: string | null; value: Buffer; headers: Record<string, string> };
+}
+
+/** Set while a request is handled in transactional mode: publishReply appends here instead of sending. */
+export const replyCapture = new AsyncLocalStorage<OutgoingRecord[]>();
+
+/** How long the broker lets a transaction stay open; a sidecar that dies mid-transaction blocks its replies' readers at most this long (plus the broker's abort sweep). */
+export const TRANSACTION_TIMEOUT_MS = 10_000;
+
+export function groupByTopic(records: OutgoingRecord[]): Array<{ topic: string; messages: Array<OutgoingRecord['message']> }> {
+  const byTopic = new Map<string, Array<OutgoingRecord['message']>>();
+  for (const r of records) {
+    const list = byTopic.get(r.topic) ?? [];
+    list.push(r.message);
+    byTopic.set(r.topic, list);
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+interface PendingCommit {
+  position: bigint;
+  records: OutgoingRecord[];
+}
+
+export class TransactionalCommits {
+  /** Per partition tracker: replies of finished requests not yet below the commit position. */
+  private readonly held = new WeakMap<ContiguousOffsets, Map<bigint, OutgoingRecord[]>>();
+  private pending = new Map<number, PendingCommit>();
+  private running: Promise<void> | null = null;
+  private stopping = false;
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly groupId: string,
+    private readonly topic: string,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Records a finished request's replies; when its completion moved the
+   * partition's position (`next`), queues everything below it for the next
+   * transaction.
+   */
+  finished(partition: number, tracker: ContiguousOffsets, offset: bigint, records: OutgoingRecord[], next: bigint | null): void {
+    let held = this.held.get(tracker);
+    if (!held) {
+      held = new Map();
+      this.held.set(tracker, held);
+    }
+    held.set(offset, records);
+    if (next === null) return;
+    const ready: OutgoingRecord[] = [];
+    for (const [o, r] of [...held].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      if (o >= next) break;
+      ready.push(...r);
+      held.delete(o);
+    }
+    const queued = this.pending.get(partition);
+    this.pending.set(partition, { position: queued && queued.position > next ? queued.position : next, records: [...(queued?.records ?? []), ...ready] });
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = this.loop().finally(() => {
+      this.running = null;
+      if (this.pending.size > 0) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (this.pending.size > 0) {
+      const batch = this.pending;
+      this.pending = new Map();
+      try {
+        await this.commit(batch);
+        failures = 0;
+      } catch (err) {
+        failures++;
+        // Put the batch back in front of anything queued since: its replies are older, its positions lower.
+        for (const [partition, b] of batch) {
+          const newer = this.pending.get(partition);
+          this.pending.set(partition, {
+            position: newer && newer.position > b.position ? newer.position : b.position,
+            records: [...b.records, ...(newer?.records ?? [])],
+          });
+        }
+        if (this.stopping && failures >= 3) {
+          this.log.error({ err: (err as Error).message }, 'transaction failed while stopping; its requests will be redelivered to another sidecar');
+          this.pending.clear();
+          return;
+        }
+        this.log.warn({ err: (err as Error).message, attempt: failures }, 'transaction failed and was aborted; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures)));
+      }
+    }
+  }
+
+  private async commit(batch: Map<number, PendingCommit>): Promise<void> {
+    const records = [...batch.values()].flatMap((b) => b.records);
+    const tx = await this.producer.transaction();
+    try {
+      if (records.length > 0) await tx.sendBatch({ acks: -1, topicMessages: groupByTopic(records) });
+      await tx.sendOffsets({
+        consumerGroupId: this.groupId,
+        topics: [{ topic: this.topic, partitions: [...batch].map(([partition, b]) => ({ partition, offset: b.position.toString() })) }],
+      });
+      await tx.commit();
+    } catch (err) {
+      await tx.abort().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Commits what is queued (giving up after a few failures), then disconnects the producer. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    if (this.pending.size > 0) this.kick();
+    while (this.running) await this.running;
+    await this.producer.disconnect().catch(() => undefined);
+  }
+}

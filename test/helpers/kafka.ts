@@ -1,0 +1,75 @@
+/** Reading the real broker's state directly, to check what Kueuer committed. */
+import { Kafka, logLevel } from 'kafkajs';
+
+export interface SeenRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: string;
+}
+
+export function kafkaClient(kafkaUrl: string): Kafka {
+  return new Kafka({ brokers: [kafkaUrl.replace('kafka://', '')], logLevel: logLevel.NOTHING, clientId: 'kueuer-test' });
+}
+
+/**
+ * Every committed record of the topics (read_committed: records of aborted
+ * or still-open transactions are not seen), read by a throwaway group until
+ * nothing new arrives for `quietMs`.
+ */
+export async function readCommitted(kafka: Kafka, topics: string[], quietMs = 2000): Promise<SeenRecord[]> {
+  const groupId = `kueuer-test-reader-${Math.random().toString(16).slice(2)}`;
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
+  const seen: SeenRecord[] = [];
+  let last = Date.now();
+  let joined = false;
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    joined = true;
+    last = Date.now();
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ topic, partition, message }) => {
+      seen.push({ topic, partition, offset: BigInt(message.offset), key: message.key?.toString() ?? '' });
+      last = Date.now();
+    },
+  });
+  while (!joined || Date.now() - last < quietMs) await new Promise((r) => setTimeout(r, 100));
+  await consumer.disconnect();
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteGroups([groupId]).catch(() => undefined);
+  await admin.disconnect();
+  return seen;
+}
+
+/** The group's committed position per partition of a topic (0 where it has none). */
+export async function committedPositions(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return new Map((offsets?.partitions ?? []).map((p) => [p.partition, p.offset === '-1' ? 0n : BigInt(p.offset)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function topicsWithPrefix(kafka: Kafka, prefix: string): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Connects a transactional producer with this id: the broker aborts any transaction its previous holder left open. */
+export async function fenceTransactionalId(kafka: Kafka, transactionalId: string): Promise<void> {
+  const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1, retry: { initialRetryTime: 50, retries: 30 } });
+  await producer.connect();
+  await producer.disconnect();
+}
