@@ -2,6 +2,10 @@
  * The `kueuer` subcommands. Each parses its options (flags, then env, then
  * defaults), starts its component and its admin server, and drains on SIGTERM.
  */
+import { runAutoscaling, type AutoscalingReconciler } from '../webhook/autoscaling/reconciler.js';
+import { autoscalingMetrics } from '../webhook/autoscaling/metrics.js';
+import { openQueueDepth } from '../webhook/autoscaling/queue-depth.js';
+import { readRequestHeaderAuth, subjectAccessReviewer } from '../webhook/autoscaling/delegated-auth.js';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { responderBehaviourOptions, responderOptions, listenOption } from '../responder/config.js';
 import { buildAdminServer, listen } from '../shared/admin-server.js';
@@ -190,8 +194,25 @@ export const webhookCommand: Command<typeof webhookOptions> = {
     const registry = newRegistry();
     const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(log) : o.nativeSidecars === 'true';
     // Filled once the TLS files have loaded; until then no Service is admitted (the server is not listening).
-    const cluster: { services?: ObjectSource<V1Service> } = {};
+    const cluster: { services?: ObjectSource<V1Service>; autoscaling?: AutoscalingReconciler } = {};
+    const depth = o.backend && o.autoscaling !== 'off' ? await openQueueDepth(o.backend, log, o.rabbitmqManagementUrl) : null;
+    const requestHeader = o.autoscaling === 'external' ? await readRequestHeaderAuth(log) : null;
     const app = buildWebhookServer({
+      ...(requestHeader ? { clientCa: requestHeader.ca } : {}),
+      ...(o.autoscaling !== 'off'
+        ? {
+            externalMetrics: {
+              backlog: async (queue: string) => {
+                if (!depth) throw new Error('the webhook has no --backend to read queue depths from');
+                return depth.backlog(queue);
+              },
+              isManagedQueue: (queue: string) => cluster.autoscaling?.plans().has(queue) ?? false,
+              // Without a requestheader CA no client certificate verifies, so every metrics request is refused.
+              allowedProxyNames: requestHeader?.allowedNames ?? [],
+              authorize: await subjectAccessReviewer(),
+            },
+          }
+        : {}),
       // Responder ports are handed out against every Service in the cluster.
       ports: { usedPorts: (except) => usedResponderPorts(cluster.services?.list() ?? [], except) },
       tls: { cert: o.tlsCert, key: o.tlsKey },
@@ -203,12 +224,24 @@ export const webhookCommand: Command<typeof webhookOptions> = {
     const services = await watchAllServices(log);
     cluster.services = services;
     const mirror = await runEndpointMirror(services, o.systemNamespace, o.responderService, log);
+    if (o.autoscaling !== 'off') {
+      cluster.autoscaling = await runAutoscaling({
+        mode: o.autoscaling,
+        depth,
+        backlogUrl: o.backlogUrl,
+        pollMs: o.autoscalingPollInterval,
+        metrics: autoscalingMetrics(registry),
+        log: log.child({ part: 'autoscaling' }),
+      });
+    }
     const address = await listen(app as unknown as Parameters<typeof listen>[0], o.listen);
-    log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage }, 'webhook ready');
+    log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage, autoscaling: o.autoscaling, depthFrom: depth?.kind ?? null }, 'webhook ready');
     exitOnSignal(log, async () => {
       await app.close();
       await mirror.stop();
       await services.stop();
+      await cluster.autoscaling?.stop();
+      await depth?.close();
     });
   },
 };

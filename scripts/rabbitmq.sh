@@ -3,7 +3,7 @@
 # ports, data and Erlang cookie under .cache/rabbitmq, so it never touches a
 # system-wide RabbitMQ. Installs Debian's rabbitmq-server when it is missing.
 #
-#   scripts/rabbitmq.sh start   # prints the amqp URL on its last line
+#   scripts/rabbitmq.sh start   # prints the amqp URL on its last line (management API on port + 3)
 #   scripts/rabbitmq.sh stop
 #   scripts/rabbitmq.sh ctl ARGS...   # rabbitmqctl against this node
 # KUEUER_RABBITMQ_PORT (default 25672) and KUEUER_RABBITMQ_DIR select another
@@ -47,12 +47,16 @@ case "${1:-}" in
   start)
     install_if_missing
     mkdir -p "$base/log"
-    echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+    # The management API serves ready + unacked counts to Kueuer's autoscaler (port = AMQP port + 3).
+    echo '[rabbitmq_management].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
     cat > "$base/rabbitmq.conf" <<CONF
 loopback_users = none
 listeners.tcp.default = 127.0.0.1:$port
 log.console = false
 log.file.level = warning
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $((port + 3))
+collect_statistics_interval = 1000
 CONF
     if ! running; then
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

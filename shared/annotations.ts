@@ -22,6 +22,12 @@ export const ANNOTATIONS = {
   sidecarMemoryRequest: `${PREFIX}sidecar-memory-request`,
   sidecarCpuLimit: `${PREFIX}sidecar-cpu-limit`,
   sidecarMemoryLimit: `${PREFIX}sidecar-memory-limit`,
+  autoscale: `${PREFIX}autoscale`,
+  minReplicas: `${PREFIX}min-replicas`,
+  maxReplicas: `${PREFIX}max-replicas`,
+  targetBacklog: `${PREFIX}target-backlog`,
+  scaleDownStabilization: `${PREFIX}scale-down-stabilization`,
+  idleCooldown: `${PREFIX}idle-cooldown`,
   /** Written by the webhook: what it injected, in which version. */
   status: `${PREFIX}status`,
   /** Written by the webhook on Services: the original selector and ports, to restore them. */

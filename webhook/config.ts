@@ -1,6 +1,7 @@
 /** The webhook's one configuration source: flags, then KUEUER_* env vars, then defaults. */
-import { logLevelOption } from '../shared/common-options.js';
-import { integerIn, oneOf, parseHostPort, parseOptions, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { backendOption, logLevelOption } from '../shared/common-options.js';
+import { durationIn, integerIn, oneOf, parseHostPort, parseOptions, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { METRIC_MODES } from './autoscaling/desired-objects.js';
 import type { InjectionConfig } from './pod-injection.js';
 import { kueuerVersion } from '../shared/version.js';
 
@@ -88,6 +89,47 @@ export const webhookOptions = {
   sidecarCpuRequest: quantityOption('sidecar-cpu-request', 'KUEUER_SIDECAR_CPU_REQUEST', "sidecar's CPU request", '50m'),
   sidecarMemoryRequest: quantityOption('sidecar-memory-request', 'KUEUER_SIDECAR_MEMORY_REQUEST', "sidecar's memory request", '64Mi'),
   sidecarMemoryLimit: quantityOption('sidecar-memory-limit', 'KUEUER_SIDECAR_MEMORY_LIMIT', "sidecar's memory limit", '256Mi'),
+  autoscaling: {
+    flag: 'autoscaling',
+    env: 'KUEUER_AUTOSCALING',
+    description:
+      'autoscaler per annotated workload: external (HPA on kueuer_queue_backlog served by this process as external.metrics.k8s.io), prometheus-adapter (the same HPA, metric from prometheus-adapter), keda (a KEDA ScaledObject), or off',
+    defaultValue: 'external',
+    parse: oneOf([...METRIC_MODES, 'off'] as const),
+  },
+  backend: {
+    ...backendOption(),
+    description: 'broker whose queue depths the autoscaler reads (amqp://… or kafka://…); without it there is no scale to zero and no metric to serve',
+    optional: true as const,
+  },
+  rabbitmqManagementUrl: {
+    flag: 'rabbitmq-management-url',
+    env: 'KUEUER_RABBITMQ_MANAGEMENT_URL',
+    description: "RabbitMQ's management API, for ready + unacked counts (default: the AMQP URL's host and credentials on port 15672)",
+    optional: true as const,
+    parse: (raw: string) => {
+      const url = new URL(raw);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s):// URL, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  },
+  autoscalingPollInterval: {
+    flag: 'autoscaling-poll-interval',
+    env: 'KUEUER_AUTOSCALING_POLL_INTERVAL',
+    description: 'how often queue depths are read for /metrics, scale to zero and Kafka partition caps',
+    defaultValue: '5s',
+    parse: durationIn(500, 600_000),
+  },
+  backlogUrl: {
+    flag: 'backlog-url',
+    env: 'KUEUER_BACKLOG_URL',
+    description: "keda mode: base URL of this process's /backlog endpoint, as KEDA's metrics-api scaler reaches it",
+    defaultValue: 'https://kueuer-webhook.kueuer-system.svc/backlog',
+    parse: (raw: string) => {
+      new URL(raw);
+      return raw.replace(/\/$/, '');
+    },
+  },
   logLevel: logLevelOption(),
 };
 

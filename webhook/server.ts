@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import { BadReviewError, parseAdmissionReview, reviewOf } from './admission-review.js';
 import type { WebhookMetrics } from './metrics.js';
 import { mutate, type PortRegistry } from './mutate.js';
+import { registerExternalMetrics, type ExternalMetricsOptions } from './autoscaling/external-metrics-api.js';
 import type { InjectionConfig } from './pod-injection.js';
 import { readTls, watchTls, type TlsFiles } from './tls-reloader.js';
 
@@ -22,6 +23,10 @@ export interface WebhookServerOptions {
   log: Logger;
   /** Poll interval of the certificate files. */
   tlsPollMs?: number;
+  /** The aggregation layer's requestheader CA: client certificates are asked for and verified against it. */
+  clientCa?: Buffer;
+  /** Serves external.metrics.k8s.io (and /backlog) when set. */
+  externalMetrics?: ExternalMetricsOptions;
 }
 
 /** An AdmissionReview of the largest pod etcd stores (1.5 MiB), with room for its old object. */
@@ -29,14 +34,16 @@ const BODY_LIMIT = 4 * 1024 * 1024;
 
 export function buildWebhookServer(options: WebhookServerOptions): FastifyInstance<Server> {
   const { log, metrics } = options;
+  // A client certificate is asked for, never required: the apiserver calls /mutate without one.
+  const clientAuth = options.clientCa ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: false } : {};
   const app = Fastify({
-    https: readTls(options.tls),
+    https: { ...readTls(options.tls), ...clientAuth },
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
   }) as unknown as FastifyInstance<Server>;
 
-  const stopWatching = watchTls(app.server, options.tls, log, (ok) => metrics.tlsReload(ok ? 'ok' : 'error'), options.tlsPollMs);
+  const stopWatching = watchTls(app.server, options.tls, log, (ok) => metrics.tlsReload(ok ? 'ok' : 'error'), options.tlsPollMs, clientAuth);
   app.addHook('onClose', async () => stopWatching());
 
   // Admission time counts from the first byte of the request to the last of the answer: body parsing included.
@@ -70,6 +77,7 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     else if (outcome === 'injected') req.log.info({ uid: request.uid, kind, ns, name }, 'injected');
     return reviewOf(response);
   });
+  if (options.externalMetrics) registerExternalMetrics(app as unknown as FastifyInstance, options.externalMetrics);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => ({ status: 'ready' }));
   app.get('/metrics', async (_req, reply) => {

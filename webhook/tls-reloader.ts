@@ -17,14 +17,14 @@ export function readTls(files: TlsFiles): { cert: Buffer; key: Buffer } {
   return { cert: readFileSync(files.cert), key: readFileSync(files.key) };
 }
 
-export function watchTls(server: Server, files: TlsFiles, log: Logger, onReload: (ok: boolean) => void, intervalMs = 1000): () => void {
+export function watchTls(server: Server, files: TlsFiles, log: Logger, onReload: (ok: boolean) => void, intervalMs = 1000, extra: object = {}): () => void {
   let timer: NodeJS.Timeout | undefined;
   const reload = (): void => {
     // Both files usually change together; wait for the second one.
     clearTimeout(timer);
     timer = setTimeout(() => {
       try {
-        server.setSecureContext(readTls(files));
+        server.setSecureContext({ ...readTls(files), ...extra });
         log.info({ cert: files.cert }, 'reloaded the serving certificate');
         onReload(true);
       } catch (err) {

@@ -661,6 +661,14 @@ export class KafkaTransport implements Transport {
     );
   }
 
+  /** Partitions of a queue's request topic, or undefined while it does not exist. */
+  async partitionCount(queue: string): Promise<number | undefined> {
+    const topic = requestTopic(queue);
+    // Asking for offsets of a missing topic only fails after kafkajs's retries; the topic list answers at once.
+    if (!(await this.admin.listTopics()).includes(topic)) return undefined;
+    return (await this.admin.fetchTopicOffsets(topic)).length;
+  }
+
   private async waitConnected(): Promise<void> {
     for (let i = 0; i < 50 && !this.connected; i++) await new Promise((r) => setTimeout(r, 100));
     if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');

@@ -108,6 +108,15 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
       '--allow-privileged=true',
       '--enable-priority-and-fairness=false',
       '--endpoint-reconciler-type=none',
+      // The aggregation layer, for Kueuer's external metrics APIService; routed to endpoint IPs (no kube-proxy here).
+      `--requestheader-client-ca-file=${join(certs, 'front-proxy-ca.crt')}`,
+      '--requestheader-allowed-names=front-proxy-client',
+      '--requestheader-username-headers=X-Remote-User',
+      '--requestheader-group-headers=X-Remote-Group',
+      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+      `--proxy-client-cert-file=${join(certs, 'front-proxy-client.crt')}`,
+      `--proxy-client-key-file=${join(certs, 'front-proxy-client.key')}`,
+      '--enable-aggregator-routing=true',
     ], apiLog),
   );
   const clientTls = { ca: readFileSync(join(certs, 'ca.crt')), cert: readFileSync(join(certs, 'admin.crt')), key: readFileSync(join(certs, 'admin.key')) };

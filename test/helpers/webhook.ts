@@ -16,8 +16,9 @@ import { usedResponderPorts } from '../../shared/service-routes.js';
 
 const script = join(import.meta.dirname, '..', '..', 'scripts', 'gen-certs.sh');
 
-export function generateCerts(dir = mkdtempSync(join(tmpdir(), 'kueuer-certs-'))): { dir: string; ca: Buffer; cert: string; key: string } {
-  execFileSync('bash', [script, dir, '127.0.0.1', 'localhost'], { stdio: 'ignore' });
+/** `sans`: the certificate's names; the aggregation layer checks the Service's DNS name (`kueuer-webhook.kueuer-system.svc`). */
+export function generateCerts(dir = mkdtempSync(join(tmpdir(), 'kueuer-certs-')), sans = ['127.0.0.1', 'localhost']): { dir: string; ca: Buffer; cert: string; key: string } {
+  execFileSync('bash', [script, dir, ...sans], { stdio: 'ignore' });
   return { dir, ca: readFileSync(join(dir, 'ca.crt')), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
 }
 

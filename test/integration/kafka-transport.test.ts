@@ -4,6 +4,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { encodeRequest } from '../../shared/envelope.js';
 import { newRequestId } from '../../shared/request-id.js';
 import { KafkaTransport } from '../../shared/transport/kafka.js';
+import { KafkaDepth } from '../../webhook/autoscaling/queue-depth.js';
 import { newTransport, uniqueQueue, waitFor } from '../helpers/stack.js';
 
 const kafkaUrl = inject('kafkaUrl');
@@ -34,6 +35,19 @@ describe('kafka transport', () => {
     await waitFor(() => handled === 5, 20_000, 'five requests handled');
     await waitFor(async () => (await t.lag(queue)) === 0, 10_000, 'the lag to reach 0 once committed');
     await consumer.stop();
+  });
+
+  it('gives the autoscaler the backlog and the partition count (its max-replicas cap)', { timeout: 30_000 }, async () => {
+    const t = await open();
+    const depth = new KafkaDepth(t);
+    const queue = uniqueQueue('depth');
+    expect(await depth.backlog(queue)).toBe(0); // no topic yet: nothing waits
+    expect(await depth.partitions(queue)).toBeUndefined();
+    const request = () =>
+      encodeRequest({ id: newRequestId(), queue, replyTo: 'kueuer.reply.x', deadline: Date.now() + 60_000, enqueuedAt: Date.now(), method: 'GET', path: '/', headers: [], body: Buffer.alloc(0) });
+    for (let i = 0; i < 3; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
+    expect(await depth.backlog(queue)).toBe(3);
+    expect(await depth.partitions(queue)).toBe(3); // newTransport creates request topics with 3
   });
 
   it('deletes reply topics whose responder died, and keeps live ones', { timeout: 30_000 }, async () => {

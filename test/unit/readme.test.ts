@@ -13,7 +13,7 @@ describe('README', () => {
       it(`documents ${command.name} --${spec.flag}, ${spec.env} and its default`, () => {
         const matching = rows.filter((r) => r.startsWith(`| \`--${spec.flag}\` | \`${spec.env}\` |`));
         expect(matching.length).toBeGreaterThan(0);
-        const expected = spec.defaultValue === undefined ? 'required' : `\`${spec.defaultValue}\``;
+        const expected = spec.defaultValue === undefined ? (spec.optional ? 'optional' : 'required') : `\`${spec.defaultValue}\``;
         expect(matching.some((r) => r.split('|')[3]!.trim() === expected)).toBe(true);
       });
     }
