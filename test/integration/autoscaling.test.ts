@@ -90,7 +90,7 @@ spec:
     );
     await webhook.waitForLog(msgIs('webhook ready'), 30_000);
     metricsBase = `https://${address}:${port}`;
-    const [apiService] = loadAllYaml(readFileSync(join(root, 'manifests/autoscaling/external-metrics-apiservice.yaml'), 'utf8')) as Json[];
+    const [apiService] = loadAllYaml(readFileSync(join(root, 'manifests/base/autoscaling/external-metrics-apiservice.yaml'), 'utf8')) as Json[];
     apiService!.spec.caBundle = certs.ca.toString('base64');
     const setup = `
 apiVersion: v1

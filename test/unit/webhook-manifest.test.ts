@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations.js';
 
 const config = loadYaml<V1MutatingWebhookConfiguration>(
-  readFileSync(join(import.meta.dirname, '..', '..', 'manifests', 'webhook', 'mutating-webhook-configuration.yaml'), 'utf8'),
+  readFileSync(join(import.meta.dirname, '..', '..', 'manifests', 'base', 'webhook', 'mutating-webhook-configuration.yaml'), 'utf8'),
 );
 
 describe('MutatingWebhookConfiguration', () => {

@@ -61,6 +61,13 @@ export function autoscalerFingerprint(o: Managed): string {
   });
 }
 
+/** What the HPA's AverageValue rule asks for, for the dashboard: ceil(backlog / target) within min and max. */
+export function desiredReplicas(backlog: number, s: ScalingPlan['settings'], cap?: number): number {
+  const max = cap !== undefined ? Math.max(1, Math.min(s.maxReplicas, cap)) : s.maxReplicas;
+  if (backlog === 0) return s.minReplicas === 0 ? 0 : Math.min(s.minReplicas, max);
+  return Math.min(max, Math.max(1, s.minReplicas, Math.ceil(backlog / s.targetBacklog)));
+}
+
 function asWorkload(kind: Workload['kind'], o: V1Deployment | V1StatefulSet): Workload {
   return {
     kind,
@@ -265,6 +272,8 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
         continue;
       }
       options.metrics.backlog.set({ queue: plan.queue }, backlog);
+      options.metrics.replicas.set({ queue: plan.queue }, plan.workload.spec.replicas ?? 1);
+      options.metrics.desiredReplicas.set({ queue: plan.queue }, desiredReplicas(backlog, plan.settings, partitionCaps.get(plan.queue)));
       if (mode === 'keda' || plan.settings.minReplicas > 0) continue;
       const w = plan.workload;
       const replicas = w.spec.replicas ?? 1;
