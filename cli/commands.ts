@@ -25,7 +25,7 @@ import type { Transport } from '../shared/transport/transport.js';
 import type { BackendSpec } from '../shared/transport/create-transport.js';
 import type { KafkaDelivery } from '../shared/transport/kafka.js';
 import { createTransport } from '../shared/transport/create-transport.js';
-import { sidecarOptions, maxResponseOption } from '../sidecar/config.js';
+import { sidecarOptions, maxResponseOption, retryOptions } from '../sidecar/config.js';
 import { exitOnSignal } from './lifecycle.js';
 import { injectionConfig, webhookOptions } from '../webhook/config.js';
 import { detectNativeSidecars } from '../webhook/cluster-version.js';
@@ -57,6 +57,7 @@ export const localOptions = {
   concurrency: concurrencyOption(),
   ...responderBehaviourOptions(),
   maxResponseBytes: maxResponseOption(),
+  ...retryOptions(),
   visibilityTimeoutMs: {
     flag: 'visibility-timeout',
     env: 'KUEUER_VISIBILITY_TIMEOUT',

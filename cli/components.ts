@@ -36,6 +36,10 @@ export interface SidecarSettings {
   queue: string;
   concurrency: number;
   maxResponseBytes: number;
+  /** App statuses retried (default none), calls per request, and whether exhausted requests are dead-lettered. */
+  retryStatuses?: number[];
+  maxAttempts?: number;
+  deadLetter?: 'on' | 'off';
 }
 
 export interface RunningSidecar {
@@ -63,7 +67,12 @@ export async function startSidecar(
   const consuming = (async () => {
     if (!(await waitForApp(settings.app, log, abort.signal))) return false;
     worker = await startWorker(
-      { queue: settings.queue, concurrency: settings.concurrency, replyTimeoutMs: 5_000 },
+      {
+        queue: settings.queue,
+        concurrency: settings.concurrency,
+        replyTimeoutMs: 5_000,
+        retry: { statuses: new Set(settings.retryStatuses ?? []), maxAttempts: settings.maxAttempts ?? 3, deadLetter: (settings.deadLetter ?? 'on') === 'on' },
+      },
       transport,
       appClient,
       metrics,

@@ -8,7 +8,7 @@ import {
   logLevelOption,
   queueOption,
 } from '../shared/common-options.js';
-import { byteSizeIn, type OptionSpec } from '../shared/options.js';
+import { byteSizeIn, integerIn, oneOf, type OptionSpec } from '../shared/options.js';
 
 export function maxResponseOption(): OptionSpec<number> {
   return {
@@ -20,12 +20,54 @@ export function maxResponseOption(): OptionSpec<number> {
   };
 }
 
+/** `500,502-504` (or `none`) → the statuses the sidecar retries before giving up (empty: none). */
+export function parseStatusList(raw: string): number[] {
+  if (raw.trim() === '' || raw.trim() === 'none') return [];
+  const out = new Set<number>();
+  for (const part of raw.split(',').map((p) => p.trim())) {
+    const m = /^(\d{3})(?:-(\d{3}))?$/.exec(part);
+    const from = m ? Number(m[1]) : NaN;
+    const to = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || from < 500 || to > 599 || from > to) throw new Error(`expected 5xx statuses or ranges such as "500,502-504", got ${JSON.stringify(raw)}`);
+    for (let s = from; s <= to; s++) out.add(s);
+  }
+  return [...out].sort();
+}
+
+/** What the sidecar does with app answers it may retry, and with requests it gives up on. */
+export function retryOptions() {
+  return {
+    retryStatuses: {
+      flag: 'retry-statuses',
+      env: 'KUEUER_RETRY_STATUSES',
+      description: 'app statuses retried with backoff (5xx, e.g. "500,502-504"); none: every answer goes straight to the client',
+      defaultValue: 'none',
+      parse: parseStatusList,
+    },
+    maxAttempts: {
+      flag: 'max-attempts',
+      env: 'KUEUER_MAX_ATTEMPTS',
+      description: 'calls of the app per request for --retry-statuses answers; after the last, the request goes to the dead-letter queue and the client gets the last answer',
+      defaultValue: '3',
+      parse: integerIn(1, 20),
+    },
+    deadLetter: {
+      flag: 'dead-letter',
+      env: 'KUEUER_DEAD_LETTER',
+      description: 'copy requests that exhausted --max-attempts to the queue <queue>.dead-letter (on) or only log them (off)',
+      defaultValue: 'on',
+      parse: oneOf(['on', 'off'] as const),
+    },
+  } satisfies Record<string, OptionSpec<unknown>>;
+}
+
 export const sidecarOptions = {
   app: appOption(),
   backend: backendOption(),
   queue: queueOption(),
   concurrency: concurrencyOption(),
   maxResponseBytes: maxResponseOption(),
+  ...retryOptions(),
   adminListen: adminListenOption('0.0.0.0:9091'),
   ...kafkaOptions(),
   kafkaTransactionalId: {

@@ -50,14 +50,20 @@ function createInstruments(registry: Registry) {
     labelNames: ['queue'] as const,
     registers,
   });
-  return { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors };
+  const deadLetters = new Counter({
+    name: 'kueuer_sidecar_dead_letters_total',
+    help: 'Requests given up after --max-attempts answers in --retry-statuses (copied to <queue>.dead-letter unless --dead-letter off)',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  return { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters };
 }
 
 export function sidecarMetrics(registry: Registry, queue: string) {
-  const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors } = instrumentsFor(registry);
+  const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters } = instrumentsFor(registry);
   const q = { queue };
   // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
-  for (const counter of [appRetries, publishErrors, consumeErrors]) counter.inc(q, 0);
+  for (const counter of [appRetries, publishErrors, consumeErrors, deadLetters]) counter.inc(q, 0);
   inFlight.set(q, 0);
   return {
     processed: (code: string) => requests.inc({ ...q, code }),
@@ -68,6 +74,7 @@ export function sidecarMetrics(registry: Registry, queue: string) {
     appRetry: () => appRetries.inc(q),
     publishError: () => publishErrors.inc(q),
     consumeError: () => consumeErrors.inc(q),
+    deadLetter: () => deadLetters.inc(q),
   };
 }
 

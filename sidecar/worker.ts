@@ -10,13 +10,28 @@ import type { HeaderPairs } from '../shared/http-headers.js';
 import type { Consumer, Delivery, Transport } from '../shared/transport/transport.js';
 import type { AppClient, AppOutcome } from './app-client.js';
 import type { SidecarMetrics } from './metrics.js';
+import { backoffMs } from './retry-policy.js';
 
 export interface WorkerSettings {
   queue: string;
   concurrency: number;
   /** How long to wait for the broker to confirm a reply. */
   replyTimeoutMs: number;
+  retry?: RetrySettings;
 }
+
+export interface RetrySettings {
+  /** App statuses worth another call (a poison request answers them every time). */
+  statuses: ReadonlySet<number>;
+  /** Calls of the app per request for those statuses. */
+  maxAttempts: number;
+  /** Copy exhausted requests to `<queue>.dead-letter`. */
+  deadLetter: boolean;
+}
+
+export const deadLetterQueue = (queue: string): string => `${queue}.dead-letter`;
+/** Set on a dead-lettered copy: why it is there. */
+export const DEAD_LETTER_REASON = 'x-kueuer-dead-letter-reason';
 
 export interface Worker {
   consumer: Consumer;
@@ -56,7 +71,25 @@ export async function startWorker(
     metrics.inFlightInc();
     try {
       const started = process.hrtime.bigint();
-      const outcome = await appClient.call(req, delivery.redelivered, reqLog, metrics.appRetry);
+      const retry = settings.retry;
+      let outcome = await appClient.call(req, delivery.redelivered, reqLog, metrics.appRetry);
+      for (let call = 1; retry && outcome.kind === 'response' && retry.statuses.has(outcome.response.status); call++) {
+        const wait = backoffMs(call);
+        if (call >= retry.maxAttempts || Date.now() + wait >= req.deadline) {
+          // Exhausted: the client gets the app's last answer; a copy of the request is kept for inspection.
+          const reason = `the app answered ${outcome.response.status} ${call} times`;
+          if (retry.deadLetter) {
+            const copy = { meta: { ...delivery.message.meta, [DEAD_LETTER_REASON]: reason }, body: delivery.message.body };
+            await transport.publishRequest(deadLetterQueue(settings.queue), copy, { timeoutMs: settings.replyTimeoutMs });
+          }
+          metrics.deadLetter();
+          reqLog.warn({ status: outcome.response.status, calls: call, deadLetter: retry.deadLetter ? deadLetterQueue(settings.queue) : null }, 'giving up on a request the app keeps failing');
+          break;
+        }
+        metrics.appRetry();
+        await new Promise((r) => setTimeout(r, wait));
+        outcome = await appClient.call(req, true, reqLog, metrics.appRetry);
+      }
       metrics.appDuration(Number(process.hrtime.bigint() - started) / 1e9);
       const response = responseFor(req, outcome);
       if (!response) {

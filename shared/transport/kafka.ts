@@ -177,11 +177,27 @@ export class Slots {
  */
 export class ContiguousOffsets {
   private readonly done = new Set<bigint>();
-  constructor(private next: bigint) {}
+  /** One past the highest offset dispatched. */
+  private fetched: bigint;
+  constructor(private next: bigint) {
+    this.fetched = next;
+  }
 
   /** The lowest offset not yet done: the position to commit. */
   get position(): bigint {
     return this.next;
+  }
+
+  /**
+   * Records that `offset` was handed out. Offsets skipped over (none on a
+   * request topic, but a fetch may start past records that no longer exist)
+   * count as done, so the position can pass them once what precedes is done.
+   */
+  dispatched(offset: bigint): void {
+    if (offset < this.fetched) return; // fetched again after a rebalance: already tracked
+    if (this.next === this.fetched) this.next = offset; // nothing pending: jump the gap
+    else for (let o = this.fetched; o < offset; o++) this.done.add(o);
+    this.fetched = offset + 1n;
   }
 
   complete(offset: bigint): bigint | null {
@@ -312,10 +328,11 @@ class KafkaRequestConsumer implements Consumer {
     if (!first) return;
     const partition = batch.partition;
     let offsets = this.partitions.get(partition);
-    const firstOffset = BigInt(first.offset);
-    if (!offsets || firstOffset > offsets.position) {
-      // First sight of this partition, or another member committed past what we track (after a rebalance).
-      offsets = new ContiguousOffsets(firstOffset);
+    if (!offsets) {
+      // First sight of this partition since it was assigned to us (lost partitions are dropped in assigned()).
+      // A later batch starts past requests still running, so it must not start a new tracker: that would
+      // commit past them (a SIGKILL then loses them; the fault matrix caught exactly that).
+      offsets = new ContiguousOffsets(BigInt(first.offset));
       this.partitions.set(partition, offsets);
     }
     const tracker = offsets;
@@ -330,6 +347,7 @@ class KafkaRequestConsumer implements Consumer {
           break;
         }
         const offset = BigInt(message.offset);
+        tracker.dispatched(offset);
         if (this.delivery === 'at-most-once') {
           // Never run twice: the request is committed before the app sees it.
           await this.commit(partition, offset + 1n);

@@ -23,6 +23,8 @@ export interface ControlPlane {
   dir: string;
   /** Runs kubectl against this cluster. */
   kubectl(args: string[], input?: string): { code: number; stdout: string; stderr: string };
+  /** A kubeconfig that authenticates as a ServiceAccount (a TokenRequest token), to test RBAC as shipped. */
+  kubeconfigAs(namespace: string, serviceAccount: string): string;
   stop(): Promise<void>;
 }
 
@@ -175,12 +177,41 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
     }
   };
 
+  const kubeconfigAs = (namespace: string, serviceAccount: string): string => {
+    const token = kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration=2h']);
+    if (token.code !== 0) throw new Error(`cannot get a token for ${namespace}/${serviceAccount}: ${token.stderr}`);
+    const file = join(dir, `kubeconfig-${namespace}-${serviceAccount}`);
+    writeFileSync(
+      file,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: test',
+        '  cluster:',
+        `    server: ${server}`,
+        `    certificate-authority: ${join(certs, 'ca.crt')}`,
+        'users:',
+        `- name: ${serviceAccount}`,
+        '  user:',
+        `    token: ${token.stdout.trim()}`,
+        'contexts:',
+        '- name: test',
+        `  context: {cluster: test, user: ${serviceAccount}}`,
+        'current-context: test',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  };
+
   return {
     server,
     kubeconfig,
     binDir,
     dir,
     kubectl,
+    kubeconfigAs,
     async stop() {
       for (const c of children.reverse()) {
         c.kill('SIGTERM');

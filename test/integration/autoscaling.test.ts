@@ -81,22 +81,24 @@ spec:
     const certs = generateCerts(undefined, ['kueuer-webhook.kueuer-system.svc']);
     const address = hostAddress();
     const port = await freePort();
+    // The webhook runs as its ServiceAccount with the RBAC we ship, so these tests also prove those verbs suffice.
+    for (const f of ['manifests/base/namespace.yaml', 'manifests/base/rbac.yaml', 'manifests/base/autoscaling/rbac.yaml']) {
+      const r = cp.kubectl(['apply', '-f', join(root, f)]);
+      expect(r.stderr).toBe('');
+    }
+    const asWebhook = cp.kubeconfigAs('kueuer-system', 'kueuer-webhook');
     webhook = spawnKueuer(
       [
         'webhook', '--listen', `${address}:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
         '--backend', amqpUrl, '--rabbitmq-management-url', managementUrl, '--autoscaling-poll-interval', '1s',
       ],
-      { KUBECONFIG: cp.kubeconfig },
+      { KUBECONFIG: asWebhook },
     );
     await webhook.waitForLog(msgIs('webhook ready'), 30_000);
     metricsBase = `https://${address}:${port}`;
     const [apiService] = loadAllYaml(readFileSync(join(root, 'manifests/base/autoscaling/external-metrics-apiservice.yaml'), 'utf8')) as Json[];
     apiService!.spec.caBundle = certs.ca.toString('base64');
     const setup = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: kueuer-system}
----
 apiVersion: v1
 kind: Namespace
 metadata: {name: shop, labels: {kueuer.io/injection: enabled}}

@@ -152,6 +152,11 @@ spec:
       const objects = loadAllYaml(rendered.stdout) as Json[];
       expect(objects.length).toBeGreaterThan(10);
       const ours = objects.filter((o) => !FOREIGN_KINDS.has(o.kind));
+      // Kueuer's own pods run as non-root with a read-only root filesystem and no capabilities.
+      for (const d of objects.filter((o) => o.kind === 'Deployment')) {
+        expect(d.spec.template.spec.securityContext.runAsNonRoot, d.metadata.name).toBe(true);
+        for (const c of d.spec.template.spec.containers) expect(c.securityContext, `${d.metadata.name}/${c.name}`).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+      }
       for (const o of objects.filter((o) => FOREIGN_KINDS.has(o.kind))) expect(o.apiVersion).toMatch(/^(cert-manager\.io|monitoring\.coreos\.com|kafka\.strimzi\.io)\//);
       const r = cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], ours.map((o) => dumpYaml(o)).join('---\n'));
       expect(r.stderr).toBe('');

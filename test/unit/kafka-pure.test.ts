@@ -64,6 +64,29 @@ describe('contiguous offsets', () => {
     expect(o.complete(9n)).toBeNull();
     expect(o.complete(8n)).toBe(10n);
   });
+
+  it('a later batch does not let the position pass requests still running', () => {
+    const o = new ContiguousOffsets(0n);
+    for (let i = 0n; i < 10n; i++) o.dispatched(i);
+    for (let i = 0n; i < 6n; i++) o.complete(i);
+    expect(o.position).toBe(6n);
+    o.dispatched(10n); // the next batch, fetched while 6–9 still run
+    expect(o.complete(10n)).toBeNull();
+    expect(o.position).toBe(6n);
+    for (const i of [7n, 8n, 9n]) o.complete(i);
+    expect(o.complete(6n)).toBe(11n);
+  });
+
+  it('jumps a gap in the offsets once everything before it is done', () => {
+    const o = new ContiguousOffsets(0n);
+    o.dispatched(0n);
+    o.dispatched(5n); // 1–4 do not exist
+    expect(o.complete(5n)).toBeNull();
+    expect(o.complete(0n)).toBe(6n);
+    const idle = new ContiguousOffsets(3n);
+    idle.dispatched(9n);
+    expect(idle.complete(9n)).toBe(10n);
+  });
 });
 
 describe('backpressure slots', () => {
