@@ -124,29 +124,35 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
   const clientTls = { ca: readFileSync(join(certs, 'ca.crt')), cert: readFileSync(join(certs, 'admin.crt')), key: readFileSync(join(certs, 'admin.key')) };
   await waitUntil('kube-apiserver', 90_000, async () => (await get(`${server}/readyz`, clientTls)) === 200, apiLog);
 
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      '- name: test',
-      '  cluster:',
-      `    server: ${server}`,
-      `    certificate-authority: ${join(certs, 'ca.crt')}`,
-      'users:',
-      '- name: admin',
-      '  user:',
-      `    client-certificate: ${join(certs, 'admin.crt')}`,
-      `    client-key: ${join(certs, 'admin.key')}`,
-      'contexts:',
-      '- name: test',
-      '  context: {cluster: test, user: admin}',
-      'current-context: test',
-      '',
-    ].join('\n'),
-  );
+  /** A kubeconfig for this cluster with the given `user:` lines (client certificate or token). */
+  const writeKubeconfig = (file: string, user: string, userLines: string[]): string => {
+    writeFileSync(
+      file,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: test',
+        '  cluster:',
+        `    server: ${server}`,
+        `    certificate-authority: ${join(certs, 'ca.crt')}`,
+        'users:',
+        `- name: ${user}`,
+        '  user:',
+        ...userLines.map((l) => `    ${l}`),
+        'contexts:',
+        '- name: test',
+        `  context: {cluster: test, user: ${user}}`,
+        'current-context: test',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  };
+  const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), 'admin', [
+    `client-certificate: ${join(certs, 'admin.crt')}`,
+    `client-key: ${join(certs, 'admin.key')}`,
+  ]);
 
   const kcmLog = join(dir, 'kube-controller-manager.log');
   children.push(
@@ -180,29 +186,7 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
   const kubeconfigAs = (namespace: string, serviceAccount: string): string => {
     const token = kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration=2h']);
     if (token.code !== 0) throw new Error(`cannot get a token for ${namespace}/${serviceAccount}: ${token.stderr}`);
-    const file = join(dir, `kubeconfig-${namespace}-${serviceAccount}`);
-    writeFileSync(
-      file,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        '- name: test',
-        '  cluster:',
-        `    server: ${server}`,
-        `    certificate-authority: ${join(certs, 'ca.crt')}`,
-        'users:',
-        `- name: ${serviceAccount}`,
-        '  user:',
-        `    token: ${token.stdout.trim()}`,
-        'contexts:',
-        '- name: test',
-        `  context: {cluster: test, user: ${serviceAccount}}`,
-        'current-context: test',
-        '',
-      ].join('\n'),
-    );
-    return file;
+    return writeKubeconfig(join(dir, `kubeconfig-${namespace}-${serviceAccount}`), serviceAccount, [`token: ${token.stdout.trim()}`]);
   };
 
   return {
