@@ -29,6 +29,9 @@ export interface RetrySettings {
   deadLetter: boolean;
 }
 
+/** How long a sidecar keeps retrying a reply: a broker restart and the responders' reconnection fit in it. */
+export const REPLY_RETRY_WINDOW_MS = 30_000;
+
 export const deadLetterQueue = (queue: string): string => `${queue}.dead-letter`;
 /** Set on a dead-lettered copy: why it is there. */
 export const DEAD_LETTER_REASON = 'x-kueuer-dead-letter-reason';
@@ -97,12 +100,24 @@ export async function startWorker(
         reqLog.warn('the app did not answer before the deadline');
         return;
       }
-      try {
-        await transport.publishReply(req.replyTo, encodeResponse(response), { timeoutMs: settings.replyTimeoutMs });
-      } catch (err) {
-        metrics.publishError();
-        reqLog.warn({ err: (err as Error).message }, 'could not publish the reply; the request goes back to the queue');
-        throw err;
+      // A reply that cannot be published (broker restarting, responder inbox not back yet) is retried
+      // for up to REPLY_RETRY_WINDOW_MS (and never past the deadline) without calling the app again;
+      // only then does the request go back to the queue.
+      const giveUpAt = Math.min(req.deadline, Date.now() + REPLY_RETRY_WINDOW_MS);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await transport.publishReply(req.replyTo, encodeResponse(response), { timeoutMs: settings.replyTimeoutMs });
+          break;
+        } catch (err) {
+          metrics.publishError();
+          const wait = backoffMs(attempt);
+          if (Date.now() + wait >= giveUpAt) {
+            reqLog.warn({ err: (err as Error).message, attempts: attempt }, 'could not publish the reply before the deadline; the request goes back to the queue');
+            throw err;
+          }
+          reqLog.warn({ err: (err as Error).message, attempt }, 'could not publish the reply; retrying');
+          await new Promise((r) => setTimeout(r, wait));
+        }
       }
       metrics.processed(String(response.status));
       reqLog.debug({ status: response.status, attempts: outcome.attempts }, 'replied');

@@ -43,6 +43,8 @@ function metaFromHeaders(headers: Record<string, unknown> | undefined): Record<s
 }
 
 const closedChannels = new WeakSet<Channel>();
+/** Per publisher channel: message ids the broker returned as unroutable (basic.return comes before the ack). */
+const returnedIds = new WeakMap<Channel, Set<string>>();
 
 function track<C extends Channel>(channel: C, log: Logger, what: string): C {
   channel.on('error', (err: Error) => log.warn({ err: err.message }, `amqp ${what} channel error`));
@@ -220,11 +222,17 @@ export class AmqpTransport implements Transport {
     else this.log.warn('amqplib internals changed: frames are written one syscall each');
     this.declared = new Set();
     this.publisher = track(await model.createConfirmChannel(), this.log, 'publisher');
-    this.publisher.on('return', (msg) =>
-      this.log.info({ reqId: msg.properties.headers?.[META.id] }, 'reply dropped: its responder inbox is gone'),
-    );
+    this.watchReturns(this.publisher);
     for (const inbox of this.inboxes) await inbox.attach(model, this.log);
     for (const consumer of this.consumers) await consumer.attach(model);
+  }
+
+  private watchReturns(channel: ConfirmChannel): void {
+    const returned = new Set<string>();
+    returnedIds.set(channel, returned);
+    channel.on('return', (msg) => {
+      if (typeof msg.properties.messageId === 'string') returned.add(msg.properties.messageId);
+    });
   }
 
   isReady(): boolean {
@@ -235,6 +243,7 @@ export class AmqpTransport implements Transport {
     if (this.model && (!this.publisher || closedChannels.has(this.publisher))) {
       // A channel-level error closed it while the connection lives on.
       this.publisher = track(await this.model.createConfirmChannel(), this.log, 'publisher');
+      this.watchReturns(this.publisher);
       this.declared = new Set();
     }
     if (!this.isReady() || !this.publisher) {
@@ -268,7 +277,14 @@ export class AmqpTransport implements Transport {
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
     const channel = await this.usablePublisher();
-    await confirmPublish(channel, replyTo, message, { persistent: false, mandatory: true }, options.timeoutMs);
+    // Mandatory: a reply whose inbox does not exist (its responder is reconnecting after a broker
+    // restart, or gone) comes back, and the caller hears so instead of acking a request nobody got.
+    const token = randomBytes(8).toString('hex');
+    await confirmPublish(channel, replyTo, message, { persistent: false, mandatory: true, messageId: token }, options.timeoutMs);
+    const returned = returnedIds.get(channel);
+    if (returned?.delete(token)) {
+      throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `reply inbox ${replyTo} does not exist (its responder is reconnecting or gone)`);
+    }
   }
 
   async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
