@@ -1,6 +1,6 @@
 /**
- * The one transport interface every backend implements (memory, amqp, and
- * kafka next). Modelled on a queue library's transport seam: the responder
+ * The one transport interface every backend implements (memory, amqp and
+ * kafka). Modelled on a queue library's transport seam: the responder
  * publishes requests and owns a private reply inbox; the sidecar consumes a
  * queue with bounded concurrency and publishes replies. Acknowledgement is the
  * transport's job: a delivery is acked when its handler resolves and handed back
@@ -49,7 +49,7 @@ export interface Transport {
   publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void>;
   /** A destination only this caller reads; its replies are passed to onReply. */
   openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox>;
-  /** Resolves once the broker has accepted the reply (or it was dropped as unroutable). */
+  /** Resolves once the broker has accepted the reply; fails when it cannot, or (amqp) when the inbox does not exist. */
   publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void>;
   consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer>;
   close(): Promise<void>;

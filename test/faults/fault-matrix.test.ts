@@ -22,7 +22,7 @@ const report = process.env.KUEUER_FAULT_REPORT;
 const root = join(import.meta.dirname, '..', '..');
 
 type Backend = 'amqp' | 'kafka';
-type Fault = 'sidecar SIGKILL' | 'app crash and restart' | 'sidecar SIGTERM (drain)' | 'broker restart' | 'responder SIGTERM (drain)' | 'app hangs past the deadline' | 'poison request (500 every time)';
+type Fault = 'sidecar SIGKILL' | 'app crash and restart' | 'sidecar SIGTERM (drain)' | 'broker restart' | 'responder SIGTERM (drain)' | 'responder SIGKILL' | 'app hangs past the deadline' | 'poison request (500 every time)';
 
 interface Row {
   backend: Backend;
@@ -111,7 +111,8 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
     return p;
   };
   try {
-    const fronts = [await responder(), ...(fault === 'responder SIGTERM (drain)' ? [await responder()] : [])];
+    const twoFronts = fault === 'responder SIGTERM (drain)' || fault === 'responder SIGKILL';
+    const fronts = [await responder(), ...(twoFronts ? [await responder()] : [])];
     const s1 = await sidecar();
     await sidecar();
     if (backend === 'kafka') await new Promise((r) => setTimeout(r, 3000)); // both members in the group before load
@@ -136,19 +137,25 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
           terminatedFront = true;
           fronts[0]!.proc.child.kill('SIGTERM');
           return Promise.resolve();
+        case 'responder SIGKILL':
+          // Its own held clients lose their connections, unavoidably; nobody else's may be lost.
+          terminatedFront = true;
+          fronts[0]!.proc.child.kill('SIGKILL');
+          return Promise.resolve();
         default:
           return Promise.resolve();
       }
     };
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     let next = 0;
-    const outcomes: Array<{ status: number | string; body: string; ms: number }> = new Array(N);
+    const outcomes: Array<{ status: number | string; body: string; ms: number; front: number }> = new Array(N);
     const client = async () => {
       while (next < N) {
         const i = next++;
         // While the broker restarts, the responder answers 503 + Retry-After; a client retries those, as it should.
         for (let attempt = 0; ; attempt++) {
-          const front = fronts.length > 1 && (terminatedFront || i % 2 === 0) ? fronts[terminatedFront ? 1 : 0]! : fronts[0]!;
+          const frontIndex = fronts.length > 1 && (terminatedFront || i % 2 === 1) ? 1 : 0;
+          const front = fronts[frontIndex]!;
           const t0 = Date.now();
           const r = await new Promise<{ status: number | string; body: string }>((resolve) => {
             const req = http.get(`${front.url}/r/${i}`, { agent }, (res) => {
@@ -163,7 +170,7 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
             await new Promise((res) => setTimeout(res, 500));
             continue;
           }
-          outcomes[i] = { ...r, ms: Date.now() - t0 };
+          outcomes[i] = { ...r, ms: Date.now() - t0, front: frontIndex };
           break;
         }
         if (++answered === Math.floor(N / 3)) injected = inject_();
@@ -177,6 +184,7 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
     let expectedErrors = 0;
     let lost = 0;
     let wrongAnswer = 0;
+    let cutByKill = 0;
     let slowestMs = 0;
     const lostDetail: string[] = [];
     outcomes.forEach((o, i) => {
@@ -188,6 +196,7 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
         if (o.status === 500 && o.body === 'poison') expectedErrors++;
         else lost++;
       } else if (o.status === 200 && o.body === `done /r/${i}`) ok++;
+      else if (fault === 'responder SIGKILL' && o.front === 0 && String(o.status).startsWith('error')) cutByKill++;
       else if (o.status === 200) wrongAnswer++;
       else {
         lost++;
@@ -210,12 +219,16 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
       expect(dead).toBe(1);
     }
     if (fault === 'app hangs past the deadline') note = `deadline 4 s; slowest answer ${(slowestMs / 1000).toFixed(1)} s`;
+    if (fault === 'responder SIGKILL') {
+      note = `${cutByKill} clients held by the killed responder lost their connection (counted as expected errors); the other responder's clients: none lost`;
+      expectedErrors += cutByKill;
+    }
     if (lostDetail.length) note += ` lost: ${lostDetail.join('; ')}`;
     const row = { backend, fault, sent: N, ok, expectedErrors, lost, wrongAnswer, appCalls: app.calls, slowestMs, note };
     // No process crashed: every Kueuer process we did not kill is still running.
     for (const p of started) {
       const killedByUs = p === s1 && (fault === 'sidecar SIGKILL' || fault === 'sidecar SIGTERM (drain)');
-      const drained = fault === 'responder SIGTERM (drain)' && p === fronts[0]!.proc;
+      const drained = (fault === 'responder SIGTERM (drain)' || fault === 'responder SIGKILL') && p === fronts[0]!.proc;
       if (!killedByUs && !drained) expect(p.child.exitCode, `a ${p === s1 ? 'sidecar' : 'process'} exited`).toBeNull();
     }
     if (fault === 'sidecar SIGTERM (drain)' || fault === 'responder SIGTERM (drain)') {
@@ -231,7 +244,7 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
   }
 }
 
-const FAULTS: Fault[] = ['sidecar SIGKILL', 'app crash and restart', 'sidecar SIGTERM (drain)', 'broker restart', 'responder SIGTERM (drain)', 'app hangs past the deadline', 'poison request (500 every time)'];
+const FAULTS: Fault[] = ['sidecar SIGKILL', 'app crash and restart', 'sidecar SIGTERM (drain)', 'broker restart', 'responder SIGTERM (drain)', 'responder SIGKILL', 'app hangs past the deadline', 'poison request (500 every time)'];
 const NOT_RUN: Partial<Record<`${Backend}/${Fault}`, string>> = {
   'kafka/broker restart': 'not run: scripts/kafka.sh formats a fresh log dir on every start, so a restart with kept data needs a second, persistent Kafka node',
 };
@@ -259,7 +272,7 @@ afterAll(() => {
     '`npm test` runs the same matrix with N = 60.',
     '',
     '- **ok**: the client got its own answer (status 200 and its own body).',
-    '- **expected errors**: the defined answer of that fault (504 for a hung request, the app\'s 500 for the poison request).',
+    '- **expected errors**: the defined answer of that fault (504 for a hung request, the app\'s 500 for the poison request, a cut connection for a client held by a SIGKILLed responder).',
     '- **lost**: anything else (a connection error, an unexpected 502/503/504). **wrong answer**: someone else\'s body.',
     '- **app calls**: how often the app was called; more than sent means reruns (at-least-once) and retries.',
     '',
