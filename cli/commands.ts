@@ -205,7 +205,7 @@ export const webhookCommand: Command<typeof webhookOptions> = {
             externalMetrics: {
               backlog: async (queue: string) => {
                 if (!depth) throw new Error('the webhook has no --backend to read queue depths from');
-                return depth.backlog(queue);
+                return (await depth.read(queue)).backlog;
               },
               isManagedQueue: (queue: string) => cluster.autoscaling?.plans().has(queue) ?? false,
               // Without a requestheader CA no client certificate verifies, so every metrics request is refused.

@@ -221,18 +221,20 @@ export class AmqpTransport implements Transport {
     if (socket) coalesceWrites(socket);
     else this.log.warn('amqplib internals changed: frames are written one syscall each');
     this.declared = new Set();
-    this.publisher = track(await model.createConfirmChannel(), this.log, 'publisher');
-    this.watchReturns(this.publisher);
+    this.publisher = await this.openPublisher(model);
     for (const inbox of this.inboxes) await inbox.attach(model, this.log);
     for (const consumer of this.consumers) await consumer.attach(model);
   }
 
-  private watchReturns(channel: ConfirmChannel): void {
+  /** The confirm channel requests and replies go out on; it notes the message ids the broker returns. */
+  private async openPublisher(model: ChannelModel): Promise<ConfirmChannel> {
+    const channel = track(await model.createConfirmChannel(), this.log, 'publisher');
     const returned = new Set<string>();
     returnedIds.set(channel, returned);
     channel.on('return', (msg) => {
       if (typeof msg.properties.messageId === 'string') returned.add(msg.properties.messageId);
     });
+    return channel;
   }
 
   isReady(): boolean {
@@ -242,8 +244,7 @@ export class AmqpTransport implements Transport {
   private async usablePublisher(): Promise<ConfirmChannel> {
     if (this.model && (!this.publisher || closedChannels.has(this.publisher))) {
       // A channel-level error closed it while the connection lives on.
-      this.publisher = track(await this.model.createConfirmChannel(), this.log, 'publisher');
-      this.watchReturns(this.publisher);
+      this.publisher = await this.openPublisher(this.model);
       this.declared = new Set();
     }
     if (!this.isReady() || !this.publisher) {

@@ -119,7 +119,7 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
     let terminatedFront = false;
     let answered = 0;
     let injected: Promise<unknown> | null = null;
-    const inject_ = (): Promise<unknown> => {
+    const injectFault = (): Promise<unknown> => {
       switch (fault) {
         case 'sidecar SIGKILL':
           s1.child.kill('SIGKILL');
@@ -173,7 +173,7 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
           outcomes[i] = { ...r, ms: Date.now() - t0, front: frontIndex };
           break;
         }
-        if (++answered === Math.floor(N / 3)) injected = inject_();
+        if (++answered === Math.floor(N / 3)) injected = injectFault();
       }
     };
     await Promise.all(Array.from({ length: 50 }, client));

@@ -15,6 +15,9 @@ import { freePort } from './net.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type KubeJson = Record<string, any>;
+
 export interface ControlPlane {
   /** https://127.0.0.1:PORT */
   server: string;
@@ -23,6 +26,12 @@ export interface ControlPlane {
   dir: string;
   /** Runs kubectl against this cluster. */
   kubectl(args: string[], input?: string): { code: number; stdout: string; stderr: string };
+  /** `kubectl apply -f -` of a YAML text. */
+  apply(yaml: string): { code: number; stdout: string; stderr: string };
+  /** `kubectl get … -o json`, parsed; null when kubectl fails (not found). */
+  tryGetJson(...args: string[]): KubeJson | null;
+  /** As tryGetJson, but a failure throws with kubectl's message. */
+  getJson(...args: string[]): KubeJson;
   /** A kubeconfig that authenticates as a ServiceAccount (a TokenRequest token), to test RBAC as shipped. */
   kubeconfigAs(namespace: string, serviceAccount: string): string;
   stop(): Promise<void>;
@@ -189,12 +198,24 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
     return writeKubeconfig(join(dir, `kubeconfig-${namespace}-${serviceAccount}`), serviceAccount, [`token: ${token.stdout.trim()}`]);
   };
 
+  const getJson = (...args: string[]): KubeJson => {
+    const r = kubectl(['get', ...args, '-o', 'json']);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as KubeJson;
+  };
+
   return {
     server,
     kubeconfig,
     binDir,
     dir,
     kubectl,
+    apply: (yaml) => kubectl(['apply', '-f', '-'], yaml),
+    getJson,
+    tryGetJson: (...args) => {
+      const r = kubectl(['get', ...args, '-o', 'json']);
+      return r.code === 0 ? (JSON.parse(r.stdout) as KubeJson) : null;
+    },
     kubeconfigAs,
     async stop() {
       for (const c of children.reverse()) {

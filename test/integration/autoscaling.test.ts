@@ -42,16 +42,9 @@ describe('generated HPAs driven by queue depth', () => {
   const consumers: Consumer[] = [];
 
   const kubectl = (...args: string[]) => cp.kubectl(args);
-  const apply = (yaml: string) => cp.kubectl(['apply', '-f', '-'], yaml);
-  const getJson = (...args: string[]): Json => {
-    const r = cp.kubectl(['get', ...args, '-o', 'json']);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as Json;
-  };
-  const tryGet = (...args: string[]): Json | null => {
-    const r = cp.kubectl(['get', ...args, '-o', 'json']);
-    return r.code === 0 ? (JSON.parse(r.stdout) as Json) : null;
-  };
+  const apply = (yaml: string) => cp.apply(yaml);
+  const getJson = (...args: string[]): Json => cp.getJson(...args);
+  const tryGet = (...args: string[]): Json | null => cp.tryGetJson(...args);
   const replicas = (name: string): number => getJson('deployment', name, '-n', 'shop').spec.replicas as number;
   const events = (name: string): Json[] =>
     (getJson('events', '-n', 'shop', '--field-selector', `involvedObject.name=${name}`).items as Json[]).filter((e) => e.source?.component === 'kueuer');

@@ -33,12 +33,8 @@ describe('through a real kube-apiserver', () => {
   const cleanups: Array<() => Promise<void>> = [];
 
   const kubectl = (...args: string[]) => cp.kubectl(args);
-  const apply = (yaml: string) => cp.kubectl(['apply', '-f', '-'], yaml);
-  const getJson = (...args: string[]): Json => {
-    const r = cp.kubectl(['get', ...args, '-o', 'json']);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as Json;
-  };
+  const apply = (yaml: string) => cp.apply(yaml);
+  const getJson = (...args: string[]): Json => cp.getJson(...args);
 
   beforeAll(async () => {
     cp = await startControlPlane(inject('k8sBinDir'));

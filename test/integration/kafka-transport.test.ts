@@ -41,13 +41,11 @@ describe('kafka transport', () => {
     const t = await open();
     const depth = new KafkaDepth(t);
     const queue = uniqueQueue('depth');
-    expect(await depth.backlog(queue)).toBe(0); // no topic yet: nothing waits
-    expect(await depth.partitions(queue)).toBeUndefined();
+    expect(await depth.read(queue)).toEqual({ backlog: 0 }); // no topic yet: nothing waits, no partition cap
     const request = () =>
       encodeRequest({ id: newRequestId(), queue, replyTo: 'kueuer.reply.x', deadline: Date.now() + 60_000, enqueuedAt: Date.now(), method: 'GET', path: '/', headers: [], body: Buffer.alloc(0) });
     for (let i = 0; i < 3; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
-    expect(await depth.backlog(queue)).toBe(3);
-    expect(await depth.partitions(queue)).toBe(3); // newTransport creates request topics with 3
+    expect(await depth.read(queue)).toEqual({ backlog: 3, partitions: 3 }); // newTransport creates request topics with 3
   });
 
   it('deletes reply topics whose responder died, and keeps live ones', { timeout: 30_000 }, async () => {

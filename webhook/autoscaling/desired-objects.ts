@@ -74,7 +74,8 @@ function autoscalerMetadata(plan: ScalingPlan) {
   };
 }
 
-function cappedMax(settings: AutoscalingSettings, maxCap: number | undefined): number {
+/** Max replicas after the Kafka partition cap (never below 1). */
+export function cappedMax(settings: AutoscalingSettings, maxCap: number | undefined): number {
   return maxCap !== undefined ? Math.max(1, Math.min(settings.maxReplicas, maxCap)) : settings.maxReplicas;
 }
 

@@ -11,11 +11,16 @@ import { KueuerError } from '../../shared/errors.js';
 import type { BackendSpec } from '../../shared/transport/create-transport.js';
 import { KafkaTransport } from '../../shared/transport/kafka.js';
 
+export interface QueueDepth {
+  backlog: number;
+  /** Kafka: partitions of the queue's topic (more consumers than that sit idle). */
+  partitions?: number;
+}
+
 export interface QueueDepthReader {
   readonly kind: string;
-  backlog(queue: string): Promise<number>;
-  /** Kafka: partitions of the queue's topic (more consumers than that sit idle). */
-  partitions(queue: string): Promise<number | undefined>;
+  /** One read of the broker per call. */
+  read(queue: string): Promise<QueueDepth>;
   close(): Promise<void>;
 }
 
@@ -38,17 +43,13 @@ export class RabbitMqDepth implements QueueDepthReader {
     this.mgmt = managementUrlFor(amqpUrl, managementUrl);
   }
 
-  async backlog(queue: string): Promise<number> {
+  async read(queue: string): Promise<QueueDepth> {
     const url = `${this.mgmt.base}/api/queues/${encodeURIComponent(this.mgmt.vhost)}/${encodeURIComponent(queue)}`;
     const res = await fetch(url, { headers: { authorization: this.mgmt.authorization }, signal: AbortSignal.timeout(5000) });
-    if (res.status === 404) return 0; // not declared yet: nothing queued
+    if (res.status === 404) return { backlog: 0 }; // not declared yet: nothing queued
     if (!res.ok) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `RabbitMQ management API answered ${res.status} for ${url}`);
     const body = (await res.json()) as { messages_ready?: number; messages_unacknowledged?: number };
-    return (body.messages_ready ?? 0) + (body.messages_unacknowledged ?? 0);
-  }
-
-  async partitions(): Promise<undefined> {
-    return undefined;
+    return { backlog: (body.messages_ready ?? 0) + (body.messages_unacknowledged ?? 0) };
   }
 
   async close(): Promise<void> {}
@@ -58,13 +59,9 @@ export class KafkaDepth implements QueueDepthReader {
   readonly kind = 'kafka';
   constructor(private readonly transport: KafkaTransport) {}
 
-  async backlog(queue: string): Promise<number> {
-    if ((await this.transport.partitionCount(queue)) === undefined) return 0;
-    return this.transport.lag(queue);
-  }
-
-  partitions(queue: string): Promise<number | undefined> {
-    return this.transport.partitionCount(queue);
+  async read(queue: string): Promise<QueueDepth> {
+    const depth = await this.transport.queueDepth(queue);
+    return depth ? { backlog: depth.lag, partitions: depth.partitions } : { backlog: 0 };
   }
 
   close(): Promise<void> {

@@ -17,6 +17,7 @@ import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations
 import { informerSource, kubeConfig, type ObjectSource } from '../../shared/kube/object-source.js';
 import {
   autoscalerName,
+  cappedMax,
   decideWorkload,
   desiredHpa,
   desiredScaledObject,
@@ -63,7 +64,7 @@ export function autoscalerFingerprint(o: Managed): string {
 
 /** What the HPA's AverageValue rule asks for, for the dashboard: ceil(backlog / target) within min and max. */
 export function desiredReplicas(backlog: number, s: ScalingPlan['settings'], cap?: number): number {
-  const max = cap !== undefined ? Math.max(1, Math.min(s.maxReplicas, cap)) : s.maxReplicas;
+  const max = cappedMax(s, cap);
   if (backlog === 0) return s.minReplicas === 0 ? 0 : Math.min(s.minReplicas, max);
   return Math.min(max, Math.max(1, s.minReplicas, Math.ceil(backlog / s.targetBacklog)));
 }
@@ -186,7 +187,8 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
   const reconcileOnce = async (): Promise<void> => {
     const plans = new Map<string, ScalingPlan>();
     const desired = new Map<string, { object: Managed; plan: ScalingPlan }>();
-    for (const w of workloads()) {
+    const current = workloads();
+    for (const w of current) {
       const decision = decideWorkload(w);
       if (decision.kind === 'refuse') {
         await event(w, 'Warning', 'KueuerAutoscalerRefused', `no autoscaler: ${decision.message}`);
@@ -226,7 +228,7 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
         }
       }
     }
-    const byUid = new Map(workloads().map((w) => [w.metadata.uid, w]));
+    const byUid = new Map(current.map((w) => [w.metadata.uid, w]));
     for (const [key, stale] of existing) {
       try {
         await store.remove(stale.metadata!.namespace!, stale.metadata!.name!);
@@ -260,8 +262,9 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
     for (const plan of currentPlans.values()) {
       let backlog: number;
       try {
-        backlog = await depth.backlog(plan.queue);
-        const partitions = await depth.partitions(plan.queue);
+        const read = await depth.read(plan.queue);
+        backlog = read.backlog;
+        const partitions = read.partitions;
         if (partitions !== undefined && partitionCaps.get(plan.queue) !== partitions) {
           partitionCaps.set(plan.queue, partitions);
           capsChanged = true;
