@@ -47,7 +47,8 @@ export function mutate(request: AdmissionRequest, config: InjectionConfig, ports
         if (!service || typeof service !== 'object') return { response: refuse(uid, 'request.object is missing'), outcome: 'refused' };
         const namespace = service.metadata?.namespace || request.namespace || 'default';
         if (config.excludedNamespaces.includes(namespace)) return { response: allow(uid), outcome: 'skipped' };
-        const decision = decideService(service, request.namespace, (key) => ports.usedPorts(key));
+        const old = request.operation === 'UPDATE' ? (request.oldObject as V1Service | undefined) : undefined;
+        const decision = decideService(service, old, request.namespace, (key) => ports.usedPorts(key));
         switch (decision.kind) {
           case 'skip':
             return { response: allow(uid), outcome: 'skipped' };

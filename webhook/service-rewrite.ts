@@ -52,8 +52,75 @@ export function allocateResponderPort(serviceKey: string, current: number | unde
   return null;
 }
 
+/**
+ * What the request itself sets, compared with the stored object (the
+ * AdmissionReview's oldObject): the user's new intent. A value equal to the
+ * stored one is the webhook's own rewrite carried along, never a change.
+ * Without an old object (CREATE) nothing counts as changed: a Service created
+ * with Kueuer's annotations (a restored backup) keeps its saved record.
+ */
+export interface UserChanges {
+  /** The selector the request sets, when it differs from the stored one. */
+  selector?: Record<string, string>;
+  /** Target ports the request sets, by port number, where they differ from the stored object's (null: none, the port itself). */
+  targetPorts: Map<number, number | string | null>;
+}
+
+export function userChanges(service: V1Service, old: V1Service | undefined): UserChanges {
+  const changes: UserChanges = { targetPorts: new Map() };
+  if (!old) return changes;
+  const selector = service.spec?.selector;
+  if (selector && Object.keys(selector).length > 0 && !sameJson(selector, old.spec?.selector)) changes.selector = selector;
+  const oldPorts = old.spec?.ports ?? [];
+  for (const p of service.spec?.ports ?? []) {
+    const was = oldPorts.find((o) => o.port === p.port);
+    const target = p.targetPort ?? null;
+    if (!was || !sameJson(target, was.targetPort ?? null)) changes.targetPorts.set(p.port, target);
+  }
+  return changes;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** The saved record, or null when it is not one (hand-edited). */
+export function parseOriginal(raw: string): OriginalService | null {
+  try {
+    const v = JSON.parse(raw) as OriginalService;
+    if (typeof v !== 'object' || v === null || !Array.isArray(v.targetPorts)) return null;
+    if (v.selector !== null && (typeof v.selector !== 'object' || Array.isArray(v.selector))) return null;
+    return v;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The record of a queued Service after this request: the saved one (or, on
+ * the first rewrite, the Service's own spec) with what the request changes
+ * written over it, for the Service's current ports.
+ */
+export function recordOriginal(service: V1Service, saved: OriginalService | null, changes: UserChanges): OriginalService {
+  const ports = service.spec?.ports ?? [];
+  if (!saved) return { selector: service.spec?.selector ?? null, targetPorts: ports.map((p) => ({ port: p.port, targetPort: p.targetPort ?? null })) };
+  return {
+    selector: changes.selector ?? saved.selector,
+    targetPorts: ports.map((p) => ({
+      port: p.port,
+      targetPort: changes.targetPorts.has(p.port) ? changes.targetPorts.get(p.port)! : (saved.targetPorts.find((t) => t.port === p.port)?.targetPort ?? null),
+    })),
+  };
+}
+
+/**
+ * `old`: the stored Service on UPDATE. The annotations Kueuer writes are read
+ * from it when the request drops them (a server-side apply by a manager that
+ * owns them), so the Service is still restored, on the same responder port.
+ */
 export function decideService(
   service: V1Service,
+  old: V1Service | undefined,
   requestNamespace: string | undefined,
   usedPorts: (serviceKey: string) => ReadonlySet<number>,
 ): ServiceDecision {
@@ -61,13 +128,19 @@ export function decideService(
   const namespace = meta.namespace || requestNamespace || 'default';
   const name = meta.name ?? '';
   const annotations = meta.annotations ?? {};
+  const oldAnnotations = old?.metadata?.annotations ?? {};
   const wanted = wantsInjection(annotations);
   if (!wanted.ok) return { kind: 'refuse', message: wanted.problems.join('; ') };
-  const saved = annotations[ANNOTATIONS.originalService];
+  const savedRaw = annotations[ANNOTATIONS.originalService] ?? oldAnnotations[ANNOTATIONS.originalService];
+  const saved = savedRaw === undefined ? null : parseOriginal(savedRaw);
+  if (savedRaw !== undefined && saved === null) {
+    return { kind: 'refuse', message: `${ANNOTATIONS.originalService} is not valid JSON; restore the Service's selector by hand and remove it` };
+  }
+  const changes = userChanges(service, old);
 
   if (!wanted.value) {
-    if (saved === undefined) return { kind: 'skip', reason: 'not annotated' };
-    return restore(service, saved);
+    if (saved === null) return { kind: 'skip', reason: 'not annotated' };
+    return restore(service, saved, changes);
   }
 
   const parsed = parseServiceSettings(annotations);
@@ -84,16 +157,13 @@ export function decideService(
   if (!name) return { kind: 'refuse', message: `${ANNOTATIONS.inject}: the Service needs a name (generateName is not supported)` };
 
   const key = `${namespace}/${name}`;
-  const currentRaw = annotations[ANNOTATIONS.responderPort];
+  const currentRaw = annotations[ANNOTATIONS.responderPort] ?? oldAnnotations[ANNOTATIONS.responderPort];
   const current = currentRaw !== undefined && /^\d+$/.test(currentRaw) ? Number(currentRaw) : undefined;
   const responderPort = allocateResponderPort(key, current, usedPorts(key));
   if (responderPort === null) return { kind: 'refuse', message: 'kueuer: every responder port is in use; no more Services can be queued' };
 
-  // The first rewrite records what it replaces; later ones keep that record.
-  const original: OriginalService =
-    saved !== undefined
-      ? (JSON.parse(saved) as OriginalService)
-      : { selector: spec.selector ?? null, targetPorts: ports.map((p) => ({ port: p.port, targetPort: p.targetPort ?? null })) };
+  // The first rewrite records what it replaces; later ones keep that record, updated with what the user changes.
+  const original = recordOriginal(service, saved, changes);
 
   const desired = structuredClone(service);
   desired.metadata ??= {};
@@ -113,21 +183,18 @@ export function decideService(
   };
 }
 
-function restore(service: V1Service, saved: string): ServiceDecision {
-  let original: OriginalService;
-  try {
-    original = JSON.parse(saved) as OriginalService;
-  } catch {
-    return { kind: 'refuse', message: `${ANNOTATIONS.originalService} is not valid JSON; restore the Service's selector by hand and remove it` };
-  }
+/** The Service as it was before queuing, except where this request sets a selector or target port of its own. */
+function restore(service: V1Service, original: OriginalService, changes: UserChanges): ServiceDecision {
   const desired = structuredClone(service);
   const annotations = { ...desired.metadata?.annotations };
   delete annotations[ANNOTATIONS.originalService];
   delete annotations[ANNOTATIONS.responderPort];
   desired.metadata = { ...desired.metadata, annotations };
   desired.spec ??= {};
-  if (original.selector) desired.spec.selector = original.selector;
+  const selector = changes.selector ?? original.selector;
+  if (selector) desired.spec.selector = selector;
   desired.spec.ports = (desired.spec.ports ?? []).map((p) => {
+    if (changes.targetPorts.has(p.port)) return p;
     const was = original.targetPorts.find((t) => t.port === p.port);
     const restored: V1ServicePort = { ...p };
     if (was?.targetPort !== null && was?.targetPort !== undefined) restored.targetPort = was.targetPort as V1ServicePort['targetPort'];

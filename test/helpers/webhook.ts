@@ -93,7 +93,11 @@ export function httpsJson(
   });
 }
 
-export function review(object: unknown, options: { kind?: string; namespace?: string; uid?: string; operation?: string } = {}): Record<string, unknown> {
+/** `oldObject`: the stored object of an UPDATE (the operation defaults to UPDATE when it is given). */
+export function review(
+  object: unknown,
+  options: { kind?: string; namespace?: string; uid?: string; operation?: string; oldObject?: unknown } = {},
+): Record<string, unknown> {
   const kind = options.kind ?? 'Pod';
   return {
     apiVersion: 'admission.k8s.io/v1',
@@ -103,8 +107,9 @@ export function review(object: unknown, options: { kind?: string; namespace?: st
       kind: { group: '', version: 'v1', kind },
       resource: { group: '', version: 'v1', resource: kind === 'Pod' ? 'pods' : 'services' },
       namespace: options.namespace ?? 'shop',
-      operation: options.operation ?? 'CREATE',
+      operation: options.operation ?? (options.oldObject === undefined ? 'CREATE' : 'UPDATE'),
       object,
+      ...(options.oldObject === undefined ? {} : { oldObject: options.oldObject }),
       dryRun: false,
     },
   };

@@ -247,4 +247,87 @@ spec:
     await waitFor(() => kubectl('get', 'endpointslice', 'kueuer-web', '-n', 'shop').code !== 0, 15_000, 'the slice to be deleted');
     await responder.waitForLog((l) => l.msg === 'closing route' && l.port === responderPort, 15_000);
   });
+
+  // Issue 12, item 13: what a request sets while it removes kueuer.io/inject (or while the Service is queued) is the user's intent.
+  const service = (name: string, annotations: Record<string, string>, targetPort: string | number, selector = name) => `
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: shop, annotations: ${JSON.stringify(annotations)}}
+spec:
+  selector: {app: ${selector}}
+  ports: [{name: http, port: 80, targetPort: ${targetPort}}]
+`;
+  const queuedPort = (name: string): number => {
+    const svc = getJson('service', name, '-n', 'shop');
+    expect(svc.spec.selector).toBeUndefined();
+    const port = Number(svc.metadata.annotations['kueuer.io/responder-port']);
+    expect(svc.spec.ports[0].targetPort).toBe(port);
+    return port;
+  };
+
+  it('client-side kubectl apply of a manifest that drops kueuer.io/inject and sets targetPort keeps the new port', () => {
+    expect(apply(service('csa', { 'kueuer.io/inject': 'true' }, 'http')).code).toBe(0);
+    queuedPort('csa');
+    const r = apply(service('csa', {}, 8080));
+    expect(r.stderr).toBe('');
+    const svc = getJson('service', 'csa', '-n', 'shop');
+    expect(svc.spec.selector).toEqual({ app: 'csa' });
+    expect(svc.spec.ports[0].targetPort).toBe(8080);
+    expect(svc.metadata.annotations['kueuer.io/original-service']).toBeUndefined();
+    expect(svc.metadata.annotations['kueuer.io/responder-port']).toBeUndefined();
+  });
+
+  it('client-side kubectl apply while queued records a new targetPort and selector; kubectl annotate kueuer.io/inject- gives them back', () => {
+    expect(apply(service('csa2', { 'kueuer.io/inject': 'true' }, 'http')).code).toBe(0);
+    const port = queuedPort('csa2');
+    expect(apply(service('csa2', { 'kueuer.io/inject': 'true' }, 8081, 'csa2-v2')).stderr).toBe('');
+    expect(queuedPort('csa2')).toBe(port); // still queued, on the same responder port
+    expect(JSON.parse(getJson('service', 'csa2', '-n', 'shop').metadata.annotations['kueuer.io/original-service'])).toEqual({
+      selector: { app: 'csa2-v2' },
+      targetPorts: [{ port: 80, targetPort: 8081 }],
+    });
+    expect(kubectl('annotate', 'service', 'csa2', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
+    const svc = getJson('service', 'csa2', '-n', 'shop');
+    expect(svc.spec.selector).toEqual({ app: 'csa2-v2' });
+    expect(svc.spec.ports[0].targetPort).toBe(8081);
+  });
+
+  it('a targetPort changed with kubectl patch while queued is restored by kubectl annotate kueuer.io/inject-', () => {
+    expect(apply(service('patched', { 'kueuer.io/inject': 'true' }, 'http')).code).toBe(0);
+    const port = queuedPort('patched');
+    const p = kubectl('patch', 'service', 'patched', '-n', 'shop', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/ports/0/targetPort', value: 9000 }]));
+    expect(p.stderr).toBe('');
+    expect(queuedPort('patched')).toBe(port);
+    expect(kubectl('annotate', 'service', 'patched', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
+    const svc = getJson('service', 'patched', '-n', 'shop');
+    expect(svc.spec.selector).toEqual({ app: 'patched' });
+    expect(svc.spec.ports[0].targetPort).toBe(9000);
+  });
+
+  it('server-side kubectl apply that drops kueuer.io/inject, keeps kueuer.io/timeout and sets targetPort keeps the new port', () => {
+    const ssa = (yaml: string) => cp.kubectl(['apply', '--server-side', '--field-manager=ci', '-f', '-'], yaml);
+    expect(ssa(service('ssa', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 'http')).stderr).toBe('');
+    queuedPort('ssa');
+    // While queued, a new targetPort is recorded…
+    expect(ssa(service('ssa', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 8082)).stderr).toBe('');
+    queuedPort('ssa');
+    // …and dropping the annotation gives the Service its selector and the port this request sets.
+    expect(ssa(service('ssa', { 'kueuer.io/timeout': '30s' }, 8083)).stderr).toBe('');
+    const svc = getJson('service', 'ssa', '-n', 'shop');
+    expect(svc.spec.selector).toEqual({ app: 'ssa' });
+    expect(svc.spec.ports[0].targetPort).toBe(8083);
+    expect(svc.metadata.annotations['kueuer.io/timeout']).toBe('30s');
+    expect(svc.metadata.annotations['kueuer.io/original-service']).toBeUndefined();
+    expect(svc.metadata.annotations['kueuer.io/responder-port']).toBeUndefined();
+  });
+
+  it('server-side kubectl apply of a manifest that only drops kueuer.io/inject restores the port recorded while queued', () => {
+    const ssa = (yaml: string) => cp.kubectl(['apply', '--server-side', '--field-manager=ci', '-f', '-'], yaml);
+    expect(ssa(service('ssa2', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 'http')).stderr).toBe('');
+    expect(ssa(service('ssa2', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 8084)).stderr).toBe('');
+    expect(ssa(service('ssa2', { 'kueuer.io/timeout': '30s' }, 8084)).stderr).toBe('');
+    const svc = getJson('service', 'ssa2', '-n', 'shop');
+    expect(svc.spec.selector).toEqual({ app: 'ssa2' });
+    expect(svc.spec.ports[0].targetPort).toBe(8084);
+  });
 });

@@ -21,6 +21,8 @@ interface GoldenInput {
   kind?: 'Pod' | 'Service';
   config?: Partial<InjectionConfig>;
   object: Record<string, unknown>;
+  /** The stored object, for an UPDATE: what the request changes is compared with it. */
+  oldObject?: Record<string, unknown>;
 }
 
 interface Outcome {
@@ -52,7 +54,7 @@ describe('webhook golden files', () => {
     const input = JSON.parse(readFileSync(join(dir, `${name}.input.json`), 'utf8')) as GoldenInput;
     const server = servers.get(input.config?.nativeSidecars === false ? 'classic' : 'native')!;
     const kind = input.kind ?? 'Pod';
-    const res = await server.post(review(input.object, { namespace: input.namespace, uid: `uid-${name}`, kind }));
+    const res = await server.post(review(input.object, { namespace: input.namespace, uid: `uid-${name}`, kind, oldObject: input.oldObject }));
     expect(res.status).toBe(200);
     const body = res.json as { apiVersion: string; kind: string; response: Record<string, unknown> };
     expect(body.apiVersion).toBe('admission.k8s.io/v1');
@@ -76,8 +78,8 @@ describe('webhook golden files', () => {
       JSON.stringify([...(spec(o).initContainers ?? []), ...(spec(o).containers ?? [])].filter((c) => c.name !== SIDECAR_NAME));
     expect(users(patched)).toBe(users(input.object));
 
-    // Idempotent: admitting the result again changes nothing.
-    const again = await server.post(review(patched, { namespace: input.namespace, uid: `uid-${name}-again`, kind }));
+    // Idempotent: admitting the result again (a reinvocation: same oldObject) changes nothing.
+    const again = await server.post(review(patched, { namespace: input.namespace, uid: `uid-${name}-again`, kind, oldObject: input.oldObject }));
     const againResponse = (again.json as { response: Record<string, unknown> }).response;
     expect(againResponse.allowed).toBe(outcome.allowed);
     expect(decodePatch(againResponse)).toEqual([]);
