@@ -1,5 +1,6 @@
 /** `kueuer <command> [options]`: one CLI, one subcommand per component, so one image serves all. */
-import { ConfigError, helpText, parseOptions } from '../shared/options.js';
+import { closestName, ConfigError, helpText, parseOptions } from '../shared/options.js';
+import { kueuerVersion } from '../shared/version.js';
 import { COMMANDS } from './commands.js';
 
 function usage(): string {
@@ -9,7 +10,7 @@ function usage(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
     '',
-    'Run `kueuer <command> --help` for its options.',
+    'Run `kueuer <command> --help` for its options; `kueuer --version` prints the version.',
   ].join('\n');
 }
 
@@ -20,13 +21,22 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     console.log(usage());
     return name === undefined ? 2 : 0;
   }
+  if (name === '--version') {
+    console.log(`kueuer ${kueuerVersion()}`);
+    return 0;
+  }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    console.error(`kueuer: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    const meant = closestName(name.replace(/^-+/, ''), COMMANDS.map((c) => c.name));
+    console.error(`kueuer: unknown ${name.startsWith('-') ? 'flag' : 'command'} ${JSON.stringify(name)}${meant ? `; did you mean ${meant}?` : ''}\n\n${usage()}`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(helpText(command.usage, command.summary, command.options));
+    return 0;
+  }
+  if (rest.includes('--version')) {
+    console.log(`kueuer ${kueuerVersion()}`);
     return 0;
   }
   let values;

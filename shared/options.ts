@@ -42,7 +42,7 @@ export function parseOptions<S extends OptionSpecs>(
   try {
     ({ values: flags } = parseArgs({ args: [...argv], options: parseConfig, strict: true, allowPositionals: false }));
   } catch (err) {
-    throw new ConfigError([(err as Error).message]);
+    throw new ConfigError([argvProblem(err as Error & { code?: string }, Object.values(specs).map((s) => s.flag))]);
   }
   const problems: string[] = [];
   const values: Record<string, unknown> = {};
@@ -69,13 +69,58 @@ export function parseOptions<S extends OptionSpecs>(
   return values as OptionValues<S>;
 }
 
+/** One line for what node:util's parseArgs refused, naming the closest known flag for a typo. */
+function argvProblem(err: Error & { code?: string }, flags: string[]): string {
+  const quoted = /'([^']*)'/.exec(err.message)?.[1] ?? '';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const given = quoted.split('=')[0]!;
+      const meant = given.startsWith('--') ? closestName(given.slice(2), flags) : undefined;
+      return `unknown flag ${given}${meant ? `; did you mean --${meant}?` : ''}`;
+    }
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument ${JSON.stringify(quoted)}; options are given as --flag value`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return `${quoted.split(' ')[0]} needs a value`;
+    default:
+      return err.message;
+  }
+}
+
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The candidate a mistyped name most likely meant: a unique prefix match, or the nearest within a third of its length (at least 2 edits). */
+export function closestName(given: string, candidates: readonly string[]): string | undefined {
+  const g = given.toLowerCase();
+  const prefixed = candidates.filter((c) => g.length >= 2 && c.startsWith(g));
+  if (prefixed.length === 1) return prefixed[0];
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(g.length / 3)) + 1;
+  for (const c of candidates) {
+    const distance = editDistance(g, c);
+    if (distance < bestDistance) [best, bestDistance] = [c, distance];
+  }
+  return best;
+}
+
 export function helpText(usage: string, summary: string, specs: OptionSpecs): string {
   const lines = [`Usage: ${usage}`, '', summary, '', 'Options (each also read from its environment variable):'];
   for (const spec of Object.values(specs)) {
     const dflt = spec.defaultValue !== undefined ? `default ${spec.defaultValue}` : spec.optional ? 'optional' : 'required';
     lines.push(`  --${spec.flag} <value>`.padEnd(34) + `${spec.env} (${dflt})`, `      ${spec.description}`);
   }
-  lines.push('  --help'.padEnd(34) + 'show this help');
+  lines.push('  --help'.padEnd(34) + 'show this help', '  --version'.padEnd(34) + 'print the version');
   return lines.join('\n');
 }
 

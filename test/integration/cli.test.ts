@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runKueuer } from '../helpers/processes.js';
 
@@ -57,5 +59,36 @@ describe('kueuer CLI', () => {
     const r = await runKueuer(['webhooks']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unknown command "webhooks"');
+  });
+
+  it('suggests the closest command for an unknown one', async () => {
+    const r = await runKueuer(['webhooks']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe('kueuer: unknown command "webhooks"; did you mean webhook?');
+  });
+
+  it.each(['local', 'sidecar', 'responder', 'webhook'])('%s: an unknown flag exits 2 suggesting the closest', async (command) => {
+    const flag = command === 'webhook' ? '--tls-crt' : '--concurency';
+    const meant = command === 'webhook' ? '--tls-cert' : command === 'responder' ? null : '--concurrency';
+    const r = await runKueuer([command, flag, '2']);
+    expect(r.code).toBe(2);
+    const first = r.stderr.split('\n')[0];
+    if (meant) expect(first).toBe(`kueuer ${command}: unknown flag ${flag}; did you mean ${meant}?`);
+    else expect(first).toBe(`kueuer ${command}: unknown flag ${flag}`);
+  });
+
+  it('names a stray argument and a flag without its value', async () => {
+    const stray = await runKueuer(['local', 'concurrency']);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain('kueuer local: unexpected argument "concurrency"; options are given as --flag value');
+    const noValue = await runKueuer(['local', '--app']);
+    expect(noValue.code).toBe(2);
+    expect(noValue.stderr).toContain('kueuer local: --app needs a value');
+  });
+
+  it.each([[[]], [['responder']], [['sidecar']], [['local']], [['webhook']]])('--version works on %j', async (prefix) => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    const r = await runKueuer([...prefix, '--version']);
+    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: `kueuer ${version}\n`, stderr: '' });
   });
 });

@@ -3,6 +3,7 @@ import { responderOptions } from '../../responder/config.js';
 import { sidecarOptions } from '../../sidecar/config.js';
 import {
   byteSizeIn,
+  closestName,
   ConfigError,
   durationIn,
   integerIn,
@@ -43,8 +44,18 @@ describe('parseOptions', () => {
     ]);
   });
 
-  it('refuses unknown flags', () => {
-    expect(problems(() => parseOptions(sidecarOptions, ['--concurency', '2'], {}))[0]).toMatch(/Unknown option '--concurency'/);
+  it('refuses unknown flags, suggesting the closest', () => {
+    expect(problems(() => parseOptions(sidecarOptions, ['--concurency', '2'], {}))).toEqual(['unknown flag --concurency; did you mean --concurrency?']);
+    expect(problems(() => parseOptions(sidecarOptions, ['--concurency=2'], {}))).toEqual(['unknown flag --concurency; did you mean --concurrency?']);
+    expect(problems(() => parseOptions(sidecarOptions, ['--zzz', '2'], {}))).toEqual(['unknown flag --zzz']);
+    expect(problems(() => parseOptions(sidecarOptions, ['-c', '2'], {}))).toEqual(['unknown flag -c']);
+  });
+
+  it('suggests only close names', () => {
+    expect(closestName('concurency', ['concurrency', 'queue'])).toBe('concurrency');
+    expect(closestName('webhooks', ['responder', 'sidecar', 'local', 'webhook'])).toBe('webhook');
+    expect(closestName('que', ['queue', 'app'])).toBe('queue');
+    expect(closestName('banana', ['queue', 'app', 'listen'])).toBeUndefined();
   });
 });
 
