@@ -12,6 +12,7 @@ export const PREFIX = 'kueuer.io/';
 export const ANNOTATIONS = {
   inject: `${PREFIX}inject`,
   appPort: `${PREFIX}app-port`,
+  adminPort: `${PREFIX}admin-port`,
   queue: `${PREFIX}queue`,
   backend: `${PREFIX}backend`,
   concurrency: `${PREFIX}concurrency`,
@@ -44,6 +45,8 @@ export type Annotations = Record<string, string> | undefined;
 export interface PodSettings {
   /** Explicit app port: a number, or a container port name to resolve. */
   appPort?: number | string;
+  /** The sidecar's admin port (/metrics, /healthz, /readyz), when not the webhook's --sidecar-admin-port. */
+  adminPort?: number;
   queue?: string;
   backendSecret?: string;
   concurrency?: number;
@@ -87,6 +90,12 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
     if (/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65535) settings.appPort = Number(port);
     else if (PORT_NAME.test(port) && /[a-z]/.test(port)) settings.appPort = port;
     else problems.push(`${ANNOTATIONS.appPort}: ${JSON.stringify(port)} is not accepted; use a port number from 1 to 65535 or a container port name`);
+  }
+
+  const adminPort = a[ANNOTATIONS.adminPort];
+  if (adminPort !== undefined) {
+    if (/^\d+$/.test(adminPort) && Number(adminPort) >= 1 && Number(adminPort) <= 65535) settings.adminPort = Number(adminPort);
+    else problems.push(`${ANNOTATIONS.adminPort}: ${JSON.stringify(adminPort)} is not accepted; use a port number from 1 to 65535 that no container of the pod uses`);
   }
 
   const queue = a[ANNOTATIONS.queue];

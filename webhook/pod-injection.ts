@@ -62,11 +62,14 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
 
   const appPort = resolveAppPort(pod, settings.appPort);
   if (typeof appPort === 'string') return { kind: 'refuse', message: appPort };
+  const adminPort = settings.adminPort ?? config.adminPort;
+  const collision = adminPortCollision(pod, adminPort, appPort);
+  if (collision) return { kind: 'refuse', message: collision };
 
   const queue = qualifiedQueueName(namespace, settings.queue ?? owningWorkloadName(pod.metadata ?? {}));
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
-  const sidecar = sidecarContainer(config, settings, status);
+  const sidecar = sidecarContainer(config, settings, status, adminPort);
 
   const desired = structuredClone(pod);
   desired.spec ??= { containers: [] };
@@ -107,6 +110,31 @@ function resolveAppPort(pod: V1Pod, wanted: number | string | undefined): number
 }
 
 /**
+ * The containers of a pod share one network namespace, so the sidecar's admin
+ * port must be free: not a port any of the user's long-running containers
+ * declares (its containers and its native sidecars, i.e. init containers with
+ * restartPolicy Always; a plain init container has exited before the sidecar
+ * starts), and not the app port. A collision refuses the pod, naming both and
+ * the fix; a port is never picked silently, since scrapers and dashboards
+ * expect the one configured.
+ */
+export function adminPortCollision(pod: V1Pod, adminPort: number, appPort: number): string | null {
+  const fix =
+    `set ${ANNOTATIONS.adminPort} on the pod template to a port no container uses ` +
+    "(the default comes from the webhook's --sidecar-admin-port)";
+  const running = [...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always'), ...(pod.spec?.containers ?? [])];
+  for (const c of running.filter((c) => c.name !== SIDECAR_NAME)) {
+    const port = c.ports?.find((p) => p.containerPort === adminPort && (p.protocol ?? 'TCP') === 'TCP');
+    if (port) {
+      const named = port.name ? ` (${JSON.stringify(port.name)})` : '';
+      return `${ANNOTATIONS.adminPort}: the sidecar's admin port ${adminPort} is also port ${adminPort}${named} of container ${JSON.stringify(c.name)}; ${fix}`;
+    }
+  }
+  if (appPort === adminPort) return `${ANNOTATIONS.adminPort}: the sidecar's admin port ${adminPort} is the app port ${appPort} (${ANNOTATIONS.appPort}); ${fix}`;
+  return null;
+}
+
+/**
  * Puts our container in place. An existing one (an earlier admission) is
  * overlaid rather than replaced, so the fields the apiserver defaulted in
  * between (imagePullPolicy, probe timeouts, …) stay and a re-admission
@@ -137,7 +165,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function sidecarContainer(config: InjectionConfig, settings: PodSettings, status: InjectionStatus): V1Container {
+function sidecarContainer(config: InjectionConfig, settings: PodSettings, status: InjectionStatus, adminPort: number): V1Container {
   const r = { ...config.resources, ...stripUndefined(settings.resources) };
   const resources: V1ResourceRequirements = {
     requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
@@ -151,12 +179,12 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       { name: 'KUEUER_APP', value: `127.0.0.1:${status.appPort}` },
       { name: 'KUEUER_QUEUE', value: status.queue },
       { name: 'KUEUER_CONCURRENCY', value: String(settings.concurrency ?? 1) },
-      { name: 'KUEUER_ADMIN_LISTEN', value: `0.0.0.0:${config.adminPort}` },
+      { name: 'KUEUER_ADMIN_LISTEN', value: `0.0.0.0:${adminPort}` },
       ...(settings.delivery ? [{ name: 'KUEUER_DELIVERY', value: settings.delivery }] : []),
     ],
     // Broker settings (KUEUER_BACKEND and any credentials) come only from a Secret.
     envFrom: [{ secretRef: { name: settings.backendSecret ?? config.defaultBackendSecret } }],
-    ports: [{ name: 'kueuer-admin', containerPort: config.adminPort, protocol: 'TCP' }],
+    ports: [{ name: 'kueuer-admin', containerPort: adminPort, protocol: 'TCP' }],
     readinessProbe: { httpGet: { path: '/readyz', port: 'kueuer-admin' }, periodSeconds: 5 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, failureThreshold: 3 },
     resources,

@@ -183,6 +183,21 @@ spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 
     expect(kubectl('get', 'pod', 'typo', '-n', 'shop').code).not.toBe(0);
   });
 
+  it('refuses a pod whose app container declares the sidecar admin port, and kubectl shows which container and how to fix it', () => {
+    const pod = (annotations: Record<string, string>) => `
+apiVersion: v1
+kind: Pod
+metadata: {name: metrics-on-9091, namespace: shop, annotations: ${JSON.stringify({ 'kueuer.io/inject': 'true', ...annotations })}}
+spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 8080}, {containerPort: 9091, name: metrics}]}]}
+`;
+    const r = apply(pod({}));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('kueuer.io/admin-port: the sidecar\'s admin port 9091 is also port 9091 ("metrics") of container "app"; set kueuer.io/admin-port');
+    expect(apply(pod({ 'kueuer.io/admin-port': '9092' })).code).toBe(0);
+    const sidecar = getJson('pod', 'metrics-on-9091', '-n', 'shop').spec.initContainers[0];
+    expect(sidecar.ports).toEqual([{ name: 'kueuer-admin', containerPort: 9092, protocol: 'TCP' }]);
+  });
+
   it('rewrites an annotated Service, routes it through the responder, and restores it', async () => {
     expect(
       apply(`

@@ -1,0 +1,61 @@
+/** The sidecar's admin port against the pod's own ports (issue 12, item 15), decided by the pure decidePod. */
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { decidePod } from '../../webhook/pod-injection.js';
+import { testInjectionConfig } from '../helpers/webhook.js';
+
+function pod(annotations: Record<string, string>, extra: Partial<V1Pod['spec']> = {}): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'api', namespace: 'shop', annotations: { 'kueuer.io/inject': 'true', ...annotations } },
+    spec: { containers: [{ name: 'app', image: 'example.com/api:1', ports: [{ containerPort: 8080, name: 'http' }] }], ...extra },
+  };
+}
+
+const adminListen = (p: V1Pod) => {
+  const d = decidePod(p, 'shop', testInjectionConfig);
+  if (d.kind !== 'patch') throw new Error(`expected a patch, got ${JSON.stringify(d)}`);
+  const sidecar = d.patch.find((op) => op.op === 'add' && op.path.startsWith('/spec/initContainers')) as { value: unknown } | undefined;
+  const value = sidecar!.value as Array<{ env: Array<{ name: string; value: string }>; ports: Array<{ containerPort: number }> }> | { env: Array<{ name: string; value: string }>; ports: Array<{ containerPort: number }> };
+  const c = Array.isArray(value) ? value[0]! : value;
+  return { env: c.env.find((e) => e.name === 'KUEUER_ADMIN_LISTEN')!.value, port: c.ports[0]!.containerPort };
+};
+
+describe('sidecar admin port', () => {
+  it('refuses a pod whose app container declares the admin port, naming the container, the port and the fix', () => {
+    const p = pod({}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 8080 }, { containerPort: 9091 }] }] });
+    const d = decidePod(p, 'shop', testInjectionConfig);
+    expect(d.kind).toBe('refuse');
+    const message = (d as { message: string }).message;
+    expect(message).toContain('9091');
+    expect(message).toContain('container "app"');
+    expect(message).toContain('kueuer.io/admin-port');
+    expect(message).toContain('--sidecar-admin-port');
+  });
+
+  it('refuses when the app port itself (kueuer.io/app-port, not declared) is the admin port', () => {
+    const d = decidePod(pod({ 'kueuer.io/app-port': '9091' }), 'shop', testInjectionConfig);
+    expect(d).toEqual({ kind: 'refuse', message: expect.stringContaining('the app port 9091 (kueuer.io/app-port)') });
+  });
+
+  it('sees ports of a user native sidecar (init container with restartPolicy Always), not of a plain init container', () => {
+    const native = pod({}, { initContainers: [{ name: 'proxy', image: 'x', restartPolicy: 'Always', ports: [{ containerPort: 9091 }] }] });
+    expect(decidePod(native, 'shop', testInjectionConfig)).toMatchObject({ kind: 'refuse', message: expect.stringContaining('container "proxy"') });
+    const plain = pod({}, { initContainers: [{ name: 'migrate', image: 'x', ports: [{ containerPort: 9091 }] }] });
+    expect(decidePod(plain, 'shop', testInjectionConfig).kind).toBe('patch');
+  });
+
+  it('moves the admin port with kueuer.io/admin-port', () => {
+    const p = pod({ 'kueuer.io/admin-port': '9200' }, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 8080 }, { containerPort: 9091 }] }] });
+    expect(adminListen(p)).toEqual({ env: '0.0.0.0:9200', port: 9200 });
+  });
+
+  it.each([
+    ['0', 'kueuer.io/admin-port: "0" is not accepted; use a port number from 1 to 65535'],
+    ['metrics', 'kueuer.io/admin-port: "metrics" is not accepted; use a port number from 1 to 65535'],
+    ['8080', 'the sidecar\'s admin port 8080 is also port 8080 ("http") of container "app"'],
+  ])('refuses kueuer.io/admin-port=%s', (value, message) => {
+    expect(decidePod(pod({ 'kueuer.io/admin-port': value }), 'shop', testInjectionConfig)).toEqual({ kind: 'refuse', message: expect.stringContaining(message) });
+  });
+});
