@@ -6,6 +6,9 @@
  * - a private RabbitMQ node (installed from Debian when missing) via
  *   scripts/rabbitmq.sh. KUEUER_TEST_AMQP_URL points the tests at an existing
  *   broker instead.
+ * - the third-party HTTP apps of the foreign-peer suites (test/foreign):
+ *   scripts/third-party-apps.sh builds go-httpbin once from the Go module
+ *   proxy and caches it under .cache/third-party.
  * Anything that cannot be built or started fails the run; nothing is skipped.
  */
 import { execFileSync } from 'node:child_process';
@@ -20,12 +23,15 @@ declare module 'vitest' {
     kafkaUrl: string;
     /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager and kubectl. */
     k8sBinDir: string;
+    /** The go-httpbin binary scripts/third-party-apps.sh built (test/foreign). */
+    goHttpbin: string;
   }
 }
 
 const script = join(import.meta.dirname, '..', 'scripts', 'rabbitmq.sh');
 const k8sBinaries = join(import.meta.dirname, '..', 'scripts', 'k8s-binaries.sh');
 const kafkaScript = join(import.meta.dirname, '..', 'scripts', 'kafka.sh');
+const thirdPartyApps = join(import.meta.dirname, '..', 'scripts', 'third-party-apps.sh');
 
 export default function setup(project: TestProject): () => void {
   // `npm run test:unit` needs neither service; `npm run test:fast` skips the control plane.
@@ -34,6 +40,12 @@ export default function setup(project: TestProject): () => void {
   if (scope !== 'fast') {
     const out = execFileSync('bash', [k8sBinaries], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     project.provide('k8sBinDir', out.trim().split('\n').pop() ?? '');
+  }
+  {
+    const out = execFileSync('bash', [thirdPartyApps], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const bin = out.trim().split('\n').pop() ?? '';
+    if (!bin.endsWith('/go-httpbin')) throw new Error(`scripts/third-party-apps.sh printed no go-httpbin path:\n${out}`);
+    project.provide('goHttpbin', bin);
   }
   const stops: Array<() => void> = [];
   // A service that cannot start fails the run, after stopping the ones already started.

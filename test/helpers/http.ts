@@ -3,9 +3,12 @@ import http from 'node:http';
 
 export interface RawResponse {
   status: number;
+  /** The reason phrase of the status line. */
+  statusMessage: string;
   rawHeaders: string[];
   headers: http.IncomingHttpHeaders;
   body: Buffer;
+  rawTrailers: string[];
 }
 
 export interface RawRequest {
@@ -45,7 +48,14 @@ export function request(base: string, req: RawRequest = {}): Promise<RawResponse
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, rawHeaders: res.rawHeaders, headers: res.headers, body: Buffer.concat(chunks) }),
+        resolve({
+          status: res.statusCode ?? 0,
+          statusMessage: res.statusMessage ?? '',
+          rawHeaders: res.rawHeaders,
+          headers: res.headers,
+          body: Buffer.concat(chunks),
+          rawTrailers: res.rawTrailers,
+        }),
       );
     });
     out.end(req.body);
