@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { decidePod, type InjectionConfig } from './pod-injection.js';
 import { decideService } from './service-rewrite.js';
+import type { JobWorkloads } from './workload-queue.js';
 
 /** Responder ports already held by Services other than the one being admitted. */
 export interface PortRegistry {
@@ -21,14 +22,16 @@ export interface MutateResult {
   outcome: MutateOutcome;
 }
 
-export function mutate(request: AdmissionRequest, config: InjectionConfig, ports: PortRegistry, log: Logger): MutateResult {
+/** `jobs`: reads the Job of a Job-owned pod, to name its queue after the CronJob (or the Job). */
+export async function mutate(request: AdmissionRequest, config: InjectionConfig, ports: PortRegistry, jobs: JobWorkloads, log: Logger): Promise<MutateResult> {
   const uid = request.uid;
   try {
     switch (request.kind.kind) {
       case 'Pod': {
         const pod = request.object as V1Pod | undefined;
         if (!pod || typeof pod !== 'object') return { response: refuse(uid, 'request.object is missing'), outcome: 'refused' };
-        const decision = decidePod(pod, request.namespace, config);
+        let decision = decidePod(pod, request.namespace, config);
+        if (decision.kind === 'lookup-job') decision = decidePod(pod, request.namespace, config, await jobs.resolve(decision.namespace, decision.owner));
         switch (decision.kind) {
           case 'skip':
             return { response: allow(uid, [], decision.warn ? [decision.reason] : []), outcome: 'skipped' };
@@ -39,6 +42,8 @@ export function mutate(request: AdmissionRequest, config: InjectionConfig, ports
               response: allow(uid, decision.patch),
               outcome: decision.patch.length > 0 ? 'injected' : 'unchanged',
             };
+          case 'lookup-job':
+            throw new Error('the pod\'s Job was read and still needed');
         }
         break;
       }

@@ -6,11 +6,11 @@
  * user's containers are untouched, and admitting an injected pod again yields
  * an empty patch.
  */
-import type { V1Container, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
+import type { V1Container, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, parsePodSettings, wantsInjection, type PodSettings } from '../shared/annotations.js';
 import { qualifiedQueueName } from '../shared/queue-names.js';
-import { owningWorkloadName } from './workload-queue.js';
+import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
 export const SIDECAR_NAME = 'kueuer-sidecar';
 
@@ -42,9 +42,12 @@ export type PodDecision =
   /** Allowed unchanged; `warn` when the user asked for injection and should hear why not. */
   | { kind: 'skip'; reason: string; warn: boolean }
   | { kind: 'refuse'; message: string }
-  | { kind: 'patch'; patch: Operation[]; status: InjectionStatus };
+  | { kind: 'patch'; patch: Operation[]; status: InjectionStatus }
+  /** The pod's Job must be read to name its queue: decide again with the result. */
+  | { kind: 'lookup-job'; namespace: string; owner: V1OwnerReference };
 
-export function decidePod(pod: V1Pod, requestNamespace: string | undefined, config: InjectionConfig): PodDecision {
+/** `jobWorkload`: what reading the pod's Job gave, after a `lookup-job` decision. */
+export function decidePod(pod: V1Pod, requestNamespace: string | undefined, config: InjectionConfig, jobWorkload?: JobWorkload): PodDecision {
   const namespace = pod.metadata?.namespace || requestNamespace || 'default';
   const annotations = pod.metadata?.annotations;
   const wanted = wantsInjection(annotations);
@@ -66,7 +69,9 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   const collision = adminPortCollision(pod, adminPort, appPort);
   if (collision) return { kind: 'refuse', message: collision };
 
-  const queue = qualifiedQueueName(namespace, settings.queue ?? owningWorkloadName(pod.metadata ?? {}));
+  const workload = settings.queue ?? defaultWorkload(pod, namespace, jobWorkload);
+  if (typeof workload !== 'string') return workload;
+  const queue = qualifiedQueueName(namespace, workload);
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
   const sidecar = sidecarContainer(config, settings, status, adminPort);
@@ -89,6 +94,21 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   desired.metadata.annotations = { ...desired.metadata.annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
 
   return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status };
+}
+
+/** The workload a pod's queue is named after when it names none; a Job's pods need their Job read first. */
+function defaultWorkload(pod: V1Pod, namespace: string, jobWorkload: JobWorkload | undefined): string | PodDecision {
+  const meta = pod.metadata ?? {};
+  const owner = jobOwner(meta);
+  if (!owner) return owningWorkloadName(meta);
+  if (!jobWorkload) return { kind: 'lookup-job', namespace, owner };
+  if ('name' in jobWorkload) return jobWorkload.name;
+  return {
+    kind: 'refuse',
+    message:
+      `cannot name the default queue of a pod of Job ${namespace}/${owner.name} (named after the Job's CronJob, else the Job): ` +
+      `${jobWorkload.problem}; set ${ANNOTATIONS.queue} on the pod template (of a CronJob: spec.jobTemplate.spec.template)`,
+  };
 }
 
 /** The container's port: an explicit number, a named container port, or the first container's first port. */

@@ -12,6 +12,7 @@ import { mutate, type PortRegistry } from './mutate.js';
 import { registerExternalMetrics, type ExternalMetricsOptions } from './autoscaling/external-metrics-api.js';
 import type { InjectionConfig } from './pod-injection.js';
 import { readTls, watchTls, type TlsFiles } from './tls-reloader.js';
+import { clusterJobReader, JobWorkloads } from './workload-queue.js';
 
 export interface WebhookServerOptions {
   tls: TlsFiles;
@@ -27,6 +28,8 @@ export interface WebhookServerOptions {
   clientCa?: Buffer;
   /** Serves external.metrics.k8s.io (and /backlog) when set. */
   externalMetrics?: ExternalMetricsOptions;
+  /** Reads the Jobs of Job-owned pods; default: the cluster, with the process's credentials, on first use. */
+  jobs?: JobWorkloads;
 }
 
 /** An AdmissionReview of the largest pod etcd stores (1.5 MiB), with room for its old object. */
@@ -34,6 +37,7 @@ const BODY_LIMIT = 4 * 1024 * 1024;
 
 export function buildWebhookServer(options: WebhookServerOptions): FastifyInstance<Server> {
   const { log, metrics } = options;
+  const jobs = options.jobs ?? new JobWorkloads(clusterJobReader());
   // A client certificate is asked for, never required: the apiserver calls /mutate without one.
   const clientAuth = options.clientCa ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: false } : {};
   const app = Fastify({
@@ -68,7 +72,7 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
       req.log.warn({ err: err.message }, 'refused a request that is not an AdmissionReview v1');
       return reply.code(400).send({ error: 'bad_admission_review', message: err.message });
     }
-    const { response, outcome } = mutate(request, options.config, options.ports, req.log as unknown as Logger);
+    const { response, outcome } = await mutate(request, options.config, options.ports, jobs, req.log as unknown as Logger);
     const kind = request.kind.kind;
     outcomes.set(req, { kind, outcome });
     const ns = request.namespace ?? '';

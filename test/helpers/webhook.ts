@@ -10,7 +10,8 @@ import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js
 import { webhookMetrics } from '../../webhook/metrics.js';
 import { buildWebhookServer } from '../../webhook/server.js';
 import { silentLog } from './stack.js';
-import type { V1Service } from '@kubernetes/client-node';
+import type { V1ObjectMeta, V1Service } from '@kubernetes/client-node';
+import { JobWorkloads } from '../../webhook/workload-queue.js';
 import { StaticObjectSource } from '../../shared/kube/object-source.js';
 import { usedResponderPorts } from '../../shared/service-routes.js';
 
@@ -37,11 +38,19 @@ export interface RunningWebhook {
 /** Services the webhook sees in the "cluster" when it hands out responder ports. */
 export const clusterServices = new StaticObjectSource<V1Service>();
 
+/** Jobs the webhook reads (metadata, by namespace and name) to name the queue of Job-owned pods. */
+export const clusterJobs = new Map<string, V1ObjectMeta>();
+
 export async function startWebhook(config: InjectionConfig = testInjectionConfig): Promise<RunningWebhook> {
   const certs = generateCerts();
   const registry = new Registry();
   const app = buildWebhookServer({
     ports: { usedPorts: (except) => usedResponderPorts(clusterServices.list(), except) },
+    jobs: new JobWorkloads(async (namespace, name) => {
+      const job = clusterJobs.get(`${namespace}/${name}`);
+      if (!job) throw Object.assign(new Error(`jobs.batch "${name}" not found`), { code: 404 });
+      return job;
+    }),
     tls: { cert: certs.cert, key: certs.key },
     config,
     registry,

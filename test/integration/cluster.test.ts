@@ -198,6 +198,74 @@ spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 
     expect(sidecar.ports).toEqual([{ name: 'kueuer-admin', containerPort: 9092, protocol: 'TCP' }]);
   });
 
+  // Issue 12, item 14. No job or cronjob controller runs here, so the test creates what they would: the Job a CronJob creates, and its pod.
+  it('names the default queue of a CronJob\'s pods after the CronJob, not the Job of one run', () => {
+    expect(
+      apply(`
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: shop}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: app, image: example.com/report:1, ports: [{containerPort: 8080}]}]
+`).code,
+    ).toBe(0);
+    const cronJob = getJson('cronjob', 'nightly', '-n', 'shop');
+    const jobOf = (name: string, owner: string) => `
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: ${name}
+  namespace: shop
+  ${owner}
+spec:
+  template:
+    metadata: {labels: {batch.kubernetes.io/job-name: ${name}}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: app, image: example.com/report:1, ports: [{containerPort: 8080}]}]
+`;
+    const podOf = (job: Json, annotations: Record<string, string> = {}) => `
+apiVersion: v1
+kind: Pod
+metadata:
+  generateName: ${job.metadata.name}-
+  namespace: shop
+  annotations: ${JSON.stringify({ 'kueuer.io/inject': 'true', ...annotations })}
+  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: ${job.metadata.name}, uid: ${job.metadata.uid}, controller: true, blockOwnerDeletion: true}]
+spec:
+  restartPolicy: Never
+  containers: [{name: app, image: example.com/report:1, ports: [{containerPort: 8080}]}]
+`;
+    const queueOfNewPod = (yaml: string): string => {
+      const r = cp.kubectl(['create', '-f', '-', '-o', 'json'], yaml);
+      expect(r.stderr).toBe('');
+      return JSON.parse(JSON.parse(r.stdout).metadata.annotations['kueuer.io/status']).queue as string;
+    };
+    // Two runs of the CronJob: one queue.
+    for (const run of ['nightly-29000000', 'nightly-29001440']) {
+      const owner = `ownerReferences: [{apiVersion: batch/v1, kind: CronJob, name: nightly, uid: ${cronJob.metadata.uid}, controller: true, blockOwnerDeletion: true}]`;
+      expect(apply(jobOf(run, owner)).code).toBe(0);
+      expect(queueOfNewPod(podOf(getJson('job', run, '-n', 'shop')))).toBe('shop.nightly');
+    }
+    // A Job named by hand keeps its name; kueuer.io/queue always wins.
+    expect(apply(jobOf('reindex', '')).code).toBe(0);
+    const reindex = getJson('job', 'reindex', '-n', 'shop');
+    expect(queueOfNewPod(podOf(reindex))).toBe('shop.reindex');
+    expect(queueOfNewPod(podOf(reindex, { 'kueuer.io/queue': 'batch' }))).toBe('shop.batch');
+    // A Job that cannot be read (deleted already) refuses the pod with what to do.
+    const gone = { metadata: { name: 'gone-29000000', uid: '00000000-0000-4000-8000-000000000000' } };
+    const r = cp.kubectl(['create', '-f', '-'], podOf(gone));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('Job shop/gone-29000000');
+    expect(r.stderr).toContain('set kueuer.io/queue on the pod template');
+  });
+
   it('rewrites an annotated Service, routes it through the responder, and restores it', async () => {
     expect(
       apply(`

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
-import { review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { clusterJobs, review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
 
 const dir = join(import.meta.dirname, '..', 'golden', 'webhook');
 const cases = readdirSync(dir).filter((f) => f.endsWith('.input.json')).map((f) => f.replace('.input.json', '')).sort();
@@ -23,6 +24,8 @@ interface GoldenInput {
   object: Record<string, unknown>;
   /** The stored object, for an UPDATE: what the request changes is compared with it. */
   oldObject?: Record<string, unknown>;
+  /** Jobs in the "cluster" (their metadata), which the webhook reads for the queue of Job-owned pods. */
+  jobs?: V1ObjectMeta[];
 }
 
 interface Outcome {
@@ -54,6 +57,8 @@ describe('webhook golden files', () => {
     const input = JSON.parse(readFileSync(join(dir, `${name}.input.json`), 'utf8')) as GoldenInput;
     const server = servers.get(input.config?.nativeSidecars === false ? 'classic' : 'native')!;
     const kind = input.kind ?? 'Pod';
+    clusterJobs.clear();
+    for (const job of input.jobs ?? []) clusterJobs.set(`${job.namespace}/${job.name}`, job);
     const res = await server.post(review(input.object, { namespace: input.namespace, uid: `uid-${name}`, kind, oldObject: input.oldObject }));
     expect(res.status).toBe(200);
     const body = res.json as { apiVersion: string; kind: string; response: Record<string, unknown> };

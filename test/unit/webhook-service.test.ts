@@ -10,10 +10,12 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import type { AdmissionRequest } from '../../webhook/admission-review.js';
 import { mutate } from '../../webhook/mutate.js';
+import { JobWorkloads } from '../../webhook/workload-queue.js';
 import { silentLog } from '../helpers/stack.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 
 const RESPONDER_PORT = 24817;
+const noJobs = new JobWorkloads(() => Promise.reject(new Error('no Jobs here')));
 
 /** A Service as the webhook left it while queued: no selector, every port on the responder port. */
 function queued(): V1Service {
@@ -43,7 +45,7 @@ async function admit(object: V1Service, oldObject?: V1Service): Promise<{ allowe
     object,
     ...(oldObject ? { oldObject } : {}),
   };
-  const { response } = await mutate(request, testInjectionConfig, { usedPorts: () => new Set() }, silentLog);
+  const { response } = await mutate(request, testInjectionConfig, { usedPorts: () => new Set() }, noJobs, silentLog);
   const patch = response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString()) as Operation[]) : [];
   const patched = jsonpatch.applyPatch(structuredClone(object), patch, true, false).newDocument;
   return { allowed: response.allowed, message: response.status?.message, object: patched };
