@@ -10,6 +10,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import type { AdmissionRequest } from '../../webhook/admission-review.js';
 import { mutate } from '../../webhook/mutate.js';
+import { userChanges } from '../../webhook/service-rewrite.js';
 import { JobWorkloads } from '../../webhook/workload-queue.js';
 import { silentLog } from '../helpers/stack.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
@@ -126,5 +127,15 @@ describe('a queued Service: user changes are recorded for the restore', () => {
   it('keeps the saved record when the request changes nothing it covers, and is idempotent', async () => {
     const r = await admit(queued(), queued());
     expect(r.object).toEqual(queued());
+  });
+});
+
+describe('userChanges', () => {
+  it('counts nothing as changed without an old object (CREATE), and only what differs from it on UPDATE', () => {
+    const request = queued();
+    request.spec!.ports![0]!.targetPort = 8080 as never;
+    expect(userChanges(request, undefined)).toEqual({ targetPorts: new Map() });
+    expect(userChanges(request, queued())).toEqual({ targetPorts: new Map([[80, 8080]]) });
+    expect(userChanges(queued(), queued())).toEqual({ targetPorts: new Map() });
   });
 });
