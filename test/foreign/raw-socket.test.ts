@@ -76,7 +76,7 @@ async function expectHealthy(k: LocalKueuer = kueuer): Promise<void> {
 
 // A test that wedged the process leaves a fresh one to the next test, so each failure stays its own.
 afterEach(async () => {
-  const ok = await rawRequest(kueuer.port, 'GET /healthy-probe HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: PROMPT_MS }).catch(() => null);
+  const ok = await rawRequest(kueuer.port, 'GET /probe HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: PROMPT_MS }).catch(() => null);
   if (ok?.responses.at(-1)?.status === 200) return;
   await kueuer.stop();
   kueuer = await startLocal(app.port, args);
@@ -265,15 +265,16 @@ describe('app answers no HTTP library writes', () => {
 });
 
 describe('slow clients', () => {
-  let slow: LocalKueuer;
-  beforeAll(async () => {
-    slow = await startLocal(app.port, ['--concurrency', '1', '--timeout', '20s', '--max-body', '2MiB', '--max-response', '64MiB', '--body-timeout', '1s', '--send-timeout', '1s']);
-  });
+  let slow: LocalKueuer | undefined;
+  // Started by the first test that needs it (not in a hook), so a process that refuses the flags fails each test rather than skipping them.
+  const slowKueuer = async () =>
+    (slow ??= await startLocal(app.port, ['--concurrency', '1', '--timeout', '20s', '--max-body', '2MiB', '--max-response', '64MiB', '--body-timeout', '1s', '--send-timeout', '1s']));
   afterAll(async () => {
     await slow?.stop();
   });
 
   it('answers a body that stalls with 408 body_timeout after --body-timeout, holding no memory for it', async () => {
+    const slow = await slowKueuer();
     const rssBefore = rssOf(slow);
     // 20 clients each declare 1 MB, send 512 KiB of it, then stall.
     const exchanges = await Promise.all(
@@ -295,6 +296,7 @@ describe('slow clients', () => {
   });
 
   it('closes the connection of a client that never reads a large answer after --send-timeout', async () => {
+    const slow = await slowKueuer();
     const rssBefore = rssOf(slow);
     const ex = await new Promise<{ received: number; closed: boolean }>((resolve) => {
       const socket = net.connect(slow.port, '127.0.0.1');
