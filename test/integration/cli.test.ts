@@ -1,7 +1,28 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/net.js';
 import { runKueuer } from '../helpers/processes.js';
+import { startTestApp } from '../helpers/test-app.js';
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'kueuer.js');
+
+/** Requests through `base`, `total` of them `parallel` at a time, each given up after 2 s (a wedged process answers none). */
+async function hammer(base: string, total: number, parallel: number): Promise<number> {
+  let sent = 0;
+  let answered = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (sent < total) {
+        sent++;
+        const ok = await fetch(`${base}/fill-the-log`, { signal: AbortSignal.timeout(2000) }).then((r) => r.arrayBuffer().then(() => r.ok), () => false);
+        if (ok) answered++;
+      }
+    }),
+  );
+  return answered;
+}
 
 describe('kueuer CLI', () => {
   it('lists its commands', async () => {
@@ -91,4 +112,35 @@ describe('kueuer CLI', () => {
     const r = await runKueuer([...prefix, '--version']);
     expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: `kueuer ${version}\n`, stderr: '' });
   });
+
+  // `kueuer local | head -2`, and a reader that stopped reading: logs must never hold up the signal handler or shutdown.
+  it.each(['closed', 'unread'] as const)('local exits promptly on SIGTERM when its stdout pipe is %s', async (pipe) => {
+    const app = await startTestApp();
+    const [listen, admin] = [await freePort(), await freePort()];
+    const child = spawn(
+      process.execPath,
+      [bin, 'local', '--app', `127.0.0.1:${app.port}`, '--listen', `127.0.0.1:${listen}`, '--admin-listen', `127.0.0.1:${admin}`, '--concurrency', '8'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUEUER_LOG_LEVEL: 'info' } },
+    );
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    try {
+      if (pipe === 'closed') child.stdout.destroy();
+      else child.stdout.pause(); // nobody reads: the 64 KiB pipe fills with log lines
+      for (let i = 0; ; i++) {
+        if (await fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.ok, () => false)) break;
+        if (i > 100) throw new Error('kueuer local did not become ready');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // ~150 bytes of log per request: 1500 requests are several times the pipe's capacity.
+      await hammer(`http://127.0.0.1:${listen}`, 1500, 16);
+      const at = Date.now();
+      child.kill('SIGTERM');
+      const result = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))]);
+      expect(result).toEqual({ code: 0, signal: null });
+      expect(Date.now() - at).toBeLessThan(5000);
+    } finally {
+      child.kill('SIGKILL');
+      await app.close();
+    }
+  }, 60_000);
 });
