@@ -23,6 +23,7 @@ export const OPERATOR_ERRORS: Record<KueuerErrorCode, CatalogueEntry> = {
   KUEUER_ERR_PUBLISH_TIMEOUT: { meaning: 'The broker did not confirm a request or reply in time.', action: 'Look at broker load and disk alarms; raise --publish-timeout only if the broker is healthy but slow.' },
   KUEUER_ERR_TRANSPORT_CLOSED: { meaning: 'An operation reached a transport that was already closed (during shutdown).', action: 'None during shutdown; anywhere else it is a bug: report it with the log line.' },
   KUEUER_ERR_ENVELOPE: { meaning: 'A message on a Kueuer queue is not a valid envelope v1 (wrong version, field or size), or a reply destination is not a Kueuer one.', action: 'Find what else publishes to the queue; mixed Kueuer versions must share an envelope version.' },
+  KUEUER_ERR_BROKER_REFUSED: { meaning: 'RabbitMQ answered and refused the connection: wrong user or password, or the vhost does not exist or the user has no permission on it. Not retried: the process exits 1 with the reason (at start-up, or after draining if it happens on a reconnect).', action: 'Fix the user, password or vhost in --backend (KUEUER_BACKEND), or create the vhost and grant the user access (rabbitmqctl add_vhost / set_permissions).' },
 };
 
 export const CLIENT_ERRORS: Record<string, CatalogueEntry> = {

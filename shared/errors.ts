@@ -8,7 +8,8 @@ export type KueuerErrorCode =
   | 'KUEUER_ERR_BROKER_UNAVAILABLE'
   | 'KUEUER_ERR_PUBLISH_TIMEOUT'
   | 'KUEUER_ERR_TRANSPORT_CLOSED'
-  | 'KUEUER_ERR_BACKEND_URL';
+  | 'KUEUER_ERR_BACKEND_URL'
+  | 'KUEUER_ERR_BROKER_REFUSED';
 
 export class KueuerError extends Error {
   readonly code: KueuerErrorCode;

@@ -18,6 +18,8 @@ import type { WireMessage } from '../envelope.js';
 import { META } from '../envelope.js';
 import { KueuerError } from '../errors.js';
 import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
+import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../connect-errors.js';
+import { reportFatal } from '../fatal.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler, PublishOptions, ReplyInbox, Transport } from './transport.js';
 
 /** Hides the password of an amqp URL for logs and error messages. */
@@ -169,6 +171,9 @@ class AmqpConsumer implements Consumer {
   }
 }
 
+/** How long start-up waits for the first connection attempt's outcome before going on (retrying in the background). */
+const FIRST_ATTEMPT_WAIT_MS = 3000;
+
 export class AmqpTransport implements Transport {
   readonly kind = 'amqp';
   private model: ChannelModel | null = null;
@@ -186,6 +191,7 @@ export class AmqpTransport implements Transport {
    */
   static async connect(url: string, log: Logger): Promise<AmqpTransport> {
     const transport = new AmqpTransport(log.child({ backend: 'amqp', url: redactUrl(url) }));
+    transport.endpoint = amqpEndpoint(url);
     transport.connection = await amqp.connect(url, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
       recovery: {
@@ -196,7 +202,34 @@ export class AmqpTransport implements Transport {
       },
     });
     transport.watch();
+    // A broker that answers and refuses (credentials, vhost) fails start-up; an unreachable one is retried in the background.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, FIRST_ATTEMPT_WAIT_MS);
+      function done(): void {
+        clearTimeout(timer);
+        transport.connection.off('connect', done).off('connect-failed', done);
+        resolve();
+      }
+      transport.connection.once('connect', done).once('connect-failed', done);
+    });
+    if (transport.refusal) throw transport.refusal;
     return transport;
+  }
+
+  private endpoint!: AmqpEndpoint;
+  /** Set when the broker refused the login or the vhost: retrying stopped. */
+  private refusal: KueuerError | null = null;
+
+  private onConnectFailed(err: Error): void {
+    const { refused, reason, cause } = describeAmqpConnectFailure(err, this.endpoint);
+    if (!refused) {
+      this.log.warn({ host: this.endpoint.host, port: this.endpoint.port, cause, err: err.message }, `${reason}; retrying`);
+      return;
+    }
+    this.refusal = new KueuerError('KUEUER_ERR_BROKER_REFUSED', reason, { cause: err });
+    this.log.error({ host: this.endpoint.host, port: this.endpoint.port, vhost: this.endpoint.vhost, user: this.endpoint.user, err: err.message }, `${reason}; not retrying`);
+    void this.connection.close().catch(() => undefined);
+    reportFatal(this.refusal);
   }
 
   private watch(): void {
@@ -210,7 +243,7 @@ export class AmqpTransport implements Transport {
       this.publisher = null;
       this.log.warn({ err: err?.message }, 'lost broker connection; reconnecting');
     });
-    c.on('connect-failed', (err: Error) => this.log.warn({ err: err.message }, 'cannot reach broker'));
+    c.on('connect-failed', (err: Error) => this.onConnectFailed(err));
     c.on('error', (err: Error) => this.log.warn({ err: err.message }, 'broker connection error'));
     c.on('blocked', (reason: string) => this.log.warn({ reason }, 'broker blocked publishing'));
   }

@@ -3,10 +3,28 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/net.js';
-import { runKueuer } from '../helpers/processes.js';
+import { msgIs, runKueuer, spawnKueuer } from '../helpers/processes.js';
+import { brokers } from '../helpers/stack.js';
 import { startTestApp } from '../helpers/test-app.js';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'kueuer.js');
+
+/** Runs the CLI for at most `ms`; a process still running then is killed and reported with code null. */
+async function runFor(args: string[], ms: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  const p = spawnKueuer(args, env);
+  const started = Date.now();
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), ms);
+  const { code } = await p.exited;
+  clearTimeout(timer);
+  return { code, stdout: p.logs.map((l) => JSON.stringify(l)).join('\n'), stderr: p.stderr.join('\n'), ms: Date.now() - started };
+}
+
+/** The test broker's URL with a part changed. */
+function amqpUrlWith(change: (u: URL) => void): string {
+  const u = new URL(brokers().amqp);
+  change(u);
+  return u.toString();
+}
 
 /** Requests through `base`, `total` of them `parallel` at a time, each given up after 2 s (a wedged process answers none). */
 async function hammer(base: string, total: number, parallel: number): Promise<number> {
@@ -143,4 +161,38 @@ describe('kueuer CLI', () => {
       await app.close();
     }
   }, 60_000);
+
+  // A refusal at start-up fails the start; if the shared test broker is restarting, the refusal comes on a later attempt and
+  // the process drains and exits 1 the same way (without the "cannot start:" prefix).
+  describe('amqp connection failures', () => {
+    const sidecar = (backend: string) => ['sidecar', '--app', '127.0.0.1:1', '--backend', backend, '--queue', 'cli-test', '--admin-listen', '127.0.0.1:0'];
+
+    it('a missing vhost exits 1 naming the vhost, without retrying', async () => {
+      const r = await runFor(sidecar(amqpUrlWith((u) => (u.pathname = '/nope'))), 60_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^kueuer sidecar: (cannot start: )?RabbitMQ at [^ ]+:\d+ refused to open vhost "nope": it does not exist or user "[^"]+" has no permission on it/);
+      expect(r.stderr.split('\n')).toHaveLength(1);
+      expect(r.stdout).not.toMatch(/"msg":"[^"]*Expected ConnectionOpenOk/);
+      expect(r.stdout.match(/refused to open vhost/g)).toHaveLength(1); // one attempt, no retry
+    }, 65_000);
+
+    it('a wrong password exits 1 naming the user, without retrying', async () => {
+      const r = await runFor(sidecar(amqpUrlWith((u) => (u.password = 'wrong'))), 60_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^kueuer sidecar: (cannot start: )?RabbitMQ at [^ ]+:\d+ refused access for user "[^"]+": check the user and password in --backend \(KUEUER_BACKEND\)$/);
+    }, 65_000);
+
+    it('an unreachable host is retried, each attempt logged with host, port and cause', async () => {
+      const port = await freePort();
+      const p = spawnKueuer(sidecar(`amqp://guest:guest@127.0.0.1:${port}`));
+      try {
+        const line = await p.waitForLog(msgIs(`cannot reach RabbitMQ at 127.0.0.1:${port}: connection refused: nothing listens on that port (ECONNREFUSED); retrying`), 5000);
+        expect(line).toMatchObject({ host: '127.0.0.1', port, cause: 'connection refused: nothing listens on that port (ECONNREFUSED)' });
+        await p.waitForLog((l) => l !== line && l.msg === line.msg, 5000); // still retrying
+        expect(p.child.exitCode).toBeNull();
+      } finally {
+        p.child.kill('SIGKILL');
+      }
+    });
+  });
 });
