@@ -38,6 +38,20 @@ export function responderBehaviourOptions() {
       defaultValue: '1s',
       parse: durationIn(10, 60_000),
     },
+    bodyTimeoutMs: {
+      flag: 'body-timeout',
+      env: 'KUEUER_BODY_TIMEOUT',
+      description: 'how long a client may take to send its whole request body; slower uploads get 408 and are closed',
+      defaultValue: '30s',
+      parse: durationIn(100, 3_600_000),
+    },
+    sendTimeoutMs: {
+      flag: 'send-timeout',
+      env: 'KUEUER_SEND_TIMEOUT',
+      description: 'how long a client may take to read its answer once it is written; slower readers are disconnected',
+      defaultValue: '30s',
+      parse: durationIn(100, 3_600_000),
+    },
     drainTimeoutMs: {
       flag: 'drain-timeout',
       env: 'KUEUER_DRAIN_TIMEOUT',
@@ -75,4 +89,6 @@ export interface ResponderSettings {
   maxBodyBytes: number;
   maxPending: number;
   publishTimeoutMs: number;
+  bodyTimeoutMs: number;
+  sendTimeoutMs: number;
 }

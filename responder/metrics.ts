@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { perRegistry } from '../shared/per-registry.js';
+import { statusLabel } from '../shared/status-label.js';
 
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
@@ -9,7 +10,7 @@ function createInstruments(registry: Registry) {
   const registers = [registry];
   const requests = new Counter({
     name: 'kueuer_responder_requests_total',
-    help: 'Requests answered to clients, by HTTP status code',
+    help: 'Requests answered to clients, by HTTP status code (registered codes as themselves, others as 2xx…5xx)',
     labelNames: ['queue', 'code'] as const,
     registers,
   });
@@ -50,18 +51,24 @@ function createInstruments(registry: Registry) {
     labelNames: ['queue'] as const,
     registers,
   });
-  return { requests, pending, duration, publishErrors, lateReplies, clientDisconnects, invalidReplies };
+  const sendTimeouts = new Counter({
+    name: 'kueuer_responder_send_timeouts_total',
+    help: 'Clients disconnected because they did not read their answer within --send-timeout',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  return { requests, pending, duration, publishErrors, lateReplies, clientDisconnects, invalidReplies, sendTimeouts };
 }
 
 export function responderMetrics(registry: Registry, queue: string) {
-  const { requests, pending, duration, publishErrors, lateReplies, clientDisconnects, invalidReplies } = instrumentsFor(registry);
+  const { requests, pending, duration, publishErrors, lateReplies, clientDisconnects, invalidReplies, sendTimeouts } = instrumentsFor(registry);
   const q = { queue };
   // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
-  for (const counter of [publishErrors, lateReplies, clientDisconnects, invalidReplies]) counter.inc(q, 0);
+  for (const counter of [publishErrors, lateReplies, clientDisconnects, invalidReplies, sendTimeouts]) counter.inc(q, 0);
   pending.set(q, 0);
   return {
     answered: (code: number, seconds: number) => {
-      requests.inc({ ...q, code: String(code) });
+      requests.inc({ ...q, code: statusLabel(code) });
       duration.observe(q, seconds);
     },
     pendingSet: (n: number) => pending.set(q, n),
@@ -69,6 +76,7 @@ export function responderMetrics(registry: Registry, queue: string) {
     lateReply: () => lateReplies.inc(q),
     clientDisconnect: () => clientDisconnects.inc(q),
     invalidReply: () => invalidReplies.inc(q),
+    sendTimeout: () => sendTimeouts.inc(q),
   };
 }
 

@@ -4,8 +4,8 @@
  * and the app's exact status, headers and body are written back when the
  * reply reaches this replica's private inbox.
  */
-import http from 'node:http';
-import type { ServerResponse } from 'node:http';
+import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeResponse, encodeRequest, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
@@ -16,15 +16,17 @@ import {
   headerValue,
   pairsFromRaw,
   REQUEST_ID_HEADER,
+  withForwardedFor,
   withoutHeader,
   type HeaderPairs,
 } from '../shared/http-headers.js';
+import { headersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
 import { newRequestId } from '../shared/request-id.js';
 import type { ReplyInbox, Transport } from '../shared/transport/transport.js';
 import type { ResponderSettings } from './config.js';
 import type { ResponderMetrics } from './metrics.js';
 import { PendingRequests } from './pending-requests.js';
-import { BodyTooLargeError, readBody } from './read-body.js';
+import { BodyTimeoutError, BodyTooLargeError, readBody } from './read-body.js';
 
 export interface Responder {
   app: FastifyInstance;
@@ -32,6 +34,9 @@ export interface Responder {
   /** Stops accepting clients, then waits up to drainTimeoutMs for held ones. */
   drain(drainTimeoutMs: number): Promise<void>;
 }
+
+/** The request line and headers Node's parser accepts; Kueuer's own limits (request-rules) answer first below it. */
+const MAX_HEADER_SECTION_BYTES = 128 * 1024;
 
 /** Every method Node's parser knows except CONNECT, which is not a request for the app. */
 const PROXIED_METHODS = http.METHODS.filter((m) => m !== 'CONNECT');
@@ -50,6 +55,8 @@ export async function buildResponder(
     logController: new LogController({ requestIdLogLabel: 'reqId', disableRequestLogging: true }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // Room for a 16 KiB target plus 48 KiB of headers; beyond it Node's parser answers 431 itself.
+    http: { maxHeaderSize: MAX_HEADER_SECTION_BYTES },
   });
   // The responder reads bodies itself, raw and bounded, for every method, so
   // fastify must not parse them (it would refuse unknown or missing media types).
@@ -87,6 +94,42 @@ export async function buildResponder(
       await forward(request, reply.raw);
     },
   });
+  // CONNECT asks for a tunnel, not a request for the app: Node hands it to 'connect' (without a
+  // listener it would just close the socket).
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const id = newRequestId();
+    writeRawError(socket, 501, errorBody('connect_not_supported', 'CONNECT (a tunnel) cannot be queued; send plain HTTP requests', id), id);
+    metrics.answered(501, 0);
+    log.info({ reqId: id, status: 501, method: 'CONNECT' }, 'refused a CONNECT request');
+  });
+  // Expect: 100-continue is settled here: a request Kueuer would refuse gets its answer instead
+  // of an invitation to send the body.
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const problem = expectedBodyProblem(req) ?? requestProblem(req, forwardedHeaders(req));
+    if (problem) {
+      const id = newRequestId();
+      writeResponse(res, id, problem.status, [['content-type', 'application/json']], errorBody(problem.code, problem.message, id), { closeConnection: true });
+      res.once('finish', () => req.destroy());
+      metrics.answered(problem.status, 0);
+      log.info({ reqId: id, status: problem.status, code: problem.code }, 'refused a request before its body (Expect: 100-continue)');
+      return;
+    }
+    res.writeContinue();
+    app.server.emit('request', req, res);
+  });
+
+  function forwardedHeaders(req: IncomingMessage): HeaderPairs {
+    return withForwardedFor(forwardableHeaders(pairsFromRaw(req.rawHeaders)), req.socket.remoteAddress);
+  }
+
+  /** Over --max-body by its declared length: known before a byte of the body is read. */
+  function expectedBodyProblem(req: IncomingMessage): RefusalProblem | null {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > settings.maxBodyBytes) {
+      return { status: 413, code: 'body_too_large', message: new BodyTooLargeError(settings.maxBodyBytes).message };
+    }
+    return null;
+  }
 
   async function forward(request: FastifyRequest, res: ServerResponse): Promise<void> {
     const id = request.id;
@@ -97,25 +140,46 @@ export async function buildResponder(
       if (answered) return;
       answered = true;
       writeResponse(res, id, status, headers, body, how);
+      if (!res.writableFinished && !res.destroyed) {
+        // A client that does not read its answer must not hold it (and its buffer) for ever.
+        const timer = setTimeout(() => {
+          metrics.sendTimeout();
+          reqLog.warn({ timeoutMs: settings.sendTimeoutMs }, 'the client did not read its answer within --send-timeout; disconnected');
+          res.destroy();
+        }, settings.sendTimeoutMs);
+        res.once('close', () => clearTimeout(timer));
+      }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.answered(status, seconds);
       metrics.pendingSet(pending.size);
       reqLog.info({ status, ms: Math.round(seconds * 1000) }, 'answered');
     };
     const fail = (status: number, error: string, message: string, extra: HeaderPairs = [], how: WriteOptions = {}): void => {
-      const json = Buffer.from(JSON.stringify({ error, message, requestId: id }));
-      answer(status, [['content-type', 'application/json'], ...extra], json, how);
+      answer(status, [['content-type', 'application/json'], ...extra], errorBody(error, message, id), how);
     };
+    /** Answers before the body is read; the unread body is not drained, the connection is closed. */
+    const refuseEarly = (problem: RefusalProblem): void => {
+      reqLog.info({ code: problem.code, reason: problem.message }, 'refused a request Kueuer cannot queue');
+      fail(problem.status, problem.code, problem.message, [], { closeConnection: !request.raw.complete });
+      res.once('finish', () => {
+        if (!request.raw.complete) request.raw.destroy();
+      });
+    };
+
+    const headers = forwardedHeaders(request.raw);
+    const problem = requestProblem(request.raw, headers) ?? expectedBodyProblem(request.raw);
+    if (problem) return refuseEarly(problem);
 
     let body: Buffer;
     try {
-      body = await readBody(request.raw, settings.maxBodyBytes);
+      body = await readBody(request.raw, settings.maxBodyBytes, settings.bodyTimeoutMs);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         reqLog.warn({ limit: settings.maxBodyBytes }, 'refused an oversize body');
-        // The rest of the upload is not read: close the connection after answering.
-        fail(413, 'body_too_large', err.message, [], { closeConnection: true });
-        res.once('finish', () => request.raw.destroy());
+        refuseEarly({ status: 413, code: 'body_too_large', message: err.message });
+      } else if (err instanceof BodyTimeoutError) {
+        reqLog.warn({ timeoutMs: settings.bodyTimeoutMs }, 'the client did not send its body within --body-timeout');
+        refuseEarly({ status: 408, code: 'body_timeout', message: err.message });
       } else {
         reqLog.warn({ err: (err as Error).message }, 'client aborted while sending the body');
         answered = true;
@@ -138,7 +202,7 @@ export async function buildResponder(
     pending.hold(
       id,
       settings.timeoutMs,
-      (response) => answer(response.status, response.headers, response.body, { isHead }),
+      (response) => answer(response.status, response.headers, response.body, { isHead, reason: response.reason }),
       () => fail(504, 'deadline_exceeded', `no answer within ${settings.timeoutMs} ms`),
     );
     metrics.pendingSet(pending.size);
@@ -152,8 +216,6 @@ export async function buildResponder(
       }
     });
 
-    const headers = forwardableHeaders(pairsFromRaw(request.raw.rawHeaders));
-    appendForwardedFor(headers, request.raw.socket.remoteAddress);
     try {
       await transport.publishRequest(
         settings.queue,
@@ -191,11 +253,32 @@ export async function buildResponder(
   };
 }
 
-function appendForwardedFor(headers: HeaderPairs, remote: string | undefined): void {
-  if (!remote) return;
-  const i = headers.findIndex(([n]) => n.toLowerCase() === 'x-forwarded-for');
-  if (i >= 0) headers[i] = [headers[i]![0], `${headers[i]![1]}, ${remote}`];
-  else headers.push(['x-forwarded-for', remote]);
+type RefusalProblem = Pick<RequestProblem, 'message'> & { status: number; code: string };
+
+/**
+ * Why a request cannot be queued, known from its request line and headers
+ * alone: a protocol switch, or a target or headers the envelope cannot carry.
+ */
+function requestProblem(req: IncomingMessage, forwarded: HeaderPairs): RefusalProblem | null {
+  const upgrade = req.headers.upgrade;
+  if (upgrade !== undefined && upgrade.toLowerCase() !== 'h2c') {
+    // h2c is an optional upgrade a server may ignore (curl --http2 sends it); any other
+    // (WebSocket) needs a connection the queue cannot carry.
+    return { status: 501, code: 'upgrade_not_supported', message: `Upgrade: ${upgrade.slice(0, 64)} (e.g. WebSocket) needs a live connection to the app, which a queue cannot carry` };
+  }
+  return targetProblem(req.url ?? '') ?? headersProblem(forwarded);
+}
+
+function errorBody(error: string, message: string, requestId: string): Buffer {
+  return Buffer.from(JSON.stringify({ error, message, requestId }));
+}
+
+/** An answer written straight to a socket Node's HTTP server has let go of (CONNECT). */
+function writeRawError(socket: Duplex, status: number, body: Buffer, id: string): void {
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n` +
+      `connection: close\r\n${REQUEST_ID_HEADER}: ${id}\r\n\r\n${body.toString()}`,
+  );
 }
 
 /**
@@ -205,6 +288,8 @@ function appendForwardedFor(headers: HeaderPairs, remote: string | undefined): v
  */
 interface WriteOptions {
   isHead?: boolean;
+  /** The app's own reason phrase; Node's standard one otherwise. */
+  reason?: string | undefined;
   closeConnection?: boolean;
 }
 
@@ -213,14 +298,17 @@ function writeResponse(res: ServerResponse, id: string, status: number, headers:
   const isHead = how.isHead === true;
   const out = withoutHeader(forwardableHeaders(headers), 'content-length');
   const bodyless = isHead || status === 204 || status === 304;
+  // The app's own spelling of the name, as for every other header.
+  const lengthName = headers.find(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')?.[0] ?? 'content-length';
   if (isHead || status === 304) {
     const declared = headerValue(headers, 'content-length');
-    if (declared !== undefined) out.push(['content-length', declared]);
+    if (declared !== undefined) out.push([lengthName, declared]);
   } else if (status !== 204) {
-    out.push(['content-length', String(body.length)]);
+    out.push([lengthName, String(body.length)]);
   }
   if (how.closeConnection) out.push(['connection', 'close']);
   out.push([REQUEST_ID_HEADER, id]);
-  res.writeHead(status, flattenPairs(out));
+  if (how.reason !== undefined) res.writeHead(status, how.reason, flattenPairs(out));
+  else res.writeHead(status, flattenPairs(out));
   res.end(bodyless ? undefined : body);
 }

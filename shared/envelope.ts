@@ -10,6 +10,7 @@
 import { KueuerError } from './errors.js';
 import type { HeaderPairs } from './http-headers.js';
 import { isRequestId } from './request-id.js';
+import { headersProblem, isToken, REQUEST_LIMITS, targetProblem, type RequestProblem } from './request-rules.js';
 
 export const ENVELOPE_VERSION = '1';
 
@@ -40,6 +41,8 @@ export interface QueuedResponse {
   id: string;
   queue: string;
   status: number;
+  /** The reason phrase the app sent, when it is not the standard one for the status. */
+  reason?: string;
   headers: HeaderPairs;
   body: Buffer;
 }
@@ -57,16 +60,45 @@ export const META = {
   path: 'kueuer-path',
   headers: 'kueuer-headers',
   status: 'kueuer-status',
+  reason: 'kueuer-reason',
 } as const;
 
-/** Size limits on envelope fields; AMQP header tables are capped at 64 KiB in all. */
+/**
+ * Size limits on envelope fields. Path and headers are the request rules'
+ * limits (the responder refuses larger requests before publishing); together
+ * they stay well inside one AMQP frame (128 KiB by default).
+ */
 export const LIMITS = {
-  headersJsonBytes: 48 * 1024,
-  pathBytes: 8 * 1024,
+  headersJsonBytes: REQUEST_LIMITS.headersJsonBytes,
+  pathBytes: REQUEST_LIMITS.targetBytes,
   fieldBytes: 512,
 } as const;
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9112 reason-phrase octets: HTAB, SP, visible ASCII and obs-text. */
+const REASON_PHRASE = /^[\t\u0020-\u007e\u0080-\u00ff]*$/;
+
+/** Where the answer to a request goes: enough to answer it even when its content is refused. */
+export interface ReplyRoute {
+  id: string;
+  queue: string;
+  replyTo: string;
+  deadline: number;
+}
+
+/**
+ * A request envelope whose routing is valid but whose method, target or
+ * headers could not be replayed to the app. The sidecar answers it with the
+ * problem's status instead of leaving the client to its deadline.
+ */
+export class UnforwardableRequestError extends KueuerError {
+  constructor(
+    readonly route: ReplyRoute,
+    readonly problem: RequestProblem,
+    field: string,
+  ) {
+    super('KUEUER_ERR_ENVELOPE', `invalid envelope: ${field}: ${problem.message}`);
+  }
+}
 const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
 export function isValidQueueName(name: string): boolean {
@@ -100,6 +132,7 @@ export function encodeResponse(res: QueuedResponse): WireMessage {
       [META.queue]: res.queue,
       [META.status]: String(res.status),
       [META.headers]: JSON.stringify(res.headers),
+      ...(res.reason !== undefined ? { [META.reason]: res.reason } : {}),
     },
     body: res.body,
   };
@@ -108,24 +141,27 @@ export function encodeResponse(res: QueuedResponse): WireMessage {
 export function decodeRequest(msg: WireMessage): QueuedRequest {
   const meta = msg.meta;
   checkVersionAndType(meta, 'request');
-  const path = field(meta, META.path, LIMITS.pathBytes);
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (!(path.startsWith('/') || path === '*') || /[\s\u0000-\u001f\u007f]/.test(path)) {
-    throw envelopeError(`${META.path} must be an origin-form path without whitespace`);
-  }
-  const method = field(meta, META.method);
-  if (!TOKEN.test(method)) throw envelopeError(`${META.method} is not an HTTP method token`);
-  return {
+  const route: ReplyRoute = {
     id: requestId(meta),
     queue: queueName(meta),
     replyTo: field(meta, META.replyTo),
     deadline: epochMillis(meta, META.deadline),
-    enqueuedAt: epochMillis(meta, META.enqueuedAt),
-    method,
-    path,
-    headers: headerPairs(meta),
-    body: msg.body,
   };
+  const enqueuedAt = epochMillis(meta, META.enqueuedAt);
+  const refuse = (key: string, problem: RequestProblem): never => {
+    throw new UnforwardableRequestError(route, problem, key);
+  };
+  const method = meta[META.method] ?? '';
+  if (!isToken(method) || method.length > LIMITS.fieldBytes) refuse(META.method, { code: 'invalid_target', status: 400, message: 'the method is not an HTTP method token' });
+  const path = meta[META.path] ?? '';
+  const pathProblem = targetProblem(path);
+  if (pathProblem) refuse(META.path, pathProblem);
+  const headersJson = meta[META.headers] ?? '';
+  const headers = headerPairs(headersJson);
+  if (!headers) refuse(META.headers, { code: 'invalid_header', status: 400, message: 'not a JSON array of [name, value] string pairs' });
+  const headerProblem = headersProblem(headers!, Buffer.byteLength(headersJson));
+  if (headerProblem) refuse(META.headers, headerProblem);
+  return { ...route, enqueuedAt, method, path, headers: headers!, body: msg.body };
 }
 
 export function decodeResponse(msg: WireMessage): QueuedResponse {
@@ -135,7 +171,13 @@ export function decodeResponse(msg: WireMessage): QueuedResponse {
   if (!Number.isInteger(status) || status < 200 || status > 599) {
     throw envelopeError(`${META.status} must be an integer from 200 to 599`);
   }
-  return { id: requestId(meta), queue: queueName(meta), status, headers: headerPairs(meta), body: msg.body };
+  const headers = headerPairs(field(meta, META.headers, LIMITS.headersJsonBytes));
+  if (!headers || headersProblemIgnoringHost(headers)) throw envelopeError(`${META.headers} holds an invalid header pair`);
+  const reason = meta[META.reason];
+  if (reason !== undefined && (Buffer.byteLength(reason) > LIMITS.fieldBytes || !REASON_PHRASE.test(reason))) {
+    throw envelopeError(`${META.reason} must be a reason phrase of visible characters, spaces and tabs`);
+  }
+  return { id: requestId(meta), queue: queueName(meta), status, ...(reason !== undefined ? { reason } : {}), headers, body: msg.body };
 }
 
 function checkVersionAndType(meta: Record<string, string>, type: 'request' | 'response'): void {
@@ -171,28 +213,24 @@ function epochMillis(meta: Record<string, string>, key: string): number {
   return n;
 }
 
-function headerPairs(meta: Record<string, string>): HeaderPairs {
-  const json = field(meta, META.headers, LIMITS.headersJsonBytes);
+/** The header list, or null when it is not a JSON array of [string, string] pairs. */
+function headerPairs(json: string): HeaderPairs | null {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
   } catch {
-    throw envelopeError(`${META.headers} is not valid JSON`);
+    return null;
   }
-  if (!Array.isArray(parsed)) throw envelopeError(`${META.headers} must be an array of [name, value] pairs`);
+  if (!Array.isArray(parsed)) return null;
   for (const pair of parsed) {
-    if (
-      !Array.isArray(pair) ||
-      pair.length !== 2 ||
-      typeof pair[0] !== 'string' ||
-      typeof pair[1] !== 'string' ||
-      !TOKEN.test(pair[0]) ||
-      /[\r\n\0]/.test(pair[1])
-    ) {
-      throw envelopeError(`${META.headers} holds an invalid header pair`);
-    }
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return null;
   }
   return parsed as HeaderPairs;
+}
+
+/** Responses may repeat any header; names must be tokens and values field octets. */
+function headersProblemIgnoringHost(headers: HeaderPairs): boolean {
+  return headersProblem(headers.filter(([n]) => n.toLowerCase() !== 'host'), 0) !== null;
 }
 
 function envelopeError(message: string): KueuerError {

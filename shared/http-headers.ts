@@ -38,25 +38,50 @@ export function flattenPairs(pairs: HeaderPairs): string[] {
 }
 
 /**
+ * A header name as servers that map headers to variables see it: CGI, WSGI,
+ * Rack and PHP turn `X_Kueuer_Id` and `X-Kueuer-Id` into the same
+ * HTTP_X_KUEUER_ID, so reserved names are matched in this form.
+ */
+export function normalisedHeaderName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+}
+
+/**
  * Drops hop-by-hop headers (including any named by Connection) and Kueuer's
- * own x-kueuer-* headers. Content-Length stays: each side decides whether to
+ * own x-kueuer-* headers, in any spelling that normalises to one of them
+ * (case, `_` for `-`). Content-Length stays: each side decides whether to
  * recompute it (see withoutHeader).
  */
 export function forwardableHeaders(pairs: HeaderPairs): HeaderPairs {
   const named = new Set<string>();
   for (const [name, value] of pairs) {
-    if (name.toLowerCase() === 'connection') {
-      for (const token of value.split(',')) named.add(token.trim().toLowerCase());
+    if (normalisedHeaderName(name) === 'connection') {
+      for (const token of value.split(',')) named.add(normalisedHeaderName(token.trim()));
     }
   }
   return pairs.filter(([name]) => {
-    const lower = name.toLowerCase();
-    return (
-      !HOP_BY_HOP.has(lower) &&
-      !named.has(lower) &&
-      !lower.startsWith(KUEUER_HEADER_PREFIX)
-    );
+    const normal = normalisedHeaderName(name);
+    return !HOP_BY_HOP.has(normal) && !named.has(normal) && !normal.startsWith(KUEUER_HEADER_PREFIX);
   });
+}
+
+/**
+ * Appends the client's address to X-Forwarded-For. Several X-Forwarded-For
+ * headers are merged first (in order, as RFC 9110 §5.3 combines them), so the
+ * rightmost entry, the one proxies trust, is always the peer's.
+ */
+export function withForwardedFor(pairs: HeaderPairs, remote: string | undefined): HeaderPairs {
+  if (!remote) return pairs;
+  const values: string[] = [];
+  const out: HeaderPairs = [];
+  for (const pair of pairs) {
+    if (normalisedHeaderName(pair[0]) === 'x-forwarded-for') values.push(pair[1]);
+    else out.push(pair);
+  }
+  values.push(remote);
+  out.push(['x-forwarded-for', values.join(', ')]);
+  return out;
 }
 
 export function headerValue(pairs: HeaderPairs, name: string): string | undefined {

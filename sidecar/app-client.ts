@@ -1,11 +1,21 @@
 /**
  * Calls the app on localhost with a keep-alive undici pool sized to the
  * sidecar's concurrency (undici rather than node:http: the benchmark showed
- * ~1.6× the throughput through `kueuer local`). Connection refused or reset before a response is retried with
- * backoff until shortly before the request's deadline; any HTTP response,
- * 5xx included, is the app's answer and passes through unchanged.
+ * ~1.6× the throughput through `kueuer local`).
+ *
+ * The replay rule: a call is retried (with backoff, until shortly before the
+ * deadline) only when the request never got a connection, i.e. undici never
+ * started writing it (connection refused, the app not listening yet). Once a
+ * request was handed to a connection, a failure is the app's answer (502): a
+ * non-idempotent request the app may have read is never sent twice by the
+ * sidecar. The app sees a request twice only through the queue, with
+ * `x-kueuer-redelivered: true`, after a sidecar crash or a lost ack.
+ *
+ * Any HTTP response with a status from 200 to 599, 5xx included, passes
+ * through unchanged; anything else the app sends is `invalid_app_response`.
  */
-import { Pool } from 'undici';
+import { STATUS_CODES } from 'node:http';
+import { Pool, type Dispatcher } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { QueuedRequest } from '../shared/envelope.js';
@@ -20,18 +30,24 @@ import {
   type HeaderPairs,
 } from '../shared/http-headers.js';
 import type { HostPort } from '../shared/options.js';
+import { headersProblem } from '../shared/request-rules.js';
+import { safeTimerMs } from '../shared/timers.js';
 import { backoffMs, isRetryableConnectError } from './retry-policy.js';
 
 export interface AppResponse {
   status: number;
+  /** The app's reason phrase, when it differs from the standard one. */
+  reason?: string;
   headers: HeaderPairs;
   body: Buffer;
 }
 
 export type AppOutcome =
   | { kind: 'response'; response: AppResponse; attempts: number }
-  /** The app could not be reached before the deadline. */
+  /** The app could not be reached before the deadline, or dropped the connection before answering. */
   | { kind: 'unreachable'; error: string; attempts: number }
+  /** The app answered something that is not a forwardable HTTP response. */
+  | { kind: 'invalid_response'; error: string; attempts: number }
   /** The app took the request but did not answer before the deadline. */
   | { kind: 'timeout'; attempts: number }
   /** The app's response body is over the size limit. */
@@ -39,19 +55,36 @@ export type AppOutcome =
 
 /** Stop retrying this long before the deadline, so the 502 still reaches the client. */
 const ANSWER_MARGIN_MS = 250;
+/** Statuses whose response never has a body, whatever Content-Length says (RFC 9110 §6.4.1). */
+const BODYLESS_STATUSES = new Set([204, 304]);
 
-class ResponseTooLarge extends Error {}
-class DeadlineReached extends Error {}
+/** Why one call of the app failed, and whether it may be repeated. */
+class CallFailure extends Error {
+  constructor(
+    readonly kind: 'unreachable' | 'invalid_response' | 'timeout' | 'too_large',
+    message: string,
+    /** True only when nothing of the request reached a connection. */
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
 
 export class AppClient {
-  private readonly pool: Pool;
+  private pool: Pool;
+  private readonly origin: string;
 
   constructor(
-    private readonly target: HostPort,
-    concurrency: number,
+    target: HostPort,
+    private readonly concurrency: number,
     private readonly maxBodyBytes: number,
   ) {
-    this.pool = new Pool(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, { connections: concurrency, pipelining: 1 });
+    this.origin = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+    this.pool = this.newPool();
+  }
+
+  private newPool(): Pool {
+    return new Pool(this.origin, { connections: this.concurrency, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
   }
 
   async call(req: QueuedRequest, redelivered: boolean, log: Logger, onRetry: () => void): Promise<AppOutcome> {
@@ -71,58 +104,134 @@ export class AppClient {
         const response = await this.once(req, flat, remaining);
         return { kind: 'response', response, attempts: attempt };
       } catch (err) {
-        if (err instanceof ResponseTooLarge) return { kind: 'too_large', attempts: attempt };
-        if (err instanceof DeadlineReached) return { kind: 'timeout', attempts: attempt };
+        if (!(err instanceof CallFailure)) throw err;
+        if (err.kind === 'timeout' || err.kind === 'too_large') return { kind: err.kind, attempts: attempt };
         const wait = backoffMs(attempt);
-        const retryable = isRetryableConnectError(err);
-        if (!retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
-          return { kind: 'unreachable', error: (err as Error).message, attempts: attempt };
+        if (!err.retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
+          return { kind: err.kind, error: err.message, attempts: attempt };
         }
         onRetry();
-        log.warn({ err: (err as Error).message, attempt, retryInMs: wait }, 'app unreachable; retrying');
+        log.warn({ err: err.message, attempt, retryInMs: wait }, 'app unreachable; retrying');
         await sleep(wait);
       }
     }
   }
 
-  private async once(req: QueuedRequest, flatHeaders: string[], timeoutMs: number): Promise<AppResponse> {
-    const signal = AbortSignal.timeout(timeoutMs);
-    let res;
-    try {
-      res = await this.pool.request({
-        method: req.method,
-        path: req.path,
-        headers: flatHeaders,
-        body: req.body.length > 0 ? req.body : null,
-        responseHeaders: 'raw',
-        signal,
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      });
-    } catch (err) {
-      if (signal.aborted) throw new DeadlineReached();
-      throw (err as { cause?: unknown }).cause ?? err;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > this.maxBodyBytes) {
-          res.body.destroy();
-          throw new ResponseTooLarge();
-        }
-        chunks.push(chunk as Buffer);
+  /**
+   * One call, settled exactly once: by the response, by a failure, or by the
+   * deadline timer, whatever undici does meanwhile, so a slot is never held
+   * past the request's deadline.
+   */
+  private once(req: QueuedRequest, flatHeaders: string[], timeoutMs: number): Promise<AppResponse> {
+    return new Promise<AppResponse>((resolve, reject) => {
+      let handedToConnection = false;
+      let dispatching = true;
+      let abort: ((err?: Error) => void) | null = null;
+      let status = 0;
+      let reason = '';
+      let rawHeaders: Buffer[] = [];
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let settled = false;
+      /** `fromUndici`: undici reported the failure itself, so the request is already over there. */
+      const fail = (failure: CallFailure, fromUndici = false): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (!fromUndici) abort?.(failure);
+        reject(failure);
+      };
+      const timer = setTimeout(() => fail(new CallFailure('timeout', 'deadline reached', false)), safeTimerMs(timeoutMs));
+      const finish = (): void => {
+        if (settled) return;
+        const built = this.responseOf(status, reason, rawHeaders, chunks, size);
+        if (typeof built === 'string') return fail(new CallFailure('invalid_response', built, false), true);
+        settled = true;
+        clearTimeout(timer);
+        resolve(built);
+      };
+      const handler: Dispatcher.DispatchHandler = {
+        onConnect: (abortRequest) => {
+          handedToConnection = true;
+          abort = abortRequest;
+        },
+        onHeaders: (statusCode, headers, _resume, statusText) => {
+          if (statusCode < 200) return true; // 1xx informational: the final response follows
+          status = statusCode;
+          reason = statusText;
+          rawHeaders = headers as unknown as Buffer[];
+          return true;
+        },
+        onData: (chunk) => {
+          size += chunk.length;
+          if (size > this.maxBodyBytes) {
+            fail(new CallFailure('too_large', 'response body over the limit', false));
+            return false;
+          }
+          chunks.push(chunk);
+          return true;
+        },
+        onComplete: () => finish(),
+        onError: (err) => {
+          if (dispatching && !handedToConnection) {
+            // undici refused the request itself. The envelope's rules should make this impossible;
+            // if it ever happens, the pool may wait forever for a 'drain' that never comes, so replace it.
+            this.replacePool();
+            return fail(new CallFailure('invalid_response', `the request could not be sent to the app: ${err.message}`, false), true);
+          }
+          if (status !== 0 && BODYLESS_STATUSES.has(status) && size === 0 && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+            return finish(); // a 304 or 204 that declares the Content-Length of a body it does not send (RFC 9110 §8.6)
+          }
+          fail(describeFailure(err, handedToConnection, status !== 0), true);
+        },
+      };
+      try {
+        this.pool.dispatch(
+          { method: req.method as Dispatcher.HttpMethod, path: req.path, headers: flatHeaders, body: req.body.length > 0 ? req.body : null },
+          handler,
+        );
+      } catch (err) {
+        this.replacePool();
+        fail(new CallFailure('invalid_response', `the request could not be sent to the app: ${(err as Error).message}`, false));
+      } finally {
+        dispatching = false;
       }
-    } catch (err) {
-      if (signal.aborted) throw new DeadlineReached();
-      throw err;
-    }
-    const raw = (res.headers as unknown as Array<Buffer | string>).map((h) => h.toString());
-    return { status: res.statusCode, headers: forwardableHeaders(pairsFromRaw(raw)), body: Buffer.concat(chunks, size) };
+    });
+  }
+
+  /** The response, or why it cannot be forwarded. */
+  private responseOf(status: number, reason: string, rawHeaders: Buffer[], chunks: Buffer[], size: number): AppResponse | string {
+    if (status < 200 || status > 599) return `the app answered status ${status}; only 200–599 can be forwarded`;
+    // latin1 keeps every header byte as it was (obs-text included); Node writes it back the same way.
+    const raw = rawHeaders.map((h) => h.toString('latin1'));
+    const headers = forwardableHeaders(pairsFromRaw(raw));
+    const problem = headersProblem(headers.filter(([n]) => n.toLowerCase() !== 'host'));
+    if (problem) return `the app's response headers cannot be forwarded: ${problem.message}`;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    // Most apps send the standard phrase; only another one travels (clients may ignore it, RFC 9112 §4).
+    return reason === (STATUS_CODES[status] ?? '') ? { status, headers, body } : { status, reason: reason.slice(0, 512), headers, body };
+  }
+
+  private replacePool(): void {
+    const old = this.pool;
+    this.pool = this.newPool();
+    void old.close().catch(() => undefined);
   }
 
   close(): void {
     void this.pool.destroy();
   }
+}
+
+/** A failed call: retryable only when the request never reached a connection. */
+function describeFailure(err: Error, handedToConnection: boolean, gotHeaders: boolean): CallFailure {
+  const code = (err as { code?: string }).code ?? '';
+  const cause = (err as { cause?: unknown }).cause as NodeJS.ErrnoException | undefined;
+  if (code.startsWith('HPE_') || gotHeaders) {
+    return new CallFailure('invalid_response', `the app's response was malformed or cut off: ${err.message}`, false);
+  }
+  if (!handedToConnection) {
+    return new CallFailure('unreachable', err.message, isRetryableConnectError(err) || isRetryableConnectError(cause));
+  }
+  return new CallFailure('unreachable', `the app closed the connection before answering (${err.message}); not retried, since the app may have read the request`, false);
 }

@@ -8,7 +8,7 @@ function createInstruments(registry: Registry) {
   const registers = [registry];
   const requests = new Counter({
     name: 'kueuer_sidecar_requests_total',
-    help: 'Requests processed, by the status sent back (or "expired" when the deadline passed first)',
+    help: 'Requests processed, by the status sent back (registered codes as themselves, others as 2xx…5xx), or "expired" when the deadline passed first',
     labelNames: ['queue', 'code'] as const,
     registers,
   });
@@ -56,15 +56,22 @@ function createInstruments(registry: Registry) {
     labelNames: ['queue'] as const,
     registers,
   });
-  return { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters };
+  const repliesDropped = new Counter({
+    name: 'kueuer_sidecar_replies_dropped_total',
+    help: 'Replies nobody could receive, dropped after the app ran once: inbox_gone (the responder replica died) or invalid_destination (not a reply inbox)',
+    labelNames: ['queue', 'reason'] as const,
+    registers,
+  });
+  return { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters, repliesDropped };
 }
 
 export function sidecarMetrics(registry: Registry, queue: string) {
-  const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters } = instrumentsFor(registry);
+  const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters, repliesDropped } = instrumentsFor(registry);
   const q = { queue };
   // Export every per-queue series from the start, at 0, so dashboards and alerts see them.
   for (const counter of [appRetries, publishErrors, consumeErrors, deadLetters]) counter.inc(q, 0);
   inFlight.set(q, 0);
+  for (const reason of ['inbox_gone', 'invalid_destination'] as const) repliesDropped.inc({ ...q, reason }, 0);
   return {
     processed: (code: string) => requests.inc({ ...q, code }),
     inFlightInc: () => inFlight.inc(q),
@@ -75,6 +82,7 @@ export function sidecarMetrics(registry: Registry, queue: string) {
     publishError: () => publishErrors.inc(q),
     consumeError: () => consumeErrors.inc(q),
     deadLetter: () => deadLetters.inc(q),
+    replyDropped: (reason: 'inbox_gone' | 'invalid_destination') => repliesDropped.inc({ ...q, reason }),
   };
 }
 

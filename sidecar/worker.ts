@@ -5,7 +5,9 @@
  * hands the request back to the queue for another try.
  */
 import type { Logger } from 'pino';
-import { decodeRequest, encodeResponse, type QueuedRequest, type QueuedResponse } from '../shared/envelope.js';
+import { decodeRequest, encodeResponse, UnforwardableRequestError, type QueuedRequest, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
+import { isKueuerError } from '../shared/errors.js';
+import { statusLabel } from '../shared/status-label.js';
 import type { HeaderPairs } from '../shared/http-headers.js';
 import type { Consumer, Delivery, Transport } from '../shared/transport/transport.js';
 import type { AppClient, AppOutcome } from './app-client.js';
@@ -29,8 +31,10 @@ export interface RetrySettings {
   deadLetter: boolean;
 }
 
-/** How long a sidecar keeps retrying a reply: a broker restart and the responders' reconnection fit in it. */
+/** How long a sidecar keeps retrying a reply the broker cannot take: a broker restart and the responders' reconnection fit in it. */
 export const REPLY_RETRY_WINDOW_MS = 30_000;
+/** How long a reply whose inbox does not exist is retried before it is dropped (the responder is gone). */
+export const REPLY_INBOX_GRACE_MS = 5_000;
 
 export const deadLetterQueue = (queue: string): string => `${queue}.dead-letter`;
 /** Set on a dead-lettered copy: why it is there. */
@@ -54,9 +58,19 @@ export async function startWorker(
     try {
       req = decodeRequest(delivery.message);
     } catch (err) {
-      // Retrying cannot fix a malformed message: log it and let it be acked.
+      // Retrying cannot fix a malformed message: answer it if it says where, then let it be acked.
+      // Header values (cookies, tokens) are never logged: only field names and sizes.
       metrics.consumeError();
-      log.error({ err: (err as Error).message, meta: delivery.message.meta }, 'dropped a malformed request message');
+      if (err instanceof UnforwardableRequestError && err.route.queue === settings.queue) {
+        const reqLog = log.child({ reqId: err.route.id });
+        reqLog.warn({ err: err.message, message: describeMessage(delivery.message) }, 'refused a request the app cannot be sent; answering its client');
+        if (Date.now() < err.route.deadline) {
+          const { code, status, message } = err.problem;
+          await deliverReply(err.route.replyTo, errorResponse(err.route, status, code, message), err.route.deadline, reqLog);
+        }
+        return;
+      }
+      log.error({ err: (err as Error).message, message: describeMessage(delivery.message) }, 'dropped a malformed request message');
       return;
     }
     const reqLog = log.child({ reqId: req.id });
@@ -100,31 +114,53 @@ export async function startWorker(
         reqLog.warn('the app did not answer before the deadline');
         return;
       }
-      // A reply that cannot be published (broker restarting, responder inbox not back yet) is retried
-      // for up to REPLY_RETRY_WINDOW_MS (and never past the deadline) without calling the app again;
-      // only then does the request go back to the queue.
-      const giveUpAt = Math.min(req.deadline, Date.now() + REPLY_RETRY_WINDOW_MS);
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await transport.publishReply(req.replyTo, encodeResponse(response), { timeoutMs: settings.replyTimeoutMs });
-          break;
-        } catch (err) {
-          metrics.publishError();
-          const wait = backoffMs(attempt);
-          if (Date.now() + wait >= giveUpAt) {
-            reqLog.warn({ err: (err as Error).message, attempts: attempt }, 'could not publish the reply before the deadline; the request goes back to the queue');
-            throw err;
-          }
-          reqLog.warn({ err: (err as Error).message, attempt }, 'could not publish the reply; retrying');
-          await new Promise((r) => setTimeout(r, wait));
-        }
-      }
-      metrics.processed(String(response.status));
+      await deliverReply(req.replyTo, response, req.deadline, reqLog);
+      metrics.processed(statusLabel(response.status));
       reqLog.debug({ status: response.status, attempts: outcome.attempts }, 'replied');
     } finally {
       metrics.inFlightDec();
     }
   };
+
+  /**
+   * Publishes a reply without ever running the app again. A broker that cannot take it now
+   * (restarting) is retried for up to REPLY_RETRY_WINDOW_MS, then the request goes back to the
+   * queue (thrown). A destination that is not a reply inbox is dropped at once, and an inbox that
+   * does not exist (its responder died) after REPLY_INBOX_GRACE_MS (a responder reconnecting
+   * after a broker restart re-creates its inbox within it): both are counted, and the request is
+   * acked, since nobody can receive its answer.
+   */
+  async function deliverReply(replyTo: string, response: QueuedResponse, deadline: number, reqLog: Logger): Promise<void> {
+    const started = Date.now();
+    const giveUpAt = Math.min(deadline, started + REPLY_RETRY_WINDOW_MS);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await transport.publishReply(replyTo, encodeResponse(response), { timeoutMs: settings.replyTimeoutMs });
+        return;
+      } catch (err) {
+        const message = (err as Error).message;
+        if (isKueuerError(err, 'KUEUER_ERR_ENVELOPE')) {
+          metrics.replyDropped('invalid_destination');
+          reqLog.error({ err: message }, 'dropped a reply: its destination is not a reply inbox');
+          return;
+        }
+        const inboxGone = isKueuerError(err, 'KUEUER_ERR_REPLY_INBOX_GONE');
+        if (!inboxGone) metrics.publishError();
+        const wait = backoffMs(attempt);
+        if (inboxGone && Date.now() + wait >= Math.min(deadline, started + REPLY_INBOX_GRACE_MS)) {
+          metrics.replyDropped('inbox_gone');
+          reqLog.warn({ err: message, attempts: attempt }, 'dropped a reply: its responder is gone; the request is acked and not run again');
+          return;
+        }
+        if (Date.now() + wait >= giveUpAt) {
+          reqLog.warn({ err: message, attempts: attempt }, 'could not publish the reply before the deadline; the request goes back to the queue');
+          throw err;
+        }
+        reqLog.warn({ err: message, attempt }, 'could not publish the reply; retrying');
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
 
   const consumer = await transport.consume(settings.queue, { concurrency: settings.concurrency }, handle);
   return {
@@ -135,22 +171,29 @@ export async function startWorker(
 
 const JSON_HEADERS: HeaderPairs = [['content-type', 'application/json']];
 
+/** A Kueuer error answer for the request's client. */
+function errorResponse(route: { id: string; queue: string }, status: number, code: string, message: string): QueuedResponse {
+  return { id: route.id, queue: route.queue, status, headers: JSON_HEADERS, body: Buffer.from(JSON.stringify({ error: code, message, requestId: route.id })) };
+}
+
+/** What a refused message held, for logs: field names and sizes, never values (they carry cookies and tokens). */
+export function describeMessage(message: WireMessage): { fields: Record<string, number>; bodyBytes: number } {
+  const fields: Record<string, number> = {};
+  for (const [key, value] of Object.entries(message.meta)) fields[key.slice(0, 64)] = typeof value === 'string' ? Buffer.byteLength(value) : 0;
+  return { fields, bodyBytes: message.body.length };
+}
+
 /** The response to send for an app outcome, or null when nobody waits for one. */
 export function responseFor(req: QueuedRequest, outcome: AppOutcome): QueuedResponse | null {
-  const error = (status: number, code: string, message: string): QueuedResponse => ({
-    id: req.id,
-    queue: req.queue,
-    status,
-    headers: JSON_HEADERS,
-    body: Buffer.from(JSON.stringify({ error: code, message, requestId: req.id })),
-  });
   switch (outcome.kind) {
     case 'response':
       return { id: req.id, queue: req.queue, ...outcome.response };
     case 'unreachable':
-      return error(502, 'app_unreachable', `the app could not be reached: ${outcome.error}`);
+      return errorResponse(req, 502, 'app_unreachable', `the app could not be reached: ${outcome.error}`);
+    case 'invalid_response':
+      return errorResponse(req, 502, 'invalid_app_response', outcome.error);
     case 'too_large':
-      return error(502, 'response_too_large', 'the app response body is over the size limit');
+      return errorResponse(req, 502, 'response_too_large', 'the app response body is over the size limit');
     case 'timeout':
       return null;
   }

@@ -20,7 +20,7 @@ import { KueuerError } from '../errors.js';
 import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
 import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../connect-errors.js';
 import { reportFatal } from '../fatal.js';
-import type { ConsumeOptions, Consumer, DeliveryHandler, PublishOptions, ReplyInbox, Transport } from './transport.js';
+import { isReplyAddress, REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type PublishOptions, type ReplyInbox, type Transport } from './transport.js';
 
 /** Hides the password of an amqp URL for logs and error messages. */
 export function redactUrl(url: string): string {
@@ -310,6 +310,9 @@ export class AmqpTransport implements Transport {
   }
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
+    // Only a responder's private inbox may be a reply destination: a crafted reply-to naming a
+    // request queue would otherwise feed the reply back to the sidecars as a new request.
+    if (!isReplyAddress(replyTo)) throw new KueuerError('KUEUER_ERR_ENVELOPE', `not a Kueuer reply inbox: ${JSON.stringify(replyTo.slice(0, 200))}`);
     const channel = await this.usablePublisher();
     // Mandatory: a reply whose inbox does not exist (its responder is reconnecting after a broker
     // restart, or gone) comes back, and the caller hears so instead of acking a request nobody got.
@@ -317,12 +320,12 @@ export class AmqpTransport implements Transport {
     await confirmPublish(channel, replyTo, message, { persistent: false, mandatory: true, messageId: token }, options.timeoutMs);
     const returned = returnedIds.get(channel);
     if (returned?.delete(token)) {
-      throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `reply inbox ${replyTo} does not exist (its responder is reconnecting or gone)`);
+      throw new KueuerError('KUEUER_ERR_REPLY_INBOX_GONE', `reply inbox ${replyTo} does not exist (its responder is reconnecting or gone)`);
     }
   }
 
   async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
-    const inbox = new AmqpReplyInbox(`kueuer.reply.${queue}.${randomBytes(8).toString('hex')}`, onReply, this);
+    const inbox = new AmqpReplyInbox(`${REPLY_ADDRESS_PREFIX}${queue}.${randomBytes(8).toString('hex')}`, onReply, this);
     this.inboxes.add(inbox);
     if (this.model) await inbox.attach(this.model, this.log);
     return inbox;

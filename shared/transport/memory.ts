@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { WireMessage } from '../envelope.js';
 import { KueuerError } from '../errors.js';
-import type { ConsumeOptions, Consumer, DeliveryHandler, ReplyInbox, Transport } from './transport.js';
+import { isReplyAddress, REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type ReplyInbox, type Transport } from './transport.js';
 
 export interface MemoryTransportOptions {
   /** How long a taken, unacked message stays invisible without a heartbeat. */
@@ -151,7 +151,7 @@ export class MemoryTransport implements Transport {
 
   async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
     this.assertOpen();
-    const address = `memory-reply.${queue}.${randomBytes(8).toString('hex')}`;
+    const address = `${REPLY_ADDRESS_PREFIX}${queue}.${randomBytes(8).toString('hex')}`;
     this.inboxes.set(address, onReply);
     return {
       address,
@@ -163,6 +163,7 @@ export class MemoryTransport implements Transport {
 
   async publishReply(replyTo: string, message: WireMessage): Promise<void> {
     this.assertOpen();
+    if (!isReplyAddress(replyTo)) throw new KueuerError('KUEUER_ERR_ENVELOPE', `not a Kueuer reply inbox: ${JSON.stringify(replyTo.slice(0, 200))}`);
     const onReply = this.inboxes.get(replyTo);
     // Like a broker, delivery to the inbox is asynchronous; an unknown inbox drops it.
     if (onReply) setImmediate(() => onReply(message));

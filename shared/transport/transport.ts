@@ -9,6 +9,14 @@
  */
 import type { WireMessage } from '../envelope.js';
 
+/** Every broker backend names a responder's private inbox `kueuer.reply.<queue>.<random>`. */
+export const REPLY_ADDRESS_PREFIX = 'kueuer.reply.';
+
+/** A reply destination a sidecar may publish to: a responder's inbox, never a request queue. */
+export function isReplyAddress(address: string): boolean {
+  return address.startsWith(REPLY_ADDRESS_PREFIX) && address.length <= 255 && /^[A-Za-z0-9._-]+$/.test(address);
+}
+
 export interface Delivery {
   message: WireMessage;
   /** True when the broker has handed this message out before (crash or requeue). */
@@ -49,7 +57,11 @@ export interface Transport {
   publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void>;
   /** A destination only this caller reads; its replies are passed to onReply. */
   openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox>;
-  /** Resolves once the broker has accepted the reply; fails when it cannot, or (amqp) when the inbox does not exist. */
+  /**
+   * Resolves once the broker has accepted the reply. Fails with KUEUER_ERR_ENVELOPE when replyTo is
+   * not a reply inbox (never worth retrying), KUEUER_ERR_REPLY_INBOX_GONE when (amqp) the inbox
+   * does not exist, and a broker error when the broker cannot take it now.
+   */
   publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void>;
   consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer>;
   close(): Promise<void>;

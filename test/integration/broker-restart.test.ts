@@ -47,7 +47,7 @@ describe('broker restart on amqp', () => {
     const responderTransport = await newTransport('amqp', url);
     transports.push(responderTransport);
     const front = await startResponder(
-      { listen: { host: '127.0.0.1', port: 0 }, queue, timeoutMs: 60_000, maxBodyBytes: 1024, maxPending: 100, publishTimeoutMs: 1000 },
+      { listen: { host: '127.0.0.1', port: 0 }, queue, timeoutMs: 60_000, maxBodyBytes: 1024, maxPending: 100, publishTimeoutMs: 1000, bodyTimeoutMs: 30_000, sendTimeoutMs: 30_000 },
       responderTransport,
       new Registry(),
       silentLog,

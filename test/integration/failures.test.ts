@@ -161,7 +161,7 @@ describe.each(backends)('failures on %s', (backend) => {
       backend === 'memory' ? new MemoryTransport() : await createTransport(parseBackend(deadBroker), silentLog, { visibilityTimeoutMs: 1000 });
     cleanups.push(() => transport.close());
     const running = await startResponder(
-      { listen: { host: '127.0.0.1', port: 0 }, queue: uniqueQueue(), timeoutMs: 30_000, maxBodyBytes: 1024, maxPending: 10, publishTimeoutMs: 1000 },
+      { listen: { host: '127.0.0.1', port: 0 }, queue: uniqueQueue(), timeoutMs: 30_000, maxBodyBytes: 1024, maxPending: 10, publishTimeoutMs: 1000, bodyTimeoutMs: 30_000, sendTimeoutMs: 30_000 },
       transport,
       new Registry(),
       silentLog,

@@ -53,7 +53,7 @@ describe.each<BackendName>(['memory', 'amqp', 'kafka'])('route server on %s', (b
     });
 
     const routes = new RouteServer(
-      { host: '127.0.0.1', timeoutMs: 5000, maxBodyBytes: 1 << 20, maxPending: 100, publishTimeoutMs: 1000, drainTimeoutMs: 500 },
+      { host: '127.0.0.1', timeoutMs: 5000, maxBodyBytes: 1 << 20, maxPending: 100, publishTimeoutMs: 1000, bodyTimeoutMs: 30_000, sendTimeoutMs: 30_000, drainTimeoutMs: 500 },
       transport,
       new Registry(),
       silentLog,

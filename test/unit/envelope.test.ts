@@ -80,14 +80,14 @@ describe('envelope v1', () => {
   it.each([
     [META.id, 'not-hex', /32 lowercase hex/],
     [META.method, 'GE T', /method token/],
-    [META.path, 'http://evil/', /origin-form path/],
-    [META.path, '/a b', /origin-form path/],
+    [META.path, 'http://evil/', /kueuer-path: .*origin-form/],
+    [META.path, '/a b', /kueuer-path: .*whitespace/],
     [META.deadline, 'soon', /epoch milliseconds/],
     [META.queue, '../etc', /valid queue name/],
-    [META.headers, '{"a":1}', /array of \[name, value\] pairs/],
-    [META.headers, '[["bad name","v"]]', /invalid header pair/],
-    [META.headers, '[["x","a\\r\\nInjected: 1"]]', /invalid header pair/],
-    [META.headers, 'not json', /not valid JSON/],
+    [META.headers, '{"a":1}', /kueuer-headers: not a JSON array of \[name, value\]/],
+    [META.headers, '[["bad name","v"]]', /kueuer-headers: a header name is not an HTTP token/],
+    [META.headers, '[["x","a\\r\\nInjected: 1"]]', /kueuer-headers: header x holds a control/],
+    [META.headers, 'not json', /kueuer-headers: not a JSON array/],
   ])('refuses %s = %s', (key, value, pattern) => {
     const wire = encodeRequest(sampleRequest());
     wire.meta[key] = value;
@@ -103,7 +103,7 @@ describe('envelope v1', () => {
   it('refuses oversize header metadata', () => {
     const req = sampleRequest();
     req.headers = [['x-big', 'a'.repeat(64 * 1024)]];
-    expectEnvelopeError(() => decodeRequest(encodeRequest(req)), /longer than/);
+    expectEnvelopeError(() => decodeRequest(encodeRequest(req)), /kueuer-headers: the request headers take \d+ bytes; at most 49152/);
   });
 
   it('refuses a status outside 200-599', () => {

@@ -21,7 +21,15 @@ describe('error catalogue', () => {
   });
 
   it('has every client error code the sources answer with, and no other', () => {
-    const patterns = [/fail\(\d{3}, '([a-z_]+)'/g, /error\(\d{3}, '([a-z_]+)'/g, /error: '([a-z_]+)'/g, /\d{3}, '([a-z_]+)', /g];
+    const patterns = [
+      /fail\(\d{3}, '([a-z_]+)'/g,
+      /error\(\d{3}, '([a-z_]+)'/g,
+      /error: '([a-z_]+)'/g,
+      /\d{3}, '([a-z_]+)', /g,
+      /status: \d{3}, code: '([a-z_]+)'/g,
+      /code: '([a-z_]+)', status: \d{3}/g,
+      /errorBody\('([a-z_]+)'/g,
+    ];
     const used = new Set(code.flatMap((s) => patterns.flatMap((p) => [...s.matchAll(p)].map((m) => m[1]!))));
     expect([...used].sort()).toEqual(Object.keys(CLIENT_ERRORS).sort());
   });
