@@ -26,6 +26,8 @@ import type { Logger } from 'pino';
 import type { WireMessage } from '../envelope.js';
 import { META } from '../envelope.js';
 import { KueuerError } from '../errors.js';
+import { describeNetworkCause } from '../connect-errors.js';
+import { formatHostPort } from '../options.js';
 import { computeLag, kafkaAuth, type KafkaSpec } from './kafka-config.js';
 import { groupByTopic, replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits, type OutgoingRecord } from './kafka-transactions.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler, PublishOptions, ReplyInbox, Transport } from './transport.js';
@@ -433,7 +435,7 @@ export class KafkaTransport implements Transport {
       ...(auth.sasl ? { sasl: auth.sasl as never } : {}),
       logLevel: logLevel.NOTHING,
       retry: { initialRetryTime: 100, retries: 8 },
-      socketFactory: noDelaySocket,
+      socketFactory: (args) => this.watchSocket(noDelaySocket(args), args.host, args.port),
     });
     // Not idempotent: kafkajs serializes an idempotent producer's requests per
     // partition, which capped a reply topic at a few hundred records/s. A
@@ -452,6 +454,22 @@ export class KafkaTransport implements Transport {
     });
   }
 
+  /** Brokers whose last connection attempt failed, with the cause: logged when it first fails or the cause changes. */
+  private readonly unreachable = new Map<string, string>();
+
+  /** Names host, port and cause as soon as a socket to a broker fails (kafkajs only reports after its retries). */
+  private watchSocket<S extends net.Socket>(socket: S, host: string, port: number): S {
+    const key = formatHostPort({ host, port });
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.unreachable.delete(key));
+    socket.once('error', (err: Error) => {
+      const cause = describeNetworkCause(err);
+      if (this.unreachable.get(key) === cause) return;
+      this.unreachable.set(key, cause);
+      this.log.warn({ host, port, cause }, `cannot reach Kafka broker ${key}: ${cause}; retrying`);
+    });
+    return socket;
+  }
+
   /** Starts connecting and returns at once; until connected, publishes fail fast. */
   static async connect(spec: KafkaSpec, options: KafkaTransportOptions, log: Logger): Promise<KafkaTransport> {
     const transport = new KafkaTransport(spec, options, log.child({ backend: 'kafka', brokers: spec.brokers.join(',') }));
@@ -466,7 +484,8 @@ export class KafkaTransport implements Transport {
         await this.producer.connect();
         return;
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'cannot reach Kafka; retrying');
+        const causes = [...this.unreachable].map(([broker, cause]) => `${broker}: ${cause}`);
+        this.log.warn({ err: (err as Error).message }, `cannot reach Kafka${causes.length ? ` (${causes.join('; ')})` : ''}; retrying`);
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
       }
     }

@@ -195,4 +195,22 @@ describe('kueuer CLI', () => {
       }
     });
   });
+
+  it('kafka: an unreachable broker is logged at once with host, port and cause', async () => {
+    const port = await freePort();
+    const p = spawnKueuer(['sidecar', '--app', '127.0.0.1:1', '--backend', `kafka://127.0.0.1:${port}`, '--queue', 'cli-test', '--admin-listen', '127.0.0.1:0']);
+    const started = Date.now();
+    try {
+      const line = await p.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('cannot reach Kafka broker'), 5000);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(line).toMatchObject({
+        host: '127.0.0.1',
+        port,
+        cause: 'connection refused: nothing listens on that port (ECONNREFUSED)',
+        msg: `cannot reach Kafka broker 127.0.0.1:${port}: connection refused: nothing listens on that port (ECONNREFUSED); retrying`,
+      });
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
 });
