@@ -31,6 +31,7 @@ import { injectionConfig, webhookOptions } from '../webhook/config.js';
 import { detectNativeSidecars } from '../webhook/cluster-version.js';
 import { webhookMetrics } from '../webhook/metrics.js';
 import { buildWebhookServer } from '../webhook/server.js';
+import { checkKubernetesApi, checkTlsFiles } from '../webhook/preflight.js';
 import { kueuerVersion } from '../shared/version.js';
 import { routesFromServices, usedResponderPorts } from '../shared/service-routes.js';
 import { RouteServer } from '../responder/route-server.js';
@@ -191,6 +192,9 @@ export const webhookCommand: Command<typeof webhookOptions> = {
   summary: 'The admission webhook: injects the sidecar into annotated pods and points annotated Services at the responder.',
   options: webhookOptions,
   async run(o) {
+    // Before anything touches the cluster: the TLS files, then a configuration and an API server that answers.
+    checkTlsFiles({ cert: o.tlsCert, key: o.tlsKey });
+    await checkKubernetesApi();
     const log = createLogger('webhook', o.logLevel);
     const registry = newRegistry();
     const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(log) : o.nativeSidecars === 'true';

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/net.js';
 import { msgIs, runKueuer, spawnKueuer } from '../helpers/processes.js';
 import { brokers } from '../helpers/stack.js';
 import { startTestApp } from '../helpers/test-app.js';
+import { generateCerts } from '../helpers/webhook.js';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'kueuer.js');
 
@@ -212,5 +214,69 @@ describe('kueuer CLI', () => {
     } finally {
       p.child.kill('SIGKILL');
     }
+  });
+
+  describe('webhook start-up checks', () => {
+    const certs = generateCerts();
+    const dir = mkdtempSync(join(tmpdir(), 'kueuer-cli-'));
+    /** A kubeconfig whose one cluster is `server`. */
+    const kubeconfigFor = (server: string): string => {
+      const file = join(dir, `kubeconfig-${Math.random().toString(36).slice(2)}`);
+      writeFileSync(
+        file,
+        ['apiVersion: v1', 'kind: Config', 'clusters:', '- name: c', '  cluster:', `    server: ${server}`, '    insecure-skip-tls-verify: true', 'users:', '- name: u', '  user:', '    token: t', 'contexts:', '- name: x', '  context: {cluster: c, user: u}', 'current-context: x', ''].join('\n'),
+      );
+      return file;
+    };
+    const webhook = (cert = certs.cert, key = certs.key) => ['webhook', '--tls-cert', cert, '--tls-key', key, '--listen', '127.0.0.1:0', '--autoscaling', 'off'];
+    /** No kubeconfig anywhere: not in KUBECONFIG, not in $HOME, and no ServiceAccount token on a test machine. */
+    const noCluster = { KUBECONFIG: '', HOME: dir, KUBERNETES_SERVICE_HOST: '' };
+
+    it('without any Kubernetes configuration says so and what to do, in one line', async () => {
+      const r = await runFor(webhook(), 20_000, noCluster);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        'kueuer webhook: cannot start: no Kubernetes configuration: KUBECONFIG is not set, ~/.kube/config does not exist, and this is not a pod with a ServiceAccount token; set KUBECONFIG to a kubeconfig file, or run the webhook in the cluster with its ServiceAccount (see manifests/)',
+      );
+    }, 25_000);
+
+    it('names a KUBECONFIG file that does not exist', async () => {
+      const r = await runFor(webhook(), 20_000, { ...noCluster, KUBECONFIG: '/nonexistent/kubeconfig' });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        'kueuer webhook: cannot start: KUBECONFIG names /nonexistent/kubeconfig, which does not exist: point KUBECONFIG at a kubeconfig file, or unset it to use ~/.kube/config or the in-cluster ServiceAccount',
+      );
+    }, 25_000);
+
+    it.each([
+      ['a closed port', async () => `https://127.0.0.1:${await freePort()}`, 'connection refused: nothing listens on that port (ECONNREFUSED)'],
+      ['an unknown host', async () => 'https://kueuer-no-such-host.invalid:6443', 'DNS lookup failed: no such host (ENOTFOUND)'],
+    ])('an API server at %s: names the server, the cause and the fix, in one line', async (_, server, cause) => {
+      const url = await server();
+      const kubeconfig = kubeconfigFor(url);
+      const r = await runFor(webhook(), 20_000, { ...noCluster, KUBECONFIG: kubeconfig });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        `kueuer webhook: cannot start: cannot reach the Kubernetes API at ${url} (from KUBECONFIG=${kubeconfig}): ${cause}; check that the cluster is running and that this address is right and reachable from here`,
+      );
+    }, 25_000);
+
+    it('checks the TLS files before the cluster: missing, not PEM, or a key of another certificate', async () => {
+      const unreachable = { ...noCluster, KUBECONFIG: kubeconfigFor(`https://127.0.0.1:${await freePort()}`) };
+      const missing = await runFor(webhook('/nonexistent/tls.crt', '/nonexistent/tls.key'), 20_000, unreachable);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toBe(
+        'kueuer webhook: cannot start: --tls-cert (KUEUER_TLS_CERT) /nonexistent/tls.crt: no such file; --tls-key (KUEUER_TLS_KEY) /nonexistent/tls.key: no such file',
+      );
+      const garbage = join(dir, 'garbage.pem');
+      writeFileSync(garbage, 'not a certificate\n');
+      const notPem = await runFor(webhook(garbage, garbage), 20_000, unreachable);
+      expect(notPem.stderr).toBe(`kueuer webhook: cannot start: --tls-cert (KUEUER_TLS_CERT) ${garbage}: not a PEM certificate; --tls-key (KUEUER_TLS_KEY) ${garbage}: not a PEM private key`);
+      const other = generateCerts();
+      const mismatch = await runFor(webhook(certs.cert, other.key), 20_000, unreachable);
+      expect(mismatch.stderr).toBe(`kueuer webhook: cannot start: --tls-key ${other.key} is not the private key of --tls-cert ${certs.cert}`);
+    }, 65_000);
   });
 });
