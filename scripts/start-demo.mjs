@@ -2,6 +2,7 @@
 // `npm start`: the demo app (random 0–2 s per request) behind `kueuer local` on the embedded backend.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,6 +14,39 @@ if (!existsSync(join(root, 'dist/cli/main.js'))) {
 const appPort = process.env.DEMO_APP_PORT ?? '3000';
 const listen = process.env.KUEUER_LISTEN ?? '127.0.0.1:8080';
 const admin = process.env.KUEUER_ADMIN_LISTEN ?? '127.0.0.1:9090';
+
+/** Each port the demo needs, checked before anything starts, so a busy one is named with the variable that moves it. */
+const ports = [
+  { what: 'the demo app', variable: 'DEMO_APP_PORT', host: '127.0.0.1', port: Number(appPort), other: (p) => String(p) },
+  ...[
+    ['kueuer local', 'KUEUER_LISTEN', listen],
+    ['its metrics', 'KUEUER_ADMIN_LISTEN', admin],
+  ].map(([what, variable, address]) => {
+    const m = /^(?:\[(.+)\]|([^:]+)):(\d+)$/.exec(address);
+    const host = m?.[1] ?? m?.[2] ?? '127.0.0.1';
+    const shown = host.includes(':') ? `[${host}]` : host;
+    return { what, variable, host, port: Number(m?.[3] ?? NaN), other: (p) => `${shown}:${p}` };
+  }),
+];
+for (const { what, variable, host, port, other } of ports) {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`npm start: ${variable}=${process.env[variable]} is not a port (${variable === 'DEMO_APP_PORT' ? 'a number such as 3000' : 'HOST:PORT such as 127.0.0.1:8080'})`);
+    process.exit(1);
+  }
+  const problem = await new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (err) => resolve(err.code));
+    probe.listen(port, host, () => probe.close(() => resolve(null)));
+  });
+  if (problem === 'EADDRINUSE') {
+    console.error(`npm start: port ${port} (${what}) is already in use; set ${variable} to use another, e.g. ${variable}=${other(port + 1)} npm start`);
+    process.exit(1);
+  }
+  if (problem) {
+    console.error(`npm start: cannot listen on ${other(port)} (${what}): ${problem}; set ${variable} to another address`);
+    process.exit(1);
+  }
+}
 
 const children = [];
 function run(args, label) {
