@@ -5,13 +5,13 @@ import { isKueuerError } from '../../shared/errors.js';
 import { newTransport, uniqueQueue } from '../helpers/stack.js';
 
 describe('amqp transport', () => {
-  it('a reply whose inbox does not exist fails (so the sidecar retries instead of acking a lost answer)', async () => {
+  it('a reply whose inbox does not exist fails as KUEUER_ERR_REPLY_INBOX_GONE (the sidecar retries briefly, then drops it without rerunning the app)', async () => {
     const t = await newTransport('amqp');
     try {
       const queue = uniqueQueue('noinbox');
       const reply = encodeResponse({ id: 'c'.repeat(32), queue, status: 200, headers: [], body: Buffer.from('x') });
       const err = await t.publishReply(`kueuer.reply.${queue}.0000000000000000`, reply, { timeoutMs: 5000 }).catch((e: unknown) => e);
-      expect(isKueuerError(err, 'KUEUER_ERR_BROKER_UNAVAILABLE')).toBe(true);
+      expect(isKueuerError(err, 'KUEUER_ERR_REPLY_INBOX_GONE')).toBe(true);
       expect((err as Error).message).toMatch(/does not exist/);
       // An inbox that exists takes it.
       const got: string[] = [];

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request } from '../helpers/http.js';
+import { json, request } from '../helpers/http.js';
 import { metricValue, startStack, type BackendName, type Stack } from '../helpers/stack.js';
 import { delay, echoHandler, startTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -205,17 +205,21 @@ describe.each(backends)('request path on %s', (backend) => {
     expect(ports.has(undefined)).toBe(false);
   });
 
-  it('retries when the app resets the connection, then answers', async () => {
+  it('never calls the app again once it was sent the request: a reset after reading it is 502 at once (issue 12, item 2)', async () => {
+    // This test used to expect a second call; the replay rule (README) forbids it, since the app may have acted on the request.
     let calls = 0;
     app.handle((_req, res) => {
       calls++;
       if (calls === 1) res.socket?.destroy();
       else res.end('second try');
     });
-    const res = await request(stack.url, { path: '/reset-once' });
-    expect(res.status).toBe(200);
-    expect(res.body.toString()).toBe('second try');
-    expect(calls).toBe(2);
+    const started = Date.now();
+    const res = await request(stack.url, { path: '/reset-once', method: 'POST', body: 'pay once' });
+    expect(res.status).toBe(502);
+    expect(json(res).error).toBe('app_unreachable');
+    expect(Date.now() - started).toBeLessThan(2000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls).toBe(1);
   });
 
   it('exports its metrics', async () => {
