@@ -4,17 +4,20 @@
  * ~1.6× the throughput through `kueuer local`).
  *
  * The replay rule: a call is retried (with backoff, until shortly before the
- * deadline) only when the request never got a connection, i.e. undici never
+ * deadline) when the request never got a connection, i.e. undici never
  * started writing it (connection refused, the app not listening yet). Once a
  * request was handed to a connection, a failure is the app's answer (502): a
- * non-idempotent request the app may have read is never sent twice by the
- * sidecar. The app sees a request twice only through the queue, with
- * `x-kueuer-redelivered: true`, after a sidecar crash or a lost ack.
+ * request the app may have read is not sent again, unless the app went down
+ * with it (its port refuses connections right after), which is a crash: then
+ * it is sent once more, with `x-kueuer-redelivered: true`, when the app is
+ * back. Otherwise the app sees a request twice only through the queue, with
+ * the same flag, after a sidecar crash or a lost ack.
  *
  * Any HTTP response with a status from 200 to 599, 5xx included, passes
  * through unchanged; anything else the app sends is `invalid_app_response`.
  */
 import { STATUS_CODES } from 'node:http';
+import { connect } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -53,6 +56,8 @@ export type AppOutcome =
   /** The app's response body is over the size limit. */
   | { kind: 'too_large'; attempts: number };
 
+/** How long a probe of the app's port may take; a crashed app refuses at once. */
+const CRASH_PROBE_TIMEOUT_MS = 500;
 /** Stop retrying this long before the deadline, so the 502 still reaches the client. */
 const ANSWER_MARGIN_MS = 250;
 /** Statuses whose response never has a body, whatever Content-Length says (RFC 9110 §6.4.1). */
@@ -65,6 +70,8 @@ class CallFailure extends Error {
     message: string,
     /** True only when nothing of the request reached a connection. */
     readonly retryable: boolean,
+    /** The connection was lost after the request was handed to it, before any answer. */
+    readonly cutAfterSending = false,
   ) {
     super(message);
   }
@@ -75,7 +82,7 @@ export class AppClient {
   private readonly origin: string;
 
   constructor(
-    target: HostPort,
+    private readonly target: HostPort,
     private readonly concurrency: number,
     private readonly maxBodyBytes: number,
   ) {
@@ -88,15 +95,8 @@ export class AppClient {
   }
 
   async call(req: QueuedRequest, redelivered: boolean, log: Logger, onRetry: () => void): Promise<AppOutcome> {
-    // The body was buffered whole, so its length is known exactly.
-    // Expect: 100-continue was settled with the client before the body was queued.
-    const headers = withoutHeader(withoutHeader(forwardableHeaders(req.headers), 'content-length'), 'expect');
-    headers.push([REQUEST_ID_HEADER, req.id], [DEADLINE_HEADER, new Date(req.deadline).toISOString()]);
-    if (redelivered) headers.push([REDELIVERED_HEADER, 'true']);
-    if (req.body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE'].includes(req.method)) {
-      headers.push(['content-length', String(req.body.length)]);
-    }
-    const flat = flattenPairs(headers);
+    let flat = this.headersFor(req, redelivered);
+    let replayedAfterCrash = false;
     for (let attempt = 1; ; attempt++) {
       const remaining = req.deadline - Date.now();
       if (remaining <= 0) return { kind: 'timeout', attempts: attempt - 1 };
@@ -106,8 +106,17 @@ export class AppClient {
       } catch (err) {
         if (!(err instanceof CallFailure)) throw err;
         if (err.kind === 'timeout' || err.kind === 'too_large') return { kind: err.kind, attempts: attempt };
+        let retryable = err.retryable;
+        if (err.cutAfterSending && !replayedAfterCrash && !(await this.acceptsConnections())) {
+          // The app went down in the middle of the request (its port refuses connections now):
+          // like a crashed pod, the request is sent once more, flagged, when the app is back.
+          replayedAfterCrash = true;
+          retryable = true;
+          flat = this.headersFor(req, true);
+          log.warn({ err: err.message }, 'the app went down during the request; it is sent again with x-kueuer-redelivered: true once the app is back');
+        }
         const wait = backoffMs(attempt);
-        if (!err.retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
+        if (!retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
           return { kind: err.kind, error: err.message, attempts: attempt };
         }
         onRetry();
@@ -115,6 +124,32 @@ export class AppClient {
         await sleep(wait);
       }
     }
+  }
+
+  private headersFor(req: QueuedRequest, redelivered: boolean): string[] {
+    // The body was buffered whole, so its length is known exactly.
+    // Expect: 100-continue was settled with the client before the body was queued.
+    const headers = withoutHeader(withoutHeader(forwardableHeaders(req.headers), 'content-length'), 'expect');
+    headers.push([REQUEST_ID_HEADER, req.id], [DEADLINE_HEADER, new Date(req.deadline).toISOString()]);
+    if (redelivered) headers.push([REDELIVERED_HEADER, 'true']);
+    if (req.body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE'].includes(req.method)) {
+      headers.push(['content-length', String(req.body.length)]);
+    }
+    return flattenPairs(headers);
+  }
+
+  /** Whether the app's port takes a connection now (a crashed app's does not). */
+  private acceptsConnections(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = connect({ host: this.target.host, port: this.target.port });
+      const done = (up: boolean): void => {
+        socket.destroy();
+        resolve(up);
+      };
+      socket.setTimeout(CRASH_PROBE_TIMEOUT_MS, () => done(true)); // slow, not refused: the app is there
+      socket.once('connect', () => done(true));
+      socket.once('error', () => done(false));
+    });
   }
 
   /**
@@ -233,5 +268,5 @@ function describeFailure(err: Error, handedToConnection: boolean, gotHeaders: bo
   if (!handedToConnection) {
     return new CallFailure('unreachable', err.message, isRetryableConnectError(err) || isRetryableConnectError(cause));
   }
-  return new CallFailure('unreachable', `the app closed the connection before answering (${err.message}); not retried, since the app may have read the request`, false);
+  return new CallFailure('unreachable', `the app closed the connection before answering (${err.message}); not sent again, since the app may have read the request`, false, true);
 }

@@ -193,6 +193,32 @@ describe('the app client', () => {
   });
 });
 
+describe('an app that goes down in the middle of a request', () => {
+  it('is sent the request once more, with x-kueuer-redelivered: true, when it is back; one that stays up and closes is called once', async () => {
+    const a = await app();
+    const port = a.port;
+    const client = new AppClient({ host: '127.0.0.1', port }, 2, 1 << 20);
+    cleanups.push(async () => client.close());
+    // Stays up, closes the connection after reading the request: one call, 502.
+    a.handle((_req, res) => res.socket?.destroy());
+    const closed = await client.call(queuedRequest('q', 'r', { method: 'POST', body: Buffer.from('pay') }), false, silentLog, () => undefined);
+    expect(closed).toMatchObject({ kind: 'unreachable' });
+    expect(a.received).toHaveLength(1);
+    // Crashes with the request (connection cut, port closed), restarts 300 ms later: sent again, flagged.
+    a.handle(() => undefined);
+    const pending = client.call(queuedRequest('q', 'r', { method: 'POST', body: Buffer.from('pay') }), false, silentLog, () => undefined);
+    await waitFor(() => a.received.length === 2, 3000, 'the app to take the request');
+    await a.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const back = await startTestApp(port);
+    cleanups.push(() => back.close());
+    const outcome = await pending;
+    expect(outcome).toMatchObject({ kind: 'response', response: { status: 200 } });
+    expect(back.received).toHaveLength(1);
+    expect(back.received[0]!.headers['x-kueuer-redelivered']).toBe('true');
+  });
+});
+
 describe('through the responder', () => {
   it('answers a long target 414 and an absolute-form target 400 at once, without queuing them', async () => {
     const a = await app();
