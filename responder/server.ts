@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeResponse, encodeRequest, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
+import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
 import { isKueuerError } from '../shared/errors.js';
 import {
   flattenPairs,
@@ -154,7 +155,7 @@ export async function buildResponder(
       metrics.pendingSet(pending.size);
       reqLog.info({ status, ms: Math.round(seconds * 1000) }, 'answered');
     };
-    const fail = (status: number, error: string, message: string, extra: HeaderPairs = [], how: WriteOptions = {}): void => {
+    const fail = (status: number, error: ClientErrorCode, message: string, extra: HeaderPairs = [], how: WriteOptions = {}): void => {
       answer(status, [['content-type', 'application/json'], ...extra], errorBody(error, message, id), how);
     };
     /** Answers before the body is read; the unread body is not drained, the connection is closed. */
@@ -253,7 +254,7 @@ export async function buildResponder(
   };
 }
 
-type RefusalProblem = Pick<RequestProblem, 'message'> & { status: number; code: string };
+type RefusalProblem = Pick<RequestProblem, 'message'> & { status: number; code: ClientErrorCode };
 
 /**
  * Why a request cannot be queued, known from its request line and headers
@@ -267,10 +268,6 @@ function requestProblem(req: IncomingMessage, forwarded: HeaderPairs): RefusalPr
     return { status: 501, code: 'upgrade_not_supported', message: `Upgrade: ${upgrade.slice(0, 64)} (e.g. WebSocket) needs a live connection to the app, which a queue cannot carry` };
   }
   return targetProblem(req.url ?? '') ?? headersProblem(forwarded);
-}
-
-function errorBody(error: string, message: string, requestId: string): Buffer {
-  return Buffer.from(JSON.stringify({ error, message, requestId }));
 }
 
 /** An answer written straight to a socket Node's HTTP server has let go of (CONNECT). */

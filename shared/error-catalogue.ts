@@ -29,7 +29,7 @@ export const OPERATOR_ERRORS: Record<KueuerErrorCode, CatalogueEntry> = {
   KUEUER_ERR_TLS_FILES: { meaning: 'A webhook --tls-cert / --tls-key file is missing, unreadable, not PEM, or the key does not match the certificate; checked before the Kubernetes API is contacted.', action: 'Point --tls-cert and --tls-key (KUEUER_TLS_CERT, KUEUER_TLS_KEY) at the PEM files of the serving certificate, e.g. the mounted Secret\'s tls.crt and tls.key.' },
 };
 
-export const CLIENT_ERRORS: Record<string, CatalogueEntry> = {
+export const CLIENT_ERRORS = {
   deadline_exceeded: { status: 504, meaning: 'No answer from the app before the request deadline (`--timeout`, or the Service\'s kueuer.io/timeout).', action: 'Retry later, or raise the timeout if the app is legitimately that slow; the request may still run once.' },
   body_too_large: { status: 413, meaning: 'The request body is over `--max-body`; the connection is closed.', action: 'Send a smaller body or raise --max-body (at most 100 MiB).' },
   broker_unavailable: { status: 503, meaning: 'The broker is unreachable or did not confirm in time; nothing was queued. Sent with Retry-After.', action: 'Retry after the Retry-After delay; operators: see KUEUER_ERR_BROKER_UNAVAILABLE.' },
@@ -46,7 +46,15 @@ export const CLIENT_ERRORS: Record<string, CatalogueEntry> = {
   response_too_large: { status: 502, meaning: 'The app\'s response body is over the sidecar\'s `--max-response`.', action: 'Return less, or raise --max-response (at most 100 MiB).' },
   bad_admission_review: { status: 400, meaning: 'The webhook got a body that is not an AdmissionReview v1.', action: 'Only the apiserver should call /mutate; check the MutatingWebhookConfiguration\'s path and version.' },
   unknown_queue: { status: 404, meaning: 'The /backlog endpoint was asked for a queue Kueuer does not scale.', action: 'Use the queue of an annotated workload (<namespace>.<queue>).' },
-};
+} satisfies Record<string, CatalogueEntry>;
+
+/** The `error` field of every JSON answer Kueuer writes to a client: only codes the table above explains. */
+export type ClientErrorCode = keyof typeof CLIENT_ERRORS;
+
+/** The JSON body of a Kueuer answer to a client: `{"error": code, "message": …, "requestId": …}`. */
+export function errorBody(code: ClientErrorCode, message: string, requestId: string): Buffer {
+  return Buffer.from(JSON.stringify({ error: code, message, requestId }));
+}
 
 export function renderCatalogue(): string {
   const row = (code: string, e: CatalogueEntry) => `| \`${code}\` |${e.status ? ` ${e.status} |` : ''} ${e.meaning} | ${e.action} |`;
@@ -65,7 +73,7 @@ export function renderCatalogue(): string {
     '',
     '| code | status | meaning | what to do |',
     '|---|---|---|---|',
-    ...Object.entries(CLIENT_ERRORS).map(([c, e]) => row(c, e)),
+    ...Object.entries(CLIENT_ERRORS).map(([c, e]) => row(c, e as CatalogueEntry)),
     '',
   ].join('\n');
 }

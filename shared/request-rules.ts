@@ -10,6 +10,7 @@
  * names that are tokens, header values of visible octets, SP and HTAB, and at
  * most one Host.
  */
+import type { ClientErrorCode } from './error-catalogue.js';
 import type { HeaderPairs } from './http-headers.js';
 
 /** Limits on what one request may carry; the envelope enforces the same numbers. */
@@ -20,7 +21,7 @@ export const REQUEST_LIMITS = {
   headersJsonBytes: 48 * 1024,
 } as const;
 
-export type RequestProblemCode = 'invalid_target' | 'uri_too_long' | 'invalid_header' | 'headers_too_large';
+export type RequestProblemCode = Extract<ClientErrorCode, 'invalid_target' | 'uri_too_long' | 'invalid_header' | 'headers_too_large'>;
 
 export interface RequestProblem {
   code: RequestProblemCode;

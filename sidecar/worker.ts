@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { decodeRequest, encodeResponse, UnforwardableRequestError, type QueuedRequest, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
+import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
 import { isKueuerError } from '../shared/errors.js';
 import { statusLabel } from '../shared/status-label.js';
 import type { HeaderPairs } from '../shared/http-headers.js';
@@ -172,8 +173,8 @@ export async function startWorker(
 const JSON_HEADERS: HeaderPairs = [['content-type', 'application/json']];
 
 /** A Kueuer error answer for the request's client. */
-function errorResponse(route: { id: string; queue: string }, status: number, code: string, message: string): QueuedResponse {
-  return { id: route.id, queue: route.queue, status, headers: JSON_HEADERS, body: Buffer.from(JSON.stringify({ error: code, message, requestId: route.id })) };
+function errorResponse(route: { id: string; queue: string }, status: number, code: ClientErrorCode, message: string): QueuedResponse {
+  return { id: route.id, queue: route.queue, status, headers: JSON_HEADERS, body: errorBody(code, message, route.id) };
 }
 
 /** What a refused message held, for logs: field names and sizes, never values (they carry cookies and tokens). */
