@@ -1,8 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { perRegistry } from '../shared/per-registry.js';
-import { statusLabel } from '../shared/status-label.js';
-
-export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+import { LATENCY_BUCKETS, perRegistry, statusLabel } from '../shared/metrics.js';
 
 const instrumentsFor = perRegistry(createInstruments);
 

@@ -4,38 +4,57 @@
  * prom-client registry), /healthz (the process is alive) and /readyz (it can
  * do its job now, e.g. the broker is connected).
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerBase } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { HostPort } from './options.js';
+import { formatHostPort, type HostPort } from './options.js';
 
-export interface AdminServerOptions {
+export interface AdminRoutesOptions {
   registry: Registry;
-  /** Returns null when ready, or the reason it is not. */
-  notReadyReason: () => string | null;
+  /** Returns null when ready, or the reason it is not; always ready when absent. */
+  notReadyReason?: () => string | null;
+}
+
+export interface AdminServerOptions extends AdminRoutesOptions {
   log: Logger;
 }
 
-export function buildAdminServer(options: AdminServerOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: options.log.child({ server: 'admin' }) as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
-  });
+/** A Fastify instance on any server (HTTP, or the webhook's HTTPS one). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyFastify = FastifyInstance<RawServerBase, any, any, FastifyBaseLogger>;
+
+/** /metrics, /healthz and /readyz, on a server of their own (buildAdminServer) or beside other routes (the webhook). */
+export function registerAdminRoutes(app: AnyFastify, options: AdminRoutesOptions): void {
+  const notReadyReason = options.notReadyReason ?? (() => null);
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', options.registry.contentType);
     return options.registry.metrics();
   });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    const reason = options.notReadyReason();
+    const reason = notReadyReason();
     if (reason !== null) return reply.code(503).send({ status: 'not ready', reason });
     return { status: 'ready' };
   });
+}
+
+export function buildAdminServer(options: AdminServerOptions): FastifyInstance {
+  const app = Fastify({ loggerInstance: options.log.child({ server: 'admin' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  registerAdminRoutes(app, options);
   return app;
 }
 
-export async function listen(app: FastifyInstance, at: HostPort): Promise<HostPort> {
+export async function listen(app: AnyFastify, at: HostPort): Promise<HostPort> {
   await app.listen({ host: at.host, port: at.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : at.port;
   return { host: at.host, port };
+}
+
+/** Serves the admin endpoints at `at`; returns the server and the address it listens on, for the ready log line. */
+export async function serveAdmin(options: AdminServerOptions, at: HostPort): Promise<{ admin: FastifyInstance; address: string }> {
+  const admin = buildAdminServer(options);
+  return { admin, address: formatHostPort(await listen(admin, at)) };
 }

@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { perRegistry } from '../shared/per-registry.js';
-import { LATENCY_BUCKETS } from '../responder/metrics.js';
+import { LATENCY_BUCKETS, perRegistry } from '../shared/metrics.js';
 
 const instrumentsFor = perRegistry(createInstruments);
 

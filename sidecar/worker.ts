@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { decodeRequest, encodeResponse, UnforwardableRequestError, type QueuedRequest, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
 import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
 import { isKueuerError } from '../shared/errors.js';
-import { statusLabel } from '../shared/status-label.js';
+import { statusLabel } from '../shared/metrics.js';
 import type { HeaderPairs } from '../shared/http-headers.js';
 import type { Consumer, Delivery, Transport } from '../shared/transport/transport.js';
 import type { AppClient, AppOutcome } from './app-client.js';

@@ -2,10 +2,13 @@
  * The admission webhook's HTTPS server: POST /mutate takes AdmissionReview v1
  * for Pods (and Services), plus /healthz, /readyz and /metrics.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { registerAdminRoutes } from '../shared/admin-server.js';
+import type { ClientErrorCode } from '../shared/error-catalogue.js';
 import { BadReviewError, parseAdmissionReview, reviewOf } from './admission-review.js';
 import type { WebhookMetrics } from './metrics.js';
 import { mutate, type PortRegistry } from './mutate.js';
@@ -35,17 +38,20 @@ export interface WebhookServerOptions {
 /** An AdmissionReview of the largest pod etcd stores (1.5 MiB), with room for its old object. */
 const BODY_LIMIT = 4 * 1024 * 1024;
 
-export function buildWebhookServer(options: WebhookServerOptions): FastifyInstance<Server> {
+/** The webhook's Fastify instance: HTTPS, with the process's pino logger. */
+export type WebhookServer = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>;
+
+export function buildWebhookServer(options: WebhookServerOptions): WebhookServer {
   const { log, metrics } = options;
   const jobs = options.jobs ?? new JobWorkloads(clusterJobReader());
   // A client certificate is asked for, never required: the apiserver calls /mutate without one.
   const clientAuth = options.clientCa ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: false } : {};
-  const app = Fastify({
+  const app: WebhookServer = Fastify({
     https: { ...readTls(options.tls), ...clientAuth },
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
-  }) as unknown as FastifyInstance<Server>;
+  });
 
   const stopWatching = watchTls(app.server, options.tls, log, (ok) => metrics.tlsReload(ok ? 'ok' : 'error'), options.tlsPollMs, clientAuth);
   app.addHook('onClose', async () => stopWatching());
@@ -70,7 +76,7 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     } catch (err) {
       if (!(err instanceof BadReviewError)) throw err;
       req.log.warn({ err: err.message }, 'refused a request that is not an AdmissionReview v1');
-      return reply.code(400).send({ error: 'bad_admission_review', message: err.message });
+      return reply.code(400).send({ error: 'bad_admission_review' satisfies ClientErrorCode, message: err.message });
     }
     const { response, outcome } = await mutate(request, options.config, options.ports, jobs, req.log as unknown as Logger);
     const kind = request.kind.kind;
@@ -81,12 +87,7 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     else if (outcome === 'injected') req.log.info({ uid: request.uid, kind, ns, name }, 'injected');
     return reviewOf(response);
   });
-  if (options.externalMetrics) registerExternalMetrics(app as unknown as FastifyInstance, options.externalMetrics);
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async () => ({ status: 'ready' }));
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', options.registry.contentType);
-    return options.registry.metrics();
-  });
+  if (options.externalMetrics) registerExternalMetrics(app, options.externalMetrics);
+  registerAdminRoutes(app, { registry: options.registry });
   return app;
 }
