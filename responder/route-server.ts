@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { SerialRuns } from '../shared/serial.js';
 import type { Route, RouteTable } from '../shared/service-routes.js';
 import type { Transport } from '../shared/transport/transport.js';
 import type { ResponderSettings } from './config.js';
@@ -22,7 +23,7 @@ interface RunningRoute {
 
 export class RouteServer {
   private readonly running = new Map<number, RunningRoute>();
-  private chain: Promise<void> = Promise.resolve();
+  private readonly applies = new SerialRuns((err) => this.log.error({ err: (err as Error).message }, 'could not apply the routes'));
 
   constructor(
     private readonly defaults: RouteDefaults,
@@ -38,10 +39,7 @@ export class RouteServer {
 
   /** Applies a route table; calls are serialized, so a burst of changes applies in order. */
   apply(table: RouteTable): Promise<void> {
-    this.chain = this.chain.then(() => this.reconcile(table)).catch((err: unknown) => {
-      this.log.error({ err: (err as Error).message }, 'could not apply the routes');
-    });
-    return this.chain;
+    return this.applies.run(() => this.reconcile(table));
   }
 
   private async reconcile(table: RouteTable): Promise<void> {
@@ -75,7 +73,7 @@ export class RouteServer {
   }
 
   async drain(timeoutMs: number): Promise<void> {
-    await this.chain;
+    await this.applies.idle();
     await Promise.all([...this.running.values()].map((r) => r.responder.drain(timeoutMs)));
     this.running.clear();
   }
