@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { autoscalerName, decideWorkload, desiredHpa, desiredScaledObject, type Workload } from '../../webhook/autoscaling/desired-objects.js';
 import { queueFromSelector } from '../../webhook/autoscaling/external-metrics-api.js';
 import { managementUrlFor } from '../../webhook/autoscaling/queue-depth.js';
-import { autoscalerFingerprint } from '../../webhook/autoscaling/reconciler.js';
+import { autoscalerFingerprint } from '../../webhook/autoscaling/autoscaler-store.js';
 import { AUTOSCALING_DEFAULTS, parseAutoscalingSettings } from '../../webhook/autoscaling/settings.js';
 
 const workload = (annotations: Record<string, string> = {}, template: Record<string, string> = { 'kueuer.io/inject': 'true' }, kind: Workload['kind'] = 'Deployment'): Workload => ({

@@ -5,11 +5,17 @@
  */
 import type { V1OwnerReference, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { ANNOTATIONS, parsePodSettings, wantsInjection } from '../../shared/annotations.js';
+import type { EventSubject } from '../../shared/kube/event-recorder.js';
 import { qualifiedQueueName } from '../../shared/queue-names.js';
 import { parseAutoscalingSettings, type AutoscalingSettings } from './settings.js';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY = 'kueuer';
+/**
+ * `app.kubernetes.io/managed-by` on the HPAs and ScaledObjects Kueuer
+ * generates (not the mirrored EndpointSlices' `SLICE_MANAGED_BY`): only
+ * objects with this value are ever updated or deleted.
+ */
+export const AUTOSCALER_MANAGED_BY = 'kueuer';
 export const QUEUE_LABEL = 'kueuer.io/queue';
 export const BACKLOG_METRIC = 'kueuer_queue_backlog';
 export const METRIC_MODES = ['external', 'prometheus-adapter', 'keda'] as const;
@@ -59,6 +65,12 @@ export function autoscalerName(workload: Pick<Workload, 'kind' | 'metadata'>): s
   return `kueuer-${workload.kind === 'Deployment' ? 'deploy' : 'sts'}-${workload.metadata.name}`.slice(0, 253);
 }
 
+/** The workload as the subject of an Event. */
+export function workloadRef(workload: Workload): EventSubject {
+  const { name, namespace, uid } = workload.metadata;
+  return { apiVersion: 'apps/v1', kind: workload.kind, name, namespace, uid };
+}
+
 function ownerReference(workload: Workload): V1OwnerReference {
   return { apiVersion: 'apps/v1', kind: workload.kind, name: workload.metadata.name, uid: workload.metadata.uid, controller: true, blockOwnerDeletion: true };
 }
@@ -69,7 +81,7 @@ function autoscalerMetadata(plan: ScalingPlan) {
   return {
     name: autoscalerName(workload),
     namespace: workload.metadata.namespace,
-    labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [QUEUE_LABEL]: queue },
+    labels: { [MANAGED_BY_LABEL]: AUTOSCALER_MANAGED_BY, [QUEUE_LABEL]: queue },
     ownerReferences: [ownerReference(workload)],
   };
 }

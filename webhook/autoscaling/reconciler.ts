@@ -6,31 +6,23 @@
  * managed-by=kueuer. Objects without that label are never touched. Events on
  * the workload record every create, update, delete and refusal.
  *
- * Each poll it also reads every queue's backlog: exported on /metrics, used to
- * cap max replicas at a Kafka topic's partitions, and for scale to zero
- * (with min 0: the workload goes to 0 after the idle cooldown and back to 1
- * as soon as the backlog is non-zero; the HPA does 1↔N).
+ * The diffing is the ManagedSet's, the objects' home the autoscaler store's;
+ * each poll the backlog poll reads every queue's backlog (for /metrics, the
+ * Kafka partition cap and scale to zero).
  */
-import type { KubernetesObject, V1Deployment, V1Namespace, V1StatefulSet, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { V1Deployment, V1Namespace, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations.js';
-import { informerSource, kubeConfig, type ObjectSource } from '../../shared/kube/object-source.js';
-import {
-  autoscalerName,
-  cappedMax,
-  decideWorkload,
-  desiredHpa,
-  desiredScaledObject,
-  MANAGED_BY,
-  MANAGED_BY_LABEL,
-  type MetricMode,
-  type ScalingPlan,
-  type Workload,
-} from './desired-objects.js';
+import { EventRecorder } from '../../shared/kube/event-recorder.js';
+import { ManagedSet, type Wanted } from '../../shared/kube/managed-set.js';
+import { informerSource, kubeConfig } from '../../shared/kube/object-source.js';
+import { SerialRuns } from '../../shared/serial.js';
+import { autoscalerKind, autoscalerFingerprint, desiredAutoscaler, openAutoscalerStore, type Managed } from './autoscaler-store.js';
+import { BacklogPoll } from './backlog-poll.js';
+import { autoscalerName, decideWorkload, workloadRef, type MetricMode, type ScalingPlan, type Workload } from './desired-objects.js';
 import type { AutoscalingMetrics } from './metrics.js';
 import type { QueueDepthReader } from './queue-depth.js';
-
-type Managed = KubernetesObject & { spec?: unknown };
+import { ScaleToZero, workloadScaler } from './scale-to-zero.js';
 
 export interface AutoscalingOptions {
   mode: MetricMode;
@@ -43,31 +35,16 @@ export interface AutoscalingOptions {
   log: Logger;
 }
 
-/** Only the fields Kueuer sets: server-side defaults do not count as drift. */
-export function autoscalerFingerprint(o: Managed): string {
-  const meta = o.metadata ?? {};
-  const labels = { [MANAGED_BY_LABEL]: meta.labels?.[MANAGED_BY_LABEL], 'kueuer.io/queue': meta.labels?.['kueuer.io/queue'] };
-  const owners = (meta.ownerReferences ?? []).map((r) => r.uid);
-  const spec = o.spec as Record<string, unknown> | undefined;
-  if (o.kind === 'ScaledObject' || (o as { apiVersion?: string }).apiVersion?.startsWith('keda.sh')) return JSON.stringify({ labels, owners, spec });
-  const s = (spec ?? {}) as V2HorizontalPodAutoscaler['spec'] & object;
-  return JSON.stringify({
-    labels,
-    owners,
-    target: s.scaleTargetRef,
-    min: s.minReplicas,
-    max: s.maxReplicas,
-    metrics: s.metrics,
-    down: s.behavior?.scaleDown?.stabilizationWindowSeconds,
-  });
+export interface AutoscalingReconciler {
+  /** The plans of the last reconcile, by queue (the metrics API answers for these). */
+  plans(): ReadonlyMap<string, ScalingPlan>;
+  /** Runs one reconcile now (tests, and after start). */
+  reconcile(): Promise<void>;
+  stop(): Promise<void>;
 }
 
-/** What the HPA's AverageValue rule asks for, for the dashboard: ceil(backlog / target) within min and max. */
-export function desiredReplicas(backlog: number, s: ScalingPlan['settings'], cap?: number): number {
-  const max = cappedMax(s, cap);
-  if (backlog === 0) return s.minReplicas === 0 ? 0 : Math.min(s.minReplicas, max);
-  return Math.min(max, Math.max(1, s.minReplicas, Math.ceil(backlog / s.targetBacklog)));
-}
+/** Re-check every minute as well: a failed write is retried even when nothing changes. */
+const RESYNC_MS = 60_000;
 
 function asWorkload(kind: Workload['kind'], o: V1Deployment | V1StatefulSet): Workload {
   return {
@@ -77,28 +54,12 @@ function asWorkload(kind: Workload['kind'], o: V1Deployment | V1StatefulSet): Wo
   };
 }
 
-interface Store {
-  source: ObjectSource<Managed>;
-  create(o: Managed): Promise<void>;
-  replace(o: Managed, resourceVersion: string | undefined): Promise<void>;
-  remove(namespace: string, name: string): Promise<void>;
-}
-
-export interface AutoscalingReconciler {
-  /** The plans of the last reconcile, by queue (the metrics API answers for these). */
-  plans(): ReadonlyMap<string, ScalingPlan>;
-  /** Runs one reconcile now (tests, and after start). */
-  reconcile(): Promise<void>;
-  stop(): Promise<void>;
-}
-
 export async function runAutoscaling(options: AutoscalingOptions): Promise<AutoscalingReconciler> {
   const { log, mode } = options;
   const k8s = await import('@kubernetes/client-node');
   const kc = await kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const apps = kc.makeApiClient(k8s.AppsV1Api);
-  const managedSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
   const namespaces = await informerSource<V1Namespace>(
     '/api/v1/namespaces',
@@ -108,73 +69,14 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
   );
   const deployments = await informerSource<V1Deployment>('/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces(), log);
   const statefulSets = await informerSource<V1StatefulSet>('/apis/apps/v1/statefulsets', () => apps.listStatefulSetForAllNamespaces(), log);
-
-  let store: Store;
-  if (mode === 'keda') {
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    const g = { group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects' };
-    store = {
-      source: await informerSource<Managed>(
-        '/apis/keda.sh/v1alpha1/scaledobjects',
-        () => custom.listClusterCustomObject({ ...g, labelSelector: managedSelector }) as never,
-        log,
-        managedSelector,
-      ),
-      create: async (o) => void (await custom.createNamespacedCustomObject({ ...g, namespace: o.metadata!.namespace!, body: o })),
-      replace: async (o, rv) =>
-        void (await custom.replaceNamespacedCustomObject({ ...g, namespace: o.metadata!.namespace!, name: o.metadata!.name!, body: { ...o, metadata: { ...o.metadata, resourceVersion: rv } } })),
-      remove: async (namespace, name) => void (await custom.deleteNamespacedCustomObject({ ...g, namespace, name })),
-    };
-  } else {
-    const autoscaling = kc.makeApiClient(k8s.AutoscalingV2Api);
-    store = {
-      source: (await informerSource<V2HorizontalPodAutoscaler>(
-        '/apis/autoscaling/v2/horizontalpodautoscalers',
-        () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managedSelector }),
-        log,
-        managedSelector,
-      )) as ObjectSource<Managed>,
-      create: async (o) => void (await autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: o.metadata!.namespace!, body: o as V2HorizontalPodAutoscaler })),
-      replace: async (o, rv) =>
-        void (await autoscaling.replaceNamespacedHorizontalPodAutoscaler({
-          namespace: o.metadata!.namespace!,
-          name: o.metadata!.name!,
-          body: { ...(o as V2HorizontalPodAutoscaler), metadata: { ...o.metadata, resourceVersion: rv } },
-        })),
-      remove: async (namespace, name) => void (await autoscaling.deleteNamespacedHorizontalPodAutoscaler({ namespace, name })),
-    };
-  }
-
-  /** Last event per workload and reason, so a steady refusal is recorded once, not every reconcile. */
-  const recorded = new Map<string, string>();
-  const event = async (w: Workload, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> => {
-    const key = `${w.metadata.uid}/${reason}`;
-    if (recorded.get(key) === message) return;
-    recorded.set(key, message);
-    const now = new Date();
-    try {
-      await core.createNamespacedEvent({
-        namespace: w.metadata.namespace,
-        body: {
-          metadata: { generateName: `${w.metadata.name}.kueuer.`, namespace: w.metadata.namespace },
-          involvedObject: { apiVersion: 'apps/v1', kind: w.kind, name: w.metadata.name, namespace: w.metadata.namespace, uid: w.metadata.uid },
-          type,
-          reason,
-          message,
-          source: { component: 'kueuer' },
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-    } catch (err) {
-      log.warn({ err: (err as Error).message, reason }, 'could not record an event');
-    }
-    (type === 'Warning' ? log.warn : log.info).call(log, { workload: `${w.kind}/${w.metadata.namespace}/${w.metadata.name}`, reason }, message);
-  };
+  const store = await openAutoscalerStore(mode, kc, log);
+  const events = new EventRecorder(core, log, 'workload');
+  const backlogs = options.depth ? new BacklogPoll(options.depth, mode, new ScaleToZero(await workloadScaler(kc), events, log), options.metrics, log) : null;
+  const kindName = autoscalerKind(mode);
 
   let currentPlans = new Map<string, ScalingPlan>();
-  const partitionCaps = new Map<string, number>();
+  /** The workloads the running reconcile started from. */
+  let seen: Workload[] = [];
 
   const workloads = (): Workload[] => {
     const optedIn = new Set(namespaces.list().map((n) => n.metadata?.name));
@@ -184,144 +86,76 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
     ].filter((w) => optedIn.has(w.metadata.namespace));
   };
 
-  const reconcileOnce = async (): Promise<void> => {
+  const desired = async (): Promise<Iterable<Wanted<Managed, ScalingPlan>>> => {
     const plans = new Map<string, ScalingPlan>();
-    const desired = new Map<string, { object: Managed; plan: ScalingPlan }>();
-    const current = workloads();
-    for (const w of current) {
+    const wanted = new Map<string, Wanted<Managed, ScalingPlan>>();
+    seen = workloads();
+    for (const w of seen) {
       const decision = decideWorkload(w);
       if (decision.kind === 'refuse') {
-        await event(w, 'Warning', 'KueuerAutoscalerRefused', `no autoscaler: ${decision.message}`);
+        await events.record(workloadRef(w), 'Warning', 'KueuerAutoscalerRefused', `no autoscaler: ${decision.message}`);
         continue;
       }
       if (decision.kind !== 'scale') continue;
       const { plan } = decision;
       plans.set(plan.queue, plan);
-      const cap = partitionCaps.get(plan.queue);
-      const object = (mode === 'keda' ? desiredScaledObject(plan, options.backlogUrl, cap) : desiredHpa(plan, cap)) as Managed;
-      desired.set(`${w.metadata.namespace}/${autoscalerName(w)}`, { object, plan });
+      const object = desiredAutoscaler(mode, plan, options.backlogUrl, backlogs?.partitionCaps.get(plan.queue));
+      wanted.set(`${w.metadata.namespace}/${autoscalerName(w)}`, { object, context: plan });
     }
     currentPlans = plans;
-    const existing = new Map(store.source.list().map((o) => [`${o.metadata?.namespace}/${o.metadata?.name}`, o]));
-    const kindName = mode === 'keda' ? 'ScaledObject' : 'HorizontalPodAutoscaler';
-    for (const [key, { object, plan }] of desired) {
-      const have = existing.get(key);
-      existing.delete(key);
-      const w = plan.workload;
-      const spec = object.spec as { maxReplicas?: number; maxReplicaCount?: number };
-      const max = spec.maxReplicas ?? spec.maxReplicaCount;
-      const capNote = max !== undefined && max < plan.settings.maxReplicas ? ` (max replicas capped at the topic's ${max} partitions)` : '';
-      try {
-        if (!have) {
-          await store.create(object);
-          await event(w, 'Normal', 'KueuerAutoscalerCreated', `created ${kindName} ${object.metadata!.name} on queue ${plan.queue}${capNote}`);
-        } else if (autoscalerFingerprint(have) !== autoscalerFingerprint(object)) {
-          await store.replace(object, have.metadata?.resourceVersion);
-          await event(w, 'Normal', 'KueuerAutoscalerUpdated', `updated ${kindName} ${object.metadata!.name}${capNote}`);
-        }
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        if (!have && code === 409) {
-          await event(w, 'Warning', 'KueuerAutoscalerRefused', `a ${kindName} named ${object.metadata!.name} exists and is not managed by Kueuer; Kueuer leaves it alone`);
-        } else {
-          log.warn({ err: (err as Error).message, autoscaler: key }, 'could not write an autoscaler; retrying on the next change');
-        }
-      }
-    }
-    const byUid = new Map(current.map((w) => [w.metadata.uid, w]));
-    for (const [key, stale] of existing) {
-      try {
-        await store.remove(stale.metadata!.namespace!, stale.metadata!.name!);
-        const owner = byUid.get(stale.metadata?.ownerReferences?.[0]?.uid ?? '');
-        if (owner) await event(owner, 'Normal', 'KueuerAutoscalerDeleted', `deleted ${kindName} ${stale.metadata!.name}: the workload no longer asks for it`);
-        else log.info({ autoscaler: key }, 'deleted an autoscaler whose workload no longer asks for it');
-      } catch (err) {
-        if ((err as { code?: number }).code !== 404) log.warn({ err: (err as Error).message, autoscaler: key }, 'could not delete a stale autoscaler');
-      }
-    }
+    return wanted.values();
   };
 
-  let running: Promise<void> = Promise.resolve();
-  const reconcile = (): Promise<void> => {
-    running = running.then(reconcileOnce).catch((err: Error) => log.error({ err: err.message }, 'autoscaling reconcile failed'));
-    return running;
+  /** Says when max replicas is below the annotation's because of the partition cap. */
+  const capNote = ({ object, context: plan }: Wanted<Managed, ScalingPlan>): string => {
+    const spec = object.spec as { maxReplicas?: number; maxReplicaCount?: number };
+    const max = spec.maxReplicas ?? spec.maxReplicaCount;
+    return max !== undefined && max < plan.settings.maxReplicas ? ` (max replicas capped at the topic's ${max} partitions)` : '';
   };
 
-  /** Scale to zero and back, for plans with min 0 (not in keda mode: KEDA does it). */
-  const idleSince = new Map<string, number>();
-  const scaleTo = async (w: Workload, replicas: number): Promise<void> => {
-    const body = { spec: { replicas } };
-    const headers = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-    if (w.kind === 'Deployment') await apps.patchNamespacedDeploymentScale({ name: w.metadata.name, namespace: w.metadata.namespace, body }, headers);
-    else await apps.patchNamespacedStatefulSetScale({ name: w.metadata.name, namespace: w.metadata.namespace, body }, headers);
-  };
+  const set = new ManagedSet<Managed, ScalingPlan>({
+    store,
+    desired,
+    fingerprint: autoscalerFingerprint,
+    async written(change, wanted) {
+      const { object, context: plan } = wanted;
+      const ref = workloadRef(plan.workload);
+      if (change === 'created') await events.record(ref, 'Normal', 'KueuerAutoscalerCreated', `created ${kindName} ${object.metadata!.name} on queue ${plan.queue}${capNote(wanted)}`);
+      else await events.record(ref, 'Normal', 'KueuerAutoscalerUpdated', `updated ${kindName} ${object.metadata!.name}${capNote(wanted)}`);
+    },
+    async writeFailed(err, { object, context: plan }, existed, key) {
+      if (!existed && (err as { code?: number }).code === 409) {
+        const message = `a ${kindName} named ${object.metadata!.name} exists and is not managed by Kueuer; Kueuer leaves it alone`;
+        await events.record(workloadRef(plan.workload), 'Warning', 'KueuerAutoscalerRefused', message);
+      } else {
+        log.warn({ err: (err as Error).message, autoscaler: key }, 'could not write an autoscaler; retrying on the next change');
+      }
+    },
+    async removed(stale, key) {
+      const owner = seen.find((w) => w.metadata.uid === (stale.metadata?.ownerReferences?.[0]?.uid ?? ''));
+      if (owner) await events.record(workloadRef(owner), 'Normal', 'KueuerAutoscalerDeleted', `deleted ${kindName} ${stale.metadata!.name}: the workload no longer asks for it`);
+      else log.info({ autoscaler: key }, 'deleted an autoscaler whose workload no longer asks for it');
+    },
+    removeFailed(err, _stale, key) {
+      if ((err as { code?: number }).code !== 404) log.warn({ err: (err as Error).message, autoscaler: key }, 'could not delete a stale autoscaler');
+    },
+    runFailed: (err) => log.error({ err: (err as Error).message }, 'autoscaling reconcile failed'),
+  });
+
+  await set.start([namespaces, deployments, statefulSets], RESYNC_MS);
+  const polls = new SerialRuns(() => undefined);
   const poll = async (): Promise<void> => {
-    const depth = options.depth;
-    if (!depth) return;
-    let capsChanged = false;
-    for (const plan of currentPlans.values()) {
-      let backlog: number;
-      try {
-        const read = await depth.read(plan.queue);
-        backlog = read.backlog;
-        const partitions = read.partitions;
-        if (partitions !== undefined && partitionCaps.get(plan.queue) !== partitions) {
-          partitionCaps.set(plan.queue, partitions);
-          capsChanged = true;
-        }
-      } catch (err) {
-        options.metrics.depthErrors.inc({ queue: plan.queue });
-        log.warn({ err: (err as Error).message, queue: plan.queue }, 'cannot read the queue depth');
-        continue;
-      }
-      options.metrics.backlog.set({ queue: plan.queue }, backlog);
-      options.metrics.replicas.set({ queue: plan.queue }, plan.workload.spec.replicas ?? 1);
-      options.metrics.desiredReplicas.set({ queue: plan.queue }, desiredReplicas(backlog, plan.settings, partitionCaps.get(plan.queue)));
-      if (mode === 'keda' || plan.settings.minReplicas > 0) continue;
-      const w = plan.workload;
-      const replicas = w.spec.replicas ?? 1;
-      try {
-        if (backlog > 0) {
-          idleSince.delete(plan.queue);
-          if (replicas === 0) {
-            await scaleTo(w, 1);
-            await event(w, 'Normal', 'KueuerScaledFromZero', `scaled to 1: ${backlog} requests waiting on queue ${plan.queue}`);
-            recorded.delete(`${w.metadata.uid}/KueuerScaledToZero`);
-          }
-        } else if (replicas > 0) {
-          const since = idleSince.get(plan.queue) ?? Date.now();
-          idleSince.set(plan.queue, since);
-          if (Date.now() - since >= plan.settings.idleCooldownSeconds * 1000) {
-            await scaleTo(w, 0);
-            idleSince.delete(plan.queue);
-            await event(w, 'Normal', 'KueuerScaledToZero', `scaled to 0: queue ${plan.queue} idle for ${plan.settings.idleCooldownSeconds} s`);
-            recorded.delete(`${w.metadata.uid}/KueuerScaledFromZero`);
-          }
-        }
-      } catch (err) {
-        log.warn({ err: (err as Error).message, queue: plan.queue }, 'could not scale the workload');
-      }
-    }
-    if (capsChanged) await reconcile();
+    if (backlogs && (await backlogs.poll(currentPlans.values()))) await set.reconcile();
   };
-
-  for (const source of [namespaces, deployments, statefulSets, store.source]) source.onChange(() => void reconcile());
-  await reconcile();
-  let polling: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    polling = polling.then(poll).catch(() => undefined);
-  }, options.pollMs);
-  const resync = setInterval(() => void reconcile(), 60_000);
-  resync.unref();
+  const timer = setInterval(() => void polls.run(poll), options.pollMs);
   return {
     plans: () => currentPlans,
-    reconcile,
+    reconcile: () => set.reconcile(),
     async stop() {
       clearInterval(timer);
-      clearInterval(resync);
-      await polling;
-      await running;
-      for (const s of [namespaces, deployments, statefulSets, store.source]) await s.stop();
+      await polls.idle();
+      await set.stop();
+      for (const s of [namespaces, deployments, statefulSets]) await s.stop();
     },
   };
 }
