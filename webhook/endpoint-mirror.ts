@@ -10,10 +10,17 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS } from '../shared/annotations.js';
+import { ManagedSet, withResourceVersion, type ManagedStore } from '../shared/kube/managed-set.js';
 import { informerSource, kubeConfig, type ObjectSource } from '../shared/kube/object-source.js';
 import { routesFromServices } from '../shared/service-routes.js';
 
-export const MANAGED_BY = 'kueuer.io';
+/**
+ * `endpointslice.kubernetes.io/managed-by` on the mirrored slices: a
+ * controller name, domain-style as that label asks (not the autoscalers'
+ * `AUTOSCALER_MANAGED_BY`). Only slices with this value are ever replaced or
+ * deleted; changing it would orphan the slices already in clusters.
+ */
+export const SLICE_MANAGED_BY = 'kueuer.io';
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 
@@ -36,7 +43,7 @@ export function desiredSlices(services: readonly V1Service[], responderSlices: r
       metadata: {
         name: sliceName(name),
         namespace,
-        labels: { [SERVICE_NAME_LABEL]: name, [MANAGED_BY_LABEL]: MANAGED_BY },
+        labels: { [SERVICE_NAME_LABEL]: name, [MANAGED_BY_LABEL]: SLICE_MANAGED_BY },
         annotations: { [ANNOTATIONS.responderPort]: String(route.port) },
         // Deleting the Service deletes its slice.
         ownerReferences: service.metadata?.uid
@@ -56,6 +63,9 @@ function fingerprint(s: V1EndpointSlice): string {
   return JSON.stringify([s.metadata?.labels, s.metadata?.annotations, s.metadata?.ownerReferences?.map((o) => o.uid), s.addressType, s.endpoints, s.ports]);
 }
 
+/** Re-check periodically as well: a failed write is retried even when nothing changes. */
+const RESYNC_MS = 30_000;
+
 export interface EndpointMirror {
   stop(): Promise<void>;
 }
@@ -74,57 +84,26 @@ export async function runEndpointMirror(
     log,
     `${SERVICE_NAME_LABEL}=${responderService}`,
   );
-  const managed = await informerSource<V1EndpointSlice>(
-    '/apis/discovery.k8s.io/v1/endpointslices',
-    () => api.listEndpointSliceForAllNamespaces({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
-    log,
-    `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
-  );
-
-  let running = Promise.resolve();
-  const reconcile = (): void => {
-    running = running.then(async () => {
-      const desired = desiredSlices(services.list(), responderSlices.list());
-      const current = new Map(managed.list().map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
-      for (const want of desired) {
-        const key = `${want.metadata!.namespace}/${want.metadata!.name}`;
-        const have = current.get(key);
-        current.delete(key);
-        try {
-          if (!have) await api.createNamespacedEndpointSlice({ namespace: want.metadata!.namespace!, body: want });
-          else if (fingerprint(have) !== fingerprint(want)) {
-            await api.replaceNamespacedEndpointSlice({
-              name: want.metadata!.name!,
-              namespace: want.metadata!.namespace!,
-              body: { ...want, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } },
-            });
-          }
-        } catch (err) {
-          log.warn({ err: (err as Error).message, slice: key }, 'could not write an EndpointSlice; retrying on the next change');
-        }
-      }
-      for (const [key, stale] of current) {
-        try {
-          await api.deleteNamespacedEndpointSlice({ name: stale.metadata!.name!, namespace: stale.metadata!.namespace! });
-        } catch (err) {
-          log.warn({ err: (err as Error).message, slice: key }, 'could not delete a stale EndpointSlice');
-        }
-      }
-    });
+  const managedSelector = `${MANAGED_BY_LABEL}=${SLICE_MANAGED_BY}`;
+  const store: ManagedStore<V1EndpointSlice> = {
+    source: await informerSource<V1EndpointSlice>('/apis/discovery.k8s.io/v1/endpointslices', () => api.listEndpointSliceForAllNamespaces({ labelSelector: managedSelector }), log, managedSelector),
+    create: async (body) => void (await api.createNamespacedEndpointSlice({ namespace: body.metadata!.namespace!, body })),
+    replace: async (o, rv) => void (await api.replaceNamespacedEndpointSlice({ name: o.metadata!.name!, namespace: o.metadata!.namespace!, body: withResourceVersion(o, rv) })),
+    remove: async (namespace, name) => void (await api.deleteNamespacedEndpointSlice({ name, namespace })),
   };
-  services.onChange(reconcile);
-  responderSlices.onChange(reconcile);
-  managed.onChange(reconcile);
-  reconcile();
-  // Re-check periodically as well: a failed write is retried even when nothing changes.
-  const timer = setInterval(reconcile, 30_000);
-  timer.unref();
+  const set = new ManagedSet<V1EndpointSlice, undefined>({
+    store,
+    desired: async () => desiredSlices(services.list(), responderSlices.list()).map((object) => ({ object, context: undefined })),
+    fingerprint,
+    writeFailed: (err, _wanted, _existed, key) => log.warn({ err: (err as Error).message, slice: key }, 'could not write an EndpointSlice; retrying on the next change'),
+    removeFailed: (err, _stale, key) => log.warn({ err: (err as Error).message, slice: key }, 'could not delete a stale EndpointSlice'),
+    runFailed: (err) => log.error({ err: (err as Error).message }, 'could not mirror the EndpointSlices'),
+  });
+  void set.start([services, responderSlices], RESYNC_MS);
   return {
     async stop() {
-      clearInterval(timer);
-      await running;
+      await set.stop();
       await responderSlices.stop();
-      await managed.stop();
     },
   };
 }
