@@ -3,7 +3,7 @@
 #   docker build -t ghcr.io/<you>/kueuer:0.1.0 .
 
 # --- build: compile TypeScript with the dev dependencies
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -18,7 +18,7 @@ COPY demo ./demo
 RUN npm run build
 
 # --- runtime: production dependencies only, tini as PID 1, non-root
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini=0.19.* \
  && rm -rf /var/lib/apt/lists/*

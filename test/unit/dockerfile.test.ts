@@ -21,9 +21,9 @@ for (const line of lines) {
 const runtime = stages.at(-1)!;
 
 describe('Dockerfile', () => {
-  it('is multi-stage on a pinned slim Node 20 base', () => {
+  it('is multi-stage on a pinned slim Node 24 (active LTS) base', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const s of stages) expect(s[0]).toMatch(/^FROM node:20-[a-z]+-slim( AS \w+)?$/);
+    for (const s of stages) expect(s[0]).toMatch(/^FROM node:24-[a-z]+-slim( AS \w+)?$/);
   });
 
   it('runs as a non-root numeric user under an init for signals', () => {
