@@ -6,6 +6,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { backoff, type BackoffOptions } from '../retry.js';
 
 export interface ObjectSource<T> {
   list(): readonly T[];
@@ -46,6 +47,13 @@ export async function kubeConfig() {
   return kc;
 }
 
+/**
+ * The wait before restarting a failed watch: a fixed 2 s. A restart whose
+ * list or watch fails again reports another error, so this repeats until
+ * the watch is back.
+ */
+const WATCH_RESTART: BackoffOptions = { baseMs: 2000, capMs: 2000 };
+
 type ListFn<T extends KubernetesObject> = () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
 
 /**
@@ -85,7 +93,7 @@ export async function informerSource<T extends KubernetesObject>(
     log.warn({ err: (err as Error)?.message, path }, 'watch failed; restarting in 2 s');
     setTimeout(() => {
       if (!stopped) informer.start().catch(() => undefined);
-    }, 2000).unref();
+    }, backoff(WATCH_RESTART, 1)).unref();
   });
   await informer.start();
   return {
