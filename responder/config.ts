@@ -7,7 +7,7 @@ import {
   queueOption,
   timeoutOption,
 } from '../shared/common-options.js';
-import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from '../shared/options.js';
+import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec, type OptionValue, type OptionValues } from '../shared/options.js';
 
 export function listenOption(defaultValue: string): OptionSpec<ReturnType<typeof parseHostPort>> {
   return { flag: 'listen', env: 'KUEUER_LISTEN', description: 'address clients connect to', defaultValue, parse: parseHostPort };
@@ -83,12 +83,9 @@ export const responderOptions = {
   logLevel: logLevelOption(),
 };
 
-export interface ResponderSettings {
-  queue: string;
-  timeoutMs: number;
-  maxBodyBytes: number;
-  maxPending: number;
-  publishTimeoutMs: number;
-  bodyTimeoutMs: number;
-  sendTimeoutMs: number;
-}
+export type ResponderOptions = OptionValues<typeof responderOptions>;
+
+/** What one responder (one queue on one port) needs, from its options; draining is its starter's business. */
+export type ResponderSettings = Omit<OptionValues<ReturnType<typeof responderBehaviourOptions>>, 'drainTimeoutMs'> & {
+  queue: OptionValue<ReturnType<typeof queueOption>>;
+};

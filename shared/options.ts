@@ -21,6 +21,8 @@ export interface OptionSpec<T> {
 }
 
 export type OptionSpecs = Record<string, OptionSpec<unknown>>;
+/** The value one spec parses to. */
+export type OptionValue<S> = S extends OptionSpec<infer T> ? T : never;
 export type OptionValues<S extends OptionSpecs> = {
   [K in keyof S]: S[K] extends OptionSpec<infer T> ? (S[K] extends { optional: true } ? T | undefined : T) : never;
 };
@@ -186,4 +188,30 @@ export function oneOf<T extends string>(choices: readonly T[]): (raw: string) =>
     }
     return raw as T;
   };
+}
+
+/** A TCP port, digits only (no sign, no spaces), from 1 to 65535. */
+export function portNumber(raw: string): number {
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= 65535)) throw new Error(`expected a port number from 1 to 65535, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** A Kubernetes object name that must be a DNS label (RFC 1123); `what` names it in the error, e.g. "a Secret name". */
+export function dnsLabel(what: string): (raw: string) => string {
+  return (raw) => {
+    if (!DNS_LABEL.test(raw)) throw new Error(`expected ${what}, got ${JSON.stringify(raw)}`);
+    return raw;
+  };
+}
+
+/** Kubernetes resource.Quantity, as kubectl accepts it. */
+const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$/;
+
+/** A Kubernetes quantity (`100m`, `0.5`, `128Mi`, `1e3`), kept as written. */
+export function parseQuantity(raw: string): string {
+  if (!QUANTITY.test(raw)) throw new Error(`expected a Kubernetes quantity such as 100m or 128Mi, got ${JSON.stringify(raw)}`);
+  return raw;
 }

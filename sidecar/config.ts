@@ -8,7 +8,10 @@ import {
   logLevelOption,
   queueOption,
 } from '../shared/common-options.js';
-import { byteSizeIn, integerIn, oneOf, type OptionSpec } from '../shared/options.js';
+import { byteSizeIn, integerIn, oneOf, type OptionSpec, type OptionValues } from '../shared/options.js';
+
+/** The sidecar's admin port: its own default and the port the webhook injects (--sidecar-admin-port) unless told otherwise. */
+export const SIDECAR_ADMIN_PORT = 9091;
 
 export function maxResponseOption(): OptionSpec<number> {
   return {
@@ -68,7 +71,7 @@ export const sidecarOptions = {
   concurrency: concurrencyOption(),
   maxResponseBytes: maxResponseOption(),
   ...retryOptions(),
-  adminListen: adminListenOption('0.0.0.0:9091'),
+  adminListen: adminListenOption(`0.0.0.0:${SIDECAR_ADMIN_PORT}`),
   ...kafkaOptions(),
   kafkaTransactionalId: {
     flag: 'kafka-transactional-id',
@@ -82,3 +85,13 @@ export const sidecarOptions = {
   },
   logLevel: logLevelOption(),
 };
+
+export type SidecarOptions = OptionValues<typeof sidecarOptions>;
+type RetryValues = OptionValues<ReturnType<typeof retryOptions>>;
+
+/**
+ * What one sidecar component needs, from its options. The retry options come all
+ * together or not at all; without them no answer is retried (--retry-statuses none).
+ */
+export type SidecarSettings = Pick<SidecarOptions, 'app' | 'queue' | 'concurrency' | 'maxResponseBytes'> &
+  (RetryValues | { [K in keyof RetryValues]?: undefined });

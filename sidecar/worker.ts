@@ -18,8 +18,6 @@ import { backoffMs } from './retry-policy.js';
 export interface WorkerSettings {
   queue: string;
   concurrency: number;
-  /** How long to wait for the broker to confirm a reply. */
-  replyTimeoutMs: number;
   retry?: RetrySettings;
 }
 
@@ -32,6 +30,13 @@ export interface RetrySettings {
   deadLetter: boolean;
 }
 
+/**
+ * How long one publish of a reply (or of a dead-letter copy) waits for the broker's confirm
+ * before it counts as failed and is retried within REPLY_RETRY_WINDOW_MS: long enough for a
+ * loaded broker, short enough to retry several times within that window. Not a flag: the
+ * window, not this, bounds how long a reply is tried.
+ */
+export const REPLY_CONFIRM_TIMEOUT_MS = 5_000;
 /** How long a sidecar keeps retrying a reply the broker cannot take: a broker restart and the responders' reconnection fit in it. */
 export const REPLY_RETRY_WINDOW_MS = 30_000;
 /** How long a reply whose inbox does not exist is retried before it is dropped (the responder is gone). */
@@ -98,7 +103,7 @@ export async function startWorker(
           const reason = `the app answered ${outcome.response.status} ${call} times`;
           if (retry.deadLetter) {
             const copy = { meta: { ...delivery.message.meta, [DEAD_LETTER_REASON]: reason }, body: delivery.message.body };
-            await transport.publishRequest(deadLetterQueue(settings.queue), copy, { timeoutMs: settings.replyTimeoutMs });
+            await transport.publishRequest(deadLetterQueue(settings.queue), copy, { timeoutMs: REPLY_CONFIRM_TIMEOUT_MS });
           }
           metrics.deadLetter();
           reqLog.warn({ status: outcome.response.status, calls: call, deadLetter: retry.deadLetter ? deadLetterQueue(settings.queue) : null }, 'giving up on a request the app keeps failing');
@@ -136,7 +141,7 @@ export async function startWorker(
     const giveUpAt = Math.min(deadline, started + REPLY_RETRY_WINDOW_MS);
     for (let attempt = 1; ; attempt++) {
       try {
-        await transport.publishReply(replyTo, encodeResponse(response), { timeoutMs: settings.replyTimeoutMs });
+        await transport.publishReply(replyTo, encodeResponse(response), { timeoutMs: REPLY_CONFIRM_TIMEOUT_MS });
         return;
       } catch (err) {
         const message = (err as Error).message;

@@ -1,0 +1,77 @@
+/**
+ * Starting the responder: `startResponder` serves one queue on one port over a
+ * transport it is given (so `kueuer local` shares one in-process broker with
+ * the sidecar); `runResponder` is the whole `kueuer responder` process: broker,
+ * the --queue responder and/or the cluster's routes, and admin endpoints,
+ * stopped by the `stop` it returns.
+ */
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { listen, serveAdmin } from '../shared/admin-server.js';
+import { watchAllServices } from '../shared/kube/services.js';
+import { newRegistry } from '../shared/metrics.js';
+import { notReadyReason, openBackend, type Running } from '../shared/open-backend.js';
+import { ConfigError, formatHostPort, type HostPort } from '../shared/options.js';
+import { routesFromServices } from '../shared/service-routes.js';
+import type { Transport } from '../shared/transport/transport.js';
+import type { ResponderOptions, ResponderSettings } from './config.js';
+import { responderMetrics } from './metrics.js';
+import { RouteServer } from './route-server.js';
+import { buildResponder, type Responder } from './server.js';
+
+export interface RunningResponder {
+  responder: Responder;
+  address: HostPort;
+}
+
+export async function startResponder(
+  settings: ResponderSettings & { listen: HostPort },
+  transport: Transport,
+  registry: Registry,
+  log: Logger,
+): Promise<RunningResponder> {
+  const responder = await buildResponder(settings, transport, responderMetrics(registry, settings.queue), log);
+  const address = await listen(responder.app, settings.listen);
+  return { responder, address };
+}
+
+/** --routes cluster: one port per annotated Service, following the Services as they change. */
+async function serveClusterRoutes(o: ResponderOptions, transport: Transport, registry: Registry, log: Logger): Promise<Running> {
+  const routes = new RouteServer({ ...o, host: o.listen.host }, transport, registry, log);
+  const services = await watchAllServices(log);
+  const apply = (): void => void routes.apply(routesFromServices(services.list()));
+  services.onChange(apply);
+  apply();
+  return {
+    async stop() {
+      await services.stop();
+      await routes.drain(o.drainTimeoutMs);
+    },
+  };
+}
+
+/** `kueuer responder`: its broker, the --queue responder and/or the cluster's routes, and its admin endpoints. */
+export async function runResponder(o: ResponderOptions, log: Logger): Promise<Running> {
+  if (o.routes === 'queue' && o.queue === undefined) {
+    throw new ConfigError(['missing --queue (or KUEUER_QUEUE): required unless --routes cluster']);
+  }
+  const registry = newRegistry();
+  const transport = await openBackend(o, log, 'responder');
+  const parts: Running[] = [];
+  let listening: string | undefined;
+  if (o.queue !== undefined) {
+    const { responder, address } = await startResponder({ ...o, queue: o.queue }, transport, registry, log);
+    parts.push({ stop: () => responder.drain(o.drainTimeoutMs) });
+    listening = formatHostPort(address);
+  }
+  if (o.routes === 'cluster') parts.push(await serveClusterRoutes(o, transport, registry, log));
+  const { admin, address } = await serveAdmin({ registry, log, notReadyReason: notReadyReason(transport) }, o.adminListen);
+  log.info({ listen: listening, queue: o.queue, admin: address, routes: o.routes }, 'responder ready');
+  return {
+    async stop() {
+      await Promise.all(parts.map((p) => p.stop()));
+      await admin.close();
+      await transport.close();
+    },
+  };
+}

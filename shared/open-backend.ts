@@ -1,0 +1,38 @@
+/** What the components' start functions share: their broker connection, readiness and the handle they return. */
+import type { Logger } from 'pino';
+import type { BackendSpec, KafkaDelivery } from './transport/backend.js';
+import { createTransport } from './transport/create-transport.js';
+import type { Transport } from './transport/transport.js';
+
+/** A started component or process; `stop` drains it and releases what it holds. */
+export interface Running {
+  stop(): Promise<void>;
+}
+
+export interface BackendOptions {
+  backend: BackendSpec;
+  kafkaPartitions: number;
+  delivery: KafkaDelivery;
+  kafkaTransactionalId?: string | undefined;
+  /** memory backend only (`kueuer local`, which has the option). */
+  visibilityTimeoutMs?: number;
+}
+
+/** The broker connection of a command, from its --backend and Kafka options. */
+export async function openBackend(o: BackendOptions, log: Logger, component: 'responder' | 'sidecar' | 'local'): Promise<Transport> {
+  if (o.backend.kind === 'memory' && (component !== 'local' || o.visibilityTimeoutMs === undefined)) {
+    throw new Error(`--backend memory only works in \`kueuer local\`, where the ${component === 'responder' ? 'sidecar' : 'responder'} shares the process`);
+  }
+  return createTransport(o.backend, log, {
+    // Read by the memory backend only, which has it (checked above); brokers ignore it.
+    visibilityTimeoutMs: o.visibilityTimeoutMs ?? 0,
+    kafkaPartitions: o.kafkaPartitions,
+    delivery: o.delivery,
+    ...(o.kafkaTransactionalId ? { kafkaTransactionalId: o.kafkaTransactionalId } : {}),
+  });
+}
+
+/** /readyz's reason: the broker first, then what the component itself waits for. */
+export function notReadyReason(transport: Transport, also: () => string | null = () => null): () => string | null {
+  return () => (transport.isReady() ? also() : 'broker not connected');
+}
