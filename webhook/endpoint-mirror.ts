@@ -13,6 +13,7 @@ import { ANNOTATIONS } from '../shared/annotations.js';
 import { ManagedSet, withResourceVersion, type ManagedStore } from '../shared/kube/managed-set.js';
 import { informerSource, kubeConfig, type ObjectSource } from '../shared/kube/object-source.js';
 import { routesFromServices } from '../shared/service-routes.js';
+import { stableJson } from '../shared/stable-json.js';
 
 /**
  * `endpointslice.kubernetes.io/managed-by` on the mirrored slices: a
@@ -60,7 +61,7 @@ export function desiredSlices(services: readonly V1Service[], responderSlices: r
 
 /** The fields that matter when deciding whether a stored slice needs replacing. */
 function fingerprint(s: V1EndpointSlice): string {
-  return JSON.stringify([s.metadata?.labels, s.metadata?.annotations, s.metadata?.ownerReferences?.map((o) => o.uid), s.addressType, s.endpoints, s.ports]);
+  return stableJson([s.metadata?.labels, s.metadata?.annotations, s.metadata?.ownerReferences?.map((o) => o.uid), s.addressType, s.endpoints, s.ports]);
 }
 
 /** Re-check periodically as well: a failed write is retried even when nothing changes. */

@@ -8,6 +8,7 @@ import type { KubeConfig, KubernetesObject, V2HorizontalPodAutoscaler } from '@k
 import type { Logger } from 'pino';
 import { withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
 import { informerSource, type ObjectSource } from '../../shared/kube/object-source.js';
+import { stableJson } from '../../shared/stable-json.js';
 import { AUTOSCALER_MANAGED_BY, desiredHpa, desiredScaledObject, MANAGED_BY_LABEL, QUEUE_LABEL, type MetricMode, type ScalingPlan } from './desired-objects.js';
 
 export type Managed = KubernetesObject & { spec?: unknown };
@@ -18,9 +19,9 @@ export function autoscalerFingerprint(o: Managed): string {
   const labels = { [MANAGED_BY_LABEL]: meta.labels?.[MANAGED_BY_LABEL], [QUEUE_LABEL]: meta.labels?.[QUEUE_LABEL] };
   const owners = (meta.ownerReferences ?? []).map((r) => r.uid);
   const spec = o.spec as Record<string, unknown> | undefined;
-  if (o.kind === 'ScaledObject' || (o as { apiVersion?: string }).apiVersion?.startsWith('keda.sh')) return JSON.stringify({ labels, owners, spec });
+  if (o.kind === 'ScaledObject' || (o as { apiVersion?: string }).apiVersion?.startsWith('keda.sh')) return stableJson({ labels, owners, spec });
   const s = (spec ?? {}) as V2HorizontalPodAutoscaler['spec'] & object;
-  return JSON.stringify({
+  return stableJson({
     labels,
     owners,
     target: s.scaleTargetRef,
