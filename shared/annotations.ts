@@ -4,9 +4,9 @@
  * either settings or the list of problems, each naming the annotation and
  * what it accepts. A typo refuses the object; it is never silently ignored.
  */
-import { isValidQueueName } from '../shared/envelope.js';
-import { durationIn, integerIn } from '../shared/options.js';
-import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/kafka.js';
+import { concurrencyOption, kafkaOptions, queueOption, timeoutOption } from './common-options.js';
+import { dnsLabel, parseQuantity, portNumber } from './options.js';
+import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/backend.js';
 
 export const PREFIX = 'kueuer.io/';
 export const ANNOTATIONS = {
@@ -58,19 +58,24 @@ export interface PodSettings {
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const PORT_NAME = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
-/** Kubernetes resource.Quantity, as kubectl accepts it. */
-const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$/;
+
+function parseTrueFalse(raw: string): boolean {
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new Error('use "true" or "false"');
+}
 
 /** `"true"` or `"false"`; anything else (yes, True, 1) is refused. */
 export function parseBoolean(annotations: Annotations, key: string, problems: string[]): boolean | undefined {
   const raw = annotations?.[key];
   if (raw === undefined) return undefined;
-  if (raw === 'true') return true;
-  if (raw === 'false') return false;
-  problems.push(`${key}: ${JSON.stringify(raw)} is not accepted; use "true" or "false"`);
-  return undefined;
+  try {
+    return parseTrueFalse(raw);
+  } catch (err) {
+    problems.push(`${key}: ${JSON.stringify(raw)} is not accepted; ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 /** Whether the object asks for Kueuer: `kueuer.io/inject: "true"`. */
@@ -80,68 +85,80 @@ export function wantsInjection(annotations: Annotations): Parsed<boolean> {
   return problems.length ? { ok: false, problems } : { ok: true, value: value === true };
 }
 
+/**
+ * How one annotation is read: the option parser of the same setting, and what
+ * a refusal says (`use …`), or nothing to pass the parser's own message on.
+ */
+interface AnnotationRule<T> {
+  parse: (raw: string) => T;
+  use?: string;
+}
+
+function rule<T>(parse: (raw: string) => T, use?: string): AnnotationRule<T> {
+  return use === undefined ? { parse } : { parse, use };
+}
+
+const QUEUE_RULE = rule(queueOption().parse, 'use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)');
+const QUANTITY_RULE = rule(parseQuantity, 'use a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi');
+
+/** The pod annotations, each read through the parser of the option it sets. */
+const POD_RULES = {
+  appPort: rule((raw): number | string => {
+    if (/[a-z]/.test(raw) && PORT_NAME.test(raw)) return raw;
+    return portNumber(raw);
+  }, 'use a port number from 1 to 65535 or a container port name'),
+  adminPort: rule(portNumber, 'use a port number from 1 to 65535 that no container of the pod uses'),
+  queue: QUEUE_RULE,
+  backend: rule((raw) => {
+    // The message is the problem itself: a URL or credentials in an annotation.
+    if (raw.includes('://') || raw.includes('@')) throw new Error('names the Secret that holds the broker settings; broker URLs and credentials never go in annotations');
+    try {
+      return dnsLabel('a Secret name')(raw);
+    } catch {
+      throw new Error(`${JSON.stringify(raw)} is not accepted; use the name of a Secret in the pod's namespace (a DNS label)`);
+    }
+  }),
+  concurrency: rule(concurrencyOption().parse),
+  delivery: rule(kafkaOptions().delivery.parse, `use ${KAFKA_DELIVERIES.join(', ')} (Kafka only)`),
+  nativeSidecar: rule(parseTrueFalse, 'use "true" or "false"'),
+  sidecarCpuRequest: QUANTITY_RULE,
+  sidecarMemoryRequest: QUANTITY_RULE,
+  sidecarCpuLimit: QUANTITY_RULE,
+  sidecarMemoryLimit: QUANTITY_RULE,
+} satisfies Partial<Record<keyof typeof ANNOTATIONS, AnnotationRule<unknown>>>;
+
+const SERVICE_RULES = {
+  queue: QUEUE_RULE,
+  timeout: rule(timeoutOption().parse),
+} satisfies Partial<Record<keyof typeof ANNOTATIONS, AnnotationRule<unknown>>>;
+
+type RuleValues<R> = { [K in keyof R]?: R[K] extends AnnotationRule<infer T> ? T : never };
+
+/** Reads every annotation the rules name, collecting one problem per refused value. */
+function readAnnotations<R extends Partial<Record<keyof typeof ANNOTATIONS, AnnotationRule<unknown>>>>(a: Record<string, string>, rules: R, problems: string[]): RuleValues<R> {
+  const out: Record<string, unknown> = {};
+  for (const [name, r] of Object.entries(rules) as Array<[keyof typeof ANNOTATIONS, AnnotationRule<unknown>]>) {
+    const key = ANNOTATIONS[name];
+    const raw = a[key];
+    if (raw === undefined) continue;
+    try {
+      out[name] = r.parse(raw);
+    } catch (err) {
+      problems.push(r.use === undefined ? `${key}: ${(err as Error).message}` : `${key}: ${JSON.stringify(raw)} is not accepted; ${r.use}`);
+    }
+  }
+  return out as RuleValues<R>;
+}
+
 export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> {
   const a = annotations ?? {};
   const problems: string[] = [];
-  const settings: PodSettings = { resources: {} };
-
-  const port = a[ANNOTATIONS.appPort];
-  if (port !== undefined) {
-    if (/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65535) settings.appPort = Number(port);
-    else if (PORT_NAME.test(port) && /[a-z]/.test(port)) settings.appPort = port;
-    else problems.push(`${ANNOTATIONS.appPort}: ${JSON.stringify(port)} is not accepted; use a port number from 1 to 65535 or a container port name`);
-  }
-
-  const adminPort = a[ANNOTATIONS.adminPort];
-  if (adminPort !== undefined) {
-    if (/^\d+$/.test(adminPort) && Number(adminPort) >= 1 && Number(adminPort) <= 65535) settings.adminPort = Number(adminPort);
-    else problems.push(`${ANNOTATIONS.adminPort}: ${JSON.stringify(adminPort)} is not accepted; use a port number from 1 to 65535 that no container of the pod uses`);
-  }
-
-  const queue = a[ANNOTATIONS.queue];
-  if (queue !== undefined) {
-    if (isValidQueueName(queue)) settings.queue = queue;
-    else problems.push(`${ANNOTATIONS.queue}: ${JSON.stringify(queue)} is not accepted; use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)`);
-  }
-
-  const backend = a[ANNOTATIONS.backend];
-  if (backend !== undefined) {
-    if (backend.includes('://') || backend.includes('@')) {
-      problems.push(`${ANNOTATIONS.backend}: names the Secret that holds the broker settings; broker URLs and credentials never go in annotations`);
-    } else if (DNS_LABEL.test(backend)) settings.backendSecret = backend;
-    else problems.push(`${ANNOTATIONS.backend}: ${JSON.stringify(backend)} is not accepted; use the name of a Secret in the pod's namespace (a DNS label)`);
-  }
-
-  const concurrency = a[ANNOTATIONS.concurrency];
-  if (concurrency !== undefined) {
-    try {
-      settings.concurrency = integerIn(1, 1000)(concurrency);
-    } catch (err) {
-      problems.push(`${ANNOTATIONS.concurrency}: ${(err as Error).message}`);
-    }
-  }
-
-  const delivery = a[ANNOTATIONS.delivery];
-  if (delivery !== undefined) {
-    if ((KAFKA_DELIVERIES as readonly string[]).includes(delivery)) settings.delivery = delivery as KafkaDelivery;
-    else problems.push(`${ANNOTATIONS.delivery}: ${JSON.stringify(delivery)} is not accepted; use ${KAFKA_DELIVERIES.join(', ')} (Kafka only)`);
-  }
-
-  const native = parseBoolean(a, ANNOTATIONS.nativeSidecar, problems);
-  if (native !== undefined) settings.nativeSidecar = native;
-
-  const quantities: Array<[string, keyof PodSettings['resources']]> = [
-    [ANNOTATIONS.sidecarCpuRequest, 'cpuRequest'],
-    [ANNOTATIONS.sidecarMemoryRequest, 'memoryRequest'],
-    [ANNOTATIONS.sidecarCpuLimit, 'cpuLimit'],
-    [ANNOTATIONS.sidecarMemoryLimit, 'memoryLimit'],
-  ];
-  for (const [key, field] of quantities) {
-    const raw = a[key];
-    if (raw === undefined) continue;
-    if (QUANTITY.test(raw)) settings.resources[field] = raw;
-    else problems.push(`${key}: ${JSON.stringify(raw)} is not accepted; use a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi`);
-  }
+  const v = readAnnotations(a, POD_RULES, problems);
+  const resources = { cpuRequest: v.sidecarCpuRequest, memoryRequest: v.sidecarMemoryRequest, cpuLimit: v.sidecarCpuLimit, memoryLimit: v.sidecarMemoryLimit };
+  const settings: PodSettings = {
+    ...defined({ appPort: v.appPort, adminPort: v.adminPort, queue: v.queue, backendSecret: v.backend, concurrency: v.concurrency, delivery: v.delivery, nativeSidecar: v.nativeSidecar }),
+    resources: defined(resources),
+  };
 
   // Annotations that belong to Services only are refused on pods rather than ignored.
   if (a[ANNOTATIONS.timeout] !== undefined) {
@@ -151,27 +168,19 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
   return problems.length ? { ok: false, problems } : { ok: true, value: settings };
 }
 
+/** The object without its undefined fields, so a setting that is absent stays absent. */
+function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
 export interface ServiceSettings {
   queue?: string;
   timeoutMs?: number;
 }
 
 export function parseServiceSettings(annotations: Annotations): Parsed<ServiceSettings> {
-  const a = annotations ?? {};
   const problems: string[] = [];
-  const settings: ServiceSettings = {};
-  const queue = a[ANNOTATIONS.queue];
-  if (queue !== undefined) {
-    if (isValidQueueName(queue)) settings.queue = queue;
-    else problems.push(`${ANNOTATIONS.queue}: ${JSON.stringify(queue)} is not accepted; use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)`);
-  }
-  const timeout = a[ANNOTATIONS.timeout];
-  if (timeout !== undefined) {
-    try {
-      settings.timeoutMs = durationIn(100, 24 * 3_600_000)(timeout);
-    } catch (err) {
-      problems.push(`${ANNOTATIONS.timeout}: ${(err as Error).message}`);
-    }
-  }
+  const v = readAnnotations(annotations ?? {}, SERVICE_RULES, problems);
+  const settings: ServiceSettings = defined({ queue: v.queue, timeoutMs: v.timeout });
   return problems.length ? { ok: false, problems } : { ok: true, value: settings };
 }

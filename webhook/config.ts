@@ -1,6 +1,7 @@
 /** The webhook's one configuration source: flags, then KUEUER_* env vars, then defaults. */
 import { backendOption, logLevelOption } from '../shared/common-options.js';
-import { durationIn, integerIn, oneOf, parseHostPort, parseOptions, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { dnsLabel, durationIn, integerIn, oneOf, parseHostPort, parseOptions, parseQuantity, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { SIDECAR_ADMIN_PORT } from '../sidecar/config.js';
 import { METRIC_MODES } from './autoscaling/desired-objects.js';
 import type { InjectionConfig } from './pod-injection.js';
 import { kueuerVersion } from '../shared/version.js';
@@ -17,18 +18,8 @@ function fileOption(flag: string, env: string, description: string): OptionSpec<
   };
 }
 
-const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 function quantityOption(flag: string, env: string, description: string, defaultValue: string): OptionSpec<string> {
-  return {
-    flag,
-    env,
-    description,
-    defaultValue,
-    parse: (raw) => {
-      if (!QUANTITY.test(raw)) throw new Error(`expected a Kubernetes quantity such as 100m or 128Mi, got ${JSON.stringify(raw)}`);
-      return raw;
-    },
-  };
+  return { flag, env, description, defaultValue, parse: parseQuantity };
 }
 
 export const webhookOptions = {
@@ -50,10 +41,7 @@ export const webhookOptions = {
     env: 'KUEUER_BACKEND_SECRET',
     description: 'Secret in each app namespace whose keys (KUEUER_BACKEND, …) the sidecar reads, unless the pod names another with kueuer.io/backend',
     defaultValue: 'kueuer-backend',
-    parse: (raw: string) => {
-      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(raw)) throw new Error(`expected a Secret name (a DNS label), got ${JSON.stringify(raw)}`);
-      return raw;
-    },
+    parse: dnsLabel('a Secret name (a DNS label)'),
   },
   nativeSidecars: {
     flag: 'native-sidecars',
@@ -74,16 +62,13 @@ export const webhookOptions = {
     env: 'KUEUER_RESPONDER_SERVICE',
     description: "the responder's Service in the system namespace; queued Services get EndpointSlices listing its pods",
     defaultValue: 'kueuer-responder',
-    parse: (raw: string) => {
-      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(raw)) throw new Error(`expected a Service name, got ${JSON.stringify(raw)}`);
-      return raw;
-    },
+    parse: dnsLabel('a Service name'),
   },
   sidecarAdminPort: {
     flag: 'sidecar-admin-port',
     env: 'KUEUER_SIDECAR_ADMIN_PORT',
     description: "port of the injected sidecar's /metrics, /healthz and /readyz",
-    defaultValue: '9091',
+    defaultValue: String(SIDECAR_ADMIN_PORT),
     parse: integerIn(1, 65535),
   },
   sidecarCpuRequest: quantityOption('sidecar-cpu-request', 'KUEUER_SIDECAR_CPU_REQUEST', "sidecar's CPU request", '50m'),

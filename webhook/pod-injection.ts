@@ -10,6 +10,7 @@ import type { V1Container, V1OwnerReference, V1Pod, V1ResourceRequirements } fro
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, parsePodSettings, wantsInjection, type PodSettings } from '../shared/annotations.js';
 import { qualifiedQueueName } from '../shared/queue-names.js';
+import { sidecarOptions } from '../sidecar/config.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
 export const SIDECAR_NAME = 'kueuer-sidecar';
@@ -196,11 +197,12 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
     image: config.image,
     args: ['sidecar'],
     env: [
-      { name: 'KUEUER_APP', value: `127.0.0.1:${status.appPort}` },
-      { name: 'KUEUER_QUEUE', value: status.queue },
-      { name: 'KUEUER_CONCURRENCY', value: String(settings.concurrency ?? 1) },
-      { name: 'KUEUER_ADMIN_LISTEN', value: `0.0.0.0:${adminPort}` },
-      ...(settings.delivery ? [{ name: 'KUEUER_DELIVERY', value: settings.delivery }] : []),
+      sidecarEnv('app', `127.0.0.1:${status.appPort}`),
+      sidecarEnv('queue', status.queue),
+      // Always written, the option's default when the pod names none, so the pod spec shows it.
+      sidecarEnv('concurrency', settings.concurrency === undefined ? sidecarOptions.concurrency.defaultValue : String(settings.concurrency)),
+      sidecarEnv('adminListen', `0.0.0.0:${adminPort}`),
+      ...(settings.delivery ? [sidecarEnv('delivery', settings.delivery)] : []),
     ],
     // Broker settings (KUEUER_BACKEND and any credentials) come only from a Secret.
     envFrom: [{ secretRef: { name: settings.backendSecret ?? config.defaultBackendSecret } }],
@@ -218,6 +220,12 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       seccompProfile: { type: 'RuntimeDefault' },
     },
   };
+}
+
+/** One variable of the injected sidecar, named by the sidecar's own option spec. */
+function sidecarEnv(option: keyof typeof sidecarOptions, value: string | undefined): { name: string; value: string } {
+  if (value === undefined) throw new Error(`the sidecar option ${option} has no value to inject`);
+  return { name: sidecarOptions[option].env, value };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
