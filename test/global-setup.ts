@@ -6,6 +6,9 @@
  * - a private RabbitMQ node (installed from Debian when missing) via
  *   scripts/rabbitmq.sh. KUEUER_TEST_AMQP_URL points the tests at an existing
  *   broker instead.
+ * - helm, for the chart's tests (test/integration/install-artifacts.test.ts):
+ *   scripts/helm.sh builds it once from the Go module proxy and caches it
+ *   under .cache/helm.
  * - the third-party HTTP apps of the foreign-peer suites (test/foreign):
  *   scripts/third-party-apps.sh builds go-httpbin once from the Go module
  *   proxy and caches it under .cache/third-party.
@@ -23,6 +26,8 @@ declare module 'vitest' {
     kafkaUrl: string;
     /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager and kubectl. */
     k8sBinDir: string;
+    /** The helm binary scripts/helm.sh built. */
+    helmBin: string;
     /** The go-httpbin binary scripts/third-party-apps.sh built (test/foreign). */
     goHttpbin: string;
   }
@@ -31,6 +36,7 @@ declare module 'vitest' {
 const script = join(import.meta.dirname, '..', 'scripts', 'rabbitmq.sh');
 const k8sBinaries = join(import.meta.dirname, '..', 'scripts', 'k8s-binaries.sh');
 const kafkaScript = join(import.meta.dirname, '..', 'scripts', 'kafka.sh');
+const helmScript = join(import.meta.dirname, '..', 'scripts', 'helm.sh');
 const thirdPartyApps = join(import.meta.dirname, '..', 'scripts', 'third-party-apps.sh');
 
 export default function setup(project: TestProject): () => void {
@@ -40,6 +46,9 @@ export default function setup(project: TestProject): () => void {
   if (scope !== 'fast') {
     const out = execFileSync('bash', [k8sBinaries], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     project.provide('k8sBinDir', out.trim().split('\n').pop() ?? '');
+    const helm = execFileSync('bash', [helmScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() ?? '';
+    if (!helm.endsWith('/helm')) throw new Error(`scripts/helm.sh printed no helm path:\n${helm}`);
+    project.provide('helmBin', helm);
   }
   {
     const out = execFileSync('bash', [thirdPartyApps], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
