@@ -6,10 +6,12 @@
 #      MutatingWebhookConfiguration and the external metrics APIService;
 #   3. waits until the webhook and responder Deployments are ready.
 #
-#   scripts/install.sh [KUSTOMIZE_DIR]     # default: manifests (the base)
+#   scripts/install.sh [KUSTOMIZE_DIR]     # default: manifests (the base); or an
+#     overlay, or your kustomization of the base and components (README)
 #   KUEUER_CERT_DIR=… keeps the certificates somewhere other than a temp dir.
 # Needs kubectl and openssl. The broker Secret is yours to create (see
-# manifests/base/backend-secret.example.yaml), or use an overlay that has one.
+# manifests/base/backend-secret.example.yaml), or use the rabbitmq or kafka
+# component, whose Secret replaces one created before.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${1:-$root/manifests}"
