@@ -19,8 +19,8 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 const root = join(import.meta.dirname, '..', '..');
 const chart = join(root, 'charts', 'kueuer');
 const IMAGE = 'ghcr.io/kueuer/kueuer:0.1.0';
-/** Kinds of other projects' CRDs (cert-manager, Prometheus Operator), not installed in the test cluster. */
-const FOREIGN_KINDS = new Set(['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'KafkaTopic']);
+/** Kinds of other projects' CRDs (cert-manager, Prometheus Operator, KEDA), not installed in the test cluster. */
+const FOREIGN_KINDS = new Set(['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'KafkaTopic', 'ClusterTriggerAuthentication']);
 /** The labels helm adds to every object of the chart; kustomize has none of them. */
 const HELM_LABELS = ['helm.sh/chart', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/instance', 'app.kubernetes.io/version'];
 
@@ -109,7 +109,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
   /** `kubectl apply --dry-run=server --validate=strict` of Kueuer's own objects: every one accepted. */
   function dryRun(objects: Json[]): void {
     const ours = objects.filter((o) => !FOREIGN_KINDS.has(o.kind));
-    for (const o of objects.filter((o) => FOREIGN_KINDS.has(o.kind))) expect(o.apiVersion).toMatch(/^(cert-manager\.io|monitoring\.coreos\.com)\//);
+    for (const o of objects.filter((o) => FOREIGN_KINDS.has(o.kind))) expect(o.apiVersion).toMatch(/^(cert-manager\.io|monitoring\.coreos\.com|keda\.sh)\//);
     const r = cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], ours.map((o) => dumpYaml(o)).join('---\n'));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

@@ -121,6 +121,34 @@ export function desiredHpa(plan: ScalingPlan, maxCap?: number): V2HorizontalPodA
   };
 }
 
+/**
+ * How KEDA's metrics-api scaler verifies the webhook's self-signed HTTPS
+ * certificate: a ClusterTriggerAuthentication (one for the cluster, since
+ * ScaledObjects live in every opted-in namespace) whose secretTargetRef reads
+ * a Secret in KEDA's own namespace. The scaler takes the CA as the auth
+ * parameter `ca`, but only under `authMode: tls`, which also requires `cert`
+ * and `key` (a client certificate; Kueuer's /backlog does not ask for one in
+ * keda mode, so it is never sent): scripts/install.sh makes a throwaway one.
+ */
+export const BACKLOG_AUTH_NAME = 'kueuer-backlog';
+export const BACKLOG_AUTH_SECRET = 'kueuer-backlog-tls';
+
+/** The ClusterTriggerAuthentication the keda component and the chart ship (a unit test holds them equal). Pure. */
+export function desiredBacklogAuthentication(): Record<string, unknown> {
+  return {
+    apiVersion: 'keda.sh/v1alpha1',
+    kind: 'ClusterTriggerAuthentication',
+    metadata: { name: BACKLOG_AUTH_NAME, labels: { 'app.kubernetes.io/name': 'kueuer' } },
+    spec: {
+      secretTargetRef: [
+        { parameter: 'ca', name: BACKLOG_AUTH_SECRET, key: 'ca.crt' },
+        { parameter: 'cert', name: BACKLOG_AUTH_SECRET, key: 'tls.crt' },
+        { parameter: 'key', name: BACKLOG_AUTH_SECRET, key: 'tls.key' },
+      ],
+    },
+  };
+}
+
 /** A KEDA ScaledObject reading the backlog from Kueuer's /backlog endpoint (KEDA's metrics-api scaler); KEDA does 0↔1 itself. */
 export function desiredScaledObject(plan: ScalingPlan, backlogUrl: string, maxCap?: number): Record<string, unknown> {
   const { workload, queue, settings } = plan;
@@ -139,7 +167,9 @@ export function desiredScaledObject(plan: ScalingPlan, backlogUrl: string, maxCa
         {
           type: 'metrics-api',
           metricType: 'AverageValue',
-          metadata: { url: `${backlogUrl}/${encodeURIComponent(queue)}`, valueLocation: 'backlog', targetValue: String(settings.targetBacklog) },
+          metadata: { url: `${backlogUrl}/${encodeURIComponent(queue)}`, valueLocation: 'backlog', targetValue: String(settings.targetBacklog), authMode: 'tls' },
+          // The CA that verifies the webhook's certificate (see desiredBacklogAuthentication).
+          authenticationRef: { name: BACKLOG_AUTH_NAME, kind: 'ClusterTriggerAuthentication' },
         },
       ],
     },

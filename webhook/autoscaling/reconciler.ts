@@ -21,6 +21,7 @@ import { autoscalerKind, autoscalerFingerprint, desiredAutoscaler, openAutoscale
 import { BacklogPoll } from './backlog-poll.js';
 import { autoscalerName, decideWorkload, workloadRef, type MetricMode, type ScalingPlan, type Workload } from './desired-objects.js';
 import type { AutoscalingMetrics } from './metrics.js';
+import { checkExternalMetricsOwner, expectedMetricsService, type ServiceRef } from './metrics-owner.js';
 import type { QueueDepthReader } from './queue-depth.js';
 import { ScaleToZero, workloadScaler } from './scale-to-zero.js';
 
@@ -33,6 +34,8 @@ export interface AutoscalingOptions {
   pollMs: number;
   metrics: AutoscalingMetrics;
   log: Logger;
+  /** external mode: the Service the external metrics APIService must point at (default: expectedMetricsService()). */
+  metricsService?: ServiceRef;
 }
 
 export interface AutoscalingReconciler {
@@ -58,6 +61,8 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
   const { log, mode } = options;
   const k8s = await import('@kubernetes/client-node');
   const kc = await kubeConfig();
+  // Before anything starts: refuse to take over another metrics server's APIService.
+  if (mode === 'external') await checkExternalMetricsOwner(kc, options.metricsService ?? expectedMetricsService(), log);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const apps = kc.makeApiClient(k8s.AppsV1Api);
 
