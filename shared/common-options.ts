@@ -1,8 +1,7 @@
 /** Options that several components share, defined once. */
 import { isValidQueueName } from './envelope.js';
 import { durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from './options.js';
-import { parseBackend, type BackendSpec } from './transport/create-transport.js';
-import { KAFKA_DELIVERIES } from './transport/kafka.js';
+import { KAFKA_DELIVERIES, parseBackend, type BackendSpec } from './transport/backend.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

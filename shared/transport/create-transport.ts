@@ -1,32 +1,13 @@
+/**
+ * The only entry that loads broker clients: amqplib and kafkajs are imported
+ * here, lazily, when a transport or a depth reader of their backend is opened,
+ * so parsing options or running `kueuer local` loads neither.
+ */
 import type { Logger } from 'pino';
 import { KueuerError } from '../errors.js';
-import { AmqpTransport } from './amqp.js';
-import { parseKafkaUrl, type KafkaSpec } from './kafka-config.js';
-import { KafkaTransport, type KafkaDelivery } from './kafka.js';
+import type { BackendSpec, KafkaDelivery } from './backend.js';
 import { MemoryTransport } from './memory.js';
-import type { Transport } from './transport.js';
-
-/** What `--backend` accepts; parsed once at start-up so a typo fails there. */
-export type BackendSpec = { kind: 'memory' } | { kind: 'amqp'; url: string } | { kind: 'kafka'; spec: KafkaSpec };
-
-export function parseBackend(value: string): BackendSpec {
-  if (value === 'memory') return { kind: 'memory' };
-  if (value.startsWith('kafka://')) return { kind: 'kafka', spec: parseKafkaUrl(value) };
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new KueuerError('KUEUER_ERR_BACKEND_URL', `expected "memory", an amqp://… URL or kafka://host:port, got ${JSON.stringify(value)}`);
-  }
-  if (url.protocol === 'amqp:' || url.protocol === 'amqps:') {
-    if (!url.hostname) throw new KueuerError('KUEUER_ERR_BACKEND_URL', 'the amqp URL has no host');
-    return { kind: 'amqp', url: value };
-  }
-  throw new KueuerError(
-    'KUEUER_ERR_BACKEND_URL',
-    `unsupported backend scheme ${JSON.stringify(url.protocol)}; expected "memory", amqp://, amqps:// or kafka://`,
-  );
-}
+import type { QueueDepthReader, Transport } from './transport.js';
 
 export interface TransportOptions {
   /** memory only: how long an unacked delivery stays invisible without a heartbeat. */
@@ -43,9 +24,12 @@ export async function createTransport(spec: BackendSpec, log: Logger, options: T
   switch (spec.kind) {
     case 'memory':
       return new MemoryTransport({ visibilityTimeoutMs: options.visibilityTimeoutMs });
-    case 'amqp':
+    case 'amqp': {
+      const { AmqpTransport } = await import('./amqp/transport.js');
       return AmqpTransport.connect(spec.url, log);
-    case 'kafka':
+    }
+    case 'kafka': {
+      const { KafkaTransport } = await import('./kafka/transport.js');
       return KafkaTransport.connect(
         spec.spec,
         {
@@ -55,5 +39,27 @@ export async function createTransport(spec: BackendSpec, log: Logger, options: T
         },
         log,
       );
+    }
+  }
+}
+
+/**
+ * The autoscaler's view of a backend's queues:
+ * - RabbitMQ: ready + unacknowledged messages, from the management API;
+ * - Kafka: lag as KEDA computes it (latest − committed offset, summed over
+ *   partitions), read with an admin client alone.
+ */
+export async function openQueueDepth(backend: BackendSpec, log: Logger, rabbitmqManagementUrl?: string): Promise<QueueDepthReader> {
+  switch (backend.kind) {
+    case 'amqp': {
+      const { RabbitMqDepth } = await import('./amqp/depth.js');
+      return new RabbitMqDepth(backend.url, rabbitmqManagementUrl);
+    }
+    case 'kafka': {
+      const { KafkaDepth } = await import('./kafka/depth.js');
+      return KafkaDepth.connect(backend.spec, log);
+    }
+    case 'memory':
+      throw new KueuerError('KUEUER_ERR_BACKEND_URL', 'the memory backend lives inside `kueuer local`; the webhook cannot read its queues');
   }
 }

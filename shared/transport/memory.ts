@@ -46,12 +46,9 @@ class MemoryQueue {
     }
   }
 
-  get depth(): number {
-    return this.ready.length;
-  }
 }
 
-export class MemoryConsumer implements Consumer {
+class MemoryConsumer implements Consumer {
   private running = 0;
   private stopping = false;
   private crashed = false;
@@ -116,16 +113,15 @@ export class MemoryConsumer implements Consumer {
     await Promise.allSettled([...this.settled]);
   }
 
-  /**
-   * Simulates the consumer's process dying mid-work: it takes nothing more,
-   * acks nothing, and stops renewing leases, so its deliveries come back after
-   * the visibility timeout.
-   */
+  /** See memoryTestSeam.crash. */
   crash(): void {
     this.crashed = true;
     this.queue.consumers.delete(this);
   }
 }
+
+/** Each transport's queues, for the test seam only. */
+const queuesOf = new WeakMap<MemoryTransport, ReadonlyMap<string, MemoryQueue>>();
 
 export class MemoryTransport implements Transport {
   readonly kind = 'memory';
@@ -133,15 +129,12 @@ export class MemoryTransport implements Transport {
   private readonly inboxes = new Map<string, (message: WireMessage) => void>();
   private closed = false;
 
-  constructor(private readonly options: MemoryTransportOptions = { visibilityTimeoutMs: 30_000 }) {}
+  constructor(private readonly options: MemoryTransportOptions = { visibilityTimeoutMs: 30_000 }) {
+    queuesOf.set(this, this.queues);
+  }
 
   isReady(): boolean {
     return !this.closed;
-  }
-
-  /** Messages waiting to be taken. */
-  depth(queue: string): number {
-    return this.queues.get(queue)?.depth ?? 0;
   }
 
   async publishRequest(queue: string, message: WireMessage): Promise<void> {
@@ -169,7 +162,7 @@ export class MemoryTransport implements Transport {
     if (onReply) setImmediate(() => onReply(message));
   }
 
-  async consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<MemoryConsumer> {
+  async consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer> {
     this.assertOpen();
     const q = this.queueNamed(queue);
     const consumer = new MemoryConsumer(q, options, handler, this.options.visibilityTimeoutMs);
@@ -197,3 +190,23 @@ export class MemoryTransport implements Transport {
     if (this.closed) throw new KueuerError('KUEUER_ERR_TRANSPORT_CLOSED', 'the memory transport is closed');
   }
 }
+
+/**
+ * Test seam: what unit tests need to look inside the in-process broker or to
+ * kill a consumer's "process". The product never calls these.
+ */
+export const memoryTestSeam = {
+  /** Messages waiting to be taken. */
+  depth(transport: MemoryTransport, queue: string): number {
+    return queuesOf.get(transport)?.get(queue)?.ready.length ?? 0;
+  },
+  /**
+   * Simulates the consumer's process dying mid-work: it takes nothing more,
+   * acks nothing, and stops renewing leases, so its deliveries come back after
+   * the visibility timeout.
+   */
+  crash(consumer: Consumer): void {
+    if (!(consumer instanceof MemoryConsumer)) throw new TypeError('not a memory transport consumer');
+    consumer.crash();
+  },
+};

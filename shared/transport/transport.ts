@@ -3,9 +3,13 @@
  * kafka). Modelled on a queue library's transport seam: the responder
  * publishes requests and owns a private reply inbox; the sidecar consumes a
  * queue with bounded concurrency and publishes replies. Acknowledgement is the
- * transport's job: a delivery is acked when its handler resolves and handed back
- * to the queue when it rejects, so "ack only after the reply is published" is
- * simply "publish the reply inside the handler".
+ * transport's job: a delivery is acknowledged when its handler resolves, so
+ * "ack only after the reply is published" is simply "publish the reply inside
+ * the handler". What a handler that rejects means depends on the backend; see
+ * DeliveryHandler.
+ *
+ * This file and backend.ts are the vocabulary: they load no broker client.
+ * Only create-transport.ts (and the amqp/ and kafka/ folders it loads) do.
  */
 import type { WireMessage } from '../envelope.js';
 
@@ -23,6 +27,20 @@ export interface Delivery {
   redelivered: boolean;
 }
 
+/**
+ * Handles one delivery. Resolving acknowledges it. Rejecting means, per backend:
+ * - memory: the delivery goes back to the front of the queue at once, marked
+ *   redelivered, and any consumer with a free slot takes it again.
+ * - amqp: it is nacked with requeue; RabbitMQ puts it back in the queue and
+ *   hands it out again (to this or another consumer), marked redelivered.
+ * - kafka: nothing is handed back (Kafka cannot return one record). The same
+ *   consumer calls the handler again, backing off 100 ms doubling to 1 s,
+ *   until the request's deadline (`kueuer-deadline`; without one, after the first failure) has
+ *   passed or the consumer is stopping; it then logs the request as given up
+ *   and treats it as done: its offset is committed past (in transactional mode
+ *   with no reply; at-most-once had committed it before the first call). Its
+ *   client times out. Retries are never marked redelivered.
+ */
 export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
 
 export interface ConsumeOptions {
@@ -64,5 +82,20 @@ export interface Transport {
    */
   publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void>;
   consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer>;
+  close(): Promise<void>;
+}
+
+/** A queue's backlog as the autoscaler sees it. */
+export interface QueueDepth {
+  backlog: number;
+  /** Kafka: partitions of the queue's topic (more consumers than that sit idle). */
+  partitions?: number;
+}
+
+/** Reads a queue's backlog straight from the broker; one per backend that the webhook can read. */
+export interface QueueDepthReader {
+  readonly kind: string;
+  /** One read of the broker per call. */
+  read(queue: string): Promise<QueueDepth>;
   close(): Promise<void>;
 }

@@ -10,7 +10,8 @@ import { Registry } from 'prom-client';
 import { startResponder, startSidecar, type RunningResponder, type RunningSidecar } from '../../cli/components.js';
 import type { ResponderSettings } from '../../responder/config.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
-import { createTransport, parseBackend } from '../../shared/transport/create-transport.js';
+import { parseBackend } from '../../shared/transport/backend.js';
+import { createTransport } from '../../shared/transport/create-transport.js';
 import type { Transport } from '../../shared/transport/transport.js';
 
 export type BackendName = 'memory' | 'amqp' | 'kafka';

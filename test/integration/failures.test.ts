@@ -5,7 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { startResponder } from '../../cli/components.js';
-import { createTransport, parseBackend } from '../../shared/transport/create-transport.js';
+import { parseBackend } from '../../shared/transport/backend.js';
+import { createTransport } from '../../shared/transport/create-transport.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
 import { json, request } from '../helpers/http.js';
 import { metricValue, silentLog, startStack, uniqueQueue, waitFor, type BackendName, type Stack } from '../helpers/stack.js';

@@ -1,45 +1,55 @@
-/** The Kafka transport's own duties against the real broker: lag, and sweeping reply topics left by dead responders. */
+/** The Kafka backend's own duties against the real broker: lag (its depth reader), and sweeping reply topics left by dead responders. */
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { encodeRequest } from '../../shared/envelope.js';
 import { newRequestId } from '../../shared/request-id.js';
-import { KafkaTransport } from '../../shared/transport/kafka.js';
-import { KafkaDepth } from '../../webhook/autoscaling/queue-depth.js';
-import { newTransport, uniqueQueue, waitFor } from '../helpers/stack.js';
+import { parseBackend } from '../../shared/transport/backend.js';
+import { openQueueDepth } from '../../shared/transport/create-transport.js';
+import type { KafkaTransport } from '../../shared/transport/kafka/transport.js';
+import type { QueueDepthReader } from '../../shared/transport/transport.js';
+import { newTransport, silentLog, uniqueQueue, waitFor } from '../helpers/stack.js';
 
 const kafkaUrl = inject('kafkaUrl');
 const brokers = [kafkaUrl.replace('kafka://', '')];
 
 describe('kafka transport', () => {
   const transports: KafkaTransport[] = [];
+  const readers: QueueDepthReader[] = [];
   const open = async () => {
     const t = (await newTransport('kafka')) as KafkaTransport;
     transports.push(t);
     return t;
   };
+  const openDepth = async () => {
+    const d = await openQueueDepth(parseBackend(kafkaUrl), silentLog);
+    readers.push(d);
+    return d;
+  };
   afterAll(async () => {
     for (const t of transports) await t.close();
+    for (const d of readers) await d.close();
   });
 
   it('reports lag as KEDA does: latest minus committed, over all partitions', { timeout: 30_000 }, async () => {
     const t = await open();
+    const depth = await openDepth();
     const queue = uniqueQueue('lag');
     const request = () =>
       encodeRequest({ id: newRequestId(), queue, replyTo: 'kueuer.reply.x', deadline: Date.now() + 60_000, enqueuedAt: Date.now(), method: 'GET', path: '/', headers: [], body: Buffer.alloc(0) });
     for (let i = 0; i < 5; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
-    expect(await t.lag(queue)).toBe(5);
+    expect((await depth.read(queue)).backlog).toBe(5);
     let handled = 0;
     const consumer = await t.consume(queue, { concurrency: 2 }, async () => {
       handled++;
     });
     await waitFor(() => handled === 5, 20_000, 'five requests handled');
-    await waitFor(async () => (await t.lag(queue)) === 0, 10_000, 'the lag to reach 0 once committed');
+    await waitFor(async () => (await depth.read(queue)).backlog === 0, 10_000, 'the lag to reach 0 once committed');
     await consumer.stop();
   });
 
   it('gives the autoscaler the backlog and the partition count (its max-replicas cap)', { timeout: 30_000 }, async () => {
     const t = await open();
-    const depth = new KafkaDepth(t);
+    const depth = await openDepth();
     const queue = uniqueQueue('depth');
     expect(await depth.read(queue)).toEqual({ backlog: 0 }); // no topic yet: nothing waits, no partition cap
     const request = () =>

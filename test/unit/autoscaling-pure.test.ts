@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { autoscalerName, decideWorkload, desiredHpa, desiredScaledObject, type Workload } from '../../webhook/autoscaling/desired-objects.js';
 import { queueFromSelector } from '../../webhook/autoscaling/external-metrics-api.js';
-import { managementUrlFor } from '../../webhook/autoscaling/queue-depth.js';
+import { managementUrlFor } from '../../shared/transport/amqp/depth.js';
 import { autoscalerFingerprint } from '../../webhook/autoscaling/autoscaler-store.js';
 import { AUTOSCALING_DEFAULTS, parseAutoscalingSettings } from '../../webhook/autoscaling/settings.js';
 

@@ -2,11 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { computeLag, kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka-config.js';
+import { kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka/config.js';
+import { computeLag } from '../../shared/transport/kafka/depth.js';
 import type { Producer } from 'kafkajs';
 import pino from 'pino';
-import { ContiguousOffsets, Slots } from '../../shared/transport/kafka.js';
-import { TransactionalCommits, type OutgoingRecord } from '../../shared/transport/kafka-transactions.js';
+import { ContiguousOffsets } from '../../shared/transport/kafka/offsets.js';
+import type { OutgoingRecord } from '../../shared/transport/kafka/records.js';
+import { Slots } from '../../shared/transport/kafka/slots.js';
+import { TransactionalCommits } from '../../shared/transport/kafka/transactions.js';
 
 describe('kafka backend URL', () => {
   it('takes one or more brokers and the tls and sasl parameters', () => {

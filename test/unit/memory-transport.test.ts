@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { WireMessage } from '../../shared/envelope.js';
-import { MemoryTransport } from '../../shared/transport/memory.js';
+import { memoryTestSeam, MemoryTransport } from '../../shared/transport/memory.js';
 import type { Delivery } from '../../shared/transport/transport.js';
 import { delay } from '../helpers/test-app.js';
 import { waitFor } from '../helpers/stack.js';
@@ -17,7 +17,7 @@ describe('memory transport', () => {
     });
     await t.publishRequest('q', msg(1));
     await waitFor(() => first.length === 1, 1000, 'first delivery');
-    dying.crash();
+    memoryTestSeam.crash(dying);
 
     const second: Delivery[] = [];
     await t.consume('q', { concurrency: 1 }, async (d) => {
@@ -42,7 +42,7 @@ describe('memory transport', () => {
     await t.publishRequest('q', msg(1));
     await delay(600);
     expect(deliveries).toBe(1);
-    expect(t.depth('q')).toBe(0);
+    expect(memoryTestSeam.depth(t, 'q')).toBe(0);
     await t.close();
   });
 
@@ -82,7 +82,7 @@ describe('memory transport', () => {
     await t.publishRequest('q', msg(100));
     await delay(50);
     expect(done).toBe(21); // a stopped consumer takes nothing new
-    expect(t.depth('q')).toBe(1);
+    expect(memoryTestSeam.depth(t, 'q')).toBe(1);
     await t.close();
   });
 

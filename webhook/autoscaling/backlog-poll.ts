@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { cappedMax, type MetricMode, type ScalingPlan } from './desired-objects.js';
 import type { AutoscalingMetrics } from './metrics.js';
-import type { QueueDepthReader } from './queue-depth.js';
+import type { QueueDepthReader } from '../../shared/transport/transport.js';
 import type { ScaleToZero } from './scale-to-zero.js';
 
 /** What the HPA's AverageValue rule asks for, for the dashboard: ceil(backlog / target) within min and max. */

@@ -22,7 +22,7 @@ import { BacklogPoll } from './backlog-poll.js';
 import { autoscalerName, decideWorkload, workloadRef, type MetricMode, type ScalingPlan, type Workload } from './desired-objects.js';
 import type { AutoscalingMetrics } from './metrics.js';
 import { checkExternalMetricsOwner, expectedMetricsService, type ServiceRef } from './metrics-owner.js';
-import type { QueueDepthReader } from './queue-depth.js';
+import type { QueueDepthReader } from '../../shared/transport/transport.js';
 import { ScaleToZero, workloadScaler } from './scale-to-zero.js';
 
 export interface AutoscalingOptions {

@@ -5,10 +5,14 @@
  *   KUEUER_KAFKA_USERNAME / KUEUER_KAFKA_USERNAME_FILE
  *   KUEUER_KAFKA_PASSWORD / KUEUER_KAFKA_PASSWORD_FILE
  *   KUEUER_KAFKA_CA_FILE (PEM; TLS is on when set or when tls=true)
- * Pure apart from reading those files.
+ * Pure apart from reading those files; loads no Kafka client.
  */
 import { readFileSync } from 'node:fs';
-import { KueuerError } from '../errors.js';
+import { KueuerError } from '../../errors.js';
+
+/** One topic and one consumer group per queue. */
+export const requestTopic = (queue: string): string => `kueuer.${queue}`;
+export const consumerGroup = (queue: string): string => `kueuer.${queue}`;
 
 export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 
@@ -67,20 +71,4 @@ export function kafkaAuth(spec: KafkaSpec, env: Record<string, string | undefine
     auth.sasl = { mechanism: spec.sasl, username, password };
   }
   return auth;
-}
-
-/** KEDA's Kafka lag: latest offset minus committed offset, summed over partitions. */
-export function computeLag(
-  latest: ReadonlyArray<{ partition: number; offset: string; low?: string }>,
-  committed: ReadonlyArray<{ partition: number; offset: string }>,
-): number {
-  let lag = 0;
-  for (const { partition, offset, low } of latest) {
-    const end = Number(offset);
-    const c = committed.find((x) => x.partition === partition);
-    // No commit yet: the group starts from the earliest offset, so all of it is lag (KEDA with offsetResetPolicy earliest).
-    const at = c && Number(c.offset) >= 0 ? Number(c.offset) : Number(low ?? 0);
-    lag += Math.max(0, end - at);
-  }
-  return lag;
 }

@@ -14,69 +14,14 @@ import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import type { Logger } from 'pino';
-import type { WireMessage } from '../envelope.js';
-import { META } from '../envelope.js';
-import { KueuerError } from '../errors.js';
+import type { WireMessage } from '../../envelope.js';
+import { META } from '../../envelope.js';
+import { KueuerError } from '../../errors.js';
 import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
-import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../connect-errors.js';
-import { reportFatal } from '../fatal.js';
-import { isReplyAddress, REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type PublishOptions, type ReplyInbox, type Transport } from './transport.js';
-
-/** Hides the password of an amqp URL for logs and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable url>';
-  }
-}
-
-function metaFromHeaders(headers: Record<string, unknown> | undefined): Record<string, string> {
-  const meta: Record<string, string> = {};
-  if (!headers) return meta;
-  for (const [key, value] of Object.entries(headers)) {
-    if (typeof value === 'string') meta[key] = value;
-    else if (Buffer.isBuffer(value)) meta[key] = value.toString('utf8');
-    else if (typeof value === 'number') meta[key] = String(value);
-  }
-  return meta;
-}
-
-const closedChannels = new WeakSet<Channel>();
-/** Per publisher channel: message ids the broker returned as unroutable (basic.return comes before the ack). */
-const returnedIds = new WeakMap<Channel, Set<string>>();
-
-function track<C extends Channel>(channel: C, log: Logger, what: string): C {
-  channel.on('error', (err: Error) => log.warn({ err: err.message }, `amqp ${what} channel error`));
-  channel.on('close', () => closedChannels.add(channel));
-  return channel;
-}
-
-function confirmPublish(
-  channel: ConfirmChannel,
-  queue: string,
-  message: WireMessage,
-  props: amqp.Options.Publish,
-  timeoutMs: number,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `broker did not confirm within ${timeoutMs} ms`));
-    }, timeoutMs);
-    try {
-      channel.sendToQueue(queue, message.body, { ...props, headers: message.meta }, (err: unknown) => {
-        clearTimeout(timer);
-        if (err) reject(new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `broker refused the message: ${String(err)}`));
-        else resolve();
-      });
-    } catch (err) {
-      clearTimeout(timer);
-      reject(new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `publish failed: ${(err as Error).message}`, { cause: err }));
-    }
-  });
-}
+import { closedChannels, confirmPublish, metaFromHeaders, redactUrl, returnedIds, track } from './channels.js';
+import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../../connect-errors.js';
+import { reportFatal } from '../../fatal.js';
+import { isReplyAddress, REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type PublishOptions, type ReplyInbox, type Transport } from '../transport.js';
 
 class AmqpReplyInbox implements ReplyInbox {
   private channel: Channel | null = null;

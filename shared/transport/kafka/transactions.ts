@@ -11,14 +11,12 @@
  * before it in its partition: the price of "offset committed iff reply was".
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { ContiguousOffsets } from './kafka.js';
-
-export interface OutgoingRecord {
-  topic: string;
-  message: { key: string | null; value: Buffer; headers: Record<string, string> };
-}
+import { backoff, type BackoffOptions } from '../../retry.js';
+import type { ContiguousOffsets } from './offsets.js';
+import { groupByTopic, type OutgoingRecord } from './records.js';
 
 /** Set while a request is handled in transactional mode: publishReply appends here instead of sending. */
 export const replyCapture = new AsyncLocalStorage<OutgoingRecord[]>();
@@ -26,15 +24,8 @@ export const replyCapture = new AsyncLocalStorage<OutgoingRecord[]>();
 /** How long the broker lets a transaction stay open; a sidecar that dies mid-transaction blocks its replies' readers at most this long (plus the broker's abort sweep). */
 export const TRANSACTION_TIMEOUT_MS = 10_000;
 
-export function groupByTopic(records: OutgoingRecord[]): Array<{ topic: string; messages: Array<OutgoingRecord['message']> }> {
-  const byTopic = new Map<string, Array<OutgoingRecord['message']>>();
-  for (const r of records) {
-    const list = byTopic.get(r.topic) ?? [];
-    list.push(r.message);
-    byTopic.set(r.topic, list);
-  }
-  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-}
+/** Between attempts at a failed transaction: 100 ms doubling to 2 s. */
+const TRANSACTION_RETRY: BackoffOptions = { baseMs: 100, capMs: 2000 };
 
 interface PendingCommit {
   position: bigint;
@@ -111,7 +102,7 @@ export class TransactionalCommits {
           return;
         }
         this.log.warn({ err: (err as Error).message, attempt: failures }, 'transaction failed and was aborted; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures)));
+        await sleep(backoff(TRANSACTION_RETRY, failures));
       }
     }
   }

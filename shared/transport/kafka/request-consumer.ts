@@ -1,0 +1,215 @@
+/**
+ * The sidecar's side of a Kafka queue: one consumer-group member that runs
+ * up to `concurrency` requests at once across its partitions and commits
+ * only contiguous finished offsets (see transport.ts for the delivery modes).
+ */
+import type { Consumer as KafkaConsumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import type { Logger } from 'pino';
+import { META } from '../../envelope.js';
+import { retry, type BackoffOptions } from '../../retry.js';
+import type { KafkaDelivery } from '../backend.js';
+import type { ConsumeOptions, Consumer, DeliveryHandler } from '../transport.js';
+import { ContiguousOffsets } from './offsets.js';
+import { metaFromHeaders, type OutgoingRecord } from './records.js';
+import { Slots } from './slots.js';
+import { replyCapture, type TransactionalCommits } from './transactions.js';
+
+/** A handler that failed (its reply could not be published) runs again after 100 ms doubling to 1 s, until the request's deadline. */
+const HANDLER_RETRY: BackoffOptions = { baseMs: 100, capMs: 1000, jitter: false };
+
+export class KafkaRequestConsumer implements Consumer {
+  private running = 0;
+  stopping = false;
+  /** Settles once the consumer has joined (or given up because it was stopped). */
+  starting: Promise<void> = Promise.resolve();
+  private readonly slots: Slots;
+  private readonly toCommit = new Map<number, bigint>();
+  private committing: Promise<void> | null = null;
+  /** Per partition: finished offsets and the commit position. */
+  private readonly partitions = new Map<number, ContiguousOffsets>();
+  private readonly inFlightWork = new Set<Promise<void>>();
+  private paused = false;
+  /** Trackers of partitions this member lost in a rebalance: their late completions commit nothing. */
+  private readonly abandoned = new WeakSet<ContiguousOffsets>();
+
+  constructor(
+    private readonly consumer: KafkaConsumer,
+    private readonly topic: string,
+    private readonly options: ConsumeOptions,
+    private readonly delivery: KafkaDelivery,
+    private readonly handler: DeliveryHandler,
+    private readonly log: Logger,
+    /** transactional only: where finished requests' replies and positions go. */
+    private readonly transactions: TransactionalCommits | null = null,
+  ) {
+    this.slots = new Slots(
+      options.concurrency,
+      () => this.setPaused(true),
+      () => this.setPaused(false),
+    );
+  }
+
+  /**
+   * After a rebalance: partitions this member no longer owns are abandoned.
+   * Their running requests finish, but commit nothing (in transactional mode
+   * their replies are dropped too); the new owner runs them from the
+   * committed offset. kafkajs has no revoke callback to wait on, so this
+   * happens once the new assignment is known.
+   */
+  assigned(partitions: number[]): void {
+    for (const [partition, tracker] of this.partitions) {
+      if (partitions.includes(partition)) continue;
+      this.abandoned.add(tracker);
+      this.partitions.delete(partition);
+      this.toCommit.delete(partition);
+      this.log.info({ partition }, 'partition revoked; its unfinished requests go to the new owner');
+    }
+  }
+
+  /** Backpressure: stop fetching the topic while every slot is taken, so records do not pile up in memory. */
+  private setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    try {
+      if (paused) this.consumer.pause([{ topic: this.topic }]);
+      else this.consumer.resume([{ topic: this.topic }]);
+    } catch (err) {
+      // Not running yet or already stopped: nothing is being fetched either way.
+      this.log.debug({ err: (err as Error).message }, 'cannot change pause state');
+    }
+  }
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.max(1, this.options.concurrency),
+      eachBatch: (payload) => this.batch(payload),
+    });
+  }
+
+  /**
+   * Commits coalesce: positions are recorded per partition and one commit
+   * request at a time carries the newest of each, so a busy sidecar sends a
+   * commit per round trip, not per request, and positions only move forward.
+   */
+  private commit(partition: number, offset: bigint): Promise<void> {
+    const current = this.toCommit.get(partition);
+    if (current === undefined || offset > current) this.toCommit.set(partition, offset);
+    if (!this.committing) {
+      this.committing = (async () => {
+        while (this.toCommit.size > 0) {
+          const batch = [...this.toCommit.entries()];
+          this.toCommit.clear();
+          await this.consumer
+            .commitOffsets(batch.map(([p, o]) => ({ topic: this.topic, partition: p, offset: o.toString() })))
+            .catch((err: Error) => this.log.warn({ err: err.message }, 'offset commit failed; those requests may be redelivered'));
+        }
+        this.committing = null;
+      })();
+    }
+    return this.committing;
+  }
+
+  /** Resolves once every recorded position has been sent. */
+  private async flushCommits(): Promise<void> {
+    while (this.committing) await this.committing;
+  }
+
+  /**
+   * Dispatches a batch's records as slots free up and returns once all are
+   * dispatched, not done: kafkajs fetches the next batch while requests run,
+   * so a partition is not serialized batch by batch. The fetch position moves
+   * with dispatching (resolveOffset); the committed position moves only past
+   * contiguous finished offsets.
+   */
+  private async batch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const first = batch.messages[0];
+    if (!first) return;
+    const partition = batch.partition;
+    let offsets = this.partitions.get(partition);
+    if (!offsets) {
+      // First sight of this partition since it was assigned to us (lost partitions are dropped in assigned()).
+      // A later batch starts past requests still running, so it must not start a new tracker: that would
+      // commit past them (a SIGKILL then loses them; the fault matrix caught exactly that).
+      offsets = new ContiguousOffsets(BigInt(first.offset));
+      this.partitions.set(partition, offsets);
+    }
+    const tracker = offsets;
+    // Heartbeat while waiting for a free slot, so a slow app does not trigger a rebalance.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
+    try {
+      for (const message of batch.messages) {
+        if (this.stopping || !isRunning() || isStale()) break;
+        await this.slots.acquire();
+        if (this.stopping || !isRunning() || isStale()) {
+          this.slots.release();
+          break;
+        }
+        const offset = BigInt(message.offset);
+        tracker.dispatched(offset);
+        if (this.delivery === 'at-most-once') {
+          // Never run twice: the request is committed before the app sees it.
+          await this.commit(partition, offset + 1n);
+        }
+        this.running++;
+        const work = this.process(message)
+          .then((replies) => {
+            if (this.abandoned.has(tracker)) return;
+            const next = tracker.complete(offset);
+            if (this.transactions) this.transactions.finished(partition, tracker, offset, replies, next);
+            else if (next !== null && this.delivery === 'at-least-once') void this.commit(partition, next);
+          })
+          .finally(() => {
+            this.running--;
+            this.slots.release();
+            this.inFlightWork.delete(work);
+          });
+        this.inFlightWork.add(work);
+        resolveOffset(message.offset);
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  /**
+   * Runs the handler; a failure (the reply could not be published) is retried
+   * until the request's deadline. In transactional mode the replies it
+   * published are captured and returned, to be sent with the offset commit.
+   */
+  private async process(message: KafkaMessage): Promise<OutgoingRecord[]> {
+    const delivery = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: false };
+    const deadline = Number(delivery.message.meta[META.deadline] ?? 0);
+    try {
+      return await retry(
+        async () => {
+          const replies: OutgoingRecord[] = [];
+          if (this.transactions) await replyCapture.run(replies, () => this.handler(delivery));
+          else await this.handler(delivery);
+          return replies;
+        },
+        { ...HANDLER_RETRY, retryable: () => !(Date.now() >= deadline || this.stopping) },
+      );
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, reqId: delivery.message.meta[META.id] }, 'giving up on a request past its deadline');
+      return [];
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.starting;
+    // No new records; then the requests already taken finish and are committed.
+    await this.consumer.stop();
+    await Promise.all([...this.inFlightWork]);
+    await this.flushCommits();
+    await this.transactions?.close();
+    await this.consumer.disconnect();
+  }
+}

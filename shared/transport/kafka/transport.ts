@@ -1,0 +1,319 @@
+/**
+ * Kafka backend on kafkajs. One topic per queue (`kueuer.<queue>`, created
+ * with --kafka-partitions), one consumer group per queue, the request id as
+ * the message key, envelope metadata in record headers and the raw body as
+ * the value.
+ *
+ * Kafka has no per-message ack, so "ack" means committing offsets, and only
+ * contiguous ones: with concurrency N a sidecar may finish offset 7 before 5,
+ * but the group's offset only moves past 5 once 5 is done, so a crash never
+ * skips an unfinished request (finished ones after it may be redelivered).
+ * While requests run, the consumer heartbeats, so a long request does not
+ * cost a rebalance. `at-most-once` commits a request's offset before calling
+ * the app instead; `transactional` commits it in one Kafka transaction with
+ * the request's reply (transactions.ts). The pieces: client.ts (the kafkajs
+ * client), request-consumer.ts (with offsets.ts, slots.ts), tick-batcher.ts,
+ * records.ts; the autoscaler reads lag with depth.ts, not with this class.
+ *
+ * Replies: each responder replica creates its own single-partition topic
+ * `kueuer.reply.<queue>.<random>` and reads it alone; it deletes it on close,
+ * and topics left by replicas that died are swept (see docs/kafka.md).
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { WireMessage } from '../../envelope.js';
+import { KueuerError } from '../../errors.js';
+import { retry, type RetryOptions } from '../../retry.js';
+import type { KafkaDelivery } from '../backend.js';
+import { REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type PublishOptions, type ReplyInbox, type Transport } from '../transport.js';
+import { KafkaClient, SETUP_RETRY } from './client.js';
+import { consumerGroup, requestTopic, type KafkaSpec } from './config.js';
+import { metaFromHeaders, recordOf } from './records.js';
+import { KafkaRequestConsumer } from './request-consumer.js';
+import { TickBatcher } from './tick-batcher.js';
+import { replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits } from './transactions.js';
+
+export interface KafkaTransportOptions {
+  partitions: number;
+  delivery: KafkaDelivery;
+  /**
+   * transactional only: the producer's transactional id, unique per sidecar
+   * and stable across its restarts (a restarted sidecar then aborts the
+   * transaction its predecessor left open). Default `kueuer.<queue>.<hostname>`.
+   */
+  transactionalId?: string;
+}
+
+/** Topics Kueuer creates accept records up to 101 MiB: the largest --max-body / --max-response plus headers (Kafka's default is 1 MiB). */
+const MAX_MESSAGE_BYTES = 101 * 1024 * 1024;
+
+/** Until the producer is connected: a check every 100 ms for 5 s. */
+const CONNECTED_POLL: RetryOptions = { baseMs: 100, capMs: 100, jitter: false, maxAttempts: 51 };
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `${what} not confirmed within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+export class KafkaTransport implements Transport {
+  readonly kind = 'kafka';
+  private readonly client: KafkaClient;
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private readonly batcher: TickBatcher;
+  private connected = false;
+  private readonly topics = new Map<string, Promise<void>>();
+  /** This process's reply topics, and whether each is ready to receive. */
+  private readonly inboxes = new Map<string, boolean>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** Reply topics of other replicas seen without members, and since when. */
+  private emptySince = new Map<string, number>();
+
+  private constructor(
+    spec: KafkaSpec,
+    private readonly options: KafkaTransportOptions,
+    private readonly log: Logger,
+  ) {
+    this.client = new KafkaClient(spec, log);
+    this.kafka = this.client.kafka;
+    this.admin = this.client.admin;
+    // Not idempotent: kafkajs serializes an idempotent producer's requests per
+    // partition, which capped a reply topic at a few hundred records/s. A
+    // retried send can then duplicate a record: a duplicate request runs twice
+    // (at-least-once anyway), and a duplicate reply is dropped by the responder.
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: false });
+    this.batcher = new TickBatcher(this.producer);
+    this.producer.on('producer.connect', () => {
+      this.connected = true;
+      log.info('connected to Kafka');
+    });
+    this.producer.on('producer.disconnect', () => {
+      this.connected = false;
+      log.warn('disconnected from Kafka');
+    });
+  }
+
+  /** Starts connecting and returns at once; until connected, publishes fail fast. */
+  static async connect(spec: KafkaSpec, options: KafkaTransportOptions, log: Logger): Promise<KafkaTransport> {
+    const transport = new KafkaTransport(spec, options, log.child({ backend: 'kafka', brokers: spec.brokers.join(',') }));
+    void transport.connectLoop();
+    return transport;
+  }
+
+  private connectLoop(): Promise<void> {
+    return this.client.connectWithRetry(async () => {
+      if (this.connected) return;
+      await this.admin.connect();
+      await this.producer.connect();
+    });
+  }
+
+  isReady(): boolean {
+    if (!this.connected) return false;
+    for (const ready of this.inboxes.values()) if (!ready) return false;
+    return true;
+  }
+
+  /** Creates the topic once; concurrent callers share one attempt. */
+  private ensureTopic(topic: string, partitions: number): Promise<void> {
+    let creating = this.topics.get(topic);
+    if (!creating) {
+      creating = this.createTopic(topic, partitions);
+      this.topics.set(topic, creating);
+      creating.catch(() => this.topics.delete(topic));
+    }
+    return creating;
+  }
+
+  private async createTopic(topic: string, partitions: number): Promise<void> {
+    try {
+      await this.admin.createTopics({
+        topics: [{ topic, numPartitions: partitions, configEntries: [{ name: 'max.message.bytes', value: String(MAX_MESSAGE_BYTES) }] }],
+        waitForLeaders: true,
+      });
+    } catch (err) {
+      const type = (err as { type?: string }).type ?? '';
+      if (type === 'TOPIC_AUTHORIZATION_FAILED' || type === 'CLUSTER_AUTHORIZATION_FAILED') {
+        throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `not allowed to create Kafka topic ${topic}: create it beforehand (see docs/kafka.md) or grant CREATE on it`);
+      }
+      if (type !== 'TOPIC_ALREADY_EXISTS') throw err;
+    }
+  }
+
+  async publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void> {
+    if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
+    const topic = requestTopic(queue);
+    await withTimeout(
+      (async () => {
+        await this.ensureTopic(topic, this.options.partitions);
+        await this.batcher.send(topic, recordOf(message));
+      })(),
+      options.timeoutMs,
+      'request',
+    );
+  }
+
+  async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
+    if (!replyTo.startsWith(REPLY_ADDRESS_PREFIX)) throw new KueuerError('KUEUER_ERR_ENVELOPE', `not a Kueuer reply topic: ${replyTo}`);
+    const capture = replyCapture.getStore();
+    if (capture) {
+      // transactional: sent with the request's offset commit, in one transaction.
+      capture.push({ topic: replyTo, message: recordOf(message) });
+      return;
+    }
+    if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
+    await withTimeout(
+      this.batcher.send(replyTo, recordOf(message)),
+      options.timeoutMs,
+      'reply',
+    );
+  }
+
+  /**
+   * Returns at once with the inbox's address; its topic and consumer are set
+   * up as soon as Kafka answers. Until then isReady() is false, so no request
+   * naming this inbox is published before the topic exists.
+   */
+  async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
+    const topic = `${REPLY_ADDRESS_PREFIX}${queue}.${randomBytes(8).toString('hex')}`;
+    this.inboxes.set(topic, false);
+    let closed = false;
+    // Its own group, which only this replica ever joins: the sweep recognizes abandoned inboxes by their empty group.
+    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 5, sessionTimeout: 30_000, heartbeatInterval: 3000 });
+    const setUp = retry(
+      async () => {
+        if (closed) return;
+        await this.waitConnected();
+        await this.ensureTopic(topic, 1);
+        await consumer.connect();
+        await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({
+          // The topic is this replica's alone and lives as long as it does: no offsets worth committing.
+          autoCommit: false,
+          eachMessage: async ({ message }) => onReply({ meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }),
+        });
+        if (!closed) this.inboxes.set(topic, true);
+        this.scheduleSweep();
+      },
+      { ...SETUP_RETRY, onRetry: (err) => this.log.warn({ err: (err as Error).message, topic }, 'cannot set up the reply inbox yet; retrying') },
+    );
+    return {
+      address: topic,
+      close: async () => {
+        closed = true;
+        this.inboxes.delete(topic);
+        await setUp;
+        await consumer.disconnect().catch(() => undefined);
+        if (this.connected) {
+          await this.admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+          await this.admin.deleteGroups([topic]).catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  /**
+   * Deletes reply topics whose group has had no member for `graceMs` (seen
+   * empty in sweeps at least that far apart): their responder died without
+   * cleaning up. A replica's topic is briefly memberless while it starts, which
+   * the grace covers. `only` narrows the sweep to some topics.
+   */
+  async sweepAbandonedInboxes(graceMs = 60_000, only: (topic: string) => boolean = () => true): Promise<string[]> {
+    const candidates = (await this.admin.listTopics()).filter((t) => t.startsWith(REPLY_ADDRESS_PREFIX) && !this.inboxes.has(t) && only(t));
+    if (candidates.length === 0) return [];
+    const { groups } = await this.admin.describeGroups(candidates);
+    const empty = new Set(groups.filter((g) => g.members.length === 0).map((g) => g.groupId));
+    const now = Date.now();
+    const doomed = candidates.filter((t) => empty.has(t) && this.emptySince.has(t) && now - this.emptySince.get(t)! >= graceMs);
+    this.emptySince = new Map(candidates.filter((t) => empty.has(t)).map((t) => [t, this.emptySince.get(t) ?? now]));
+    if (doomed.length > 0) {
+      await this.admin.deleteTopics({ topics: doomed });
+      await this.admin.deleteGroups(doomed).catch(() => undefined);
+      this.log.info({ topics: doomed }, 'deleted reply topics abandoned by responders that died');
+    }
+    return doomed;
+  }
+
+  private scheduleSweep(): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => void this.sweepAbandonedInboxes().catch(() => undefined), 60_000);
+    this.sweepTimer.unref();
+  }
+
+  /** Returns at once; the consumer joins its group as soon as Kafka answers, and keeps trying until then. */
+  async consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer> {
+    const topic = requestTopic(queue);
+    const consumer = this.kafka.consumer({
+      groupId: consumerGroup(queue),
+      // Short, since the consumer heartbeats while requests run: a dead sidecar's partitions move on within 10 s.
+      sessionTimeout: 10_000,
+      heartbeatInterval: 3000,
+      rebalanceTimeout: 60_000,
+      maxWaitTimeInMs: 5,
+      allowAutoTopicCreation: false,
+    });
+    const log = this.log.child({ queue });
+    // Set below; the event can only fire once the worker runs.
+    let onAssigned: (partitions: number[]) => void = () => undefined;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const partitions = e.payload.memberAssignment[topic] ?? [];
+      log.info({ memberId: e.payload.memberId, partitions }, 'joined the consumer group');
+      onAssigned(partitions);
+    });
+    let txProducer: Producer | null = null;
+    let transactions: TransactionalCommits | null = null;
+    if (this.options.delivery === 'transactional') {
+      const transactionalId = this.options.transactionalId ?? `kueuer.${queue}.${hostname()}`;
+      txProducer = this.kafka.producer({
+        transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: TRANSACTION_TIMEOUT_MS,
+        allowAutoTopicCreation: false,
+        // The broker answers CONCURRENT_TRANSACTIONS while it writes the previous transaction's markers: retry soon.
+        retry: { initialRetryTime: 10, retries: 20 },
+      });
+      transactions = new TransactionalCommits(txProducer, consumerGroup(queue), topic, log.child({ transactionalId }));
+    }
+    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, transactions);
+    onAssigned = (partitions) => worker.assigned(partitions);
+    const producer = txProducer;
+    worker.starting = retry(
+      async () => {
+        if (worker.stopping) return;
+        await this.waitConnected();
+        await this.ensureTopic(topic, this.options.partitions);
+        // Connecting a transactional producer aborts whatever its predecessor with the same id left open.
+        if (producer) await producer.connect();
+        await consumer.connect();
+        await worker.start();
+      },
+      { ...SETUP_RETRY, onRetry: (err) => this.log.warn({ err: (err as Error).message, topic }, 'cannot start consuming yet; retrying') },
+    );
+    return worker;
+  }
+
+  /** Polls every 100 ms for up to 5 s. */
+  private waitConnected(): Promise<void> {
+    return retry(
+      async () => {
+        if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
+      },
+      CONNECTED_POLL,
+    );
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    await this.producer.disconnect().catch(() => undefined);
+    await this.admin.disconnect().catch(() => undefined);
+  }
+}
