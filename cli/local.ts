@@ -42,7 +42,7 @@ export async function runLocal(o: LocalOptions, log: Logger): Promise<Running> {
   const transport = await openBackend(o, log, 'local');
   const sidecar = await startSidecar(o, transport, registry, log.child({ part: 'sidecar' }));
   const { responder, address } = await startResponder(o, transport, registry, log.child({ part: 'responder' }));
-  const admin = await serveAdmin({ registry, log, notReadyReason: notReadyReason(transport, sidecar.notReadyReason) }, o.adminListen);
+  const admin = await serveAdmin({ registry, log, notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()) }, o.adminListen);
   log.info({ listen: formatHostPort(address), admin: admin.address, app: formatHostPort(o.app), backend: transport.kind, queue: o.queue }, 'local stack ready');
   return {
     async stop() {

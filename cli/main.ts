@@ -1,5 +1,5 @@
 /** `kueuer <command> [options]`: one CLI, one subcommand per component, so one image serves all. */
-import { closestName, ConfigError, helpText, parseOptions } from '../shared/options.js';
+import { closestName, ConfigError, helpText, parseOptions, type OptionSpecs } from '../shared/options.js';
 import { kueuerVersion } from '../shared/version.js';
 import { COMMANDS } from './commands.js';
 
@@ -32,7 +32,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(helpText(command.usage, command.summary, command.options));
+    console.log(helpText(command.usage, command.summary, command.options as OptionSpecs));
     return 0;
   }
   if (rest.includes('--version')) {

@@ -50,6 +50,7 @@ export async function buildResponder(
 ): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
   const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- it fixes Fastify's logger generic to FastifyBaseLogger, which the instance's declared type needs
     loggerInstance: log as FastifyBaseLogger,
     genReqId: () => newRequestId(),
     // One line per answered request is logged by the proxy itself, with reqId.

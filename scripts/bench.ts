@@ -278,7 +278,7 @@ async function benchAdmission(): Promise<string[]> {
   const child = spawn(process.execPath, [join(root, 'dist/scripts/bench-webhook-server.js'), certs], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
     child.once('exit', (code) => reject(new Error(`the webhook bench server exited with ${code}`)));
   });
   const dispatcher = new Agent({ connect: { ca: readFileSync(join(certs, 'ca.crt')) }, connections: 8 });

@@ -194,7 +194,7 @@ export class AppClient {
           if (statusCode < 200) return true; // 1xx informational: the final response follows
           status = statusCode;
           reason = statusText;
-          rawHeaders = headers as unknown as Buffer[];
+          rawHeaders = headers;
           return true;
         },
         onData: (chunk) => {
@@ -222,7 +222,7 @@ export class AppClient {
       };
       try {
         this.pool.dispatch(
-          { method: req.method as Dispatcher.HttpMethod, path: req.path, headers: flatHeaders, body: req.body.length > 0 ? req.body : null },
+          { method: req.method, path: req.path, headers: flatHeaders, body: req.body.length > 0 ? req.body : null },
           handler,
         );
       } catch (err) {

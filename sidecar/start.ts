@@ -63,7 +63,7 @@ export async function runSidecar(o: SidecarOptions, log: Logger): Promise<Runnin
   const registry = newRegistry();
   const transport = await openBackend(o, log, 'sidecar');
   const sidecar = await startSidecar(o, transport, registry, log);
-  const { admin, address } = await serveAdmin({ registry, log, notReadyReason: notReadyReason(transport, sidecar.notReadyReason) }, o.adminListen);
+  const { admin, address } = await serveAdmin({ registry, log, notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()) }, o.adminListen);
   log.info({ app: formatHostPort(o.app), admin: address, queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');
   return {
     async stop() {

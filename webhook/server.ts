@@ -48,6 +48,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
   const clientAuth = options.clientCa ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: false } : {};
   const app: WebhookServer = Fastify({
     https: { ...readTls(options.tls), ...clientAuth },
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- it fixes Fastify's logger generic to FastifyBaseLogger, which the instance's declared type needs
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,

@@ -174,7 +174,7 @@ export function decideService(
   };
   desired.spec ??= {};
   delete desired.spec.selector;
-  desired.spec.ports = ports.map((p): V1ServicePort => ({ ...p, targetPort: responderPort as unknown as V1ServicePort['targetPort'] }));
+  desired.spec.ports = ports.map((p): V1ServicePort => ({ ...p, targetPort: responderPort }));
   return {
     kind: 'patch',
     patch: jsonpatch.compare(service as object, desired as object),
@@ -197,7 +197,7 @@ function restore(service: V1Service, original: OriginalService, changes: UserCha
     if (changes.targetPorts.has(p.port)) return p;
     const was = original.targetPorts.find((t) => t.port === p.port);
     const restored: V1ServicePort = { ...p };
-    if (was?.targetPort !== null && was?.targetPort !== undefined) restored.targetPort = was.targetPort as V1ServicePort['targetPort'];
+    if (was?.targetPort !== null && was?.targetPort !== undefined) restored.targetPort = was.targetPort;
     else delete restored.targetPort;
     return restored;
   });

@@ -75,7 +75,7 @@ export async function informerSource<T extends KubernetesObject>(
   } catch (err) {
     throw new Error(`cannot list ${path} from the Kubernetes API at ${kc.getCurrentCluster()?.server ?? '(no cluster configured)'}: ${(err as Error).message}`);
   }
-  const informer = makeInformer<T>(kc, path, list as never, labelSelector);
+  const informer = makeInformer<T>(kc, path, list, labelSelector);
   const listeners: Array<() => void> = [];
   let scheduled = false;
   const changed = (): void => {

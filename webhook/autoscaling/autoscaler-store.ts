@@ -7,7 +7,7 @@
 import type { KubeConfig, KubernetesObject, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
-import { informerSource, type ObjectSource } from '../../shared/kube/object-source.js';
+import { informerSource } from '../../shared/kube/object-source.js';
 import { stableJson } from '../../shared/stable-json.js';
 import { AUTOSCALER_MANAGED_BY, desiredHpa, desiredScaledObject, MANAGED_BY_LABEL, QUEUE_LABEL, type MetricMode, type ScalingPlan } from './desired-objects.js';
 
@@ -39,7 +39,7 @@ export function autoscalerKind(mode: MetricMode): string {
 
 /** The autoscaler a plan asks for in this mode; `cap` bounds max replicas (a Kafka topic's partitions). */
 export function desiredAutoscaler(mode: MetricMode, plan: ScalingPlan, backlogUrl: string, cap: number | undefined): Managed {
-  return (mode === 'keda' ? desiredScaledObject(plan, backlogUrl, cap) : desiredHpa(plan, cap)) as Managed;
+  return (mode === 'keda' ? desiredScaledObject(plan, backlogUrl, cap) : desiredHpa(plan, cap));
 }
 
 export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log: Logger): Promise<ManagedStore<Managed>> {
@@ -67,7 +67,7 @@ export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log:
       () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managedSelector }),
       log,
       managedSelector,
-    )) as ObjectSource<Managed>,
+    )),
     create: async (o) => void (await autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: o.metadata!.namespace!, body: o as V2HorizontalPodAutoscaler })),
     replace: async (o, rv) =>
       void (await autoscaling.replaceNamespacedHorizontalPodAutoscaler({ namespace: o.metadata!.namespace!, name: o.metadata!.name!, body: withResourceVersion(o as V2HorizontalPodAutoscaler, rv) })),

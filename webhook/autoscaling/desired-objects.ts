@@ -112,7 +112,7 @@ export function desiredHpa(plan: ScalingPlan, maxCap?: number): V2HorizontalPodA
           type: 'External',
           external: {
             metric: { name: BACKLOG_METRIC, selector: { matchLabels: { queue } } },
-            target: { type: 'AverageValue', averageValue: String(settings.targetBacklog) as never },
+            target: { type: 'AverageValue', averageValue: String(settings.targetBacklog) },
           },
         },
       ],

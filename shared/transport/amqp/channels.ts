@@ -51,7 +51,7 @@ export function confirmPublish(
     try {
       channel.sendToQueue(queue, message.body, { ...props, headers: message.meta }, (err: unknown) => {
         clearTimeout(timer);
-        if (err) reject(new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `broker refused the message: ${String(err)}`));
+        if (err) reject(new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `broker refused the message: ${err instanceof Error ? err.message : JSON.stringify(err)}`));
         else resolve();
       });
     } catch (err) {

@@ -14,14 +14,14 @@ export function coalesceWrites(socket: Writable): void {
     corked = false;
     socket.uncork();
   };
-  const write = socket.write;
-  socket.write = function coalescedWrite(this: Writable, ...args: Parameters<Writable['write']>) {
+  const write = socket.write.bind(socket);
+  socket.write = function coalescedWrite(...args: Parameters<Writable['write']>) {
     if (!corked) {
       corked = true;
       socket.cork();
       process.nextTick(uncork);
     }
-    return write.apply(this, args);
+    return write(...args);
   } as Writable['write'];
 }
 

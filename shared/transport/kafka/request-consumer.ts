@@ -128,7 +128,8 @@ export class KafkaRequestConsumer implements Consumer {
    * with dispatching (resolveOffset); the committed position moves only past
    * contiguous finished offsets.
    */
-  private async batch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async batch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
     const first = batch.messages[0];
     if (!first) return;
     const partition = batch.partition;
@@ -142,12 +143,12 @@ export class KafkaRequestConsumer implements Consumer {
     }
     const tracker = offsets;
     // Heartbeat while waiting for a free slot, so a slow app does not trigger a rebalance.
-    const beat = setInterval(() => void heartbeat().catch(() => undefined), 3000);
+    const beat = setInterval(() => void payload.heartbeat().catch(() => undefined), 3000);
     try {
       for (const message of batch.messages) {
-        if (this.stopping || !isRunning() || isStale()) break;
+        if (this.stopping || !payload.isRunning() || payload.isStale()) break;
         await this.slots.acquire();
-        if (this.stopping || !isRunning() || isStale()) {
+        if (this.stopping || !payload.isRunning() || payload.isStale()) {
           this.slots.release();
           break;
         }
@@ -171,7 +172,7 @@ export class KafkaRequestConsumer implements Consumer {
             this.inFlightWork.delete(work);
           });
         this.inFlightWork.add(work);
-        resolveOffset(message.offset);
+        payload.resolveOffset(message.offset);
       }
     } finally {
       clearInterval(beat);
