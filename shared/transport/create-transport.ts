@@ -12,10 +12,10 @@ import type { QueueDepthReader, Transport } from './transport.js';
 export interface TransportOptions {
   /** memory only: how long an unacked delivery stays invisible without a heartbeat. */
   visibilityTimeoutMs: number;
-  /** kafka only: partitions of a request topic Kueuer creates. */
-  kafkaPartitions?: number;
-  /** kafka only: when the request's offset is committed. */
-  delivery?: KafkaDelivery;
+  /** kafka only: partitions of a request topic Kueuer creates (the option spec holds the default). */
+  kafkaPartitions: number;
+  /** kafka only: when the request's offset is committed (the option spec holds the default). */
+  delivery: KafkaDelivery;
   /** kafka, transactional delivery: the producer's transactional id. */
   kafkaTransactionalId?: string;
 }
@@ -33,8 +33,8 @@ export async function createTransport(spec: BackendSpec, log: Logger, options: T
       return KafkaTransport.connect(
         spec.spec,
         {
-          partitions: options.kafkaPartitions ?? 6,
-          delivery: options.delivery ?? 'at-least-once',
+          partitions: options.kafkaPartitions,
+          delivery: options.delivery,
           ...(options.kafkaTransactionalId ? { transactionalId: options.kafkaTransactionalId } : {}),
         },
         log,
