@@ -8,7 +8,7 @@ main(process.argv.slice(2)).then(
     if (typeof code === 'number') process.exit(code);
   },
   (err) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : err);
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
     process.exit(1);
   },
 );

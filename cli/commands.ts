@@ -46,7 +46,7 @@ export const responderCommand = command(
   {
     name: 'responder',
     usage: 'kueuer responder --listen HOST:PORT --backend URL --queue NAME [options]\n       kueuer responder --backend URL --routes cluster [options]',
-    summary: 'The front door: publishes every HTTP request to the queue and answers each client with the app\'s response.',
+    summary: "The front door: publishes every HTTP request to the queue and answers each client with the app's response.",
     options: responderOptions,
   },
   runResponder,

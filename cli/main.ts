@@ -27,8 +27,13 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    const meant = closestName(name.replace(/^-+/, ''), COMMANDS.map((c) => c.name));
-    console.error(`kueuer: unknown ${name.startsWith('-') ? 'flag' : 'command'} ${JSON.stringify(name)}${meant ? `; did you mean ${meant}?` : ''}\n\n${usage()}`);
+    const meant = closestName(
+      name.replace(/^-+/, ''),
+      COMMANDS.map((c) => c.name),
+    );
+    console.error(
+      `kueuer: unknown ${name.startsWith('-') ? 'flag' : 'command'} ${JSON.stringify(name)}${meant ? `; did you mean ${meant}?` : ''}\n\n${usage()}`,
+    );
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {

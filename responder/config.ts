@@ -1,12 +1,5 @@
 /** The responder's one configuration source: flags, then KUEUER_* env vars, then defaults. */
-import {
-  adminListenOption,
-  backendOption,
-  kafkaOptions,
-  logLevelOption,
-  queueOption,
-  timeoutOption,
-} from '../shared/common-options.js';
+import { adminListenOption, backendOption, kafkaOptions, logLevelOption, queueOption, timeoutOption } from '../shared/common-options.js';
 import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec, type OptionValue, type OptionValues } from '../shared/options.js';
 
 export function listenOption(defaultValue: string): OptionSpec<ReturnType<typeof parseHostPort>> {

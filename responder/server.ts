@@ -42,12 +42,7 @@ const MAX_HEADER_SECTION_BYTES = 128 * 1024;
 /** Every method Node's parser knows except CONNECT, which is not a request for the app. */
 const PROXIED_METHODS = http.METHODS.filter((m) => m !== 'CONNECT');
 
-export async function buildResponder(
-  settings: ResponderSettings,
-  transport: Transport,
-  metrics: ResponderMetrics,
-  log: Logger,
-): Promise<Responder> {
+export async function buildResponder(settings: ResponderSettings, transport: Transport, metrics: ResponderMetrics, log: Logger): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
   const app = Fastify({
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- it fixes Fastify's logger generic to FastifyBaseLogger, which the instance's declared type needs
@@ -266,7 +261,11 @@ function requestProblem(req: IncomingMessage, forwarded: HeaderPairs): RefusalPr
   if (upgrade !== undefined && upgrade.toLowerCase() !== 'h2c') {
     // h2c is an optional upgrade a server may ignore (curl --http2 sends it); any other
     // (WebSocket) needs a connection the queue cannot carry.
-    return { status: 501, code: 'upgrade_not_supported', message: `Upgrade: ${upgrade.slice(0, 64)} (e.g. WebSocket) needs a live connection to the app, which a queue cannot carry` };
+    return {
+      status: 501,
+      code: 'upgrade_not_supported',
+      message: `Upgrade: ${upgrade.slice(0, 64)} (e.g. WebSocket) needs a live connection to the app, which a queue cannot carry`,
+    };
   }
   return targetProblem(req.url ?? '') ?? headersProblem(forwarded);
 }

@@ -57,7 +57,15 @@ interface RateResult {
 }
 
 /** Open-loop load: one request every 1/rps seconds whatever the answers do, as an apiserver sends them. */
-async function atRate(label: string, dispatcher: Agent, url: string, method: 'GET' | 'POST', body: (i: number) => string | undefined, rps: number, durationS: number): Promise<RateResult> {
+async function atRate(
+  label: string,
+  dispatcher: Agent,
+  url: string,
+  method: 'GET' | 'POST',
+  body: (i: number) => string | undefined,
+  rps: number,
+  durationS: number,
+): Promise<RateResult> {
   const latencies: number[] = [];
   let errors = 0;
   const total = rps * durationS;
@@ -135,16 +143,18 @@ export async function benchAdmission(root: string, seconds: number, children: Ch
   const before = await podAdmissionBuckets(dispatcher, base);
   const mutate = await atRate('POST /mutate (pod injection)', dispatcher, `${base}/mutate`, 'POST', admissionReviewBody, rps, secs);
   const after = await podAdmissionBuckets(dispatcher, base);
-  const serverP99 = quantileFromBuckets(after.map(([le, n], i) => [le, n - (before[i]?.[1] ?? 0)]), 0.99);
+  const serverP99 = quantileFromBuckets(
+    after.map(([le, n], i) => [le, n - (before[i]?.[1] ?? 0)]),
+    0.99,
+  );
   await dispatcher.close();
   child.kill('SIGKILL');
-  const lines = [
-    '| endpoint | rate | answered | errors | p50 ms | p99 ms | p99 vs baseline |',
-    '|---|---|---|---|---|---|---|',
-  ];
+  const lines = ['| endpoint | rate | answered | errors | p50 ms | p99 ms | p99 vs baseline |', '|---|---|---|---|---|---|---|'];
   for (const r of [healthz, mutate]) {
     console.log(`${r.label.padEnd(32)} ${r.rps} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  errors ${r.errors}`);
-    lines.push(`| ${r.label} | ${r.rps}/s | ${r.count} | ${r.errors} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r === healthz ? '–' : `${(r.p99 / healthz.p99).toFixed(2)}×`} |`);
+    lines.push(
+      `| ${r.label} | ${r.rps}/s | ${r.count} | ${r.errors} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r === healthz ? '–' : `${(r.p99 / healthz.p99).toFixed(2)}×`} |`,
+    );
   }
   lines.push(
     '',
@@ -154,4 +164,3 @@ export async function benchAdmission(root: string, seconds: number, children: Ch
   console.log(`webhook-side p99 ≤ ${(serverP99 * 1000).toFixed(2)} ms`);
   return lines;
 }
-

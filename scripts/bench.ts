@@ -107,7 +107,9 @@ async function measure(app: string, path: string, origin: string, concurrencies:
     await load(origin, c, warmupSeconds);
     const r = await load(origin, c, seconds);
     out.push({ app, path, ...r });
-    console.log(`${app.padEnd(10)} ${path.padEnd(26)} c=${String(c).padEnd(3)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  errors ${r.errors}`);
+    console.log(
+      `${app.padEnd(10)} ${path.padEnd(26)} c=${String(c).padEnd(3)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  errors ${r.errors}`,
+    );
   }
   return out;
 }
@@ -115,7 +117,12 @@ async function measure(app: string, path: string, origin: string, concurrencies:
 /** Starts the app and both Kueuer paths in front of it, measures all three, stops them. */
 /** Kafka's JVM runs only while its own path is measured, so it takes no CPU from the others. */
 function kafkaBroker(action: 'start' | 'stop'): string {
-  return execFileSync('bash', [join(root, 'scripts/kafka.sh'), action], { encoding: 'utf8' }).trim().split('\n').pop() ?? '';
+  return (
+    execFileSync('bash', [join(root, 'scripts/kafka.sh'), action], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop() ?? ''
+  );
 }
 
 async function measureApp(label: string, delayMs: number, concurrencies: number[], amqpUrl: string): Promise<[Result[], Result[], Result[], Result[]]> {
@@ -126,9 +133,46 @@ async function measureApp(label: string, delayMs: number, concurrencies: number[
   await waitHttp(`${appUrl}/`);
   const queue = `bench-${Date.now()}`;
   started.push(
-    start(['bin/kueuer.js', 'local', '--listen', `127.0.0.1:${ports.local}`, '--admin-listen', `127.0.0.1:${ports.localAdmin}`, '--app', `127.0.0.1:${ports.app}`, '--concurrency', '64', '--queue', `${queue}-local`]),
-    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.responder}`, '--admin-listen', `127.0.0.1:${ports.responderAdmin}`, '--backend', amqpUrl, '--queue', queue]),
-    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.sidecarAdmin}`, '--backend', amqpUrl, '--queue', queue, '--concurrency', '64']),
+    start([
+      'bin/kueuer.js',
+      'local',
+      '--listen',
+      `127.0.0.1:${ports.local}`,
+      '--admin-listen',
+      `127.0.0.1:${ports.localAdmin}`,
+      '--app',
+      `127.0.0.1:${ports.app}`,
+      '--concurrency',
+      '64',
+      '--queue',
+      `${queue}-local`,
+    ]),
+    start([
+      'bin/kueuer.js',
+      'responder',
+      '--listen',
+      `127.0.0.1:${ports.responder}`,
+      '--admin-listen',
+      `127.0.0.1:${ports.responderAdmin}`,
+      '--backend',
+      amqpUrl,
+      '--queue',
+      queue,
+    ]),
+    start([
+      'bin/kueuer.js',
+      'sidecar',
+      '--app',
+      `127.0.0.1:${ports.app}`,
+      '--admin-listen',
+      `127.0.0.1:${ports.sidecarAdmin}`,
+      '--backend',
+      amqpUrl,
+      '--queue',
+      queue,
+      '--concurrency',
+      '64',
+    ]),
   );
   await waitHttp(`${local}/ping`);
   await waitHttp(`http://127.0.0.1:${ports.responderAdmin}/readyz`);
@@ -139,8 +183,32 @@ async function measureApp(label: string, delayMs: number, concurrencies: number[
   const rabbit = await measure(label, 'responder+sidecar (amqp)', front, concurrencies);
   const kafkaUrl = `kafka://${kafkaBroker('start')}`;
   started.push(
-    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${ports.kafkaResponder}`, '--admin-listen', `127.0.0.1:${ports.kafkaResponderAdmin}`, '--backend', kafkaUrl, '--queue', queue]),
-    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${ports.kafkaSidecarAdmin}`, '--backend', kafkaUrl, '--queue', queue, '--concurrency', '64']),
+    start([
+      'bin/kueuer.js',
+      'responder',
+      '--listen',
+      `127.0.0.1:${ports.kafkaResponder}`,
+      '--admin-listen',
+      `127.0.0.1:${ports.kafkaResponderAdmin}`,
+      '--backend',
+      kafkaUrl,
+      '--queue',
+      queue,
+    ]),
+    start([
+      'bin/kueuer.js',
+      'sidecar',
+      '--app',
+      `127.0.0.1:${ports.app}`,
+      '--admin-listen',
+      `127.0.0.1:${ports.kafkaSidecarAdmin}`,
+      '--backend',
+      kafkaUrl,
+      '--queue',
+      queue,
+      '--concurrency',
+      '64',
+    ]),
   );
   await waitHttp(`http://127.0.0.1:${ports.kafkaResponderAdmin}/readyz`, 60_000);
   await waitHttp(`http://127.0.0.1:${ports.kafkaSidecarAdmin}/readyz`, 60_000);
@@ -168,7 +236,10 @@ async function main(): Promise<void> {
   console.log('admission webhook, open-loop load:');
   const admission = await benchAdmission(root, seconds, children);
 
-  const amqpUrl = execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), 'start'], { encoding: 'utf8' }).trim().split('\n').pop()!;
+  const amqpUrl = execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), 'start'], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .pop()!;
   console.log(`machine: ${machine()}\n${seconds} s per measurement after ${warmupSeconds} s warm-up\n`);
   kafkaBroker('stop'); // left running by a test run, it would load the other paths
   const [direct, local, rabbit, kafka] = await measureApp('0 ms app', 0, [1, 64], amqpUrl);

@@ -17,18 +17,24 @@ const warmup = Math.min(60, Math.floor(seconds / 5));
 const concurrency = Number(process.env.SOAK_CONCURRENCY ?? 32);
 const port = { app: 38100, responder: 38101, responderAdmin: 38102, sidecarAdmin: 38103 };
 const rabbitEnv = { ...process.env, KUEUER_RABBITMQ_PORT: '28672', KUEUER_RABBITMQ_DIR: join(root, '.cache', 'rabbitmq-soak') };
-const rabbit = (action: string) => execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), action], { env: rabbitEnv, encoding: 'utf8' }).trim().split('\n').pop()!;
+const rabbit = (action: string) =>
+  execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), action], { env: rabbitEnv, encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .pop()!;
 
 function start(args: string[]): ChildProcess {
   return spawn(process.execPath, args, { cwd: root, env: { ...process.env, KUEUER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 const get = (url: string) =>
   new Promise<string>((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
   });
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
@@ -48,13 +54,41 @@ async function main(): Promise<void> {
   const url = rabbit('start');
   const procs = [
     start(['dist/demo/echo-app.js', String(port.app), '5', '20']),
-    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${port.responder}`, '--admin-listen', `127.0.0.1:${port.responderAdmin}`, '--backend', url, '--queue', 'soak']),
-    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${port.app}`, '--admin-listen', `127.0.0.1:${port.sidecarAdmin}`, '--backend', url, '--queue', 'soak', '--concurrency', String(concurrency)]),
+    start([
+      'bin/kueuer.js',
+      'responder',
+      '--listen',
+      `127.0.0.1:${port.responder}`,
+      '--admin-listen',
+      `127.0.0.1:${port.responderAdmin}`,
+      '--backend',
+      url,
+      '--queue',
+      'soak',
+    ]),
+    start([
+      'bin/kueuer.js',
+      'sidecar',
+      '--app',
+      `127.0.0.1:${port.app}`,
+      '--admin-listen',
+      `127.0.0.1:${port.sidecarAdmin}`,
+      '--backend',
+      url,
+      '--queue',
+      'soak',
+      '--concurrency',
+      String(concurrency),
+    ]),
   ];
   const [, responder, sidecar] = procs;
   try {
     for (let i = 0; i < 100; i++) {
-      if ((await get(`http://127.0.0.1:${port.responderAdmin}/readyz`).catch(() => '')).includes('ready') && (await get(`http://127.0.0.1:${port.sidecarAdmin}/readyz`).catch(() => '')).includes('ready')) break;
+      if (
+        (await get(`http://127.0.0.1:${port.responderAdmin}/readyz`).catch(() => '')).includes('ready') &&
+        (await get(`http://127.0.0.1:${port.sidecarAdmin}/readyz`).catch(() => '')).includes('ready')
+      )
+        break;
       await new Promise((r) => setTimeout(r, 300));
     }
     const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
@@ -65,17 +99,19 @@ async function main(): Promise<void> {
       Array.from({ length: concurrency }, async () => {
         while (Date.now() < until) {
           await new Promise<void>((resolve) => {
-            http.get(`http://127.0.0.1:${port.responder}/soak/${requests}`, { agent }, (res) => {
-              res.resume();
-              res.on('end', () => {
-                if (res.statusCode === 200) requests++;
-                else errors++;
+            http
+              .get(`http://127.0.0.1:${port.responder}/soak/${requests}`, { agent }, (res) => {
+                res.resume();
+                res.on('end', () => {
+                  if (res.statusCode === 200) requests++;
+                  else errors++;
+                  resolve();
+                });
+              })
+              .on('error', () => {
+                errors++;
                 resolve();
               });
-            }).on('error', () => {
-              errors++;
-              resolve();
-            });
           });
         }
       }),
@@ -109,8 +145,18 @@ async function main(): Promise<void> {
     const rssOk = (a: number, b: number) => b <= a * 1.1 + 8;
     const countOk = (a: number, b: number) => b <= a + concurrency;
     const checks = [
-      ['responder RSS peak, first half → second half (MiB)', peak(early, 'responderRss'), peak(late, 'responderRss'), rssOk(peak(early, 'responderRss'), peak(late, 'responderRss'))],
-      ['sidecar RSS peak, first half → second half (MiB)', peak(early, 'sidecarRss'), peak(late, 'sidecarRss'), rssOk(peak(early, 'sidecarRss'), peak(late, 'sidecarRss'))],
+      [
+        'responder RSS peak, first half → second half (MiB)',
+        peak(early, 'responderRss'),
+        peak(late, 'responderRss'),
+        rssOk(peak(early, 'responderRss'), peak(late, 'responderRss')),
+      ],
+      [
+        'sidecar RSS peak, first half → second half (MiB)',
+        peak(early, 'sidecarRss'),
+        peak(late, 'sidecarRss'),
+        rssOk(peak(early, 'sidecarRss'), peak(late, 'sidecarRss')),
+      ],
       ['responder RSS, start → end (MiB, for reference)', first.responderRss, last.responderRss, true],
       ['sidecar RSS, start → end (MiB, for reference)', first.sidecarRss, last.sidecarRss, true],
       ['responder open handles', first.responderHandles, last.responderHandles, countOk(first.responderHandles, last.responderHandles)],
@@ -127,8 +173,8 @@ async function main(): Promise<void> {
         `Generated by \`npm run soak\` on ${new Date().toISOString().slice(0, 10)}: ${seconds} s of steady load, ${concurrency} concurrent clients, app 5–20 ms, one responder and one sidecar on RabbitMQ.`,
         `${requests} requests answered 200, ${errors} errors (${(requests / seconds).toFixed(0)} req/s).`,
         `Compared: the sample at ${first.t} s (after ${warmup} s of warm-up) with the last, at ${last.t} s.`,
-        'RSS is a sawtooth: V8 grows the heap to a ceiling within the first minutes, then collects back down. So the check is on the ceiling: the second half\'s peak may exceed the first half\'s by at most 10% + 8 MiB. A first version compared the sample at 60 s with the last one, which fails on that warm-up growth alone (sidecar 131 → 203 MiB, with the peak flat at ~205 MiB from 170 s on).',
-        'Handles and held requests: end against start, within the number of clients (the load\'s own sockets and requests).',
+        "RSS is a sawtooth: V8 grows the heap to a ceiling within the first minutes, then collects back down. So the check is on the ceiling: the second half's peak may exceed the first half's by at most 10% + 8 MiB. A first version compared the sample at 60 s with the last one, which fails on that warm-up growth alone (sidecar 131 → 203 MiB, with the peak flat at ~205 MiB from 170 s on).",
+        "Handles and held requests: end against start, within the number of clients (the load's own sockets and requests).",
         '',
         '| measure | start | end | within tolerance |',
         '|---|---|---|---|',
@@ -138,7 +184,10 @@ async function main(): Promise<void> {
         '',
         '| t (s) | answered | responder RSS | sidecar RSS | responder handles | sidecar handles | held | in flight |',
         '|---|---|---|---|---|---|---|---|',
-        ...samples.map((s) => `| ${s.t} | ${s.requests} | ${s.responderRss.toFixed(1)} | ${s.sidecarRss.toFixed(1)} | ${s.responderHandles} | ${s.sidecarHandles} | ${s.pending} | ${s.inFlight} |`),
+        ...samples.map(
+          (s) =>
+            `| ${s.t} | ${s.requests} | ${s.responderRss.toFixed(1)} | ${s.sidecarRss.toFixed(1)} | ${s.responderHandles} | ${s.sidecarHandles} | ${s.pending} | ${s.inFlight} |`,
+        ),
         '',
       ].join('\n'),
     );

@@ -30,7 +30,9 @@ const ports = [
 ];
 for (const { what, variable, host, port, other } of ports) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`npm start: ${variable}=${process.env[variable]} is not a port (${variable === 'DEMO_APP_PORT' ? 'a number such as 3000' : 'HOST:PORT such as 127.0.0.1:8080'})`);
+    console.error(
+      `npm start: ${variable}=${process.env[variable]} is not a port (${variable === 'DEMO_APP_PORT' ? 'a number such as 3000' : 'HOST:PORT such as 127.0.0.1:8080'})`,
+    );
     process.exit(1);
   }
   const problem = await new Promise((resolve) => {
@@ -69,10 +71,9 @@ process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
 
 run([join(root, 'dist/demo/echo-app.js'), appPort, '0', '2000'], 'demo app');
-run(
-  [join(root, 'bin/kueuer.js'), 'local', '--listen', listen, '--app', `127.0.0.1:${appPort}`, '--concurrency', '4', '--admin-listen', admin],
-  'kueuer local',
-);
+run([join(root, 'bin/kueuer.js'), 'local', '--listen', listen, '--app', `127.0.0.1:${appPort}`, '--concurrency', '4', '--admin-listen', admin], 'kueuer local');
 setTimeout(() => {
-  console.log(`\nKueuer is queuing requests for the demo app. Try:\n  curl -i http://${listen}/hello?name=kueuer -d 'some body'\nMetrics: http://${admin}/metrics   Stop: Ctrl-C\n`);
+  console.log(
+    `\nKueuer is queuing requests for the demo app. Try:\n  curl -i http://${listen}/hello?name=kueuer -d 'some body'\nMetrics: http://${admin}/metrics   Stop: Ctrl-C\n`,
+  );
 }, 800);

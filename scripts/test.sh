@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: build, type-check, lint, then every vitest test. The vitest
+# `npm test`: build, type-check, lint, check formatting, then every vitest test. The vitest
 # global setup starts the services the tests need (a private RabbitMQ node,
 # installed from Debian if missing); a service that cannot start fails the run.
 set -euo pipefail
@@ -9,6 +9,7 @@ mkdir -p .cache
 npm run --silent build
 npm run --silent typecheck
 npm run --silent lint
+npm run --silent format:check
 
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-results.json "$@" || status=$?

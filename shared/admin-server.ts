@@ -39,8 +39,9 @@ export function registerAdminRoutes(app: AnyFastify, options: AdminRoutesOptions
 }
 
 export function buildAdminServer(options: AdminServerOptions): FastifyInstance {
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- it fixes Fastify's logger generic to FastifyBaseLogger, which the instance's declared type needs
-  const app = Fastify({ loggerInstance: options.log.child({ server: 'admin' }) as FastifyBaseLogger,
+  const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- it fixes Fastify's logger generic to FastifyBaseLogger, which the instance's declared type needs
+    loggerInstance: options.log.child({ server: 'admin' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   });
   registerAdminRoutes(app, options);

@@ -111,7 +111,8 @@ const POD_RULES = {
   queue: QUEUE_RULE,
   backend: rule((raw) => {
     // The message is the problem itself: a URL or credentials in an annotation.
-    if (raw.includes('://') || raw.includes('@')) throw new Error('names the Secret that holds the broker settings; broker URLs and credentials never go in annotations');
+    if (raw.includes('://') || raw.includes('@'))
+      throw new Error('names the Secret that holds the broker settings; broker URLs and credentials never go in annotations');
     try {
       return dnsLabel('a Secret name')(raw);
     } catch {
@@ -135,7 +136,11 @@ const SERVICE_RULES = {
 type RuleValues<R> = { [K in keyof R]?: R[K] extends AnnotationRule<infer T> ? T : never };
 
 /** Reads every annotation the rules name, collecting one problem per refused value. */
-function readAnnotations<R extends Partial<Record<keyof typeof ANNOTATIONS, AnnotationRule<unknown>>>>(a: Record<string, string>, rules: R, problems: string[]): RuleValues<R> {
+function readAnnotations<R extends Partial<Record<keyof typeof ANNOTATIONS, AnnotationRule<unknown>>>>(
+  a: Record<string, string>,
+  rules: R,
+  problems: string[],
+): RuleValues<R> {
   const out: Record<string, unknown> = {};
   for (const [name, r] of Object.entries(rules) as Array<[keyof typeof ANNOTATIONS, AnnotationRule<unknown>]>) {
     const key = ANNOTATIONS[name];
@@ -156,7 +161,15 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
   const v = readAnnotations(a, POD_RULES, problems);
   const resources = { cpuRequest: v.sidecarCpuRequest, memoryRequest: v.sidecarMemoryRequest, cpuLimit: v.sidecarCpuLimit, memoryLimit: v.sidecarMemoryLimit };
   const settings: PodSettings = {
-    ...defined({ appPort: v.appPort, adminPort: v.adminPort, queue: v.queue, backendSecret: v.backend, concurrency: v.concurrency, delivery: v.delivery, nativeSidecar: v.nativeSidecar }),
+    ...defined({
+      appPort: v.appPort,
+      adminPort: v.adminPort,
+      queue: v.queue,
+      backendSecret: v.backend,
+      concurrency: v.concurrency,
+      delivery: v.delivery,
+      nativeSidecar: v.nativeSidecar,
+    }),
     resources: defined(resources),
   };
 

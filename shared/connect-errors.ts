@@ -78,7 +78,11 @@ export function describeAmqpConnectFailure(err: unknown, e: AmqpEndpoint): Conne
   const message = firstLine(err);
   if (/ACCESS[-_]REFUSED/.test(message)) {
     const cause = `access refused for user "${e.user}"`;
-    return { refused: true, cause, reason: `RabbitMQ at ${where} refused access for user "${e.user}": check the user and password in --backend (KUEUER_BACKEND)` };
+    return {
+      refused: true,
+      cause,
+      reason: `RabbitMQ at ${where} refused access for user "${e.user}": check the user and password in --backend (KUEUER_BACKEND)`,
+    };
   }
   // RabbitMQ closes the connection at connection.open when the vhost is missing or the user may not use it;
   // amqplib only reports the unexpected ConnectionClose.

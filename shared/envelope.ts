@@ -152,7 +152,8 @@ export function decodeRequest(msg: WireMessage): QueuedRequest {
     throw new UnforwardableRequestError(route, problem, key);
   };
   const method = meta[META.method] ?? '';
-  if (!isToken(method) || method.length > LIMITS.fieldBytes) refuse(META.method, { code: 'invalid_target', status: 400, message: 'the method is not an HTTP method token' });
+  if (!isToken(method) || method.length > LIMITS.fieldBytes)
+    refuse(META.method, { code: 'invalid_target', status: 400, message: 'the method is not an HTTP method token' });
   const path = meta[META.path] ?? '';
   const pathProblem = targetProblem(path);
   if (pathProblem) refuse(META.path, pathProblem);
@@ -230,7 +231,12 @@ function headerPairs(json: string): HeaderPairs | null {
 
 /** Responses may repeat any header; names must be tokens and values field octets. */
 function headersProblemIgnoringHost(headers: HeaderPairs): boolean {
-  return headersProblem(headers.filter(([n]) => n.toLowerCase() !== 'host'), 0) !== null;
+  return (
+    headersProblem(
+      headers.filter(([n]) => n.toLowerCase() !== 'host'),
+      0,
+    ) !== null
+  );
 }
 
 function envelopeError(message: string): KueuerError {

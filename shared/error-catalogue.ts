@@ -17,35 +17,141 @@ export interface CatalogueEntry {
 }
 
 export const OPERATOR_ERRORS: Record<KueuerErrorCode, CatalogueEntry> = {
-  KUEUER_ERR_CONFIG: { meaning: 'A flag or KUEUER_* variable has a bad value; the process exits 2 naming both.', action: 'Fix the value the message names (README lists every flag, its variable and default).' },
-  KUEUER_ERR_BACKEND_URL: { meaning: '`--backend` is not `memory`, an amqp(s):// URL or kafka://host:port, or carries credentials where they are refused.', action: 'Use one of the documented forms; put Kafka credentials in KUEUER_KAFKA_* variables or files.' },
-  KUEUER_ERR_BROKER_UNAVAILABLE: { meaning: 'The broker is not connected, refused an operation, or (Kafka) forbids creating a topic.', action: 'Check the broker and the credentials; components reconnect by themselves. For topic ACLs, create the topic the message names.' },
-  KUEUER_ERR_PUBLISH_TIMEOUT: { meaning: 'The broker did not confirm a request or reply in time.', action: 'Look at broker load and disk alarms; raise --publish-timeout only if the broker is healthy but slow.' },
-  KUEUER_ERR_TRANSPORT_CLOSED: { meaning: 'An operation reached a transport that was already closed (during shutdown).', action: 'None during shutdown; anywhere else it is a bug: report it with the log line.' },
-  KUEUER_ERR_REPLY_INBOX_GONE: { meaning: 'A reply\'s destination inbox does not exist (its responder replica died or is reconnecting). The sidecar retries for a few seconds, then drops the reply and acks the request (counted in kueuer_sidecar_replies_dropped_total); the app is not run again.', action: 'None for a responder that died: its clients were cut anyway. If it repeats while responders are healthy, check that responders and sidecars use the same broker and vhost.' },
-  KUEUER_ERR_ENVELOPE: { meaning: 'A message on a Kueuer queue is not a valid envelope v1 (wrong version, field or size), or a reply destination is not a Kueuer one.', action: 'Find what else publishes to the queue; mixed Kueuer versions must share an envelope version.' },
-  KUEUER_ERR_BROKER_REFUSED: { meaning: 'RabbitMQ answered and refused the connection: wrong user or password, or the vhost does not exist or the user has no permission on it. Not retried: the process exits 1 with the reason (at start-up, or after draining if it happens on a reconnect).', action: 'Fix the user, password or vhost in --backend (KUEUER_BACKEND), or create the vhost and grant the user access (rabbitmqctl add_vhost / set_permissions).' },
-  KUEUER_ERR_KUBERNETES_UNAVAILABLE: { meaning: 'The webhook found no Kubernetes configuration (no $KUBECONFIG, no ~/.kube/config, not in a pod with a ServiceAccount), or could not reach the API server it names; it exits 1 naming the server and the cause.', action: 'Set KUBECONFIG to a kubeconfig file, or run the webhook in the cluster with its ServiceAccount (manifests/); for an unreachable server, check the address, DNS and the network path.' },
-  KUEUER_ERR_TLS_FILES: { meaning: 'A webhook --tls-cert / --tls-key file is missing, unreadable, not PEM, or the key does not match the certificate; checked before the Kubernetes API is contacted.', action: 'Point --tls-cert and --tls-key (KUEUER_TLS_CERT, KUEUER_TLS_KEY) at the PEM files of the serving certificate, e.g. the mounted Secret\'s tls.crt and tls.key.' },
+  KUEUER_ERR_CONFIG: {
+    meaning: 'A flag or KUEUER_* variable has a bad value; the process exits 2 naming both.',
+    action: 'Fix the value the message names (README lists every flag, its variable and default).',
+  },
+  KUEUER_ERR_BACKEND_URL: {
+    meaning: '`--backend` is not `memory`, an amqp(s):// URL or kafka://host:port, or carries credentials where they are refused.',
+    action: 'Use one of the documented forms; put Kafka credentials in KUEUER_KAFKA_* variables or files.',
+  },
+  KUEUER_ERR_BROKER_UNAVAILABLE: {
+    meaning: 'The broker is not connected, refused an operation, or (Kafka) forbids creating a topic.',
+    action: 'Check the broker and the credentials; components reconnect by themselves. For topic ACLs, create the topic the message names.',
+  },
+  KUEUER_ERR_PUBLISH_TIMEOUT: {
+    meaning: 'The broker did not confirm a request or reply in time.',
+    action: 'Look at broker load and disk alarms; raise --publish-timeout only if the broker is healthy but slow.',
+  },
+  KUEUER_ERR_TRANSPORT_CLOSED: {
+    meaning: 'An operation reached a transport that was already closed (during shutdown).',
+    action: 'None during shutdown; anywhere else it is a bug: report it with the log line.',
+  },
+  KUEUER_ERR_REPLY_INBOX_GONE: {
+    meaning:
+      "A reply's destination inbox does not exist (its responder replica died or is reconnecting). The sidecar retries for a few seconds, then drops the reply and acks the request (counted in kueuer_sidecar_replies_dropped_total); the app is not run again.",
+    action:
+      'None for a responder that died: its clients were cut anyway. If it repeats while responders are healthy, check that responders and sidecars use the same broker and vhost.',
+  },
+  KUEUER_ERR_ENVELOPE: {
+    meaning: 'A message on a Kueuer queue is not a valid envelope v1 (wrong version, field or size), or a reply destination is not a Kueuer one.',
+    action: 'Find what else publishes to the queue; mixed Kueuer versions must share an envelope version.',
+  },
+  KUEUER_ERR_BROKER_REFUSED: {
+    meaning:
+      'RabbitMQ answered and refused the connection: wrong user or password, or the vhost does not exist or the user has no permission on it. Not retried: the process exits 1 with the reason (at start-up, or after draining if it happens on a reconnect).',
+    action:
+      'Fix the user, password or vhost in --backend (KUEUER_BACKEND), or create the vhost and grant the user access (rabbitmqctl add_vhost / set_permissions).',
+  },
+  KUEUER_ERR_KUBERNETES_UNAVAILABLE: {
+    meaning:
+      'The webhook found no Kubernetes configuration (no $KUBECONFIG, no ~/.kube/config, not in a pod with a ServiceAccount), or could not reach the API server it names; it exits 1 naming the server and the cause.',
+    action:
+      'Set KUBECONFIG to a kubeconfig file, or run the webhook in the cluster with its ServiceAccount (manifests/); for an unreachable server, check the address, DNS and the network path.',
+  },
+  KUEUER_ERR_TLS_FILES: {
+    meaning:
+      'A webhook --tls-cert / --tls-key file is missing, unreadable, not PEM, or the key does not match the certificate; checked before the Kubernetes API is contacted.',
+    action:
+      "Point --tls-cert and --tls-key (KUEUER_TLS_CERT, KUEUER_TLS_KEY) at the PEM files of the serving certificate, e.g. the mounted Secret's tls.crt and tls.key.",
+  },
 };
 
 export const CLIENT_ERRORS = {
-  deadline_exceeded: { status: 504, meaning: 'No answer from the app before the request deadline (`--timeout`, or the Service\'s kueuer.io/timeout).', action: 'Retry later, or raise the timeout if the app is legitimately that slow; the request may still run once.' },
-  body_too_large: { status: 413, meaning: 'The request body is over `--max-body`; the connection is closed.', action: 'Send a smaller body or raise --max-body (at most 100 MiB).' },
-  broker_unavailable: { status: 503, meaning: 'The broker is unreachable or did not confirm in time; nothing was queued. Sent with Retry-After.', action: 'Retry after the Retry-After delay; operators: see KUEUER_ERR_BROKER_UNAVAILABLE.' },
-  too_many_pending: { status: 503, meaning: 'This responder replica already holds `--max-pending` clients. Sent with Retry-After.', action: 'Retry after the delay; operators: add responder replicas or raise --max-pending.' },
-  invalid_target: { status: 400, meaning: 'The request target is not a path starting with `/` (origin-form): `*`, absolute-form (`http://host/`) or authority-form; or it holds whitespace or control characters. Nothing was queued.', action: 'Send the path (and query) only, as clients do toward a server; the Host header names the host.' },
-  uri_too_long: { status: 414, meaning: 'The request target (path and query) is over 16 KiB. Nothing was queued.', action: 'Send long parameters in the body (POST) instead of the query string.' },
-  invalid_header: { status: 400, meaning: 'The request has more than one Host header, or a header name or value the app cannot be sent. Nothing was queued.', action: 'Fix the client: one Host header; names are tokens, values visible characters.' },
-  headers_too_large: { status: 431, meaning: 'The request headers take more than 48 KiB as queued (Node answers 431 itself past 128 KiB of request line and headers). Nothing was queued.', action: 'Send fewer or smaller headers (large cookies are the usual cause).' },
-  body_timeout: { status: 408, meaning: 'The request body did not arrive within `--body-timeout` (default 30 s); the connection is closed and nothing was queued.', action: 'Retry on a faster link, or raise --body-timeout for slow uploads.' },
-  upgrade_not_supported: { status: 501, meaning: 'The request asks to switch protocols (`Upgrade`, e.g. WebSocket), which needs a live connection to the app; `Upgrade: h2c` is ignored instead. The connection is closed.', action: 'Serve WebSockets from a Service without kueuer.io/inject.' },
-  connect_not_supported: { status: 501, meaning: 'A CONNECT request (a tunnel) cannot be queued. The connection is closed.', action: 'Do not use the Service as a forward proxy.' },
-  invalid_app_response: { status: 502, meaning: 'The app answered something that cannot be forwarded: a status outside 200–599, a malformed or cut-off response, or headers over 48 KiB. Sent at once; the app is not called again.', action: 'Fix the app\'s response; the sidecar log line names what was wrong.' },
-  app_unreachable: { status: 502, meaning: 'The sidecar could not connect to the app until shortly before the deadline (connection refused is retried with backoff), or the app closed the connection after it was sent the request (never retried: the app may have read it).', action: 'Check that the app listens on kueuer.io/app-port and is not crash-looping.' },
-  response_too_large: { status: 502, meaning: 'The app\'s response body is over the sidecar\'s `--max-response`.', action: 'Return less, or raise --max-response (at most 100 MiB).' },
-  bad_admission_review: { status: 400, meaning: 'The webhook got a body that is not an AdmissionReview v1.', action: 'Only the apiserver should call /mutate; check the MutatingWebhookConfiguration\'s path and version.' },
-  unknown_queue: { status: 404, meaning: 'The /backlog endpoint was asked for a queue Kueuer does not scale.', action: 'Use the queue of an annotated workload (<namespace>.<queue>).' },
+  deadline_exceeded: {
+    status: 504,
+    meaning: "No answer from the app before the request deadline (`--timeout`, or the Service's kueuer.io/timeout).",
+    action: 'Retry later, or raise the timeout if the app is legitimately that slow; the request may still run once.',
+  },
+  body_too_large: {
+    status: 413,
+    meaning: 'The request body is over `--max-body`; the connection is closed.',
+    action: 'Send a smaller body or raise --max-body (at most 100 MiB).',
+  },
+  broker_unavailable: {
+    status: 503,
+    meaning: 'The broker is unreachable or did not confirm in time; nothing was queued. Sent with Retry-After.',
+    action: 'Retry after the Retry-After delay; operators: see KUEUER_ERR_BROKER_UNAVAILABLE.',
+  },
+  too_many_pending: {
+    status: 503,
+    meaning: 'This responder replica already holds `--max-pending` clients. Sent with Retry-After.',
+    action: 'Retry after the delay; operators: add responder replicas or raise --max-pending.',
+  },
+  invalid_target: {
+    status: 400,
+    meaning:
+      'The request target is not a path starting with `/` (origin-form): `*`, absolute-form (`http://host/`) or authority-form; or it holds whitespace or control characters. Nothing was queued.',
+    action: 'Send the path (and query) only, as clients do toward a server; the Host header names the host.',
+  },
+  uri_too_long: {
+    status: 414,
+    meaning: 'The request target (path and query) is over 16 KiB. Nothing was queued.',
+    action: 'Send long parameters in the body (POST) instead of the query string.',
+  },
+  invalid_header: {
+    status: 400,
+    meaning: 'The request has more than one Host header, or a header name or value the app cannot be sent. Nothing was queued.',
+    action: 'Fix the client: one Host header; names are tokens, values visible characters.',
+  },
+  headers_too_large: {
+    status: 431,
+    meaning: 'The request headers take more than 48 KiB as queued (Node answers 431 itself past 128 KiB of request line and headers). Nothing was queued.',
+    action: 'Send fewer or smaller headers (large cookies are the usual cause).',
+  },
+  body_timeout: {
+    status: 408,
+    meaning: 'The request body did not arrive within `--body-timeout` (default 30 s); the connection is closed and nothing was queued.',
+    action: 'Retry on a faster link, or raise --body-timeout for slow uploads.',
+  },
+  upgrade_not_supported: {
+    status: 501,
+    meaning:
+      'The request asks to switch protocols (`Upgrade`, e.g. WebSocket), which needs a live connection to the app; `Upgrade: h2c` is ignored instead. The connection is closed.',
+    action: 'Serve WebSockets from a Service without kueuer.io/inject.',
+  },
+  connect_not_supported: {
+    status: 501,
+    meaning: 'A CONNECT request (a tunnel) cannot be queued. The connection is closed.',
+    action: 'Do not use the Service as a forward proxy.',
+  },
+  invalid_app_response: {
+    status: 502,
+    meaning:
+      'The app answered something that cannot be forwarded: a status outside 200–599, a malformed or cut-off response, or headers over 48 KiB. Sent at once; the app is not called again.',
+    action: "Fix the app's response; the sidecar log line names what was wrong.",
+  },
+  app_unreachable: {
+    status: 502,
+    meaning:
+      'The sidecar could not connect to the app until shortly before the deadline (connection refused is retried with backoff), or the app closed the connection after it was sent the request (never retried: the app may have read it).',
+    action: 'Check that the app listens on kueuer.io/app-port and is not crash-looping.',
+  },
+  response_too_large: {
+    status: 502,
+    meaning: "The app's response body is over the sidecar's `--max-response`.",
+    action: 'Return less, or raise --max-response (at most 100 MiB).',
+  },
+  bad_admission_review: {
+    status: 400,
+    meaning: 'The webhook got a body that is not an AdmissionReview v1.',
+    action: "Only the apiserver should call /mutate; check the MutatingWebhookConfiguration's path and version.",
+  },
+  unknown_queue: {
+    status: 404,
+    meaning: 'The /backlog endpoint was asked for a queue Kueuer does not scale.',
+    action: 'Use the queue of an annotated workload (<namespace>.<queue>).',
+  },
 } satisfies Record<string, CatalogueEntry>;
 
 /** The `error` field of every JSON answer Kueuer writes to a client: only codes the table above explains. */

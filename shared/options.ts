@@ -33,18 +33,19 @@ export class ConfigError extends KueuerError {
   }
 }
 
-export function parseOptions<S extends OptionSpecs>(
-  specs: S,
-  argv: readonly string[],
-  env: Record<string, string | undefined>,
-): OptionValues<S> {
+export function parseOptions<S extends OptionSpecs>(specs: S, argv: readonly string[], env: Record<string, string | undefined>): OptionValues<S> {
   const parseConfig: Record<string, { type: 'string' }> = {};
   for (const spec of Object.values(specs)) parseConfig[spec.flag] = { type: 'string' };
   let flags: Record<string, string | boolean | undefined>;
   try {
     ({ values: flags } = parseArgs({ args: [...argv], options: parseConfig, strict: true, allowPositionals: false }));
   } catch (err) {
-    throw new ConfigError([argvProblem(err as Error & { code?: string }, Object.values(specs).map((s) => s.flag))]);
+    throw new ConfigError([
+      argvProblem(
+        err as Error & { code?: string },
+        Object.values(specs).map((s) => s.flag),
+      ),
+    ]);
   }
   const problems: string[] = [];
   const values: Record<string, unknown> = {};

@@ -69,7 +69,11 @@ export function headersProblem(pairs: HeaderPairs, encodedBytes?: number): Reque
   }
   const bytes = encodedBytes ?? Buffer.byteLength(JSON.stringify(pairs));
   if (bytes > REQUEST_LIMITS.headersJsonBytes) {
-    return { code: 'headers_too_large', status: 431, message: `the request headers take ${bytes} bytes; at most ${REQUEST_LIMITS.headersJsonBytes} can be queued` };
+    return {
+      code: 'headers_too_large',
+      status: 431,
+      message: `the request headers take ${bytes} bytes; at most ${REQUEST_LIMITS.headersJsonBytes} can be queued`,
+    };
   }
   return null;
 }

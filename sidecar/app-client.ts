@@ -221,10 +221,7 @@ export class AppClient {
         },
       };
       try {
-        this.pool.dispatch(
-          { method: req.method, path: req.path, headers: flatHeaders, body: req.body.length > 0 ? req.body : null },
-          handler,
-        );
+        this.pool.dispatch({ method: req.method, path: req.path, headers: flatHeaders, body: req.body.length > 0 ? req.body : null }, handler);
       } catch (err) {
         this.replacePool();
         fail(new CallFailure('invalid_response', `the request could not be sent to the app: ${(err as Error).message}`, false));
@@ -268,5 +265,10 @@ function describeFailure(err: Error, handedToConnection: boolean, gotHeaders: bo
   if (!handedToConnection) {
     return new CallFailure('unreachable', err.message, isRetryableConnectError(err) || isRetryableConnectError(cause));
   }
-  return new CallFailure('unreachable', `the app closed the connection before answering (${err.message}); not sent again, since the app may have read the request`, false, true);
+  return new CallFailure(
+    'unreachable',
+    `the app closed the connection before answering (${err.message}); not sent again, since the app may have read the request`,
+    false,
+    true,
+  );
 }

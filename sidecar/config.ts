@@ -1,13 +1,5 @@
 /** The sidecar's one configuration source: flags, then KUEUER_* env vars, then defaults. */
-import {
-  adminListenOption,
-  appOption,
-  backendOption,
-  concurrencyOption,
-  kafkaOptions,
-  logLevelOption,
-  queueOption,
-} from '../shared/common-options.js';
+import { adminListenOption, appOption, backendOption, concurrencyOption, kafkaOptions, logLevelOption, queueOption } from '../shared/common-options.js';
 import { byteSizeIn, integerIn, oneOf, type OptionSpec, type OptionValues } from '../shared/options.js';
 
 /** The sidecar's admin port: its own default and the port the webhook injects (--sidecar-admin-port) unless told otherwise. */
@@ -50,7 +42,8 @@ export function retryOptions() {
     maxAttempts: {
       flag: 'max-attempts',
       env: 'KUEUER_MAX_ATTEMPTS',
-      description: 'calls of the app per request for --retry-statuses answers; after the last, the request goes to the dead-letter queue and the client gets the last answer',
+      description:
+        'calls of the app per request for --retry-statuses answers; after the last, the request goes to the dead-letter queue and the client gets the last answer',
       defaultValue: '3',
       parse: integerIn(1, 20),
     },
@@ -76,7 +69,8 @@ export const sidecarOptions = {
   kafkaTransactionalId: {
     flag: 'kafka-transactional-id',
     env: 'KUEUER_KAFKA_TRANSACTIONAL_ID',
-    description: 'kafka, transactional delivery: the producer\'s transactional id, unique per sidecar and stable across its restarts (default kueuer.<queue>.<hostname>)',
+    description:
+      "kafka, transactional delivery: the producer's transactional id, unique per sidecar and stable across its restarts (default kueuer.<queue>.<hostname>)",
     optional: true as const,
     parse: (raw: string): string => {
       if (!/^[A-Za-z0-9._-]{1,200}$/.test(raw)) throw new Error('use 1 to 200 letters, digits, ".", "_" or "-"');

@@ -52,13 +52,7 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-export async function startWorker(
-  settings: WorkerSettings,
-  transport: Transport,
-  appClient: AppClient,
-  metrics: SidecarMetrics,
-  log: Logger,
-): Promise<Worker> {
+export async function startWorker(settings: WorkerSettings, transport: Transport, appClient: AppClient, metrics: SidecarMetrics, log: Logger): Promise<Worker> {
   const handle = async (delivery: Delivery): Promise<void> => {
     let req: QueuedRequest;
     try {
@@ -106,7 +100,10 @@ export async function startWorker(
             await transport.publishRequest(deadLetterQueue(settings.queue), copy, { timeoutMs: REPLY_CONFIRM_TIMEOUT_MS });
           }
           metrics.deadLetter();
-          reqLog.warn({ status: outcome.response.status, calls: call, deadLetter: retry.deadLetter ? deadLetterQueue(settings.queue) : null }, 'giving up on a request the app keeps failing');
+          reqLog.warn(
+            { status: outcome.response.status, calls: call, deadLetter: retry.deadLetter ? deadLetterQueue(settings.queue) : null },
+            'giving up on a request the app keeps failing',
+          );
           break;
         }
         metrics.appRetry();

@@ -46,7 +46,11 @@ export default function setup(project: TestProject): () => void {
   if (scope !== 'fast') {
     const out = execFileSync('bash', [k8sBinaries], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     project.provide('k8sBinDir', out.trim().split('\n').pop() ?? '');
-    const helm = execFileSync('bash', [helmScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() ?? '';
+    const helm =
+      execFileSync('bash', [helmScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+        .trim()
+        .split('\n')
+        .pop() ?? '';
     if (!helm.endsWith('/helm')) throw new Error(`scripts/helm.sh printed no helm path:\n${helm}`);
     project.provide('helmBin', helm);
   }

@@ -40,7 +40,9 @@ export function parseAdmissionReview(body: unknown): AdmissionRequest {
   const review = body as Record<string, unknown>;
   if (review.kind !== 'AdmissionReview') throw new BadReviewError('kind must be AdmissionReview');
   if (review.apiVersion !== 'admission.k8s.io/v1') {
-    throw new BadReviewError(`apiVersion ${JSON.stringify(review.apiVersion ?? null)} is not supported; register the webhook with admissionReviewVersions: ["v1"]`);
+    throw new BadReviewError(
+      `apiVersion ${JSON.stringify(review.apiVersion ?? null)} is not supported; register the webhook with admissionReviewVersions: ["v1"]`,
+    );
   }
   const request = review.request as Record<string, unknown> | undefined;
   if (typeof request !== 'object' || request === null) throw new BadReviewError('request is missing');

@@ -52,7 +52,12 @@ export function desiredSlices(services: readonly V1Service[], responderSlices: r
           : [],
       },
       addressType,
-      endpoints: endpoints.map((e) => ({ addresses: e.addresses, conditions: e.conditions, ...(e.nodeName ? { nodeName: e.nodeName } : {}), ...(e.zone ? { zone: e.zone } : {}) })),
+      endpoints: endpoints.map((e) => ({
+        addresses: e.addresses,
+        conditions: e.conditions,
+        ...(e.nodeName ? { nodeName: e.nodeName } : {}),
+        ...(e.zone ? { zone: e.zone } : {}),
+      })),
       ports: (service.spec?.ports ?? []).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: route.port, protocol: 'TCP' })),
     });
   }
@@ -87,16 +92,23 @@ export async function runEndpointMirror(
   );
   const managedSelector = `${MANAGED_BY_LABEL}=${SLICE_MANAGED_BY}`;
   const store: ManagedStore<V1EndpointSlice> = {
-    source: await informerSource<V1EndpointSlice>('/apis/discovery.k8s.io/v1/endpointslices', () => api.listEndpointSliceForAllNamespaces({ labelSelector: managedSelector }), log, managedSelector),
+    source: await informerSource<V1EndpointSlice>(
+      '/apis/discovery.k8s.io/v1/endpointslices',
+      () => api.listEndpointSliceForAllNamespaces({ labelSelector: managedSelector }),
+      log,
+      managedSelector,
+    ),
     create: async (body) => void (await api.createNamespacedEndpointSlice({ namespace: body.metadata!.namespace!, body })),
-    replace: async (o, rv) => void (await api.replaceNamespacedEndpointSlice({ name: o.metadata!.name!, namespace: o.metadata!.namespace!, body: withResourceVersion(o, rv) })),
+    replace: async (o, rv) =>
+      void (await api.replaceNamespacedEndpointSlice({ name: o.metadata!.name!, namespace: o.metadata!.namespace!, body: withResourceVersion(o, rv) })),
     remove: async (namespace, name) => void (await api.deleteNamespacedEndpointSlice({ name, namespace })),
   };
   const set = new ManagedSet<V1EndpointSlice, undefined>({
     store,
     desired: async () => desiredSlices(services.list(), responderSlices.list()).map((object) => ({ object, context: undefined })),
     fingerprint,
-    writeFailed: (err, _wanted, _existed, key) => log.warn({ err: (err as Error).message, slice: key }, 'could not write an EndpointSlice; retrying on the next change'),
+    writeFailed: (err, _wanted, _existed, key) =>
+      log.warn({ err: (err as Error).message, slice: key }, 'could not write an EndpointSlice; retrying on the next change'),
     removeFailed: (err, _stale, key) => log.warn({ err: (err as Error).message, slice: key }, 'could not delete a stale EndpointSlice'),
     runFailed: (err) => log.error({ err: (err as Error).message }, 'could not mirror the EndpointSlices'),
   });

@@ -43,7 +43,7 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
               outcome: decision.patch.length > 0 ? 'injected' : 'unchanged',
             };
           case 'lookup-job':
-            throw new Error('the pod\'s Job was read and still needed');
+            throw new Error("the pod's Job was read and still needed");
         }
         break;
       }

@@ -58,7 +58,7 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
     return { kind: 'skip', reason: `kueuer: not injected: namespace ${namespace} is never injected`, warn: true };
   }
   if (pod.spec?.hostNetwork) {
-    return { kind: 'skip', reason: 'kueuer: not injected: hostNetwork pods share the node\'s ports, where the sidecar\'s could collide', warn: true };
+    return { kind: 'skip', reason: "kueuer: not injected: hostNetwork pods share the node's ports, where the sidecar's could collide", warn: true };
   }
   const parsed = parsePodSettings(annotations);
   if (!parsed.ok) return { kind: 'refuse', message: parsed.problems.join('; ') };
@@ -140,9 +140,7 @@ function resolveAppPort(pod: V1Pod, wanted: number | string | undefined): number
  * expect the one configured.
  */
 export function adminPortCollision(pod: V1Pod, adminPort: number, appPort: number): string | null {
-  const fix =
-    `set ${ANNOTATIONS.adminPort} on the pod template to a port no container uses ` +
-    "(the default comes from the webhook's --sidecar-admin-port)";
+  const fix = `set ${ANNOTATIONS.adminPort} on the pod template to a port no container uses ` + "(the default comes from the webhook's --sidecar-admin-port)";
   const running = [...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always'), ...(pod.spec?.containers ?? [])];
   for (const c of running.filter((c) => c.name !== SIDECAR_NAME)) {
     const port = c.ports?.find((p) => p.containerPort === adminPort && (p.protocol ?? 'TCP') === 'TCP');
@@ -151,7 +149,8 @@ export function adminPortCollision(pod: V1Pod, adminPort: number, appPort: numbe
       return `${ANNOTATIONS.adminPort}: the sidecar's admin port ${adminPort} is also port ${adminPort}${named} of container ${JSON.stringify(c.name)}; ${fix}`;
     }
   }
-  if (appPort === adminPort) return `${ANNOTATIONS.adminPort}: the sidecar's admin port ${adminPort} is the app port ${appPort} (${ANNOTATIONS.appPort}); ${fix}`;
+  if (appPort === adminPort)
+    return `${ANNOTATIONS.adminPort}: the sidecar's admin port ${adminPort} is the app port ${appPort} (${ANNOTATIONS.appPort}); ${fix}`;
   return null;
 }
 

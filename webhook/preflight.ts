@@ -84,7 +84,10 @@ export async function checkKubernetesApi(env: Record<string, string | undefined>
   try {
     kc.loadFromDefault();
   } catch (err) {
-    throw new KueuerError('KUEUER_ERR_KUBERNETES_UNAVAILABLE', `cannot load the Kubernetes configuration from ${source}: ${(err as Error).message.split('\n')[0]}`);
+    throw new KueuerError(
+      'KUEUER_ERR_KUBERNETES_UNAVAILABLE',
+      `cannot load the Kubernetes configuration from ${source}: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   const server = kc.getCurrentCluster()?.server;
   if (!server) {

@@ -76,7 +76,10 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
     log,
   });
   const address = await listen(app, o.listen);
-  log.info({ listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage, autoscaling: o.autoscaling, depthFrom: depth?.kind ?? null }, 'webhook ready');
+  log.info(
+    { listen: formatHostPort(address), nativeSidecars, image: o.sidecarImage, autoscaling: o.autoscaling, depthFrom: depth?.kind ?? null },
+    'webhook ready',
+  );
   return {
     async stop() {
       await app.close();

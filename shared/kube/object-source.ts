@@ -60,12 +60,7 @@ type ListFn<T extends KubernetesObject> = () => Promise<{ items: T[]; metadata?:
  * An informer (list, then watch, restarting after errors) as an ObjectSource.
  * Resolves once the first list has arrived, so callers start from the truth.
  */
-export async function informerSource<T extends KubernetesObject>(
-  path: string,
-  list: ListFn<T>,
-  log: Logger,
-  labelSelector?: string,
-): Promise<ObjectSource<T>> {
+export async function informerSource<T extends KubernetesObject>(path: string, list: ListFn<T>, log: Logger, labelSelector?: string): Promise<ObjectSource<T>> {
   const { makeInformer } = await import('@kubernetes/client-node');
   const kc = await kubeConfig();
   // Fail start-up with a clear reason when the API cannot be read at all,
@@ -91,9 +86,12 @@ export async function informerSource<T extends KubernetesObject>(
   informer.on('error', (err: unknown) => {
     if (stopped) return;
     log.warn({ err: (err as Error)?.message, path }, 'watch failed; restarting in 2 s');
-    setTimeout(() => {
-      if (!stopped) informer.start().catch(() => undefined);
-    }, backoff(WATCH_RESTART, 1)).unref();
+    setTimeout(
+      () => {
+        if (!stopped) informer.start().catch(() => undefined);
+      },
+      backoff(WATCH_RESTART, 1),
+    ).unref();
   });
   await informer.start();
   return {

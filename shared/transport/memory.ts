@@ -8,7 +8,15 @@
 import { randomBytes } from 'node:crypto';
 import type { WireMessage } from '../envelope.js';
 import { KueuerError } from '../errors.js';
-import { isReplyAddress, REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type ReplyInbox, type Transport } from './transport.js';
+import {
+  isReplyAddress,
+  REPLY_ADDRESS_PREFIX,
+  type ConsumeOptions,
+  type Consumer,
+  type DeliveryHandler,
+  type ReplyInbox,
+  type Transport,
+} from './transport.js';
 
 export interface MemoryTransportOptions {
   /** How long a taken, unacked message stays invisible without a heartbeat. */
@@ -45,7 +53,6 @@ class MemoryQueue {
       consumer.deliver(this.ready.shift()!);
     }
   }
-
 }
 
 class MemoryConsumer implements Consumer {
@@ -80,11 +87,14 @@ class MemoryConsumer implements Consumer {
     };
     // The lease: if neither ack nor heartbeat happens in time, the message returns.
     let lease = setTimeout(requeue, this.visibilityTimeoutMs);
-    const heartbeat = setInterval(() => {
-      if (this.crashed) return; // a dead consumer stops renewing; the lease runs out
-      clearTimeout(lease);
-      lease = setTimeout(requeue, this.visibilityTimeoutMs);
-    }, Math.max(1, Math.floor(this.visibilityTimeoutMs / 3)));
+    const heartbeat = setInterval(
+      () => {
+        if (this.crashed) return; // a dead consumer stops renewing; the lease runs out
+        clearTimeout(lease);
+        lease = setTimeout(requeue, this.visibilityTimeoutMs);
+      },
+      Math.max(1, Math.floor(this.visibilityTimeoutMs / 3)),
+    );
 
     const run = (async () => {
       let ok = false;

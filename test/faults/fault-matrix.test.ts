@@ -22,7 +22,15 @@ const report = process.env.KUEUER_FAULT_REPORT;
 const root = join(import.meta.dirname, '..', '..');
 
 type Backend = 'amqp' | 'kafka';
-type Fault = 'sidecar SIGKILL' | 'app crash and restart' | 'sidecar SIGTERM (drain)' | 'broker restart' | 'responder SIGTERM (drain)' | 'responder SIGKILL' | 'app hangs past the deadline' | 'poison request (500 every time)';
+type Fault =
+  | 'sidecar SIGKILL'
+  | 'app crash and restart'
+  | 'sidecar SIGTERM (drain)'
+  | 'broker restart'
+  | 'responder SIGTERM (drain)'
+  | 'responder SIGKILL'
+  | 'app hangs past the deadline'
+  | 'poison request (500 every time)';
 
 interface Row {
   backend: Backend;
@@ -74,8 +82,16 @@ class CrashableApp {
 /** The fault matrix's own RabbitMQ node, so restarting it disturbs no other test file. */
 const faultBrokerPort = 27672;
 function faultBroker(action: 'start' | 'stop', keepData = false): string {
-  const env = { ...process.env, KUEUER_RABBITMQ_PORT: String(faultBrokerPort), KUEUER_RABBITMQ_DIR: join(root, '.cache', 'rabbitmq-faults'), ...(keepData ? { KUEUER_RABBITMQ_KEEP_DATA: '1' } : {}) };
-  return execFileSync('bash', [join(root, 'scripts', 'rabbitmq.sh'), action], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+  const env = {
+    ...process.env,
+    KUEUER_RABBITMQ_PORT: String(faultBrokerPort),
+    KUEUER_RABBITMQ_DIR: join(root, '.cache', 'rabbitmq-faults'),
+    ...(keepData ? { KUEUER_RABBITMQ_KEEP_DATA: '1' } : {}),
+  };
+  return execFileSync('bash', [join(root, 'scripts', 'rabbitmq.sh'), action], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    .trim()
+    .split('\n')
+    .pop()!;
 }
 
 async function runFault(backend: Backend, fault: Fault): Promise<Row> {
@@ -88,24 +104,31 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
   const app = new CrashableApp((path, res) => {
     const i = Number(path.split('/').pop());
     if (hangs(i)) return; // never answers
-    setTimeout(() => {
-      if (poison(i)) {
-        res.statusCode = 500;
-        res.end('poison');
-      } else res.end(`done ${path}`);
-    }, 50 + Math.random() * 450);
+    setTimeout(
+      () => {
+        if (poison(i)) {
+          res.statusCode = 500;
+          res.end('poison');
+        } else res.end(`done ${path}`);
+      },
+      50 + Math.random() * 450,
+    );
   });
   await app.start();
   const timeout = fault === 'app hangs past the deadline' ? '4s' : '90s';
   const common = ['--backend', url, '--queue', queue, '--admin-listen', '127.0.0.1:0', ...(backend === 'kafka' ? ['--kafka-partitions', '4'] : [])];
   const responder = async () => {
-    const p = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--timeout', timeout, '--max-pending', '5000', '--drain-timeout', '60s', ...common], { KUEUER_LOG_LEVEL: 'info' });
+    const p = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--timeout', timeout, '--max-pending', '5000', '--drain-timeout', '60s', ...common], {
+      KUEUER_LOG_LEVEL: 'info',
+    });
     started.push(p);
     const ready = await p.waitForLog(msgIs('responder ready'), 30_000);
     return { proc: p, url: `http://${ready.listen as string}` };
   };
   const sidecar = async () => {
-    const p = spawnKueuer(['sidecar', '--app', `127.0.0.1:${app.port}`, '--concurrency', '16', '--retry-statuses', '500', '--max-attempts', '3', ...common], { KUEUER_LOG_LEVEL: 'info' });
+    const p = spawnKueuer(['sidecar', '--app', `127.0.0.1:${app.port}`, '--concurrency', '16', '--retry-statuses', '500', '--max-attempts', '3', ...common], {
+      KUEUER_LOG_LEVEL: 'info',
+    });
     started.push(p);
     await p.waitForLog(msgIs('sidecar ready'), 30_000);
     return p;
@@ -244,7 +267,16 @@ async function runFault(backend: Backend, fault: Fault): Promise<Row> {
   }
 }
 
-const FAULTS: Fault[] = ['sidecar SIGKILL', 'app crash and restart', 'sidecar SIGTERM (drain)', 'broker restart', 'responder SIGTERM (drain)', 'responder SIGKILL', 'app hangs past the deadline', 'poison request (500 every time)'];
+const FAULTS: Fault[] = [
+  'sidecar SIGKILL',
+  'app crash and restart',
+  'sidecar SIGTERM (drain)',
+  'broker restart',
+  'responder SIGTERM (drain)',
+  'responder SIGKILL',
+  'app hangs past the deadline',
+  'poison request (500 every time)',
+];
 const NOT_RUN: Partial<Record<`${Backend}/${Fault}`, string>> = {
   'kafka/broker restart': 'not run: scripts/kafka.sh formats a fresh log dir on every start, so a restart with kept data needs a second, persistent Kafka node',
 };
@@ -272,13 +304,16 @@ afterAll(() => {
     '`npm test` runs the same matrix with N = 60.',
     '',
     '- **ok**: the client got its own answer (status 200 and its own body).',
-    '- **expected errors**: the defined answer of that fault (504 for a hung request, the app\'s 500 for the poison request, a cut connection for a client held by a SIGKILLed responder).',
-    '- **lost**: anything else (a connection error, an unexpected 502/503/504). **wrong answer**: someone else\'s body.',
+    "- **expected errors**: the defined answer of that fault (504 for a hung request, the app's 500 for the poison request, a cut connection for a client held by a SIGKILLed responder).",
+    "- **lost**: anything else (a connection error, an unexpected 502/503/504). **wrong answer**: someone else's body.",
     '- **app calls**: how often the app was called; more than sent means reruns (at-least-once) and retries.',
     '',
     '| backend | fault | sent | ok | expected errors | lost | wrong answer | app calls | slowest | note |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.backend} | ${r.fault} | ${r.sent} | ${r.ok} | ${r.expectedErrors} | ${r.lost} | ${r.wrongAnswer} | ${r.appCalls} | ${(r.slowestMs / 1000).toFixed(1)} s | ${r.note} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.backend} | ${r.fault} | ${r.sent} | ${r.ok} | ${r.expectedErrors} | ${r.lost} | ${r.wrongAnswer} | ${r.appCalls} | ${(r.slowestMs / 1000).toFixed(1)} s | ${r.note} |`,
+    ),
     ...Object.entries(NOT_RUN).map(([k, why]) => `| ${k.split('/')[0]} | ${k.split('/')[1]} | – | – | – | – | – | – | – | ${why} |`),
     '',
   ];

@@ -37,9 +37,8 @@ const multipart = [
 
 /** Statuses go-httpbin's /status/<code> answers with; no 1xx (an interim answer is not a final one). */
 export const STATUSES = [
-  200, 201, 202, 203, 204, 205, 206, 226, 299, 300, 301, 302, 303, 304, 305, 306, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409,
-  410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, 499, 500, 501, 502, 503, 504, 505, 506, 507,
-  508, 510, 511, 599,
+  200, 201, 202, 203, 204, 205, 206, 226, 299, 300, 301, 302, 303, 304, 305, 306, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412,
+  413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, 499, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511, 599,
 ];
 
 /** Endpoints asked with a plain GET. */
@@ -79,21 +78,39 @@ export const CASES: Case[] = [
   c('DELETE /anything, a body', 'DELETE', '/anything/2', ['Content-Type', 'text/plain'], 'why'),
   c('HEAD /anything', 'HEAD', '/anything'),
   c('HEAD /bytes/64', 'HEAD', '/bytes/64?seed=1'),
-  c('OPTIONS /anything, a CORS preflight', 'OPTIONS', '/anything', ['Origin', 'http://web.test', 'Access-Control-Request-Method', 'PUT', 'Access-Control-Request-Headers', 'X-One, X-Two']),
+  c('OPTIONS /anything, a CORS preflight', 'OPTIONS', '/anything', [
+    'Origin',
+    'http://web.test',
+    'Access-Control-Request-Method',
+    'PUT',
+    'Access-Control-Request-Headers',
+    'X-One, X-Two',
+  ]),
   c('QUERY /anything, an unregistered method with a body', 'QUERY', '/anything', ['Content-Type', 'text/plain'], 'select 1'),
   // odd but valid targets
   c('an encoded slash in a segment', 'GET', '/anything/a%2Fb/c'),
   c('double slashes (go-httpbin redirects)', 'GET', '/anything//double//slash'),
   c('dot segments', 'GET', '/anything/a/./b/../c'),
   c('percent-encoded UTF-8 and NUL', 'GET', '/anything/%E2%9C%93/%00/x'),
-  c("sub-delims, colon and at-sign in the path", 'GET', "/anything/;p=1/a:b@c!$&'()*+,="),
+  c('sub-delims, colon and at-sign in the path', 'GET', "/anything/;p=1/a:b@c!$&'()*+,="),
   c('tilde and a dot file', 'GET', '/anything/~user/.hidden'),
   c('encoded dot segments', 'GET', '/anything/%2e%2e/%2E/x'),
   c('characters browsers escape but servers accept, in the query', 'GET', '/anything?q=a|b{c}^d`e"f'),
   c('a 6 KB path', 'GET', `/anything/${'p'.repeat(6000)}`),
   c('a 6 KB query', 'GET', `/anything?q=${'v'.repeat(6000)}`),
   // request headers as the app sees them
-  c('repeated, mixed-case, empty and long request headers', 'GET', '/headers', ['X-Dup', 'one', 'X-Dup', 'two', 'x-MiXeD-Case', 'Kept', 'X-Empty', '', 'X-Long', 'L'.repeat(4000)]),
+  c('repeated, mixed-case, empty and long request headers', 'GET', '/headers', [
+    'X-Dup',
+    'one',
+    'X-Dup',
+    'two',
+    'x-MiXeD-Case',
+    'Kept',
+    'X-Empty',
+    '',
+    'X-Long',
+    'L'.repeat(4000),
+  ]),
   c('GET /ip (origin)', 'GET', '/ip'),
   // Header values are bytes: obs-text (0x80-0xFF) must arrive as the same bytes (Node's client writes these strings as latin1).
   c('a request header value with UTF-8 bytes', 'GET', '/headers', ['X-Utf8', Buffer.from('café ✓', 'utf8').toString('latin1')]),
@@ -106,7 +123,11 @@ export const CASES: Case[] = [
   c('a response header value with UTF-8 bytes', 'GET', '/response-headers?X-Utf8=caf%C3%A9%20%E2%9C%93'),
   c('a response header value with a latin-1 byte', 'GET', '/response-headers?X-Latin1=caf%E9'),
   c('two Content-Type response headers', 'GET', '/response-headers?Content-Type=text%2Fa&Content-Type=text%2Fb'),
-  c('repeated response headers and cookies', 'GET', '/response-headers?X-Rep=1&X-Rep=2&Set-Cookie=a%3D1&Set-Cookie=b%3D2%3B%20HttpOnly&Content-Type=text%2Fx-odd'),
+  c(
+    'repeated response headers and cookies',
+    'GET',
+    '/response-headers?X-Rep=1&X-Rep=2&Set-Cookie=a%3D1&Set-Cookie=b%3D2%3B%20HttpOnly&Content-Type=text%2Fx-odd',
+  ),
   c('GET /absolute-redirect/2 (built from Host)', 'GET', '/absolute-redirect/2'),
   c('GET /redirect-to, 307 to a path', 'GET', '/redirect-to?url=%2Fanything&status_code=307'),
   c('GET /redirect-to, an absolute URL', 'GET', '/redirect-to?url=http%3A%2F%2Fexample.com%2F'),
@@ -140,7 +161,17 @@ export const CASES: Case[] = [
 ];
 
 /** Headers a hop may change: RFC 9110 §7.6.1 and the legacy ones Kueuer also strips (README). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 export interface Comparable {
   status: number;

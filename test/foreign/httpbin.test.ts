@@ -40,7 +40,10 @@ describe.each(targets)('go-httpbin behind Kueuer (%s), answer for answer', (targ
   beforeAll(async () => {
     if (target === 'local') {
       const [a, b] = await Promise.all([startLocal(app.port, ['--concurrency', '4']), startLocal(plain.port)]);
-      stops.push(() => a.stop(), () => b.stop());
+      stops.push(
+        () => a.stop(),
+        () => b.stop(),
+      );
       url = a.url;
       plainUrl = b.url;
     } else {
@@ -76,7 +79,9 @@ describe.each(targets)('go-httpbin behind Kueuer (%s), answer for answer', (targ
 
   it("keeps the case of the app's header names", async () => {
     const names = (r: FullResponse) =>
-      r.rawHeaders.filter((h, i) => i % 2 === 0 && !['date', 'connection', 'keep-alive', 'transfer-encoding', 'x-kueuer-request-id'].includes(h.toLowerCase())).sort();
+      r.rawHeaders
+        .filter((h, i) => i % 2 === 0 && !['date', 'connection', 'keep-alive', 'transfer-encoding', 'x-kueuer-request-id'].includes(h.toLowerCase()))
+        .sort();
     for (const path of ['/json', '/range/300', '/response-headers?X-Lower-then-UPPER=1']) {
       const req = { method: 'GET', path, headers: ['Host', HOST] };
       expect(names(await exchange(url, req)), path).toEqual(names(await exchange(app.url, req)));
@@ -105,7 +110,9 @@ describe.each(targets)('go-httpbin behind Kueuer (%s), answer for answer', (targ
     expect(through.headers['X-Forwarded-For']).toEqual(['127.0.0.1']);
     // Connection is per hop: the client's `close` ends at Kueuer.
     const strip = (h: Record<string, string[]>, names: string[]) => Object.fromEntries(Object.entries(h).filter(([k]) => !names.includes(k)));
-    expect(strip(through.headers, ['X-Kueuer-Request-Id', 'X-Kueuer-Deadline', 'X-Forwarded-For', 'Connection'])).toEqual(strip(direct.headers, ['Connection']));
+    expect(strip(through.headers, ['X-Kueuer-Request-Id', 'X-Kueuer-Deadline', 'X-Forwarded-For', 'Connection'])).toEqual(
+      strip(direct.headers, ['Connection']),
+    );
     expect({ ...through, headers: {} }).toEqual({ ...direct, headers: {} });
   });
 });

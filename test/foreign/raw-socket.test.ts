@@ -53,7 +53,10 @@ beforeAll(async () => {
       }
       // Everything else: 200 naming the path and the body length, and echoing the request head.
       const text = `ok ${path.length} ${body.length}\n${head}`;
-      socket.end(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text, 'latin1')}\r\nConnection: close\r\n\r\n${text}`, 'latin1');
+      socket.end(
+        `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text, 'latin1')}\r\nConnection: close\r\n\r\n${text}`,
+        'latin1',
+      );
     });
   });
   kueuer = await startLocal(app.port, args);
@@ -198,7 +201,9 @@ describe('CONNECT and Upgrade', () => {
 
 describe('Expect: 100-continue', () => {
   it('answers 413 body_too_large, with no 100 Continue, when Content-Length is over --max-body', async () => {
-    const ex = await rawRequest(kueuer.port, 'POST /expect-big HTTP/1.1\r\nHost: k\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n', { timeoutMs: 3_000 });
+    const ex = await rawRequest(kueuer.port, 'POST /expect-big HTTP/1.1\r\nHost: k\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n', {
+      timeoutMs: 3_000,
+    });
     expect(ex.responses.map((r) => r.status)).toEqual([413]);
     expect(errorCode(ex.responses[0])).toBe('body_too_large');
     expect(reached('/expect-big')).toBe(0);
@@ -217,8 +222,14 @@ describe('Expect: 100-continue', () => {
 describe('request smuggling forms are refused by the parser and never reach the app', () => {
   const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: k\r\n\r\n';
   it.each([
-    ['Content-Length with Transfer-Encoding', `POST /cl-te HTTP/1.1\r\nHost: k\r\nContent-Length: ${5 + smuggled.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`],
-    ['two different Content-Lengths', `POST /two-cl HTTP/1.1\r\nHost: k\r\nContent-Length: 5\r\nContent-Length: ${5 + smuggled.length}\r\n\r\nhello${smuggled}`],
+    [
+      'Content-Length with Transfer-Encoding',
+      `POST /cl-te HTTP/1.1\r\nHost: k\r\nContent-Length: ${5 + smuggled.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
+    ],
+    [
+      'two different Content-Lengths',
+      `POST /two-cl HTTP/1.1\r\nHost: k\r\nContent-Length: 5\r\nContent-Length: ${5 + smuggled.length}\r\n\r\nhello${smuggled}`,
+    ],
     ['Transfer-Encoding: chunked, identity', `POST /te-identity HTTP/1.1\r\nHost: k\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n`],
     ['an obs-fold header line', 'GET /obs-fold HTTP/1.1\r\nHost: k\r\nX-Folded: one\r\n two\r\n\r\n'],
     ['bare LF line ends', 'GET /bare-lf HTTP/1.1\nHost: k\n\n'],
@@ -269,7 +280,20 @@ describe('slow clients', () => {
   let slow: LocalKueuer | undefined;
   // Started by the first test that needs it (not in a hook), so a process that refuses the flags fails each test rather than skipping them.
   const slowKueuer = async () =>
-    (slow ??= await startLocal(app.port, ['--concurrency', '1', '--timeout', '20s', '--max-body', '2MiB', '--max-response', '64MiB', '--body-timeout', '1s', '--send-timeout', '1s']));
+    (slow ??= await startLocal(app.port, [
+      '--concurrency',
+      '1',
+      '--timeout',
+      '20s',
+      '--max-body',
+      '2MiB',
+      '--max-response',
+      '64MiB',
+      '--body-timeout',
+      '1s',
+      '--send-timeout',
+      '1s',
+    ]));
   afterAll(async () => {
     await slow?.stop();
   });
@@ -280,9 +304,13 @@ describe('slow clients', () => {
     // 20 clients each declare 1 MB, send 512 KiB of it, then stall.
     const exchanges = await Promise.all(
       Array.from({ length: 20 }, () =>
-        rawRequest(slow.port, Buffer.concat([Buffer.from('POST /stall HTTP/1.1\r\nHost: k\r\nContent-Length: 1000000\r\n\r\n'), Buffer.alloc(512 * 1024, 0x62)]), {
-          timeoutMs: 5_000,
-        }),
+        rawRequest(
+          slow.port,
+          Buffer.concat([Buffer.from('POST /stall HTTP/1.1\r\nHost: k\r\nContent-Length: 1000000\r\n\r\n'), Buffer.alloc(512 * 1024, 0x62)]),
+          {
+            timeoutMs: 5_000,
+          },
+        ),
       ),
     );
     for (const ex of exchanges) {

@@ -29,7 +29,20 @@ describe('a WSGI app behind kueuer local', () => {
     const req = {
       method: 'POST',
       path: '/wsgi/p%C3%A4th?a=1&a=2',
-      headers: ['Host', 'wsgi.test', 'User-Agent', 'kueuer-foreign-suite/1', 'Content-Type', 'application/json', 'X-Dup', '1', 'X-Dup', '2', 'Accept-Language', 'de'],
+      headers: [
+        'Host',
+        'wsgi.test',
+        'User-Agent',
+        'kueuer-foreign-suite/1',
+        'Content-Type',
+        'application/json',
+        'X-Dup',
+        '1',
+        'X-Dup',
+        '2',
+        'Accept-Language',
+        'de',
+      ],
       body: Buffer.from('{"k":"v"}'),
     };
     const direct = environOf((await exchange(app.url, req)).body);
@@ -40,7 +53,9 @@ describe('a WSGI app behind kueuer local', () => {
     expect(through.HTTP_X_FORWARDED_FOR).toBe('127.0.0.1');
     const without = (e: Environ, names: string[]) => Object.fromEntries(Object.entries(e).filter(([k]) => !names.includes(k)));
     // Connection is per hop: the client's `close` ends at Kueuer.
-    expect(without(through, ['HTTP_X_KUEUER_REQUEST_ID', 'HTTP_X_KUEUER_DEADLINE', 'HTTP_X_FORWARDED_FOR', 'HTTP_CONNECTION'])).toEqual(without(direct, ['HTTP_CONNECTION']));
+    expect(without(through, ['HTTP_X_KUEUER_REQUEST_ID', 'HTTP_X_KUEUER_DEADLINE', 'HTTP_X_FORWARDED_FOR', 'HTTP_CONNECTION'])).toEqual(
+      without(direct, ['HTTP_CONNECTION']),
+    );
   });
 
   it('never lets a client header become HTTP_X_KUEUER_* (X_Kueuer_Request_Id: forged, x-KUEUER-deadline, X_KUEUER_REDELIVERED)', async () => {

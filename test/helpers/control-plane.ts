@@ -85,50 +85,58 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   const etcdLog = join(dir, 'etcd.log');
   children.push(
-    startLogged(join(binDir, 'etcd'), [
-      '--name=kueuer-test',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=kueuer-test=http://127.0.0.1:${peerPort}`,
-      '--unsafe-no-fsync=true',
-    ], etcdLog),
+    startLogged(
+      join(binDir, 'etcd'),
+      [
+        '--name=kueuer-test',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=kueuer-test=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync=true',
+      ],
+      etcdLog,
+    ),
   );
   await waitUntil('etcd', 30_000, async () => (await get(`${etcdUrl}/health`)) === 200, etcdLog);
 
   const server = `https://127.0.0.1:${apiPort}`;
   const apiLog = join(dir, 'kube-apiserver.log');
   children.push(
-    startLogged(join(binDir, 'kube-apiserver'), [
-      `--etcd-servers=${etcdUrl}`,
-      `--secure-port=${apiPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--cert-dir=${join(dir, 'apiserver-certs')}`,
-      `--tls-cert-file=${join(certs, 'apiserver.crt')}`,
-      `--tls-private-key-file=${join(certs, 'apiserver.key')}`,
-      `--client-ca-file=${join(certs, 'ca.crt')}`,
-      '--authorization-mode=RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${join(certs, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(certs, 'sa.key')}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--disable-admission-plugins=ServiceAccount',
-      '--allow-privileged=true',
-      '--enable-priority-and-fairness=false',
-      '--endpoint-reconciler-type=none',
-      // The aggregation layer, for Kueuer's external metrics APIService; routed to endpoint IPs (no kube-proxy here).
-      `--requestheader-client-ca-file=${join(certs, 'front-proxy-ca.crt')}`,
-      '--requestheader-allowed-names=front-proxy-client',
-      '--requestheader-username-headers=X-Remote-User',
-      '--requestheader-group-headers=X-Remote-Group',
-      '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-      `--proxy-client-cert-file=${join(certs, 'front-proxy-client.crt')}`,
-      `--proxy-client-key-file=${join(certs, 'front-proxy-client.key')}`,
-      '--enable-aggregator-routing=true',
-    ], apiLog),
+    startLogged(
+      join(binDir, 'kube-apiserver'),
+      [
+        `--etcd-servers=${etcdUrl}`,
+        `--secure-port=${apiPort}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--cert-dir=${join(dir, 'apiserver-certs')}`,
+        `--tls-cert-file=${join(certs, 'apiserver.crt')}`,
+        `--tls-private-key-file=${join(certs, 'apiserver.key')}`,
+        `--client-ca-file=${join(certs, 'ca.crt')}`,
+        '--authorization-mode=RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${join(certs, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(certs, 'sa.key')}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--disable-admission-plugins=ServiceAccount',
+        '--allow-privileged=true',
+        '--enable-priority-and-fairness=false',
+        '--endpoint-reconciler-type=none',
+        // The aggregation layer, for Kueuer's external metrics APIService; routed to endpoint IPs (no kube-proxy here).
+        `--requestheader-client-ca-file=${join(certs, 'front-proxy-ca.crt')}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${join(certs, 'front-proxy-client.crt')}`,
+        `--proxy-client-key-file=${join(certs, 'front-proxy-client.key')}`,
+        '--enable-aggregator-routing=true',
+      ],
+      apiLog,
+    ),
   );
   const clientTls = { ca: readFileSync(join(certs, 'ca.crt')), cert: readFileSync(join(certs, 'admin.crt')), key: readFileSync(join(certs, 'admin.key')) };
   await waitUntil('kube-apiserver', 90_000, async () => (await get(`${server}/readyz`, clientTls)) === 200, apiLog);
@@ -165,18 +173,27 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
 
   const kcmLog = join(dir, 'kube-controller-manager.log');
   children.push(
-    startLogged(join(binDir, 'kube-controller-manager'), [
-      `--kubeconfig=${kubeconfig}`,
-      '--controllers=deployment,replicaset,horizontalpodautoscaling,namespace,garbagecollector',
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${kcmPort}`,
-      `--cert-dir=${join(dir, 'kcm-certs')}`,
-      '--use-service-account-credentials=false',
-      '--horizontal-pod-autoscaler-sync-period=5s',
-    ], kcmLog),
+    startLogged(
+      join(binDir, 'kube-controller-manager'),
+      [
+        `--kubeconfig=${kubeconfig}`,
+        '--controllers=deployment,replicaset,horizontalpodautoscaling,namespace,garbagecollector',
+        '--leader-elect=false',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${kcmPort}`,
+        `--cert-dir=${join(dir, 'kcm-certs')}`,
+        '--use-service-account-credentials=false',
+        '--horizontal-pod-autoscaler-sync-period=5s',
+      ],
+      kcmLog,
+    ),
   );
-  await waitUntil('kube-controller-manager', 60_000, async () => (await get(`https://127.0.0.1:${kcmPort}/healthz`, { rejectUnauthorized: false })) === 200, kcmLog);
+  await waitUntil(
+    'kube-controller-manager',
+    60_000,
+    async () => (await get(`https://127.0.0.1:${kcmPort}/healthz`, { rejectUnauthorized: false })) === 200,
+    kcmLog,
+  );
 
   const kubectl = (args: string[], input?: string) => {
     try {

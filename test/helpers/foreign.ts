@@ -40,10 +40,14 @@ async function startChild(command: string, args: (port: number) => string[], wha
   child.stderr!.on('data', (c: Buffer) => output.push(c.toString()));
   let exited = false;
   child.on('exit', () => (exited = true));
-  await waitFor(async () => {
-    if (exited) throw new Error(`${what} exited before listening:\n${output.join('')}`);
-    return accepts(port);
-  }, 10_000, `${what} to listen`);
+  await waitFor(
+    async () => {
+      if (exited) throw new Error(`${what} exited before listening:\n${output.join('')}`);
+      return accepts(port);
+    },
+    10_000,
+    `${what} to listen`,
+  );
   return {
     port,
     url: `http://127.0.0.1:${port}`,

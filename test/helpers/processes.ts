@@ -52,7 +52,10 @@ export function spawnKueuer(args: string[], env: Record<string, string> = {}): K
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr:\n${stderr.join('\n')}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)),
+          () =>
+            reject(
+              new Error(`no matching log line within ${timeoutMs} ms; stderr:\n${stderr.join('\n')}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`),
+            ),
           timeoutMs,
         );
         const w = {

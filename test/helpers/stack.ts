@@ -27,7 +27,11 @@ export const brokers = (): Record<Exclude<BackendName, 'memory'>, string> => ({ 
 
 export async function newTransport(backend: BackendName, url?: string): Promise<Transport> {
   if (backend === 'memory') return new MemoryTransport({ visibilityTimeoutMs: 5_000 });
-  const transport = await createTransport(parseBackend(url ?? brokers()[backend]), silentLog, { visibilityTimeoutMs: 5_000, kafkaPartitions: 3, delivery: 'at-least-once' });
+  const transport = await createTransport(parseBackend(url ?? brokers()[backend]), silentLog, {
+    visibilityTimeoutMs: 5_000,
+    kafkaPartitions: 3,
+    delivery: 'at-least-once',
+  });
   await waitFor(() => transport.isReady(), 20_000, `${backend} transport to connect`);
   return transport;
 }

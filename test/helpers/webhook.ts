@@ -18,13 +18,20 @@ import { usedResponderPorts } from '../../shared/service-routes.js';
 const script = join(import.meta.dirname, '..', '..', 'scripts', 'gen-certs.sh');
 
 /** `sans`: the certificate's names; the aggregation layer checks the Service's DNS name (`kueuer-webhook.kueuer-system.svc`). */
-export function generateCerts(dir = mkdtempSync(join(tmpdir(), 'kueuer-certs-')), sans = ['127.0.0.1', 'localhost']): { dir: string; ca: Buffer; cert: string; key: string } {
+export function generateCerts(
+  dir = mkdtempSync(join(tmpdir(), 'kueuer-certs-')),
+  sans = ['127.0.0.1', 'localhost'],
+): { dir: string; ca: Buffer; cert: string; key: string } {
   execFileSync('bash', [script, dir, ...sans], { stdio: 'ignore' });
   return { dir, ca: readFileSync(join(dir, 'ca.crt')), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
 }
 
 /** The webhook's real defaults, with a fixed image and version so golden files do not change with releases. */
-export const testInjectionConfig: InjectionConfig = injectionConfig(defaultWebhookSettings(['--sidecar-image', 'ghcr.io/kueuer/kueuer:test']), true, '0.1.0-test');
+export const testInjectionConfig: InjectionConfig = injectionConfig(
+  defaultWebhookSettings(['--sidecar-image', 'ghcr.io/kueuer/kueuer:test']),
+  true,
+  '0.1.0-test',
+);
 
 export interface RunningWebhook {
   url: string;
@@ -81,7 +88,15 @@ export function httpsJson(
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: url.hostname, port: url.port, path, method: body === undefined ? 'GET' : 'POST', ca, agent: false, headers: body === undefined ? {} : { 'content-type': contentType } },
+      {
+        host: url.hostname,
+        port: url.port,
+        path,
+        method: body === undefined ? 'GET' : 'POST',
+        ca,
+        agent: false,
+        headers: body === undefined ? {} : { 'content-type': contentType },
+      },
       (res) => {
         const peerFingerprint = (res.socket as import('node:tls').TLSSocket).getPeerCertificate?.().fingerprint256;
         let data = '';

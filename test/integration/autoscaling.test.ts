@@ -63,7 +63,17 @@ spec:
 
   async function backlog(queue: string, n: number): Promise<void> {
     for (let i = 0; i < n; i++) {
-      const message = encodeRequest({ id: newRequestId(), queue, replyTo: 'nobody', deadline: Date.now() + 600_000, enqueuedAt: Date.now(), method: 'GET', path: '/', headers: [], body: Buffer.alloc(0) });
+      const message = encodeRequest({
+        id: newRequestId(),
+        queue,
+        replyTo: 'nobody',
+        deadline: Date.now() + 600_000,
+        enqueuedAt: Date.now(),
+        method: 'GET',
+        path: '/',
+        headers: [],
+        body: Buffer.alloc(0),
+      });
       await broker.publishRequest(queue, message, { timeoutMs: 5000 });
     }
   }
@@ -82,8 +92,19 @@ spec:
     const asWebhook = cp.kubeconfigAs('kueuer-system', 'kueuer-webhook');
     webhook = spawnKueuer(
       [
-        'webhook', '--listen', `${address}:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
-        '--backend', amqpUrl, '--rabbitmq-management-url', managementUrl, '--autoscaling-poll-interval', '1s',
+        'webhook',
+        '--listen',
+        `${address}:${port}`,
+        '--tls-cert',
+        certs.cert,
+        '--tls-key',
+        certs.key,
+        '--backend',
+        amqpUrl,
+        '--rabbitmq-management-url',
+        managementUrl,
+        '--autoscaling-poll-interval',
+        '1s',
       ],
       { KUBECONFIG: asWebhook },
     );
@@ -117,11 +138,22 @@ ports: [{name: https, port: ${port}, protocol: TCP}]
 ${dumpYaml(apiService)}`;
     const r = apply(setup);
     expect(r.stderr).toBe('');
-    await waitFor(() => tryGet('apiservice', 'v1beta1.external.metrics.k8s.io')?.status?.conditions?.find((c: Json) => c.type === 'Available')?.status === 'True', 60_000, 'the APIService to be available');
+    await waitFor(
+      () => tryGet('apiservice', 'v1beta1.external.metrics.k8s.io')?.status?.conditions?.find((c: Json) => c.type === 'Available')?.status === 'True',
+      60_000,
+      'the APIService to be available',
+    );
   }, 5 * 60_000);
 
   afterAll(async () => {
-    if (process.env.KUEUER_TEST_DEBUG) console.log(webhook?.logs.filter((l) => Number(l.level) >= 40).map((l) => JSON.stringify(l)).join('\n'), webhook?.stderr.join('\n'));
+    if (process.env.KUEUER_TEST_DEBUG)
+      console.log(
+        webhook?.logs
+          .filter((l) => Number(l.level) >= 40)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+        webhook?.stderr.join('\n'),
+      );
     for (const c of consumers) await c.stop();
     await broker?.close();
     webhook?.child.kill('SIGKILL');
@@ -134,12 +166,22 @@ ${dumpYaml(apiService)}`;
     await waitFor(() => (hpa = tryGet('hpa', 'kueuer-deploy-orders', '-n', 'shop')) !== null, 20_000, 'the HPA');
     const uid = getJson('deployment', 'orders', '-n', 'shop').metadata.uid;
     expect(hpa!.metadata.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'kueuer', 'kueuer.io/queue': 'shop.orders' });
-    expect(hpa!.metadata.ownerReferences).toEqual([{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'orders', uid, controller: true, blockOwnerDeletion: true }]);
+    expect(hpa!.metadata.ownerReferences).toEqual([
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'orders', uid, controller: true, blockOwnerDeletion: true },
+    ]);
     expect(hpa!.spec).toMatchObject({
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'orders' },
       minReplicas: 1,
       maxReplicas: 4,
-      metrics: [{ type: 'External', external: { metric: { name: 'kueuer_queue_backlog', selector: { matchLabels: { queue: 'shop.orders' } } }, target: { type: 'AverageValue', averageValue: '3' } } }],
+      metrics: [
+        {
+          type: 'External',
+          external: {
+            metric: { name: 'kueuer_queue_backlog', selector: { matchLabels: { queue: 'shop.orders' } } },
+            target: { type: 'AverageValue', averageValue: '3' },
+          },
+        },
+      ],
     });
     await waitFor(() => events('orders').some((e) => e.reason === 'KueuerAutoscalerCreated'), 10_000, 'the Created event');
 
@@ -153,7 +195,11 @@ ${dumpYaml(apiService)}`;
 
   it('refuses bad annotations with an Event and leaves HPAs it did not create alone', async () => {
     expect(apply(deployment('typo', { 'kueuer.io/max-replicas': 'lots' })).code).toBe(0);
-    await waitFor(() => events('typo').some((e) => e.reason === 'KueuerAutoscalerRefused' && e.type === 'Warning' && e.message.includes('kueuer.io/max-replicas')), 20_000, 'the refusal event');
+    await waitFor(
+      () => events('typo').some((e) => e.reason === 'KueuerAutoscalerRefused' && e.type === 'Warning' && e.message.includes('kueuer.io/max-replicas')),
+      20_000,
+      'the refusal event',
+    );
     expect(tryGet('hpa', 'kueuer-deploy-typo', '-n', 'shop')).toBeNull();
 
     const foreign = `
@@ -168,14 +214,20 @@ spec:
 `;
     expect(apply(foreign).code).toBe(0);
     expect(apply(deployment('mine', {})).code).toBe(0);
-    await waitFor(() => events('mine').some((e) => e.reason === 'KueuerAutoscalerRefused' && e.message.includes('not managed by Kueuer')), 20_000, 'the conflict event');
+    await waitFor(
+      () => events('mine').some((e) => e.reason === 'KueuerAutoscalerRefused' && e.message.includes('not managed by Kueuer')),
+      20_000,
+      'the conflict event',
+    );
     const kept = getJson('hpa', 'kueuer-deploy-mine', '-n', 'shop');
     expect(kept.spec.maxReplicas).toBe(7);
     expect(kept.metadata.labels?.['app.kubernetes.io/managed-by']).toBeUndefined();
   });
 
   it('a backlog scales the Deployment up through the real HPA controller, and a drained queue scales it back', { timeout: 180_000 }, async () => {
-    expect(apply(deployment('worker', { 'kueuer.io/max-replicas': '5', 'kueuer.io/target-backlog': '2', 'kueuer.io/scale-down-stabilization': '5s' })).code).toBe(0);
+    expect(
+      apply(deployment('worker', { 'kueuer.io/max-replicas': '5', 'kueuer.io/target-backlog': '2', 'kueuer.io/scale-down-stabilization': '5s' })).code,
+    ).toBe(0);
     await waitFor(() => tryGet('hpa', 'kueuer-deploy-worker', '-n', 'shop') !== null, 20_000, 'the HPA');
     const started = Date.now();
     await backlog('shop.worker', 10);
@@ -189,7 +241,9 @@ spec:
 
     consumers.push(await broker.consume('shop.worker', { concurrency: 20 }, async () => undefined));
     await waitFor(() => replicas('worker') === 1, 90_000, 'scale back to 1 after stabilization');
-    const metrics = await fetch(`${managementUrl}/api/queues/%2F/shop.worker`, { headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` } });
+    const metrics = await fetch(`${managementUrl}/api/queues/%2F/shop.worker`, {
+      headers: { authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
+    });
     expect(((await metrics.json()) as Json).messages).toBe(0);
   });
 
@@ -223,10 +277,14 @@ spec:
     expect(other.code).not.toBe(0);
     // Straight to the server, without the front proxy's client certificate: 401, whatever the headers claim.
     const direct = await new Promise<number>((resolve, reject) => {
-      const req = httpsGet(`${metricsBase}/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/kueuer_queue_backlog?labelSelector=queue%3Dshop.worker`, { rejectUnauthorized: false, headers: { 'x-remote-user': 'system:admin', 'x-remote-group': 'system:masters' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpsGet(
+        `${metricsBase}/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/kueuer_queue_backlog?labelSelector=queue%3Dshop.worker`,
+        { rejectUnauthorized: false, headers: { 'x-remote-user': 'system:admin', 'x-remote-group': 'system:masters' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
     });
     expect(direct).toBe(401);

@@ -47,7 +47,16 @@ describe('broker restart on amqp', () => {
     const responderTransport = await newTransport('amqp', url);
     transports.push(responderTransport);
     const front = await startResponder(
-      { listen: { host: '127.0.0.1', port: 0 }, queue, timeoutMs: 60_000, maxBodyBytes: 1024, maxPending: 100, publishTimeoutMs: 1000, bodyTimeoutMs: 30_000, sendTimeoutMs: 30_000 },
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        queue,
+        timeoutMs: 60_000,
+        maxBodyBytes: 1024,
+        maxPending: 100,
+        publishTimeoutMs: 1000,
+        bodyTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
+      },
       responderTransport,
       new Registry(),
       silentLog,
@@ -68,7 +77,12 @@ describe('broker restart on amqp', () => {
     await waitFor(() => responderTransport.isReady(), 30_000, 'responder to reconnect');
     const sidecarTransport = await newTransport('amqp', url);
     transports.push(sidecarTransport);
-    const sidecar = await startSidecar({ app: { host: '127.0.0.1', port: app.port }, queue, concurrency: 2, maxResponseBytes: 1024 }, sidecarTransport, new Registry(), silentLog);
+    const sidecar = await startSidecar(
+      { app: { host: '127.0.0.1', port: app.port }, queue, concurrency: 2, maxResponseBytes: 1024 },
+      sidecarTransport,
+      new Registry(),
+      silentLog,
+    );
 
     const survived = await queued;
     expect(survived.status).toBe(200);

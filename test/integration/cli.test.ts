@@ -12,7 +12,11 @@ import { generateCerts } from '../helpers/webhook.js';
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'kueuer.js');
 
 /** Runs the CLI for at most `ms`; a process still running then is killed and reported with code null. */
-async function runFor(args: string[], ms: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+async function runFor(
+  args: string[],
+  ms: number,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const p = spawnKueuer(args, env);
   const started = Date.now();
   const timer = setTimeout(() => p.child.kill('SIGKILL'), ms);
@@ -36,7 +40,10 @@ async function hammer(base: string, total: number, parallel: number): Promise<nu
     Array.from({ length: parallel }, async () => {
       while (sent < total) {
         sent++;
-        const ok = await fetch(`${base}/fill-the-log`, { signal: AbortSignal.timeout(2000) }).then((r) => r.arrayBuffer().then(() => r.ok), () => false);
+        const ok = await fetch(`${base}/fill-the-log`, { signal: AbortSignal.timeout(2000) }).then(
+          (r) => r.arrayBuffer().then(() => r.ok),
+          () => false,
+        );
         if (ok) answered++;
       }
     }),
@@ -134,35 +141,45 @@ describe('kueuer CLI', () => {
   });
 
   // `kueuer local | head -2`, and a reader that stopped reading: logs must never hold up the signal handler or shutdown.
-  it.each(['closed', 'unread'] as const)('local exits promptly on SIGTERM when its stdout pipe is %s', async (pipe) => {
-    const app = await startTestApp();
-    const [listen, admin] = [await freePort(), await freePort()];
-    const child = spawn(
-      process.execPath,
-      [bin, 'local', '--app', `127.0.0.1:${app.port}`, '--listen', `127.0.0.1:${listen}`, '--admin-listen', `127.0.0.1:${admin}`, '--concurrency', '8'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUEUER_LOG_LEVEL: 'info' } },
-    );
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-    try {
-      if (pipe === 'closed') child.stdout.destroy();
-      else child.stdout.pause(); // nobody reads: the 64 KiB pipe fills with log lines
-      for (let i = 0; ; i++) {
-        if (await fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.ok, () => false)) break;
-        if (i > 100) throw new Error('kueuer local did not become ready');
-        await new Promise((r) => setTimeout(r, 100));
+  it.each(['closed', 'unread'] as const)(
+    'local exits promptly on SIGTERM when its stdout pipe is %s',
+    async (pipe) => {
+      const app = await startTestApp();
+      const [listen, admin] = [await freePort(), await freePort()];
+      const child = spawn(
+        process.execPath,
+        [bin, 'local', '--app', `127.0.0.1:${app.port}`, '--listen', `127.0.0.1:${listen}`, '--admin-listen', `127.0.0.1:${admin}`, '--concurrency', '8'],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUEUER_LOG_LEVEL: 'info' } },
+      );
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+      try {
+        if (pipe === 'closed') child.stdout.destroy();
+        else child.stdout.pause(); // nobody reads: the 64 KiB pipe fills with log lines
+        for (let i = 0; ; i++) {
+          if (
+            await fetch(`http://127.0.0.1:${admin}/readyz`).then(
+              (r) => r.ok,
+              () => false,
+            )
+          )
+            break;
+          if (i > 100) throw new Error('kueuer local did not become ready');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        // ~150 bytes of log per request: 1500 requests are several times the pipe's capacity.
+        await hammer(`http://127.0.0.1:${listen}`, 1500, 16);
+        const at = Date.now();
+        child.kill('SIGTERM');
+        const result = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))]);
+        expect(result).toEqual({ code: 0, signal: null });
+        expect(Date.now() - at).toBeLessThan(5000);
+      } finally {
+        child.kill('SIGKILL');
+        await app.close();
       }
-      // ~150 bytes of log per request: 1500 requests are several times the pipe's capacity.
-      await hammer(`http://127.0.0.1:${listen}`, 1500, 16);
-      const at = Date.now();
-      child.kill('SIGTERM');
-      const result = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))]);
-      expect(result).toEqual({ code: 0, signal: null });
-      expect(Date.now() - at).toBeLessThan(5000);
-    } finally {
-      child.kill('SIGKILL');
-      await app.close();
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 
   // A refusal at start-up fails the start; if the shared test broker is restarting, the refusal comes on a later attempt and
   // the process drains and exits 1 the same way (without the "cannot start:" prefix).
@@ -172,7 +189,9 @@ describe('kueuer CLI', () => {
     it('a missing vhost exits 1 naming the vhost, without retrying', async () => {
       const r = await runFor(sidecar(amqpUrlWith((u) => (u.pathname = '/nope'))), 60_000);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^kueuer sidecar: (cannot start: )?RabbitMQ at [^ ]+:\d+ refused to open vhost "nope": it does not exist or user "[^"]+" has no permission on it/);
+      expect(r.stderr).toMatch(
+        /^kueuer sidecar: (cannot start: )?RabbitMQ at [^ ]+:\d+ refused to open vhost "nope": it does not exist or user "[^"]+" has no permission on it/,
+      );
       expect(r.stderr.split('\n')).toHaveLength(1);
       expect(r.stdout).not.toMatch(/"msg":"[^"]*Expected ConnectionOpenOk/);
       expect(r.stdout.match(/refused to open vhost/g)).toHaveLength(1); // one attempt, no retry
@@ -181,14 +200,19 @@ describe('kueuer CLI', () => {
     it('a wrong password exits 1 naming the user, without retrying', async () => {
       const r = await runFor(sidecar(amqpUrlWith((u) => (u.password = 'wrong'))), 60_000);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^kueuer sidecar: (cannot start: )?RabbitMQ at [^ ]+:\d+ refused access for user "[^"]+": check the user and password in --backend \(KUEUER_BACKEND\)$/);
+      expect(r.stderr).toMatch(
+        /^kueuer sidecar: (cannot start: )?RabbitMQ at [^ ]+:\d+ refused access for user "[^"]+": check the user and password in --backend \(KUEUER_BACKEND\)$/,
+      );
     }, 65_000);
 
     it('an unreachable host is retried, each attempt logged with host, port and cause', async () => {
       const port = await freePort();
       const p = spawnKueuer(sidecar(`amqp://guest:guest@127.0.0.1:${port}`));
       try {
-        const line = await p.waitForLog(msgIs(`cannot reach RabbitMQ at 127.0.0.1:${port}: connection refused: nothing listens on that port (ECONNREFUSED); retrying`), 5000);
+        const line = await p.waitForLog(
+          msgIs(`cannot reach RabbitMQ at 127.0.0.1:${port}: connection refused: nothing listens on that port (ECONNREFUSED); retrying`),
+          5000,
+        );
         expect(line).toMatchObject({ host: '127.0.0.1', port, cause: 'connection refused: nothing listens on that port (ECONNREFUSED)' });
         await p.waitForLog((l) => l !== line && l.msg === line.msg, 5000); // still retrying
         expect(p.child.exitCode).toBeNull();
@@ -200,7 +224,17 @@ describe('kueuer CLI', () => {
 
   it('kafka: an unreachable broker is logged at once with host, port and cause', async () => {
     const port = await freePort();
-    const p = spawnKueuer(['sidecar', '--app', '127.0.0.1:1', '--backend', `kafka://127.0.0.1:${port}`, '--queue', 'cli-test', '--admin-listen', '127.0.0.1:0']);
+    const p = spawnKueuer([
+      'sidecar',
+      '--app',
+      '127.0.0.1:1',
+      '--backend',
+      `kafka://127.0.0.1:${port}`,
+      '--queue',
+      'cli-test',
+      '--admin-listen',
+      '127.0.0.1:0',
+    ]);
     const started = Date.now();
     try {
       const line = await p.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('cannot reach Kafka broker'), 5000);
@@ -224,11 +258,38 @@ describe('kueuer CLI', () => {
       const file = join(dir, `kubeconfig-${Math.random().toString(36).slice(2)}`);
       writeFileSync(
         file,
-        ['apiVersion: v1', 'kind: Config', 'clusters:', '- name: c', '  cluster:', `    server: ${server}`, '    insecure-skip-tls-verify: true', 'users:', '- name: u', '  user:', '    token: t', 'contexts:', '- name: x', '  context: {cluster: c, user: u}', 'current-context: x', ''].join('\n'),
+        [
+          'apiVersion: v1',
+          'kind: Config',
+          'clusters:',
+          '- name: c',
+          '  cluster:',
+          `    server: ${server}`,
+          '    insecure-skip-tls-verify: true',
+          'users:',
+          '- name: u',
+          '  user:',
+          '    token: t',
+          'contexts:',
+          '- name: x',
+          '  context: {cluster: c, user: u}',
+          'current-context: x',
+          '',
+        ].join('\n'),
       );
       return file;
     };
-    const webhook = (cert = certs.cert, key = certs.key) => ['webhook', '--tls-cert', cert, '--tls-key', key, '--listen', '127.0.0.1:0', '--autoscaling', 'off'];
+    const webhook = (cert = certs.cert, key = certs.key) => [
+      'webhook',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+      '--listen',
+      '127.0.0.1:0',
+      '--autoscaling',
+      'off',
+    ];
     /** No kubeconfig anywhere: not in KUBECONFIG, not in $HOME, and no ServiceAccount token on a test machine. */
     const noCluster = { KUBECONFIG: '', HOME: dir, KUBERNETES_SERVICE_HOST: '' };
 
@@ -252,16 +313,20 @@ describe('kueuer CLI', () => {
     it.each([
       ['a closed port', async () => `https://127.0.0.1:${await freePort()}`, 'connection refused: nothing listens on that port (ECONNREFUSED)'],
       ['an unknown host', async () => 'https://kueuer-no-such-host.invalid:6443', 'DNS lookup failed: no such host (ENOTFOUND)'],
-    ])('an API server at %s: names the server, the cause and the fix, in one line', async (_, server, cause) => {
-      const url = await server();
-      const kubeconfig = kubeconfigFor(url);
-      const r = await runFor(webhook(), 20_000, { ...noCluster, KUBECONFIG: kubeconfig });
-      expect(r.code).toBe(1);
-      expect(r.stdout).toBe('');
-      expect(r.stderr).toBe(
-        `kueuer webhook: cannot start: cannot reach the Kubernetes API at ${url} (from KUBECONFIG=${kubeconfig}): ${cause}; check that the cluster is running and that this address is right and reachable from here`,
-      );
-    }, 25_000);
+    ])(
+      'an API server at %s: names the server, the cause and the fix, in one line',
+      async (_, server, cause) => {
+        const url = await server();
+        const kubeconfig = kubeconfigFor(url);
+        const r = await runFor(webhook(), 20_000, { ...noCluster, KUBECONFIG: kubeconfig });
+        expect(r.code).toBe(1);
+        expect(r.stdout).toBe('');
+        expect(r.stderr).toBe(
+          `kueuer webhook: cannot start: cannot reach the Kubernetes API at ${url} (from KUBECONFIG=${kubeconfig}): ${cause}; check that the cluster is running and that this address is right and reachable from here`,
+        );
+      },
+      25_000,
+    );
 
     it('checks the TLS files before the cluster: missing, not PEM, or a key of another certificate', async () => {
       const unreachable = { ...noCluster, KUBECONFIG: kubeconfigFor(`https://127.0.0.1:${await freePort()}`) };
@@ -273,7 +338,9 @@ describe('kueuer CLI', () => {
       const garbage = join(dir, 'garbage.pem');
       writeFileSync(garbage, 'not a certificate\n');
       const notPem = await runFor(webhook(garbage, garbage), 20_000, unreachable);
-      expect(notPem.stderr).toBe(`kueuer webhook: cannot start: --tls-cert (KUEUER_TLS_CERT) ${garbage}: not a PEM certificate; --tls-key (KUEUER_TLS_KEY) ${garbage}: not a PEM private key`);
+      expect(notPem.stderr).toBe(
+        `kueuer webhook: cannot start: --tls-cert (KUEUER_TLS_CERT) ${garbage}: not a PEM certificate; --tls-key (KUEUER_TLS_KEY) ${garbage}: not a PEM private key`,
+      );
       const other = generateCerts();
       const mismatch = await runFor(webhook(certs.cert, other.key), 20_000, unreachable);
       expect(mismatch.stderr).toBe(`kueuer webhook: cannot start: --tls-key ${other.key} is not the private key of --tls-cert ${certs.cert}`);

@@ -114,10 +114,14 @@ spec:
 
   async function podsOf(ns: string, app: string, count: number): Promise<Json[]> {
     let pods: Json[] = [];
-    await waitFor(() => {
-      pods = getJson('pods', '-n', ns, '-l', `app=${app}`).items as Json[];
-      return pods.length === count;
-    }, 30_000, `${count} pods of ${ns}/${app}`);
+    await waitFor(
+      () => {
+        pods = getJson('pods', '-n', ns, '-l', `app=${app}`).items as Json[];
+        return pods.length === count;
+      },
+      30_000,
+      `${count} pods of ${ns}/${app}`,
+    );
     return pods;
   }
 
@@ -141,7 +145,7 @@ spec:
   const FOREIGN_KINDS = new Set(['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'KafkaTopic']);
 
   it.each(['manifests', ...readdirSync(join(root, 'manifests', 'overlays')).map((o) => `manifests/overlays/${o}`)])(
-    '%s renders with kustomize and every object passes the apiserver\'s strict validation (server-side dry run)',
+    "%s renders with kustomize and every object passes the apiserver's strict validation (server-side dry run)",
     (dir) => {
       const rendered = kubectl('kustomize', join(root, dir));
       expect(rendered.stderr).toBe('');
@@ -151,9 +155,15 @@ spec:
       // Kueuer's own pods run as non-root with a read-only root filesystem and no capabilities.
       for (const d of objects.filter((o) => o.kind === 'Deployment')) {
         expect(d.spec.template.spec.securityContext.runAsNonRoot, d.metadata.name).toBe(true);
-        for (const c of d.spec.template.spec.containers) expect(c.securityContext, `${d.metadata.name}/${c.name}`).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+        for (const c of d.spec.template.spec.containers)
+          expect(c.securityContext, `${d.metadata.name}/${c.name}`).toMatchObject({
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] },
+          });
       }
-      for (const o of objects.filter((o) => FOREIGN_KINDS.has(o.kind))) expect(o.apiVersion).toMatch(/^(cert-manager\.io|monitoring\.coreos\.com|kafka\.strimzi\.io)\//);
+      for (const o of objects.filter((o) => FOREIGN_KINDS.has(o.kind)))
+        expect(o.apiVersion).toMatch(/^(cert-manager\.io|monitoring\.coreos\.com|kafka\.strimzi\.io)\//);
       const r = cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], ours.map((o) => dumpYaml(o)).join('---\n'));
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
@@ -192,14 +202,16 @@ spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 
 `;
     const r = apply(pod({}));
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('kueuer.io/admin-port: the sidecar\'s admin port 9091 is also port 9091 ("metrics") of container "app"; set kueuer.io/admin-port');
+    expect(r.stderr).toContain(
+      'kueuer.io/admin-port: the sidecar\'s admin port 9091 is also port 9091 ("metrics") of container "app"; set kueuer.io/admin-port',
+    );
     expect(apply(pod({ 'kueuer.io/admin-port': '9092' })).code).toBe(0);
     const sidecar = getJson('pod', 'metrics-on-9091', '-n', 'shop').spec.initContainers[0];
     expect(sidecar.ports).toEqual([{ name: 'kueuer-admin', containerPort: 9092, protocol: 'TCP' }]);
   });
 
   // Issue 12, item 14. No job or cronjob controller runs here, so the test creates what they would: the Job a CronJob creates, and its pod.
-  it('names the default queue of a CronJob\'s pods after the CronJob, not the Job of one run', () => {
+  it("names the default queue of a CronJob's pods after the CronJob, not the Job of one run", () => {
     expect(
       apply(`
 apiVersion: batch/v1
@@ -290,11 +302,15 @@ spec:
 
     // The webhook process keeps the Service's EndpointSlice: the responder pods on its port.
     let slice: Json | undefined;
-    await waitFor(() => {
-      const r = kubectl('get', 'endpointslice', 'kueuer-web', '-n', 'shop', '-o', 'json');
-      if (r.code === 0) slice = JSON.parse(r.stdout) as Json;
-      return r.code === 0;
-    }, 15_000, 'the EndpointSlice of shop/web');
+    await waitFor(
+      () => {
+        const r = kubectl('get', 'endpointslice', 'kueuer-web', '-n', 'shop', '-o', 'json');
+        if (r.code === 0) slice = JSON.parse(r.stdout) as Json;
+        return r.code === 0;
+      },
+      15_000,
+      'the EndpointSlice of shop/web',
+    );
     expect(slice!.metadata.labels['kubernetes.io/service-name']).toBe('web');
     expect(slice!.endpoints.map((e: Json) => e.addresses[0])).toEqual(['10.1.2.3']);
     expect(slice!.ports).toEqual([{ name: 'http', port: responderPort, protocol: 'TCP' }]);
@@ -305,15 +321,20 @@ spec:
     cleanups.push(() => app.close());
     app.handle((req, res) => res.end(`web answered ${req.url}`));
     const transport: Transport = await newTransport('amqp');
-    const sidecar: RunningSidecar = await startSidecar({ app: { host: '127.0.0.1', port: app.port }, queue: 'shop.web', concurrency: 2, maxResponseBytes: 1 << 20 }, transport, new Registry(), silentLog);
+    const sidecar: RunningSidecar = await startSidecar(
+      { app: { host: '127.0.0.1', port: app.port }, queue: 'shop.web', concurrency: 2, maxResponseBytes: 1 << 20 },
+      transport,
+      new Registry(),
+      silentLog,
+    );
     cleanups.push(async () => {
       await sidecar.stop();
       await transport.close();
     });
-    const responder = spawnKueuer(
-      ['responder', '--routes', 'cluster', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--backend', amqpUrl],
-      { KUBECONFIG: cp.kubeconfig, KUEUER_LISTEN: '127.0.0.1:0' },
-    );
+    const responder = spawnKueuer(['responder', '--routes', 'cluster', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--backend', amqpUrl], {
+      KUBECONFIG: cp.kubeconfig,
+      KUEUER_LISTEN: '127.0.0.1:0',
+    });
     processes.push(responder);
     await responder.waitForLog((l) => l.msg === 'serving route' && l.port === responderPort, 20_000);
     const res = await request(`http://127.0.0.1:${responderPort}`, { path: '/via-service?x=1', headers: { host: 'web.shop.svc.cluster.local' } });
@@ -378,7 +399,16 @@ spec:
   it('a targetPort changed with kubectl patch while queued is restored by kubectl annotate kueuer.io/inject-', () => {
     expect(apply(service('patched', { 'kueuer.io/inject': 'true' }, 'http')).code).toBe(0);
     const port = queuedPort('patched');
-    const p = kubectl('patch', 'service', 'patched', '-n', 'shop', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/ports/0/targetPort', value: 9000 }]));
+    const p = kubectl(
+      'patch',
+      'service',
+      'patched',
+      '-n',
+      'shop',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'replace', path: '/spec/ports/0/targetPort', value: 9000 }]),
+    );
     expect(p.stderr).toBe('');
     expect(queuedPort('patched')).toBe(port);
     expect(kubectl('annotate', 'service', 'patched', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);

@@ -159,10 +159,21 @@ describe.each(backends)('failures on %s', (backend) => {
   it('answers 503 with Retry-After within 1 s when the broker is unreachable', async () => {
     const deadBroker = { memory: '', amqp: `amqp://guest:guest@127.0.0.1:${await freePort()}`, kafka: `kafka://127.0.0.1:${await freePort()}` }[backend];
     const transport =
-      backend === 'memory' ? new MemoryTransport() : await createTransport(parseBackend(deadBroker), silentLog, { visibilityTimeoutMs: 1000, kafkaPartitions: 3, delivery: 'at-least-once' });
+      backend === 'memory'
+        ? new MemoryTransport()
+        : await createTransport(parseBackend(deadBroker), silentLog, { visibilityTimeoutMs: 1000, kafkaPartitions: 3, delivery: 'at-least-once' });
     cleanups.push(() => transport.close());
     const running = await startResponder(
-      { listen: { host: '127.0.0.1', port: 0 }, queue: uniqueQueue(), timeoutMs: 30_000, maxBodyBytes: 1024, maxPending: 10, publishTimeoutMs: 1000, bodyTimeoutMs: 30_000, sendTimeoutMs: 30_000 },
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        queue: uniqueQueue(),
+        timeoutMs: 30_000,
+        maxBodyBytes: 1024,
+        maxPending: 10,
+        publishTimeoutMs: 1000,
+        bodyTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
+      },
       transport,
       new Registry(),
       silentLog,

@@ -36,7 +36,18 @@ async function transport(backend: BackendName): Promise<Transport> {
 }
 
 function queuedRequest(queue: string, replyTo: string, over: Partial<QueuedRequest> = {}): QueuedRequest {
-  return { id: newRequestId(), queue, replyTo, deadline: Date.now() + 10_000, enqueuedAt: Date.now(), method: 'GET', path: '/x', headers: [], body: Buffer.alloc(0), ...over };
+  return {
+    id: newRequestId(),
+    queue,
+    replyTo,
+    deadline: Date.now() + 10_000,
+    enqueuedAt: Date.now(),
+    method: 'GET',
+    path: '/x',
+    headers: [],
+    body: Buffer.alloc(0),
+    ...over,
+  };
 }
 
 /** A sidecar on its own transport, logging into `lines`. */
@@ -69,7 +80,12 @@ describe.each(['amqp', 'kafka'] as const)('hostile messages on %s', (backend) =>
     cleanups.push(() => inbox.close());
     await waitFor(() => responderSide.isReady(), 20_000, 'the reply inbox');
     const star = queuedRequest(queue, inbox.address, { method: 'OPTIONS', path: '*' });
-    const hosts = queuedRequest(queue, inbox.address, { headers: [['host', 'a'], ['Host', 'b']] });
+    const hosts = queuedRequest(queue, inbox.address, {
+      headers: [
+        ['host', 'a'],
+        ['Host', 'b'],
+      ],
+    });
     const started = Date.now();
     await responderSide.publishRequest(queue, encodeRequest(star), { timeoutMs: 5000 });
     await responderSide.publishRequest(queue, encodeRequest(hosts), { timeoutMs: 5000 });
@@ -90,7 +106,11 @@ describe('hostile reply destinations on amqp', () => {
     const { registry } = await sidecarOn('amqp', queue, a.port);
     const publisher = await transport('amqp');
     await publisher.publishRequest(queue, encodeRequest(queuedRequest(queue, queue, { method: 'POST', body: Buffer.from('once') })), { timeoutMs: 5000 });
-    await waitFor(async () => (await metricValue(registry, 'kueuer_sidecar_replies_dropped_total', { reason: 'invalid_destination' })) === 1, 8000, 'the reply to be dropped');
+    await waitFor(
+      async () => (await metricValue(registry, 'kueuer_sidecar_replies_dropped_total', { reason: 'invalid_destination' })) === 1,
+      8000,
+      'the reply to be dropped',
+    );
     // Before the fix the reply landed on the request queue and re-ran the app up to 29 times.
     await new Promise((r) => setTimeout(r, 1500));
     expect(a.received).toHaveLength(1);
@@ -110,12 +130,25 @@ describe('a responder replica that dies with requests in flight (amqp)', () => {
     await stack.responderTransport.close();
     stack.responder.responder.app.server.closeAllConnections();
     await Promise.all(inFlight);
-    await waitFor(async () => (await metricValue(stack.sidecarRegistry, 'kueuer_sidecar_replies_dropped_total', { reason: 'inbox_gone' })) === 2, 12_000, 'both replies to be dropped');
+    await waitFor(
+      async () => (await metricValue(stack.sidecarRegistry, 'kueuer_sidecar_replies_dropped_total', { reason: 'inbox_gone' })) === 2,
+      12_000,
+      'both replies to be dropped',
+    );
     // A new responder on the same queue is answered at once: no slot is held by the dead one's replies.
     a.handle(echoHandler);
     const fresh = await transport('amqp');
     const responder = await startResponder(
-      { listen: { host: '127.0.0.1', port: 0 }, queue: stack.queue, timeoutMs: 10_000, maxBodyBytes: 1024, maxPending: 10, publishTimeoutMs: 1000, bodyTimeoutMs: 30_000, sendTimeoutMs: 30_000 },
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        queue: stack.queue,
+        timeoutMs: 10_000,
+        maxBodyBytes: 1024,
+        maxPending: 10,
+        publishTimeoutMs: 1000,
+        bodyTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
+      },
       fresh,
       new Registry(),
       silentLog,
@@ -140,13 +173,22 @@ describe('secrets in refused messages', () => {
     await sidecarOn('amqp', queue, a.port, lines);
     const publisher = await transport('amqp');
     const bad: WireMessage = encodeRequest(
-      queuedRequest(queue, 'kueuer.reply.x.1', { headers: [['cookie', 'session=SECRET-COOKIE'], ['authorization', 'Bearer SECRET-TOKEN']] }),
+      queuedRequest(queue, 'kueuer.reply.x.1', {
+        headers: [
+          ['cookie', 'session=SECRET-COOKIE'],
+          ['authorization', 'Bearer SECRET-TOKEN'],
+        ],
+      }),
     );
     bad.meta['kueuer-id'] = 'not-an-id'; // malformed: dropped and logged
     const unforwardable = encodeRequest(queuedRequest(queue, 'kueuer.reply.x.1', { path: '*', headers: [['cookie', 'session=SECRET-COOKIE']] }));
     await publisher.publishRequest(queue, bad, { timeoutMs: 5000 });
     await publisher.publishRequest(queue, unforwardable, { timeoutMs: 5000 });
-    await waitFor(() => lines.some((l) => l.includes('dropped a malformed request message')) && lines.some((l) => l.includes('refused a request the app cannot be sent')), 8000, 'both log lines');
+    await waitFor(
+      () => lines.some((l) => l.includes('dropped a malformed request message')) && lines.some((l) => l.includes('refused a request the app cannot be sent')),
+      8000,
+      'both log lines',
+    );
     const text = lines.join('');
     expect(text).not.toContain('SECRET');
     expect(text).toContain('"kueuer-headers":');
@@ -158,10 +200,18 @@ describe('the app client', () => {
     const a = await app();
     const client = new AppClient({ host: '127.0.0.1', port: a.port }, 1, 1 << 20);
     cleanups.push(async () => client.close());
-    const req = queuedRequest('q', 'r', { headers: [['host', 'a'], ['host', 'b']] });
+    const req = queuedRequest('q', 'r', {
+      headers: [
+        ['host', 'a'],
+        ['host', 'b'],
+      ],
+    });
     const refused = await Promise.race([client.call(req, false, silentLog, () => undefined), new Promise((r) => setTimeout(() => r('hung'), 3000))]);
     expect(refused).toMatchObject({ kind: 'invalid_response' });
-    const next = await Promise.race([client.call(queuedRequest('q', 'r'), false, silentLog, () => undefined), new Promise((r) => setTimeout(() => r('hung'), 3000))]);
+    const next = await Promise.race([
+      client.call(queuedRequest('q', 'r'), false, silentLog, () => undefined),
+      new Promise((r) => setTimeout(() => r('hung'), 3000)),
+    ]);
     expect(next).toMatchObject({ kind: 'response', response: { status: 200 } });
   });
 

@@ -33,8 +33,7 @@ interface Choice {
 const CHOICES: Choice[] = [];
 for (const broker of ['', 'rabbitmq', 'kafka'] as const)
   for (const certs of ['secret', 'cert-manager'] as const)
-    for (const monitoring of [false, true])
-      for (const autoscaling of ['external', 'keda'] as const) CHOICES.push({ broker, certs, monitoring, autoscaling });
+    for (const monitoring of [false, true]) for (const autoscaling of ['external', 'keda'] as const) CHOICES.push({ broker, certs, monitoring, autoscaling });
 
 const componentsOf = (c: Choice): string[] => [
   ...(c.broker ? [c.broker] : []),
@@ -48,7 +47,7 @@ const helmValuesOf = (c: Choice): string[] => [
   `prometheusOperator.enabled=${c.monitoring}`,
   `autoscaling.mode=${c.autoscaling}`,
 ];
-const nameOf = (c: Choice) => (componentsOf(c).join(' + ') || 'plain base');
+const nameOf = (c: Choice) => componentsOf(c).join(' + ') || 'plain base';
 
 describe('install artefacts (kustomize components, Helm chart, rendered manifests)', () => {
   let cp: ControlPlane;
@@ -149,7 +148,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
 
   describe('kustomize components', () => {
     it.each(CHOICES.map((c) => [nameOf(c), c] as const))(
-      '%s: base + components render together and every object passes the apiserver\'s strict validation (server-side dry run)',
+      "%s: base + components render together and every object passes the apiserver's strict validation (server-side dry run)",
       (_name, choice) => {
         const objects = render(componentsOf(choice));
         // One of each object, the Namespace once.
@@ -188,7 +187,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
   });
 
   describe('one image setting for the Deployments and the injected sidecar', () => {
-    it('`images:` in the user\'s kustomization (what `kustomize edit set image` writes) changes every container and KUEUER_SIDECAR_IMAGE', () => {
+    it("`images:` in the user's kustomization (what `kustomize edit set image` writes) changes every container and KUEUER_SIDECAR_IMAGE", () => {
       const extra = 'images:\n  - {name: ghcr.io/kueuer/kueuer, newName: registry.example.com/me/kueuer, newTag: "1.2.3"}\n';
       for (const objects of [
         render([], extra),
@@ -220,7 +219,11 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
 
   describe('Helm chart (charts/kueuer)', () => {
     it('helm lint --strict passes with the default values and with every option set', () => {
-      for (const values of [[], helmValuesOf({ broker: 'kafka', certs: 'cert-manager', monitoring: true, autoscaling: 'keda' }), ['broker.type=rabbitmq', 'certificates.caBundle=Zm9v', 'autoscaling.mode=prometheus-adapter']]) {
+      for (const values of [
+        [],
+        helmValuesOf({ broker: 'kafka', certs: 'cert-manager', monitoring: true, autoscaling: 'keda' }),
+        ['broker.type=rabbitmq', 'certificates.caBundle=Zm9v', 'autoscaling.mode=prometheus-adapter'],
+      ]) {
         const r = run(helmBin, ['lint', '--strict', chart, ...values.flatMap((v) => ['--set', v])]);
         expect(r.stdout + r.stderr).toContain('1 chart(s) linted, 0 chart(s) failed');
         expect(r.code).toBe(0);
@@ -249,7 +252,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
       expect(normalise(fromHelm)).toEqual(normalise(fromKustomize));
     });
 
-    it('autoscaling.mode prometheus-adapter and off install no APIService of Kueuer\'s', () => {
+    it("autoscaling.mode prometheus-adapter and off install no APIService of Kueuer's", () => {
       for (const mode of ['prometheus-adapter', 'off']) {
         const objects = helmTemplate([`autoscaling.mode=${mode}`]);
         expect(find(objects, 'APIService', 'v1beta1.external.metrics.k8s.io')).toBeUndefined();
@@ -274,9 +277,14 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
     it('manifests/install.yaml and install-cert-manager.yaml are what scripts/render-manifests.sh renders now (run it after changing manifests/)', () => {
       const out = mkdtempSync(join(tmpdir(), 'kueuer-render-'));
       dirs.push(out);
-      execFileSync('bash', [join(root, 'scripts/render-manifests.sh'), out], { env: { ...process.env, KUBECTL: kubectlBin }, stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync('bash', [join(root, 'scripts/render-manifests.sh'), out], {
+        env: { ...process.env, KUBECTL: kubectlBin },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       for (const file of ['install.yaml', 'install-cert-manager.yaml']) {
-        expect(readFileSync(join(root, 'manifests', file), 'utf8'), `manifests/${file} is stale: run scripts/render-manifests.sh`).toBe(readFileSync(join(out, file), 'utf8'));
+        expect(readFileSync(join(root, 'manifests', file), 'utf8'), `manifests/${file} is stale: run scripts/render-manifests.sh`).toBe(
+          readFileSync(join(out, file), 'utf8'),
+        );
       }
     });
 

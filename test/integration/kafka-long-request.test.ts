@@ -24,7 +24,19 @@ describe('a 2-minute request on Kafka', () => {
     const queue = uniqueQueue('klong');
     app = await startTestApp();
     app.handle((req, res) => setTimeout(() => res.end(`finally ${req.url}`), REQUEST_MS));
-    const front = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--backend', kafkaUrl, '--queue', queue, '--timeout', '4m']);
+    const front = spawnKueuer([
+      'responder',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--backend',
+      kafkaUrl,
+      '--queue',
+      queue,
+      '--timeout',
+      '4m',
+    ]);
     const side = spawnKueuer(['sidecar', '--app', `127.0.0.1:${app.port}`, '--admin-listen', '127.0.0.1:0', '--backend', kafkaUrl, '--queue', queue]);
     procs.push(front, side);
     const ready = await front.waitForLog(msgIs('responder ready'));

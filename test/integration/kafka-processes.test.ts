@@ -24,7 +24,20 @@ describe('responder and sidecar processes on Kafka', () => {
   });
 
   async function responder(queue: string, extra: string[] = []): Promise<{ url: string; admin: string }> {
-    const proc = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--backend', kafkaUrl, '--queue', queue, '--kafka-partitions', '2', ...extra]);
+    const proc = spawnKueuer([
+      'responder',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--backend',
+      kafkaUrl,
+      '--queue',
+      queue,
+      '--kafka-partitions',
+      '2',
+      ...extra,
+    ]);
     started.push(proc);
     const ready = await proc.waitForLog(msgIs('responder ready'));
     await waitFor(async () => (await request(`http://${ready.admin}`, { path: '/readyz' })).status === 200, 20_000, 'responder ready');
@@ -32,7 +45,20 @@ describe('responder and sidecar processes on Kafka', () => {
   }
 
   async function sidecar(queue: string, appPort: number, extra: string[] = []): Promise<KueuerProcess> {
-    const proc = spawnKueuer(['sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:0', '--backend', kafkaUrl, '--queue', queue, '--kafka-partitions', '2', ...extra]);
+    const proc = spawnKueuer([
+      'sidecar',
+      '--app',
+      `127.0.0.1:${appPort}`,
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--backend',
+      kafkaUrl,
+      '--queue',
+      queue,
+      '--kafka-partitions',
+      '2',
+      ...extra,
+    ]);
     started.push(proc);
     await proc.waitForLog(msgIs('sidecar ready'));
     return proc;
@@ -45,7 +71,7 @@ describe('responder and sidecar processes on Kafka', () => {
     return app;
   }
 
-  it('at-least-once: a SIGKILLed sidecar\'s request is answered by another sidecar', { timeout: 60_000 }, async () => {
+  it("at-least-once: a SIGKILLed sidecar's request is answered by another sidecar", { timeout: 60_000 }, async () => {
     const queue = uniqueQueue('kcrash');
     const app = await slowApp(1500);
     const front = await responder(queue, ['--timeout', '45s']);
@@ -61,7 +87,7 @@ describe('responder and sidecar processes on Kafka', () => {
     expect(app.received[1]!.headers['x-kueuer-request-id']).toBe(app.received[0]!.headers['x-kueuer-request-id']);
   });
 
-  it('at-most-once: a SIGKILLed sidecar\'s request is not run again; its client gets 504', { timeout: 60_000 }, async () => {
+  it("at-most-once: a SIGKILLed sidecar's request is not run again; its client gets 504", { timeout: 60_000 }, async () => {
     const queue = uniqueQueue('kamo');
     const app = await slowApp(1500);
     const front = await responder(queue, ['--timeout', '15s']);
@@ -158,51 +184,56 @@ describe('responder and sidecar processes on Kafka', () => {
     }
   });
 
-  it('transactional: after a SIGKILL, a request\'s offset is committed if and only if its reply is; every client gets one answer', { timeout: 120_000 }, async () => {
-    const queue = uniqueQueue('ktx');
-    const app = await randomDelayApp(20, 150);
-    const front = await responder(queue, ['--timeout', '60s']);
-    const txId = `kueuer-test.${queue}`;
-    const txArgs = ['--delivery', 'transactional', '--kafka-transactional-id', txId, '--concurrency', '8'];
-    const victim = await sidecar(queue, app.port, txArgs);
-    let killed = false;
-    let resume: () => void = () => undefined;
-    const killedAt = new Promise<void>((r) => (resume = r));
-    const answers = burst(front.url, 300, (count) => {
-      if (count === 80 && !killed) {
-        killed = true;
-        victim.child.kill('SIGKILL');
-        resume();
-      }
-    });
-    await killedAt;
-    // What the dead sidecar left: its open transaction is aborted (as a restart with the same id would), nothing else moves.
-    const kafka = kafkaClient(kafkaUrl);
-    await fenceTransactionalId(kafka, txId);
-    const requestTopic = `kueuer.${queue}`;
-    const replyTopics = await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`);
-    expect(replyTopics).toHaveLength(1);
-    const [requests, replies, positions] = await Promise.all([
-      readCommitted(kafka, [requestTopic]),
-      readCommitted(kafka, replyTopics),
-      committedPositions(kafka, `kueuer.${queue}`, requestTopic),
-    ]);
-    expect(requests).toHaveLength(300);
-    const replied = new Set(replies.map((r) => r.key));
-    expect(replied.size).toBe(replies.length); // no request answered twice
-    const committed = requests.filter((r) => r.offset < (positions.get(r.partition) ?? 0n));
-    expect(committed.length).toBeGreaterThan(0);
-    expect(committed.length).toBeLessThan(300);
-    for (const r of requests) expect({ id: r.key, replied: replied.has(r.key) }).toEqual({ id: r.key, replied: r.offset < (positions.get(r.partition) ?? 0n) });
+  it(
+    "transactional: after a SIGKILL, a request's offset is committed if and only if its reply is; every client gets one answer",
+    { timeout: 120_000 },
+    async () => {
+      const queue = uniqueQueue('ktx');
+      const app = await randomDelayApp(20, 150);
+      const front = await responder(queue, ['--timeout', '60s']);
+      const txId = `kueuer-test.${queue}`;
+      const txArgs = ['--delivery', 'transactional', '--kafka-transactional-id', txId, '--concurrency', '8'];
+      const victim = await sidecar(queue, app.port, txArgs);
+      let killed = false;
+      let resume: () => void = () => undefined;
+      const killedAt = new Promise<void>((r) => (resume = r));
+      const answers = burst(front.url, 300, (count) => {
+        if (count === 80 && !killed) {
+          killed = true;
+          victim.child.kill('SIGKILL');
+          resume();
+        }
+      });
+      await killedAt;
+      // What the dead sidecar left: its open transaction is aborted (as a restart with the same id would), nothing else moves.
+      const kafka = kafkaClient(kafkaUrl);
+      await fenceTransactionalId(kafka, txId);
+      const requestTopic = `kueuer.${queue}`;
+      const replyTopics = await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`);
+      expect(replyTopics).toHaveLength(1);
+      const [requests, replies, positions] = await Promise.all([
+        readCommitted(kafka, [requestTopic]),
+        readCommitted(kafka, replyTopics),
+        committedPositions(kafka, `kueuer.${queue}`, requestTopic),
+      ]);
+      expect(requests).toHaveLength(300);
+      const replied = new Set(replies.map((r) => r.key));
+      expect(replied.size).toBe(replies.length); // no request answered twice
+      const committed = requests.filter((r) => r.offset < (positions.get(r.partition) ?? 0n));
+      expect(committed.length).toBeGreaterThan(0);
+      expect(committed.length).toBeLessThan(300);
+      for (const r of requests)
+        expect({ id: r.key, replied: replied.has(r.key) }).toEqual({ id: r.key, replied: r.offset < (positions.get(r.partition) ?? 0n) });
 
-    // A replacement answers the rest; every client gets its own answer, and every request has exactly one committed reply.
-    await sidecar(queue, app.port, txArgs);
-    const results = await answers;
-    results.forEach((r, i) => {
-      expect(r.status).toBe(200);
-      expect(r.body).toBe(`done /burst/${i}`);
-    });
-    const finalReplies = await readCommitted(kafka, replyTopics);
-    expect(finalReplies.map((r) => r.key).sort()).toEqual(requests.map((r) => r.key).sort());
-  });
+      // A replacement answers the rest; every client gets its own answer, and every request has exactly one committed reply.
+      await sidecar(queue, app.port, txArgs);
+      const results = await answers;
+      results.forEach((r, i) => {
+        expect(r.status).toBe(200);
+        expect(r.body).toBe(`done /burst/${i}`);
+      });
+      const finalReplies = await readCommitted(kafka, replyTopics);
+      expect(finalReplies.map((r) => r.key).sort()).toEqual(requests.map((r) => r.key).sort());
+    },
+  );
 });

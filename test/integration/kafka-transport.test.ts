@@ -35,7 +35,17 @@ describe('kafka transport', () => {
     const depth = await openDepth();
     const queue = uniqueQueue('lag');
     const request = () =>
-      encodeRequest({ id: newRequestId(), queue, replyTo: 'kueuer.reply.x', deadline: Date.now() + 60_000, enqueuedAt: Date.now(), method: 'GET', path: '/', headers: [], body: Buffer.alloc(0) });
+      encodeRequest({
+        id: newRequestId(),
+        queue,
+        replyTo: 'kueuer.reply.x',
+        deadline: Date.now() + 60_000,
+        enqueuedAt: Date.now(),
+        method: 'GET',
+        path: '/',
+        headers: [],
+        body: Buffer.alloc(0),
+      });
     for (let i = 0; i < 5; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
     expect((await depth.read(queue)).backlog).toBe(5);
     let handled = 0;
@@ -53,7 +63,17 @@ describe('kafka transport', () => {
     const queue = uniqueQueue('depth');
     expect(await depth.read(queue)).toEqual({ backlog: 0 }); // no topic yet: nothing waits, no partition cap
     const request = () =>
-      encodeRequest({ id: newRequestId(), queue, replyTo: 'kueuer.reply.x', deadline: Date.now() + 60_000, enqueuedAt: Date.now(), method: 'GET', path: '/', headers: [], body: Buffer.alloc(0) });
+      encodeRequest({
+        id: newRequestId(),
+        queue,
+        replyTo: 'kueuer.reply.x',
+        deadline: Date.now() + 60_000,
+        enqueuedAt: Date.now(),
+        method: 'GET',
+        path: '/',
+        headers: [],
+        body: Buffer.alloc(0),
+      });
     for (let i = 0; i < 3; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
     expect(await depth.read(queue)).toEqual({ backlog: 3, partitions: 3 }); // newTransport creates request topics with 3
   });
@@ -80,12 +100,14 @@ describe('kafka transport', () => {
     expect(topics).toContain(live.address);
     await admin.disconnect();
     await live.close();
-    expect(await (async () => {
-      const a = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
-      await a.connect();
-      const list = await a.listTopics();
-      await a.disconnect();
-      return list;
-    })()).not.toContain(live.address); // a clean shutdown deletes its own topic
+    expect(
+      await (async () => {
+        const a = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
+        await a.connect();
+        const list = await a.listTopics();
+        await a.disconnect();
+        return list;
+      })(),
+    ).not.toContain(live.address); // a clean shutdown deletes its own topic
   });
 });

@@ -32,8 +32,17 @@ describe('responder and sidecar processes on RabbitMQ', () => {
 
   async function sidecar(queue: string, appPort: number, concurrency = 1): Promise<KueuerProcess> {
     const proc = spawnKueuer([
-      'sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:0', '--backend', amqpUrl, '--queue', queue,
-      '--concurrency', String(concurrency),
+      'sidecar',
+      '--app',
+      `127.0.0.1:${appPort}`,
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--backend',
+      amqpUrl,
+      '--queue',
+      queue,
+      '--concurrency',
+      String(concurrency),
     ]);
     started.push(proc);
     const ready = await proc.waitForLog(msgIs('sidecar ready'));
@@ -91,9 +100,7 @@ describe('responder and sidecar processes on RabbitMQ', () => {
     const [one, two] = await Promise.all([responder(queue), responder(queue)]);
     await sidecar(queue, app.port, 8);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
-    const results = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => request(i % 2 ? one.url : two.url, { path: `/r/${i}`, agent })),
-    );
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => request(i % 2 ? one.url : two.url, { path: `/r/${i}`, agent })));
     agent.destroy();
     results.forEach((r, i) => expect(r.body.toString()).toBe(`done /r/${i} redelivered=false`));
     // A broadcast design would hand each replica the other's 30 replies as late ones.
@@ -122,15 +129,29 @@ describe('responder and sidecar processes on RabbitMQ', () => {
 
   it('sidecar: live at once, ready only once the app accepts connections', async () => {
     const appPort = await freePort();
-    const proc = spawnKueuer(['sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:0', '--backend', amqpUrl, '--queue', uniqueQueue('probe')]);
+    const proc = spawnKueuer([
+      'sidecar',
+      '--app',
+      `127.0.0.1:${appPort}`,
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--backend',
+      amqpUrl,
+      '--queue',
+      uniqueQueue('probe'),
+    ]);
     started.push(proc);
     const ready = await proc.waitForLog(msgIs('sidecar ready'));
     const admin = `http://127.0.0.1:${String(ready.admin).split(':').pop()}`;
     expect((await request(admin, { path: '/healthz' })).status).toBe(200);
-    await waitFor(async () => {
-      const r = await request(admin, { path: '/readyz' });
-      return r.status === 503 && r.body.toString().includes('waiting for the app to accept connections');
-    }, 10_000, 'readyz to report the app');
+    await waitFor(
+      async () => {
+        const r = await request(admin, { path: '/readyz' });
+        return r.status === 503 && r.body.toString().includes('waiting for the app to accept connections');
+      },
+      10_000,
+      'readyz to report the app',
+    );
     const app = await startTestApp(appPort);
     apps.push(app);
     await waitFor(async () => (await request(admin, { path: '/readyz' })).status === 200, 10_000, 'readyz 200 once the app is up');

@@ -96,11 +96,16 @@ describe.each(backends)('request path on %s', (backend) => {
   it('writes back the exact status, header case and every set-cookie', async () => {
     app.handle((_req, res) => {
       res.writeHead(201, 'Created', [
-        'Set-Cookie', 'a=1; Path=/',
-        'Set-Cookie', 'b=2; HttpOnly',
-        'set-cookie', 'c=3',
-        'X-Custom-Case', 'Value With Spaces',
-        'Content-Type', 'text/plain; charset=utf-8',
+        'Set-Cookie',
+        'a=1; Path=/',
+        'Set-Cookie',
+        'b=2; HttpOnly',
+        'set-cookie',
+        'c=3',
+        'X-Custom-Case',
+        'Value With Spaces',
+        'Content-Type',
+        'text/plain; charset=utf-8',
       ]);
       res.end('made');
     });
@@ -163,9 +168,7 @@ describe.each(backends)('request path on %s', (backend) => {
       setTimeout(() => res.end(`answer:${req.url}`), Math.random() * 50);
     });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
-    const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => request(stack.url, { path: `/n/${i}`, agent })),
-    );
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => request(stack.url, { path: `/n/${i}`, agent })));
     agent.destroy();
     results.forEach((res, i) => {
       expect(res.status).toBe(200);

@@ -16,7 +16,6 @@ import { newTransport, silentLog, waitFor, type BackendName } from '../helpers/s
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { freePort } from '../helpers/net.js';
 
-
 function service(ns: string, name: string, port: number, annotations: Record<string, string> = {}): V1Service {
   return {
     metadata: { namespace: ns, name, annotations: { 'kueuer.io/inject': 'true', 'kueuer.io/responder-port': String(port), ...annotations } },
@@ -46,14 +45,30 @@ describe.each<BackendName>(['memory', 'amqp', 'kafka'])('route server on %s', (b
       apps[name] = app;
       cleanup.push(() => app.close());
       // The pods' queues: <namespace>.<workload>, or kueuer.io/queue.
-      sidecars.push(await startSidecar({ app: { host: '127.0.0.1', port: app.port }, queue: `${ns}.${name}`, concurrency: 2, maxResponseBytes: 1 << 20 }, sidecarTransport, new Registry(), silentLog));
+      sidecars.push(
+        await startSidecar(
+          { app: { host: '127.0.0.1', port: app.port }, queue: `${ns}.${name}`, concurrency: 2, maxResponseBytes: 1 << 20 },
+          sidecarTransport,
+          new Registry(),
+          silentLog,
+        ),
+      );
     }
     cleanup.push(async () => {
       for (const s of sidecars) await s.stop();
     });
 
     const routes = new RouteServer(
-      { host: '127.0.0.1', timeoutMs: 5000, maxBodyBytes: 1 << 20, maxPending: 100, publishTimeoutMs: 1000, bodyTimeoutMs: 30_000, sendTimeoutMs: 30_000, drainTimeoutMs: 500 },
+      {
+        host: '127.0.0.1',
+        timeoutMs: 5000,
+        maxBodyBytes: 1 << 20,
+        maxPending: 100,
+        publishTimeoutMs: 1000,
+        bodyTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
+        drainTimeoutMs: 500,
+      },
       transport,
       new Registry(),
       silentLog,

@@ -39,27 +39,34 @@ describe('npm start', () => {
     ['the demo app', 'DEMO_APP_PORT', (p: number) => String(p)],
     ['kueuer local', 'KUEUER_LISTEN', (p: number) => `127.0.0.1:${p}`],
     ['its metrics', 'KUEUER_ADMIN_LISTEN', (p: number) => `127.0.0.1:${p}`],
-  ])('names the busy port of %s and the variable that moves it', async (what, variable, value) => {
-    const busy = net.createServer();
-    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
-    const port = (busy.address() as net.AddressInfo).port;
-    const env: Record<string, string> = {
-      DEMO_APP_PORT: String(await freePort()),
-      KUEUER_LISTEN: `127.0.0.1:${await freePort()}`,
-      KUEUER_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`,
-      [variable]: value(port),
-    };
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'scripts', 'start-demo.mjs')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c) => (out += c));
-    child.stderr.on('data', (c) => (err += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-    clearTimeout(timer);
-    busy.close();
-    expect(code).toBe(1);
-    expect(err).toBe(`npm start: port ${port} (${what}) is already in use; set ${variable} to use another, e.g. ${variable}=${value(port + 1)} npm start\n`);
-    expect(out).toBe('');
-  }, 15_000);
+  ])(
+    'names the busy port of %s and the variable that moves it',
+    async (what, variable, value) => {
+      const busy = net.createServer();
+      await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+      const port = (busy.address() as net.AddressInfo).port;
+      const env: Record<string, string> = {
+        DEMO_APP_PORT: String(await freePort()),
+        KUEUER_LISTEN: `127.0.0.1:${await freePort()}`,
+        KUEUER_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`,
+        [variable]: value(port),
+      };
+      const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'scripts', 'start-demo.mjs')], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c) => (out += c));
+      child.stderr.on('data', (c) => (err += c));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      clearTimeout(timer);
+      busy.close();
+      expect(code).toBe(1);
+      expect(err).toBe(`npm start: port ${port} (${what}) is already in use; set ${variable} to use another, e.g. ${variable}=${value(port + 1)} npm start\n`);
+      expect(out).toBe('');
+    },
+    15_000,
+  );
 });

@@ -15,7 +15,10 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { clusterJobs, review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
 
 const dir = join(import.meta.dirname, '..', 'golden', 'webhook');
-const cases = readdirSync(dir).filter((f) => f.endsWith('.input.json')).map((f) => f.replace('.input.json', '')).sort();
+const cases = readdirSync(dir)
+  .filter((f) => f.endsWith('.input.json'))
+  .map((f) => f.replace('.input.json', ''))
+  .sort();
 
 interface GoldenInput {
   namespace: string;

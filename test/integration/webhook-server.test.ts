@@ -27,7 +27,11 @@ describe('webhook server', () => {
     ['kueuer.io/app-port', '0', 'kueuer.io/app-port: "0" is not accepted; use a port number from 1 to 65535 or a container port name'],
     ['kueuer.io/app-port', 'grpc', 'kueuer.io/app-port: no container declares a port named "grpc"'],
     ['kueuer.io/queue', 'my queue', 'kueuer.io/queue: "my queue" is not accepted'],
-    ['kueuer.io/backend', 'amqp://user:secret@rabbit:5672', 'kueuer.io/backend: names the Secret that holds the broker settings; broker URLs and credentials never go in annotations'],
+    [
+      'kueuer.io/backend',
+      'amqp://user:secret@rabbit:5672',
+      'kueuer.io/backend: names the Secret that holds the broker settings; broker URLs and credentials never go in annotations',
+    ],
     ['kueuer.io/backend', 'Not_A_Name', 'kueuer.io/backend: "Not_A_Name" is not accepted; use the name of a Secret'],
     ['kueuer.io/concurrency', '0', 'kueuer.io/concurrency: expected an integer from 1 to 1000, got "0"'],
     ['kueuer.io/concurrency', 'many', 'kueuer.io/concurrency: expected an integer from 1 to 1000, got "many"'],
@@ -53,7 +57,7 @@ describe('webhook server', () => {
   it('lists every bad annotation of a pod at once', async () => {
     const pod = basePod();
     Object.assign(pod.metadata.annotations, { 'kueuer.io/concurrency': 'x', 'kueuer.io/queue': '!' });
-    const message = (((await hook.post(review(pod))).json as Review).response.status?.message) ?? '';
+    const message = ((await hook.post(review(pod))).json as Review).response.status?.message ?? '';
     expect(message).toContain('kueuer.io/concurrency');
     expect(message).toContain('kueuer.io/queue');
   });

@@ -17,13 +17,13 @@ const root = join(import.meta.dirname, '..', '..');
 const apiService = (namespace: string | undefined, name: string | undefined) => ({ spec: { service: namespace || name ? { namespace, name } : null } });
 
 describe('the owner of the external metrics APIService', () => {
-  it('starts when no APIService exists, or when it points at Kueuer\'s webhook Service', () => {
+  it("starts when no APIService exists, or when it points at Kueuer's webhook Service", () => {
     expect(decideMetricsOwner(null)).toEqual({ kind: 'absent' });
     expect(decideMetricsOwner(apiService('kueuer-system', 'kueuer-webhook'))).toEqual({ kind: 'ours' });
     expect(decideMetricsOwner(apiService('ops', 'kueuer-webhook'), { namespace: 'ops', name: 'kueuer-webhook' })).toEqual({ kind: 'ours' });
   });
 
-  it('refuses KEDA\'s, naming it and the switch to --autoscaling keda', () => {
+  it("refuses KEDA's, naming it and the switch to --autoscaling keda", () => {
     const d = decideMetricsOwner(apiService('keda', 'keda-metrics-apiserver'));
     expect(d).toEqual({
       kind: 'foreign',
@@ -35,11 +35,15 @@ describe('the owner of the external metrics APIService', () => {
     });
   });
 
-  it('refuses prometheus-adapter\'s with --autoscaling prometheus-adapter, and any other with the uninstall', () => {
+  it("refuses prometheus-adapter's with --autoscaling prometheus-adapter, and any other with the uninstall", () => {
     const adapter = decideMetricsOwner(apiService('monitoring', 'prometheus-adapter'));
-    expect(adapter.kind === 'foreign' && adapter.message).toMatch(/owned by monitoring\/prometheus-adapter, .*; run Kueuer with --autoscaling prometheus-adapter/);
+    expect(adapter.kind === 'foreign' && adapter.message).toMatch(
+      /owned by monitoring\/prometheus-adapter, .*; run Kueuer with --autoscaling prometheus-adapter/,
+    );
     const datadog = decideMetricsOwner(apiService('datadog', 'datadog-cluster-agent-metrics-api'));
-    expect(datadog.kind === 'foreign' && datadog.message).toMatch(/owned by datadog\/datadog-cluster-agent-metrics-api, .*; uninstall the other metrics server \(kubectl delete apiservice v1beta1\.external\.metrics\.k8s\.io\)/);
+    expect(datadog.kind === 'foreign' && datadog.message).toMatch(
+      /owned by datadog\/datadog-cluster-agent-metrics-api, .*; uninstall the other metrics server \(kubectl delete apiservice v1beta1\.external\.metrics\.k8s\.io\)/,
+    );
     // Kueuer's Service name in another namespace is not Kueuer's.
     expect(decideMetricsOwner(apiService('elsewhere', 'kueuer-webhook')).kind).toBe('foreign');
     const local = decideMetricsOwner(apiService(undefined, undefined));
@@ -47,9 +51,13 @@ describe('the owner of the external metrics APIService', () => {
   });
 
   it('expects the Service the manifests and the chart point the APIService at, in --system-namespace', () => {
-    const [shipped] = loadAllYaml(readFileSync(join(root, 'manifests/base/autoscaling/external-metrics-apiservice.yaml'), 'utf8')) as { spec: { service: { namespace: string; name: string } } }[];
+    const [shipped] = loadAllYaml(readFileSync(join(root, 'manifests/base/autoscaling/external-metrics-apiservice.yaml'), 'utf8')) as {
+      spec: { service: { namespace: string; name: string } };
+    }[];
     expect({ namespace: shipped!.spec.service.namespace, name: shipped!.spec.service.name }).toEqual(KUEUER_METRICS_SERVICE);
-    expect(readFileSync(join(root, 'charts/kueuer/templates/apiservice.yaml'), 'utf8')).toMatch(/service:\n\s+name: kueuer-webhook\n\s+namespace: \{\{ \.Release\.Namespace \}\}/);
+    expect(readFileSync(join(root, 'charts/kueuer/templates/apiservice.yaml'), 'utf8')).toMatch(
+      /service:\n\s+name: kueuer-webhook\n\s+namespace: \{\{ \.Release\.Namespace \}\}/,
+    );
     expect(expectedMetricsService({})).toEqual(KUEUER_METRICS_SERVICE);
     expect(expectedMetricsService({ KUEUER_SYSTEM_NAMESPACE: 'ops' })).toEqual({ namespace: 'ops', name: 'kueuer-webhook' });
   });
@@ -71,7 +79,10 @@ esac
 `,
       );
       chmodSync(join(dir, 'kubectl'), 0o755);
-      const r = spawnSync('bash', [join(root, 'scripts/install.sh')], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, KUEUER_CERT_DIR: dir } });
+      const r = spawnSync('bash', [join(root, 'scripts/install.sh')], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, KUEUER_CERT_DIR: dir },
+      });
       const want = decideMetricsOwner(apiService('keda', 'keda-metrics-apiserver'));
       expect(r.status).toBe(1);
       expect(r.stderr.trim()).toBe(want.kind === 'foreign' ? want.message : '');
@@ -82,7 +93,7 @@ esac
   });
 });
 
-describe('keda mode: the metrics-api trigger verifies the webhook\'s certificate', () => {
+describe("keda mode: the metrics-api trigger verifies the webhook's certificate", () => {
   const plan: ScalingPlan = {
     workload: { kind: 'Deployment', metadata: { name: 'orders', namespace: 'shop', uid: 'u1' }, spec: { template: {} } },
     queue: 'shop.orders',

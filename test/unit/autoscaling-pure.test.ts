@@ -5,7 +5,11 @@ import { managementUrlFor } from '../../shared/transport/amqp/depth.js';
 import { autoscalerFingerprint } from '../../webhook/autoscaling/autoscaler-store.js';
 import { AUTOSCALING_DEFAULTS, parseAutoscalingSettings } from '../../webhook/autoscaling/settings.js';
 
-const workload = (annotations: Record<string, string> = {}, template: Record<string, string> = { 'kueuer.io/inject': 'true' }, kind: Workload['kind'] = 'Deployment'): Workload => ({
+const workload = (
+  annotations: Record<string, string> = {},
+  template: Record<string, string> = { 'kueuer.io/inject': 'true' },
+  kind: Workload['kind'] = 'Deployment',
+): Workload => ({
   kind,
   metadata: { name: 'orders', namespace: 'shop', uid: 'uid-1', annotations },
   spec: { replicas: 2, template: { metadata: { annotations: template } } },
@@ -14,7 +18,14 @@ const workload = (annotations: Record<string, string> = {}, template: Record<str
 describe('autoscaling annotations', () => {
   it('has documented defaults', () => {
     expect(parseAutoscalingSettings(undefined, undefined)).toEqual({ ok: true, value: AUTOSCALING_DEFAULTS });
-    expect(AUTOSCALING_DEFAULTS).toEqual({ enabled: true, minReplicas: 1, maxReplicas: 10, targetBacklog: 5, scaleDownStabilizationSeconds: 300, idleCooldownSeconds: 300 });
+    expect(AUTOSCALING_DEFAULTS).toEqual({
+      enabled: true,
+      minReplicas: 1,
+      maxReplicas: 10,
+      targetBacklog: 5,
+      scaleDownStabilizationSeconds: 300,
+      idleCooldownSeconds: 300,
+    });
   });
 
   it('reads the workload over its pod template', () => {
@@ -22,7 +33,10 @@ describe('autoscaling annotations', () => {
       { 'kueuer.io/max-replicas': '8', 'kueuer.io/scale-down-stabilization': '2m' },
       { 'kueuer.io/max-replicas': '3', 'kueuer.io/min-replicas': '0', 'kueuer.io/idle-cooldown': '90s', 'kueuer.io/target-backlog': '20' },
     );
-    expect(parsed).toEqual({ ok: true, value: { enabled: true, minReplicas: 0, maxReplicas: 8, targetBacklog: 20, scaleDownStabilizationSeconds: 120, idleCooldownSeconds: 90 } });
+    expect(parsed).toEqual({
+      ok: true,
+      value: { enabled: true, minReplicas: 0, maxReplicas: 8, targetBacklog: 20, scaleDownStabilizationSeconds: 120, idleCooldownSeconds: 90 },
+    });
   });
 
   it.each([
@@ -48,8 +62,14 @@ describe('which workloads get an autoscaler', () => {
   });
 
   it('refuses a bad pod annotation, and a queue too long for a label', () => {
-    expect(decideWorkload(workload({}, { 'kueuer.io/inject': 'true', 'kueuer.io/concurrency': 'many' }))).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/kueuer.io\/concurrency/) });
-    expect(decideWorkload(workload({}, { 'kueuer.io/inject': 'true', 'kueuer.io/queue': 'q'.repeat(70) }))).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/too long for a metric label/) });
+    expect(decideWorkload(workload({}, { 'kueuer.io/inject': 'true', 'kueuer.io/concurrency': 'many' }))).toMatchObject({
+      kind: 'refuse',
+      message: expect.stringMatching(/kueuer.io\/concurrency/),
+    });
+    expect(decideWorkload(workload({}, { 'kueuer.io/inject': 'true', 'kueuer.io/queue': 'q'.repeat(70) }))).toMatchObject({
+      kind: 'refuse',
+      message: expect.stringMatching(/too long for a metric label/),
+    });
   });
 });
 
@@ -74,12 +94,20 @@ describe('the generated HPA', () => {
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'orders' },
       minReplicas: 1, // min 0: Kueuer does 0↔1, the HPA 1↔N
       maxReplicas: 12,
-      metrics: [{ type: 'External', external: { metric: { name: 'kueuer_queue_backlog', selector: { matchLabels: { queue: 'shop.orders' } } }, target: { type: 'AverageValue', averageValue: '4' } } }],
+      metrics: [
+        {
+          type: 'External',
+          external: {
+            metric: { name: 'kueuer_queue_backlog', selector: { matchLabels: { queue: 'shop.orders' } } },
+            target: { type: 'AverageValue', averageValue: '4' },
+          },
+        },
+      ],
       behavior: { scaleDown: { stabilizationWindowSeconds: 300 } },
     });
   });
 
-  it('caps max replicas at a Kafka topic\'s partitions', () => {
+  it("caps max replicas at a Kafka topic's partitions", () => {
     expect(desiredHpa(plan(), 6).spec!.maxReplicas).toBe(6);
     expect(desiredHpa(plan(), 50).spec!.maxReplicas).toBe(12);
   });
@@ -90,20 +118,30 @@ describe('the generated HPA', () => {
       minReplicaCount: 0,
       maxReplicaCount: 6,
       cooldownPeriod: 300,
-      triggers: [{ type: 'metrics-api', metricType: 'AverageValue', metadata: { url: 'https://kueuer-webhook.kueuer-system.svc/backlog/shop.orders', valueLocation: 'backlog', targetValue: '4' } }],
+      triggers: [
+        {
+          type: 'metrics-api',
+          metricType: 'AverageValue',
+          metadata: { url: 'https://kueuer-webhook.kueuer-system.svc/backlog/shop.orders', valueLocation: 'backlog', targetValue: '4' },
+        },
+      ],
     });
   });
 
   it('ignores server-side defaults when deciding whether to update', () => {
     const want = desiredHpa(plan());
-    const stored = { ...want, metadata: { ...want.metadata, resourceVersion: '7', uid: 'x' }, spec: { ...want.spec!, behavior: { scaleDown: { stabilizationWindowSeconds: 300, selectPolicy: 'Max' }, scaleUp: { stabilizationWindowSeconds: 0 } } } };
+    const stored = {
+      ...want,
+      metadata: { ...want.metadata, resourceVersion: '7', uid: 'x' },
+      spec: { ...want.spec!, behavior: { scaleDown: { stabilizationWindowSeconds: 300, selectPolicy: 'Max' }, scaleUp: { stabilizationWindowSeconds: 0 } } },
+    };
     expect(autoscalerFingerprint(stored as never)).toBe(autoscalerFingerprint(want as never));
     expect(autoscalerFingerprint({ ...stored, spec: { ...stored.spec, maxReplicas: 3 } } as never)).not.toBe(autoscalerFingerprint(want as never));
   });
 });
 
 describe('metrics API details', () => {
-  it('reads the queue from the HPA\'s selector', () => {
+  it("reads the queue from the HPA's selector", () => {
     expect(queueFromSelector('queue=shop.orders')).toBe('shop.orders');
     expect(queueFromSelector('queue in (shop.orders)')).toBe('shop.orders');
     expect(queueFromSelector('queue!=x')).toBeNull();
@@ -111,7 +149,11 @@ describe('metrics API details', () => {
   });
 
   it('finds the RabbitMQ management API from the AMQP URL', () => {
-    expect(managementUrlFor('amqp://u:p%40ss@rabbit.svc:5672/prod')).toEqual({ base: 'http://rabbit.svc:15672', vhost: 'prod', authorization: `Basic ${Buffer.from('u:p@ss').toString('base64')}` });
+    expect(managementUrlFor('amqp://u:p%40ss@rabbit.svc:5672/prod')).toEqual({
+      base: 'http://rabbit.svc:15672',
+      vhost: 'prod',
+      authorization: `Basic ${Buffer.from('u:p@ss').toString('base64')}`,
+    });
     expect(managementUrlFor('amqps://u:p@rabbit:5671', 'https://mgmt:443')).toMatchObject({ base: 'https://mgmt', vhost: '/' });
   });
 });

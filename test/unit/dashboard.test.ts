@@ -29,7 +29,10 @@ describe('Grafana dashboard', () => {
   it('has the panels operators look for', () => {
     const titles = dashboard.panels.map((p) => p.title.toLowerCase());
     for (const wanted of ['backlog', 'wait time', 'end-to-end latency', 'requests by status', 'replicas against desired', 'dead letters']) {
-      expect(titles.some((t) => t.includes(wanted)), wanted).toBe(true);
+      expect(
+        titles.some((t) => t.includes(wanted)),
+        wanted,
+      ).toBe(true);
     }
   });
 

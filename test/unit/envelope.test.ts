@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  decodeRequest,
-  decodeResponse,
-  encodeRequest,
-  encodeResponse,
-  META,
-  type QueuedRequest,
-  type QueuedResponse,
-} from '../../shared/envelope.js';
+import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, META, type QueuedRequest, type QueuedResponse } from '../../shared/envelope.js';
 import { isKueuerError } from '../../shared/errors.js';
 import { newRequestId } from '../../shared/request-id.js';
 

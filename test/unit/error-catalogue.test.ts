@@ -12,7 +12,9 @@ function sources(dir: string): string[] {
     return p.endsWith('.ts') ? [readFileSync(p, 'utf8')] : [];
   });
 }
-const code = ['cli', 'shared', 'responder', 'sidecar', 'webhook'].flatMap((d) => sources(join(root, d))).filter((s) => !s.includes('export const OPERATOR_ERRORS'));
+const code = ['cli', 'shared', 'responder', 'sidecar', 'webhook']
+  .flatMap((d) => sources(join(root, d)))
+  .filter((s) => !s.includes('export const OPERATOR_ERRORS'));
 
 describe('error catalogue', () => {
   it('has every KUEUER_ERR_* code the sources throw, and no other', () => {
@@ -21,14 +23,15 @@ describe('error catalogue', () => {
   });
 
   it('has every client error code the sources answer with, and no other', () => {
+    // Whitespace-tolerant: the formatter may break any of these across lines.
     const patterns = [
-      /fail\(\d{3}, '([a-z_]+)'/g,
-      /error\(\d{3}, '([a-z_]+)'/g,
-      /error: '([a-z_]+)'/g,
-      /\d{3}, '([a-z_]+)', /g,
-      /status: \d{3}, code: '([a-z_]+)'/g,
-      /code: '([a-z_]+)', status: \d{3}/g,
-      /errorBody\('([a-z_]+)'/g,
+      /fail\(\s*\d{3},\s*'([a-z_]+)'/g,
+      /error\(\s*\d{3},\s*'([a-z_]+)'/g,
+      /error:\s*'([a-z_]+)'/g,
+      /\d{3},\s*'([a-z_]+)',\s/g,
+      /status:\s*\d{3},\s*code:\s*'([a-z_]+)'/g,
+      /code:\s*'([a-z_]+)',\s*status:\s*\d{3}/g,
+      /errorBody\(\s*'([a-z_]+)'/g,
     ];
     const used = new Set(code.flatMap((s) => patterns.flatMap((p) => [...s.matchAll(p)].map((m) => m[1]!))));
     expect([...used].sort()).toEqual(Object.keys(CLIENT_ERRORS).sort());

@@ -95,7 +95,11 @@ describe('contiguous offsets', () => {
 describe('backpressure slots', () => {
   it('reports full once a record waits, and room again only at half free', async () => {
     const events: string[] = [];
-    const slots = new Slots(4, () => events.push('full'), () => events.push('room'));
+    const slots = new Slots(
+      4,
+      () => events.push('full'),
+      () => events.push('room'),
+    );
     for (let i = 0; i < 4; i++) await slots.acquire();
     expect(events).toEqual([]); // all taken, but nobody waits yet
     const waiting = slots.acquire();

@@ -5,7 +5,10 @@ import { StaticObjectSource } from '../../shared/kube/object-source.js';
 import { SerialRuns } from '../../shared/serial.js';
 
 type Obj = KubernetesObject & { value: number };
-const obj = (name: string, value: number, resourceVersion?: string): Obj => ({ metadata: { namespace: 'ns', name, ...(resourceVersion ? { resourceVersion } : {}) }, value });
+const obj = (name: string, value: number, resourceVersion?: string): Obj => ({
+  metadata: { namespace: 'ns', name, ...(resourceVersion ? { resourceVersion } : {}) },
+  value,
+});
 
 function fakeStore(initial: Obj[]) {
   const calls: string[] = [];
@@ -90,12 +93,14 @@ describe('serial runs', () => {
     const order: string[] = [];
     const errors: unknown[] = [];
     const runs = new SerialRuns((err) => errors.push(err));
-    const task = (name: string, ms: number, fail = false) => async () => {
-      order.push(`start ${name}`);
-      await new Promise((r) => setTimeout(r, ms));
-      order.push(`end ${name}`);
-      if (fail) throw new Error(name);
-    };
+    const task =
+      (name: string, ms: number, fail = false) =>
+      async () => {
+        order.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, ms));
+        order.push(`end ${name}`);
+        if (fail) throw new Error(name);
+      };
     void runs.run(task('a', 20, true));
     const b = runs.run(task('b', 1));
     await b;

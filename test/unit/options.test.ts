@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { responderOptions } from '../../responder/config.js';
 import { sidecarOptions } from '../../sidecar/config.js';
-import {
-  byteSizeIn,
-  closestName,
-  ConfigError,
-  durationIn,
-  integerIn,
-  parseHostPort,
-  parseOptions,
-} from '../../shared/options.js';
+import { byteSizeIn, closestName, ConfigError, durationIn, integerIn, parseHostPort, parseOptions } from '../../shared/options.js';
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -33,9 +25,7 @@ describe('parseOptions', () => {
   });
 
   it('names the flag and the env var of every bad or missing value', () => {
-    const p = problems(() =>
-      parseOptions(sidecarOptions, ['--concurrency', '0', '--backend', 'redis://x'], { KUEUER_APP: 'nohost' }),
-    );
+    const p = problems(() => parseOptions(sidecarOptions, ['--concurrency', '0', '--backend', 'redis://x'], { KUEUER_APP: 'nohost' }));
     expect(p).toEqual([
       'invalid --app (KUEUER_APP) from KUEUER_APP: expected HOST:PORT such as 127.0.0.1:8080, got "nohost"',
       expect.stringMatching(/^invalid --backend \(KUEUER_BACKEND\) from --backend: unsupported backend scheme "redis:"/),

@@ -29,9 +29,19 @@ describe('PendingRequests', () => {
 
   it('reports full at its limit', () => {
     const pending = new PendingRequests(2);
-    pending.hold('a', 1000, () => undefined, () => undefined);
+    pending.hold(
+      'a',
+      1000,
+      () => undefined,
+      () => undefined,
+    );
     expect(pending.isFull()).toBe(false);
-    pending.hold('b', 1000, () => undefined, () => undefined);
+    pending.hold(
+      'b',
+      1000,
+      () => undefined,
+      () => undefined,
+    );
     expect(pending.isFull()).toBe(true);
     pending.take('a');
     pending.take('b');

@@ -29,14 +29,29 @@ describe('request target rules', () => {
 
   it('carries a 16 KiB target through the envelope (the old limit was 8 KiB)', () => {
     const path = `/${'x'.repeat(REQUEST_LIMITS.targetBytes - 1)}`;
-    const wire = encodeRequest({ id: ID, queue: 'q', replyTo: 'kueuer.reply.q.1', deadline: Date.now() + 1000, enqueuedAt: Date.now(), method: 'GET', path, headers: [], body: Buffer.alloc(0) });
+    const wire = encodeRequest({
+      id: ID,
+      queue: 'q',
+      replyTo: 'kueuer.reply.q.1',
+      deadline: Date.now() + 1000,
+      enqueuedAt: Date.now(),
+      method: 'GET',
+      path,
+      headers: [],
+      body: Buffer.alloc(0),
+    });
     expect(decodeRequest(wire).path).toBe(path);
   });
 });
 
 describe('header rules', () => {
   it('refuses two Host headers, whatever their case', () => {
-    expect(headersProblem([['Host', 'a'], ['host', 'b']])).toMatchObject({ code: 'invalid_header', status: 400 });
+    expect(
+      headersProblem([
+        ['Host', 'a'],
+        ['host', 'b'],
+      ]),
+    ).toMatchObject({ code: 'invalid_header', status: 400 });
     expect(headersProblem([['Host', 'a']])).toBeNull();
   });
 
@@ -68,7 +83,14 @@ describe('header rules', () => {
 
 describe('X-Forwarded-For', () => {
   it('appends the peer after the last entry, merging repeated headers in order', () => {
-    const out = withForwardedFor([['X-Forwarded-For', 'a'], ['accept', '*/*'], ['x-forwarded-for', 'b, c']], '10.0.0.9');
+    const out = withForwardedFor(
+      [
+        ['X-Forwarded-For', 'a'],
+        ['accept', '*/*'],
+        ['x-forwarded-for', 'b, c'],
+      ],
+      '10.0.0.9',
+    );
     expect(out.filter(([n]) => n.toLowerCase() === 'x-forwarded-for')).toEqual([['x-forwarded-for', 'a, b, c, 10.0.0.9']]);
     expect(out).toContainEqual(['accept', '*/*']);
   });
@@ -85,7 +107,17 @@ describe('X-Forwarded-For', () => {
 
 describe('unforwardable request envelopes', () => {
   it('keeps the route, so the sidecar can answer the client', () => {
-    const wire = encodeRequest({ id: ID, queue: 'q', replyTo: 'kueuer.reply.q.1', deadline: 123, enqueuedAt: 1, method: 'OPTIONS', path: '*', headers: [], body: Buffer.alloc(0) });
+    const wire = encodeRequest({
+      id: ID,
+      queue: 'q',
+      replyTo: 'kueuer.reply.q.1',
+      deadline: 123,
+      enqueuedAt: 1,
+      method: 'OPTIONS',
+      path: '*',
+      headers: [],
+      body: Buffer.alloc(0),
+    });
     try {
       decodeRequest(wire);
       expect.unreachable();
@@ -98,7 +130,20 @@ describe('unforwardable request envelopes', () => {
   });
 
   it('refuses two Host headers in a queued request', () => {
-    const wire = encodeRequest({ id: ID, queue: 'q', replyTo: 'r', deadline: 1, enqueuedAt: 1, method: 'GET', path: '/', headers: [['host', 'a'], ['Host', 'b']], body: Buffer.alloc(0) });
+    const wire = encodeRequest({
+      id: ID,
+      queue: 'q',
+      replyTo: 'r',
+      deadline: 1,
+      enqueuedAt: 1,
+      method: 'GET',
+      path: '/',
+      headers: [
+        ['host', 'a'],
+        ['Host', 'b'],
+      ],
+      body: Buffer.alloc(0),
+    });
     expect(() => decodeRequest(wire)).toThrow(/more than one Host/);
   });
 });
@@ -143,7 +188,10 @@ describe('logging a refused message', () => {
       enqueuedAt: 1,
       method: 'GET',
       path: '/',
-      headers: [['cookie', 'session=SECRET-COOKIE'], ['authorization', 'Bearer SECRET-TOKEN']],
+      headers: [
+        ['cookie', 'session=SECRET-COOKIE'],
+        ['authorization', 'Bearer SECRET-TOKEN'],
+      ],
       body: Buffer.from('x'),
     });
     const described = JSON.stringify(describeMessage(wire));

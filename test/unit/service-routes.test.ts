@@ -13,7 +13,12 @@ function svc(ns: string, name: string, port: number | undefined, extra: Record<s
       creationTimestamp: created as unknown as Date,
       annotations: { 'kueuer.io/inject': 'true', ...(port !== undefined ? { 'kueuer.io/responder-port': String(port) } : {}), ...extra },
     },
-    spec: { ports: [{ name: 'http', port: 80, targetPort: port as never }, { name: 'alt', port: 8080, targetPort: port as never }] },
+    spec: {
+      ports: [
+        { name: 'http', port: 80, targetPort: port as never },
+        { name: 'alt', port: 8080, targetPort: port as never },
+      ],
+    },
   };
 }
 
@@ -68,7 +73,7 @@ describe('EndpointSlices of queued Services', () => {
     ports: [{ name: 'http', port: 8080 }],
   };
 
-  it('lists the responder pods on the Service\'s responder port, one port entry per Service port name', () => {
+  it("lists the responder pods on the Service's responder port, one port entry per Service port name", () => {
     const [slice, ...rest] = desiredSlices([svc('shop', 'web', 21000)], [responder]);
     expect(rest).toEqual([]);
     expect(slice!.metadata).toEqual({

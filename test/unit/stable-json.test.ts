@@ -9,8 +9,26 @@ describe('fingerprints', () => {
   });
 
   it('an HPA read back with its keys in another order is not drift (no needless replace)', () => {
-    const a = { kind: 'HorizontalPodAutoscaler', metadata: { labels: { 'app.kubernetes.io/managed-by': 'kueuer' } }, spec: { minReplicas: 1, maxReplicas: 5, scaleTargetRef: { kind: 'Deployment', name: 'w', apiVersion: 'apps/v1' }, metrics: [{ type: 'External', external: { metric: { name: 'm' }, target: { type: 'AverageValue', averageValue: '5' } } }] } };
-    const b = { kind: 'HorizontalPodAutoscaler', metadata: { labels: { 'app.kubernetes.io/managed-by': 'kueuer' } }, spec: { scaleTargetRef: { apiVersion: 'apps/v1', name: 'w', kind: 'Deployment' }, maxReplicas: 5, minReplicas: 1, metrics: [{ external: { target: { averageValue: '5', type: 'AverageValue' }, metric: { name: 'm' } }, type: 'External' }] } };
+    const a = {
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { labels: { 'app.kubernetes.io/managed-by': 'kueuer' } },
+      spec: {
+        minReplicas: 1,
+        maxReplicas: 5,
+        scaleTargetRef: { kind: 'Deployment', name: 'w', apiVersion: 'apps/v1' },
+        metrics: [{ type: 'External', external: { metric: { name: 'm' }, target: { type: 'AverageValue', averageValue: '5' } } }],
+      },
+    };
+    const b = {
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { labels: { 'app.kubernetes.io/managed-by': 'kueuer' } },
+      spec: {
+        scaleTargetRef: { apiVersion: 'apps/v1', name: 'w', kind: 'Deployment' },
+        maxReplicas: 5,
+        minReplicas: 1,
+        metrics: [{ external: { target: { averageValue: '5', type: 'AverageValue' }, metric: { name: 'm' } }, type: 'External' }],
+      },
+    };
     expect(autoscalerFingerprint(b)).toBe(autoscalerFingerprint(a));
     expect(autoscalerFingerprint({ ...b, spec: { ...b.spec, maxReplicas: 6 } })).not.toBe(autoscalerFingerprint(a));
   });

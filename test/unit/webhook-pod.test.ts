@@ -17,7 +17,9 @@ const adminListen = (p: V1Pod) => {
   const d = decidePod(p, 'shop', testInjectionConfig);
   if (d.kind !== 'patch') throw new Error(`expected a patch, got ${JSON.stringify(d)}`);
   const sidecar = d.patch.find((op) => op.op === 'add' && op.path.startsWith('/spec/initContainers')) as { value: unknown } | undefined;
-  const value = sidecar!.value as Array<{ env: Array<{ name: string; value: string }>; ports: Array<{ containerPort: number }> }> | { env: Array<{ name: string; value: string }>; ports: Array<{ containerPort: number }> };
+  const value = sidecar!.value as
+    | Array<{ env: Array<{ name: string; value: string }>; ports: Array<{ containerPort: number }> }>
+    | { env: Array<{ name: string; value: string }>; ports: Array<{ containerPort: number }> };
   const c = Array.isArray(value) ? value[0]! : value;
   return { env: c.env.find((e) => e.name === 'KUEUER_ADMIN_LISTEN')!.value, port: c.ports[0]!.containerPort };
 };
@@ -56,6 +58,9 @@ describe('sidecar admin port', () => {
     ['metrics', 'kueuer.io/admin-port: "metrics" is not accepted; use a port number from 1 to 65535'],
     ['8080', 'the sidecar\'s admin port 8080 is also port 8080 ("http") of container "app"'],
   ])('refuses kueuer.io/admin-port=%s', (value, message) => {
-    expect(decidePod(pod({ 'kueuer.io/admin-port': value }), 'shop', testInjectionConfig)).toEqual({ kind: 'refuse', message: expect.stringContaining(message) });
+    expect(decidePod(pod({ 'kueuer.io/admin-port': value }), 'shop', testInjectionConfig)).toEqual({
+      kind: 'refuse',
+      message: expect.stringContaining(message),
+    });
   });
 });

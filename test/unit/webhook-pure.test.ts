@@ -21,7 +21,9 @@ describe('owning workload', () => {
   });
 
   it('uses a StatefulSet or Job name, then the pod name, then generateName', () => {
-    expect(owningWorkloadName({ name: 'db-0', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u', controller: true }] })).toBe('db');
+    expect(
+      owningWorkloadName({ name: 'db-0', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u', controller: true }] }),
+    ).toBe('db');
     expect(owningWorkloadName({ name: 'solo' })).toBe('solo');
     expect(owningWorkloadName({ generateName: 'batch-' })).toBe('batch');
   });
@@ -56,7 +58,14 @@ describe('annotations', () => {
     });
     expect(parsed).toEqual({
       ok: true,
-      value: { appPort: 8080, queue: 'orders', backendSecret: 'rabbit', concurrency: 4, nativeSidecar: false, resources: { cpuRequest: '0.25', memoryLimit: '1Gi' } },
+      value: {
+        appPort: 8080,
+        queue: 'orders',
+        backendSecret: 'rabbit',
+        concurrency: 4,
+        nativeSidecar: false,
+        resources: { cpuRequest: '0.25', memoryLimit: '1Gi' },
+      },
     });
   });
 

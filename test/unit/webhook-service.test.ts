@@ -121,7 +121,13 @@ describe('a queued Service: user changes are recorded for the restore', () => {
     request.spec!.ports!.push({ name: 'admin', port: 81, targetPort: 9000 as never, protocol: 'TCP' });
     const r = await admit(request, queued());
     expect(r.object.spec!.ports!.map((p) => p.targetPort)).toEqual([RESPONDER_PORT, RESPONDER_PORT]);
-    expect(original(r.object)).toEqual({ selector: { app: 'web' }, targetPorts: [{ port: 80, targetPort: 'http' }, { port: 81, targetPort: 9000 }] });
+    expect(original(r.object)).toEqual({
+      selector: { app: 'web' },
+      targetPorts: [
+        { port: 80, targetPort: 'http' },
+        { port: 81, targetPort: 9000 },
+      ],
+    });
   });
 
   it('keeps the saved record when the request changes nothing it covers, and is idempotent', async () => {

@@ -39,7 +39,7 @@ export function autoscalerKind(mode: MetricMode): string {
 
 /** The autoscaler a plan asks for in this mode; `cap` bounds max replicas (a Kafka topic's partitions). */
 export function desiredAutoscaler(mode: MetricMode, plan: ScalingPlan, backlogUrl: string, cap: number | undefined): Managed {
-  return (mode === 'keda' ? desiredScaledObject(plan, backlogUrl, cap) : desiredHpa(plan, cap));
+  return mode === 'keda' ? desiredScaledObject(plan, backlogUrl, cap) : desiredHpa(plan, cap);
 }
 
 export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log: Logger): Promise<ManagedStore<Managed>> {
@@ -56,21 +56,32 @@ export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log:
         managedSelector,
       ),
       create: async (o) => void (await custom.createNamespacedCustomObject({ ...g, namespace: o.metadata!.namespace!, body: o })),
-      replace: async (o, rv) => void (await custom.replaceNamespacedCustomObject({ ...g, namespace: o.metadata!.namespace!, name: o.metadata!.name!, body: withResourceVersion(o, rv) })),
+      replace: async (o, rv) =>
+        void (await custom.replaceNamespacedCustomObject({
+          ...g,
+          namespace: o.metadata!.namespace!,
+          name: o.metadata!.name!,
+          body: withResourceVersion(o, rv),
+        })),
       remove: async (namespace, name) => void (await custom.deleteNamespacedCustomObject({ ...g, namespace, name })),
     };
   }
   const autoscaling = kc.makeApiClient(k8s.AutoscalingV2Api);
   return {
-    source: (await informerSource<V2HorizontalPodAutoscaler>(
+    source: await informerSource<V2HorizontalPodAutoscaler>(
       '/apis/autoscaling/v2/horizontalpodautoscalers',
       () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managedSelector }),
       log,
       managedSelector,
-    )),
-    create: async (o) => void (await autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: o.metadata!.namespace!, body: o as V2HorizontalPodAutoscaler })),
+    ),
+    create: async (o) =>
+      void (await autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: o.metadata!.namespace!, body: o as V2HorizontalPodAutoscaler })),
     replace: async (o, rv) =>
-      void (await autoscaling.replaceNamespacedHorizontalPodAutoscaler({ namespace: o.metadata!.namespace!, name: o.metadata!.name!, body: withResourceVersion(o as V2HorizontalPodAutoscaler, rv) })),
+      void (await autoscaling.replaceNamespacedHorizontalPodAutoscaler({
+        namespace: o.metadata!.namespace!,
+        name: o.metadata!.name!,
+        body: withResourceVersion(o as V2HorizontalPodAutoscaler, rv),
+      })),
     remove: async (namespace, name) => void (await autoscaling.deleteNamespacedHorizontalPodAutoscaler({ namespace, name })),
   };
 }

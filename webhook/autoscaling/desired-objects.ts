@@ -36,10 +36,7 @@ export interface ScalingPlan {
   settings: AutoscalingSettings;
 }
 
-export type WorkloadDecision =
-  | { kind: 'none' }
-  | { kind: 'refuse'; message: string }
-  | { kind: 'scale'; plan: ScalingPlan };
+export type WorkloadDecision = { kind: 'none' } | { kind: 'refuse'; message: string } | { kind: 'scale'; plan: ScalingPlan };
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
@@ -167,7 +164,12 @@ export function desiredScaledObject(plan: ScalingPlan, backlogUrl: string, maxCa
         {
           type: 'metrics-api',
           metricType: 'AverageValue',
-          metadata: { url: `${backlogUrl}/${encodeURIComponent(queue)}`, valueLocation: 'backlog', targetValue: String(settings.targetBacklog), authMode: 'tls' },
+          metadata: {
+            url: `${backlogUrl}/${encodeURIComponent(queue)}`,
+            valueLocation: 'backlog',
+            targetValue: String(settings.targetBacklog),
+            authMode: 'tls',
+          },
           // The CA that verifies the webhook's certificate (see desiredBacklogAuthentication).
           authenticationRef: { name: BACKLOG_AUTH_NAME, kind: 'ClusterTriggerAuthentication' },
         },

@@ -45,11 +45,15 @@ export function proxiedIdentity(req: FastifyRequest, allowedNames: readonly stri
   if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return 'no client certificate signed by the requestheader CA';
   const cn = socket.getPeerCertificate().subject?.CN;
   const name = Array.isArray(cn) ? cn[0] : cn;
-  if (allowedNames.length > 0 && (!name || !allowedNames.includes(name))) return `client certificate CN ${JSON.stringify(name)} is not an allowed requestheader name`;
+  if (allowedNames.length > 0 && (!name || !allowedNames.includes(name)))
+    return `client certificate CN ${JSON.stringify(name)} is not an allowed requestheader name`;
   const user = req.headers['x-remote-user'];
   if (typeof user !== 'string' || user === '') return 'no X-Remote-User header';
   const g = req.headers['x-remote-group'];
-  const groups = (Array.isArray(g) ? g : g ? [g] : []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const groups = (Array.isArray(g) ? g : g ? [g] : [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   return { user, groups };
 }
 
@@ -88,30 +92,33 @@ export function registerExternalMetrics(app: FastifyInstance, options: ExternalM
     };
   });
 
-  app.get<{ Params: { namespace: string; metric: string }; Querystring: { labelSelector?: string } }>(`${base}/namespaces/:namespace/:metric`, async (req, reply) => {
-    const { namespace, metric } = req.params;
-    if (!(await authenticated(req, reply, namespace, metric))) return reply;
-    if (metric !== BACKLOG_METRIC) return status(reply, 404, 'NotFound', `no external metric ${metric}; Kueuer serves ${BACKLOG_METRIC}`);
-    const queue = queueFromSelector(req.query.labelSelector);
-    if (!queue) return status(reply, 400, 'BadRequest', `${BACKLOG_METRIC} needs the label selector queue=<namespace>.<name>`);
-    // A namespace reads only its own queues.
-    if (!queue.startsWith(`${namespace}.`) || !options.isManagedQueue(queue)) {
-      return status(reply, 404, 'NotFound', `queue ${queue} is not a Kueuer queue of namespace ${namespace}`);
-    }
-    let value: number;
-    try {
-      value = await options.backlog(queue);
-    } catch (err) {
-      req.log.warn({ err: (err as Error).message, queue }, 'cannot read the queue depth for the HPA');
-      return status(reply, 503, 'ServiceUnavailable', `cannot read the depth of queue ${queue} from the broker: ${(err as Error).message}`);
-    }
-    return {
-      kind: 'ExternalMetricValueList',
-      apiVersion: EXTERNAL_METRICS_GROUP_VERSION,
-      metadata: {},
-      items: [{ metricName: metric, metricLabels: { queue }, timestamp: new Date().toISOString(), value: String(value) }],
-    };
-  });
+  app.get<{ Params: { namespace: string; metric: string }; Querystring: { labelSelector?: string } }>(
+    `${base}/namespaces/:namespace/:metric`,
+    async (req, reply) => {
+      const { namespace, metric } = req.params;
+      if (!(await authenticated(req, reply, namespace, metric))) return reply;
+      if (metric !== BACKLOG_METRIC) return status(reply, 404, 'NotFound', `no external metric ${metric}; Kueuer serves ${BACKLOG_METRIC}`);
+      const queue = queueFromSelector(req.query.labelSelector);
+      if (!queue) return status(reply, 400, 'BadRequest', `${BACKLOG_METRIC} needs the label selector queue=<namespace>.<name>`);
+      // A namespace reads only its own queues.
+      if (!queue.startsWith(`${namespace}.`) || !options.isManagedQueue(queue)) {
+        return status(reply, 404, 'NotFound', `queue ${queue} is not a Kueuer queue of namespace ${namespace}`);
+      }
+      let value: number;
+      try {
+        value = await options.backlog(queue);
+      } catch (err) {
+        req.log.warn({ err: (err as Error).message, queue }, 'cannot read the queue depth for the HPA');
+        return status(reply, 503, 'ServiceUnavailable', `cannot read the depth of queue ${queue} from the broker: ${(err as Error).message}`);
+      }
+      return {
+        kind: 'ExternalMetricValueList',
+        apiVersion: EXTERNAL_METRICS_GROUP_VERSION,
+        metadata: {},
+        items: [{ metricName: metric, metricLabels: { queue }, timestamp: new Date().toISOString(), value: String(value) }],
+      };
+    },
+  );
 
   app.get<{ Params: { queue: string } }>('/backlog/:queue', async (req, reply) => {
     const { queue } = req.params;

@@ -36,8 +36,9 @@ export type OwnerDecision = { kind: 'absent' } | { kind: 'ours' } | { kind: 'for
 /** The fix for a known owner: switch Kueuer to that owner's mode, else remove the other one. */
 function fixFor(owner: ServiceRef | null): string {
   const name = owner?.name ?? '';
-  if (/keda/.test(name)) return 'run Kueuer with --autoscaling keda (KUEUER_AUTOSCALING=keda; the keda component or the chart\'s autoscaling.mode=keda)';
-  if (/prometheus-adapter/.test(name)) return 'run Kueuer with --autoscaling prometheus-adapter (KUEUER_AUTOSCALING=prometheus-adapter; the chart\'s autoscaling.mode=prometheus-adapter)';
+  if (/keda/.test(name)) return "run Kueuer with --autoscaling keda (KUEUER_AUTOSCALING=keda; the keda component or the chart's autoscaling.mode=keda)";
+  if (/prometheus-adapter/.test(name))
+    return "run Kueuer with --autoscaling prometheus-adapter (KUEUER_AUTOSCALING=prometheus-adapter; the chart's autoscaling.mode=prometheus-adapter)";
   return `uninstall the other metrics server (kubectl delete apiservice ${EXTERNAL_METRICS_APISERVICE}), or run Kueuer with --autoscaling keda or --autoscaling prometheus-adapter if it is KEDA or prometheus-adapter`;
 }
 
@@ -82,7 +83,10 @@ export async function checkExternalMetricsOwner(kc: KubeConfig, expected: Servic
     const code = (err as { code?: number }).code;
     if (code === 404) found = null;
     else if (code === 403) {
-      log?.warn({ apiService: EXTERNAL_METRICS_APISERVICE }, 'may not read the external metrics APIService; its owner is not checked (grant get on apiregistration.k8s.io apiservices)');
+      log?.warn(
+        { apiService: EXTERNAL_METRICS_APISERVICE },
+        'may not read the external metrics APIService; its owner is not checked (grant get on apiregistration.k8s.io apiservices)',
+      );
       return { kind: 'absent' };
     } else throw new Error(`cannot read APIService ${EXTERNAL_METRICS_APISERVICE}: ${(err as Error).message}`);
   }

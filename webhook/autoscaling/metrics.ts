@@ -9,16 +9,24 @@ export interface AutoscalingMetrics {
   desiredReplicas: Gauge<'queue'>;
 }
 
-export const autoscalingMetrics = perRegistry(
-  (registry: Registry): AutoscalingMetrics => ({
-    backlog: new Gauge({ name: 'kueuer_queue_backlog', help: 'Requests waiting or in progress on a queue (RabbitMQ ready + unacked; Kafka lag), as served to the HPA', labelNames: ['queue'], registers: [registry] }),
-    replicas: new Gauge({ name: 'kueuer_workload_replicas', help: "The scaled workload's spec.replicas", labelNames: ['queue'], registers: [registry] }),
-    desiredReplicas: new Gauge({
-      name: 'kueuer_workload_desired_replicas',
-      help: 'Replicas the backlog asks for: ceil(backlog / target backlog) within min and max (0 when idle and min is 0)',
-      labelNames: ['queue'],
-      registers: [registry],
-    }),
-    depthErrors: new Counter({ name: 'kueuer_queue_depth_errors_total', help: 'Failed reads of a queue depth from the broker', labelNames: ['queue'], registers: [registry] }),
+export const autoscalingMetrics = perRegistry((registry: Registry): AutoscalingMetrics => ({
+  backlog: new Gauge({
+    name: 'kueuer_queue_backlog',
+    help: 'Requests waiting or in progress on a queue (RabbitMQ ready + unacked; Kafka lag), as served to the HPA',
+    labelNames: ['queue'],
+    registers: [registry],
   }),
-);
+  replicas: new Gauge({ name: 'kueuer_workload_replicas', help: "The scaled workload's spec.replicas", labelNames: ['queue'], registers: [registry] }),
+  desiredReplicas: new Gauge({
+    name: 'kueuer_workload_desired_replicas',
+    help: 'Replicas the backlog asks for: ceil(backlog / target backlog) within min and max (0 when idle and min is 0)',
+    labelNames: ['queue'],
+    registers: [registry],
+  }),
+  depthErrors: new Counter({
+    name: 'kueuer_queue_depth_errors_total',
+    help: 'Failed reads of a queue depth from the broker',
+    labelNames: ['queue'],
+    registers: [registry],
+  }),
+}));

@@ -52,7 +52,12 @@ const RESYNC_MS = 60_000;
 function asWorkload(kind: Workload['kind'], o: V1Deployment | V1StatefulSet): Workload {
   return {
     kind,
-    metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace!, uid: o.metadata!.uid!, ...(o.metadata?.annotations ? { annotations: o.metadata.annotations } : {}) },
+    metadata: {
+      name: o.metadata!.name!,
+      namespace: o.metadata!.namespace!,
+      uid: o.metadata!.uid!,
+      ...(o.metadata?.annotations ? { annotations: o.metadata.annotations } : {}),
+    },
     spec: { ...(o.spec?.replicas !== undefined ? { replicas: o.spec.replicas } : {}), template: { metadata: o.spec?.template?.metadata ?? {} } },
   };
 }
@@ -85,10 +90,9 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
 
   const workloads = (): Workload[] => {
     const optedIn = new Set(namespaces.list().map((n) => n.metadata?.name));
-    return [
-      ...deployments.list().map((d) => asWorkload('Deployment', d)),
-      ...statefulSets.list().map((s) => asWorkload('StatefulSet', s)),
-    ].filter((w) => optedIn.has(w.metadata.namespace));
+    return [...deployments.list().map((d) => asWorkload('Deployment', d)), ...statefulSets.list().map((s) => asWorkload('StatefulSet', s))].filter((w) =>
+      optedIn.has(w.metadata.namespace),
+    );
   };
 
   const desired = async (): Promise<Iterable<Wanted<Managed, ScalingPlan>>> => {
@@ -125,7 +129,8 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
     async written(change, wanted) {
       const { object, context: plan } = wanted;
       const ref = workloadRef(plan.workload);
-      if (change === 'created') await events.record(ref, 'Normal', 'KueuerAutoscalerCreated', `created ${kindName} ${object.metadata!.name} on queue ${plan.queue}${capNote(wanted)}`);
+      if (change === 'created')
+        await events.record(ref, 'Normal', 'KueuerAutoscalerCreated', `created ${kindName} ${object.metadata!.name} on queue ${plan.queue}${capNote(wanted)}`);
       else await events.record(ref, 'Normal', 'KueuerAutoscalerUpdated', `updated ${kindName} ${object.metadata!.name}${capNote(wanted)}`);
     },
     async writeFailed(err, { object, context: plan }, existed, key) {
@@ -138,7 +143,13 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
     },
     async removed(stale, key) {
       const owner = seen.find((w) => w.metadata.uid === (stale.metadata?.ownerReferences?.[0]?.uid ?? ''));
-      if (owner) await events.record(workloadRef(owner), 'Normal', 'KueuerAutoscalerDeleted', `deleted ${kindName} ${stale.metadata!.name}: the workload no longer asks for it`);
+      if (owner)
+        await events.record(
+          workloadRef(owner),
+          'Normal',
+          'KueuerAutoscalerDeleted',
+          `deleted ${kindName} ${stale.metadata!.name}: the workload no longer asks for it`,
+        );
       else log.info({ autoscaler: key }, 'deleted an autoscaler whose workload no longer asks for it');
     },
     removeFailed(err, _stale, key) {

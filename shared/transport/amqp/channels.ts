@@ -37,13 +37,7 @@ export function track<C extends Channel>(channel: C, log: Logger, what: string):
   return channel;
 }
 
-export function confirmPublish(
-  channel: ConfirmChannel,
-  queue: string,
-  message: WireMessage,
-  props: amqp.Options.Publish,
-  timeoutMs: number,
-): Promise<void> {
+export function confirmPublish(channel: ConfirmChannel, queue: string, message: WireMessage, props: amqp.Options.Publish, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `broker did not confirm within ${timeoutMs} ms`));
@@ -51,7 +45,8 @@ export function confirmPublish(
     try {
       channel.sendToQueue(queue, message.body, { ...props, headers: message.meta }, (err: unknown) => {
         clearTimeout(timer);
-        if (err) reject(new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `broker refused the message: ${err instanceof Error ? err.message : JSON.stringify(err)}`));
+        if (err)
+          reject(new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `broker refused the message: ${err instanceof Error ? err.message : JSON.stringify(err)}`));
         else resolve();
       });
     } catch (err) {

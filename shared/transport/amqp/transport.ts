@@ -21,7 +21,16 @@ import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
 import { closedChannels, confirmPublish, metaFromHeaders, redactUrl, returnedIds, track } from './channels.js';
 import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../../connect-errors.js';
 import { reportFatal } from '../../fatal.js';
-import { isReplyAddress, REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type PublishOptions, type ReplyInbox, type Transport } from '../transport.js';
+import {
+  isReplyAddress,
+  REPLY_ADDRESS_PREFIX,
+  type ConsumeOptions,
+  type Consumer,
+  type DeliveryHandler,
+  type PublishOptions,
+  type ReplyInbox,
+  type Transport,
+} from '../transport.js';
 
 class AmqpReplyInbox implements ReplyInbox {
   private channel: Channel | null = null;
@@ -172,7 +181,10 @@ export class AmqpTransport implements Transport {
       return;
     }
     this.refusal = new KueuerError('KUEUER_ERR_BROKER_REFUSED', reason, { cause: err });
-    this.log.error({ host: this.endpoint.host, port: this.endpoint.port, vhost: this.endpoint.vhost, user: this.endpoint.user, err: err.message }, `${reason}; not retrying`);
+    this.log.error(
+      { host: this.endpoint.host, port: this.endpoint.port, vhost: this.endpoint.vhost, user: this.endpoint.user, err: err.message },
+      `${reason}; not retrying`,
+    );
     void this.connection.close().catch(() => undefined);
     reportFatal(this.refusal);
   }

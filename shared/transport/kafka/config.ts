@@ -25,7 +25,8 @@ export interface KafkaSpec {
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
 export function parseKafkaUrl(value: string): KafkaSpec {
-  const bad = (why: string) => new KueuerError('KUEUER_ERR_BACKEND_URL', `kafka backend: ${why}; expected kafka://host:port[,host:port][?tls=true&sasl=scram-sha-512]`);
+  const bad = (why: string) =>
+    new KueuerError('KUEUER_ERR_BACKEND_URL', `kafka backend: ${why}; expected kafka://host:port[,host:port][?tls=true&sasl=scram-sha-512]`);
   const rest = value.slice('kafka://'.length);
   const [hostPart = '', query = ''] = rest.split('?', 2);
   if (hostPart.includes('@')) throw bad('credentials do not go in the URL; use KUEUER_KAFKA_USERNAME and KUEUER_KAFKA_PASSWORD (from a Secret)');
@@ -66,7 +67,10 @@ export function kafkaAuth(spec: KafkaSpec, env: Record<string, string | undefine
     const username = secret(env, 'KUEUER_KAFKA_USERNAME');
     const password = secret(env, 'KUEUER_KAFKA_PASSWORD');
     if (!username || !password) {
-      throw new KueuerError('KUEUER_ERR_BACKEND_URL', `kafka backend: sasl=${spec.sasl} needs KUEUER_KAFKA_USERNAME and KUEUER_KAFKA_PASSWORD (or their _FILE forms)`);
+      throw new KueuerError(
+        'KUEUER_ERR_BACKEND_URL',
+        `kafka backend: sasl=${spec.sasl} needs KUEUER_KAFKA_USERNAME and KUEUER_KAFKA_PASSWORD (or their _FILE forms)`,
+      );
     }
     auth.sasl = { mechanism: spec.sasl, username, password };
   }

@@ -22,7 +22,8 @@ export class ContiguousOffsets {
    */
   dispatched(offset: bigint): void {
     if (offset < this.fetched) return; // fetched again after a rebalance: already tracked
-    if (this.next === this.fetched) this.next = offset; // nothing pending: jump the gap
+    if (this.next === this.fetched)
+      this.next = offset; // nothing pending: jump the gap
     else for (let o = this.fetched; o < offset; o++) this.done.add(o);
     this.fetched = offset + 1n;
   }

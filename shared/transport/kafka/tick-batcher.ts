@@ -32,11 +32,9 @@ export class TickBatcher {
     this.scheduled = false;
     const batch = this.queued;
     this.queued = [];
-    this.producer
-      .sendBatch({ acks: -1, topicMessages: groupByTopic(batch) })
-      .then(
-        () => batch.forEach((q) => q.resolve()),
-        (err: unknown) => batch.forEach((q) => q.reject(err)),
-      );
+    this.producer.sendBatch({ acks: -1, topicMessages: groupByTopic(batch) }).then(
+      () => batch.forEach((q) => q.resolve()),
+      (err: unknown) => batch.forEach((q) => q.reject(err)),
+    );
   }
 }

@@ -27,7 +27,15 @@ import type { WireMessage } from '../../envelope.js';
 import { KueuerError } from '../../errors.js';
 import { retry, type RetryOptions } from '../../retry.js';
 import type { KafkaDelivery } from '../backend.js';
-import { REPLY_ADDRESS_PREFIX, type ConsumeOptions, type Consumer, type DeliveryHandler, type PublishOptions, type ReplyInbox, type Transport } from '../transport.js';
+import {
+  REPLY_ADDRESS_PREFIX,
+  type ConsumeOptions,
+  type Consumer,
+  type DeliveryHandler,
+  type PublishOptions,
+  type ReplyInbox,
+  type Transport,
+} from '../transport.js';
 import { KafkaClient, SETUP_RETRY } from './client.js';
 import { consumerGroup, requestTopic, type KafkaSpec } from './config.js';
 import { metaFromHeaders, recordOf } from './records.js';
@@ -142,7 +150,10 @@ export class KafkaTransport implements Transport {
     } catch (err) {
       const type = (err as { type?: string }).type ?? '';
       if (type === 'TOPIC_AUTHORIZATION_FAILED' || type === 'CLUSTER_AUTHORIZATION_FAILED') {
-        throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `not allowed to create Kafka topic ${topic}: create it beforehand (see docs/kafka.md) or grant CREATE on it`);
+        throw new KueuerError(
+          'KUEUER_ERR_BROKER_UNAVAILABLE',
+          `not allowed to create Kafka topic ${topic}: create it beforehand (see docs/kafka.md) or grant CREATE on it`,
+        );
       }
       if (type !== 'TOPIC_ALREADY_EXISTS') throw err;
     }
@@ -170,11 +181,7 @@ export class KafkaTransport implements Transport {
       return;
     }
     if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
-    await withTimeout(
-      this.batcher.send(replyTo, recordOf(message)),
-      options.timeoutMs,
-      'reply',
-    );
+    await withTimeout(this.batcher.send(replyTo, recordOf(message)), options.timeoutMs, 'reply');
   }
 
   /**
@@ -303,12 +310,9 @@ export class KafkaTransport implements Transport {
 
   /** Polls every 100 ms for up to 5 s. */
   private waitConnected(): Promise<void> {
-    return retry(
-      async () => {
-        if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
-      },
-      CONNECTED_POLL,
-    );
+    return retry(async () => {
+      if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
+    }, CONNECTED_POLL);
   }
 
   async close(): Promise<void> {
