@@ -141,8 +141,8 @@ spec:
     }
   });
 
-  /** Kinds of other projects' CRDs (cert-manager, Prometheus Operator, Strimzi), not installed in the test cluster. */
-  const FOREIGN_KINDS = new Set(['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'KafkaTopic']);
+  /** Kinds of other projects' CRDs (cert-manager, Prometheus Operator, Strimzi, KEDA), not installed in the test cluster. */
+  const FOREIGN_KINDS = new Set(['Certificate', 'Issuer', 'ServiceMonitor', 'PodMonitor', 'KafkaTopic', 'ClusterTriggerAuthentication']);
 
   it.each(['manifests', ...readdirSync(join(root, 'manifests', 'overlays')).map((o) => `manifests/overlays/${o}`)])(
     "%s renders with kustomize and every object passes the apiserver's strict validation (server-side dry run)",
@@ -163,7 +163,7 @@ spec:
           });
       }
       for (const o of objects.filter((o) => FOREIGN_KINDS.has(o.kind)))
-        expect(o.apiVersion).toMatch(/^(cert-manager\.io|monitoring\.coreos\.com|kafka\.strimzi\.io)\//);
+        expect(o.apiVersion).toMatch(/^(cert-manager\.io|monitoring\.coreos\.com|kafka\.strimzi\.io|keda\.sh)\//);
       const r = cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], ours.map((o) => dumpYaml(o)).join('---\n'));
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
