@@ -8,6 +8,8 @@ import type { QueuedResponse } from '../shared/envelope.js';
 
 export interface PendingRequest {
   onReply: (response: QueuedResponse) => void;
+  /** Its reply arrived but could not be decoded: the client is answered 502 at once. */
+  onInvalidReply: (reason: string) => void;
   timer: NodeJS.Timeout;
 }
 
@@ -25,11 +27,17 @@ export class PendingRequests {
   }
 
   /** Holds a client until `take` or until `timeoutMs`, when onTimeout runs. */
-  hold(id: string, timeoutMs: number, onReply: (response: QueuedResponse) => void, onTimeout: () => void): void {
+  hold(
+    id: string,
+    timeoutMs: number,
+    onReply: (response: QueuedResponse) => void,
+    onTimeout: () => void,
+    onInvalidReply: (reason: string) => void = () => onTimeout(),
+  ): void {
     const timer = setTimeout(() => {
       if (this.entries.delete(id)) onTimeout();
     }, timeoutMs);
-    this.entries.set(id, { onReply, timer });
+    this.entries.set(id, { onReply, onInvalidReply, timer });
   }
 
   /** Removes and returns the entry, or undefined if it was already answered, timed out or released. */

@@ -8,7 +8,7 @@ import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'n
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { decodeResponse, encodeRequest, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
+import { decodeResponse, encodeRequest, META, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
 import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
 import { isKueuerError } from '../shared/errors.js';
 import {
@@ -22,7 +22,7 @@ import {
   type HeaderPairs,
 } from '../shared/http-headers.js';
 import { headersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
-import { newRequestId } from '../shared/request-id.js';
+import { isRequestId, newRequestId } from '../shared/request-id.js';
 import type { ReplyInbox, Transport } from '../shared/transport/transport.js';
 import type { ResponderSettings } from './config.js';
 import type { ResponderMetrics } from './metrics.js';
@@ -52,8 +52,24 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     logController: new LogController({ requestIdLogLabel: 'reqId', disableRequestLogging: true }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // Requests Node's parser refuses (smuggling forms, obs-fold, oversize or slow headers) get Kueuer's JSON
+    // answer and a log line with a request id; never the raw bytes (they hold cookies and tokens).
+    clientErrorHandler: (err, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const id = newRequestId();
+      const [status, code, message]: [number, ClientErrorCode, string] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'the request line and headers did not arrive in time']
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'headers_too_large', `the request line and headers are over ${MAX_HEADER_SECTION_BYTES} bytes`]
+            : [400, 'malformed_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'}); nothing was queued`];
+      log.info({ reqId: id, status, code, cause: err.code }, 'refused a malformed request');
+      metrics.answered(status, 0);
+      if (socket.writable) writeRawError(socket, status, errorBody(code, message, id), id);
+      else socket.destroy();
+    },
     // Room for a 16 KiB target plus 48 KiB of headers; beyond it Node's parser answers 431 itself.
-    http: { maxHeaderSize: MAX_HEADER_SECTION_BYTES },
+    http: { maxHeaderSize: MAX_HEADER_SECTION_BYTES, requireHostHeader: false }, // a missing Host gets Kueuer's 400 below
   });
   // The responder reads bodies itself, raw and bounded, for every method, so
   // fastify must not parse them (it would refuse unknown or missing media types).
@@ -65,7 +81,11 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       response = decodeResponse(message);
     } catch (err) {
       metrics.invalidReply();
-      log.warn({ err: (err as Error).message }, 'dropped a malformed reply');
+      // A reply that names a client this replica holds answers it at once rather than at its deadline.
+      const id = message.meta[META.id];
+      const entry = id !== undefined && isRequestId(id) ? pending.take(id) : undefined;
+      log.warn({ reqId: entry ? id : undefined, err: (err as Error).message }, 'dropped a malformed reply');
+      entry?.onInvalidReply((err as Error).message);
       return;
     }
     if (response.queue !== settings.queue) {
@@ -157,9 +177,11 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     /** Answers before the body is read; the unread body is not drained, the connection is closed. */
     const refuseEarly = (problem: RefusalProblem): void => {
       reqLog.info({ code: problem.code, reason: problem.message }, 'refused a request Kueuer cannot queue');
-      fail(problem.status, problem.code, problem.message, [], { closeConnection: !request.raw.complete });
+      // A request without a body has nothing left unread: its connection stays open for the next one.
+      const bodyPending = !request.raw.complete && (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0);
+      fail(problem.status, problem.code, problem.message, [], { closeConnection: bodyPending });
       res.once('finish', () => {
-        if (!request.raw.complete) request.raw.destroy();
+        if (bodyPending) request.raw.destroy();
       });
     };
 
@@ -201,6 +223,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       settings.timeoutMs,
       (response) => answer(response.status, response.headers, response.body, { isHead, reason: response.reason }),
       () => fail(504, 'deadline_exceeded', `no answer within ${settings.timeoutMs} ms`),
+      (reason) => fail(502, 'invalid_app_response', `the app's answer could not be carried back: ${reason}`),
     );
     metrics.pendingSet(pending.size);
     res.on('close', () => {
@@ -266,6 +289,9 @@ function requestProblem(req: IncomingMessage, forwarded: HeaderPairs): RefusalPr
       code: 'upgrade_not_supported',
       message: `Upgrade: ${upgrade.slice(0, 64)} (e.g. WebSocket) needs a live connection to the app, which a queue cannot carry`,
     };
+  }
+  if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+    return { status: 400, code: 'invalid_header', message: 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)' };
   }
   return targetProblem(req.url ?? '') ?? headersProblem(forwarded);
 }

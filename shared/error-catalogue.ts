@@ -120,6 +120,17 @@ export const CLIENT_ERRORS = {
       'The request asks to switch protocols (`Upgrade`, e.g. WebSocket), which needs a live connection to the app; `Upgrade: h2c` is ignored instead. The connection is closed.',
     action: 'Serve WebSockets from a Service without kueuer.io/inject.',
   },
+  malformed_request: {
+    status: 400,
+    meaning:
+      "The request is not valid HTTP/1.1 as Node's parser reads it (request smuggling forms such as Content-Length with Transfer-Encoding, obs-fold, bare LF, NUL, HTTP/1.1 without Host). The connection is closed; nothing was queued.",
+    action: "Fix the client or the proxy in front of it; the log line names the parser's reason.",
+  },
+  request_timeout: {
+    status: 408,
+    meaning: "The request line and headers did not arrive within Node's headers timeout (60 s). The connection is closed; nothing was queued.",
+    action: 'Retry; a client that trickles its headers is refused on purpose (slowloris).',
+  },
   connect_not_supported: {
     status: 501,
     meaning: 'A CONNECT request (a tunnel) cannot be queued. The connection is closed.',

@@ -60,6 +60,8 @@ export type AppOutcome =
 const CRASH_PROBE_TIMEOUT_MS = 500;
 /** Stop retrying this long before the deadline, so the 502 still reaches the client. */
 const ANSWER_MARGIN_MS = 250;
+/** A reason phrase of visible ASCII, spaces and tabs. */
+const ASCII_REASON = /^[\t\u0020-\u007e]*$/;
 /** Statuses whose response never has a body, whatever Content-Length says (RFC 9110 §6.4.1). */
 const BODYLESS_STATUSES = new Set([204, 304]);
 
@@ -91,12 +93,13 @@ export class AppClient {
   }
 
   private newPool(): Pool {
-    return new Pool(this.origin, { connections: this.concurrency, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
+    // Response headers up to what the envelope carries (48 KiB as JSON); larger ones are the app's 502.
+    return new Pool(this.origin, { connections: this.concurrency, pipelining: 1, headersTimeout: 0, bodyTimeout: 0, maxHeaderSize: 64 * 1024 });
   }
 
   async call(req: QueuedRequest, redelivered: boolean, log: Logger, onRetry: () => void): Promise<AppOutcome> {
     let flat = this.headersFor(req, redelivered);
-    let replayedAfterCrash = false;
+    let resentAfterCut = false;
     for (let attempt = 1; ; attempt++) {
       const remaining = req.deadline - Date.now();
       if (remaining <= 0) return { kind: 'timeout', attempts: attempt - 1 };
@@ -107,13 +110,22 @@ export class AppClient {
         if (!(err instanceof CallFailure)) throw err;
         if (err.kind === 'timeout' || err.kind === 'too_large') return { kind: err.kind, attempts: attempt };
         let retryable = err.retryable;
-        if (err.cutAfterSending && !replayedAfterCrash && !(await this.acceptsConnections())) {
-          // The app went down in the middle of the request (its port refuses connections now):
-          // like a crashed pod, the request is sent once more, flagged, when the app is back.
-          replayedAfterCrash = true;
-          retryable = true;
-          flat = this.headersFor(req, true);
-          log.warn({ err: err.message }, 'the app went down during the request; it is sent again with x-kueuer-redelivered: true once the app is back');
+        if (err.cutAfterSending && !resentAfterCut) {
+          const appDown = !(await this.acceptsConnections());
+          if (appDown || IDEMPOTENT_METHODS.has(req.method)) {
+            // The app went down in the middle of the request (its port refuses connections now), like a
+            // crashed pod; or an idempotent request met a kept-alive connection the app closed (RFC 9110
+            // §9.2.2 allows retrying those). Sent once more, flagged, so the app knows it may be a repeat.
+            resentAfterCut = true;
+            retryable = true;
+            flat = this.headersFor(req, true);
+            log.warn(
+              { err: err.message, appDown },
+              appDown
+                ? 'the app went down during the request; it is sent again with x-kueuer-redelivered: true once the app is back'
+                : 'the connection closed before an answer to an idempotent request; it is sent again with x-kueuer-redelivered: true',
+            );
+          }
         }
         const wait = backoffMs(attempt);
         if (!retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
@@ -187,6 +199,11 @@ export class AppClient {
       };
       const handler: Dispatcher.DispatchHandler = {
         onConnect: (abortRequest) => {
+          if (settled) {
+            // Its deadline passed while it waited in undici's queue for a connection: never send it.
+            abortRequest(new Error('deadline passed before a connection was free'));
+            return;
+          }
           handedToConnection = true;
           abort = abortRequest;
         },
@@ -241,7 +258,10 @@ export class AppClient {
     if (problem) return `the app's response headers cannot be forwarded: ${problem.message}`;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     // Most apps send the standard phrase; only another one travels (clients may ignore it, RFC 9112 §4).
-    return reason === (STATUS_CODES[status] ?? '') ? { status, headers, body } : { status, reason: reason.slice(0, 512), headers, body };
+    // Only a visible-ASCII phrase is sure to travel byte for byte (undici decodes it as UTF-8); any other
+    // falls back to the standard phrase, which clients may use anyway.
+    const custom = reason !== (STATUS_CODES[status] ?? '') && reason.length <= 512 && ASCII_REASON.test(reason);
+    return custom ? { status, reason, headers, body } : { status, headers, body };
   }
 
   private replacePool(): void {
@@ -255,11 +275,27 @@ export class AppClient {
   }
 }
 
+/** Parser and protocol errors: what the app sent is not a response we can forward. */
+function isMalformedResponse(code: string, err: Error): boolean {
+  const message = err.message;
+  return (
+    err.name === 'HTTPParserError' ||
+    code.startsWith('HPE_') ||
+    code === 'UND_ERR_HEADERS_OVERFLOW' ||
+    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
+    code === 'ERR_ASSERTION' ||
+    (code === 'UND_ERR_SOCKET' && (message === 'bad upgrade' || message === 'bad response'))
+  );
+}
+
+/** Methods RFC 9110 §9.2.2 lets a client retry automatically. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 /** A failed call: retryable only when the request never reached a connection. */
 function describeFailure(err: Error, handedToConnection: boolean, gotHeaders: boolean): CallFailure {
   const code = (err as { code?: string }).code ?? '';
   const cause = (err as { cause?: unknown }).cause as NodeJS.ErrnoException | undefined;
-  if (code.startsWith('HPE_') || gotHeaders) {
+  if (gotHeaders || isMalformedResponse(code, err)) {
     return new CallFailure('invalid_response', `the app's response was malformed or cut off: ${err.message}`, false);
   }
   if (!handedToConnection) {

@@ -5,11 +5,13 @@
  * client against requests undici would refuse and deadlines past Node's timer
  * range.
  */
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { startResponder, startSidecar } from '../../cli/components.js';
+import { MemoryTransport } from '../../shared/transport/memory.js';
 import { decodeResponse, encodeRequest, type QueuedRequest, type QueuedResponse, type WireMessage } from '../../shared/envelope.js';
 import { newRequestId } from '../../shared/request-id.js';
 import type { Transport } from '../../shared/transport/transport.js';
@@ -266,6 +268,139 @@ describe('an app that goes down in the middle of a request', () => {
     expect(outcome).toMatchObject({ kind: 'response', response: { status: 200 } });
     expect(back.received).toHaveLength(1);
     expect(back.received[0]!.headers['x-kueuer-redelivered']).toBe('true');
+  });
+});
+
+describe('what a hostile review found (issue 12)', () => {
+  /** A raw TCP app that writes `answer` to every request. */
+  async function rawApp(answer: string): Promise<{ port: number; calls: () => number }> {
+    let calls = 0;
+    const server = createServer((socket) => {
+      socket.once('data', () => {
+        calls++;
+        socket.end(Buffer.from(answer, 'latin1'));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    return { port: (server.address() as AddressInfo).port, calls: () => calls };
+  }
+  const call = (port: number, over: Partial<QueuedRequest> = {}) => {
+    const client = new AppClient({ host: '127.0.0.1', port }, 1, 1 << 20);
+    cleanups.push(async () => client.close());
+    return client.call(queuedRequest('q', 'r', over), false, silentLog, () => undefined);
+  };
+
+  it('answers at once when the app sends a non-ASCII reason phrase (it falls back to the standard one)', async () => {
+    const a = await rawApp('HTTP/1.1 200 Caf\xe9\r\ncontent-length: 2\r\n\r\nhi');
+    const outcome = await call(a.port);
+    expect(outcome).toMatchObject({ kind: 'response', response: { status: 200 } });
+    expect((outcome as { response: { reason?: string } }).response.reason).toBeUndefined();
+  });
+
+  it('reports a malformed answer (control byte in a header, unsolicited 101) as invalid_app_response, not app_unreachable', async () => {
+    for (const answer of [
+      'HTTP/1.1 200 OK\r\nx-bad: a\x01b\r\ncontent-length: 2\r\n\r\nhi',
+      'HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n',
+    ]) {
+      const a = await rawApp(answer);
+      expect(await call(a.port), JSON.stringify(answer)).toMatchObject({ kind: 'invalid_response' });
+      expect(a.calls()).toBe(1);
+    }
+  });
+
+  it('never sends the app a request whose deadline passed while it waited for a connection', async () => {
+    const a = await app();
+    a.handle((req, res) => setTimeout(() => echoHandler(req, res), 1200));
+    const client = new AppClient({ host: '127.0.0.1', port: a.port }, 1, 1 << 20);
+    cleanups.push(async () => client.close());
+    const first = client.call(queuedRequest('q', 'r', { path: '/first' }), false, silentLog, () => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    const late = await client.call(queuedRequest('q', 'r', { path: '/late', deadline: Date.now() + 300 }), false, silentLog, () => undefined);
+    expect(late).toMatchObject({ kind: 'timeout' });
+    expect(await first).toMatchObject({ kind: 'response' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(a.received.map((r) => r.url)).toEqual(['/first']);
+  });
+
+  it('sends an idempotent request once more, flagged, when the app closed the connection before answering (a POST is called once: see above)', async () => {
+    const a = await app();
+    let calls = 0;
+    a.handle((req, res) => {
+      if (++calls === 1) res.socket?.destroy();
+      else echoHandler(req, res);
+    });
+    expect(await call(a.port, { method: 'GET', path: '/get' })).toMatchObject({ kind: 'response', response: { status: 200 } });
+    expect(a.received.map((r) => [r.url, r.headers['x-kueuer-redelivered']])).toEqual([
+      ['/get', undefined],
+      ['/get', 'true'],
+    ]);
+  });
+
+  it('keeps the connection open after refusing a bodyless request, so a pipelined request behind it is answered', async () => {
+    const a = await app();
+    const stack = await startStack('memory', { appPort: a.port });
+    cleanups.push(() => stack.stop());
+    const port = Number(new URL(stack.url).port);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n'));
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if ((got.match(/HTTP\/1\.1 \d{3}/g) ?? []).length === 2) {
+          socket.destroy();
+          resolve(got);
+        }
+      });
+      socket.on('error', reject);
+      setTimeout(() => resolve(got), 3000);
+    });
+    expect(raw.match(/HTTP\/1\.1 (\d{3})/g)).toEqual(['HTTP/1.1 400', 'HTTP/1.1 200']);
+  });
+});
+
+describe("requests Node's parser refuses", () => {
+  it("get Kueuer's JSON answer with a request id, and the log never holds their bytes (a cookie), even at trace level", async () => {
+    const a = await app();
+    const lines: string[] = [];
+    const log = pino({ level: 'trace' }, new Writable({ write: (c: Buffer, _e, done) => (lines.push(c.toString()), done()) }));
+    const transport = new MemoryTransport({ visibilityTimeoutMs: 5000 });
+    cleanups.push(() => transport.close());
+    const responder = await startResponder(
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        queue: 'q',
+        timeoutMs: 5000,
+        maxBodyBytes: 1024,
+        maxPending: 10,
+        publishTimeoutMs: 1000,
+        bodyTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
+      },
+      transport,
+      new Registry(),
+      log,
+    );
+    cleanups.push(() => responder.responder.drain(100));
+    const rawExchange = (bytes: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(responder.address.port, '127.0.0.1', () => socket.write(bytes));
+        let got = '';
+        socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        socket.on('close', () => resolve(got));
+        socket.on('error', () => resolve(got));
+      });
+    const folded = await rawExchange('GET / HTTP/1.1\r\nHost: a\r\nCookie: SECRET-COOKIE=1\r\nX-F: a\r\n b\r\n\r\n');
+    expect(folded).toMatch(/^HTTP\/1\.1 400 /);
+    const body = JSON.parse(folded.slice(folded.indexOf('\r\n\r\n') + 4)) as { error: string; requestId: string };
+    expect(body.error).toBe('malformed_request');
+    expect(body.requestId).toMatch(/^[0-9a-f]{32}$/);
+    const noHost = await rawExchange('GET / HTTP/1.1\r\nConnection: close\r\n\r\n');
+    expect(noHost).toMatch(/^HTTP\/1\.1 400 /);
+    expect(noHost).toContain('"error":"invalid_header"');
+    expect(a.received).toHaveLength(0);
+    expect(lines.join('')).not.toContain('SECRET');
+    expect(lines.some((l) => l.includes(body.requestId) && l.includes('refused a malformed request'))).toBe(true);
   });
 });
 
