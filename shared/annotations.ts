@@ -78,11 +78,64 @@ export function parseBoolean(annotations: Annotations, key: string, problems: st
   }
 }
 
-/** Whether the object asks for Kueuer: `kueuer.io/inject: "true"`. */
-export function wantsInjection(annotations: Annotations): Parsed<boolean> {
+/**
+ * The opt-in label: `kueuer.io/inject: "true"` on a pod (template) or a
+ * Service. A label, so the webhook configuration's objectSelector sends the
+ * webhook only opted-in objects and an outage blocks only those.
+ */
+export const LABELS = {
+  inject: `${PREFIX}inject`,
+} as const;
+
+export type Labels = Record<string, string> | undefined;
+
+export interface OptIn {
+  /** Whether the object asks for Kueuer. */
+  value: boolean;
+  /** Set when the deprecated annotation decided it: names the label to add instead. */
+  deprecation?: string;
+}
+
+/**
+ * Whether the object asks for Kueuer: the label `kueuer.io/inject: "true"`,
+ * or (deprecated) the annotation of the same key when the label is absent.
+ * An object carrying both is decided by the label; if the two disagree the
+ * object is refused rather than guessed about.
+ */
+export function optIn(labels: Labels, annotations: Annotations): Parsed<OptIn> {
   const problems: string[] = [];
-  const value = parseBoolean(annotations, ANNOTATIONS.inject, problems);
-  return problems.length ? { ok: false, problems } : { ok: true, value: value === true };
+  const label = parseBoolean(labels, LABELS.inject, problems);
+  if (problems.length) problems[0] = `label ${problems[0]}`;
+  const annotation = parseBoolean(annotations, ANNOTATIONS.inject, problems);
+  if (problems.length) return { ok: false, problems };
+  if (label !== undefined) {
+    if (annotation !== undefined && annotation !== label) {
+      return {
+        ok: false,
+        problems: [`${LABELS.inject}: the label says "${label}" and the deprecated annotation says "${annotation}"; remove the annotation`],
+      };
+    }
+    return { ok: true, value: { value: label } };
+  }
+  if (annotation === true) {
+    return { ok: true, value: { value: true, deprecation: deprecationWarning() } };
+  }
+  return { ok: true, value: { value: false } };
+}
+
+/** The warning an object opted in by the annotation alone gets: which label to add. */
+export function deprecationWarning(): string {
+  return (
+    `kueuer: the ${ANNOTATIONS.inject} annotation is deprecated: add the label ${LABELS.inject}: "true" ` +
+    `(kubectl label, or the pod template's metadata.labels) and remove the annotation; ` +
+    `the webhook configuration's objectSelector sends the webhook only objects with the label`
+  );
+}
+
+/** Whether the object asks for Kueuer (see optIn); `labels` may be omitted to read the deprecated annotation alone. */
+export function wantsInjection(annotations: Annotations, labels?: Labels): Parsed<boolean> {
+  const parsed = optIn(labels, annotations);
+  return parsed.ok ? { ok: true, value: parsed.value.value } : parsed;
 }
 
 /**

@@ -5,7 +5,7 @@
  * Pure: given Services, returns routes.
  */
 import type { V1Service } from '@kubernetes/client-node';
-import { ANNOTATIONS, parseServiceSettings } from './annotations.js';
+import { ANNOTATIONS, parseServiceSettings, wantsInjection } from './annotations.js';
 import { serviceQueue } from './queue-names.js';
 
 export interface Route {
@@ -29,7 +29,9 @@ function key(s: V1Service): string {
 
 function responderPortOf(s: V1Service): number | undefined {
   const a = s.metadata?.annotations;
-  if (a?.[ANNOTATIONS.inject] !== 'true') return undefined;
+  // Opted in by the label kueuer.io/inject: "true" (or the deprecated annotation), as the webhook decides.
+  const wanted = wantsInjection(a, s.metadata?.labels);
+  if (!a || !wanted.ok || !wanted.value) return undefined;
   const raw = a[ANNOTATIONS.responderPort];
   return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined;
 }

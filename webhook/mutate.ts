@@ -38,8 +38,9 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
           case 'refuse':
             return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
           case 'patch':
+            if (decision.warnings.length > 0) log.warn({ uid, namespace: request.namespace, kind: 'Pod', warnings: decision.warnings }, 'deprecated opt-in');
             return {
-              response: allow(uid, decision.patch),
+              response: allow(uid, decision.patch, decision.warnings),
               outcome: decision.patch.length > 0 ? 'injected' : 'unchanged',
             };
           case 'lookup-job':
@@ -60,7 +61,10 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
           case 'refuse':
             return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
           case 'patch':
-            return { response: allow(uid, decision.patch), outcome: decision.patch.length > 0 ? 'injected' : 'unchanged' };
+            if (decision.warnings.length > 0) {
+              log.warn({ uid, namespace, kind: 'Service', name: service.metadata?.name, warnings: decision.warnings }, 'deprecated opt-in');
+            }
+            return { response: allow(uid, decision.patch, decision.warnings), outcome: decision.patch.length > 0 ? 'injected' : 'unchanged' };
         }
         break;
       }

@@ -8,7 +8,7 @@
  */
 import type { V1Container, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { ANNOTATIONS, parsePodSettings, wantsInjection, type PodSettings } from '../shared/annotations.js';
+import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
 import { qualifiedQueueName } from '../shared/queue-names.js';
 import { sidecarOptions } from '../sidecar/config.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
@@ -43,7 +43,8 @@ export type PodDecision =
   /** Allowed unchanged; `warn` when the user asked for injection and should hear why not. */
   | { kind: 'skip'; reason: string; warn: boolean }
   | { kind: 'refuse'; message: string }
-  | { kind: 'patch'; patch: Operation[]; status: InjectionStatus }
+  /** `warnings`: for the API client, e.g. the deprecated opt-in annotation. */
+  | { kind: 'patch'; patch: Operation[]; status: InjectionStatus; warnings: string[] }
   /** The pod's Job must be read to name its queue: decide again with the result. */
   | { kind: 'lookup-job'; namespace: string; owner: V1OwnerReference };
 
@@ -51,9 +52,10 @@ export type PodDecision =
 export function decidePod(pod: V1Pod, requestNamespace: string | undefined, config: InjectionConfig, jobWorkload?: JobWorkload): PodDecision {
   const namespace = pod.metadata?.namespace || requestNamespace || 'default';
   const annotations = pod.metadata?.annotations;
-  const wanted = wantsInjection(annotations);
+  const wanted = optIn(pod.metadata?.labels, annotations);
   if (!wanted.ok) return { kind: 'refuse', message: wanted.problems.join('; ') };
-  if (!wanted.value) return { kind: 'skip', reason: `no ${ANNOTATIONS.inject}: "true" annotation`, warn: false };
+  if (!wanted.value.value) return { kind: 'skip', reason: `no ${LABELS.inject}: "true" label`, warn: false };
+  const warnings = wanted.value.deprecation ? [wanted.value.deprecation] : [];
   if (config.excludedNamespaces.includes(namespace)) {
     return { kind: 'skip', reason: `kueuer: not injected: namespace ${namespace} is never injected`, warn: true };
   }
@@ -94,7 +96,7 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   desired.metadata ??= {};
   desired.metadata.annotations = { ...desired.metadata.annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
 
-  return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status };
+  return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status, warnings };
 }
 
 /** The workload a pod's queue is named after when it names none; a Job's pods need their Job read first. */

@@ -6,11 +6,13 @@
  * serves exactly this Service's queue. Routing therefore never depends on the
  * Host header: ClusterIP, DNS name, NodePort and an Ingress that rewrites Host
  * all reach the same port. The original selector and target ports are kept in
- * an annotation; removing `kueuer.io/inject` restores them.
+ * an annotation; removing the `kueuer.io/inject` label restores them (the
+ * webhook configuration's objectSelector still sends that UPDATE: the old
+ * object carries the label).
  */
 import type { V1Service, V1ServicePort } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { ANNOTATIONS, parseServiceSettings, wantsInjection } from '../shared/annotations.js';
+import { ANNOTATIONS, LABELS, optIn, parseServiceSettings } from '../shared/annotations.js';
 import { serviceQueue } from '../shared/queue-names.js';
 
 /** Responder ports handed to Services. */
@@ -25,7 +27,8 @@ export interface OriginalService {
 export type ServiceDecision =
   | { kind: 'skip'; reason: string }
   | { kind: 'refuse'; message: string }
-  | { kind: 'patch'; patch: Operation[]; responderPort: number | null; queue: string | null };
+  /** `warnings`: for the API client, e.g. the deprecated opt-in annotation. */
+  | { kind: 'patch'; patch: Operation[]; responderPort: number | null; queue: string | null; warnings: string[] };
 
 /** FNV-1a, for a stable preferred port per Service. */
 function fnv1a(s: string): number {
@@ -129,8 +132,9 @@ export function decideService(
   const name = meta.name ?? '';
   const annotations = meta.annotations ?? {};
   const oldAnnotations = old?.metadata?.annotations ?? {};
-  const wanted = wantsInjection(annotations);
+  const wanted = optIn(meta.labels, annotations);
   if (!wanted.ok) return { kind: 'refuse', message: wanted.problems.join('; ') };
+  const warnings = wanted.value.deprecation ? [wanted.value.deprecation] : [];
   const savedRaw = annotations[ANNOTATIONS.originalService] ?? oldAnnotations[ANNOTATIONS.originalService];
   const saved = savedRaw === undefined ? null : parseOriginal(savedRaw);
   if (savedRaw !== undefined && saved === null) {
@@ -138,23 +142,23 @@ export function decideService(
   }
   const changes = userChanges(service, old);
 
-  if (!wanted.value) {
-    if (saved === null) return { kind: 'skip', reason: 'not annotated' };
+  if (!wanted.value.value) {
+    if (saved === null) return { kind: 'skip', reason: `no ${LABELS.inject}: "true" label` };
     return restore(service, saved, changes);
   }
 
   const parsed = parseServiceSettings(annotations);
   if (!parsed.ok) return { kind: 'refuse', message: parsed.problems.join('; ') };
   const spec = service.spec ?? {};
-  if (spec.type === 'ExternalName') return { kind: 'refuse', message: `${ANNOTATIONS.inject}: an ExternalName Service has no traffic to queue` };
+  if (spec.type === 'ExternalName') return { kind: 'refuse', message: `${LABELS.inject}: an ExternalName Service has no traffic to queue` };
   if (spec.clusterIP === 'None') {
-    return { kind: 'refuse', message: `${ANNOTATIONS.inject}: a headless Service (clusterIP: None) cannot be queued: clients connect to pod IPs directly` };
+    return { kind: 'refuse', message: `${LABELS.inject}: a headless Service (clusterIP: None) cannot be queued: clients connect to pod IPs directly` };
   }
   const ports = spec.ports ?? [];
-  if (ports.length === 0) return { kind: 'refuse', message: `${ANNOTATIONS.inject}: the Service has no ports` };
+  if (ports.length === 0) return { kind: 'refuse', message: `${LABELS.inject}: the Service has no ports` };
   const nonTcp = ports.find((p) => (p.protocol ?? 'TCP') !== 'TCP');
-  if (nonTcp) return { kind: 'refuse', message: `${ANNOTATIONS.inject}: port ${nonTcp.port} is ${nonTcp.protocol}; only TCP (HTTP) ports can be queued` };
-  if (!name) return { kind: 'refuse', message: `${ANNOTATIONS.inject}: the Service needs a name (generateName is not supported)` };
+  if (nonTcp) return { kind: 'refuse', message: `${LABELS.inject}: port ${nonTcp.port} is ${nonTcp.protocol}; only TCP (HTTP) ports can be queued` };
+  if (!name) return { kind: 'refuse', message: `${LABELS.inject}: the Service needs a name (generateName is not supported)` };
 
   const key = `${namespace}/${name}`;
   const currentRaw = annotations[ANNOTATIONS.responderPort] ?? oldAnnotations[ANNOTATIONS.responderPort];
@@ -180,6 +184,7 @@ export function decideService(
     patch: jsonpatch.compare(service as object, desired as object),
     responderPort,
     queue: serviceQueue(namespace, name, parsed.value.queue),
+    warnings,
   };
 }
 
@@ -201,5 +206,5 @@ function restore(service: V1Service, original: OriginalService, changes: UserCha
     else delete restored.targetPort;
     return restored;
   });
-  return { kind: 'patch', patch: jsonpatch.compare(service as object, desired as object), responderPort: null, queue: null };
+  return { kind: 'patch', patch: jsonpatch.compare(service as object, desired as object), responderPort: null, queue: null, warnings: [] };
 }

@@ -9,7 +9,7 @@ import { waitFor } from '../helpers/stack.js';
 const basePod = () => ({
   apiVersion: 'v1',
   kind: 'Pod',
-  metadata: { generateName: 'api-', annotations: { 'kueuer.io/inject': 'true' } as Record<string, string> },
+  metadata: { generateName: 'api-', labels: { 'kueuer.io/inject': 'true' }, annotations: {} as Record<string, string> },
   spec: { containers: [{ name: 'app', image: 'example.com/api:1', ports: [{ containerPort: 8080, name: 'http' }] }] },
 });
 
@@ -83,7 +83,7 @@ describe('webhook server', () => {
     const svc = (name: string) => ({
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name, namespace: 'shop', annotations: { 'kueuer.io/inject': 'true' } as Record<string, string> },
+      metadata: { name, namespace: 'shop', labels: { 'kueuer.io/inject': 'true' }, annotations: {} as Record<string, string> },
       spec: { selector: { app: name }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
     });
     const portOf = async (name: string): Promise<string> => {

@@ -18,7 +18,7 @@ const cronJobMeta: V1ObjectMeta = {
 
 function jobPod(annotations: Record<string, string> = {}): V1Pod {
   return {
-    metadata: { generateName: 'nightly-29000000-', ownerReferences: [jobRef], annotations: { 'kueuer.io/inject': 'true', ...annotations } },
+    metadata: { generateName: 'nightly-29000000-', ownerReferences: [jobRef], labels: { 'kueuer.io/inject': 'true' }, annotations },
     spec: { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 8080 }] }] },
   };
 }
@@ -47,7 +47,9 @@ describe('decidePod for a Job-owned pod', () => {
   it('needs no lookup with kueuer.io/queue, or without kueuer.io/inject', () => {
     const d = decidePod(jobPod({ 'kueuer.io/queue': 'reports' }), 'shop', testInjectionConfig);
     expect(d.kind === 'patch' && d.status.queue).toBe('shop.reports');
-    expect(decidePod(jobPod({ 'kueuer.io/inject': 'false' }), 'shop', testInjectionConfig).kind).toBe('skip');
+    const off = jobPod();
+    off.metadata!.labels!['kueuer.io/inject'] = 'false';
+    expect(decidePod(off, 'shop', testInjectionConfig).kind).toBe('skip');
   });
 
   it('refuses with the reason and the fix when the Job could not be read', () => {

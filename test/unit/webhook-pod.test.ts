@@ -8,7 +8,7 @@ function pod(annotations: Record<string, string>, extra: Partial<V1Pod['spec']> 
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: 'api', namespace: 'shop', annotations: { 'kueuer.io/inject': 'true', ...annotations } },
+    metadata: { name: 'api', namespace: 'shop', labels: { 'kueuer.io/inject': 'true' }, annotations },
     spec: { containers: [{ name: 'app', image: 'example.com/api:1', ports: [{ containerPort: 8080, name: 'http' }] }], ...extra },
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePodSettings, parseServiceSettings, wantsInjection } from '../../shared/annotations.js';
+import { deprecationWarning, optIn, parsePodSettings, parseServiceSettings, wantsInjection } from '../../shared/annotations.js';
 import { supportsNativeSidecars } from '../../webhook/cluster-version.js';
 import { overlay } from '../../webhook/pod-injection.js';
 import { qualifiedQueueName } from '../../shared/queue-names.js';
@@ -44,6 +44,25 @@ describe('annotations', () => {
     expect(wantsInjection({ 'kueuer.io/inject': 'false' })).toEqual({ ok: true, value: false });
     expect(wantsInjection({ 'kueuer.io/inject': 'true' })).toEqual({ ok: true, value: true });
     expect(wantsInjection({ 'kueuer.io/inject': 'True' }).ok).toBe(false);
+  });
+
+  it('opts in with the label kueuer.io/inject; the annotation alone still does, with a deprecation naming the label', () => {
+    const on = { 'kueuer.io/inject': 'true' };
+    const off = { 'kueuer.io/inject': 'false' };
+    expect(optIn(on, undefined)).toEqual({ ok: true, value: { value: true } });
+    expect(optIn(off, undefined)).toEqual({ ok: true, value: { value: false } });
+    expect(optIn(undefined, undefined)).toEqual({ ok: true, value: { value: false } });
+    expect(optIn(undefined, on)).toEqual({ ok: true, value: { value: true, deprecation: deprecationWarning() } });
+    expect(deprecationWarning()).toContain('add the label kueuer.io/inject: "true"');
+    expect(optIn(undefined, off)).toEqual({ ok: true, value: { value: false } });
+    // Both: the label decides, with no warning; a disagreement is refused.
+    expect(optIn(on, on)).toEqual({ ok: true, value: { value: true } });
+    expect(optIn(off, on)).toEqual({ ok: false, problems: [expect.stringContaining('the label says "false" and the deprecated annotation says "true"')] });
+    expect(optIn({ 'kueuer.io/inject': 'True' }, undefined)).toEqual({
+      ok: false,
+      problems: ['label kueuer.io/inject: "True" is not accepted; use "true" or "false"'],
+    });
+    expect(wantsInjection(undefined, on)).toEqual({ ok: true, value: true });
   });
 
   it('parses every pod setting', () => {

@@ -26,8 +26,8 @@ function queued(): V1Service {
     metadata: {
       name: 'web',
       namespace: 'shop',
+      labels: { 'kueuer.io/inject': 'true' },
       annotations: {
-        'kueuer.io/inject': 'true',
         'kueuer.io/timeout': '30s',
         'kueuer.io/original-service': JSON.stringify({ selector: { app: 'web' }, targetPorts: [{ port: 80, targetPort: 'http' }] }),
         'kueuer.io/responder-port': String(RESPONDER_PORT),
@@ -54,13 +54,16 @@ async function admit(object: V1Service, oldObject?: V1Service): Promise<{ allowe
 
 const without = (s: V1Service, ...keys: string[]): V1Service => {
   const c = structuredClone(s);
-  for (const k of keys) delete c.metadata!.annotations![k];
+  for (const k of keys) {
+    delete c.metadata!.annotations![k];
+    delete c.metadata!.labels?.[k];
+  }
   return c;
 };
 const original = (s: V1Service) => JSON.parse(s.metadata!.annotations!['kueuer.io/original-service']!) as unknown;
 
 describe('restoring a Service: the request wins over the saved record', () => {
-  it('restores the saved selector and target port when the request only removes kueuer.io/inject', async () => {
+  it('restores the saved selector and target port when the request only removes the kueuer.io/inject label', async () => {
     const r = await admit(without(queued(), 'kueuer.io/inject'), queued());
     expect(r.object.spec!.selector).toEqual({ app: 'web' });
     expect(r.object.spec!.ports![0]!.targetPort).toBe('http');
@@ -102,7 +105,7 @@ describe('a queued Service: user changes are recorded for the restore', () => {
     expect(r.allowed).toBe(true);
     expect(r.object.spec!.ports![0]!.targetPort).toBe(RESPONDER_PORT);
     expect(original(r.object)).toEqual({ selector: { app: 'web' }, targetPorts: [{ port: 80, targetPort: 8080 }] });
-    // …and removing the annotation later gives it back.
+    // …and removing the label later gives it back.
     const restored = await admit(without(r.object, 'kueuer.io/inject'), r.object);
     expect(restored.object.spec!.ports![0]!.targetPort).toBe(8080);
     expect(restored.object.spec!.selector).toEqual({ app: 'web' });
