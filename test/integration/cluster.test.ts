@@ -29,6 +29,8 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 describe('through a real kube-apiserver', () => {
   let cp: ControlPlane;
   let webhook: KueuerProcess;
+  /** The shipped MutatingWebhookConfiguration, pointed at the local webhook process. */
+  let hookConfig: Json;
   const processes: KueuerProcess[] = [];
   const cleanups: Array<() => Promise<void>> = [];
 
@@ -51,6 +53,7 @@ describe('through a real kube-apiserver', () => {
     // Our MutatingWebhookConfiguration as shipped, pointed at the local process the way envtest does.
     const [config] = loadAllYaml(readFileSync(join(root, 'manifests/base/webhook/mutating-webhook-configuration.yaml'), 'utf8')) as Json[];
     for (const w of config!.webhooks) w.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: certs.ca.toString('base64') };
+    hookConfig = config!;
     expect(apply(dumpYaml(config)).code).toBe(0);
 
     const setup = `
@@ -94,7 +97,8 @@ ports: [{name: http, port: 8080, protocol: TCP}]
     await cp?.stop();
   }, 60_000);
 
-  const deployment = (ns: string, name: string, annotations: Record<string, string>) => `
+  const INJECT = { 'kueuer.io/inject': 'true' };
+  const deployment = (ns: string, name: string, annotations: Record<string, string>, labels: Record<string, string> = INJECT) => `
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: ${name}, namespace: ${ns}}
@@ -103,7 +107,7 @@ spec:
   selector: {matchLabels: {app: ${name}}}
   template:
     metadata:
-      labels: {app: ${name}}
+      labels: ${JSON.stringify({ app: name, ...labels })}
       annotations: ${JSON.stringify(annotations)}
     spec:
       containers:
@@ -126,7 +130,7 @@ spec:
   }
 
   it('injects exactly one sidecar into the pods the ReplicaSet controller creates', async () => {
-    expect(apply(deployment('shop', 'web', { 'kueuer.io/inject': 'true', 'kueuer.io/concurrency': '3' })).code).toBe(0);
+    expect(apply(deployment('shop', 'web', { 'kueuer.io/concurrency': '3' })).code).toBe(0);
     const pods = await podsOf('shop', 'web', 2);
     for (const pod of pods) {
       const all = [...(pod.spec.initContainers ?? []), ...pod.spec.containers] as Json[];
@@ -172,11 +176,11 @@ spec:
   );
 
   it('leaves a namespace without the label untouched', async () => {
-    expect(apply(deployment('plain', 'web', { 'kueuer.io/inject': 'true' })).code).toBe(0);
+    expect(apply(deployment('plain', 'web', {})).code).toBe(0);
     for (const pod of await podsOf('plain', 'web', 2)) {
       expect(pod.spec.initContainers).toBeUndefined();
       expect(pod.spec.containers.map((c: Json) => c.name)).toEqual(['app']);
-      expect(pod.metadata.annotations['kueuer.io/status']).toBeUndefined();
+      expect(pod.metadata.annotations?.['kueuer.io/status']).toBeUndefined();
     }
   });
 
@@ -184,7 +188,7 @@ spec:
     const r = apply(`
 apiVersion: v1
 kind: Pod
-metadata: {name: typo, namespace: shop, annotations: {kueuer.io/inject: "true", kueuer.io/concurrency: "many"}}
+metadata: {name: typo, namespace: shop, labels: {kueuer.io/inject: "true"}, annotations: {kueuer.io/concurrency: "many"}}
 spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 80}]}]}
 `);
     expect(r.code).not.toBe(0);
@@ -197,7 +201,7 @@ spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 
     const pod = (annotations: Record<string, string>) => `
 apiVersion: v1
 kind: Pod
-metadata: {name: metrics-on-9091, namespace: shop, annotations: ${JSON.stringify({ 'kueuer.io/inject': 'true', ...annotations })}}
+metadata: {name: metrics-on-9091, namespace: shop, labels: {kueuer.io/inject: "true"}, annotations: ${JSON.stringify(annotations)}}
 spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 8080}, {containerPort: 9091, name: metrics}]}]}
 `;
     const r = apply(pod({}));
@@ -248,7 +252,8 @@ kind: Pod
 metadata:
   generateName: ${job.metadata.name}-
   namespace: shop
-  annotations: ${JSON.stringify({ 'kueuer.io/inject': 'true', ...annotations })}
+  labels: {kueuer.io/inject: "true"}
+  annotations: ${JSON.stringify(annotations)}
   ownerReferences: [{apiVersion: batch/v1, kind: Job, name: ${job.metadata.name}, uid: ${job.metadata.uid}, controller: true, blockOwnerDeletion: true}]
 spec:
   restartPolicy: Never
@@ -278,12 +283,12 @@ spec:
     expect(r.stderr).toContain('set kueuer.io/queue on the pod template');
   });
 
-  it('rewrites an annotated Service, routes it through the responder, and restores it', async () => {
+  it('rewrites a labelled Service, routes it through the responder, and restores it when the label is removed', async () => {
     expect(
       apply(`
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: shop, annotations: {kueuer.io/inject: "true"}}
+metadata: {name: web, namespace: shop, labels: {kueuer.io/inject: "true"}}
 spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http}]
@@ -341,8 +346,9 @@ spec:
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe('web answered /via-service?x=1');
 
-    // Removing the annotation restores the Service; its slice and route go away.
-    expect(kubectl('annotate', 'service', 'web', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
+    // Removing the label restores the Service (the objectSelector matches the old object, so the UPDATE
+    // still reaches the webhook); its slice and route go away.
+    expect(kubectl('label', 'service', 'web', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
     const restored = getJson('service', 'web', '-n', 'shop');
     expect(restored.spec.selector).toEqual({ app: 'web' });
     expect(restored.spec.ports[0].targetPort).toBe('http');
@@ -352,11 +358,12 @@ spec:
     await responder.waitForLog((l) => l.msg === 'closing route' && l.port === responderPort, 15_000);
   });
 
-  // Issue 12, item 13: what a request sets while it removes kueuer.io/inject (or while the Service is queued) is the user's intent.
-  const service = (name: string, annotations: Record<string, string>, targetPort: string | number, selector = name) => `
+  // Issue 12, item 13: what a request sets while it removes the kueuer.io/inject label (or while the Service is queued) is the user's intent.
+  const TIMEOUT = { 'kueuer.io/timeout': '30s' };
+  const service = (name: string, labels: Record<string, string>, annotations: Record<string, string>, targetPort: string | number, selector = name) => `
 apiVersion: v1
 kind: Service
-metadata: {name: ${name}, namespace: shop, annotations: ${JSON.stringify(annotations)}}
+metadata: {name: ${name}, namespace: shop, labels: ${JSON.stringify(labels)}, annotations: ${JSON.stringify(annotations)}}
 spec:
   selector: {app: ${selector}}
   ports: [{name: http, port: 80, targetPort: ${targetPort}}]
@@ -369,10 +376,10 @@ spec:
     return port;
   };
 
-  it('client-side kubectl apply of a manifest that drops kueuer.io/inject and sets targetPort keeps the new port', () => {
-    expect(apply(service('csa', { 'kueuer.io/inject': 'true' }, 'http')).code).toBe(0);
+  it('client-side kubectl apply of a manifest that drops the kueuer.io/inject label and sets targetPort keeps the new port', () => {
+    expect(apply(service('csa', INJECT, {}, 'http')).code).toBe(0);
     queuedPort('csa');
-    const r = apply(service('csa', {}, 8080));
+    const r = apply(service('csa', {}, {}, 8080));
     expect(r.stderr).toBe('');
     const svc = getJson('service', 'csa', '-n', 'shop');
     expect(svc.spec.selector).toEqual({ app: 'csa' });
@@ -381,23 +388,23 @@ spec:
     expect(svc.metadata.annotations['kueuer.io/responder-port']).toBeUndefined();
   });
 
-  it('client-side kubectl apply while queued records a new targetPort and selector; kubectl annotate kueuer.io/inject- gives them back', () => {
-    expect(apply(service('csa2', { 'kueuer.io/inject': 'true' }, 'http')).code).toBe(0);
+  it('client-side kubectl apply while queued records a new targetPort and selector; kubectl label kueuer.io/inject- gives them back', () => {
+    expect(apply(service('csa2', INJECT, {}, 'http')).code).toBe(0);
     const port = queuedPort('csa2');
-    expect(apply(service('csa2', { 'kueuer.io/inject': 'true' }, 8081, 'csa2-v2')).stderr).toBe('');
+    expect(apply(service('csa2', INJECT, {}, 8081, 'csa2-v2')).stderr).toBe('');
     expect(queuedPort('csa2')).toBe(port); // still queued, on the same responder port
     expect(JSON.parse(getJson('service', 'csa2', '-n', 'shop').metadata.annotations['kueuer.io/original-service'])).toEqual({
       selector: { app: 'csa2-v2' },
       targetPorts: [{ port: 80, targetPort: 8081 }],
     });
-    expect(kubectl('annotate', 'service', 'csa2', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
+    expect(kubectl('label', 'service', 'csa2', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
     const svc = getJson('service', 'csa2', '-n', 'shop');
     expect(svc.spec.selector).toEqual({ app: 'csa2-v2' });
     expect(svc.spec.ports[0].targetPort).toBe(8081);
   });
 
-  it('a targetPort changed with kubectl patch while queued is restored by kubectl annotate kueuer.io/inject-', () => {
-    expect(apply(service('patched', { 'kueuer.io/inject': 'true' }, 'http')).code).toBe(0);
+  it('a targetPort changed with kubectl patch while queued is restored by kubectl label kueuer.io/inject-', () => {
+    expect(apply(service('patched', INJECT, {}, 'http')).code).toBe(0);
     const port = queuedPort('patched');
     const p = kubectl(
       'patch',
@@ -411,21 +418,21 @@ spec:
     );
     expect(p.stderr).toBe('');
     expect(queuedPort('patched')).toBe(port);
-    expect(kubectl('annotate', 'service', 'patched', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
+    expect(kubectl('label', 'service', 'patched', '-n', 'shop', 'kueuer.io/inject-').code).toBe(0);
     const svc = getJson('service', 'patched', '-n', 'shop');
     expect(svc.spec.selector).toEqual({ app: 'patched' });
     expect(svc.spec.ports[0].targetPort).toBe(9000);
   });
 
-  it('server-side kubectl apply that drops kueuer.io/inject, keeps kueuer.io/timeout and sets targetPort keeps the new port', () => {
+  it('server-side kubectl apply that drops the kueuer.io/inject label, keeps kueuer.io/timeout and sets targetPort keeps the new port', () => {
     const ssa = (yaml: string) => cp.kubectl(['apply', '--server-side', '--field-manager=ci', '-f', '-'], yaml);
-    expect(ssa(service('ssa', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 'http')).stderr).toBe('');
+    expect(ssa(service('ssa', INJECT, TIMEOUT, 'http')).stderr).toBe('');
     queuedPort('ssa');
     // While queued, a new targetPort is recorded…
-    expect(ssa(service('ssa', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 8082)).stderr).toBe('');
+    expect(ssa(service('ssa', INJECT, TIMEOUT, 8082)).stderr).toBe('');
     queuedPort('ssa');
-    // …and dropping the annotation gives the Service its selector and the port this request sets.
-    expect(ssa(service('ssa', { 'kueuer.io/timeout': '30s' }, 8083)).stderr).toBe('');
+    // …and dropping the label gives the Service its selector and the port this request sets.
+    expect(ssa(service('ssa', {}, TIMEOUT, 8083)).stderr).toBe('');
     const svc = getJson('service', 'ssa', '-n', 'shop');
     expect(svc.spec.selector).toEqual({ app: 'ssa' });
     expect(svc.spec.ports[0].targetPort).toBe(8083);
@@ -434,13 +441,71 @@ spec:
     expect(svc.metadata.annotations['kueuer.io/responder-port']).toBeUndefined();
   });
 
-  it('server-side kubectl apply of a manifest that only drops kueuer.io/inject restores the port recorded while queued', () => {
+  it('server-side kubectl apply of a manifest that only drops the kueuer.io/inject label restores the port recorded while queued', () => {
     const ssa = (yaml: string) => cp.kubectl(['apply', '--server-side', '--field-manager=ci', '-f', '-'], yaml);
-    expect(ssa(service('ssa2', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 'http')).stderr).toBe('');
-    expect(ssa(service('ssa2', { 'kueuer.io/inject': 'true', 'kueuer.io/timeout': '30s' }, 8084)).stderr).toBe('');
-    expect(ssa(service('ssa2', { 'kueuer.io/timeout': '30s' }, 8084)).stderr).toBe('');
+    expect(ssa(service('ssa2', INJECT, TIMEOUT, 'http')).stderr).toBe('');
+    expect(ssa(service('ssa2', INJECT, TIMEOUT, 8084)).stderr).toBe('');
+    expect(ssa(service('ssa2', {}, TIMEOUT, 8084)).stderr).toBe('');
     const svc = getJson('service', 'ssa2', '-n', 'shop');
     expect(svc.spec.selector).toEqual({ app: 'ssa2' });
     expect(svc.spec.ports[0].targetPort).toBe(8084);
+  });
+
+  // Issue 14, item 5: the objectSelector bounds the blast radius of failurePolicy: Fail to opted-in objects.
+  const plainPod = (name: string, labels: Record<string, string>, annotations: Record<string, string> = {}) => `
+apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: shop, labels: ${JSON.stringify(labels)}, annotations: ${JSON.stringify(annotations)}}
+spec: {containers: [{name: app, image: example.com/x:1, ports: [{containerPort: 8080}]}]}
+`;
+
+  it('a pod with only the deprecated kueuer.io/inject annotation is no longer sent to the webhook; adding the label opts it in', () => {
+    expect(apply(plainPod('legacy', {}, INJECT)).stderr).toBe('');
+    const legacy = getJson('pod', 'legacy', '-n', 'shop');
+    expect(legacy.spec.initContainers).toBeUndefined();
+    expect(legacy.metadata.annotations['kueuer.io/status']).toBeUndefined();
+    // Label and annotation together: injected as before, with no deprecation warning.
+    const both = cp.kubectl(['create', '-f', '-', '-o', 'json'], plainPod('both', INJECT, INJECT));
+    expect(both.stderr).toBe('');
+    expect(JSON.parse(both.stdout).spec.initContainers.map((c: Json) => c.name)).toEqual(['kueuer-sidecar']);
+  });
+
+  it('while the webhook is down, unlabelled pods and Services in an opted-in namespace are admitted and labelled ones refused (failurePolicy: Fail)', async () => {
+    const down = structuredClone(hookConfig);
+    const closed = await freePort(); // nothing listens there
+    for (const w of down.webhooks) w.clientConfig = { ...w.clientConfig, url: `https://127.0.0.1:${closed}/mutate` };
+    expect(apply(dumpYaml(down)).code).toBe(0);
+    try {
+      // The apiserver picks the change up from its watch: wait until a labelled pod is refused.
+      let refused = { code: 0, stderr: '' };
+      await waitFor(
+        () => {
+          refused = cp.kubectl(['create', '--dry-run=server', '-f', '-'], plainPod('labelled-while-down', INJECT));
+          return refused.code !== 0;
+        },
+        20_000,
+        'the apiserver to call the closed port',
+      );
+      expect(refused.stderr).toContain('failed calling webhook "pods.kueuer.io"');
+      expect(kubectl('get', 'pod', 'labelled-while-down', '-n', 'shop').code).not.toBe(0);
+
+      // Not labelled: never sent, so created unchanged.
+      expect(apply(plainPod('unlabelled-while-down', { app: 'other' })).stderr).toBe('');
+      expect(getJson('pod', 'unlabelled-while-down', '-n', 'shop').spec.initContainers).toBeUndefined();
+      expect(apply(service('unlabelled-while-down', {}, {}, 8080)).stderr).toBe('');
+      expect(getJson('service', 'unlabelled-while-down', '-n', 'shop').spec.selector).toEqual({ app: 'unlabelled-while-down' });
+
+      // A labelled Service is refused too.
+      const svc = apply(service('labelled-while-down', INJECT, {}, 8080));
+      expect(svc.code).not.toBe(0);
+      expect(svc.stderr).toContain('failed calling webhook "services.kueuer.io"');
+    } finally {
+      expect(apply(dumpYaml(hookConfig)).code).toBe(0);
+      await waitFor(
+        () => cp.kubectl(['create', '--dry-run=server', '-f', '-'], plainPod('labelled-after', INJECT)).code === 0,
+        20_000,
+        'the webhook to be reachable again',
+      );
+    }
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadYaml, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations.js';
+import { LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations.js';
 
 const config = loadYaml<V1MutatingWebhookConfiguration>(
   readFileSync(join(import.meta.dirname, '..', '..', 'manifests', 'base', 'webhook', 'mutating-webhook-configuration.yaml'), 'utf8'),
@@ -27,6 +27,13 @@ describe('MutatingWebhookConfiguration', () => {
       const exprs = w.namespaceSelector!.matchExpressions!;
       expect(exprs).toContainEqual({ key: NAMESPACE_LABEL, operator: 'In', values: [NAMESPACE_LABEL_VALUE] });
       expect(exprs).toContainEqual({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kueuer-system'] });
+    }
+  });
+
+  it('selects only objects labelled kueuer.io/inject (objectSelector), so an outage blocks only opted-in objects', () => {
+    for (const w of config.webhooks!) {
+      expect(w.failurePolicy).toBe('Fail');
+      expect(w.objectSelector).toEqual({ matchExpressions: [{ key: LABELS.inject, operator: 'Exists' }] });
     }
   });
 });
