@@ -24,8 +24,8 @@ function admissionReviewBody(i: number): string {
         kind: 'Pod',
         metadata: {
           generateName: 'web-7d9f8b6c5d-',
-          labels: { app: 'web', 'pod-template-hash': '7d9f8b6c5d' },
-          annotations: { 'kueuer.io/inject': 'true', 'kueuer.io/concurrency': '4' },
+          labels: { app: 'web', 'pod-template-hash': '7d9f8b6c5d', 'kueuer.io/inject': 'true' },
+          annotations: { 'kueuer.io/concurrency': '4' },
           ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9f8b6c5d', uid: 'u', controller: true }],
         },
         spec: {

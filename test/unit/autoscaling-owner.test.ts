@@ -120,3 +120,17 @@ describe("keda mode: the metrics-api trigger verifies the webhook's certificate"
     expect(component.resources).toContain('backlog-authentication.yaml');
   });
 });
+
+describe('which workloads get an autoscaler', () => {
+  it('a pod template opted in by the label kueuer.io/inject (the deprecated annotation still counts)', async () => {
+    const { decideWorkload } = await import('../../webhook/autoscaling/desired-objects.js');
+    const workload = (template: { labels?: Record<string, string>; annotations?: Record<string, string> }) => ({
+      kind: 'Deployment' as const,
+      metadata: { name: 'web', namespace: 'shop', uid: 'u' },
+      spec: { template: { metadata: template } },
+    });
+    expect(decideWorkload(workload({ labels: { 'kueuer.io/inject': 'true' } })).kind).toBe('scale');
+    expect(decideWorkload(workload({ annotations: { 'kueuer.io/inject': 'true' } })).kind).toBe('scale');
+    expect(decideWorkload(workload({ labels: { app: 'web' } })).kind).toBe('none');
+  });
+});

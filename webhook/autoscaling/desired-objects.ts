@@ -27,7 +27,7 @@ export type WorkloadKind = 'Deployment' | 'StatefulSet';
 export interface Workload {
   kind: WorkloadKind;
   metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
-  spec: { replicas?: number; template: { metadata?: { annotations?: Record<string, string> } } };
+  spec: { replicas?: number; template: { metadata?: { annotations?: Record<string, string>; labels?: Record<string, string> } } };
 }
 
 export interface ScalingPlan {
@@ -43,7 +43,7 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** Whether a workload gets an autoscaler, and with which settings; a refusal says why. */
 export function decideWorkload(workload: Workload): WorkloadDecision {
   const template = workload.spec.template.metadata?.annotations;
-  const wanted = wantsInjection(template);
+  const wanted = wantsInjection(template, workload.spec.template.metadata?.labels);
   if (!wanted.ok || !wanted.value) return { kind: 'none' };
   const pod = parsePodSettings(template);
   if (!pod.ok) return { kind: 'refuse', message: pod.problems.join('; ') };
