@@ -125,6 +125,15 @@ function kafkaBroker(action: 'start' | 'stop'): string {
   );
 }
 
+/** `kueuer responder` and `kueuer sidecar` (concurrency 64) on one broker and queue, as in a cluster. */
+function startBrokerPair(backend: string, queue: string, port: number, responderAdmin: number, sidecarAdmin: number): ChildProcess[] {
+  const common = ['--backend', backend, '--queue', queue];
+  return [
+    start(['bin/kueuer.js', 'responder', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${responderAdmin}`, ...common]),
+    start(['bin/kueuer.js', 'sidecar', '--app', `127.0.0.1:${ports.app}`, '--admin-listen', `127.0.0.1:${sidecarAdmin}`, ...common, '--concurrency', '64']),
+  ];
+}
+
 async function measureApp(label: string, delayMs: number, concurrencies: number[], amqpUrl: string): Promise<[Result[], Result[], Result[], Result[]]> {
   const local = `http://127.0.0.1:${ports.local}`;
   const front = `http://127.0.0.1:${ports.responder}`;
@@ -147,32 +156,7 @@ async function measureApp(label: string, delayMs: number, concurrencies: number[
       '--queue',
       `${queue}-local`,
     ]),
-    start([
-      'bin/kueuer.js',
-      'responder',
-      '--listen',
-      `127.0.0.1:${ports.responder}`,
-      '--admin-listen',
-      `127.0.0.1:${ports.responderAdmin}`,
-      '--backend',
-      amqpUrl,
-      '--queue',
-      queue,
-    ]),
-    start([
-      'bin/kueuer.js',
-      'sidecar',
-      '--app',
-      `127.0.0.1:${ports.app}`,
-      '--admin-listen',
-      `127.0.0.1:${ports.sidecarAdmin}`,
-      '--backend',
-      amqpUrl,
-      '--queue',
-      queue,
-      '--concurrency',
-      '64',
-    ]),
+    ...startBrokerPair(amqpUrl, queue, ports.responder, ports.responderAdmin, ports.sidecarAdmin),
   );
   await waitHttp(`${local}/ping`);
   await waitHttp(`http://127.0.0.1:${ports.responderAdmin}/readyz`);
@@ -182,34 +166,7 @@ async function measureApp(label: string, delayMs: number, concurrencies: number[
   const embedded = await measure(label, 'kueuer local (memory)', local, concurrencies);
   const rabbit = await measure(label, 'responder+sidecar (amqp)', front, concurrencies);
   const kafkaUrl = `kafka://${kafkaBroker('start')}`;
-  started.push(
-    start([
-      'bin/kueuer.js',
-      'responder',
-      '--listen',
-      `127.0.0.1:${ports.kafkaResponder}`,
-      '--admin-listen',
-      `127.0.0.1:${ports.kafkaResponderAdmin}`,
-      '--backend',
-      kafkaUrl,
-      '--queue',
-      queue,
-    ]),
-    start([
-      'bin/kueuer.js',
-      'sidecar',
-      '--app',
-      `127.0.0.1:${ports.app}`,
-      '--admin-listen',
-      `127.0.0.1:${ports.kafkaSidecarAdmin}`,
-      '--backend',
-      kafkaUrl,
-      '--queue',
-      queue,
-      '--concurrency',
-      '64',
-    ]),
-  );
+  started.push(...startBrokerPair(kafkaUrl, queue, ports.kafkaResponder, ports.kafkaResponderAdmin, ports.kafkaSidecarAdmin));
   await waitHttp(`http://127.0.0.1:${ports.kafkaResponderAdmin}/readyz`, 60_000);
   await waitHttp(`http://127.0.0.1:${ports.kafkaSidecarAdmin}/readyz`, 60_000);
   await waitHttp(`http://127.0.0.1:${ports.kafkaResponder}/ping`, 60_000);

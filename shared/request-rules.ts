@@ -67,7 +67,7 @@ export function headersProblem(pairs: HeaderPairs, encodedBytes?: number): Reque
       return { code: 'invalid_header', status: 400, message: 'the request has more than one Host header (RFC 9112 §3.2)' };
     }
   }
-  const bytes = encodedBytes ?? Buffer.byteLength(JSON.stringify(pairs));
+  const bytes = encodedBytes ?? encodedSize(pairs);
   if (bytes > REQUEST_LIMITS.headersJsonBytes) {
     return {
       code: 'headers_too_large',
@@ -76,4 +76,16 @@ export function headersProblem(pairs: HeaderPairs, encodedBytes?: number): Reque
     };
   }
   return null;
+}
+
+/**
+ * The size of the header list as the envelope encodes it (JSON). A cheap upper
+ * bound is tried first (every character at most 2 bytes once valid: obs-text is
+ * 2 bytes in UTF-8, `"` and `\\` are escaped to 2; plus `["",""],` per pair),
+ * so the usual request is not encoded twice; only one near the limit is.
+ */
+function encodedSize(pairs: HeaderPairs): number {
+  let bound = 2;
+  for (const [name, value] of pairs) bound += 2 * (name.length + value.length) + 8;
+  return bound <= REQUEST_LIMITS.headersJsonBytes ? bound : Buffer.byteLength(JSON.stringify(pairs));
 }

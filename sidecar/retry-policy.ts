@@ -1,7 +1,8 @@
-/** Exponential backoff with full jitter: 50 ms, 100 ms, … capped at 1 s. */
+import { backoff, DEFAULT_BACKOFF } from '../shared/retry.js';
+
+/** The sidecar's waits: shared/retry.ts's default backoff (50 ms doubling to 1 s, jittered), counted from attempt 0. */
 export function backoffMs(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(1000, 50 * 2 ** Math.min(attempt, 10));
-  return Math.floor(ceiling / 2 + random() * (ceiling / 2));
+  return backoff(DEFAULT_BACKOFF, attempt + 1, random);
 }
 
 /**
