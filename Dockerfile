@@ -1,9 +1,13 @@
 # One image for every subcommand: kueuer webhook | responder | sidecar | local.
 # Built in your CI (no Docker engine runs where Kueuer is developed):
 #   docker build -t ghcr.io/<you>/kueuer:0.1.0 .
+# NODE_IMAGE picks the Node 24 base of both stages. Leave it for the official
+# image; scripts/images.sh passes a base it assembles here (Debian bookworm
+# from debootstrap + the npm registry's Node 24), see docs/images.md.
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: compile TypeScript with the dev dependencies
-FROM node:24-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -18,7 +22,7 @@ COPY demo ./demo
 RUN npm run build
 
 # --- runtime: production dependencies only, tini as PID 1, non-root
-FROM node:24-bookworm-slim
+FROM ${NODE_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini=0.19.* \
  && rm -rf /var/lib/apt/lists/*

@@ -14,16 +14,30 @@ const lines = readFileSync(join(root, 'Dockerfile'), 'utf8')
   .map((l) => l.trim())
   .filter((l) => l && !l.startsWith('#'));
 const stages: string[][] = [];
+/** ARGs declared before the first FROM: the only ones a FROM line may use. */
+const globalArgs = new Map<string, string>();
 for (const line of lines) {
+  const arg = /^ARG (\w+)=(\S+)$/.exec(line);
+  if (arg && stages.length === 0) globalArgs.set(arg[1]!, arg[2]!);
   if (line.startsWith('FROM ')) stages.push([]);
   stages.at(-1)?.push(line);
 }
 const runtime = stages.at(-1)!;
 
 describe('Dockerfile', () => {
-  it('is multi-stage on a pinned slim Node 24 (active LTS) base', () => {
+  it('is multi-stage on a pinned slim Node 24 (active LTS) base by default', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const s of stages) expect(s[0]).toMatch(/^FROM node:24-[a-z]+-slim( AS \w+)?$/);
+    for (const s of stages) {
+      const from = /^FROM (\S+)( AS \w+)?$/.exec(s[0]!);
+      expect(from, s[0]).not.toBeNull();
+      const base = from![1]!.replace(/^\$\{(\w+)\}$/, (_, name: string) => globalArgs.get(name) ?? `unset ${name}`);
+      expect(base).toMatch(/^node:24-[a-z]+-slim$/);
+    }
+  });
+
+  it('takes its base from the NODE_IMAGE build argument in every stage (scripts/images.sh passes a local base)', () => {
+    expect(globalArgs.get('NODE_IMAGE')).toBe('node:24-bookworm-slim');
+    for (const s of stages) expect(s[0]).toMatch(/^FROM \$\{NODE_IMAGE\}( AS \w+)?$/);
   });
 
   it('runs as a non-root numeric user under an init for signals', () => {
