@@ -1,0 +1,3 @@
+module kueuer.local/pause
+
+go 1.22
