@@ -1,0 +1,139 @@
+/**
+ * The processes `npm run bench` starts inside its network namespace: Kueuer's
+ * commands, the private broker nodes (each on its own port and data directory
+ * under .cache/bench, never the test suite's shared brokers), and the
+ * "clients held at once" measurement.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Netns } from './bench-netns.js';
+import type { HeldClients } from './bench-report.js';
+
+const RABBITMQ_PORT = 35672;
+const KAFKA_PORT = 39092;
+
+export function startKueuer(netns: Netns, root: string, args: string[]): ChildProcess {
+  return netns.spawn(process.execPath, [join(root, 'bin/kueuer.js'), ...args], { cwd: root, env: { ...process.env, KUEUER_LOG_LEVEL: 'warn' } });
+}
+
+const WAIT_SCRIPT = `
+const [url, timeoutMs] = process.argv.slice(1);
+const until = Date.now() + Number(timeoutMs);
+for (;;) {
+  try { const res = await fetch(url); await res.arrayBuffer(); if (res.status === 200) process.exit(0); } catch {}
+  if (Date.now() > until) { console.error(url + ' did not answer 200 within ' + timeoutMs + ' ms'); process.exit(1); }
+  await new Promise((r) => setTimeout(r, 100));
+}`;
+
+/** Waits, from inside the namespace, until `url` answers 200. */
+export async function waitHttp(netns: Netns, url: string, timeoutMs = 20_000): Promise<void> {
+  netns.run(process.execPath, ['--input-type=module', '-e', WAIT_SCRIPT, url, String(timeoutMs)]);
+  return Promise.resolve();
+}
+
+/** The private RabbitMQ and Kafka nodes, started on first use inside the namespace. */
+export class BrokerNodes {
+  private amqpUrl: string | undefined;
+  private kafkaAddress: string | undefined;
+
+  constructor(
+    private readonly netns: Netns,
+    private readonly root: string,
+  ) {}
+
+  private env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      KUEUER_RABBITMQ_PORT: String(RABBITMQ_PORT),
+      KUEUER_RABBITMQ_DIR: join(this.root, '.cache/bench/rabbitmq'),
+      KUEUER_KAFKA_PORT: String(KAFKA_PORT),
+      KUEUER_KAFKA_DIR: join(this.root, '.cache/bench/kafka'),
+    };
+  }
+
+  private script(name: string, action: string): string {
+    return (
+      this.netns
+        .run('bash', [join(this.root, 'scripts', name), action], this.env())
+        .trim()
+        .split('\n')
+        .pop() ?? ''
+    );
+  }
+
+  async rabbitmq(): Promise<string> {
+    this.amqpUrl ??= this.script('rabbitmq.sh', 'start');
+    return Promise.resolve(this.amqpUrl);
+  }
+
+  async kafka(): Promise<string> {
+    this.kafkaAddress ??= this.script('kafka.sh', 'start');
+    return Promise.resolve(this.kafkaAddress);
+  }
+
+  /** The broker processes running now (RabbitMQ's beam, Kafka's JVM). */
+  pids(): number[] {
+    const files = [
+      ...(this.amqpUrl ? [join(this.root, '.cache/bench/rabbitmq/rabbitmq.pid')] : []),
+      ...(this.kafkaAddress ? [join(this.root, '.cache/bench/kafka/kafka.pid')] : []),
+    ];
+    return files.map((f) => Number(readFileSync(f, 'utf8').trim()));
+  }
+
+  stopAll(): void {
+    if (this.amqpUrl) this.script('rabbitmq.sh', 'stop');
+    if (this.kafkaAddress) this.script('kafka.sh', 'stop');
+    this.amqpUrl = undefined;
+    this.kafkaAddress = undefined;
+  }
+}
+
+function memoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024;
+}
+
+/**
+ * One responder on RabbitMQ holds `count` clients (no sidecar yet); its RSS is
+ * read; then a sidecar (concurrency 64) answers them all through the 0 ms app.
+ */
+export async function measureHeldClients(netns: Netns, root: string, amqpUrl: string, appPort: number, count: number): Promise<HeldClients> {
+  const queue = `bench-held-${Date.now()}`;
+  const common = ['--backend', amqpUrl, '--queue', queue];
+  const responder = startKueuer(netns, root, [
+    'responder',
+    '--listen',
+    '127.0.0.1:18084',
+    '--admin-listen',
+    '127.0.0.1:18184',
+    '--max-pending',
+    String(count),
+    ...common,
+  ]);
+  const started = [responder];
+  try {
+    await waitHttp(netns, 'http://127.0.0.1:18184/readyz', 60_000);
+    const rssIdleMb = memoryMb(responder.pid!, 'VmRSS');
+    const client = netns.spawn(process.execPath, [join(root, 'dist/scripts/bench-held-clients.js'), '18084', '18184', String(count), '120'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    started.push(client);
+    let rssHeldMb = NaN;
+    for await (const line of createInterface({ input: client.stdout! })) {
+      const msg = JSON.parse(line) as { held?: number; answered?: number; errors: number; crossed: number; inversions: number; seconds: number };
+      if (msg.held !== undefined) {
+        rssHeldMb = memoryMb(responder.pid!, 'VmRSS');
+        started.push(
+          startKueuer(netns, root, ['sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:18284', ...common, '--concurrency', '64']),
+        );
+      } else if (msg.answered !== undefined) {
+        return { count, rssIdleMb, rssHeldMb, rssPeakMb: memoryMb(responder.pid!, 'VmHWM'), ...msg, answered: msg.answered };
+      }
+    }
+    throw new Error('the held-clients client ended without a result');
+  } finally {
+    for (const c of started) c.kill('SIGKILL');
+  }
+}
