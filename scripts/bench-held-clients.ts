@@ -49,7 +49,7 @@ function answerOf(socket: Socket): Promise<Outcome> {
 
 async function pendingGauge(): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${adminArg}/metrics`)).text();
-  return Number(/^kueuer_responder_pending_requests (\d+)/m.exec(text)?.[1] ?? 0);
+  return Number(/^kueuer_responder_pending_requests(?:{[^}]*})? (\d+)/m.exec(text)?.[1] ?? 0);
 }
 
 const answers: Promise<Outcome>[] = [];

@@ -10,7 +10,7 @@
  * command's own pid (its /proc/<pid>/stat is the process measured).
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 
 export class Netns {
   private readonly children: ChildProcess[] = [];
@@ -46,8 +46,24 @@ export class Netns {
     return execFileSync(cmd, full, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] });
   }
 
+  /** Kills every process left in the namespace (a broker's epmd daemon too), then the namespace. */
   close(): void {
+    const ns = this.anchor.pid === undefined ? undefined : netnsOf(this.anchor.pid);
     for (const c of this.children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (ns !== undefined && ns !== netnsOf(process.pid)) {
+      for (const entry of readdirSync('/proc')) {
+        const pid = Number(entry);
+        if (Number.isInteger(pid) && pid !== this.anchor.pid && netnsOf(pid) === ns) process.kill(pid, 'SIGKILL');
+      }
+    }
     this.anchor.kill('SIGKILL');
+  }
+}
+
+function netnsOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
   }
 }

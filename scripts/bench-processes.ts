@@ -11,8 +11,8 @@ import { createInterface } from 'node:readline';
 import type { Netns } from './bench-netns.js';
 import type { HeldClients } from './bench-report.js';
 
-const RABBITMQ_PORT = 35672;
-const KAFKA_PORT = 39092;
+const RABBITMQ_PORT = 20672; // below the ephemeral port range (32768+), which outgoing connections take
+const KAFKA_PORT = 20092;
 
 export function startKueuer(netns: Netns, root: string, args: string[]): ChildProcess {
   return netns.spawn(process.execPath, [join(root, 'bin/kueuer.js'), ...args], { cwd: root, env: { ...process.env, KUEUER_LOG_LEVEL: 'warn' } });
