@@ -14,6 +14,7 @@ import { runSidecar } from '../sidecar/start.js';
 import { webhookOptions } from '../webhook/config.js';
 import { runWebhook } from '../webhook/start.js';
 import { exitOnSignal } from './lifecycle.js';
+import { injectCommand } from './inject.js';
 import { localOptions, runLocal } from './local.js';
 
 export { localOptions } from './local.js';
@@ -23,7 +24,10 @@ export interface Command<S extends OptionSpecs> {
   usage: string;
   summary: string;
   options: S;
-  run(values: OptionValues<S>): Promise<void>;
+  /** Short flags, each rewritten to its long flag before parsing (`-f` → `--filename`). */
+  aliases?: Record<string, string>;
+  /** Resolves with an exit code for a command that ends (inject, check, status); servers resolve with nothing and keep running. */
+  run(values: OptionValues<S>): Promise<number | void>;
 }
 
 /** A command that starts `start` with its logger and stops it on SIGTERM or SIGINT. */
@@ -83,4 +87,4 @@ export const webhookCommand = command(
 );
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand, webhookCommand];
+export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand, webhookCommand, injectCommand];

@@ -44,9 +44,11 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     console.log(`kueuer ${kueuerVersion()}`);
     return 0;
   }
+  const aliases = command.aliases ?? {};
+  const args = rest.map((arg) => aliases[arg] ?? arg);
   let values;
   try {
-    values = parseOptions(command.options, rest, process.env);
+    values = parseOptions(command.options, args, process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`kueuer ${name}: ${err.problems.join(`\nkueuer ${name}: `)}\nRun \`kueuer ${name} --help\` for the options.`);
@@ -55,7 +57,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     throw err;
   }
   try {
-    await command.run(values);
+    const code = await command.run(values);
+    if (typeof code === 'number') return code;
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`kueuer ${name}: ${err.problems.join(`\nkueuer ${name}: `)}`);

@@ -1,0 +1,98 @@
+/**
+ * `kueuer inject -f FILE`: prints a manifest's objects as the webhook would
+ * admit their pods (like `istioctl kube-inject`), through the webhook's own
+ * pipeline (webhook/manifest-injection.ts calls webhook/mutate.ts). Any
+ * refusal prints nothing on stdout, so `kueuer inject -f x | kubectl apply -f -`
+ * never applies half a manifest.
+ */
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import { parseAllDocuments, stringify } from 'yaml';
+import { dnsLabel } from '../shared/options.js';
+import { kueuerVersion } from '../shared/version.js';
+import { defaultWebhookSettings, injectionConfig, webhookOptions } from '../webhook/config.js';
+import { injectObject } from '../webhook/manifest-injection.js';
+import type { Command } from './commands.js';
+
+export const injectOptions = {
+  filename: {
+    flag: 'filename',
+    env: 'KUEUER_INJECT_FILENAME',
+    description: 'the manifest (multi-document YAML or JSON); - reads stdin (short: -f)',
+    parse: (raw: string) => raw,
+  },
+  namespace: {
+    flag: 'namespace',
+    env: 'KUEUER_INJECT_NAMESPACE',
+    description: 'namespace of objects that name none (it is part of the queue name; short: -n)',
+    defaultValue: 'default',
+    parse: dnsLabel('a namespace name'),
+  },
+  sidecarImage: webhookOptions.sidecarImage,
+  backendSecret: webhookOptions.backendSecret,
+  nativeSidecars: {
+    ...webhookOptions.nativeSidecars,
+    description: 'inject a native sidecar (init container with restartPolicy Always); auto = true here (no cluster is asked): use false for Kubernetes < 1.29',
+  },
+  systemNamespace: webhookOptions.systemNamespace,
+  sidecarAdminPort: webhookOptions.sidecarAdminPort,
+  sidecarCpuRequest: webhookOptions.sidecarCpuRequest,
+  sidecarMemoryRequest: webhookOptions.sidecarMemoryRequest,
+  sidecarMemoryLimit: webhookOptions.sidecarMemoryLimit,
+};
+
+/** Reads the manifest's documents; a YAML error names the document and the line. */
+export function parseManifest(text: string, source: string): unknown[] {
+  const docs = parseAllDocuments(text);
+  if (!Array.isArray(docs)) return [];
+  const out: unknown[] = [];
+  docs.forEach((doc, i) => {
+    const error = doc.errors[0];
+    if (error) throw new Error(`${source}: document ${i + 1}: ${error.message.split('\n')[0]}`);
+    if (doc.contents !== null) out.push(doc.toJS());
+  });
+  return out;
+}
+
+/** The documents as one multi-document YAML text. */
+export function printManifest(objects: unknown[]): string {
+  return objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
+}
+
+function describeObject(o: unknown, index: number): string {
+  const meta = (o as { kind?: string; metadata?: { name?: string; namespace?: string } } | null) ?? {};
+  const name = meta.metadata?.name ? ` ${meta.metadata.namespace ? `${meta.metadata.namespace}/` : ''}${meta.metadata.name}` : '';
+  return `document ${index + 1} (${meta.kind ?? 'no kind'}${name})`;
+}
+
+export const injectCommand: Command<typeof injectOptions> = {
+  name: 'inject',
+  usage: 'kueuer inject -f FILE|- [-n NAMESPACE] [options]',
+  summary: 'Prints a manifest with the sidecar injected into its pod templates, as the webhook would admit them.',
+  options: injectOptions,
+  aliases: { '-f': '--filename', '-n': '--namespace' },
+  async run(o) {
+    const source = o.filename === '-' ? 'stdin' : o.filename;
+    let objects: unknown[];
+    try {
+      objects = parseManifest(readFileSync(o.filename === '-' ? 0 : o.filename, 'utf8'), source);
+    } catch (err) {
+      process.stderr.write(`kueuer inject: cannot read ${source}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    const config = injectionConfig({ ...defaultWebhookSettings(), ...o }, o.nativeSidecars !== 'false', kueuerVersion());
+    const log = pino({ level: 'silent' });
+    const results = await Promise.all(objects.map((obj) => injectObject(obj, o.namespace, config, log)));
+    let refused = false;
+    results.forEach((r, i) => {
+      for (const w of r.warnings) process.stderr.write(`kueuer inject: warning: ${describeObject(objects[i], i)}: ${w}\n`);
+      if (r.refusal) {
+        refused = true;
+        process.stderr.write(`kueuer inject: ${describeObject(objects[i], i)}: the webhook would refuse its pods: ${r.refusal}\n`);
+      }
+    });
+    if (refused) return 1;
+    process.stdout.write(printManifest(results.map((r) => r.object)));
+    return 0;
+  },
+};

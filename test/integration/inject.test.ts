@@ -1,0 +1,94 @@
+/**
+ * `kueuer inject` golden files: each `<case>.input.yaml` (its first line may
+ * be `# args: …`) goes through the real CLI (dist/) on stdin; stdout must
+ * equal `<case>.expected.yaml` and stderr `<case>.expected.stderr` (exit 0),
+ * or, for a manifest the webhook would refuse, stderr must equal
+ * `<case>.refused.txt` with exit 1 and nothing on stdout. The printed manifest
+ * injected again must come out unchanged. UPDATE_GOLDEN=1 rewrites the expected files.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { kueuerVersion } from '../../shared/version.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const dir = join(root, 'test', 'golden', 'inject');
+const cases = readdirSync(dir)
+  .filter((f) => f.endsWith('.input.yaml'))
+  .map((f) => f.replace('.input.yaml', ''))
+  .sort();
+const update = process.env.UPDATE_GOLDEN === '1';
+const IMAGE = ['--sidecar-image', 'ghcr.io/kueuer/kueuer:test'];
+
+function inject(args: string[], input: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'kueuer.js'), 'inject', ...args], { input, encoding: 'utf8', env: { PATH: process.env.PATH } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The release's version, recorded in the status annotation, as a placeholder so the files survive releases. */
+const normalise = (text: string): string => text.replaceAll(`"version":"${kueuerVersion()}"`, '"version":"VERSION"');
+
+function expectGolden(file: string, actual: string): void {
+  const path = join(dir, file);
+  if (update) {
+    if (actual === '') rmSync(path, { force: true });
+    else writeFileSync(path, actual);
+  }
+  expect(actual).toBe(existsSync(path) ? readFileSync(path, 'utf8') : '');
+}
+
+describe('kueuer inject golden files', () => {
+  it('has cases, refused ones among them', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(5);
+    expect(cases.some((c) => existsSync(join(dir, `${c}.refused.txt`)))).toBe(true);
+  });
+
+  it.each(cases)('%s', (name) => {
+    const input = readFileSync(join(dir, `${name}.input.yaml`), 'utf8');
+    const args = [...IMAGE, ...(/^# args: (.*)$/m.exec(input.split('\n')[0] ?? '')?.[1]?.split(' ') ?? []), '-f', '-'];
+    const first = inject(args, input);
+    const refused = update ? first.code === 1 : existsSync(join(dir, `${name}.refused.txt`));
+    if (refused) {
+      expect(first.code).toBe(1);
+      expect(first.stdout).toBe('');
+      expectGolden(`${name}.refused.txt`, first.stderr);
+      return;
+    }
+    expect(first.code, first.stderr).toBe(0);
+    expectGolden(`${name}.expected.yaml`, normalise(first.stdout));
+    expectGolden(`${name}.expected.stderr`, first.stderr);
+    // Injecting twice is injecting once.
+    const second = inject(args, first.stdout);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe(first.stdout);
+  });
+});
+
+describe('kueuer inject, the command', () => {
+  it('reads a file given with --filename, and -n sets the namespace of objects that name none', () => {
+    const file = join(dir, 'statefulset-job-pod.input.yaml');
+    const r = inject([...IMAGE, '--filename', file, '-n', 'team-a'], '');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('value: team-a.one-off');
+    expect(r.stdout).toContain('value: data.db-api');
+  });
+
+  it('a missing file or bad YAML exits 1 naming it; no -f exits 2 naming the flag', () => {
+    const missing = inject(['-f', '/nonexistent/deploy.yaml'], '');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^kueuer inject: cannot read \/nonexistent\/deploy.yaml: ENOENT/);
+    const bad = inject(['-f', '-'], 'kind: Pod\n---\nmetadata: [unclosed\n');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^kueuer inject: cannot read stdin: stdin: document 2: /);
+    const none = inject([], '');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('missing --filename (or KUEUER_INJECT_FILENAME)');
+  });
+
+  it('--version prints the version', () => {
+    const r = inject(['--version'], '');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(`kueuer ${kueuerVersion()}`);
+  });
+});
