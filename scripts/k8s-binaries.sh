@@ -3,6 +3,7 @@
 # .cache/k8s/<version>/bin, and prints that directory on its last line:
 #   etcd                     (go.etcd.io/etcd/server/v3)
 #   kube-apiserver, kube-controller-manager, kubectl   (k8s.io/kubernetes)
+#   kube-scheduler, kubelet, kube-proxy (k8s.io/kubernetes; the real node)
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod pins its staging
 # modules (k8s.io/api, k8s.io/apimachinery, …) at v0.0.0 with replace
@@ -18,7 +19,7 @@ k8s_version="${KUEUER_K8S_VERSION:-v1.34.4}"
 etcd_version="${KUEUER_ETCD_VERSION:-v3.6.16}"
 out="$root/.cache/k8s/$k8s_version-etcd-$etcd_version"
 bin="$out/bin"
-binaries=(etcd kube-apiserver kube-controller-manager kubectl)
+binaries=(etcd kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
 
 have_all() {
   for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || return 1; done
@@ -66,6 +67,9 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
 minor="${k8s_version#v1.}"
@@ -73,10 +77,13 @@ minor="${minor%%.*}"
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
 (cd "$out/src/k8s" && go mod tidy >&2)
-for cmd in kube-apiserver kube-controller-manager kubectl; do
+for cmd in kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy; do
   if [ ! -x "$bin/$cmd" ]; then
     echo "building $cmd $k8s_version (first run only; several minutes)" >&2
-    (cd "$out/src/k8s" && go build -trimpath -ldflags "$ldflags" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2)
+    # The node's binaries are static, as upstream ships them (no libc needed).
+    cgo=1
+    case "$cmd" in kubelet | kube-proxy) cgo=0 ;; esac
+    (cd "$out/src/k8s" && CGO_ENABLED=$cgo go build -trimpath -ldflags "$ldflags" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2)
   fi
 done
 have_all
