@@ -6,13 +6,19 @@
 #   scripts/rabbitmq.sh start   # prints the amqp URL on its last line (management API on port + 3)
 #   scripts/rabbitmq.sh stop
 #   scripts/rabbitmq.sh ctl ARGS...   # rabbitmqctl against this node
-# KUEUER_RABBITMQ_PORT (default 25672) and KUEUER_RABBITMQ_DIR select another
+# KUEUER_RABBITMQ_PORT (default 21672) and KUEUER_RABBITMQ_DIR select another
 # node, so a test can restart its own broker without disturbing the others.
+# The node takes the port and the three above it (Erlang distribution, epmd,
+# management). The default is no RabbitMQ port (25672 is a system RabbitMQ's
+# inter-node port, 15672 its management, 35672-35682 its CLI tools) and sits
+# below Linux's ephemeral range (32768+); the soak, the benchmark, the fault
+# matrix and the broker-restart test use 28672, 20672, 27672 and 26672.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-base="${KUEUER_RABBITMQ_DIR:-$root/.cache/rabbitmq}"
-port="${KUEUER_RABBITMQ_PORT:-25672}"
+port="${KUEUER_RABBITMQ_PORT:-21672}"
+# One directory per port: nodes on other ports never share a pid file, config or data.
+base="${KUEUER_RABBITMQ_DIR:-$root/.cache/rabbitmq/$port}"
 export HOME="$base"
 export RABBITMQ_NODENAME="kueuer-test-$port@localhost"
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1

@@ -74,6 +74,6 @@ run([join(root, 'dist/demo/echo-app.js'), appPort, '0', '2000'], 'demo app');
 run([join(root, 'bin/kueuer.js'), 'local', '--listen', listen, '--app', `127.0.0.1:${appPort}`, '--concurrency', '4', '--admin-listen', admin], 'kueuer local');
 setTimeout(() => {
   console.log(
-    `\nKueuer is queuing requests for the demo app. Try:\n  curl -i http://${listen}/hello?name=kueuer -d 'some body'\nMetrics: http://${admin}/metrics   Stop: Ctrl-C\n`,
+    `\nKueuer is queuing requests for the demo app. Try:\n  curl -i 'http://${listen}/hello?name=kueuer' -d 'some body'\nMetrics: http://${admin}/metrics   Stop: Ctrl-C\n`,
   );
 }, 800);

@@ -18,7 +18,7 @@ describe('npm start', () => {
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     try {
       const until = Date.now() + 15_000;
-      while (!out.includes(`curl -i http://127.0.0.1:${listen}/`)) {
+      while (!out.includes(`curl -i 'http://127.0.0.1:${listen}/hello?name=kueuer'`)) {
         if (Date.now() > until) throw new Error(`no URL printed:\n${out}`);
         await new Promise((r) => setTimeout(r, 50));
       }
