@@ -18,6 +18,7 @@
 # Needs root, and apt-get installs buildah and debootstrap when missing.
 # Storage: containers/storage under .cache/images/storage-<driver>, overlay if
 # it works here, else vfs (KUEUER_IMAGES_STORAGE_DRIVER forces one).
+# KUEUER_IMAGES_CACHE moves .cache/images elsewhere (e.g. to time a cold run).
 #
 # Last line of stdout (a CONTRACT: test/helpers/images.ts and the node harness
 # parse it):
@@ -35,7 +36,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 here="$root/scripts/images"
-cache="$root/.cache/images"
+cache="${KUEUER_IMAGES_CACHE:-$root/.cache/images}"
 mkdir -p "$cache"
 log() { echo "images: $*" >&2; }
 
@@ -79,6 +80,17 @@ fi
 
 # --- tools and storage
 [ "$(id -u)" = 0 ] || { log "building images needs root (buildah, debootstrap)"; exit 1; }
+# One build at a time per cache (two test runs may start together); the
+# second finds what the first built.
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+  log "another scripts/images.sh is building in $cache; waiting for it"
+  flock 9
+fi
+if [ -s "$kueuer_archive" ] && [ -s "$httpbin_archive" ]; then
+  contract
+  exit 0
+fi
 if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null || ! command -v runc >/dev/null; then
   log "installing buildah, debootstrap and runc from Debian (first run only)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends buildah debootstrap runc >&2 ||
