@@ -12,9 +12,15 @@
 # webhook first would leave them selector-less, pointing at nothing.
 #
 # Usage: scripts/uninstall.sh [KUSTOMIZE_DIR]
+#        scripts/uninstall.sh --restore-only   # steps 1 and 2 (then helm uninstall, and step 3's last deletions)
 # Env:   KUBECTL (default kubectl), KUEUER_UNINSTALL_TIMEOUT (seconds, default 120)
 set -euo pipefail
 
+restore_only=""
+if [ "${1:-}" = "--restore-only" ]; then
+  restore_only=1
+  shift
+fi
 dir="${1:-$(dirname "$0")/../manifests}"
 kubectl="${KUBECTL:-kubectl}"
 timeout="${KUEUER_UNINSTALL_TIMEOUT:-120}"
@@ -56,12 +62,22 @@ for svc in $services; do
   echo "kueuer uninstall: restored Service $svc"
 done
 
+generated_hpas=(horizontalpodautoscalers.autoscaling --all-namespaces -l app.kubernetes.io/managed-by=kueuer --ignore-not-found)
+mirrored_slices=(endpointslices.discovery.k8s.io --all-namespaces -l endpointslice.kubernetes.io/managed-by=kueuer.io --ignore-not-found)
+if [ -n "$restore_only" ]; then
+  echo "kueuer uninstall: every Service is restored. Now remove Kueuer (e.g. helm uninstall kueuer --namespace kueuer-system), then:"
+  echo "  kubectl delete ${generated_hpas[*]}"
+  echo "  kubectl delete ${mirrored_slices[*]}"
+  echo "  kubectl delete scaledobjects.keda.sh --all-namespaces -l app.kubernetes.io/managed-by=kueuer   # keda mode only"
+  exit 0
+fi
+
 echo "kueuer uninstall: deleting Kueuer's objects (kubectl delete -k $dir)"
 "$kubectl" delete -k "$dir" --ignore-not-found --wait=true
 # What the webhook generated, now that it no longer runs to re-create it.
-"$kubectl" delete horizontalpodautoscalers.autoscaling --all-namespaces -l app.kubernetes.io/managed-by=kueuer --ignore-not-found
+"$kubectl" delete "${generated_hpas[@]}"
 if "$kubectl" api-resources --api-group=keda.sh -o name 2>/dev/null | grep -qx 'scaledobjects.keda.sh'; then
   "$kubectl" delete scaledobjects.keda.sh --all-namespaces -l app.kubernetes.io/managed-by=kueuer --ignore-not-found
 fi
-"$kubectl" delete endpointslices.discovery.k8s.io --all-namespaces -l endpointslice.kubernetes.io/managed-by=kueuer.io --ignore-not-found
+"$kubectl" delete "${mirrored_slices[@]}"
 echo "kueuer uninstall: done. Pods injected earlier keep their sidecar until they are re-created (kubectl rollout restart)."

@@ -23,8 +23,8 @@ describe('scripts/uninstall.sh', () => {
   /** A kustomization holding what this test installs of Kueuer: the webhook configuration and a ConfigMap. */
   const installDir = mkdtempSync(join(tmpdir(), 'kueuer-uninstall-'));
 
-  function uninstall(timeoutSeconds: number): { code: number | null; stdout: string; stderr: string } {
-    const r = spawnSync('bash', [join(root, 'scripts', 'uninstall.sh'), installDir], {
+  function uninstall(timeoutSeconds: number, args = [installDir]): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync('bash', [join(root, 'scripts', 'uninstall.sh'), ...args], {
       encoding: 'utf8',
       env: { ...process.env, KUBECONFIG: cp.kubeconfig, KUBECTL: join(cp.binDir, 'kubectl'), KUEUER_UNINSTALL_TIMEOUT: String(timeoutSeconds) },
       timeout: 120_000,
@@ -101,6 +101,22 @@ spec:
     } finally {
       webhook.child.kill('SIGCONT');
     }
+  }, 120_000);
+
+  const queued = [
+    ['shop', 'web'],
+    ['billing', 'api'],
+  ] as const;
+
+  it('--restore-only restores every rewritten Service and deletes nothing (for a Helm install)', () => {
+    const r = uninstall(60, ['--restore-only']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('every Service is restored. Now remove Kueuer (e.g. helm uninstall kueuer --namespace kueuer-system), then:');
+    for (const [ns, name] of queued) expect(cp.getJson('service', '-n', ns, name).spec.selector).toEqual({ app: name });
+    expect(cp.tryGetJson('mutatingwebhookconfiguration', 'kueuer')).not.toBeNull();
+    // Queue them again for the full uninstall.
+    for (const [ns, name] of queued) expect(cp.kubectl(['-n', ns, 'label', 'service', name, 'kueuer.io/inject=true']).code).toBe(0);
+    for (const [ns, name] of queued) expect(cp.getJson('service', '-n', ns, name).spec.selector).toBeUndefined();
   }, 120_000);
 
   it('restores every rewritten Service in every namespace, then deletes Kueuer', () => {
