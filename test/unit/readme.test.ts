@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
 import type { OptionSpecs } from '../../shared/options.js';
 
-const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+const root = join(import.meta.dirname, '..', '..');
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+const source = (path: string): string => readFileSync(join(root, path), 'utf8');
 const rows = readme.split('\n').filter((l) => l.startsWith('| `--'));
 
 describe('README', () => {
@@ -18,6 +20,31 @@ describe('README', () => {
       });
     }
   }
+
+  it("states the test RabbitMQ's port as scripts/rabbitmq.sh's default, with its management port (+3)", () => {
+    const port = Number(/KUEUER_RABBITMQ_PORT:-(\d+)/.exec(source('scripts/rabbitmq.sh'))?.[1]);
+    expect(port).not.toBe(25672); // a system RabbitMQ's inter-node port
+    expect(readme).toContain(`private node on 127.0.0.1:${port} (management API on\n${port + 3};`);
+  });
+
+  it("states npm start's ports and variables as scripts/start-demo.mjs uses them", () => {
+    const demo = source('scripts/start-demo.mjs');
+    const defaults = Object.fromEntries([...demo.matchAll(/process\.env\.(\w+) \?\? '([^']+)'/g)].map((m) => [m[1], m[2]]));
+    expect(Object.keys(defaults).sort()).toEqual(['DEMO_APP_PORT', 'KUEUER_ADMIN_LISTEN', 'KUEUER_LISTEN']);
+    const said = /the demo app on (\d+)\n\(`DEMO_APP_PORT`\), Kueuer on (\d+) \(`KUEUER_LISTEN`\) and its metrics on (\d+)\n\(`KUEUER_ADMIN_LISTEN`\)/.exec(
+      readme,
+    );
+    expect(said?.slice(1)).toEqual([defaults.DEMO_APP_PORT, defaults.KUEUER_LISTEN!.split(':')[1], defaults.KUEUER_ADMIN_LISTEN!.split(':')[1]]);
+    expect(readme).toContain(`curl -i 'http://${defaults.KUEUER_LISTEN}/hello?name=kueuer'`);
+    expect(demo).toContain("curl -i 'http://${listen}/hello?name=kueuer'");
+  });
+
+  it('has the operator sections, and the scripts it names exist', () => {
+    for (const heading of ['## Prerequisites', '## Upgrade', '## Uninstall', '## Security model', '## Troubleshooting'])
+      expect(readme).toContain(`\n${heading}\n`);
+    for (const [, path] of readme.matchAll(/\]\((scripts\/[\w.-]+)\)/g)) expect(existsSync(join(root, path!)), path).toBe(true);
+    expect(readme).toContain('[scripts/uninstall.sh](scripts/uninstall.sh)');
+  });
 
   it('names the two commands', () => {
     expect(readme).toContain('npm ci && npm start');
