@@ -9,6 +9,8 @@
  * - helm, for the chart's tests (test/integration/install-artifacts.test.ts):
  *   scripts/helm.sh builds it once from the Go module proxy and caches it
  *   under .cache/helm.
+ * - the real node's Debian packages, crictl and the sandbox image
+ *   (scripts/node.sh, cached under .cache/node), for test/node.
  * - the third-party HTTP apps of the foreign-peer suites (test/foreign):
  *   scripts/third-party-apps.sh builds go-httpbin once from the Go module
  *   proxy and caches it under .cache/third-party.
@@ -24,10 +26,12 @@ declare module 'vitest' {
     amqpUrl: string;
     /** kafka://127.0.0.1:PORT of the single-node KRaft broker scripts/kafka.sh started. */
     kafkaUrl: string;
-    /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager and kubectl. */
+    /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kubelet and kube-proxy. */
     k8sBinDir: string;
     /** The helm binary scripts/helm.sh built. */
     helmBin: string;
+    /** scripts/node.sh's cache: bin/crictl and images/current/{pause,busybox}.tar (test/helpers/node.ts). */
+    nodeDir: string;
     /** The go-httpbin binary scripts/third-party-apps.sh built (test/foreign). */
     goHttpbin: string;
   }
@@ -37,22 +41,31 @@ const script = join(import.meta.dirname, '..', 'scripts', 'rabbitmq.sh');
 const k8sBinaries = join(import.meta.dirname, '..', 'scripts', 'k8s-binaries.sh');
 const kafkaScript = join(import.meta.dirname, '..', 'scripts', 'kafka.sh');
 const helmScript = join(import.meta.dirname, '..', 'scripts', 'helm.sh');
+const nodeScript = join(import.meta.dirname, '..', 'scripts', 'node.sh');
 const thirdPartyApps = join(import.meta.dirname, '..', 'scripts', 'third-party-apps.sh');
+
+/** Runs a build script (its progress on stderr) and returns the last line it printed: what it built. */
+function lastLine(script: string): string {
+  return (
+    execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+      .trim()
+      .split('\n')
+      .pop() ?? ''
+  );
+}
 
 export default function setup(project: TestProject): () => void {
   // `npm run test:unit` needs neither service; `npm run test:fast` skips the control plane.
   const scope = process.env.KUEUER_TEST_SCOPE;
   if (scope === 'unit') return () => undefined;
   if (scope !== 'fast') {
-    const out = execFileSync('bash', [k8sBinaries], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    project.provide('k8sBinDir', out.trim().split('\n').pop() ?? '');
-    const helm =
-      execFileSync('bash', [helmScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-        .trim()
-        .split('\n')
-        .pop() ?? '';
+    project.provide('k8sBinDir', lastLine(k8sBinaries));
+    const helm = lastLine(helmScript);
     if (!helm.endsWith('/helm')) throw new Error(`scripts/helm.sh printed no helm path:\n${helm}`);
     project.provide('helmBin', helm);
+    const nodeDir = lastLine(nodeScript);
+    if (!nodeDir.endsWith('/.cache/node')) throw new Error(`scripts/node.sh printed no node directory:\n${nodeDir}`);
+    project.provide('nodeDir', nodeDir);
   }
   {
     const out = execFileSync('bash', [thirdPartyApps], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });

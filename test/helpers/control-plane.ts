@@ -4,6 +4,12 @@
  * and kube-controller-manager running the deployment, replicaset, HPA,
  * namespace and garbage-collector controllers. No kubelet: pods are stored
  * (and admitted) but never run. Binaries come from scripts/k8s-binaries.sh.
+ *
+ * With `forPods` (the real node of test/helpers/node.ts) it is the control
+ * plane of a cluster that runs pods: the apiserver listens on the node's
+ * bridge address (pods reach it through the `kubernetes` Service), admits
+ * ServiceAccounts, dials the kubelet with a client certificate, and the
+ * controller manager adds the controllers pods need, plus a kube-scheduler.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -24,6 +30,8 @@ export interface ControlPlane {
   kubeconfig: string;
   binDir: string;
   dir: string;
+  /** ca.crt/.key, admin.crt/.key (system:masters), sa.key/.pub: what scripts/control-plane-certs.sh made. */
+  certs: string;
   /** Runs kubectl against this cluster. */
   kubectl(args: string[], input?: string): { code: number; stdout: string; stderr: string };
   /** `kubectl apply -f -` of a YAML text. */
@@ -37,7 +45,7 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-function startLogged(bin: string, args: string[], logFile: string): ChildProcess {
+export function startLogged(bin: string, args: string[], logFile: string): ChildProcess {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(logFile);
   child.stdout!.pipe(log);
@@ -45,7 +53,7 @@ function startLogged(bin: string, args: string[], logFile: string): ChildProcess
   return child;
 }
 
-async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, logFile: string): Promise<void> {
+export async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, logFile: string): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
@@ -62,7 +70,7 @@ async function waitUntil(what: string, timeoutMs: number, check: () => Promise<b
   }
 }
 
-function get(url: string, options: https.RequestOptions = {}): Promise<number> {
+export function get(url: string, options: https.RequestOptions = {}): Promise<number> {
   return new Promise((resolve, reject) => {
     const mod = url.startsWith('https') ? https : http;
     const req = mod.get(url, options, (res) => {
@@ -73,12 +81,76 @@ function get(url: string, options: https.RequestOptions = {}): Promise<number> {
   });
 }
 
+export interface ControlPlaneOptions {
+  /** The Service CIDR (--service-cluster-ip-range); 10.0.0.0/24 by default. */
+  serviceCidr?: string;
+  /** A control plane for a cluster that runs pods (see the header); the apiserver listens on `forPods.address`. */
+  forPods?: {
+    /** A local address pods can reach (the node's bridge gateway): the apiserver binds and advertises it. */
+    address: string;
+  };
+}
+
+/** The controllers of a cluster whose pods run: ServiceAccounts and their CA, endpoints, the node's taints, pod GC. */
+const podControllers = [
+  'root-ca-cert-publisher',
+  'serviceaccount',
+  'serviceaccount-token',
+  'endpoint',
+  'endpointslice',
+  'endpointslicemirroring',
+  'nodelifecycle',
+  'podgc',
+];
+
+/** The first address of a CIDR (the `kubernetes` Service's ClusterIP). */
+export function firstServiceIp(cidr: string): string {
+  const [base] = cidr.split('/');
+  const octets = base!.split('.').map(Number);
+  octets[3] = octets[3]! + 1;
+  return octets.join('.');
+}
+
+/** Re-signs the apiserver's serving certificate with extra IP SANs (the bridge address, the `kubernetes` ClusterIP). */
+function resignApiserverCert(certs: string, ips: string[]): void {
+  const sans = ['IP:127.0.0.1', ...ips.map((ip) => `IP:${ip}`), 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default', 'DNS:kubernetes.default.svc'];
+  const ext = join(certs, 'apiserver-pods.ext');
+  writeFileSync(ext, `subjectAltName=${sans.join(',')}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n`);
+  const csr = join(certs, 'apiserver.csr');
+  execFileSync('openssl', ['req', '-new', '-key', join(certs, 'apiserver.key'), '-subj', '/CN=kube-apiserver', '-out', csr], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      join(certs, 'ca.crt'),
+      '-CAkey',
+      join(certs, 'ca.key'),
+      '-CAcreateserial',
+      '-sha256',
+      '-days',
+      '2',
+      '-extfile',
+      ext,
+      '-out',
+      join(certs, 'apiserver.crt'),
+    ],
+    { stdio: 'ignore' },
+  );
+}
+
 /** `binDir`: from the global setup (inject('k8sBinDir')), which built the binaries before the tests started. */
-export async function startControlPlane(binDir: string): Promise<ControlPlane> {
+export async function startControlPlane(binDir: string, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   if (!binDir) throw new Error('no control-plane binaries: the global setup runs scripts/k8s-binaries.sh');
+  const serviceCidr = options.serviceCidr ?? '10.0.0.0/24';
+  const address = options.forPods?.address ?? '127.0.0.1';
   const dir = mkdtempSync(join(tmpdir(), 'kueuer-cp-'));
   const certs = join(dir, 'certs');
   execFileSync('bash', [join(root, 'scripts', 'control-plane-certs.sh'), certs], { stdio: 'ignore' });
+  if (options.forPods) resignApiserverCert(certs, [address, firstServiceIp(serviceCidr)]);
   const children: ChildProcess[] = [];
 
   const [etcdPort, peerPort, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -102,7 +174,15 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
   );
   await waitUntil('etcd', 30_000, async () => (await get(`${etcdUrl}/health`)) === 200, etcdLog);
 
-  const server = `https://127.0.0.1:${apiPort}`;
+  const server = `https://${address}:${apiPort}`;
+  const podFlags = options.forPods
+    ? [
+        `--kubelet-client-certificate=${join(certs, 'admin.crt')}`,
+        `--kubelet-client-key=${join(certs, 'admin.key')}`,
+        '--kubelet-preferred-address-types=InternalIP',
+      ]
+    : // No pods run: no ServiceAccount tokens to mount, no endpoint for the `kubernetes` Service.
+      ['--disable-admission-plugins=ServiceAccount', '--endpoint-reconciler-type=none'];
   const apiLog = join(dir, 'kube-apiserver.log');
   children.push(
     startLogged(
@@ -110,8 +190,8 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
       [
         `--etcd-servers=${etcdUrl}`,
         `--secure-port=${apiPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${address}`,
+        `--advertise-address=${address}`,
         `--cert-dir=${join(dir, 'apiserver-certs')}`,
         `--tls-cert-file=${join(certs, 'apiserver.crt')}`,
         `--tls-private-key-file=${join(certs, 'apiserver.key')}`,
@@ -120,11 +200,10 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
         '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${join(certs, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(certs, 'sa.key')}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--disable-admission-plugins=ServiceAccount',
+        `--service-cluster-ip-range=${serviceCidr}`,
+        ...podFlags,
         '--allow-privileged=true',
         '--enable-priority-and-fairness=false',
-        '--endpoint-reconciler-type=none',
         // The aggregation layer, for Kueuer's external metrics APIService; routed to endpoint IPs (no kube-proxy here).
         `--requestheader-client-ca-file=${join(certs, 'front-proxy-ca.crt')}`,
         '--requestheader-allowed-names=front-proxy-client',
@@ -171,29 +250,33 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
     `client-key: ${join(certs, 'admin.key')}`,
   ]);
 
-  const kcmLog = join(dir, 'kube-controller-manager.log');
-  children.push(
-    startLogged(
-      join(binDir, 'kube-controller-manager'),
-      [
-        `--kubeconfig=${kubeconfig}`,
-        '--controllers=deployment,replicaset,horizontalpodautoscaling,namespace,garbagecollector',
-        '--leader-elect=false',
-        '--bind-address=127.0.0.1',
-        `--secure-port=${kcmPort}`,
-        `--cert-dir=${join(dir, 'kcm-certs')}`,
-        '--use-service-account-credentials=false',
-        '--horizontal-pod-autoscaler-sync-period=5s',
-      ],
-      kcmLog,
-    ),
-  );
-  await waitUntil(
-    'kube-controller-manager',
-    60_000,
-    async () => (await get(`https://127.0.0.1:${kcmPort}/healthz`, { rejectUnauthorized: false })) === 200,
-    kcmLog,
-  );
+  /** Starts a control-plane component (name = binary) with its secure port on loopback, and waits for its /healthz. */
+  const startComponent = async (name: string, port: number, args: string[]) => {
+    const log = join(dir, `${name}.log`);
+    children.push(
+      startLogged(
+        join(binDir, name),
+        [
+          `--kubeconfig=${kubeconfig}`,
+          '--leader-elect=false',
+          '--bind-address=127.0.0.1',
+          `--secure-port=${port}`,
+          `--cert-dir=${join(dir, `${name}-certs`)}`,
+          ...args,
+        ],
+        log,
+      ),
+    );
+    await waitUntil(name, 60_000, async () => (await get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false })) === 200, log);
+  };
+  await startComponent('kube-controller-manager', kcmPort, [
+    `--controllers=${['deployment', 'replicaset', 'horizontalpodautoscaling', 'namespace', 'garbagecollector', ...(options.forPods ? podControllers : [])].join(',')}`,
+    `--root-ca-file=${join(certs, 'ca.crt')}`,
+    `--service-account-private-key-file=${join(certs, 'sa.key')}`,
+    '--use-service-account-credentials=false',
+    '--horizontal-pod-autoscaler-sync-period=5s',
+  ]);
+  if (options.forPods) await startComponent('kube-scheduler', await freePort(), []);
 
   const kubectl = (args: string[], input?: string) => {
     try {
@@ -226,6 +309,7 @@ export async function startControlPlane(binDir: string): Promise<ControlPlane> {
     kubeconfig,
     binDir,
     dir,
+    certs,
     kubectl,
     apply: (yaml) => kubectl(['apply', '-f', '-'], yaml),
     getJson,

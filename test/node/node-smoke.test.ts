@@ -1,0 +1,137 @@
+/**
+ * The real single-node cluster (test/helpers/node.ts) on this machine: the
+ * node becomes Ready, a pod of a locally built image runs behind the locally
+ * built sandbox image, its Service's ClusterIP answers from the host through
+ * kube-proxy, pods get only the harness's routes, and stop() leaves nothing
+ * behind on the host. Prints the node Ready, pod Ready and whole-cycle times.
+ */
+import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { nodeLeftovers, startRealCluster, type RealCluster } from '../helpers/node.js';
+
+const NS = 'smoke';
+const cycleStarted = Date.now();
+const ipForwardBefore = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
+
+function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+  });
+}
+
+async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('a real node on this machine', () => {
+  let cluster: RealCluster | undefined;
+  let podIp = '';
+
+  beforeAll(async () => {
+    cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir') });
+    console.log(
+      `real node: control plane ${cluster.timings.controlPlaneMs} ms, node Ready ${cluster.timings.nodeReadyMs} ms after kubelet start, whole start ${cluster.timings.startMs} ms`,
+    );
+  }, 600_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  }, 120_000);
+
+  it('runs a pod of a locally built image, behind the locally built sandbox, to Ready', async () => {
+    const c = cluster!;
+    const node = c.controlPlane.getJson('node', c.nodeName);
+    expect(node.status.addresses).toContainEqual({ type: 'InternalIP', address: c.bridgeGateway });
+    expect(c.controlPlane.apply(`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n`).code).toBe(0);
+    const applied = Date.now();
+    const pod = c.controlPlane.apply(`apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: ${NS}, labels: {app: web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: ${c.images.busybox}
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo hello from the real node > /tmp/index.html && exec httpd -f -p 8080 -h /tmp']
+    ports: [{containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}
+`);
+    expect(pod.stderr).toBe('');
+    const ready = await eventually('pod web Ready', 60_000, () => {
+      const p = c.controlPlane.tryGetJson('pod', 'web', '-n', NS);
+      return p?.status?.conditions?.some((x: { type: string; status: string }) => x.type === 'Ready' && x.status === 'True') ? p : undefined;
+    });
+    console.log(`real node: pod Ready ${Date.now() - applied} ms after apply`);
+    podIp = ready.status.podIP as string;
+    expect(podIp).toMatch(/^10\.244\.77\.\d+$/);
+    expect(ready.spec.nodeName).toBe(c.nodeName);
+    // The pod's sandbox is the image built here, and the pod got a ServiceAccount token (root CA publisher, token controller).
+    const sandboxes = JSON.parse(await c.crictl(['pods', '--namespace', NS, '-o', 'json'])) as { items: Array<{ id: string }> };
+    expect(sandboxes.items).toHaveLength(1);
+    const containerId = (await c.crictl(['ps', '-q', '--pod', sandboxes.items[0]!.id])).trim();
+    expect(containerId).toMatch(/^[0-9a-f]+$/);
+    const token = await c.crictl(['exec', containerId, 'cat', '/var/run/secrets/kubernetes.io/serviceaccount/namespace']);
+    expect(token).toBe(NS);
+    // Inside the pod: the pod range and the Service range via the bridge gateway, and no default route.
+    const routes = await c.crictl(['exec', containerId, 'ip', 'route']);
+    expect(routes).toContain(`10.96.77.0/24 via ${c.bridgeGateway}`);
+    expect(routes).toContain('10.244.77.0/24 dev eth0');
+    expect(routes).not.toMatch(/^default/m);
+    const images = await c.crictl(['images', '-o', 'json']);
+    expect(images).toContain('kueuer.local/pause:1');
+  }, 120_000);
+
+  it('answers on a Service ClusterIP from the host, through kube-proxy', async () => {
+    const c = cluster!;
+    const svc = c.controlPlane.apply(`apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: ${NS}}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`);
+    expect(svc.stderr).toBe('');
+    const clusterIp = c.controlPlane.getJson('service', 'web', '-n', NS).spec.clusterIP as string;
+    expect(clusterIp).toMatch(/^10\.96\.77\.\d+$/);
+    c.assertRoutedViaBridge(clusterIp);
+    c.assertRoutedViaBridge(podIp);
+    const answer = await eventually('the ClusterIP to answer', 30_000, async () => {
+      const r = await httpGet(`http://${clusterIp}/index.html`);
+      return r.status === 200 ? r : undefined;
+    });
+    expect(answer.body).toBe('hello from the real node\n');
+    // The answer came through kube-proxy's DNAT: its rules name the Service.
+    expect(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' })).toContain(`${NS}/web cluster IP`);
+    // A ClusterIP no Service owns goes to the bridge (and dies there), not out by the default route.
+    c.assertRoutedViaBridge('10.96.77.250');
+  }, 60_000);
+
+  it('stop() removes the bridge, routes, kube-proxy and kubelet rules, cgroups, state, and restores sysctls', async () => {
+    const c = cluster!;
+    cluster = undefined;
+    await c.stop();
+    console.log(`real node: whole cycle ${Date.now() - cycleStarted} ms`);
+    expect(nodeLeftovers()).toEqual([]);
+    expect(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe(ipForwardBefore);
+  }, 120_000);
+});
