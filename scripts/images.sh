@@ -27,6 +27,8 @@
 # (on one line). Everything else goes to stderr. Any failure exits non-zero.
 #
 # Measured here (2 vCPUs shared with other work, 2026-11-28, overlay storage):
+#   cold, empty cache (buildah etc. installed): 281 s = base 190 s
+#     (debootstrap + Node + npm) + Kueuer 89 s (npm ci x2, tsc) + httpbin 1 s
 #   base image (debootstrap + Node + npm, downloads cached)   173 s
 #   Kueuer image, empty layer cache (npm ci twice, tsc)      ~105 s
 #   Kueuer image after a source change (npm ci layers reused)  40 s
