@@ -120,7 +120,7 @@ const alive = (pid: number): boolean => {
 };
 
 /** The pid of every process whose command line names one of the markers (paths only this cluster uses). */
-function processesMarked(markers: string[]): number[] {
+export function processesMarked(markers: string[]): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
@@ -259,6 +259,8 @@ async function undoHost(record: HostRecord, binDir: string): Promise<void> {
     sh(crictl, [...endpoint, 'rmp', '-a', '-f']);
   }
   await killAll(processesMarked(record.processMarkers), 5000);
+  // A crashed run's control-plane directory (etcd data, certificates); a clean stop removes its own.
+  for (const marker of record.processMarkers) if (marker.includes('/kueuer-cp-')) rmSync(marker, { recursive: true, force: true });
   await removeCgroups();
   sh(join(binDir, 'kube-proxy'), ['--cleanup']);
   removeKubeChains();
