@@ -6,7 +6,7 @@
  */
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeResponse, encodeRequest, META, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
 import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
@@ -39,19 +39,13 @@ export interface Responder {
 /** The request line and headers Node's parser accepts; Kueuer's own limits (request-rules) answer first below it. */
 const MAX_HEADER_SECTION_BYTES = 128 * 1024;
 
-/** Every method Node's parser knows except CONNECT, which is not a request for the app. */
-const PROXIED_METHODS = http.METHODS.filter((m) => m !== 'CONNECT');
-
 export async function buildResponder(settings: ResponderSettings, transport: Transport, metrics: ResponderMetrics, log: Logger): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
+  /** Set when the server starts closing: new requests get a 503 and the connection closes (as fastify's return503OnClosing did). */
+  let closing = false;
   const app = Fastify({
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- it fixes Fastify's logger generic to FastifyBaseLogger, which the instance's declared type needs
     loggerInstance: log as FastifyBaseLogger,
-    genReqId: () => newRequestId(),
-    // One line per answered request is logged by the proxy itself, with reqId.
-    logController: new LogController({ requestIdLogLabel: 'reqId', disableRequestLogging: true }),
-    exposeHeadRoutes: false,
-    return503OnClosing: true,
     // Requests Node's parser refuses (smuggling forms, obs-fold, oversize or slow headers) get Kueuer's JSON
     // answer and a log line with a request id; never the raw bytes (they hold cookies and tokens).
     clientErrorHandler: (err, socket) => {
@@ -68,12 +62,23 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       if (socket.writable) writeRawError(socket, status, errorBody(code, message, id), id);
       else socket.destroy();
     },
-    // Room for a 16 KiB target plus 48 KiB of headers; beyond it Node's parser answers 431 itself.
-    http: { maxHeaderSize: MAX_HEADER_SECTION_BYTES, requireHostHeader: false }, // a missing Host gets Kueuer's 400 below
+    // Every request is the app's, so the hot path is a plain node:http handler: fastify keeps the server's
+    // life cycle (listen, close, clientError) but no request goes through its router, its request and
+    // reply objects or a per-request child logger (measured: docs/benchmarks.md).
+    serverFactory: () => {
+      // Room for a 16 KiB target plus 48 KiB of headers; beyond it Node's parser answers 431 itself.
+      // A missing Host gets Kueuer's 400 below.
+      const server = http.createServer({ maxHeaderSize: MAX_HEADER_SECTION_BYTES, requireHostHeader: false }, (req, res) => handle(req, res));
+      // fastify's defaults for the servers it makes: 72 s keep-alive, no whole-request timeout (--body-timeout is ours).
+      server.keepAliveTimeout = 72_000;
+      server.requestTimeout = 0;
+      return server;
+    },
   });
-  // The responder reads bodies itself, raw and bounded, for every method, so
-  // fastify must not parse them (it would refuse unknown or missing media types).
-  for (const method of PROXIED_METHODS) app.addHttpMethod(method, { hasBody: false, overrideExisting: true });
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
 
   const onReply = (message: WireMessage): void => {
     let response: QueuedResponse;
@@ -103,14 +108,18 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
   };
   const inbox: ReplyInbox = await transport.openReplyInbox(settings.queue, onReply);
 
-  app.route({
-    method: PROXIED_METHODS,
-    url: '*',
-    handler: async (request, reply) => {
-      reply.hijack();
-      await forward(request, reply.raw);
-    },
-  });
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    if (closing) {
+      res.writeHead(503, { 'Content-Type': 'application/json', 'Content-Length': '80', Connection: 'close' });
+      res.end('{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}');
+      return;
+    }
+    const id = newRequestId();
+    forward(req, res, id).catch((err: unknown) => {
+      log.error({ reqId: id, err }, 'the proxy failed on a request');
+      if (!res.headersSent) res.destroy();
+    });
+  }
   // CONNECT asks for a tunnel, not a request for the app: Node hands it to 'connect' (without a
   // listener it would just close the socket).
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
@@ -148,9 +157,10 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     return null;
   }
 
-  async function forward(request: FastifyRequest, res: ServerResponse): Promise<void> {
-    const id = request.id;
-    const reqLog = request.log;
+  async function forward(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    let child: Logger | undefined;
+    /** The request's logger, made on first use: most requests log nothing at the default level. */
+    const reqLog = (): Logger => (child ??= log.child({ reqId: id }));
     const started = process.hrtime.bigint();
     let answered = false;
     const answer = (status: number, headers: HeaderPairs, body: Buffer, how: WriteOptions = {}): void => {
@@ -161,7 +171,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
         // A client that does not read its answer must not hold it (and its buffer) for ever.
         const timer = setTimeout(() => {
           metrics.sendTimeout();
-          reqLog.warn({ timeoutMs: settings.sendTimeoutMs }, 'the client did not read its answer within --send-timeout; disconnected');
+          reqLog().warn({ timeoutMs: settings.sendTimeoutMs }, 'the client did not read its answer within --send-timeout; disconnected');
           res.destroy();
         }, settings.sendTimeoutMs);
         res.once('close', () => clearTimeout(timer));
@@ -169,38 +179,38 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.answered(status, seconds);
       metrics.pendingSet(pending.size);
-      reqLog.info({ status, ms: Math.round(seconds * 1000) }, 'answered');
+      if (log.isLevelEnabled('info')) reqLog().info({ status, ms: Math.round(seconds * 1000) }, 'answered');
     };
     const fail = (status: number, error: ClientErrorCode, message: string, extra: HeaderPairs = [], how: WriteOptions = {}): void => {
       answer(status, [['content-type', 'application/json'], ...extra], errorBody(error, message, id), how);
     };
     /** Answers before the body is read; the unread body is not drained, the connection is closed. */
     const refuseEarly = (problem: RefusalProblem): void => {
-      reqLog.info({ code: problem.code, reason: problem.message }, 'refused a request Kueuer cannot queue');
+      reqLog().info({ code: problem.code, reason: problem.message }, 'refused a request Kueuer cannot queue');
       // A request without a body has nothing left unread: its connection stays open for the next one.
-      const bodyPending = !request.raw.complete && (request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0);
+      const bodyPending = !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
       fail(problem.status, problem.code, problem.message, [], { closeConnection: bodyPending });
       res.once('finish', () => {
-        if (bodyPending) request.raw.destroy();
+        if (bodyPending) req.destroy();
       });
     };
 
-    const headers = forwardedHeaders(request.raw);
-    const problem = requestProblem(request.raw, headers) ?? expectedBodyProblem(request.raw);
+    const headers = forwardedHeaders(req);
+    const problem = requestProblem(req, headers) ?? expectedBodyProblem(req);
     if (problem) return refuseEarly(problem);
 
     let body: Buffer;
     try {
-      body = await readBody(request.raw, settings.maxBodyBytes, settings.bodyTimeoutMs);
+      body = await readBody(req, settings.maxBodyBytes, settings.bodyTimeoutMs);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
-        reqLog.warn({ limit: settings.maxBodyBytes }, 'refused an oversize body');
+        reqLog().warn({ limit: settings.maxBodyBytes }, 'refused an oversize body');
         refuseEarly({ status: 413, code: 'body_too_large', message: err.message });
       } else if (err instanceof BodyTimeoutError) {
-        reqLog.warn({ timeoutMs: settings.bodyTimeoutMs }, 'the client did not send its body within --body-timeout');
+        reqLog().warn({ timeoutMs: settings.bodyTimeoutMs }, 'the client did not send its body within --body-timeout');
         refuseEarly({ status: 408, code: 'body_timeout', message: err.message });
       } else {
-        reqLog.warn({ err: (err as Error).message }, 'client aborted while sending the body');
+        reqLog().warn({ err: (err as Error).message }, 'client aborted while sending the body');
         answered = true;
       }
       return;
@@ -217,7 +227,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     }
 
     const deadline = Date.now() + settings.timeoutMs;
-    const isHead = request.method === 'HEAD';
+    const isHead = req.method === 'HEAD';
     pending.hold(
       id,
       settings.timeoutMs,
@@ -232,7 +242,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       if (pending.take(id)) {
         metrics.clientDisconnect();
         metrics.pendingSet(pending.size);
-        reqLog.info('client went away before its answer');
+        reqLog().info('client went away before its answer');
       }
     });
 
@@ -245,8 +255,8 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
           replyTo: inbox.address,
           deadline,
           enqueuedAt: Date.now(),
-          method: request.method,
-          path: request.raw.url ?? '/',
+          method: req.method ?? 'GET',
+          path: req.url ?? '/',
           headers,
           body,
         }),
@@ -255,7 +265,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     } catch (err) {
       if (!pending.take(id)) return; // answered or gone meanwhile
       metrics.publishError();
-      reqLog.warn({ err: (err as Error).message, code: isKueuerError(err) ? err.code : undefined }, 'publish failed');
+      reqLog().warn({ err: (err as Error).message, code: isKueuerError(err) ? err.code : undefined }, 'publish failed');
       fail(503, 'broker_unavailable', 'the queue did not accept the request; retry shortly', [['retry-after', '1']]);
     }
   }

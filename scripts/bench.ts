@@ -15,7 +15,7 @@
  *
  * Env: BENCH_SECONDS (default 8 per measurement), BENCH_WARMUP_SECONDS (2),
  * BENCH_GENERATORS (wrk,undici), BENCH_PATHS (direct,queue-proxy,local,amqp,kafka),
- * BENCH_HELD (10000; 0 skips), BENCH_ADMISSION (1; 0 skips),
+ * BENCH_HELD (10000; 0 skips), BENCH_ROWS (1; 0 skips the load rows), BENCH_ADMISSION (1; 0 skips),
  * BENCH_WRITE_DOC (1; 0 only prints).
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -33,6 +33,7 @@ const timing = { seconds: Number(process.env.BENCH_SECONDS ?? 8), warmupSeconds:
 const generators = (process.env.BENCH_GENERATORS ?? 'wrk,undici').split(',') as Generator[];
 const pathIds = (process.env.BENCH_PATHS ?? 'direct,queue-proxy,local,amqp,kafka').split(',');
 const heldCount = Number(process.env.BENCH_HELD ?? 10_000);
+const measureRows = process.env.BENCH_ROWS !== '0';
 
 interface App {
   label: string;
@@ -181,7 +182,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   let held: HeldClients | undefined;
   for (const path of paths(netns, brokers).filter((p) => pathIds.includes(p.id))) {
-    for (const app of apps) {
+    for (const app of measureRows ? apps : []) {
       const instance = await path.start(app);
       for (const c of app.concurrencies) {
         for (const generator of generators) {
