@@ -21,7 +21,8 @@ function binDir(): string {
 }
 
 async function up(): Promise<void> {
-  const cluster = await startRealCluster({ binDir: binDir(), lockWaitMs: 0 });
+  // Another real cluster on this machine: fail at once, unless KUEUER_NODE_LOCK_WAIT_MS says how long to wait for it.
+  const cluster = await startRealCluster({ binDir: binDir(), lockWaitMs: Number(process.env.KUEUER_NODE_LOCK_WAIT_MS ?? 0) });
   const kubeconfig = join(root, '.cache', 'node', 'kubeconfig');
   copyFileSync(cluster.controlPlane.kubeconfig, kubeconfig);
   let stopping = false;

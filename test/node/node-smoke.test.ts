@@ -14,6 +14,8 @@ import { LOCK_FILE, nodeLeftovers, processesMarked, startRealCluster, type RealC
 
 const NS = 'smoke';
 const root = join(import.meta.dirname, '..', '..');
+/** How long a start waits for another test file's real cluster to stop (test files may run in parallel). */
+const LOCK_WAIT_MS = 30 * 60_000;
 const cycleStarted = Date.now();
 const ipForwardBefore = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
 
@@ -50,11 +52,11 @@ describe('a real node on this machine', () => {
   let podIp = '';
 
   beforeAll(async () => {
-    cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir') });
+    cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir'), lockWaitMs: LOCK_WAIT_MS });
     console.log(
       `real node: control plane ${cluster.timings.controlPlaneMs} ms, node Ready ${cluster.timings.nodeReadyMs} ms after kubelet start, whole start ${cluster.timings.startMs} ms`,
     );
-  }, 600_000);
+  }, LOCK_WAIT_MS + 600_000);
   afterAll(async () => {
     await cluster?.stop();
   }, 120_000);
@@ -139,45 +141,54 @@ spec:
 });
 
 describe('a real node after a run that crashed', () => {
-  it('the next start kills what the dead run left running and cleans its host state first', async () => {
-    // `npm run cluster -- up` in its own process, killed with SIGKILL once it is up: nothing of it is stopped.
-    const child = spawn('npx', ['vite-node', join(root, 'test', 'helpers', 'cluster-cli.ts'), 'up'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    await eventually('npm run cluster -- up to be up', 300_000, () =>
-      output.includes('up; Ctrl-C') ? true : child.exitCode === null ? undefined : Promise.reject(new Error(output)),
-    );
-    // A pod runs on it when it dies: its container processes and shim are left too.
-    const kubectl = (...args: string[]) =>
-      execFileSync(join(inject('k8sBinDir'), 'kubectl'), [`--kubeconfig=${join(root, '.cache', 'node', 'kubeconfig')}`, ...args], { encoding: 'utf8' });
-    kubectl('run', 'sleeper', '--image=kueuer.local/busybox:1', '--image-pull-policy=Never', '--restart=Never', '--', 'sleep', '3600');
-    kubectl('wait', '--for=condition=Ready', 'pod/sleeper', '--timeout=60s');
-    const podProcesses = execFileSync('sh', ['-c', 'cat $(find /sys/fs/cgroup/pids/kubepods -name cgroup.procs)'], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-    expect(podProcesses.length).toBeGreaterThanOrEqual(2); // the sandbox and sleep
-    const crashed = JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as { pid: number; processMarkers: string[] };
-    const leftRunning = crashed.processMarkers.length;
-    expect(leftRunning).toBe(2); // the node's directory and the control plane's
-    process.kill(crashed.pid, 'SIGKILL');
-    await eventually('the crashed process to be gone', 10_000, () => (child.exitCode !== null || child.signalCode !== null ? true : undefined));
-    const orphans = processesMarked(crashed.processMarkers);
-    // containerd, its shim, kubelet, kube-proxy, the mount namespace, etcd, the apiserver, the controller manager, the
-    // scheduler: each dies when it next writes a log line to its dead parent's pipe, or lives on; some are left now.
-    expect(orphans.length).toBeGreaterThan(0);
-    expect(nodeLeftovers()).not.toEqual([]);
+  it(
+    'the next start kills what the dead run left running and cleans its host state first',
+    async () => {
+      // `npm run cluster -- up` in its own process, killed with SIGKILL once it is up: nothing of it is stopped.
+      // It waits for another test file's real cluster to stop (one at a time on the machine).
+      const child = spawn('npx', ['vite-node', join(root, 'test', 'helpers', 'cluster-cli.ts'), 'up'], {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, KUEUER_NODE_LOCK_WAIT_MS: String(LOCK_WAIT_MS) },
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      await eventually('npm run cluster -- up to be up', LOCK_WAIT_MS + 300_000, () =>
+        output.includes('up; Ctrl-C') ? true : child.exitCode === null ? undefined : Promise.reject(new Error(output)),
+      );
+      // A pod runs on it when it dies: its container processes and shim are left too.
+      const kubectl = (...args: string[]) =>
+        execFileSync(join(inject('k8sBinDir'), 'kubectl'), [`--kubeconfig=${join(root, '.cache', 'node', 'kubeconfig')}`, ...args], { encoding: 'utf8' });
+      kubectl('run', 'sleeper', '--image=kueuer.local/busybox:1', '--image-pull-policy=Never', '--restart=Never', '--', 'sleep', '3600');
+      kubectl('wait', '--for=condition=Ready', 'pod/sleeper', '--timeout=60s');
+      const podProcesses = execFileSync('sh', ['-c', 'cat $(find /sys/fs/cgroup/pids/kubepods -name cgroup.procs)'], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+      expect(podProcesses.length).toBeGreaterThanOrEqual(2); // the sandbox and sleep
+      const crashed = JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as { pid: number; processMarkers: string[] };
+      const leftRunning = crashed.processMarkers.length;
+      expect(leftRunning).toBe(2); // the node's directory and the control plane's
+      process.kill(crashed.pid, 'SIGKILL');
+      await eventually('the crashed process to be gone', 10_000, () => (child.exitCode !== null || child.signalCode !== null ? true : undefined));
+      const orphans = processesMarked(crashed.processMarkers);
+      // containerd, its shim, kubelet, kube-proxy, the mount namespace, etcd, the apiserver, the controller manager, the
+      // scheduler: each dies when it next writes a log line to its dead parent's pipe, or lives on; some are left now.
+      expect(orphans.length).toBeGreaterThan(0);
+      expect(nodeLeftovers()).not.toEqual([]);
 
-    const cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir'), lockWaitMs: 0 });
-    try {
-      expect(orphans.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
-      expect(podProcesses.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
-      expect(existsSync(crashed.processMarkers[1]!)).toBe(false);
-      expect(cluster.controlPlane.getJson('node', cluster.nodeName).metadata.name).toBe(cluster.nodeName);
-    } finally {
-      await cluster.stop();
-    }
-    expect(nodeLeftovers()).toEqual([]);
-  }, 600_000);
+      const cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir'), lockWaitMs: LOCK_WAIT_MS });
+      try {
+        expect(orphans.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+        expect(podProcesses.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+        expect(existsSync(crashed.processMarkers[1]!)).toBe(false);
+        expect(cluster.controlPlane.getJson('node', cluster.nodeName).metadata.name).toBe(cluster.nodeName);
+      } finally {
+        await cluster.stop();
+      }
+      expect(nodeLeftovers()).toEqual([]);
+    },
+    LOCK_WAIT_MS + 600_000,
+  );
 });
