@@ -14,6 +14,7 @@ import { runSidecar } from '../sidecar/start.js';
 import { webhookOptions } from '../webhook/config.js';
 import { runWebhook } from '../webhook/start.js';
 import { exitOnSignal } from './lifecycle.js';
+import { checkCommand } from './check.js';
 import { injectCommand } from './inject.js';
 import { localOptions, runLocal } from './local.js';
 
@@ -87,4 +88,4 @@ export const webhookCommand = command(
 );
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand, webhookCommand, injectCommand];
+export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand, webhookCommand, injectCommand, checkCommand];

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { apiServiceCheck, certificateChecks, formatResults, nativeSidecarCheck, rbacCheck, REQUIRED_PERMISSIONS } from '../../cli/install-checks.js';
+import { generateCerts } from '../helpers/webhook.js';
+
+const DNS = 'kueuer-webhook.kueuer-system.svc';
+const DAY = 86_400_000;
+
+describe("kueuer check's judgements", () => {
+  const a = generateCerts(undefined, [DNS]);
+  const b = generateCerts(undefined, ['other.example']);
+  const caA = a.ca.toString('base64');
+  const certA = readFileSync(a.cert, 'utf8');
+
+  it('a matching CA and certificate pass, with the days to expiry', () => {
+    const results = certificateChecks(caA, certA, DNS);
+    expect(results.map((r) => r.ok)).toEqual([true, true]);
+    expect(results[1]!.what).toMatch(/^serving certificate valid, 36[45] days to expiry/);
+  });
+
+  it('an expired or nearly expired certificate fails', () => {
+    const soon = certificateChecks(caA, certA, DNS, new Date(Date.now() + 362 * DAY));
+    expect(soon[1]).toMatchObject({ ok: false, what: expect.stringMatching(/^serving certificate expires in \d days/) });
+    const after = certificateChecks(caA, certA, DNS, new Date(Date.now() + 400 * DAY));
+    expect(after[0]).toMatchObject({ ok: false, what: expect.stringMatching(/^CA certificate \(caBundle\) expired on /) });
+  });
+
+  it('a certificate from another CA, or for another name, fails naming the x509 error', () => {
+    const otherCa = certificateChecks(b.ca.toString('base64'), certA, DNS);
+    expect(otherCa.at(-1)!.what).toBe(
+      'the serving certificate was not signed by the CA in the caBundle: the apiserver refuses the webhook (x509: certificate signed by unknown authority)',
+    );
+    const otherName = certificateChecks(b.ca.toString('base64'), readFileSync(b.cert, 'utf8'), DNS);
+    expect(otherName.at(-1)!.what).toBe(`the serving certificate does not name ${DNS}`);
+  });
+
+  it('an empty caBundle or no certificate fails', () => {
+    expect(certificateChecks(undefined, certA, DNS)[0]!.ok).toBe(false);
+    expect(certificateChecks(caA, undefined, DNS)[1]!.what).toBe('no serving certificate: the TLS Secret has no tls.crt');
+  });
+
+  it('the APIService: ours and available, ours but unavailable, absent, or not needed', () => {
+    const ours = { spec: { service: { namespace: 'kueuer-system', name: 'kueuer-webhook' } } };
+    const expected = { namespace: 'kueuer-system', name: 'kueuer-webhook' };
+    expect(apiServiceCheck('external', { ...ours, status: { conditions: [{ type: 'Available', status: 'True' }] } }, expected).ok).toBe(true);
+    const down = apiServiceCheck('external', { ...ours, status: { conditions: [{ type: 'Available', status: 'False', message: 'no endpoints' }] } }, expected);
+    expect(down).toMatchObject({ ok: false, what: 'APIService v1beta1.external.metrics.k8s.io is owned by Kueuer but not available: no endpoints' });
+    expect(apiServiceCheck('external', null, expected).ok).toBe(false);
+    expect(apiServiceCheck('keda', null, expected).ok).toBe(true);
+  });
+
+  it('native sidecars from 1.29; RBAC lists each denied permission; the summary counts failures', () => {
+    expect(nativeSidecarCheck({ major: '1', minor: '28', gitVersion: 'v1.28.9' }).ok).toBe(false);
+    expect(nativeSidecarCheck({ major: '1', minor: '29+', gitVersion: 'v1.29.1-eks' }).ok).toBe(true);
+    const rbac = rbacCheck('kueuer-system', [{ permission: REQUIRED_PERMISSIONS[2]!, reason: '' }]);
+    expect(rbac.what).toBe("RBAC insufficient: kueuer-webhook may not get jobs.batch (names the queue of a Job's pods)");
+    expect(formatResults([rbac, nativeSidecarCheck({ major: '1', minor: '34', gitVersion: 'v1.34.0' })])).toEqual({
+      passed: false,
+      text:
+        "FAIL RBAC insufficient: kueuer-webhook may not get jobs.batch (names the queue of a Job's pods)\n" +
+        '     fix: apply the ClusterRoles and bindings of manifests/base/rbac.yaml and manifests/base/autoscaling/rbac.yaml\n' +
+        'ok   native sidecars supported (Kubernetes v1.34.0 ≥ 1.29)\n' +
+        'kueuer check: 1 of 2 checks failed\n',
+    });
+  });
+});
