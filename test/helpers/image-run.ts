@@ -32,12 +32,9 @@ interface ArchiveManifestEntry {
   Layers: string[];
 }
 
-const readMember = (archive: string, member: string): string =>
-  execFileSync('tar', ['-xOf', archive, member], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-
-/** Paths of a layer's entries, without a leading ./ */
-function layerEntries(archive: string, layer: string): string[] {
-  const out = execFileSync('bash', ['-c', 'tar -xOf "$1" "$2" | tar -t', '_', archive, layer], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+/** Paths of a layer tarball's entries, without a leading ./ */
+function layerEntries(layerTar: string): string[] {
+  const out = execFileSync('tar', ['-tf', layerTar], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   return out
     .split('\n')
     .filter(Boolean)
@@ -59,18 +56,22 @@ function applyWhiteouts(rootfs: string, entries: string[]): void {
 
 /** Unpacks a docker-archive (one image) into dir/rootfs, returning its config and names. */
 export function unpackDockerArchive(archive: string, dir: string): UnpackedImage {
-  const manifest = JSON.parse(readMember(archive, 'manifest.json')) as ArchiveManifestEntry[];
+  // One pass over the archive; each layer is then read from its own file.
+  const members = join(dir, 'archive');
+  mkdirSync(members, { recursive: true });
+  execFileSync('tar', ['-xf', archive, '-C', members]);
+  const manifest = JSON.parse(readFileSync(join(members, 'manifest.json'), 'utf8')) as ArchiveManifestEntry[];
   if (manifest.length !== 1) throw new Error(`${archive}: expected one image, found ${manifest.length}`);
   const image = manifest[0]!;
-  const config = (JSON.parse(readMember(archive, image.Config)) as { config?: ImageConfig }).config ?? {};
+  const config = (JSON.parse(readFileSync(join(members, image.Config), 'utf8')) as { config?: ImageConfig }).config ?? {};
   const rootfs = join(dir, 'rootfs');
   mkdirSync(rootfs, { recursive: true });
   for (const layer of image.Layers) {
-    applyWhiteouts(rootfs, layerEntries(archive, layer));
-    execFileSync('bash', ['-c', 'tar -xOf "$1" "$2" | tar -x --numeric-owner -p --exclude=".wh.*" -C "$3"', '_', archive, layer, rootfs], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const layerTar = join(members, layer);
+    applyWhiteouts(rootfs, layerEntries(layerTar));
+    execFileSync('tar', ['-xf', layerTar, '--numeric-owner', '-p', '--exclude=.wh.*', '-C', rootfs], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
+  rmSync(members, { recursive: true, force: true });
   return { rootfs, config, repoTags: image.RepoTags ?? [] };
 }
 
