@@ -14,9 +14,14 @@
 #   scripts/install.sh [KUSTOMIZE_DIR]     # default: manifests (the base); or an
 #     overlay, or your kustomization of the base and components (README)
 #   KUEUER_CERT_DIR=… keeps the certificates somewhere other than a temp dir.
+#   KUEUER_INSTALL_WAIT=false applies and returns without waiting for the rollout.
+# The webhook serves these certificates (KUEUER_CERT_SOURCE=secret); without
+# this script, `kubectl apply -k manifests/` alone makes the webhook issue and
+# rotate its own (KUEUER_CERT_SOURCE=self).
 # Needs kubectl and openssl. The broker Secret is yours to create (see
 # manifests/base/backend-secret.example.yaml), or use the rabbitmq or kafka
-# component, whose Secret replaces one created before.
+# component. A broker Secret you created is never replaced by the rabbitmq
+# component's CHANGE-ME placeholder: that Secret is left out of the apply.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${1:-$root/manifests}"
@@ -68,9 +73,42 @@ if grep -q "kind: ClusterTriggerAuthentication" <<<"$rendered"; then
     --dry-run=client -o yaml | kubectl apply -f -
 fi
 
-# The only empty caBundle fields are the webhook configuration's and the APIService's.
-sed "s|caBundle: \"\"|caBundle: $ca_bundle|" <<<"$rendered" | kubectl apply -f -
+# The YAML documents of a multi-document stream (stdin) minus the one of kind $1 named $2.
+without_object() {
+  awk -v kind="$1" -v name="$2" '
+    function flush() {
+      if (doc != "" && !(doc ~ ("(^|\n)kind: " kind "\n") && doc ~ ("\n  name: " name "\n"))) printf "%s%s", (n++ ? "---\n" : ""), doc
+      doc = ""
+    }
+    /^---$/ { flush(); next }
+    { doc = doc $0 "\n" }
+    END { flush() }'
+}
 
-kubectl -n kueuer-system rollout status deployment/kueuer-webhook --timeout=180s
-kubectl -n kueuer-system rollout status deployment/kueuer-responder --timeout=180s
+# The broker URL the rendered Secret kueuer-backend carries (decoded), or nothing.
+rendered_broker_url() {
+  awk 'function flush() { if (secret && backend && value != "") print value; secret = backend = 0; value = "" }
+       /^---$/ { flush(); next } /^kind: Secret$/ { secret = 1 } /^  name: kueuer-backend$/ { backend = 1 }
+       /^  KUEUER_BACKEND: / { value = $2 } END { flush() }' <<<"$rendered" | head -1 | base64 -d 2>/dev/null || true
+}
+
+# Step 1 of README created the broker Secret; the rabbitmq component's literal
+# is a placeholder, and applying it would replace the real credentials.
+if [[ "$(rendered_broker_url)" == *CHANGE-ME* ]]; then
+  if kubectl -n kueuer-system get secret kueuer-backend >/dev/null 2>&1; then
+    echo "Keeping the existing Secret kueuer-system/kueuer-backend: the rendered one holds the CHANGE-ME placeholder" >&2
+    rendered="$(without_object Secret kueuer-backend <<<"$rendered")"
+  else
+    echo "Warning: the Secret kueuer-system/kueuer-backend holds the CHANGE-ME placeholder: replace it with your broker's URL (README, step 1)" >&2
+  fi
+fi
+
+# These certificates are served as they are (KUEUER_CERT_SOURCE=secret), and
+# the only empty caBundle fields are the webhook configuration's and the APIService's.
+sed -e "s|caBundle: \"\"|caBundle: $ca_bundle|" -e "s|KUEUER_CERT_SOURCE: self|KUEUER_CERT_SOURCE: secret|" <<<"$rendered" | kubectl apply -f -
+
+if [ "${KUEUER_INSTALL_WAIT:-true}" != "false" ]; then
+  kubectl -n kueuer-system rollout status deployment/kueuer-webhook --timeout=180s
+  kubectl -n kueuer-system rollout status deployment/kueuer-responder --timeout=180s
+fi
 echo "Kueuer is installed. Opt a namespace in: kubectl label namespace <ns> kueuer.io/injection=enabled"

@@ -18,14 +18,82 @@ function fileOption(flag: string, env: string, description: string): OptionSpec<
   };
 }
 
+export const CERT_SOURCES = ['self', 'secret', 'cert-manager'] as const;
+const DAY_MS = 86_400_000;
+
 function quantityOption(flag: string, env: string, description: string, defaultValue: string): OptionSpec<string> {
   return { flag, env, description, defaultValue, parse: parseQuantity };
 }
 
 export const webhookOptions = {
   listen: { flag: 'listen', env: 'KUEUER_LISTEN', description: 'HTTPS address the apiserver calls', defaultValue: '0.0.0.0:8443', parse: parseHostPort },
-  tlsCert: fileOption('tls-cert', 'KUEUER_TLS_CERT', 'PEM serving certificate (reloaded when the file changes)'),
-  tlsKey: fileOption('tls-key', 'KUEUER_TLS_KEY', 'PEM private key of the serving certificate (reloaded when the file changes)'),
+  certSource: {
+    flag: 'cert-source',
+    env: 'KUEUER_CERT_SOURCE',
+    description:
+      'where the serving certificate comes from: self (the webhook issues its CA and certificate into --cert-secret, sets the caBundles and rotates them; what the manifests and the chart use), secret (files you provide, e.g. scripts/install.sh) or cert-manager (files cert-manager renews); secret and cert-manager need --tls-cert and --tls-key',
+    defaultValue: 'secret',
+    parse: oneOf(CERT_SOURCES),
+  },
+  tlsCert: {
+    ...fileOption('tls-cert', 'KUEUER_TLS_CERT', 'PEM serving certificate (reloaded when the file changes); --cert-source secret or cert-manager'),
+    optional: true as const,
+  },
+  tlsKey: {
+    ...fileOption(
+      'tls-key',
+      'KUEUER_TLS_KEY',
+      'PEM private key of the serving certificate (reloaded when the file changes); --cert-source secret or cert-manager',
+    ),
+    optional: true as const,
+  },
+  certDir: {
+    flag: 'cert-dir',
+    env: 'KUEUER_CERT_DIR',
+    description: '--cert-source self: writable directory the issued tls.crt and tls.key are written to and served from',
+    defaultValue: '/var/run/kueuer/tls',
+    parse: (raw: string) => {
+      if (raw.trim() === '') throw new Error('expected a directory path');
+      return raw;
+    },
+  },
+  certSecret: {
+    flag: 'cert-secret',
+    env: 'KUEUER_CERT_SECRET',
+    description: '--cert-source self: the Secret in the system namespace holding the CA, its key and the serving certificate, shared by the replicas',
+    defaultValue: 'kueuer-webhook-tls',
+    parse: dnsLabel('a Secret name (a DNS label)'),
+  },
+  webhookConfiguration: {
+    flag: 'webhook-configuration',
+    env: 'KUEUER_WEBHOOK_CONFIGURATION',
+    description: '--cert-source self: the MutatingWebhookConfiguration whose caBundle the webhook sets',
+    defaultValue: 'kueuer',
+    parse: dnsLabel('a MutatingWebhookConfiguration name'),
+  },
+  certLifetime: {
+    flag: 'cert-lifetime',
+    env: 'KUEUER_CERT_LIFETIME',
+    description: '--cert-source self: lifetime of the serving certificate; renewed at two thirds of it',
+    defaultValue: '2160h',
+    parse: durationIn(5_000, 10 * 365 * DAY_MS),
+  },
+  caLifetime: {
+    flag: 'ca-lifetime',
+    env: 'KUEUER_CA_LIFETIME',
+    description:
+      '--cert-source self: lifetime of the CA (at least --cert-lifetime); a new CA is made at two thirds of it, the old one stays trusted until it expires',
+    defaultValue: '43800h',
+    parse: durationIn(5_000, 20 * 365 * DAY_MS),
+  },
+  certCheckInterval: {
+    flag: 'cert-check-interval',
+    env: 'KUEUER_CERT_CHECK_INTERVAL',
+    description:
+      '--cert-source self: how often the Secret and the caBundles are checked (another replica may have renewed; an apply may have emptied a caBundle)',
+    defaultValue: '1m',
+    parse: durationIn(100, 3_600_000),
+  },
   sidecarImage: {
     flag: 'sidecar-image',
     env: 'KUEUER_SIDECAR_IMAGE',
@@ -131,6 +199,18 @@ export function injectionConfig(o: WebhookSettings, nativeSidecars: boolean, ver
     excludedNamespaces: ['kube-system', o.systemNamespace],
     resources: { cpuRequest: o.sidecarCpuRequest, memoryRequest: o.sidecarMemoryRequest, memoryLimit: o.sidecarMemoryLimit },
   };
+}
+
+/** The checks between settings, once at start-up: each problem names the flags involved. */
+export function certSettingsProblems(o: Pick<WebhookSettings, 'certSource' | 'tlsCert' | 'tlsKey' | 'certLifetime' | 'caLifetime'>): string[] {
+  const problems: string[] = [];
+  if (o.certSource !== 'self' && (!o.tlsCert || !o.tlsKey))
+    problems.push(
+      `--cert-source ${o.certSource} (KUEUER_CERT_SOURCE) needs --tls-cert and --tls-key (KUEUER_TLS_CERT, KUEUER_TLS_KEY): the files of the mounted Secret; or --cert-source self to issue them`,
+    );
+  if (o.certSource === 'self' && o.caLifetime < o.certLifetime)
+    problems.push(`--ca-lifetime (KUEUER_CA_LIFETIME, ${o.caLifetime} ms) must be at least --cert-lifetime (KUEUER_CERT_LIFETIME, ${o.certLifetime} ms)`);
+  return problems;
 }
 
 /** The webhook's default settings plus `args`, for tools that run the server without the CLI (tests, benchmark). */

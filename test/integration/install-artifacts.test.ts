@@ -26,13 +26,13 @@ const HELM_LABELS = ['helm.sh/chart', 'app.kubernetes.io/managed-by', 'app.kuber
 
 interface Choice {
   broker: '' | 'rabbitmq' | 'kafka';
-  certs: 'secret' | 'cert-manager';
+  certs: 'self' | 'cert-manager';
   monitoring: boolean;
   autoscaling: 'external' | 'keda';
 }
 const CHOICES: Choice[] = [];
 for (const broker of ['', 'rabbitmq', 'kafka'] as const)
-  for (const certs of ['secret', 'cert-manager'] as const)
+  for (const certs of ['self', 'cert-manager'] as const)
     for (const monitoring of [false, true]) for (const autoscaling of ['external', 'keda'] as const) CHOICES.push({ broker, certs, monitoring, autoscaling });
 
 const componentsOf = (c: Choice): string[] => [
@@ -243,10 +243,12 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
 
     it('certificates.caBundle fills both caBundles as scripts/install.sh does for kustomize', () => {
       const ca = Buffer.from('-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n').toString('base64');
-      const fromHelm = helmTemplate(['broker.type=rabbitmq', `certificates.caBundle=${ca}`]);
-      // install.sh: kubectl kustomize DIR | sed "s|caBundle: \"\"|caBundle: $ca_bundle|"
+      const fromHelm = helmTemplate(['broker.type=rabbitmq', 'certificates.source=secret', `certificates.caBundle=${ca}`]);
+      // install.sh: kubectl kustomize DIR | sed -e "s|caBundle: \"\"|caBundle: $ca_bundle|" -e "s|KUEUER_CERT_SOURCE: self|KUEUER_CERT_SOURCE: secret|"
       const r = kustomizeDir(join(root, 'manifests/overlays/rabbitmq'));
-      const fromKustomize = loadAllYaml(r.stdout.replaceAll('caBundle: ""', `caBundle: ${ca}`)) as Json[];
+      const fromKustomize = loadAllYaml(
+        r.stdout.replaceAll('caBundle: ""', `caBundle: ${ca}`).replace('KUEUER_CERT_SOURCE: self', 'KUEUER_CERT_SOURCE: secret'),
+      ) as Json[];
       expect(find(fromHelm, 'MutatingWebhookConfiguration', 'kueuer')!.webhooks.map((w: Json) => w.clientConfig.caBundle)).toEqual([ca, ca]);
       expect(find(fromHelm, 'APIService', 'v1beta1.external.metrics.k8s.io')!.spec.caBundle).toBe(ca);
       expect(normalise(fromHelm)).toEqual(normalise(fromKustomize));
@@ -264,7 +266,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
       for (const [value, message] of [
         ['broker.type=redis', 'broker.type: expected rabbitmq, kafka or "", got "redis"'],
         ['autoscaling.mode=hpa', 'autoscaling.mode: expected external, prometheus-adapter, keda or off, got "hpa"'],
-        ['certificates.source=vault', 'certificates.source: expected secret or cert-manager, got "vault"'],
+        ['certificates.source=vault', 'certificates.source: expected self, secret or cert-manager, got "vault"'],
       ] as const) {
         const r = run(helmBin, ['template', 'kueuer', chart, '--set', value]);
         expect(r.code).not.toBe(0);

@@ -22,8 +22,8 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- if not (has .Values.autoscaling.mode (list "external" "prometheus-adapter" "keda" "off")) -}}
 {{- fail (printf "autoscaling.mode: expected external, prometheus-adapter, keda or off, got %q" .Values.autoscaling.mode) -}}
 {{- end -}}
-{{- if not (has .Values.certificates.source (list "secret" "cert-manager")) -}}
-{{- fail (printf "certificates.source: expected secret or cert-manager, got %q" .Values.certificates.source) -}}
+{{- if not (has .Values.certificates.source (list "self" "secret" "cert-manager")) -}}
+{{- fail (printf "certificates.source: expected self, secret or cert-manager, got %q" .Values.certificates.source) -}}
 {{- end -}}
 {{- end -}}
 

@@ -1,0 +1,134 @@
+/**
+ * `--cert-source self`: the webhook issues its own CA and serving certificate
+ * (as KEDA's cert rotator and Linkerd's do), so a plain `kubectl apply -k
+ * manifests/` works without cert-manager or openssl. Each pass:
+ *   1. read the Secret; plan (rotation-plan.ts); if something is due, issue
+ *      it and write the Secret with the resourceVersion read (a conflict
+ *      means another replica wrote first: read again and adopt its result);
+ *   2. put the Secret's CA bundle into the webhook configuration and the
+ *      APIService (before any new certificate is served);
+ *   3. write the serving pair to the certificate directory, where the TLS
+ *      reloader picks it up.
+ * The first pass runs before the server listens, so a replica is Ready only
+ * once its certificate's CA is in the configuration. Later passes run every
+ * --cert-check-interval, and also at the planned renewal time.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { TlsFiles } from '../tls-reloader.js';
+import { ensureCaBundle, type CaBundleTargets } from './ca-bundle.js';
+import { readCertSecret, WriteConflict, writeCertSecret, type SecretRef } from './cert-secret.js';
+import { issueCa, issueServingCert } from './issue.js';
+import { bundleWith, planCerts, type CertPolicy, type StoredCerts } from './rotation-plan.js';
+
+export interface SelfIssuerOptions {
+  secret: SecretRef;
+  targets: CaBundleTargets;
+  policy: CertPolicy;
+  /** Where the serving pair is written (a writable emptyDir in the pod). */
+  dir: string;
+  checkIntervalMs: number;
+  log: Logger;
+}
+
+export interface SelfIssuer {
+  files: TlsFiles;
+  stop(): void;
+}
+
+const CA_NAME = 'kueuer-webhook-ca';
+const MAX_CONFLICTS = 5;
+
+/** The DNS names of the webhook Service, as the apiserver and the aggregator address it. */
+export function serviceDnsNames(service: string, namespace: string): string[] {
+  return [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, `${service}.${namespace}`, service];
+}
+
+/** The certificates after `action`, from `stored`. */
+async function issue(action: 'issue-all' | 'rotate-ca' | 'renew-serving', stored: StoredCerts | null, policy: CertPolicy, now: number): Promise<StoredCerts> {
+  if (action === 'renew-serving' && stored) {
+    return { ...stored, serving: await issueServingCert(stored.ca, policy.dnsNames, policy.servingLifetimeMs, now) };
+  }
+  const ca = await issueCa(CA_NAME, policy.caLifetimeMs, now);
+  if (action === 'rotate-ca' && stored) return { ca, bundle: bundleWith(ca.cert, stored.bundle, now), serving: stored.serving };
+  return { ca, bundle: [ca.cert], serving: await issueServingCert(ca, policy.dnsNames, policy.servingLifetimeMs, now) };
+}
+
+function writeAtomically(path: string, content: string): void {
+  writeFileSync(`${path}.tmp`, content, { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export async function startSelfIssuer(kc: KubeConfig, o: SelfIssuerOptions): Promise<SelfIssuer> {
+  const k8s = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const apis = { admission: kc.makeApiClient(k8s.AdmissionregistrationV1Api), registration: kc.makeApiClient(k8s.ApiregistrationV1Api) };
+  mkdirSync(o.dir, { recursive: true });
+  const files: TlsFiles = { cert: join(o.dir, 'tls.crt'), key: join(o.dir, 'tls.key') };
+  const log = o.log;
+
+  /** Steps 1–3; returns when the next pass is due (at the latest). */
+  const pass = async (): Promise<number> => {
+    for (let conflicts = 0; ; conflicts++) {
+      const read = await readCertSecret(core, o.secret);
+      const now = Date.now();
+      const plan = planCerts(read.stored, o.policy, now);
+      let certs = read.stored;
+      if (plan.action !== 'none') {
+        const next = await issue(plan.action, read.stored, o.policy, now);
+        try {
+          await writeCertSecret(core, o.secret, read, next);
+        } catch (err) {
+          if (err instanceof WriteConflict && conflicts < MAX_CONFLICTS) {
+            log.info({ secret: `${o.secret.namespace}/${o.secret.name}` }, 'another replica wrote the certificates first; adopting them');
+            continue;
+          }
+          throw err;
+        }
+        log.info({ action: plan.action, reason: plan.reason, secret: `${o.secret.namespace}/${o.secret.name}` }, 'issued webhook certificates');
+        certs = next;
+      }
+      if (!certs) throw new Error('no certificates after issuing'); // unreachable: a plan on null issues
+      const changed = await ensureCaBundle(apis, o.targets, certs.bundle.join(''));
+      if (changed.length > 0) log.info({ changed, cas: certs.bundle.length }, 'set the caBundle');
+      if (readOrEmpty(files.cert) !== certs.serving.cert || readOrEmpty(files.key) !== certs.serving.key) {
+        writeAtomically(files.key, certs.serving.key);
+        writeAtomically(files.cert, certs.serving.cert);
+      }
+      // After a write, look again a second later (the caBundle has reached the apiserver by then).
+      return plan.action === 'none' ? plan.nextCheckAt : now + 1000;
+    }
+  };
+
+  await pass();
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = (dueAt: number) => {
+    if (stopped) return;
+    const wait = Math.max(50, Math.min(o.checkIntervalMs, dueAt - Date.now()));
+    timer = setTimeout(() => {
+      pass().then(schedule, (err: unknown) => {
+        log.error({ err: (err as Error).message }, 'certificate pass failed; retrying');
+        schedule(Date.now() + o.checkIntervalMs);
+      });
+    }, wait);
+  };
+  schedule(Date.now() + o.checkIntervalMs);
+  return {
+    files,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
