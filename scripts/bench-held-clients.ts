@@ -47,9 +47,9 @@ function answerOf(socket: Socket): Promise<Outcome> {
   });
 }
 
-async function pendingGauge(): Promise<number> {
+async function metric(name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${adminArg}/metrics`)).text();
-  return Number(/^kueuer_responder_pending_requests(?:{[^}]*})? (\d+)/m.exec(text)?.[1] ?? 0);
+  return Number(new RegExp(`^${name}(?:{[^}]*})? (\\d+)`, 'm').exec(text)?.[1] ?? 0);
 }
 
 const answers: Promise<Outcome>[] = [];
@@ -78,11 +78,14 @@ for (let i = 0; i < count; i += 500) {
   await Promise.all(batch);
 }
 const until = Date.now() + Number(timeoutArg) * 1000;
-while ((await pendingGauge()) < count) {
+while ((await metric('kueuer_responder_pending_requests')) < count) {
   if (Date.now() > until) throw new Error(`the responder never held all ${count} clients`);
   await new Promise((r) => setTimeout(r, 100));
 }
-console.log(JSON.stringify({ held: count }));
+// The responder's JS heap and its Buffers and other memory outside the heap, while it holds them all.
+const heapMb = (await metric('nodejs_heap_size_used_bytes')) / 2 ** 20;
+const externalMb = (await metric('nodejs_external_memory_bytes')) / 2 ** 20;
+console.log(JSON.stringify({ held: count, heapMb, externalMb }));
 const started = performance.now();
 const settled = await Promise.allSettled(answers);
 const seconds = (performance.now() - started) / 1000;

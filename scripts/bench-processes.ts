@@ -121,15 +121,26 @@ export async function measureHeldClients(netns: Netns, root: string, amqpUrl: st
     });
     started.push(client);
     let rssHeldMb = NaN;
+    let heap = { heapMb: NaN, externalMb: NaN };
     for await (const line of createInterface({ input: client.stdout! })) {
-      const msg = JSON.parse(line) as { held?: number; answered?: number; errors: number; crossed: number; inversions: number; seconds: number };
+      const msg = JSON.parse(line) as {
+        held?: number;
+        heapMb: number;
+        externalMb: number;
+        answered?: number;
+        errors: number;
+        crossed: number;
+        inversions: number;
+        seconds: number;
+      };
       if (msg.held !== undefined) {
         rssHeldMb = memoryMb(responder.pid!, 'VmRSS');
+        heap = { heapMb: msg.heapMb, externalMb: msg.externalMb };
         started.push(
           startKueuer(netns, root, ['sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:18284', ...common, '--concurrency', '64']),
         );
       } else if (msg.answered !== undefined) {
-        return { count, rssIdleMb, rssHeldMb, rssPeakMb: memoryMb(responder.pid!, 'VmHWM'), ...msg, answered: msg.answered };
+        return { count, rssIdleMb, rssHeldMb, rssPeakMb: memoryMb(responder.pid!, 'VmHWM'), ...msg, ...heap, answered: msg.answered };
       }
     }
     throw new Error('the held-clients client ended without a result');

@@ -15,6 +15,9 @@ export interface HeldClients {
   rssIdleMb: number;
   rssHeldMb: number;
   rssPeakMb: number;
+  /** The responder's JS heap in use and its memory outside the heap (Buffers), while holding them all. */
+  heapMb: number;
+  externalMb: number;
   answered: number;
   errors: number;
   crossed: number;
@@ -93,7 +96,7 @@ export function heldClientsLines(h: HeldClients | undefined): string[] {
   if (!h) return ['- 10,000 clients held at once: not measured in this run.'];
   const clean = h.errors === 0 && h.crossed === 0 && h.answered === h.count;
   return [
-    `- ${h.count.toLocaleString('en')} clients held at once by one responder (RabbitMQ; the sidecar started only once all were held): RSS ${fmt(h.rssIdleMb)} MB idle, ${fmt(h.rssHeldMb)} MB holding them all, peak ${fmt(h.rssPeakMb)} MB: RSS ≤ 300 MB ${verdict(h.rssPeakMb, 300, false, (n) => `${n.toFixed(0)} MB`)}. ` +
+    `- ${h.count.toLocaleString('en')} clients held at once by one responder (RabbitMQ; the sidecar started only once all were held): RSS ${fmt(h.rssIdleMb)} MB idle, ${fmt(h.rssHeldMb)} MB holding them all (JS heap ${fmt(h.heapMb)} MB in use, ${fmt(h.externalMb)} MB outside it), peak ${fmt(h.rssPeakMb)} MB: RSS ≤ 300 MB ${verdict(h.rssPeakMb, 300, false, (n) => `${n.toFixed(0)} MB`)}. ` +
       `${h.answered} answered 200 with their own request's echo, ${h.errors} errors, ${h.crossed} with another client's reply (${clean ? '**met**' : '**missed**'}); all answered in ${h.seconds.toFixed(1)} s, each as its reply arrived (${h.inversions} neighbours out of publish order, from the sidecar's 64 concurrent calls).`,
   ];
 }
