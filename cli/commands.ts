@@ -17,6 +17,7 @@ import { exitOnSignal } from './lifecycle.js';
 import { checkCommand } from './check.js';
 import { injectCommand } from './inject.js';
 import { localOptions, runLocal } from './local.js';
+import { statusCommand } from './status.js';
 
 export { localOptions } from './local.js';
 
@@ -88,4 +89,4 @@ export const webhookCommand = command(
 );
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand, webhookCommand, injectCommand, checkCommand];
+export const COMMANDS: Array<Command<any>> = [responderCommand, sidecarCommand, localCommand, webhookCommand, injectCommand, checkCommand, statusCommand];

@@ -1,0 +1,148 @@
+/**
+ * `kueuer status`: the opted-in workloads (Deployments and StatefulSets
+ * whose pod template has the opt-in label, in namespaces labelled
+ * kueuer.io/injection=enabled) with queue, backlog, replicas, the desired
+ * replicas of the generated HPA, and how many pods carry the sidecar. This
+ * module reads the cluster and the broker; cli/workload-status.ts builds the rows.
+ */
+import type { KubeConfig, V2HorizontalPodAutoscaler, V1LabelSelector } from '@kubernetes/client-node';
+import pino from 'pino';
+import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
+import { kubeConfig } from '../shared/kube/object-source.js';
+import type { OptionValues } from '../shared/options.js';
+import { parseBackend, type BackendSpec } from '../shared/transport/backend.js';
+import { openQueueDepth } from '../shared/transport/create-transport.js';
+import type { QueueDepthReader } from '../shared/transport/transport.js';
+import { autoscalerName } from '../webhook/autoscaling/desired-objects.js';
+import { webhookOptions } from '../webhook/config.js';
+import type { Command } from './commands.js';
+import { checkOptions } from './check.js';
+import { formatStatus, optsIn, statusRow, workloadQueue, type Backlog, type StatusRow, type Workload } from './workload-status.js';
+
+export const statusOptions = {
+  systemNamespace: webhookOptions.systemNamespace,
+  backendSecret: checkOptions.backendSecret,
+  backend: {
+    ...webhookOptions.backend,
+    description: 'broker to read backlogs from (default: KUEUER_BACKEND of the backend Secret in the system namespace)',
+  },
+  rabbitmqManagementUrl: webhookOptions.rabbitmqManagementUrl,
+};
+
+type StatusOptions = OptionValues<typeof statusOptions>;
+type K8s = typeof import('@kubernetes/client-node');
+
+function selectorString(selector: V1LabelSelector | undefined): string {
+  return Object.entries(selector?.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+/** The broker's URL: --backend, else the backend Secret; or why there is none. */
+async function backendUrl(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<BackendSpec | { unknown: string }> {
+  if (o.backend) return o.backend;
+  try {
+    const secret = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret });
+    const raw = secret.data?.KUEUER_BACKEND;
+    if (raw) return parseBackend(Buffer.from(raw, 'base64').toString('utf8'));
+    return { unknown: `the Secret ${o.systemNamespace}/${o.backendSecret} has no KUEUER_BACKEND` };
+  } catch (err) {
+    return { unknown: `cannot read the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+async function openDepth(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
+  let backend;
+  try {
+    backend = await backendUrl(k8s, kc, o);
+  } catch (err) {
+    return { unknown: `KUEUER_BACKEND in the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message}` };
+  }
+  if ('unknown' in backend) return backend;
+  try {
+    return await openQueueDepth(backend, pino({ level: 'silent' }), o.rabbitmqManagementUrl);
+  } catch (err) {
+    return { unknown: `cannot reach the broker: ${(err as Error).message}` };
+  }
+}
+
+async function readBacklog(depth: QueueDepthReader | { unknown: string }, queue: string): Promise<Backlog> {
+  if ('unknown' in depth) return depth;
+  try {
+    return { value: (await depth.read(queue)).backlog };
+  } catch (err) {
+    return { unknown: `the broker did not answer for ${queue}: ${(err as Error).message}` };
+  }
+}
+
+export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
+  const k8s = await import('@kubernetes/client-node');
+  const kc = await kubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  const hpas = kc.makeApiClient(k8s.AutoscalingV2Api);
+  const namespaces = await core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` });
+  const workloads: Array<Workload & { selector: string }> = [];
+  for (const ns of namespaces.items.map((n) => n.metadata!.name!).sort()) {
+    const [deployments, statefulSets] = await Promise.all([
+      apps.listNamespacedDeployment({ namespace: ns }),
+      apps.listNamespacedStatefulSet({ namespace: ns }),
+    ]);
+    for (const [kind, items] of [
+      ['Deployment', deployments.items],
+      ['StatefulSet', statefulSets.items],
+    ] as const) {
+      for (const item of items) {
+        if (!item.spec || !optsIn(item.spec.template)) continue;
+        workloads.push({
+          kind,
+          namespace: ns,
+          name: item.metadata!.name!,
+          template: item.spec.template,
+          replicas: item.spec.replicas ?? 1,
+          readyReplicas: item.status?.readyReplicas ?? 0,
+          selector: selectorString(item.spec.selector),
+        });
+      }
+    }
+  }
+  const depth = workloads.length > 0 ? await openDepth(k8s, kc, o) : { unknown: 'no workloads' };
+  try {
+    return await Promise.all(
+      workloads.map(async (w) => {
+        const [pods, hpa, backlog] = await Promise.all([
+          core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector }),
+          hpas
+            .readNamespacedHorizontalPodAutoscaler({
+              namespace: w.namespace,
+              name: autoscalerName({ kind: w.kind, metadata: { name: w.name, namespace: w.namespace, uid: '' } }),
+            })
+            .catch((err: unknown): V2HorizontalPodAutoscaler | undefined => {
+              if ((err as { code?: number }).code === 404) return undefined;
+              throw err;
+            }),
+          readBacklog(depth, workloadQueue(w)),
+        ]);
+        return statusRow(w, pods.items, hpa, backlog);
+      }),
+    );
+  } finally {
+    if (!('unknown' in depth)) await depth.close();
+  }
+}
+
+export const statusCommand: Command<typeof statusOptions> = {
+  name: 'status',
+  usage: 'kueuer status [--system-namespace NS] [--backend URL] [options]',
+  summary: 'Lists the opted-in workloads: queue, backlog, replicas, desired replicas, and how many pods carry the sidecar (and why not).',
+  options: statusOptions,
+  async run(o) {
+    try {
+      process.stdout.write(formatStatus(await collectStatus(o)));
+      return 0;
+    } catch (err) {
+      process.stderr.write(`kueuer status: ${(err as Error).message.split('\n')[0]}\n`);
+      return 1;
+    }
+  },
+};

@@ -1,0 +1,102 @@
+/**
+ * What `kueuer status` shows for each opted-in workload, as pure functions
+ * from the objects read (workload, its pods, its generated HPA, the queue's
+ * backlog) to one table row. The reading is in cli/status.ts.
+ */
+import type { V2HorizontalPodAutoscaler, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
+import { ANNOTATIONS, optIn, parsePodSettings } from '../shared/annotations.js';
+import { qualifiedQueueName } from '../shared/queue-names.js';
+import { SIDECAR_NAME } from '../webhook/pod-injection.js';
+
+export interface Workload {
+  kind: 'Deployment' | 'StatefulSet';
+  namespace: string;
+  name: string;
+  template: V1PodTemplateSpec;
+  replicas: number;
+  readyReplicas: number;
+}
+
+/** A queue's backlog, or why it is not known. */
+export type Backlog = { value: number } | { unknown: string };
+
+export interface StatusRow {
+  namespace: string;
+  workload: string;
+  queue: string;
+  backlog: string;
+  replicas: string;
+  desired: string;
+  injected: string;
+  /** Why, for what is not as it should be (printed under the table). */
+  notes: string[];
+}
+
+/** Whether the workload's pod template opts in (the label, or the deprecated annotation). */
+export function optsIn(template: V1PodTemplateSpec): boolean {
+  const wanted = optIn(template.metadata?.labels, template.metadata?.annotations);
+  return wanted.ok && wanted.value.value;
+}
+
+/** The queue the webhook names for the workload's pods: kueuer.io/queue, else the workload's name. */
+export function workloadQueue(w: Workload): string {
+  const settings = parsePodSettings(w.template.metadata?.annotations);
+  return qualifiedQueueName(w.namespace, (settings.ok ? settings.value.queue : undefined) ?? w.name);
+}
+
+export function hasSidecar(pod: V1Pod): boolean {
+  return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_NAME);
+}
+
+/** One row. `hpa`: the autoscaler the webhook generated for the workload, if any. */
+export function statusRow(w: Workload, pods: readonly V1Pod[], hpa: V2HorizontalPodAutoscaler | undefined, backlog: Backlog): StatusRow {
+  const ref = `${w.kind.toLowerCase()}/${w.name}`;
+  const notes: string[] = [];
+  const settings = parsePodSettings(w.template.metadata?.annotations);
+  if (!settings.ok) notes.push(`${ref}: the webhook refuses its pods: ${settings.problems.join('; ')}`);
+  if ('unknown' in backlog) notes.push(`${ref}: backlog unknown: ${backlog.unknown}`);
+  const without = pods.filter((p) => !hasSidecar(p));
+  if (without.length > 0) {
+    const names = without.map((p) => p.metadata?.name ?? '?').join(', ');
+    notes.push(
+      `${ref}: ${without.length} pod(s) without the sidecar (${names}): created before the workload opted in or before the webhook ran; ` +
+        `roll them: kubectl -n ${w.namespace} rollout restart ${ref}`,
+    );
+  }
+  const versions = new Set(
+    pods
+      .filter(hasSidecar)
+      .map((p) => {
+        try {
+          return (JSON.parse(p.metadata?.annotations?.[ANNOTATIONS.status] ?? '{}') as { version?: string }).version;
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((v): v is string => v !== undefined),
+  );
+  const desired = hpa?.status?.desiredReplicas;
+  if (!hpa) notes.push(`${ref}: no autoscaler generated (kueuer.io/autoscale "false", --autoscaling off or keda, or not reconciled yet)`);
+  return {
+    namespace: w.namespace,
+    workload: ref,
+    queue: workloadQueue(w),
+    backlog: 'value' in backlog ? String(backlog.value) : 'unknown',
+    replicas: `${w.readyReplicas}/${w.replicas}`,
+    desired: desired === undefined ? '-' : String(desired),
+    injected: `${pods.length - without.length}/${pods.length}${versions.size > 0 ? ` (${[...versions].sort().join(', ')})` : ''}`,
+    notes,
+  };
+}
+
+/** The rows as an aligned table, then every note. */
+export function formatStatus(rows: readonly StatusRow[]): string {
+  if (rows.length === 0)
+    return 'No opted-in workloads (Deployments and StatefulSets whose pod template has the label kueuer.io/inject: "true" in a namespace labelled kueuer.io/injection=enabled).\n';
+  const header = ['NAMESPACE', 'WORKLOAD', 'QUEUE', 'BACKLOG', 'READY/REPLICAS', 'DESIRED', 'INJECTED'];
+  const table = [header, ...rows.map((r) => [r.namespace, r.workload, r.queue, r.backlog, r.replicas, r.desired, r.injected])];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const lines = table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+  const notes = rows.flatMap((r) => r.notes);
+  return `${lines.join('\n')}\n${notes.length > 0 ? `\n${notes.join('\n')}\n` : ''}`;
+}

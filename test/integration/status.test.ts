@@ -1,0 +1,125 @@
+/**
+ * `kueuer status` (the real CLI, dist/) against a real kube-apiserver with the
+ * real `kueuer webhook` process and the test RabbitMQ: a workload whose pods
+ * predate the webhook shows 0/1 injected and why, one admitted since shows
+ * its pods injected with the sidecar's version and its queue's backlog; with
+ * the broker unreachable the backlog is "unknown" with the reason.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { kueuerVersion } from '../../shared/version.js';
+import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
+import { freePort } from '../helpers/net.js';
+import { msgIs, runKueuer, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
+import { waitFor } from '../helpers/stack.js';
+import { generateCerts } from '../helpers/webhook.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const amqpUrl = inject('amqpUrl');
+/** scripts/rabbitmq.sh runs the management API on the AMQP port + 3. */
+const managementUrl = (() => {
+  const u = new URL(amqpUrl);
+  return `http://${u.username}:${u.password}@${u.hostname}:${Number(u.port) + 3}`;
+})();
+
+describe('kueuer status', () => {
+  let cp: ControlPlane;
+  let webhook: KueuerProcess;
+  const ns = `status-${randomBytes(3).toString('hex')}`;
+  const status = (...args: string[]) => runKueuer(['status', ...args], { KUBECONFIG: cp.kubeconfig });
+  const deployment = (name: string, replicas: number, labels: Record<string, string>) => `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata:
+      labels: ${JSON.stringify({ app: name, ...labels })}
+    spec:
+      containers: [{name: app, image: example.com/${name}:1, ports: [{containerPort: 8080}]}]
+`;
+  const podsOf = async (app: string, count: number) =>
+    waitFor(() => cp.getJson('pods', '-n', ns, '-l', `app=${app}`).items.length === count, 30_000, `${count} pods of ${app}`);
+
+  beforeAll(async () => {
+    cp = await startControlPlane(inject('k8sBinDir'));
+    const certs = generateCerts();
+    const port = await freePort();
+    webhook = spawnKueuer(['webhook', '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--autoscaling', 'off'], {
+      KUBECONFIG: cp.kubeconfig,
+    });
+    await webhook.waitForLog(msgIs('webhook ready'), 30_000);
+    const setup = [
+      'apiVersion: v1\nkind: Namespace\nmetadata: {name: kueuer-system}\n',
+      `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}, labels: {kueuer.io/injection: enabled}}\n`,
+      `apiVersion: v1\nkind: Secret\nmetadata: {name: kueuer-backend, namespace: kueuer-system}\nstringData: {KUEUER_BACKEND: "${amqpUrl}"}\n`,
+      // Opted in before the webhook is registered: its pod has no sidecar.
+      deployment('old', 1, { 'kueuer.io/inject': 'true' }),
+      deployment('plain', 1, {}),
+    ];
+    const r = cp.apply(setup.join('---\n'));
+    expect(r.code, r.stderr).toBe(0);
+    await podsOf('old', 1);
+    const [config] = loadAllYaml(readFileSync(join(root, 'manifests/base/webhook/mutating-webhook-configuration.yaml'), 'utf8')) as KubeJson[];
+    for (const w of config!.webhooks) w.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: certs.ca.toString('base64') };
+    expect(cp.apply(dumpYaml(config)).code).toBe(0);
+    expect(cp.apply(deployment('web', 2, { 'kueuer.io/inject': 'true' })).code).toBe(0);
+    await podsOf('web', 2);
+    // Three requests waiting in web's queue.
+    const conn = await amqp.connect(amqpUrl);
+    const ch = await conn.createConfirmChannel();
+    await ch.assertQueue(`${ns}.web`, { durable: true });
+    for (let i = 0; i < 3; i++) ch.sendToQueue(`${ns}.web`, Buffer.from('x'), { persistent: true });
+    await ch.waitForConfirms();
+    await conn.close();
+  }, 5 * 60_000);
+
+  afterAll(async () => {
+    webhook?.child.kill('SIGKILL');
+    await cp?.stop();
+    const conn = await amqp.connect(amqpUrl);
+    const ch = await conn.createChannel();
+    await ch.deleteQueue(`${ns}.web`);
+    await conn.close();
+  }, 60_000);
+
+  it('lists opted-in workloads with queue, backlog, replicas and injection, and why a pod has no sidecar', async () => {
+    let out = '';
+    await waitFor(
+      async () => {
+        const r = await status('--rabbitmq-management-url', managementUrl);
+        expect(r.code, r.stderr).toBe(0);
+        out = r.stdout;
+        return /\/web .* 3 /.test(out);
+      },
+      15_000,
+      'a backlog of 3 for web',
+    );
+    const lines = out.split('\n').map((l) => l.trim().split(/\s{2,}/));
+    expect(lines[0]).toEqual(['NAMESPACE', 'WORKLOAD', 'QUEUE', 'BACKLOG', 'READY/REPLICAS', 'DESIRED', 'INJECTED']);
+    expect(lines.slice(1, 3)).toEqual([
+      [ns, 'deployment/old', `${ns}.old`, '0', '0/1', '-', '0/1'],
+      [ns, 'deployment/web', `${ns}.web`, '3', '0/2', '-', `2/2 (${kueuerVersion()})`],
+    ]);
+    expect(out).not.toContain('deployment/plain');
+    const oldPod = cp.getJson('pods', '-n', ns, '-l', 'app=old').items[0].metadata.name as string;
+    expect(out).toContain(
+      `deployment/old: 1 pod(s) without the sidecar (${oldPod}): created before the workload opted in or before the webhook ran; roll them: kubectl -n ${ns} rollout restart deployment/old`,
+    );
+    expect(out).not.toContain('guest');
+  }, 60_000);
+
+  it('shows the backlog as unknown, with why, when the broker cannot be read', async () => {
+    const closed = await freePort();
+    const r = await status('--backend', `amqp://guest:guest@127.0.0.1:${closed}`, '--rabbitmq-management-url', `http://127.0.0.1:${closed}`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`deployment/web +${ns}\\.web +unknown `));
+    expect(r.stdout).toContain(`deployment/web: backlog unknown: the broker did not answer for ${ns}.web: `);
+  }, 60_000);
+});
