@@ -15,7 +15,8 @@
 # names from its RepoTags) is cached under .cache/images/ keyed by a hash of
 # its inputs; a warm run only hashes those inputs and returns.
 #
-# Needs root, and apt-get installs buildah and debootstrap when missing.
+# Needs root; apt-get installs buildah, debootstrap and runc (the images test
+# runs the images with it) when missing.
 # Storage: containers/storage under .cache/images/storage-<driver>, overlay if
 # it works here, else vfs (KUEUER_IMAGES_STORAGE_DRIVER forces one).
 # KUEUER_IMAGES_CACHE moves .cache/images elsewhere (e.g. to time a cold run).
