@@ -17,7 +17,6 @@ const root = join(import.meta.dirname, '..', '..');
 /** How long a start waits for another test file's real cluster to stop (test files may run in parallel). */
 const LOCK_WAIT_MS = 30 * 60_000;
 const cycleStarted = Date.now();
-const ipForwardBefore = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
 
 function httpGet(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -50,9 +49,12 @@ async function eventually<T>(what: string, timeoutMs: number, probe: () => Promi
 describe('a real node on this machine', () => {
   let cluster: RealCluster | undefined;
   let podIp = '';
+  /** The host's sysctls before this cluster changed them, as its lock file recorded them. */
+  let sysctlsBefore: Record<string, string> = {};
 
   beforeAll(async () => {
     cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir'), lockWaitMs: LOCK_WAIT_MS });
+    sysctlsBefore = (JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as { sysctls: Record<string, string> }).sysctls;
     console.log(
       `real node: control plane ${cluster.timings.controlPlaneMs} ms, node Ready ${cluster.timings.nodeReadyMs} ms after kubelet start, whole start ${cluster.timings.startMs} ms`,
     );
@@ -136,7 +138,8 @@ spec:
     await c.stop();
     console.log(`real node: whole cycle ${Date.now() - cycleStarted} ms`);
     expect(nodeLeftovers()).toEqual([]);
-    expect(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe(ipForwardBefore);
+    expect(Object.keys(sysctlsBefore)).toContain('net/ipv4/ip_forward');
+    for (const [name, value] of Object.entries(sysctlsBefore)) expect(`${name}=${readFileSync(`/proc/sys/${name}`, 'utf8').trim()}`).toBe(`${name}=${value}`);
   }, 120_000);
 });
 
