@@ -7,12 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { dumpYaml } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
 import { freePort } from '../helpers/net.js';
-import { msgIs, runKueuer, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
-import { generateCerts } from '../helpers/webhook.js';
+import { runKueuer, type KueuerProcess } from '../helpers/processes.js';
+import { startWebhookProcess } from '../helpers/webhook-process.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const amqpUrl = inject('amqpUrl');
@@ -21,7 +21,6 @@ describe('kueuer check', () => {
   let cp: ControlPlane;
   let webhook: KueuerProcess;
   let hookConfig: KubeJson;
-  let caBundle: string;
   const check = () => runKueuer(['check'], { KUBECONFIG: cp.kubeconfig });
   const secret = (name: string, data: Record<string, string>) =>
     `apiVersion: v1\nkind: Secret\nmetadata: {name: ${name}, namespace: kueuer-system}\ndata: ${JSON.stringify(
@@ -30,20 +29,14 @@ describe('kueuer check', () => {
 
   beforeAll(async () => {
     cp = await startControlPlane(inject('k8sBinDir'));
-    const certs = generateCerts(undefined, ['kueuer-webhook.kueuer-system.svc', '127.0.0.1', 'localhost']);
-    const port = await freePort();
-    webhook = spawnKueuer(['webhook', '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--autoscaling', 'off'], {
-      KUBECONFIG: cp.kubeconfig,
-    });
-    await webhook.waitForLog(msgIs('webhook ready'), 30_000);
-    const [config] = loadAllYaml(readFileSync(join(root, 'manifests/base/webhook/mutating-webhook-configuration.yaml'), 'utf8')) as KubeJson[];
-    caBundle = certs.ca.toString('base64');
-    for (const w of config!.webhooks) w.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle };
-    hookConfig = config!;
+    const started = await startWebhookProcess(cp, ['kueuer-webhook.kueuer-system.svc', '127.0.0.1', 'localhost']);
+    webhook = started.process;
+    const certs = started.certs;
+    hookConfig = started.configuration;
     const setup = [
       'apiVersion: v1\nkind: Namespace\nmetadata: {name: kueuer-system}\n',
       'apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {kueuer.io/injection: enabled}}\n',
-      dumpYaml(config),
+      dumpYaml(hookConfig),
       secret('kueuer-webhook-tls', { 'tls.crt': readFileSync(certs.cert, 'utf8'), 'ca.crt': certs.ca.toString('utf8') }),
       secret('kueuer-backend', { KUEUER_BACKEND: amqpUrl }),
       'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kueuer-config, namespace: kueuer-system}\ndata: {KUEUER_AUTOSCALING: "off"}\n',

@@ -6,19 +6,16 @@
  * the broker unreachable the backlog is "unknown" with the reason.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { dumpYaml } from '@kubernetes/client-node';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { kueuerVersion } from '../../shared/version.js';
-import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { freePort } from '../helpers/net.js';
-import { msgIs, runKueuer, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
+import { runKueuer, type KueuerProcess } from '../helpers/processes.js';
 import { waitFor } from '../helpers/stack.js';
-import { generateCerts } from '../helpers/webhook.js';
+import { startWebhookProcess } from '../helpers/webhook-process.js';
 
-const root = join(import.meta.dirname, '..', '..');
 const amqpUrl = inject('amqpUrl');
 /** scripts/rabbitmq.sh runs the management API on the AMQP port + 3. */
 const managementUrl = (() => {
@@ -49,12 +46,8 @@ spec:
 
   beforeAll(async () => {
     cp = await startControlPlane(inject('k8sBinDir'));
-    const certs = generateCerts();
-    const port = await freePort();
-    webhook = spawnKueuer(['webhook', '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--autoscaling', 'off'], {
-      KUBECONFIG: cp.kubeconfig,
-    });
-    await webhook.waitForLog(msgIs('webhook ready'), 30_000);
+    const started = await startWebhookProcess(cp);
+    webhook = started.process;
     const setup = [
       'apiVersion: v1\nkind: Namespace\nmetadata: {name: kueuer-system}\n',
       `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}, labels: {kueuer.io/injection: enabled}}\n`,
@@ -66,9 +59,7 @@ spec:
     const r = cp.apply(setup.join('---\n'));
     expect(r.code, r.stderr).toBe(0);
     await podsOf('old', 1);
-    const [config] = loadAllYaml(readFileSync(join(root, 'manifests/base/webhook/mutating-webhook-configuration.yaml'), 'utf8')) as KubeJson[];
-    for (const w of config!.webhooks) w.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: certs.ca.toString('base64') };
-    expect(cp.apply(dumpYaml(config)).code).toBe(0);
+    expect(cp.apply(dumpYaml(started.configuration)).code).toBe(0);
     expect(cp.apply(deployment('web', 2, { 'kueuer.io/inject': 'true' })).code).toBe(0);
     await podsOf('web', 2);
     // Three requests waiting in web's queue.

@@ -5,15 +5,14 @@
  * with the webhook unreachable it deletes nothing and names the Services left.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { dumpYaml } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
-import { freePort } from '../helpers/net.js';
-import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
-import { generateCerts } from '../helpers/webhook.js';
+import type { KueuerProcess } from '../helpers/processes.js';
+import { startWebhookProcess } from '../helpers/webhook-process.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -43,15 +42,9 @@ spec:
 
   beforeAll(async () => {
     cp = await startControlPlane(inject('k8sBinDir'));
-    const certs = generateCerts();
-    const port = await freePort();
-    webhook = spawnKueuer(['webhook', '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--autoscaling', 'off'], {
-      KUBECONFIG: cp.kubeconfig,
-    });
-    await webhook.waitForLog(msgIs('webhook ready'), 30_000);
-    const [config] = loadAllYaml(readFileSync(join(root, 'manifests/base/webhook/mutating-webhook-configuration.yaml'), 'utf8')) as KubeJson[];
-    for (const w of config!.webhooks) w.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: certs.ca.toString('base64') };
-    writeFileSync(join(installDir, 'webhook.yaml'), dumpYaml(config));
+    const started = await startWebhookProcess(cp);
+    webhook = started.process;
+    writeFileSync(join(installDir, 'webhook.yaml'), dumpYaml(started.configuration));
     writeFileSync(
       join(installDir, 'config.yaml'),
       'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kueuer-config, namespace: kueuer-system}\ndata: {KUEUER_LOG_LEVEL: info}\n',
