@@ -5,6 +5,7 @@
  * the --queue responder and/or the cluster's routes, and admin endpoints,
  * stopped by the `stop` it returns.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { listen, serveAdmin } from '../shared/admin-server.js';
@@ -50,6 +51,19 @@ async function serveClusterRoutes(o: ResponderOptions, transport: Transport, reg
   };
 }
 
+/**
+ * With --routes cluster the responder is reached through Services whose
+ * EndpointSlices list it: a pod being deleted is marked not ready at once, but
+ * the change reaches kube-proxy on every node only after the endpoint
+ * controllers and Kueuer's mirror have passed it on. Closing the ports on
+ * SIGTERM would refuse (or, once the pod is gone, leave unroutable) the
+ * connections kube-proxy still sends here meanwhile. So the responder first
+ * reports not ready and keeps accepting for this long, then drains. Measured
+ * on the real node (docs/real-node.md): a responder rollout without it lost
+ * 48 of 1,632 requests (ECONNREFUSED, EHOSTUNREACH).
+ */
+const CLUSTER_SHUTDOWN_DELAY_MS = 5_000;
+
 /** `kueuer responder`: its broker, the --queue responder and/or the cluster's routes, and its admin endpoints. */
 export async function runResponder(o: ResponderOptions, log: Logger): Promise<Running> {
   if (o.routes === 'queue' && o.queue === undefined) {
@@ -65,10 +79,19 @@ export async function runResponder(o: ResponderOptions, log: Logger): Promise<Ru
     listening = formatHostPort(address);
   }
   if (o.routes === 'cluster') parts.push(await serveClusterRoutes(o, transport, registry, log));
-  const { admin, address } = await serveAdmin({ registry, log, notReadyReason: notReadyReason(transport) }, o.adminListen);
+  let shuttingDown = false;
+  const { admin, address } = await serveAdmin(
+    { registry, log, notReadyReason: notReadyReason(transport, () => (shuttingDown ? 'shutting down' : null)) },
+    o.adminListen,
+  );
   log.info({ listen: listening, queue: o.queue, admin: address, routes: o.routes }, 'responder ready');
   return {
     async stop() {
+      shuttingDown = true;
+      if (o.routes === 'cluster') {
+        log.info({ delayMs: CLUSTER_SHUTDOWN_DELAY_MS }, 'still accepting clients while Services stop routing here');
+        await sleep(CLUSTER_SHUTDOWN_DELAY_MS);
+      }
       await Promise.all(parts.map((p) => p.stop()));
       await admin.close();
       await transport.close();
