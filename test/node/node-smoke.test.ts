@@ -107,7 +107,7 @@ spec:
     expect(images).toContain('kueuer.local/pause:1');
   }, 120_000);
 
-  it('answers on a Service ClusterIP from the host, through kube-proxy', async () => {
+  it('answers on a Service ClusterIP from the host and from a pod, through kube-proxy; pods reach the apiserver', async () => {
     const c = cluster!;
     const svc = c.controlPlane.apply(`apiVersion: v1
 kind: Service
@@ -128,6 +128,13 @@ spec:
     expect(answer.body).toBe('hello from the real node\n');
     // The answer came through kube-proxy's DNAT: its rules name the Service.
     expect(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' })).toContain(`${NS}/web cluster IP`);
+    // From inside a pod: its own Service (hairpin through kube-proxy) and the apiserver through the `kubernetes` Service.
+    const sandbox = (JSON.parse(await c.crictl(['pods', '--namespace', NS, '-o', 'json'])) as { items: Array<{ id: string }> }).items[0]!;
+    const web = (await c.crictl(['ps', '-q', '--pod', sandbox.id])).trim();
+    const viaService = await c.crictl(['exec', web, 'sh', '-c', `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${clusterIp} 80`]);
+    expect(viaService).toContain('hello from the real node');
+    const apiserver = await c.crictl(['exec', web, 'sh', '-c', 'nc -w 3 "$KUBERNETES_SERVICE_HOST" "$KUBERNETES_SERVICE_PORT" </dev/null && echo connected']);
+    expect(apiserver.trim()).toBe('connected');
     // A ClusterIP no Service owns goes to the bridge (and dies there), not out by the default route.
     c.assertRoutedViaBridge('10.96.77.250');
   }, 60_000);
