@@ -3,6 +3,7 @@
  * for Pods (and Services), plus /healthz, /readyz and /metrics.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Server } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import { registerExternalMetrics, type ExternalMetricsOptions } from './autoscal
 import type { InjectionConfig } from './pod-injection.js';
 import { readTls, watchTls, type TlsFiles } from './tls-reloader.js';
 import { clusterJobReader, JobWorkloads } from './workload-queue.js';
+import { clusterRefusalEvents, type RefusalEvents } from './refusal-events.js';
 
 export interface WebhookServerOptions {
   tls: TlsFiles;
@@ -33,6 +35,8 @@ export interface WebhookServerOptions {
   externalMetrics?: ExternalMetricsOptions;
   /** Reads the Jobs of Job-owned pods; default: the cluster, with the process's credentials, on first use. */
   jobs?: JobWorkloads;
+  /** Records a refused pod on its workload; default: Events through the cluster, on first use. */
+  refusalEvents?: RefusalEvents;
 }
 
 /** An AdmissionReview of the largest pod etcd stores (1.5 MiB), with room for its old object. */
@@ -44,6 +48,7 @@ export type WebhookServer = FastifyInstance<Server, IncomingMessage, ServerRespo
 export function buildWebhookServer(options: WebhookServerOptions): WebhookServer {
   const { log, metrics } = options;
   const jobs = options.jobs ?? new JobWorkloads(clusterJobReader());
+  const refusalEvents = options.refusalEvents ?? clusterRefusalEvents(log);
   // A client certificate is asked for, never required: the apiserver calls /mutate without one.
   const clientAuth = options.clientCa ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: false } : {};
   const app: WebhookServer = Fastify({
@@ -86,6 +91,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     const name = request.name || (request.object as { metadata?: { generateName?: string } })?.metadata?.generateName || '';
     if (outcome === 'refused' || outcome === 'error') req.log.warn({ uid: request.uid, kind, ns, name, message: response.status?.message }, 'refused');
     else if (outcome === 'injected') req.log.info({ uid: request.uid, kind, ns, name }, 'injected');
+    if (outcome === 'refused' && kind === 'Pod' && !request.dryRun) refusalEvents(request.object as V1Pod, ns, response.status?.message ?? '');
     return reviewOf(response);
   });
   if (options.externalMetrics) registerExternalMetrics(app, options.externalMetrics);

@@ -10,7 +10,7 @@ const workload = (annotations: Record<string, string> = {}): Workload => ({
   readyReplicas: 2,
 });
 const pod = (name: string, sidecar: boolean) => ({
-  metadata: { name, annotations: sidecar ? { 'kueuer.io/status': '{"version":"0.1.0"}' } : {} },
+  metadata: { name, annotations: (sidecar ? { 'kueuer.io/status': '{"version":"0.1.0"}' } : {}) as Record<string, string> },
   spec: { containers: [{ name: 'app' }], ...(sidecar ? { initContainers: [{ name: 'kueuer-sidecar' }] } : {}) },
 });
 

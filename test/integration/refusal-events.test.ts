@@ -1,0 +1,93 @@
+/**
+ * A refused pod raises an Event on its workload, not only the ReplicaSet's
+ * FailedCreate: the real `kueuer webhook` process behind a real kube-apiserver,
+ * whose ReplicaSet controller creates the pods.
+ */
+import { dumpYaml } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { workloadOfPod } from '../../webhook/refusal-events.js';
+import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
+import type { KueuerProcess } from '../helpers/processes.js';
+import { waitFor } from '../helpers/stack.js';
+import { startWebhookProcess } from '../helpers/webhook-process.js';
+
+describe('refused pods: an Event on the workload', () => {
+  let cp: ControlPlane;
+  let webhook: KueuerProcess;
+
+  beforeAll(async () => {
+    cp = await startControlPlane(inject('k8sBinDir'));
+    const started = await startWebhookProcess(cp);
+    webhook = started.process;
+    const r = cp.apply(
+      [
+        dumpYaml(started.configuration),
+        'apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {kueuer.io/injection: enabled}}\n',
+        `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bad, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: bad}}
+  template:
+    metadata:
+      labels: {app: bad, kueuer.io/inject: "true"}
+      annotations: {kueuer.io/concurrency: lots}
+    spec:
+      containers: [{name: app, image: example.com/bad:1, ports: [{containerPort: 8080}]}]
+`,
+      ].join('---\n'),
+    );
+    expect(r.code, r.stderr).toBe(0);
+  }, 5 * 60_000);
+
+  afterAll(async () => {
+    webhook?.child.kill('SIGKILL');
+    await cp?.stop();
+  }, 60_000);
+
+  it('the Deployment gets a Warning KueuerRefusedPod naming the annotation, once, and kubectl describe shows it', async () => {
+    const uid = cp.getJson('deployment', '-n', 'shop', 'bad').metadata.uid as string;
+    let events: KubeJson[] = [];
+    await waitFor(
+      () => {
+        events = cp.getJson('events', '-n', 'shop', '--field-selector', 'involvedObject.kind=Deployment,involvedObject.name=bad,reason=KueuerRefusedPod')
+          .items as KubeJson[];
+        return events.length > 0;
+      },
+      30_000,
+      'an Event on deployment/bad',
+    );
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'Warning',
+      reason: 'KueuerRefusedPod',
+      involvedObject: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'bad', uid },
+      source: { component: 'kueuer' },
+    });
+    expect(events[0]!.message).toBe('kueuer: kueuer.io/concurrency: expected an integer from 1 to 1000, got "lots"');
+    // The ReplicaSet's own FailedCreate is still there; no pod was stored.
+    const rsEvents = cp.getJson('events', '-n', 'shop', '--field-selector', 'involvedObject.kind=ReplicaSet,reason=FailedCreate').items as KubeJson[];
+    expect(rsEvents.length).toBeGreaterThan(0);
+    expect(cp.getJson('pods', '-n', 'shop').items).toEqual([]);
+    const described = cp.kubectl(['describe', 'deployment', '-n', 'shop', 'bad']);
+    expect(described.stdout).toMatch(/Warning\s+KueuerRefusedPod\s+.*kueuer\.io\/concurrency/);
+  }, 60_000);
+
+  it("names the workload from the pod's owner", () => {
+    const owner = (kind: string, name: string) => ({ apiVersion: kind === 'Job' ? 'batch/v1' : 'apps/v1', kind, name, uid: `uid-${name}`, controller: true });
+    expect(workloadOfPod({ labels: { 'pod-template-hash': '5d8c7' }, ownerReferences: [owner('ReplicaSet', 'web-5d8c7')] }, 'shop')).toEqual({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: 'web',
+      namespace: 'shop',
+    });
+    expect(workloadOfPod({ ownerReferences: [owner('StatefulSet', 'db')] }, 'shop')).toMatchObject({ kind: 'StatefulSet', name: 'db', uid: 'uid-db' });
+    expect(workloadOfPod({ ownerReferences: [owner('Job', 'nightly-290')] }, 'shop')).toMatchObject({ kind: 'Job', name: 'nightly-290' });
+    expect(workloadOfPod({ ownerReferences: [owner('ReplicaSet', 'bare-rs')] }, 'shop')).toMatchObject({
+      kind: 'ReplicaSet',
+      name: 'bare-rs',
+      uid: 'uid-bare-rs',
+    });
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * A refused pod also raises an Event on its workload (the Deployment,
+ * StatefulSet, DaemonSet or Job), where `kubectl describe` shows it: without
+ * it the refusal is only the ReplicaSet's FailedCreate, one object away from
+ * what the user applied. The pod's owner reference names the workload (a
+ * Deployment's ReplicaSet is `<deployment>-<pod-template-hash>`); a
+ * Deployment's uid, which `kubectl describe` matches Events on, is read
+ * through the API once per Deployment. Recording never delays or changes the
+ * admission answer: failures are logged.
+ */
+import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { EventSubject } from '../shared/kube/event-recorder.js';
+import { owningWorkloadName } from './workload-queue.js';
+
+export const REFUSED_REASON = 'KueuerRefusedPod';
+
+/** Called for every refused pod; returns at once. */
+export type RefusalEvents = (pod: V1Pod, namespace: string, message: string) => void;
+
+/** The workload a pod belongs to: its kind, name and (when the owner reference is the workload itself) uid. */
+export function workloadOfPod(meta: V1ObjectMeta, namespace: string): Omit<EventSubject, 'uid'> & { uid?: string } {
+  const owner = meta.ownerReferences?.find((o) => o.controller) ?? meta.ownerReferences?.[0];
+  if (owner?.kind === 'ReplicaSet') {
+    const name = owningWorkloadName(meta);
+    // A ReplicaSet that is not a Deployment's has no pod-template-hash suffix to strip: the Event goes on the ReplicaSet.
+    if (name !== owner.name) return { apiVersion: 'apps/v1', kind: 'Deployment', name, namespace };
+  }
+  if (owner) return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, namespace, uid: owner.uid };
+  return { apiVersion: 'v1', kind: 'Pod', name: meta.name ?? meta.generateName ?? 'pod', namespace };
+}
+
+/** Records refusals with the webhook's own credentials (in-cluster or $KUBECONFIG), connecting on first use. */
+export function clusterRefusalEvents(log: Logger): RefusalEvents {
+  let ready:
+    | Promise<{ record: (subject: EventSubject, message: string) => Promise<void>; deploymentUid: (ns: string, name: string) => Promise<string | undefined> }>
+    | undefined;
+  const connect = async () => {
+    const k8s = await import('@kubernetes/client-node');
+    const { kubeConfig } = await import('../shared/kube/object-source.js');
+    const { EventRecorder } = await import('../shared/kube/event-recorder.js');
+    const kc = await kubeConfig();
+    const recorder = new EventRecorder(kc.makeApiClient(k8s.CoreV1Api), log, 'workload');
+    const apps = kc.makeApiClient(k8s.AppsV1Api);
+    return {
+      record: (subject: EventSubject, message: string) => recorder.record(subject, 'Warning', REFUSED_REASON, message),
+      // list with a field selector: the webhook's RBAC lists Deployments (for autoscaling) but does not get them.
+      deploymentUid: async (namespace: string, name: string) =>
+        (await apps.listNamespacedDeployment({ namespace, fieldSelector: `metadata.name=${name}`, limit: 1 })).items[0]?.metadata?.uid,
+    };
+  };
+  return (pod, namespace, message) => {
+    const subject = workloadOfPod(pod.metadata ?? {}, namespace);
+    void (async () => {
+      ready ??= connect().catch((err: unknown) => {
+        ready = undefined;
+        throw err;
+      });
+      const cluster = await ready;
+      // Read each time: a Deployment deleted and created again has a new uid (the ReplicaSet controller backs off, so refusals are few).
+      const uid = subject.uid ?? (subject.kind === 'Deployment' ? await cluster.deploymentUid(namespace, subject.name) : undefined);
+      if (!uid) return;
+      await cluster.record({ ...subject, uid }, message);
+    })().catch((err: unknown) =>
+      log.warn({ err: (err as Error).message, workload: `${subject.kind}/${namespace}/${subject.name}` }, 'could not record the refusal on the workload'),
+    );
+  };
+}
