@@ -1,0 +1,72 @@
+/**
+ * The responder as shipped (kustomize base, Helm chart, rendered install
+ * files): its grace period covers the shutdown delay, the drain and a margin;
+ * the drain covers the default request timeout and every example's
+ * kueuer.io/timeout; its HPA uses only metrics an ordinary cluster serves
+ * (metrics-server's Resource metrics), never a Pods or External metric that
+ * needs an adapter Kueuer does not ship.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { durationIn } from '../../shared/options.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const duration = durationIn(0, 24 * 3_600_000);
+/** Closing the transport and the process after the drain. */
+const MARGIN_S = 10;
+const SHUTDOWN_DELAY_S = Number(/const CLUSTER_SHUTDOWN_DELAY_MS = ([\d_]+);/.exec(read('responder/start.ts'))![1]!.replaceAll('_', '')) / 1000;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
+
+/** The responder Deployment and HPA of a manifest; Helm templates are read with their `{{ … }}` lines dropped. */
+function responderObjects(path: string): { deployment: Json; hpa: Json } {
+  const text = read(path)
+    .split('\n')
+    .filter((l) => !l.includes('{{'))
+    .join('\n');
+  const docs = parseAllDocuments(text).map((d) => d.toJS() as Json | null);
+  const deployment = docs.find((d) => d?.kind === 'Deployment' && d.metadata?.name === 'kueuer-responder');
+  const hpa = docs.find((d) => d?.kind === 'HorizontalPodAutoscaler' && d.metadata?.name === 'kueuer-responder');
+  expect(deployment, `${path}: the responder Deployment`).toBeDefined();
+  expect(hpa, `${path}: the responder HPA`).toBeDefined();
+  return { deployment: deployment!, hpa: hpa! };
+}
+
+function exampleTimeouts(dir: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync(join(root, dir))) {
+    const path = join(dir, entry);
+    if (statSync(join(root, path)).isDirectory()) out.push(...exampleTimeouts(path));
+    else if (entry.endsWith('.yaml')) for (const m of read(path).matchAll(/kueuer\.io\/timeout: "?([\dmshm]+)"?/g)) out.push(duration(m[1]!));
+  }
+  return out;
+}
+
+describe('the responder as shipped', () => {
+  const configTimeout = duration(/KUEUER_TIMEOUT: (\S+)/.exec(read('manifests/base/config.yaml'))![1]!);
+  const examples = exampleTimeouts('examples');
+
+  it('finds the examples with their timeouts', () => expect(examples).toContain(300_000));
+
+  for (const path of [
+    'manifests/base/responder/deployment.yaml',
+    'charts/kueuer/templates/responder.yaml',
+    'manifests/install.yaml',
+    'manifests/install-cert-manager.yaml',
+  ]) {
+    it(`${path}: grace ≥ shutdown delay + drain + margin; drain ≥ the default and the examples' timeouts; HPA on Resource metrics only`, () => {
+      const { deployment, hpa } = responderObjects(path);
+      const pod = deployment.spec.template.spec;
+      const env = pod.containers.find((c: Json) => c.name === 'responder').env as Json[];
+      const drainMs = duration(env.find((e) => e.name === 'KUEUER_DRAIN_TIMEOUT')!.value as string);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(SHUTDOWN_DELAY_S + drainMs / 1000 + MARGIN_S);
+      expect(drainMs).toBeGreaterThanOrEqual(configTimeout);
+      for (const t of examples) expect(drainMs, 'an example Service times out later than the responder drains').toBeGreaterThanOrEqual(t);
+      expect(hpa.spec.metrics.map((m: Json) => m.type)).toEqual(['Resource']);
+    });
+  }
+});
