@@ -73,6 +73,8 @@ function fingerprint(s: V1EndpointSlice): string {
 const RESYNC_MS = 30_000;
 
 export interface EndpointMirror {
+  /** Runs one pass now (a replica that just became the leader). */
+  reconcile(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -81,6 +83,8 @@ export async function runEndpointMirror(
   systemNamespace: string,
   responderService: string,
   log: Logger,
+  /** Only the leader writes slices. */
+  isLeader: () => boolean = () => true,
 ): Promise<EndpointMirror> {
   const { DiscoveryV1Api } = await import('@kubernetes/client-node');
   const api = (await kubeConfig()).makeApiClient(DiscoveryV1Api);
@@ -111,9 +115,11 @@ export async function runEndpointMirror(
       log.warn({ err: (err as Error).message, slice: key }, 'could not write an EndpointSlice; retrying on the next change'),
     removeFailed: (err, _stale, key) => log.warn({ err: (err as Error).message, slice: key }, 'could not delete a stale EndpointSlice'),
     runFailed: (err) => log.error({ err: (err as Error).message }, 'could not mirror the EndpointSlices'),
+    active: isLeader,
   });
   void set.start([services, responderSlices], RESYNC_MS);
   return {
+    reconcile: () => set.reconcile(),
     async stop() {
       await set.stop();
       await responderSlices.stop();

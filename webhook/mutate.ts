@@ -7,12 +7,14 @@ import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { decidePod, type InjectionConfig } from './pod-injection.js';
-import { decideService } from './service-rewrite.js';
+import { decideServiceReserved } from './service-rewrite.js';
 import type { JobWorkloads } from './workload-queue.js';
 
 /** Responder ports already held by Services other than the one being admitted. */
 export interface PortRegistry {
   usedPorts(exceptServiceKey: string): ReadonlySet<number>;
+  /** Makes a decided port the Service's across replicas (optimistic concurrency on an API object); absent in tests of one process. */
+  reserve?(serviceKey: string, port: number): Promise<boolean>;
 }
 
 export type MutateOutcome = 'injected' | 'unchanged' | 'skipped' | 'refused' | 'error' | 'ignored';
@@ -54,7 +56,8 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
         const namespace = service.metadata?.namespace || request.namespace || 'default';
         if (config.excludedNamespaces.includes(namespace)) return { response: allow(uid), outcome: 'skipped' };
         const old = request.operation === 'UPDATE' ? (request.oldObject as V1Service | undefined) : undefined;
-        const decision = decideService(service, old, request.namespace, (key) => ports.usedPorts(key));
+        const reserve = ports.reserve?.bind(ports);
+        const decision = await decideServiceReserved(service, old, request.namespace, (key) => ports.usedPorts(key), reserve ? { reserve } : undefined);
         switch (decision.kind) {
           case 'skip':
             return { response: allow(uid), outcome: 'skipped' };

@@ -208,3 +208,31 @@ function restore(service: V1Service, original: OriginalService, changes: UserCha
   });
   return { kind: 'patch', patch: jsonpatch.compare(service as object, desired as object), responderPort: null, queue: null, warnings: [] };
 }
+
+/** Where a decided responder port is made the Service's own before the answer (a cluster-wide reservation). */
+export interface PortReservations {
+  reserve(serviceKey: string, port: number): Promise<boolean>;
+}
+
+/** Each failed attempt means another Service took the port tried; that many Services admitted at the same moment. */
+const RESERVE_ATTEMPTS = 20;
+
+/**
+ * decideService, then the port reserved: when another replica reserved the same port for another
+ * Service first, decide again (the registry now counts that port as used).
+ */
+export async function decideServiceReserved(
+  service: V1Service,
+  old: V1Service | undefined,
+  requestNamespace: string | undefined,
+  usedPorts: (serviceKey: string) => ReadonlySet<number>,
+  reservations: PortReservations | undefined,
+): Promise<ServiceDecision> {
+  const key = `${service.metadata?.namespace || requestNamespace || 'default'}/${service.metadata?.name ?? ''}`;
+  for (let attempt = 0; attempt < RESERVE_ATTEMPTS; attempt++) {
+    const decision = decideService(service, old, requestNamespace, usedPorts);
+    if (decision.kind !== 'patch' || decision.responderPort === null || !reservations) return decision;
+    if (await reservations.reserve(key, decision.responderPort)) return decision;
+  }
+  return { kind: 'refuse', message: 'could not reserve a responder port: other Services took each port tried; retry' };
+}

@@ -4,7 +4,13 @@
  * the autoscaler), then the HTTPS server, which is built last so that every
  * dependency it answers from exists before it listens.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import { LeaderElection } from '../shared/kube/lease.js';
+import { PortAllocations } from './port-allocations.js';
 import { listen } from '../shared/admin-server.js';
 import { watchAllServices } from '../shared/kube/services.js';
 import { newRegistry } from '../shared/metrics.js';
@@ -67,6 +73,34 @@ async function servingFiles(o: WebhookSettings, log: Logger): Promise<{ files: T
   return { files: issuer.files, issuer };
 }
 
+/** The Lease the replicas compete for; its holder runs the controllers (mirror, autoscaler, Events, scale to zero). */
+export const CONTROLLERS_LEASE = 'kueuer-webhook-controllers';
+/** The ConfigMap holding responder port reservations (webhook/port-allocations.ts). */
+export const PORT_ALLOCATIONS = 'kueuer-responder-ports';
+
+/** Competes for the controllers' Lease; `kueuer_webhook_leader` is 1 on the leader, 0 elsewhere. Returns after the first attempt. */
+async function electLeader(kc: KubeConfig, namespace: string, registry: Registry, log: Logger, onChange: (leading: boolean) => void): Promise<LeaderElection> {
+  const k8s = await import('@kubernetes/client-node');
+  const gauge = new Gauge({
+    name: 'kueuer_webhook_leader',
+    help: "1 on the replica holding the controllers' Lease (it writes autoscalers, EndpointSlices and Events), else 0",
+    registers: [registry],
+  });
+  gauge.set(0);
+  const election = new LeaderElection(kc.makeApiClient(k8s.CoordinationV1Api), k8s.V1MicroTime, {
+    namespace,
+    name: CONTROLLERS_LEASE,
+    identity: `${hostname()}_${randomUUID().slice(0, 8)}`,
+    log: log.child({ part: 'leader-election' }),
+    onChange: (leading) => {
+      gauge.set(leading ? 1 : 0);
+      onChange(leading);
+    },
+  });
+  await election.start();
+  return election;
+}
+
 export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Running> {
   const problems = certSettingsProblems(o);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -79,7 +113,10 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
   const requestHeader = o.autoscaling === 'external' ? await readRequestHeaderAuth(log) : null;
   // Responder ports are handed out against every Service in the cluster.
   const services = await watchAllServices(log);
-  const mirror = await runEndpointMirror(services, o.systemNamespace, o.responderService, log);
+  const kc = await kubeConfig();
+  let leading = false;
+  const isLeader = () => leading;
+  const mirror = await runEndpointMirror(services, o.systemNamespace, o.responderService, log, isLeader);
   const autoscaling =
     o.autoscaling === 'off'
       ? null
@@ -90,14 +127,25 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
           pollMs: o.autoscalingPollInterval,
           metrics: autoscalingMetrics(registry),
           log: log.child({ part: 'autoscaling' }),
+          isLeader,
         });
+  const election = await electLeader(kc, o.systemNamespace, registry, log, (now) => {
+    leading = now;
+    // A new leader writes at once what the previous one may have left undone.
+    if (now) void mirror.reconcile().then(() => autoscaling?.reconcile());
+  });
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const allocations = new PortAllocations(kc.makeApiClient(CoreV1Api), { namespace: o.systemNamespace, name: PORT_ALLOCATIONS }, () => services.list());
   // Last before the server: with self-issued certificates, the caBundles are set once this returns.
   const { files, issuer } = await servingFiles(o, log);
   const app = buildWebhookServer({
     ...(requestHeader ? { clientCa: requestHeader.ca } : {}),
     // Without a requestheader CA no client certificate verifies, so every metrics request is refused.
     ...(autoscaling ? { externalMetrics: await externalMetrics(depth, autoscaling, requestHeader?.allowedNames ?? []) } : {}),
-    ports: { usedPorts: (except) => usedResponderPorts(services.list(), except) },
+    ports: {
+      usedPorts: (except) => new Set([...usedResponderPorts(services.list(), except), ...allocations.reservedPorts(except)]),
+      reserve: (service, port) => allocations.reserve(service, port),
+    },
     tls: files,
     config: injectionConfig(o, nativeSidecars, kueuerVersion()),
     registry,
@@ -108,6 +156,7 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
   log.info(
     {
       listen: formatHostPort(address),
+      leader: election.isLeader(),
       certSource: o.certSource,
       nativeSidecars,
       image: o.sidecarImage,
@@ -119,6 +168,8 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
   return {
     async stop() {
       issuer?.stop();
+      // Released first, so another replica takes the controllers over while this one drains.
+      await election.stop();
       await app.close();
       await mirror.stop();
       await services.stop();

@@ -21,14 +21,19 @@ export class EventRecorder {
   /** Last message per object and reason. */
   private readonly last = new Map<string, string>();
 
-  /** `logKey` names the subject (`Kind/namespace/name`) in the log line of each Event. */
+  /**
+   * `logKey` names the subject (`Kind/namespace/name`) in the log line of each Event; `active`
+   * false (a replica that is not the leader) records nothing and remembers nothing.
+   */
   constructor(
     private readonly core: CoreV1Api,
     private readonly log: Logger,
     private readonly logKey = 'object',
+    private readonly active: () => boolean = () => true,
   ) {}
 
   async record(subject: EventSubject, type: EventType, reason: string, message: string): Promise<void> {
+    if (!this.active()) return;
     const key = `${subject.uid}/${reason}`;
     if (this.last.get(key) === message) return;
     this.last.set(key, message);

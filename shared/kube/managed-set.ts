@@ -38,6 +38,8 @@ export interface ManagedSetSpec<T extends KubernetesObject, C> {
   removeFailed(err: unknown, stale: T, key: string): void;
   /** A run that threw (its hooks' own failures included). */
   runFailed(err: unknown): void;
+  /** False on a replica that is not the leader: desired() still runs (its side results are read), nothing is written. */
+  active?(): boolean;
 }
 
 export function objectKey(o: KubernetesObject): string {
@@ -81,6 +83,7 @@ export class ManagedSet<T extends KubernetesObject, C> {
   private async once(): Promise<void> {
     const { spec } = this;
     const desired = [...(await spec.desired())];
+    if (spec.active && !spec.active()) return;
     const current = new Map(spec.store.source.list().map((o) => [objectKey(o), o]));
     for (const wanted of desired) {
       const key = objectKey(wanted.object);

@@ -36,6 +36,11 @@ export interface AutoscalingOptions {
   log: Logger;
   /** external mode: the Service the external metrics APIService must point at (default: expectedMetricsService()). */
   metricsService?: ServiceRef;
+  /**
+   * Only the leader writes autoscalers, records Events, scales to zero and exports the per-queue
+   * gauges; every replica plans (the metrics API answers from the plans). Default: always leads.
+   */
+  isLeader?: () => boolean;
 }
 
 export interface AutoscalingReconciler {
@@ -64,6 +69,7 @@ function asWorkload(kind: Workload['kind'], o: V1Deployment | V1StatefulSet): Wo
 
 export async function runAutoscaling(options: AutoscalingOptions): Promise<AutoscalingReconciler> {
   const { log, mode } = options;
+  const isLeader = options.isLeader ?? (() => true);
   const k8s = await import('@kubernetes/client-node');
   const kc = await kubeConfig();
   // Before anything starts: refuse to take over another metrics server's APIService.
@@ -80,7 +86,7 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
   const deployments = await informerSource<V1Deployment>('/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces(), log);
   const statefulSets = await informerSource<V1StatefulSet>('/apis/apps/v1/statefulsets', () => apps.listStatefulSetForAllNamespaces(), log);
   const store = await openAutoscalerStore(mode, kc, log);
-  const events = new EventRecorder(core, log, 'workload');
+  const events = new EventRecorder(core, log, 'workload', isLeader);
   const backlogs = options.depth ? new BacklogPoll(options.depth, mode, new ScaleToZero(await workloadScaler(kc), events, log), options.metrics, log) : null;
   const kindName = autoscalerKind(mode);
 
@@ -156,11 +162,17 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
       if ((err as { code?: number }).code !== 404) log.warn({ err: (err as Error).message, autoscaler: key }, 'could not delete a stale autoscaler');
     },
     runFailed: (err) => log.error({ err: (err as Error).message }, 'autoscaling reconcile failed'),
+    active: isLeader,
   });
 
   await set.start([namespaces, deployments, statefulSets], RESYNC_MS);
   const polls = new SerialRuns(() => undefined);
   const poll = async (): Promise<void> => {
+    if (!isLeader()) {
+      // The queue series come from the leader only, so a sum over replicas counts each queue once.
+      for (const gauge of [options.metrics.backlog, options.metrics.replicas, options.metrics.desiredReplicas]) gauge.reset();
+      return;
+    }
     if (backlogs && (await backlogs.poll(currentPlans.values()))) await set.reconcile();
   };
   const timer = setInterval(() => void polls.run(poll), options.pollMs);

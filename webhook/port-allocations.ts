@@ -1,0 +1,116 @@
+/**
+ * Responder ports held in one ConfigMap (kueuer-system/kueuer-responder-ports:
+ * port → "namespace/name at epoch-ms"), so two webhook replicas admitting two
+ * Services at the same moment never hand out the same port: a reservation is
+ * a write carrying the resourceVersion read, and of two concurrent writes the
+ * apiserver keeps one and answers the other 409. The loser re-reads, sees the
+ * port taken, and the Service is decided again with it marked used.
+ *
+ * A reservation holds while its Service carries that port (the Service
+ * cache) or for a grace period after it was made (the Service is between
+ * admission and storage); after that it is stale and may be taken over, so
+ * deleted or restored Services free their ports without a cleanup loop.
+ */
+import type { CoreV1Api, V1ConfigMap, V1Service } from '@kubernetes/client-node';
+import { usedResponderPorts } from '../shared/service-routes.js';
+
+export interface Reservation {
+  service: string;
+  atMs: number;
+}
+
+/** How long a reservation holds without its Service in the cache. */
+export const RESERVATION_GRACE_MS = 60_000;
+const CONFLICT_RETRIES = 20;
+
+export function parseReservations(data: Record<string, string> | undefined): Map<number, Reservation> {
+  const out = new Map<number, Reservation>();
+  for (const [port, value] of Object.entries(data ?? {})) {
+    const m = /^(\S+) at (\d+)$/.exec(value);
+    if (/^\d+$/.test(port) && m) out.set(Number(port), { service: m[1]!, atMs: Number(m[2]) });
+  }
+  return out;
+}
+
+/** The ports reserved for a Service other than `except` that still hold. Pure. */
+export function heldPorts(
+  reservations: ReadonlyMap<number, Reservation>,
+  carriesPort: (service: string, port: number) => boolean,
+  except: string,
+  nowMs: number,
+): Set<number> {
+  const held = new Set<number>();
+  for (const [port, r] of reservations) {
+    if (r.service === except) continue;
+    if (carriesPort(r.service, port) || nowMs - r.atMs < RESERVATION_GRACE_MS) held.add(port);
+  }
+  return held;
+}
+
+const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
+
+export class PortAllocations {
+  /** The last ConfigMap read: what usedPorts adds to the Service cache between reservations. */
+  private reservations = new Map<number, Reservation>();
+
+  constructor(
+    private readonly core: CoreV1Api,
+    private readonly ref: { namespace: string; name: string },
+    private readonly services: () => readonly V1Service[],
+  ) {}
+
+  private carriesPort = (service: string, port: number): boolean =>
+    usedResponderPorts(
+      this.services().filter((s) => `${s.metadata?.namespace}/${s.metadata?.name}` === service),
+      '',
+    ).has(port);
+
+  /** Ports reserved for other Services that still hold (from the last read). */
+  reservedPorts(exceptService: string): Set<number> {
+    return heldPorts(this.reservations, this.carriesPort, exceptService, Date.now());
+  }
+
+  /**
+   * Reserves `port` for `service` (releasing any other port it held); false when another Service
+   * holds it, after which reservedPorts includes it. Throws when the API cannot be written.
+   */
+  async reserve(service: string, port: number): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      let map: V1ConfigMap | null = null;
+      try {
+        map = await this.core.readNamespacedConfigMap(this.ref);
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+      this.reservations = parseReservations(map?.data);
+      const now = Date.now();
+      const holder = this.reservations.get(port);
+      if (holder && holder.service !== service && heldPorts(new Map([[port, holder]]), this.carriesPort, service, now).has(port)) return false;
+      const data: Record<string, string> = {};
+      for (const [p, r] of this.reservations) {
+        // Drop this Service's other ports and every stale reservation.
+        if (r.service !== service && (this.carriesPort(r.service, p) || now - r.atMs < RESERVATION_GRACE_MS)) data[String(p)] = `${r.service} at ${r.atMs}`;
+      }
+      data[String(port)] = `${service} at ${now}`;
+      const body: V1ConfigMap = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { ...this.ref, ...(map ? { resourceVersion: map.metadata?.resourceVersion } : {}) },
+        data,
+      };
+      try {
+        if (map) await this.core.replaceNamespacedConfigMap({ ...this.ref, body });
+        else await this.core.createNamespacedConfigMap({ namespace: this.ref.namespace, body });
+        this.reservations = parseReservations(data);
+        return true;
+      } catch (err) {
+        if ((statusOf(err) === 409 || (statusOf(err) === 404 && map)) && attempt < CONFLICT_RETRIES) {
+          // Another replica wrote first: re-read after a short random pause, so the writers spread out.
+          await new Promise((r) => setTimeout(r, Math.random() * 20));
+          continue;
+        }
+        throw new Error(`cannot reserve responder port ${port} in ConfigMap ${this.ref.namespace}/${this.ref.name}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+}
