@@ -309,7 +309,7 @@ describe('Kueuer installed on a real node', () => {
     expect(JSON.parse(post.body.toString()) as unknown).toMatchObject({
       method: 'POST',
       args: { i: ['1'] },
-      data: 'data:application/octet-stream;base64,AAEC/w==',
+      data: 'data:application/octet-stream;base64,AAEC_w==' /* go-httpbin: URL-safe base64 */,
     });
     rows.push({
       scenario: 'serve through the ClusterIP, compared with the app at its pod IP',
