@@ -168,6 +168,8 @@ async function main(): Promise<void> {
     brokers.stopAll();
     netns.close();
   });
+  // Interrupted, it still stops the brokers and empties the namespace (the 'exit' handler above).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
   console.log(`machine: ${machine()}\nload: ${uptimeLoad()}\n${timing.seconds} s per measurement after ${timing.warmupSeconds} s warm-up\n`);
 
   const apps: App[] = [
