@@ -204,6 +204,8 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       sidecarEnv('concurrency', settings.concurrency === undefined ? sidecarOptions.concurrency.defaultValue : String(settings.concurrency)),
       sidecarEnv('adminListen', `0.0.0.0:${adminPort}`),
       ...(settings.delivery ? [sidecarEnv('delivery', settings.delivery)] : []),
+      // The heap ceiling, from the container's memory limit (see heapCeilingMiB).
+      { name: 'NODE_OPTIONS', value: `--max-old-space-size=${heapCeilingMiB(r.memoryLimit)}` },
     ],
     // Broker settings (KUEUER_BACKEND and any credentials) come only from a Secret.
     envFrom: [{ secretRef: { name: settings.backendSecret ?? config.defaultBackendSecret } }],
@@ -221,6 +223,49 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       seccompProfile: { type: 'RuntimeDefault' },
     },
   };
+}
+
+const QUANTITY_SUFFIX: Record<string, number> = {
+  '': 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** Bytes of a Kubernetes memory quantity (`256Mi`, `1G`, `0.5Gi`, `268435456`, `1e9`); the annotations are validated before. */
+export function quantityBytes(quantity: string): number {
+  const m = /^([0-9.]+(?:[eE][-+]?\d+)?)([a-zA-Z]*)$/.exec(quantity.trim());
+  const factor = m ? QUANTITY_SUFFIX[m[2]!] : undefined;
+  if (!m || factor === undefined) throw new Error(`not a memory quantity: ${JSON.stringify(quantity)}`);
+  return Number(m[1]) * factor;
+}
+
+/**
+ * The share of the sidecar's memory limit given to V8's old generation; the
+ * rest holds the young generation, code, and the buffers and sockets outside
+ * the heap. Measured in docs/soak.md (the sidecar at concurrency 32).
+ */
+export const HEAP_SHARE = 0.25;
+
+/**
+ * The sidecar's `--max-old-space-size` (MiB) for a memory limit. Set
+ * explicitly rather than left to Node: Node sizes its default heap from the
+ * memory it sees, which in a container can be the whole limit (or the node's
+ * memory), so V8 would put off collecting until the kernel kills the
+ * container for the limit instead.
+ */
+export function heapCeilingMiB(memoryLimit: string): number {
+  return Math.max(16, Math.floor((quantityBytes(memoryLimit) * HEAP_SHARE) / 2 ** 20));
 }
 
 /** One variable of the injected sidecar, named by the sidecar's own option spec. */
