@@ -58,6 +58,8 @@ export async function startWebhook(config: InjectionConfig = testInjectionConfig
       if (!job) throw Object.assign(new Error(`jobs.batch "${name}" not found`), { code: 404 });
       return job;
     }),
+    // No cluster here: refused pods raise no Event (test/integration/refusal-events.test.ts covers them).
+    refusalEvents: () => undefined,
     tls: { cert: certs.cert, key: certs.key },
     config,
     registry,
