@@ -53,18 +53,21 @@ export function startLogged(bin: string, args: string[], logFile: string): Child
   return child;
 }
 
-export async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, logFile: string): Promise<void> {
+/** Polls `check` until it holds; fails with the log's tail after `timeoutMs`, or at once when `child` has exited. */
+export async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, logFile: string, child?: ChildProcess): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
-    if (Date.now() > until) {
+    const exited = child && (child.exitCode !== null || child.signalCode !== null);
+    if (exited || Date.now() > until) {
       let tail = '';
       try {
         tail = readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n');
       } catch {
         // no log
       }
-      throw new Error(`${what} did not become ready within ${timeoutMs} ms; its log ends:\n${tail}`);
+      const why = exited ? `exited (${child.exitCode ?? child.signalCode}) before it was ready` : `did not become ready within ${timeoutMs} ms`;
+      throw new Error(`${what} ${why}; its log ends:\n${tail}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -172,7 +175,7 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
       etcdLog,
     ),
   );
-  await waitUntil('etcd', 30_000, async () => (await get(`${etcdUrl}/health`)) === 200, etcdLog);
+  await waitUntil('etcd', 30_000, async () => (await get(`${etcdUrl}/health`)) === 200, etcdLog, children.at(-1));
 
   const server = `https://${address}:${apiPort}`;
   const podFlags = options.forPods
@@ -218,7 +221,7 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
     ),
   );
   const clientTls = { ca: readFileSync(join(certs, 'ca.crt')), cert: readFileSync(join(certs, 'admin.crt')), key: readFileSync(join(certs, 'admin.key')) };
-  await waitUntil('kube-apiserver', 90_000, async () => (await get(`${server}/readyz`, clientTls)) === 200, apiLog);
+  await waitUntil('kube-apiserver', 90_000, async () => (await get(`${server}/readyz`, clientTls)) === 200, apiLog, children.at(-1));
 
   /** A kubeconfig for this cluster with the given `user:` lines (client certificate or token). */
   const writeKubeconfig = (file: string, user: string, userLines: string[]): string => {
@@ -267,7 +270,7 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
         log,
       ),
     );
-    await waitUntil(name, 60_000, async () => (await get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false })) === 200, log);
+    await waitUntil(name, 60_000, async () => (await get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false })) === 200, log, children.at(-1));
   };
   await startComponent('kube-controller-manager', kcmPort, [
     `--controllers=${['deployment', 'replicaset', 'horizontalpodautoscaling', 'namespace', 'garbagecollector', ...(options.forPods ? podControllers : [])].join(',')}`,

@@ -258,7 +258,9 @@ async function undoHost(record: HostRecord, binDir: string): Promise<void> {
     ]);
     sh(crictl, [...endpoint, 'rmp', '-a', '-f']);
   }
-  await killAll(processesMarked(record.processMarkers), 5000);
+  await killAll(processesMarked([BASE]), 5000);
+  // The control plane's data is thrown away: no need to wait for the apiserver's graceful shutdown.
+  await killAll(processesMarked(record.processMarkers), 0);
   // A crashed run's control-plane directory (etcd data, certificates); a clean stop removes its own.
   for (const marker of record.processMarkers) if (marker.includes('/kueuer-cp-')) rmSync(marker, { recursive: true, force: true });
   await removeCgroups();
@@ -288,31 +290,65 @@ async function undoHost(record: HostRecord, binDir: string): Promise<void> {
   rmSync(LOCK_FILE, { force: true });
 }
 
-/** Takes the one-cluster lock; cleans up after a previous run that crashed. Returns the record to fill. */
-async function takeLock(binDir: string, waitMs: number): Promise<HostRecord> {
-  const readLock = () => JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as HostRecord;
-  // Another test file's cluster: wait for it (test files may run in parallel), up to waitMs.
-  const until = Date.now() + waitMs;
-  while (existsSync(LOCK_FILE) && readLock().pid !== process.pid && alive(readLock().pid)) {
-    if (Date.now() > until) {
-      throw new Error(`a real cluster already runs on this machine (process ${readLock().pid}, ${LOCK_FILE}); only one at a time`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs `fn` while holding a short mutex (an atomic mkdir) around the lock file's check-and-take, so two starts
+ * that find a dead owner do not both clean up and both take the machine. A mutex left by a dead process is removed.
+ */
+async function withLockMutex<T>(fn: () => Promise<T>): Promise<T> {
+  const mutex = `${LOCK_FILE}.mutex`;
+  for (;;) {
+    try {
+      mkdirSync(mutex);
+      writeFileSync(join(mutex, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(join(mutex, 'pid'), 'utf8'));
+      } catch {
+        // being written
+      }
+      if (holder > 0 && !alive(holder)) rmSync(mutex, { recursive: true, force: true });
+      await sleep(100);
     }
-    await new Promise((r) => setTimeout(r, 1000));
   }
-  if (existsSync(LOCK_FILE)) {
-    await undoHost(readLock(), binDir);
-  } else if (existsSync(BASE) || sh('ip', ['link', 'show', BRIDGE]).code === 0) {
-    // Left by a run that crashed before writing its record: undo what can be found.
-    await undoHost({ pid: 0, sysctls: {}, createdPaths: [], processMarkers: [BASE] }, binDir);
+  try {
+    return await fn();
+  } finally {
+    rmSync(mutex, { recursive: true, force: true });
   }
-  const record: HostRecord = {
-    pid: process.pid,
-    sysctls: Object.fromEntries(HOST_SYSCTLS.map((s) => [s, readSysctl(s)]).filter((e): e is [string, string] => e[1] !== null)),
-    createdPaths: HOST_PATHS.filter((p) => !existsSync(p)),
-    processMarkers: [BASE],
-  };
-  writeFileSync(LOCK_FILE, JSON.stringify(record), { flag: 'wx' });
-  return record;
+}
+
+/** Takes the one-cluster lock (waiting up to waitMs for a live owner); cleans up after a previous run that crashed. */
+async function takeLock(binDir: string, waitMs: number): Promise<HostRecord> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const taken = await withLockMutex(async () => {
+      if (existsSync(LOCK_FILE)) {
+        const previous = JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as HostRecord;
+        if (previous.pid !== process.pid && alive(previous.pid)) return previous.pid;
+        await undoHost(previous, binDir);
+      } else if (existsSync(BASE) || sh('ip', ['link', 'show', BRIDGE]).code === 0) {
+        // Left by a run that crashed before writing its record: undo what can be found.
+        await undoHost({ pid: 0, sysctls: {}, createdPaths: [], processMarkers: [BASE] }, binDir);
+      }
+      const record: HostRecord = {
+        pid: process.pid,
+        sysctls: Object.fromEntries(HOST_SYSCTLS.map((s) => [s, readSysctl(s)]).filter((e): e is [string, string] => e[1] !== null)),
+        createdPaths: HOST_PATHS.filter((p) => !existsSync(p)),
+        processMarkers: [BASE],
+      };
+      writeFileSync(LOCK_FILE, JSON.stringify(record), { flag: 'wx' });
+      return record;
+    });
+    if (typeof taken !== 'number') return taken;
+    // Another test file's cluster (files may run in parallel): wait for it to stop.
+    if (Date.now() > until) throw new Error(`a real cluster already runs on this machine (process ${taken}, ${LOCK_FILE}); only one at a time`);
+    await sleep(1000);
+  }
 }
 
 /** Undoes what a real cluster left on this machine when its process died without stop() (scripts/cluster.sh down). */
@@ -485,7 +521,7 @@ async function startMountNamespace(logFile: string): Promise<ChildProcess> {
     ],
     logFile,
   );
-  await waitUntil('the node mount namespace', 10_000, async () => existsSync(join(BASE, 'mount-namespace.ready')), logFile);
+  await waitUntil('the node mount namespace', 10_000, async () => existsSync(join(BASE, 'mount-namespace.ready')), logFile, holder);
   return holder;
 }
 
@@ -549,14 +585,14 @@ export async function startRealCluster(options: { binDir: string; nodeDir?: stri
     const inNodeNamespace = (args: string[]) => ['-t', String(holder.pid), '--mount', '--', ...args];
 
     const containerdLog = join(LOG_DIR, 'containerd.log');
-    startLogged('nsenter', inNodeNamespace(['containerd', '--config', join(BASE, 'containerd.toml')]), containerdLog);
-    await waitUntil('containerd', 30_000, containerdReady, containerdLog);
+    const containerd = startLogged('nsenter', inNodeNamespace(['containerd', '--config', join(BASE, 'containerd.toml')]), containerdLog);
+    await waitUntil('containerd', 30_000, containerdReady, containerdLog, containerd);
     await importArchive(join(nodeDir, 'images', 'current', 'pause.tar'));
     await importArchive(join(nodeDir, 'images', 'current', 'busybox.tar'));
 
     const kubeletLog = join(LOG_DIR, 'kubelet.log');
     const kubeletStarted = Date.now();
-    startLogged(
+    const kubelet = startLogged(
       'nsenter',
       inNodeNamespace([
         join(binDir, 'kubelet'),
@@ -571,14 +607,14 @@ export async function startRealCluster(options: { binDir: string; nodeDir?: stri
       kubeletLog,
     );
     const cp = controlPlane;
-    await waitUntil('the node (kubelet) to be Ready', 60_000, async () => nodeReady(cp), kubeletLog);
+    await waitUntil('the node (kubelet) to be Ready', 60_000, async () => nodeReady(cp), kubeletLog, kubelet);
     const nodeReadyMs = Date.now() - kubeletStarted;
-    await waitUntil('the kubelet healthz', 10_000, async () => (await get(`http://127.0.0.1:${ports.kubeletHealthz}/healthz`)) === 200, kubeletLog);
+    await waitUntil('the kubelet healthz', 10_000, async () => (await get(`http://127.0.0.1:${ports.kubeletHealthz}/healthz`)) === 200, kubeletLog, kubelet);
 
     const proxyLog = join(LOG_DIR, 'kube-proxy.log');
     // The config file is in BASE, so the lock's process marker names kube-proxy too.
-    startLogged(join(binDir, 'kube-proxy'), [`--config=${join(BASE, 'kube-proxy.yaml')}`], proxyLog);
-    await waitUntil('kube-proxy', 30_000, async () => (await get(`http://127.0.0.1:${ports.proxyHealthz}/healthz`)) === 200, proxyLog);
+    const proxy = startLogged(join(binDir, 'kube-proxy'), [`--config=${join(BASE, 'kube-proxy.yaml')}`], proxyLog);
+    await waitUntil('kube-proxy', 30_000, async () => (await get(`http://127.0.0.1:${ports.proxyHealthz}/healthz`)) === 200, proxyLog, proxy);
 
     assertRoutedViaBridge(BRIDGE_GATEWAY.replace(/\.1$/, '.2'));
     assertRoutedViaBridge(SERVICE_CIDR.replace(/0\/24$/, '1'));
