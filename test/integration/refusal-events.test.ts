@@ -3,6 +3,9 @@
  * FailedCreate: the real `kueuer webhook` process behind a real kube-apiserver,
  * whose ReplicaSet controller creates the pods.
  */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { dumpYaml } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { workloadOfPod } from '../../webhook/refusal-events.js';
@@ -10,6 +13,12 @@ import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/
 import type { KueuerProcess } from '../helpers/processes.js';
 import { waitFor } from '../helpers/stack.js';
 import { startWebhookProcess } from '../helpers/webhook-process.js';
+
+/** The CLI (dist/) with `input` on stdin. */
+function runKueuerWithInput(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'kueuer.js'), ...args], { input, encoding: 'utf8' });
+  return Promise.resolve({ code: r.status, stdout: r.stdout, stderr: r.stderr });
+}
 
 describe('refused pods: an Event on the workload', () => {
   let cp: ControlPlane;
@@ -22,6 +31,7 @@ describe('refused pods: an Event on the workload', () => {
     const r = cp.apply(
       [
         dumpYaml(started.configuration),
+        'apiVersion: v1\nkind: Namespace\nmetadata: {name: kueuer-system}\n',
         'apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {kueuer.io/injection: enabled}}\n',
         `apiVersion: apps/v1
 kind: Deployment
@@ -73,6 +83,16 @@ spec:
     const described = cp.kubectl(['describe', 'deployment', '-n', 'shop', 'bad']);
     expect(described.stdout).toMatch(/Warning\s+KueuerRefusedPod\s+.*kueuer\.io\/concurrency/);
   }, 60_000);
+
+  it("kueuer inject's output is valid to the apiserver (server-side dry run, strict validation)", async () => {
+    const input = readFileSync(join(import.meta.dirname, '..', 'golden', 'inject', 'deployment-service-cronjob.input.yaml'), 'utf8');
+    const injected = await runKueuerWithInput(['inject', '-f', '-'], input);
+    expect(injected.code, injected.stderr).toBe(0);
+    const r = cp.kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', '-'], injected.stdout);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('deployment.apps/web created (server dry run)');
+    expect(r.stdout).toContain('cronjob.batch/nightly created (server dry run)');
+  });
 
   it("names the workload from the pod's owner", () => {
     const owner = (kind: string, name: string) => ({ apiVersion: kind === 'Job' ? 'batch/v1' : 'apps/v1', kind, name, uid: `uid-${name}`, controller: true });
