@@ -274,8 +274,7 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
   };
   await startComponent('kube-controller-manager', kcmPort, [
     `--controllers=${['deployment', 'replicaset', 'horizontalpodautoscaling', 'namespace', 'garbagecollector', ...(options.forPods ? podControllers : [])].join(',')}`,
-    `--root-ca-file=${join(certs, 'ca.crt')}`,
-    `--service-account-private-key-file=${join(certs, 'sa.key')}`,
+    ...(options.forPods ? [`--root-ca-file=${join(certs, 'ca.crt')}`, `--service-account-private-key-file=${join(certs, 'sa.key')}`] : []),
     '--use-service-account-credentials=false',
     '--horizontal-pod-autoscaler-sync-period=5s',
   ]);
