@@ -200,14 +200,15 @@ describe('self-issued webhook certificates, through a real kube-apiserver', () =
 
   it('rotates serving certificates and the CA before they expire, with no failed admission', async () => {
     await stopWebhooks();
-    // Lifetimes of seconds: serving certificates renew every ~4 s, the CA every ~12 s.
-    await startWebhook(port, ['--cert-lifetime', '6s', '--ca-lifetime', '18s', '--cert-check-interval', '300ms']);
+    // Lifetimes of seconds: serving certificates renew every ~6 s (a renewed one is served within ~1.5 s,
+    // of the ~3.5 s its predecessor has left), the CA every ~19 s.
+    await startWebhook(port, ['--cert-lifetime', '10s', '--ca-lifetime', '30s', '--cert-check-interval', '300ms']);
     const served = new Set<string>();
     const cas = new Set<string>();
     let mostCasInBundle = 0;
     const failures: string[] = [];
     let admitted = 0;
-    const until = Date.now() + 30_000;
+    const until = Date.now() + 40_000;
     while (Date.now() < until) {
       const pod = createPod();
       if (pod.code !== 0 || pod.names[0] !== 'kueuer-sidecar') failures.push(pod.stderr || pod.names.join(','));
