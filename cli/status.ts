@@ -51,6 +51,17 @@ async function backendUrl(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<B
   }
 }
 
+/** How long the broker may take to connect or to answer one queue's depth before the backlog shows as unknown. */
+const BROKER_TIMEOUT_MS = 5000;
+
+function withinTimeout<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${BROKER_TIMEOUT_MS} ms`)), BROKER_TIMEOUT_MS);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 async function openDepth(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
   let backend;
   try {
@@ -60,7 +71,7 @@ async function openDepth(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<Qu
   }
   if ('unknown' in backend) return backend;
   try {
-    return await openQueueDepth(backend, pino({ level: 'silent' }), o.rabbitmqManagementUrl);
+    return await withinTimeout(openQueueDepth(backend, pino({ level: 'silent' }), o.rabbitmqManagementUrl), 'connecting');
   } catch (err) {
     return { unknown: `cannot reach the broker: ${(err as Error).message}` };
   }
@@ -69,7 +80,7 @@ async function openDepth(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<Qu
 async function readBacklog(depth: QueueDepthReader | { unknown: string }, queue: string): Promise<Backlog> {
   if ('unknown' in depth) return depth;
   try {
-    return { value: (await depth.read(queue)).backlog };
+    return { value: (await withinTimeout(depth.read(queue), 'reading the depth')).backlog };
   } catch (err) {
     return { unknown: `the broker did not answer for ${queue}: ${(err as Error).message}` };
   }

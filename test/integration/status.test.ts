@@ -113,4 +113,16 @@ spec:
     expect(r.stdout).toMatch(new RegExp(`deployment/web +${ns}\\.web +unknown `));
     expect(r.stdout).toContain(`deployment/web: backlog unknown: the broker did not answer for ${ns}.web: `);
   }, 60_000);
+
+  it('does not wait for an unreachable Kafka: unknown within seconds', async () => {
+    const closed = await freePort();
+    const started = Date.now();
+    const r = await status('--backend', `kafka://127.0.0.1:${closed}`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(r.stdout).toMatch(new RegExp(`deployment/web +${ns}\\.web +unknown `));
+    expect(r.stdout).toMatch(
+      new RegExp(`deployment/web: backlog unknown: (cannot reach the broker|the broker did not answer for ${ns}\\.web): .*(ECONNREFUSED|no answer within)`),
+    );
+  }, 60_000);
 });
