@@ -119,7 +119,7 @@ function connect(host: string, port: number, timeoutMs = 3000): Promise<void> {
   });
 }
 
-function brokerAddresses(backend: string): Array<{ host: string; port: number }> {
+export function brokerAddresses(backend: string): Array<{ host: string; port: number }> {
   const spec = parseBackend(backend);
   if (spec.kind === 'amqp') {
     const url = new URL(spec.url);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { apiServiceCheck, certificateChecks, formatResults, nativeSidecarCheck, rbacCheck, REQUIRED_PERMISSIONS } from '../../cli/install-checks.js';
+import { brokerAddresses } from '../../cli/check.js';
 import { generateCerts } from '../helpers/webhook.js';
 
 const DNS = 'kueuer-webhook.kueuer-system.svc';
@@ -47,6 +48,16 @@ describe("kueuer check's judgements", () => {
     expect(down).toMatchObject({ ok: false, what: 'APIService v1beta1.external.metrics.k8s.io is owned by Kueuer but not available: no endpoints' });
     expect(apiServiceCheck('external', null, expected).ok).toBe(false);
     expect(apiServiceCheck('keda', null, expected).ok).toBe(true);
+  });
+
+  it('reaches each broker of KUEUER_BACKEND: AMQP with its default ports, every Kafka bootstrap broker', () => {
+    expect(brokerAddresses('amqp://u:p@rabbitmq.queues.svc/vhost')).toEqual([{ host: 'rabbitmq.queues.svc', port: 5672 }]);
+    expect(brokerAddresses('amqps://u:p@mq.example:5673')).toEqual([{ host: 'mq.example', port: 5673 }]);
+    expect(brokerAddresses('amqps://u:p@mq.example')).toEqual([{ host: 'mq.example', port: 5671 }]);
+    expect(brokerAddresses('kafka://k1.kafka:9092,k2.kafka:9093')).toEqual([
+      { host: 'k1.kafka', port: 9092 },
+      { host: 'k2.kafka', port: 9093 },
+    ]);
   });
 
   it('native sidecars from 1.29; RBAC lists each denied permission; the summary counts failures', () => {
