@@ -242,6 +242,13 @@ export function nodeLeftovers(): string[] {
   return left;
 }
 
+/** Removes a directory tree that holds only (empty) directories; leaves it if any file is in it. */
+function removeEmptyTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeEmptyTree(join(dir, e.name));
+  if (readdirSync(dir).length === 0) rmdirSync(dir);
+}
+
 /** Undoes everything a record says, whether its run stopped cleanly or crashed. Idempotent. */
 async function undoHost(record: HostRecord, binDir: string): Promise<void> {
   // The kubelet first (it would restart pods), then pods through the CRI (their CNI teardown releases veths and addresses).
@@ -281,10 +288,13 @@ async function undoHost(record: HostRecord, binDir: string): Promise<void> {
   }
   // containerd's network namespaces (bind mounts that lived in the node's mount namespace).
   if (existsSync('/run/netns')) for (const ns of readdirSync('/run/netns').filter((n) => n.startsWith('cni-'))) rmSync(join('/run/netns', ns), { force: true });
+  // libcni's cache of this network's results (other CNI users on the machine keep theirs).
+  const cniCache = '/var/lib/cni/results';
+  if (existsSync(cniCache)) for (const f of readdirSync(cniCache).filter((n) => n.startsWith('kueuer-'))) rmSync(join(cniCache, f), { force: true });
   for (const path of record.createdPaths) {
-    if (path === '/run/netns') {
-      if (existsSync(path) && readdirSync(path).length === 0) rmdirSync(path);
-    } else rmSync(path, { recursive: true, force: true });
+    // Shared with other tools: removed only when nothing of theirs is in it.
+    if (path === '/run/netns' || path === '/var/lib/cni') removeEmptyTree(path);
+    else rmSync(path, { recursive: true, force: true });
   }
   rmSync(BASE, { recursive: true, force: true });
   rmSync(LOCK_FILE, { force: true });
