@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
 import type { OptionSpecs } from '../../shared/options.js';
+import { defaultWebhookSettings } from '../../webhook/config.js';
+import { heapCeilingMiB, HEAP_SHARE } from '../../webhook/pod-injection.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -44,6 +46,20 @@ describe('README', () => {
       expect(readme).toContain(`\n${heading}\n`);
     for (const [, path] of readme.matchAll(/\]\((scripts\/[\w.-]+)\)/g)) expect(existsSync(join(root, path!)), path).toBe(true);
     expect(readme).toContain('[scripts/uninstall.sh](scripts/uninstall.sh)');
+  });
+
+  it("states the sidecar's heap ceiling as the injection computes it", () => {
+    const limit = defaultWebhookSettings().sidecarMemoryLimit;
+    expect(HEAP_SHARE).toBe(0.25);
+    expect(readme).toContain(`bounded to a quarter of its limit (\`NODE_OPTIONS=--max-old-space-size\`, ${heapCeilingMiB(limit)} MiB for ${limit})`);
+  });
+
+  it("states the responder's drain and grace period as the manifests set them", () => {
+    const deployment = source('manifests/base/responder/deployment.yaml');
+    const drain = /KUEUER_DRAIN_TIMEOUT, value: (\d+)s/.exec(deployment)![1];
+    const grace = /terminationGracePeriodSeconds: (\d+)/.exec(deployment)![1];
+    expect(readme).toContain(`\`KUEUER_DRAIN_TIMEOUT\` (${drain} s as shipped)`);
+    expect(readme).toContain(`its \`terminationGracePeriodSeconds\` (${grace})`);
   });
 
   it('names the two commands', () => {
