@@ -122,6 +122,7 @@ export async function measureHeldClients(netns: Netns, root: string, amqpUrl: st
     started.push(client);
     let rssHeldMb = NaN;
     let heap = { heapMb: NaN, externalMb: NaN };
+    let held = 0;
     for await (const line of createInterface({ input: client.stdout! })) {
       const msg = JSON.parse(line) as {
         held?: number;
@@ -136,11 +137,12 @@ export async function measureHeldClients(netns: Netns, root: string, amqpUrl: st
       if (msg.held !== undefined) {
         rssHeldMb = memoryMb(responder.pid!, 'VmRSS');
         heap = { heapMb: msg.heapMb, externalMb: msg.externalMb };
+        held = msg.held;
         started.push(
           startKueuer(netns, root, ['sidecar', '--app', `127.0.0.1:${appPort}`, '--admin-listen', '127.0.0.1:18284', ...common, '--concurrency', '64']),
         );
       } else if (msg.answered !== undefined) {
-        return { count, rssIdleMb, rssHeldMb, rssPeakMb: memoryMb(responder.pid!, 'VmHWM'), ...msg, ...heap, answered: msg.answered };
+        return { count, held, rssIdleMb, rssHeldMb, rssPeakMb: memoryMb(responder.pid!, 'VmHWM'), ...msg, ...heap, answered: msg.answered };
       }
     }
     throw new Error('the held-clients client ended without a result');

@@ -12,6 +12,8 @@ export interface Row extends Measurement {
 /** The outcome of the "10,000 clients held at once" measurement. */
 export interface HeldClients {
   count: number;
+  /** How many the responder held at once (the others were refused before the sidecar started). */
+  held: number;
   rssIdleMb: number;
   rssHeldMb: number;
   rssPeakMb: number;
@@ -92,11 +94,11 @@ export function targets(rows: Row[], fast: string, slow: string): string[] {
   ];
 }
 
-export function heldClientsLines(h: HeldClients | undefined): string[] {
-  if (!h) return ['- 10,000 clients held at once: not measured in this run.'];
+export function heldClientsLines(h: HeldClients | undefined, heldFailure?: string): string[] {
+  if (!h) return [`- 10,000 clients held at once: not measured in this run${heldFailure ? ` (${heldFailure})` : ''}.`];
   const clean = h.errors === 0 && h.crossed === 0 && h.answered === h.count;
   return [
-    `- ${h.count.toLocaleString('en')} clients held at once by one responder (RabbitMQ; the sidecar started only once all were held): RSS ${fmt(h.rssIdleMb)} MB idle, ${fmt(h.rssHeldMb)} MB holding them all (JS heap ${fmt(h.heapMb)} MB in use, ${fmt(h.externalMb)} MB outside it), peak ${fmt(h.rssPeakMb)} MB: RSS ≤ 300 MB ${verdict(h.rssPeakMb, 300, false, (n) => `${n.toFixed(0)} MB`)}. ` +
+    `- ${h.count.toLocaleString('en')} clients sent at once to one responder, ${h.held.toLocaleString('en')} held at once (RabbitMQ; the sidecar started only once every client was held or answered): RSS ${fmt(h.rssIdleMb)} MB idle, ${fmt(h.rssHeldMb)} MB holding them all (JS heap ${fmt(h.heapMb)} MB in use, ${fmt(h.externalMb)} MB outside it), peak ${fmt(h.rssPeakMb)} MB: RSS ≤ 300 MB ${verdict(h.rssPeakMb, 300, false, (n) => `${n.toFixed(0)} MB`)}. ` +
       `${h.answered} answered 200 with their own request's echo, ${h.errors} errors, ${h.crossed} with another client's reply (${clean ? '**met**' : '**missed**'}); all answered in ${h.seconds.toFixed(1)} s, each as its reply arrived (${h.inversions} neighbours out of publish order, from the sidecar's 64 concurrent calls).`,
   ];
 }

@@ -183,6 +183,7 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   let held: HeldClients | undefined;
+  let heldFailure: string | undefined;
   for (const path of paths(netns, brokers).filter((p) => pathIds.includes(p.id))) {
     for (const app of measureRows ? apps : []) {
       const instance = await path.start(app);
@@ -198,15 +199,19 @@ async function main(): Promise<void> {
       instance.stop();
     }
     if (path.id === 'amqp' && heldCount > 0) {
-      held = await measureHeldClients(netns, root, await brokers.rabbitmq(), apps[0]!.port, heldCount);
-      console.log(heldClientsLines(held)[0]);
+      try {
+        held = await measureHeldClients(netns, root, await brokers.rabbitmq(), apps[0]!.port, heldCount);
+      } catch (err) {
+        heldFailure = (err as Error).message; // reported; the other rows still run
+      }
+      console.log(heldClientsLines(held, heldFailure)[0]);
     }
     brokers.stopAll(); // a broker runs only while its own path is measured
   }
 
   const fast = apps[0]!.label;
   const slow = apps[1]!.label;
-  const summary = [...targets(rows, fast, slow), ...heldClientsLines(held)];
+  const summary = [...targets(rows, fast, slow), ...heldClientsLines(held, heldFailure)];
   console.log(`\n${summary.join('\n')}`);
   if (process.env.BENCH_WRITE_DOC === '0') return;
   const docPath = join(root, 'docs', 'benchmarks.md');
