@@ -17,7 +17,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { CoreV1Api, dumpYaml, KubeConfig, loadAllYaml } from '@kubernetes/client-node';
+import { readCertSecret, WriteConflict, writeCertSecret } from '../../webhook/certs/cert-secret.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
 import { hostAddress, localEndpointSlice } from '../helpers/local-endpoint.js';
@@ -229,6 +230,35 @@ describe('self-issued webhook certificates, through a real kube-apiserver', () =
     expect(mostCasInBundle).toBeGreaterThanOrEqual(2);
     // The APIService follows the same bundle (written just after the webhook configuration).
     await waitFor(() => JSON.stringify(caBundles().apiService) === JSON.stringify(caBundles().webhooks[0]), 5000, 'the APIService to carry the same CA bundle');
+  }, 120_000);
+
+  it('two replicas starting at once with no Secret serve one certificate; a write from a stale read is refused (409), never applied', async () => {
+    await stopWebhooks();
+    expect(cp.kubectl(['-n', 'kueuer-system', 'delete', 'secret', 'kueuer-webhook-tls', '--ignore-not-found']).code).toBe(0);
+    const other = await freePort();
+    const [a, b] = await Promise.all([startWebhook(port), startWebhook(other)]);
+    const issued = [a, b].flatMap((w) => w.logs.filter((l) => l.msg === 'issued webhook certificates'));
+    const adopted = [a, b].flatMap((w) => w.logs.filter((l) => l.msg === 'another replica wrote the certificates first; adopting them'));
+    console.log(`simultaneous start: ${issued.length} issued, ${adopted.length} adopted`);
+    const served = [await servedCertificate(address, port), await servedCertificate(address, other)];
+    expect(served[1]!.fingerprint).toBe(served[0]!.fingerprint);
+    const stored = new X509Certificate(Buffer.from(secret().data['tls.crt'] as string, 'base64'));
+    expect(served[0]!.fingerprint).toBe(stored.fingerprint256);
+    expect(caBundles().webhooks[0]).toEqual(fingerprints(secret().data['ca.crt'] as string));
+    // The loser's path, as the webhook's ServiceAccount: a create of an existing Secret, and a replace from a stale read.
+    const kc = new KubeConfig();
+    kc.loadFromFile(asWebhook);
+    const core = kc.makeApiClient(CoreV1Api);
+    const ref = { namespace: 'kueuer-system', name: 'kueuer-webhook-tls' };
+    const read = await readCertSecret(core, ref);
+    expect(read.stored).not.toBeNull();
+    await expect(writeCertSecret(core, ref, { stored: null }, read.stored!)).rejects.toBeInstanceOf(WriteConflict);
+    // A write that changes something (an unchanged write keeps the resourceVersion), then one from the same, now stale, read.
+    const changed = { ...read.stored!, bundle: [...read.stored!.bundle, read.stored!.ca.cert] };
+    await writeCertSecret(core, ref, read, changed);
+    await expect(writeCertSecret(core, ref, read, read.stored!)).rejects.toBeInstanceOf(WriteConflict);
+    expect(fingerprints(secret().data['ca.crt'] as string)).toHaveLength(2); // the stale write was not applied
+    await writeCertSecret(core, ref, await readCertSecret(core, ref), read.stored!);
   }, 120_000);
 
   it('scripts/install.sh keeps the broker Secret created in step 1 instead of the rabbitmq placeholder', async () => {
