@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js';
-import { decidePod, heapCeilingMiB, quantityBytes } from '../../webhook/pod-injection.js';
+import { decidePod, heapCeilingMiB, heapFlags, quantityBytes } from '../../webhook/pod-injection.js';
 
 describe("the injected sidecar's heap ceiling", () => {
   it('reads Kubernetes memory quantities', () => {
@@ -20,6 +20,11 @@ describe("the injected sidecar's heap ceiling", () => {
     expect(heapCeilingMiB('32Mi')).toBe(16);
   });
 
+  it('bounds the young generation too: semi-spaces of a sixteenth of the limit, so the whole heap stays under 7/16 of it', () => {
+    expect(heapFlags('256Mi')).toBe('--max-old-space-size=64 --max-semi-space-size=16');
+    expect(heapFlags('1Gi')).toBe('--max-old-space-size=256 --max-semi-space-size=64');
+  });
+
   it('follows a pod that raises its limit with kueuer.io/sidecar-memory-limit, as NODE_OPTIONS', () => {
     const config = injectionConfig(defaultWebhookSettings(), true, 'test');
     const pod = (annotations: Record<string, string>) => ({
@@ -32,7 +37,7 @@ describe("the injected sidecar's heap ceiling", () => {
       const added = d.patch.find((op) => op.path === '/spec/initContainers') as { value: Array<{ env: Array<{ name: string; value: string }> }> };
       return added.value[0]!.env.find((e) => e.name === 'NODE_OPTIONS')?.value;
     };
-    expect(nodeOptions({})).toBe('--max-old-space-size=64');
-    expect(nodeOptions({ 'kueuer.io/sidecar-memory-limit': '1Gi' })).toBe('--max-old-space-size=256');
+    expect(nodeOptions({})).toBe('--max-old-space-size=64 --max-semi-space-size=16');
+    expect(nodeOptions({ 'kueuer.io/sidecar-memory-limit': '1Gi' })).toBe('--max-old-space-size=256 --max-semi-space-size=64');
   });
 });
