@@ -222,7 +222,7 @@ export function removeKubeChains(): void {
   }
 }
 
-/** What is left of the node on the host: empty when it is clean (asserted after stop). */
+/** What is left of the node on the host (bridge, routes, KUBE- rules, cgroups, mounts, state, lock, processes): empty when it is clean. */
 export function nodeLeftovers(): string[] {
   const left: string[] = [];
   if (sh('ip', ['link', 'show', BRIDGE]).code === 0) left.push(`the bridge ${BRIDGE}`);
@@ -235,6 +235,10 @@ export function nodeLeftovers(): string[] {
     if (kube.length > 0) left.push(`${tool}: ${kube.length} KUBE- lines (${kube[0]})`);
   }
   if (kubepodsCgroups().length > 0) left.push(`kubepods cgroups (${kubepodsCgroups()[0]})`);
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(BASE) || l.includes('/run/netns/cni-') || l.includes('/var/lib/kubelet'));
+  if (mounts.length > 0) left.push(`${mounts.length} mounts (${mounts[0]})`);
   if (existsSync(BASE)) left.push(BASE);
   if (existsSync(LOCK_FILE)) left.push(LOCK_FILE);
   const procs = processesMarked([BASE]);
