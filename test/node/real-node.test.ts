@@ -410,7 +410,9 @@ describe('Kueuer installed on a real node', () => {
         'worker to reach 3 ready replicas',
         120_000,
         () => readyPods('worker').length === 3,
-        () => kubectl('describe', 'hpa', 'kueuer-deploy-worker', '-n', NS).stdout,
+        () =>
+          kubectl('describe', 'hpa', 'kueuer-deploy-worker', '-n', NS).stdout +
+          kubectl('logs', '-n', 'kueuer-system', 'deployment/kueuer-webhook', '--tail=40').stdout,
       );
       scaledAt = Date.now();
     })();
@@ -594,8 +596,9 @@ spec:
     const dir = join(root, '.cache', 'real-node');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'results.md'), `${table}\n`);
+    // A run that never got to a scenario (the cluster did not start) leaves the report as it was.
     const report = process.env.KUEUER_REAL_NODE_REPORT;
-    if (report) {
+    if (report && rows.length > 0) {
       const file = join(root, report);
       const text = readFileSync(file, 'utf8');
       const begin = '<!-- results:begin -->';
