@@ -79,9 +79,16 @@ class CallFailure extends Error {
   }
 }
 
+/**
+ * Thrown by `call` once `handBackUnsent` was called and the app refuses connections: the request
+ * was never sent, so the worker's handler rejects and the broker gives it to another consumer.
+ */
+class HandedBackError extends Error {}
+
 export class AppClient {
   private pool: Pool;
   private readonly origin: string;
+  private handingBack = false;
 
   constructor(
     private readonly target: HostPort,
@@ -127,6 +134,7 @@ export class AppClient {
             );
           }
         }
+        if (this.handingBack && err.retryable) throw new HandedBackError(`the sidecar is stopping and the app refuses connections: ${err.message}`);
         const wait = backoffMs(attempt);
         if (!retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
           return { kind: err.kind, error: err.message, attempts: attempt };
@@ -268,6 +276,16 @@ export class AppClient {
     const old = this.pool;
     this.pool = this.newPool();
     void old.close().catch(() => undefined);
+  }
+
+  /**
+   * From now on a request the app refuses to connect for (never sent) is not retried but handed
+   * back (HandedBackError): the sidecar is stopping, and the app it serves has usually stopped
+   * first (native sidecars get SIGTERM after the app exited), so retrying would hold the request
+   * until the pod's grace period ends. Only for brokers that requeue a rejected delivery.
+   */
+  handBackUnsent(): void {
+    this.handingBack = true;
   }
 
   close(): void {

@@ -52,6 +52,8 @@ export async function startSidecar(settings: SidecarSettings, transport: Transpo
     async stop() {
       abort.abort();
       await consuming.catch(() => false);
+      // amqp and memory requeue a rejected delivery; Kafka cannot hand one record back (it would be given up).
+      if (transport.kind !== 'kafka') appClient.handBackUnsent();
       await worker?.stop();
       appClient.close();
     },
