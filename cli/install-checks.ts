@@ -52,6 +52,20 @@ function parsePem(pem: string): X509Certificate | null {
   }
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * Every certificate of a PEM bundle; null when any block does not parse or
+ * there is none. During a CA rotation the caBundle holds the old and the new
+ * CA, and the serving certificate may be signed by either.
+ */
+export function parsePemBundle(pem: string): X509Certificate[] | null {
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  const certs = blocks.map(parsePem);
+  if (certs.length === 0 || certs.some((cert) => cert === null)) return null;
+  return certs as X509Certificate[];
+}
+
 /**
  * The caBundle of the webhook configuration and the serving certificate (the
  * Secret's tls.crt): both parse, both are valid for more than a week, the CA
@@ -61,7 +75,7 @@ export function certificateChecks(caBundleBase64: string | undefined, servingPem
   const results: CheckResult[] = [];
   const certFix =
     'renew the certificate: with --cert-source self the webhook rotates it (check its log); with scripts/install.sh run it again; with cert-manager check the Certificate kueuer-webhook';
-  const ca = caBundleBase64 ? parsePem(Buffer.from(caBundleBase64, 'base64').toString('utf8')) : null;
+  const bundle = caBundleBase64 ? parsePemBundle(Buffer.from(caBundleBase64, 'base64').toString('utf8')) : null;
   if (!caBundleBase64) {
     results.push(
       fail(
@@ -69,9 +83,14 @@ export function certificateChecks(caBundleBase64: string | undefined, servingPem
         'set the caBundle: run scripts/install.sh, use the cert-manager component, or let the webhook (--cert-source self) set it',
       ),
     );
-  } else if (!ca) results.push(fail('the caBundle is not a PEM certificate', 'set the caBundle to the base64 of the CA certificate (ca.crt)'));
-  else results.push(validity('CA certificate (caBundle)', ca, now, certFix));
+  } else if (!bundle) results.push(fail('the caBundle is not a PEM certificate', 'set the caBundle to the base64 of the CA certificate (ca.crt)'));
   const serving = servingPem ? parsePem(servingPem) : null;
+  // The CA judged is the one that signed the serving certificate (the newest
+  // of the bundle when none did: that failure is reported below).
+  const signer = bundle && serving ? bundle.find((ca) => serving.checkIssued(ca) && serving.verify(ca.publicKey)) : undefined;
+  const ca = signer ?? bundle?.at(-1);
+  if (ca)
+    results.push(validity(bundle && bundle.length > 1 ? `CA certificate (caBundle, ${bundle.length} CAs)` : 'CA certificate (caBundle)', ca, now, certFix));
   if (!serving) {
     results.push(
       fail(
@@ -82,7 +101,7 @@ export function certificateChecks(caBundleBase64: string | undefined, servingPem
     return results;
   }
   results.push(validity('serving certificate', serving, now, certFix));
-  if (ca && !(serving.checkIssued(ca) && serving.verify(ca.publicKey))) {
+  if (bundle && !signer) {
     results.push(
       fail(
         'the serving certificate was not signed by the CA in the caBundle: the apiserver refuses the webhook (x509: certificate signed by unknown authority)',

@@ -35,6 +35,20 @@ describe("kueuer check's judgements", () => {
     expect(otherName.at(-1)!.what).toBe(`the serving certificate does not name ${DNS}`);
   });
 
+  it('during a CA rotation the caBundle holds two CAs and a certificate signed by either passes', () => {
+    const rotated = generateCerts(undefined, [DNS]);
+    const bundle = Buffer.concat([a.ca, rotated.ca]).toString('base64');
+    for (const serving of [certA, readFileSync(rotated.cert, 'utf8')]) {
+      const results = certificateChecks(bundle, serving, DNS);
+      expect(results.map((r) => r.ok)).toEqual([true, true]);
+      expect(results[0]!.what).toMatch(/^CA certificate \(caBundle, 2 CAs\) valid/);
+    }
+    const unrelated = Buffer.concat([b.ca, rotated.ca]).toString('base64');
+    expect(certificateChecks(unrelated, certA, DNS).at(-1)!.what).toMatch(/^the serving certificate was not signed by the CA in the caBundle/);
+    const garbage = Buffer.concat([a.ca, Buffer.from('-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n')]).toString('base64');
+    expect(certificateChecks(garbage, certA, DNS)[0]!.what).toBe('the caBundle is not a PEM certificate');
+  });
+
   it('an empty caBundle or no certificate fails', () => {
     expect(certificateChecks(undefined, certA, DNS)[0]!.ok).toBe(false);
     expect(certificateChecks(caA, undefined, DNS)[1]!.what).toBe('no serving certificate: the TLS Secret has no tls.crt');
