@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Renders the release's single-file manifests from the kustomize tree, for
 # `kubectl apply -f` without kustomize:
-#   manifests/install.yaml               the base (manifests/): caBundles empty,
-#                                        scripts/install.sh or your own CA fills them
+#   manifests/install.yaml               the base (manifests/): the webhook issues
+#                                        its certificate and fills the caBundles
 #   manifests/install-cert-manager.yaml  the base with components/cert-manager
 # Run it after changing manifests/ (a test fails when the files are stale):
 #   scripts/render-manifests.sh [OUT_DIR]     # default: manifests
@@ -24,6 +24,6 @@ render() { # render <file> <kustomize dir> <what it is>
     "$kubectl" kustomize "$root/$2"
   } > "$out/$1"
 }
-render install.yaml manifests "the base; fill both caBundles (scripts/install.sh does) and create the Secrets kueuer-backend and kueuer-webhook-tls"
+render install.yaml manifests "the base; the webhook issues its own certificate and fills both caBundles (--cert-source self); create the Secret kueuer-backend"
 render install-cert-manager.yaml manifests/overlays/cert-manager "the base with components/cert-manager; create the Secret kueuer-backend"
 echo "rendered $out/install.yaml and $out/install-cert-manager.yaml" >&2
