@@ -170,7 +170,8 @@ async function main(): Promise<void> {
   });
   // Interrupted, it still stops the brokers and empties the namespace (the 'exit' handler above).
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
-  console.log(`machine: ${machine()}\nload: ${uptimeLoad()}\n${timing.seconds} s per measurement after ${timing.warmupSeconds} s warm-up\n`);
+  const loadAtStart = uptimeLoad();
+  console.log(`machine: ${machine()}\nload: ${loadAtStart}\n${timing.seconds} s per measurement after ${timing.warmupSeconds} s warm-up\n`);
 
   const apps: App[] = [
     { label: '0 ms app', delayMs: 0, port: 18080, concurrencies: [1, 64], pid: 0 },
@@ -217,7 +218,7 @@ async function main(): Promise<void> {
   const docPath = join(root, 'docs', 'benchmarks.md');
   const generated = [
     '<!-- bench:start (written by `npm run bench`; edit outside these markers) -->',
-    `Run on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${machine()}; load average at the start ${uptimeLoad()}. ${timing.seconds} s per measurement after a ${timing.warmupSeconds} s warm-up; load generators: ${generators.join(', ')} (wrk -t1).`,
+    `Run on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${machine()}; load average (1, 5, 15 min) ${loadAtStart} when the load rows started, ${uptimeLoad()} at the end. ${timing.seconds} s per measurement after a ${timing.warmupSeconds} s warm-up; load generators: ${generators.join(', ')} (wrk -t1).`,
     '',
     ...table(rows),
     '',
