@@ -1,8 +1,8 @@
 /**
  * The operational endpoints of a component, on their own port so that every
  * path of the proxied port belongs to the app: /metrics (the component's own
- * prom-client registry), /healthz (the process is alive) and /readyz (it can
- * do its job now, e.g. the broker is connected).
+ * prom-client registry), /healthz (the process is alive), /readyz (it can
+ * do its job now, e.g. the broker is connected) and, for the sidecar, /drain.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerBase } from 'fastify';
 import type { Logger } from 'pino';
@@ -13,6 +13,14 @@ export interface AdminRoutesOptions {
   registry: Registry;
   /** Returns null when ready, or the reason it is not; always ready when absent. */
   notReadyReason?: () => string | null;
+  /** Returns null while alive (/healthz 200), or why the process should be restarted. */
+  notLiveReason?: () => string | null;
+  /**
+   * GET /drain: stop taking work and answer once the work in flight is done.
+   * The sidecar's pods call it from the app container's preStop hook, so the
+   * app gets SIGTERM only after the sidecar stopped taking requests.
+   */
+  drain?: () => Promise<void>;
 }
 
 export interface AdminServerOptions extends AdminRoutesOptions {
@@ -30,7 +38,19 @@ export function registerAdminRoutes(app: AnyFastify, options: AdminRoutesOptions
     reply.header('content-type', options.registry.contentType);
     return options.registry.metrics();
   });
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  const notLiveReason = options.notLiveReason ?? (() => null);
+  app.get('/healthz', async (_req, reply) => {
+    const reason = notLiveReason();
+    if (reason !== null) return reply.code(503).send({ status: 'not live', reason });
+    return { status: 'ok' };
+  });
+  const drain = options.drain;
+  if (drain) {
+    app.get('/drain', async () => {
+      await drain();
+      return { status: 'drained' };
+    });
+  }
   app.get('/readyz', async (_req, reply) => {
     const reason = notReadyReason();
     if (reason !== null) return reply.code(503).send({ status: 'not ready', reason });

@@ -22,8 +22,18 @@ export interface RunningSidecar {
   consuming: Promise<boolean>;
   /** Why the sidecar cannot take requests yet, or null. */
   notReadyReason(): string | null;
+  /** Stops taking requests; resolves once those in flight are answered. Idempotent; `stop` drains first. */
+  drain(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/**
+ * How long a sidecar drained through /drain may stay up before /healthz fails:
+ * the kubelet calls /drain from the app's preStop hook and stops the pod right
+ * after, so a drained sidecar still running then was drained by something
+ * else; the liveness probe restarts it and it consumes again.
+ */
+export const DRAINED_LIVENESS_MS = 120_000;
 
 function retrySettings(settings: SidecarSettings): RetrySettings | undefined {
   if (settings.retryStatuses === undefined) return undefined;
@@ -46,15 +56,21 @@ export async function startSidecar(settings: SidecarSettings, transport: Transpo
     return true;
   })();
   consuming.catch((err: unknown) => log.error({ err: (err as Error).message }, 'could not start consuming'));
-  return {
-    consuming,
-    notReadyReason: () => (worker ? null : 'waiting for the app to accept connections'),
-    async stop() {
+  let drained: Promise<void> | undefined;
+  const drain = (): Promise<void> =>
+    (drained ??= (async () => {
       abort.abort();
       await consuming.catch(() => false);
       // amqp and memory requeue a rejected delivery; Kafka cannot hand one record back (it would be given up).
       if (transport.kind !== 'kafka') appClient.handBackUnsent();
       await worker?.stop();
+    })());
+  return {
+    consuming,
+    notReadyReason: () => (drained ? 'draining: the pod is stopping' : worker ? null : 'waiting for the app to accept connections'),
+    drain,
+    async stop() {
+      await drain();
       appClient.close();
     },
   };
@@ -65,7 +81,22 @@ export async function runSidecar(o: SidecarOptions, log: Logger): Promise<Runnin
   const registry = newRegistry();
   const transport = await openBackend(o, log, 'sidecar');
   const sidecar = await startSidecar(o, transport, registry, log);
-  const { admin, address } = await serveAdmin({ registry, log, notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()) }, o.adminListen);
+  let drainedAt: number | undefined;
+  const drain = async (): Promise<void> => {
+    if (drainedAt === undefined) {
+      drainedAt = Date.now();
+      log.info({ by: 'GET /drain (the preStop hook)' }, 'draining');
+    }
+    await sidecar.drain();
+  };
+  const notLiveReason = (): string | null =>
+    drainedAt !== undefined && Date.now() - drainedAt > DRAINED_LIVENESS_MS
+      ? `drained through /drain ${Math.round((Date.now() - drainedAt) / 1000)} s ago and still running: restart to consume again`
+      : null;
+  const { admin, address } = await serveAdmin(
+    { registry, log, notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()), notLiveReason, drain },
+    o.adminListen,
+  );
   log.info({ app: formatHostPort(o.app), admin: address, queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');
   return {
     async stop() {

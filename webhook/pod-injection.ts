@@ -6,7 +6,7 @@
  * user's containers are untouched, and admitting an injected pod again yields
  * an empty patch.
  */
-import type { V1Container, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
+import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
 import { qualifiedQueueName } from '../shared/queue-names.js';
@@ -92,11 +92,47 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   } else {
     upsert(spec.containers, sidecar);
   }
+  warnings.push(...addDrainHooks(spec.containers, adminPort));
   if (spec.initContainers?.length === 0) delete spec.initContainers;
   desired.metadata ??= {};
   desired.metadata.annotations = { ...desired.metadata.annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
 
   return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status, warnings };
+}
+
+/** The app containers' preStop hook: the sidecar's /drain (shared/admin-server.ts). */
+export function drainHook(adminPort: number): V1LifecycleHandler {
+  return { httpGet: { path: '/drain', port: adminPort, scheme: 'HTTP' } };
+}
+
+/**
+ * Gives every app container a preStop hook that calls the sidecar's /drain,
+ * which answers once the sidecar stopped taking requests and those in flight
+ * are answered: the kubelet sends the app SIGTERM only after its preStop hook
+ * returns, so the app is not stopped under work the sidecar still takes (the
+ * kubelet stops a native sidecar only after the app containers). A container
+ * with a preStop hook of its own keeps it: the returned warning says what
+ * that costs.
+ */
+function addDrainHooks(containers: V1Container[], adminPort: number): string[] {
+  const warnings: string[] = [];
+  const hook = drainHook(adminPort);
+  for (const c of containers) {
+    if (c.name === SIDECAR_NAME) continue;
+    const own = c.lifecycle?.preStop;
+    if (own === undefined || isDrainHook(own)) c.lifecycle = { ...c.lifecycle, preStop: hook };
+    else
+      warnings.push(
+        `kueuer: container ${JSON.stringify(c.name)} has its own preStop hook, so Kueuer did not add its drain hook ` +
+          `(GET /drain on port ${adminPort}); on pod deletion the app may get SIGTERM while the sidecar still takes requests ` +
+          '(they are handed back to the queue); call that endpoint at the start of your hook to keep the order',
+      );
+  }
+  return warnings;
+}
+
+function isDrainHook(h: V1LifecycleHandler): boolean {
+  return h.httpGet?.path === '/drain' && h.exec === undefined;
 }
 
 /** The workload a pod's queue is named after when it names none; a Job's pods need their Job read first. */

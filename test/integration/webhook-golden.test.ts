@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
+import { drainHook, SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { clusterJobs, review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
 
@@ -42,6 +42,13 @@ function decodePatch(response: Record<string, unknown>): Operation[] {
   if (response.patch === undefined) return [];
   expect(response.patchType).toBe('JSONPatch');
   return JSON.parse(Buffer.from(response.patch as string, 'base64').toString('utf8')) as Operation[];
+}
+
+/** The injected sidecar's admin port: where the app containers' drain hook calls. */
+function adminPortOf(pod: Record<string, unknown>): number {
+  const spec = (pod.spec ?? {}) as { containers?: Array<{ name: string; ports?: Array<{ containerPort: number }> }>; initContainers?: typeof spec.containers };
+  const sidecar = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].find((c) => c.name === SIDECAR_NAME);
+  return sidecar?.ports?.[0]?.containerPort ?? NaN;
 }
 
 describe('webhook golden files', () => {
@@ -80,11 +87,31 @@ describe('webhook golden files', () => {
     if (process.env.UPDATE_GOLDEN) writeFileSync(expectedFile, `${JSON.stringify(outcome, null, 2)}\n`);
     expect(outcome).toEqual(JSON.parse(readFileSync(expectedFile, 'utf8')));
 
-    // The user's containers are untouched, byte for byte.
-    const spec = (o: Record<string, unknown>) => (o.spec ?? {}) as { containers?: Array<{ name: string }>; initContainers?: Array<{ name: string }> };
-    const users = (o: Record<string, unknown>) =>
-      JSON.stringify([...(spec(o).initContainers ?? []), ...(spec(o).containers ?? [])].filter((c) => c.name !== SIDECAR_NAME));
-    expect(users(patched)).toBe(users(input.object));
+    // The user's containers are untouched, byte for byte, but for the drain hook
+    // added to app containers that had no preStop hook of their own.
+    type Container = { name: string; lifecycle?: { preStop?: unknown } & Record<string, unknown> };
+    const spec = (o: Record<string, unknown>) => (o.spec ?? {}) as { containers?: Container[]; initContainers?: Container[] };
+    const originalApps = new Map((spec(input.object).containers ?? []).map((c) => [c.name, c]));
+    const withoutDrainHook = (c: Container): Container => {
+      if (originalApps.get(c.name)?.lifecycle?.preStop !== undefined || c.lifecycle?.preStop === undefined) return c;
+      expect(c.lifecycle.preStop).toEqual(drainHook(adminPortOf(patched)));
+      const rest: Record<string, unknown> = { ...c.lifecycle };
+      delete rest.preStop;
+      const copy: Container = { ...c };
+      if (Object.keys(rest).length === 0) delete copy.lifecycle;
+      else copy.lifecycle = rest;
+      return copy;
+    };
+    const users = (o: Record<string, unknown>, strip: boolean) =>
+      JSON.stringify([
+        ...(spec(o).initContainers ?? []).filter((c) => c.name !== SIDECAR_NAME),
+        ...(spec(o).containers ?? []).filter((c) => c.name !== SIDECAR_NAME).map((c) => (strip ? withoutDrainHook(c) : c)),
+      ]);
+    expect(users(patched, outcome.allowed)).toBe(users(input.object, false));
+    if (outcome.allowed && originalApps.size > 0 && patched !== input.object && JSON.stringify(patched) !== JSON.stringify(input.object)) {
+      // Every app container ends with a preStop hook: ours, or its own.
+      for (const c of spec(patched).containers ?? []) if (c.name !== SIDECAR_NAME) expect(c.lifecycle?.preStop).toBeDefined();
+    }
 
     // Idempotent: admitting the result again (a reinvocation: same oldObject) changes nothing.
     const again = await server.post(review(patched, { namespace: input.namespace, uid: `uid-${name}-again`, kind, oldObject: input.oldObject }));
