@@ -151,6 +151,14 @@ export const webhookOptions = {
     defaultValue: 'external',
     parse: oneOf([...METRIC_MODES, 'off'] as const),
   },
+  kedaNamespace: {
+    flag: 'keda-namespace',
+    env: 'KUEUER_KEDA_NAMESPACE',
+    description:
+      "keda mode: KEDA's namespace (its KEDA_CLUSTER_OBJECT_NAMESPACE), where the ClusterTriggerAuthentication reads the Secret kueuer-backlog-tls; with --cert-source self the webhook keeps that Secret's ca.crt equal to its CA bundle",
+    defaultValue: 'keda',
+    parse: dnsLabel('a namespace name (a DNS label)'),
+  },
   backend: {
     ...backendOption(),
     description: 'broker whose queue depths the autoscaler reads (amqp://… or kafka://…); without it there is no scale to zero and no metric to serve',

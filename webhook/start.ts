@@ -27,6 +27,7 @@ import { runAutoscaling, type AutoscalingReconciler } from './autoscaling/reconc
 import { detectNativeSidecars } from './cluster-version.js';
 import { startSelfIssuer, serviceDnsNames, type SelfIssuer } from './certs/self-issuer.js';
 import { KUEUER_METRICS_SERVICE } from './autoscaling/metrics-owner.js';
+import { BACKLOG_AUTH_SECRET } from './autoscaling/desired-objects.js';
 import { kubeConfig } from '../shared/kube/object-source.js';
 import { certSettingsProblems, injectionConfig, type WebhookSettings } from './config.js';
 import type { TlsFiles } from './tls-reloader.js';
@@ -68,6 +69,7 @@ async function servingFiles(o: WebhookSettings, log: Logger): Promise<{ files: T
     },
     dir: o.certDir,
     checkIntervalMs: o.certCheckInterval,
+    ...(o.autoscaling === 'keda' ? { kedaSecret: { namespace: o.kedaNamespace, name: BACKLOG_AUTH_SECRET } } : {}),
     log: log.child({ part: 'certs' }),
   });
   return { files: issuer.files, issuer };

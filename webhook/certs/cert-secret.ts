@@ -36,7 +36,7 @@ export class WriteConflict extends Error {
   }
 }
 
-const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
+export const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
 
 /** The certificates a Secret's data holds, or null when a key is missing. Pure. */
 export function certsFromData(data: Record<string, string> | undefined): StoredCerts | null {

@@ -62,8 +62,8 @@ export async function issueCa(commonName: string, lifetimeMs: number, now = Date
   return { cert: toPem(cert), key: key.pem };
 }
 
-/** A serving certificate for `dnsNames`, signed by `ca`, never outliving it. */
-export async function issueServingCert(ca: KeyPair, dnsNames: readonly string[], lifetimeMs: number, now = Date.now()): Promise<KeyPair> {
+/** A leaf certificate signed by `ca`, never outliving it, with `extensions` after the basic constraints. */
+async function issueLeaf(ca: KeyPair, commonName: string, extensions: object[], lifetimeMs: number, now: number): Promise<KeyPair> {
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const caKey = forge.pki.privateKeyFromPem(ca.key);
   const key = await newKey();
@@ -71,15 +71,42 @@ export async function issueServingCert(ca: KeyPair, dnsNames: readonly string[],
   cert.publicKey = key.forgePublic;
   cert.serialNumber = serial();
   validity(cert, now, lifetimeMs, caCert.validity.notAfter);
-  cert.setSubject([{ name: 'commonName', value: dnsNames[0] ?? 'kueuer-webhook' }]);
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: dnsNames.map((value) => (/^[0-9.]+$/.test(value) ? { type: 7, ip: value } : { type: 2, value })) },
+    ...extensions,
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
   return { cert: toPem(cert), key: key.pem };
+}
+
+/** A serving certificate for `dnsNames`, signed by `ca`, never outliving it. */
+export async function issueServingCert(ca: KeyPair, dnsNames: readonly string[], lifetimeMs: number, now = Date.now()): Promise<KeyPair> {
+  return issueLeaf(
+    ca,
+    dnsNames[0] ?? 'kueuer-webhook',
+    [
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames: dnsNames.map((value) => (/^[0-9.]+$/.test(value) ? { type: 7, ip: value } : { type: 2, value })) },
+    ],
+    lifetimeMs,
+    now,
+  );
+}
+
+/** A client certificate named `commonName`, signed by `ca`, never outliving it. */
+export async function issueClientCert(ca: KeyPair, commonName: string, lifetimeMs: number, now = Date.now()): Promise<KeyPair> {
+  return issueLeaf(
+    ca,
+    commonName,
+    [
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ],
+    lifetimeMs,
+    now,
+  );
 }

@@ -8,7 +8,11 @@
  *   2. put the Secret's CA bundle into the webhook configuration and the
  *      APIService (before any new certificate is served);
  *   3. write the serving pair to the certificate directory, where the TLS
- *      reloader picks it up.
+ *      reloader picks it up;
+ *   4. keda mode: put the same CA bundle into KEDA's Secret kueuer-backlog-tls
+ *      (keda-ca-secret.ts), so KEDA verifies /backlog across rotations. A
+ *      failure there (KEDA not installed yet, no RBAC) is logged and retried
+ *      on the next pass: it never keeps the webhook from serving.
  * The first pass runs before the server listens, so a replica is Ready only
  * once its certificate's CA is in the configuration. Later passes run every
  * --cert-check-interval, and also at the planned renewal time.
@@ -20,7 +24,8 @@ import type { Logger } from 'pino';
 import type { TlsFiles } from '../tls-reloader.js';
 import { ensureCaBundle, type CaBundleTargets } from './ca-bundle.js';
 import { readCertSecret, WriteConflict, writeCertSecret, type SecretRef } from './cert-secret.js';
-import { issueCa, issueServingCert } from './issue.js';
+import { issueCa, issueClientCert, issueServingCert } from './issue.js';
+import { syncKedaCaSecret } from './keda-ca-secret.js';
 import { bundleWith, planCerts, type CertPolicy, type StoredCerts } from './rotation-plan.js';
 
 export interface SelfIssuerOptions {
@@ -30,6 +35,8 @@ export interface SelfIssuerOptions {
   /** Where the serving pair is written (a writable emptyDir in the pod). */
   dir: string;
   checkIntervalMs: number;
+  /** keda mode: KEDA's Secret kueuer-backlog-tls, kept holding the CA bundle. */
+  kedaSecret?: SecretRef;
   log: Logger;
 }
 
@@ -39,6 +46,7 @@ export interface SelfIssuer {
 }
 
 const CA_NAME = 'kueuer-webhook-ca';
+const KEDA_CLIENT_NAME = 'keda-kueuer-backlog';
 const MAX_CONFLICTS = 5;
 
 /** The DNS names of the webhook Service, as the apiserver and the aggregator address it. */
@@ -77,7 +85,19 @@ export async function startSelfIssuer(kc: KubeConfig, o: SelfIssuerOptions): Pro
   const files: TlsFiles = { cert: join(o.dir, 'tls.crt'), key: join(o.dir, 'tls.key') };
   const log = o.log;
 
-  /** Steps 1–3; returns when the next pass is due (at the latest). */
+  /** Step 4: errors are logged, the next pass tries again. */
+  const syncKeda = async (ref: SecretRef, certs: StoredCerts) => {
+    const secret = `${ref.namespace}/${ref.name}`;
+    try {
+      const issueClient = () => issueClientCert(certs.ca, KEDA_CLIENT_NAME, o.policy.caLifetimeMs);
+      const done = await syncKedaCaSecret(core, ref, certs.bundle.join(''), issueClient);
+      if (done !== 'unchanged') log.info({ secret, cas: certs.bundle.length, done }, "set KEDA's CA bundle");
+    } catch (err) {
+      log.warn({ secret, err: (err as Error).message }, "cannot set KEDA's CA bundle; KEDA cannot verify /backlog until it is set (retried on the next pass)");
+    }
+  };
+
+  /** Steps 1–4; returns when the next pass is due (at the latest). */
   const pass = async (): Promise<number> => {
     for (let conflicts = 0; ; conflicts++) {
       const read = await readCertSecret(core, o.secret);
@@ -105,6 +125,7 @@ export async function startSelfIssuer(kc: KubeConfig, o: SelfIssuerOptions): Pro
         writeAtomically(files.key, certs.serving.key);
         writeAtomically(files.cert, certs.serving.cert);
       }
+      if (o.kedaSecret) await syncKeda(o.kedaSecret, certs);
       // After a write, look again a second later (the caBundle has reached the apiserver by then).
       return plan.action === 'none' ? plan.nextCheckAt : now + 1000;
     }
