@@ -6,10 +6,16 @@
  * the record change, so clocks need not agree), and the holder renews it.
  * Every write carries the resourceVersion read, so of two candidates only
  * one wins (the other gets 409). A leader that cannot renew within
- * `renewDeadline` steps down before its lease can expire for the others.
- * On stop, a leader releases the Lease so a successor takes over at once.
+ * `renewDeadline` steps down before its lease can expire for the others:
+ * a timer armed at the last renewal plus `renewDeadline` ends leadership
+ * whatever the requests in flight do, and every Lease read or write is
+ * aborted after half the renew deadline (the client has no timeout of its
+ * own; a blackholed connection would otherwise hold an attempt forever), its
+ * late answer ignored. Another holder's expiry is judged on the duration its
+ * Lease declares (`spec.leaseDurationSeconds`), as client-go does. On stop,
+ * a leader releases the Lease so a successor takes over at once.
  */
-import type { CoordinationV1Api, V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import type { ConfigurationOptions, CoordinationV1Api, V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 export interface LeaseTiming {
@@ -25,6 +31,8 @@ export interface LeaseRecord {
   holder: string;
   /** A change of holder, renew time or transitions: what tells a candidate the holder is alive. */
   version: string;
+  /** The holder's declared lease duration (`spec.leaseDurationSeconds`), when it declares a positive one. */
+  durationMs?: number;
 }
 
 /** What a candidate does after reading the Lease. Pure. */
@@ -38,15 +46,56 @@ export function leaseAction(
   if (!record) return 'create';
   if (record.holder === identity) return 'renew';
   if (record.holder === '') return 'acquire';
-  // Expired only if this candidate has seen the same record for a whole lease duration.
-  if (observed && observed.version === record.version && nowMs - observed.atMs >= leaseDurationMs) return 'acquire';
+  // Expired only if this candidate has seen the same record for a whole lease duration: the holder's own, else ours.
+  if (observed && observed.version === record.version && nowMs - observed.atMs >= (record.durationMs ?? leaseDurationMs)) return 'acquire';
   return 'wait';
 }
 
 function recordOf(lease: V1Lease): LeaseRecord {
   const spec = lease.spec ?? {};
   const renew = spec.renewTime ? new Date(spec.renewTime).toISOString() : '';
-  return { holder: spec.holderIdentity ?? '', version: `${spec.holderIdentity ?? ''}|${renew}|${spec.leaseTransitions ?? 0}` };
+  const seconds = spec.leaseDurationSeconds ?? 0;
+  return {
+    holder: spec.holderIdentity ?? '',
+    version: `${spec.holderIdentity ?? ''}|${renew}|${spec.leaseTransitions ?? 0}`,
+    ...(seconds > 0 ? { durationMs: seconds * 1000 } : {}),
+  };
+}
+
+/** Thrown for a Lease request that did not answer within its budget. */
+export class LeaseRequestTimeout extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what} did not answer within ${ms} ms`);
+  }
+}
+
+/**
+ * Runs one API call with an abort signal (handed to the client as request
+ * middleware) and settles within `ms` whatever the call does: on time-out
+ * the request is aborted and its late answer, if any, is ignored.
+ */
+export function withTimeout<T>(call: (options: ConfigurationOptions) => Promise<T>, ms: number, what: string): Promise<T> {
+  const controller = new AbortController();
+  // The client wraps call-time middleware as promise middleware at run time; its declared type is the observable one.
+  const options = {
+    middleware: [
+      {
+        pre: (ctx: { setSignal(s: AbortSignal): void }) => (ctx.setSignal(controller.signal), Promise.resolve(ctx)),
+        post: (ctx: unknown) => Promise.resolve(ctx),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  } as unknown as ConfigurationOptions;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      controller.abort();
+      reject(new LeaseRequestTimeout(what, ms));
+    }, ms);
+    Promise.resolve()
+      .then(() => call(options))
+      .then(resolve, reject)
+      .finally(() => clearTimeout(timer));
+  });
 }
 
 export interface LeaderElectionOptions {
@@ -68,7 +117,13 @@ export class LeaderElection {
   private observed: { version: string; atMs: number } | null = null;
   private lastRenewMs = 0;
   private running: Promise<void> = Promise.resolve();
+  /** Ends leadership at the last renewal plus the renew deadline, whatever the attempt in flight does. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** When this replica last stopped leading: a write begun before that cannot make it leader again. */
+  private steppedDownAtMs = -Infinity;
   private readonly timing: LeaseTiming;
+  /** Budget of one Lease read or write: an attempt's read and write together fit within the renew deadline. */
+  private readonly requestTimeoutMs: number;
 
   /** `MicroTime`: the client's V1MicroTime class (passed in: this module loads no client code itself). */
   constructor(
@@ -77,6 +132,7 @@ export class LeaderElection {
     private readonly o: LeaderElectionOptions,
   ) {
     this.timing = o.timing ?? DEFAULT_LEASE_TIMING;
+    this.requestTimeoutMs = Math.floor(this.timing.renewDeadlineMs / 2);
   }
 
   isLeader(): boolean {
@@ -100,13 +156,14 @@ export class LeaderElection {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
+    clearTimeout(this.deadlineTimer);
     if (!this.leading) return;
     this.setLeading(false);
     try {
-      const lease = await this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name });
-      if (lease.spec?.holderIdentity !== this.o.identity) return;
+      const lease = await this.read();
+      if (lease?.spec?.holderIdentity !== this.o.identity) return;
       lease.spec = { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 };
-      await this.api.replaceNamespacedLease({ namespace: this.o.namespace, name: this.o.name, body: lease });
+      await this.replace(lease);
       this.o.log.info({ lease: this.o.name }, 'released the leader lease');
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message, lease: this.o.name }, 'could not release the leader lease; it expires on its own');
@@ -114,8 +171,10 @@ export class LeaderElection {
   }
 
   private setLeading(leading: boolean): void {
+    if (!leading) clearTimeout(this.deadlineTimer);
     if (this.leading === leading) return;
     this.leading = leading;
+    if (!leading) this.steppedDownAtMs = Date.now();
     this.o.log.info({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity }, leading ? 'became the leader' : 'stopped leading');
     this.o.onChange(leading);
   }
@@ -137,16 +196,44 @@ export class LeaderElection {
     };
   }
 
+  /** The Lease, or null when there is none; bounded by the request budget. */
+  private async read(): Promise<V1Lease | null> {
+    const { namespace, name } = this.o;
+    try {
+      return await withTimeout((options) => this.api.readNamespacedLease({ namespace, name }, options), this.requestTimeoutMs, 'reading the leader lease');
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw err;
+    }
+  }
+
+  private replace(body: V1Lease): Promise<V1Lease> {
+    const { namespace, name } = this.o;
+    return withTimeout((options) => this.api.replaceNamespacedLease({ namespace, name, body }, options), this.requestTimeoutMs, 'writing the leader lease');
+  }
+
+  /** Leads from a renewal written at `renewedAtMs` until that plus the renew deadline, unless renewed again. */
+  private renewed(renewedAtMs: number): void {
+    const leftMs = renewedAtMs + this.timing.renewDeadlineMs - Date.now();
+    // Too late to count: begun before this replica stepped down, or answered past its own renew deadline.
+    if (renewedAtMs < this.steppedDownAtMs || leftMs <= 0) return;
+    this.lastRenewMs = renewedAtMs;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => {
+      this.o.log.warn(
+        { lease: `${this.o.namespace}/${this.o.name}`, renewDeadlineMs: this.timing.renewDeadlineMs },
+        'leader lease not renewed within the renew deadline',
+      );
+      this.setLeading(false);
+    }, leftMs);
+    this.setLeading(true);
+  }
+
   private async attempt(): Promise<void> {
     const { namespace, name } = this.o;
     const now = Date.now();
     try {
-      let lease: V1Lease | null = null;
-      try {
-        lease = await this.api.readNamespacedLease({ namespace, name });
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
+      const lease = await this.read();
       const record = lease ? recordOf(lease) : null;
       if (record && record.version !== this.observed?.version) this.observed = { version: record.version, atMs: now };
       const action = leaseAction(record, this.o.identity, this.observed, now, this.timing.leaseDurationMs);
@@ -155,10 +242,10 @@ export class LeaderElection {
         return;
       }
       const body = this.leaseBody(lease, new this.MicroTime(now));
-      if (action === 'create') await this.api.createNamespacedLease({ namespace, body });
-      else await this.api.replaceNamespacedLease({ namespace, name, body });
-      this.lastRenewMs = now;
-      this.setLeading(true);
+      if (action === 'create')
+        await withTimeout((options) => this.api.createNamespacedLease({ namespace, body }, options), this.requestTimeoutMs, 'creating the leader lease');
+      else await this.replace(body);
+      this.renewed(now);
     } catch (err) {
       // 409: another candidate wrote first; anything else: the API is unreachable or refused.
       if (statusOf(err) !== 409) this.o.log.warn({ err: (err as Error).message, lease: `${namespace}/${name}` }, 'leader lease read or write failed');

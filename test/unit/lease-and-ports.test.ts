@@ -22,6 +22,14 @@ describe('leaseAction', () => {
   it('takes over a record unchanged for the lease duration, measured on its own clock', () => {
     expect(leaseAction(record('b'), 'a', { version: 'b|t1|0', atMs: 1000 }, 1000 + 15_000, 15_000)).toBe('acquire');
   });
+
+  it("judges expiry on the holder's declared duration when the record carries one", () => {
+    const seen = { version: 'b|t1|0', atMs: 1000 };
+    const longer = { ...record('b'), durationMs: 40_000 };
+    expect(leaseAction(longer, 'a', seen, 1000 + 39_999, 15_000)).toBe('wait');
+    expect(leaseAction(longer, 'a', seen, 1000 + 40_000, 15_000)).toBe('acquire');
+    expect(leaseAction({ ...record('b'), durationMs: 4_000 }, 'a', seen, 1000 + 4_000, 15_000)).toBe('acquire');
+  });
 });
 
 describe('responder port reservations', () => {
