@@ -14,14 +14,17 @@ import { EXTERNAL_METRICS_APISERVICE, KUEUER_METRICS_SERVICE } from '../webhook/
 import { webhookOptions } from '../webhook/config.js';
 import { SIDECAR_NAME } from '../webhook/pod-injection.js';
 import type { Command } from './commands.js';
+import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, withinTimeout } from './kube-call.js';
 import {
   apiServiceCheck,
   certificateChecks,
+  dryRunRefusal,
   fail,
   formatResults,
   nativeSidecarCheck,
   ok,
   rbacCheck,
+  readFailure,
   REQUIRED_PERMISSIONS,
   type CheckResult,
   type Permission,
@@ -47,6 +50,7 @@ export const checkOptions = {
     ...webhookOptions.backendSecret,
     description: 'the Secret in the system namespace whose KUEUER_BACKEND names the broker to reach',
   },
+  apiTimeout: apiTimeoutOption,
   probeNamespace: {
     flag: 'probe-namespace',
     env: 'KUEUER_PROBE_NAMESPACE',
@@ -60,25 +64,25 @@ type CheckOptions = OptionValues<typeof checkOptions>;
 
 type K8s = typeof import('@kubernetes/client-node');
 
-function apiError(err: unknown): { code?: number; message: string } {
-  const e = err as { code?: number; body?: unknown; message?: string };
-  let message = e.message ?? String(err);
-  try {
-    const body = (typeof e.body === 'string' ? JSON.parse(e.body) : e.body) as { message?: string } | undefined;
-    if (body?.message) message = body.message;
-  } catch {
-    // not JSON: keep the client's message
-  }
-  return { ...(typeof e.code === 'number' ? { code: e.code } : {}), message: message.split('\n')[0] ?? message };
+/** One Kubernetes API call, bounded by --api-timeout. */
+type Bound = <T>(work: Promise<T>) => Promise<T>;
+
+/** An error as readFailure takes it: the API's code and message, or the timeout. */
+function failure(err: unknown): { code?: number; message: string; timedOutAfterS?: number } {
+  return err instanceof KubeTimeoutError ? { message: err.message, timedOutAfterS: err.seconds } : apiError(err);
 }
 
 /** A dry-run create of an opted-in pod: the apiserver calls the webhook, which must answer with the sidecar. */
-async function webhookReachable(k8s: K8s, kc: KubeConfig, probeNamespace: string | undefined): Promise<CheckResult> {
+async function webhookReachable(k8s: K8s, kc: KubeConfig, call: Bound, o: CheckOptions): Promise<CheckResult> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  let namespace = probeNamespace;
+  let namespace = o.probeNamespace;
   if (!namespace) {
-    const labelled = await core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`, limit: 1 });
-    namespace = labelled.items[0]?.metadata?.name;
+    try {
+      const labelled = await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`, limit: 1 }));
+      namespace = labelled.items[0]?.metadata?.name;
+    } catch (err) {
+      return readFailure('webhook not checked: cannot find an opted-in namespace to probe', { verb: 'list', resource: 'namespaces' }, failure(err));
+    }
     if (!namespace) {
       return fail(
         `no namespace is labelled ${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}, so no pod reaches the webhook`,
@@ -90,20 +94,21 @@ async function webhookReachable(k8s: K8s, kc: KubeConfig, probeNamespace: string
     metadata: { generateName: 'kueuer-check-', labels: { [LABELS.inject]: 'true' } },
     spec: { containers: [{ name: 'app', image: 'kueuer-check', ports: [{ containerPort: 8080 }] }] },
   };
+  let pod;
   try {
-    const pod = await core.createNamespacedPod({ namespace, body, dryRun: 'All' });
-    const injected = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_NAME);
-    if (injected) return ok(`webhook reachable through the apiserver (a dry-run pod in namespace ${namespace} got the sidecar)`);
-    return fail(
-      `a dry-run pod labelled ${LABELS.inject} in namespace ${namespace} was admitted without the sidecar: the webhook configuration does not send it`,
-      `check the configuration's namespaceSelector (${NAMESPACE_LABEL}) and objectSelector (${LABELS.inject}), e.g. kubectl apply -k manifests/`,
-    );
+    pod = await call(core.createNamespacedPod({ namespace, body, dryRun: 'All' }));
   } catch (err) {
-    return fail(
-      `webhook not reachable through the apiserver (dry-run pod in namespace ${namespace}): ${apiError(err).message}`,
-      'see the certificate lines above; check the webhook pods (kubectl -n kueuer-system get pods) and their log',
-    );
+    if (err instanceof KubeTimeoutError) {
+      return readFailure(`webhook not checked (dry-run pod in namespace ${namespace})`, { verb: 'create', resource: 'pods', namespace }, failure(err));
+    }
+    return dryRunRefusal(namespace, o.systemNamespace, apiError(err));
   }
+  const injected = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_NAME);
+  if (injected) return ok(`webhook reachable through the apiserver (a dry-run pod in namespace ${namespace} got the sidecar)`);
+  return fail(
+    `a dry-run pod labelled ${LABELS.inject} in namespace ${namespace} was admitted without the sidecar: the webhook configuration does not send it`,
+    `check the configuration's namespaceSelector (${NAMESPACE_LABEL}) and objectSelector (${LABELS.inject}), e.g. kubectl apply -k manifests/`,
+  );
 }
 
 /** Opens (and closes) a TCP connection. */
@@ -123,7 +128,7 @@ export function brokerAddresses(backend: string): Array<{ host: string; port: nu
   const spec = parseBackend(backend);
   if (spec.kind === 'amqp') {
     const url = new URL(spec.url);
-    return [{ host: url.hostname, port: Number(url.port || (url.protocol === 'amqps:' ? 5671 : 5672)) }];
+    return [{ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'amqps:' ? 5671 : 5672)) }];
   }
   if (spec.kind === 'kafka') {
     return spec.spec.brokers.map((b) => {
@@ -135,16 +140,20 @@ export function brokerAddresses(backend: string): Array<{ host: string; port: nu
 }
 
 /** The broker named by the backend Secret answers a TCP connection from here. Credentials are never printed. */
-async function brokerReachable(k8s: K8s, kc: KubeConfig, namespace: string, secretName: string): Promise<CheckResult> {
+async function brokerReachable(k8s: K8s, kc: KubeConfig, call: Bound, namespace: string, secretName: string): Promise<CheckResult> {
   const where = `Secret ${namespace}/${secretName}`;
   const create = `kubectl -n ${namespace} create secret generic ${secretName} --from-literal=KUEUER_BACKEND=amqp://USER:PASS@HOST:5672`;
   let raw: string | undefined;
   try {
-    const secret = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace, name: secretName });
+    const secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace, name: secretName }));
     const data = secret.data?.KUEUER_BACKEND;
     raw = data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
   } catch (err) {
-    return fail(`broker unknown: cannot read ${where}: ${apiError(err).message}`, create);
+    const why = failure(err);
+    if (why.code === 403 || why.timedOutAfterS !== undefined) {
+      return readFailure(`broker unknown: cannot read ${where}`, { verb: 'get', resource: 'secrets', namespace }, why);
+    }
+    return fail(`broker unknown: cannot read ${where}: ${why.message}`, create);
   }
   if (!raw) return fail(`broker unknown: ${where} has no KUEUER_BACKEND`, create);
   let addresses;
@@ -174,80 +183,107 @@ async function brokerReachable(k8s: K8s, kc: KubeConfig, namespace: string, secr
   return ok(`broker reachable: ${addresses.map((a) => `${a.host}:${a.port}`).join(', ')} (${where})`);
 }
 
-async function deniedPermissions(k8s: K8s, kc: KubeConfig, namespace: string): Promise<Array<{ permission: Permission; reason: string }>> {
+async function deniedPermissions(k8s: K8s, kc: KubeConfig, call: Bound, namespace: string): Promise<Array<{ permission: Permission; reason: string }>> {
   const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
   const reviews = await Promise.all(
     REQUIRED_PERMISSIONS.map(async (permission) => {
-      const review = await authz.createSubjectAccessReview({
-        body: {
-          spec: {
-            user: `system:serviceaccount:${namespace}:${permission.serviceAccount}`,
-            groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
-            resourceAttributes: { verb: permission.verb, group: permission.group, resource: permission.resource },
+      const review = await call(
+        authz.createSubjectAccessReview({
+          body: {
+            spec: {
+              user: `system:serviceaccount:${namespace}:${permission.serviceAccount}`,
+              groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+              resourceAttributes: { verb: permission.verb, group: permission.group, resource: permission.resource },
+            },
           },
-        },
-      });
+        }),
+      );
       return { permission, allowed: review.status?.allowed === true, reason: review.status?.reason ?? '' };
     }),
   );
   return reviews.filter((r) => !r.allowed).map(({ permission, reason }) => ({ permission, reason }));
 }
 
-/** Runs every check against the current kubeconfig's cluster. */
+/** The webhook configuration's one caBundle, and its check. */
+async function webhookConfigurationCheck(k8s: K8s, kc: KubeConfig, call: Bound, name: string): Promise<{ result: CheckResult; caBundle?: string }> {
+  const what = `MutatingWebhookConfiguration ${name}`;
+  try {
+    const config = await call(kc.makeApiClient(k8s.AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name }));
+    const bundles = new Set((config.webhooks ?? []).map((w) => w.clientConfig.caBundle ?? ''));
+    if (bundles.size > 1) return { result: fail(`${what}: its webhooks have different caBundles`, 'give every webhook the same caBundle') };
+    const caBundle = [...bundles][0] || undefined;
+    return { result: ok(`${what} installed (${config.webhooks?.length ?? 0} webhooks)`), ...(caBundle ? { caBundle } : {}) };
+  } catch (err) {
+    const why = failure(err);
+    if (why.code === 404) return { result: fail(`${what}: ${why.message}`, 'install Kueuer (README, Install on a cluster)') };
+    return { result: readFailure(what, { verb: 'get', resource: 'mutatingwebhookconfigurations.admissionregistration.k8s.io' }, why) };
+  }
+}
+
+/** The serving certificate (tls.crt of the TLS Secret) and the caBundle, judged together. */
+async function certificateCheck(k8s: K8s, kc: KubeConfig, call: Bound, o: CheckOptions, caBundle: string | undefined): Promise<CheckResult[]> {
+  const ns = o.systemNamespace;
+  let servingPem: string | undefined;
+  try {
+    const secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: ns, name: o.certSecret }));
+    const crt = secret.data?.['tls.crt'];
+    servingPem = crt === undefined ? undefined : Buffer.from(crt, 'base64').toString('utf8');
+  } catch (err) {
+    const why = failure(err);
+    if (why.code !== 404)
+      return [readFailure(`serving certificate unknown: cannot read Secret ${ns}/${o.certSecret}`, { verb: 'get', resource: 'secrets', namespace: ns }, why)];
+  }
+  return certificateChecks(caBundle, servingPem, `${KUEUER_METRICS_SERVICE.name}.${ns}.svc`);
+}
+
+async function externalMetricsCheck(k8s: K8s, kc: KubeConfig, call: Bound, ns: string): Promise<CheckResult> {
+  let mode = 'external';
+  try {
+    const config = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({ namespace: ns, name: 'kueuer-config' }));
+    mode = config.data?.KUEUER_AUTOSCALING ?? mode;
+  } catch {
+    // no ConfigMap (or not readable): the webhook's default mode
+  }
+  let apiService = null;
+  try {
+    apiService = await call(kc.makeApiClient(k8s.ApiregistrationV1Api).readAPIService({ name: EXTERNAL_METRICS_APISERVICE }));
+  } catch (err) {
+    const why = failure(err);
+    if (why.code !== 404)
+      return readFailure(`APIService ${EXTERNAL_METRICS_APISERVICE} unknown`, { verb: 'get', resource: 'apiservices.apiregistration.k8s.io' }, why);
+  }
+  return apiServiceCheck(mode, apiService, { namespace: ns, name: KUEUER_METRICS_SERVICE.name });
+}
+
+async function rbacSufficient(k8s: K8s, kc: KubeConfig, call: Bound, ns: string): Promise<CheckResult> {
+  try {
+    return rbacCheck(ns, await deniedPermissions(k8s, kc, call, ns));
+  } catch (err) {
+    return readFailure('RBAC unknown', { verb: 'create', resource: 'subjectaccessreviews.authorization.k8s.io' }, failure(err));
+  }
+}
+
+/** Runs every check against the current kubeconfig's cluster; each check reports its own failure and the rest still run. */
 export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
   const k8s = await import('@kubernetes/client-node');
   const kc = await kubeConfig();
   const server = kc.getCurrentCluster()?.server ?? '(no cluster configured)';
+  const call: Bound = (work) => withinTimeout(work, o.apiTimeout);
   const ns = o.systemNamespace;
-  const results: CheckResult[] = [];
   let version;
   try {
-    version = await kc.makeApiClient(k8s.VersionApi).getCode();
+    version = await call(kc.makeApiClient(k8s.VersionApi).getCode());
   } catch (err) {
-    return [fail(`Kubernetes API at ${server} does not answer: ${apiError(err).message}`, 'set KUBECONFIG (or the current context) to the cluster')];
+    return [fail(apiDoesNotAnswer(server, err), kubeconfigFix(server))];
   }
-  results.push(ok(`Kubernetes API answers at ${server} (${version.gitVersion})`), nativeSidecarCheck(version));
-
-  let caBundle: string | undefined;
-  try {
-    const config = await kc.makeApiClient(k8s.AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name: o.webhookConfiguration });
-    const bundles = new Set((config.webhooks ?? []).map((w) => w.clientConfig.caBundle ?? ''));
-    caBundle = bundles.size === 1 ? [...bundles][0] || undefined : undefined;
-    results.push(
-      bundles.size > 1
-        ? fail(`MutatingWebhookConfiguration ${o.webhookConfiguration}: its webhooks have different caBundles`, 'give every webhook the same caBundle')
-        : ok(`MutatingWebhookConfiguration ${o.webhookConfiguration} installed (${config.webhooks?.length ?? 0} webhooks)`),
-    );
-  } catch (err) {
-    results.push(fail(`MutatingWebhookConfiguration ${o.webhookConfiguration}: ${apiError(err).message}`, 'install Kueuer (README, Install on a cluster)'));
-  }
-  let servingPem: string | undefined;
-  try {
-    const secret = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: ns, name: o.certSecret });
-    const crt = secret.data?.['tls.crt'];
-    servingPem = crt === undefined ? undefined : Buffer.from(crt, 'base64').toString('utf8');
-  } catch (err) {
-    if (apiError(err).code !== 404) throw err;
-  }
-  results.push(...certificateChecks(caBundle, servingPem, `${KUEUER_METRICS_SERVICE.name}.${ns}.svc`));
-  results.push(await webhookReachable(k8s, kc, o.probeNamespace));
-
-  let mode = 'external';
-  try {
-    const config = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({ namespace: ns, name: 'kueuer-config' });
-    mode = config.data?.KUEUER_AUTOSCALING ?? mode;
-  } catch {
-    // no ConfigMap: the webhook's default mode
-  }
-  let apiService = null;
-  try {
-    apiService = await kc.makeApiClient(k8s.ApiregistrationV1Api).readAPIService({ name: EXTERNAL_METRICS_APISERVICE });
-  } catch (err) {
-    if (apiError(err).code !== 404) throw err;
-  }
-  results.push(apiServiceCheck(mode, apiService, { namespace: ns, name: KUEUER_METRICS_SERVICE.name }));
-  results.push(await brokerReachable(k8s, kc, ns, o.backendSecret));
-  results.push(rbacCheck(ns, await deniedPermissions(k8s, kc, ns)));
+  const results: CheckResult[] = [ok(`Kubernetes API answers at ${server} (${version.gitVersion})`), nativeSidecarCheck(version)];
+  const configuration = await webhookConfigurationCheck(k8s, kc, call, o.webhookConfiguration);
+  results.push(configuration.result);
+  results.push(...(await certificateCheck(k8s, kc, call, o, configuration.caBundle)));
+  results.push(await webhookReachable(k8s, kc, call, o));
+  results.push(await externalMetricsCheck(k8s, kc, call, ns));
+  results.push(await brokerReachable(k8s, kc, call, ns, o.backendSecret));
+  results.push(await rbacSufficient(k8s, kc, call, ns));
   return results;
 }
 

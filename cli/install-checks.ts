@@ -186,3 +186,56 @@ export function formatResults(results: readonly CheckResult[]): { text: string; 
   lines.push(failed === 0 ? `kueuer check: all ${results.length} checks passed` : `kueuer check: ${failed} of ${results.length} checks failed`);
   return { text: `${lines.join('\n')}\n`, passed: failed === 0 };
 }
+
+/**
+ * A check whose read failed: forbidden names the missing permission (verb
+ * and resource); a timeout says the API does not answer; anything else is
+ * reported as it is. The other checks still run.
+ */
+export function readFailure(
+  what: string,
+  read: { verb: string; resource: string; namespace?: string },
+  err: { code?: number; message: string; timedOutAfterS?: number },
+): CheckResult {
+  const scope = read.namespace ? ` in namespace ${read.namespace}` : '';
+  if (err.timedOutAfterS !== undefined) {
+    return fail(`${what}: the Kubernetes API did not answer within ${err.timedOutAfterS} s`, 'check the apiserver (and any webhook it calls) is healthy');
+  }
+  if (err.code === 403) {
+    return fail(
+      `${what}: forbidden: the user running kueuer check may not ${read.verb} ${read.resource}${scope}`,
+      `grant ${read.verb} on ${read.resource}${scope} to this user (kubectl auth can-i ${read.verb} ${read.resource}${read.namespace ? ` -n ${read.namespace}` : ''})`,
+    );
+  }
+  return fail(`${what}: ${err.message}`, 'see the message; run kueuer check again once the API answers');
+}
+
+/** A webhook named in an apiserver message belongs to Kueuer when its name is under kueuer.io. */
+const KUEUER_WEBHOOK = /webhook "[^"]*\.kueuer\.io"/;
+
+/**
+ * Why a dry-run create of the probe pod was refused: Kueuer's webhook could
+ * not be called, Kueuer's webhook denied it, or something else refused it
+ * (PodSecurity, a ResourceQuota, another webhook, RBAC), which says nothing
+ * about Kueuer's webhook.
+ */
+export function dryRunRefusal(namespace: string, systemNamespace: string, err: { code?: number; message: string }): CheckResult {
+  const where = `dry-run pod in namespace ${namespace}`;
+  const pods = `check the webhook pods (kubectl -n ${systemNamespace} get pods) and their log`;
+  if (KUEUER_WEBHOOK.test(err.message) && /denied the request/.test(err.message)) {
+    return fail(`Kueuer's webhook refused the ${where}: ${err.message}`, pods);
+  }
+  if (KUEUER_WEBHOOK.test(err.message)) {
+    return fail(`webhook not reachable through the apiserver (${where}): ${err.message}`, `see the certificate lines above; ${pods}`);
+  }
+  if (err.code === 403 && /cannot create resource "pods"/.test(err.message)) {
+    return fail(
+      `webhook not checked: the user running kueuer check may not create pods in namespace ${namespace} (even as a dry run): ${err.message}`,
+      `grant create on pods in namespace ${namespace} to this user, or pass --probe-namespace NS where it may`,
+    );
+  }
+  return fail(
+    `webhook not checked: the ${where} was refused before or apart from Kueuer's webhook (PodSecurity, a ResourceQuota, another webhook…): ${err.message}`,
+    `pass --probe-namespace NS of an opted-in namespace that admits a plain pod, or fix what refused it`,
+  );
+}

@@ -5,7 +5,7 @@
  * replicas of the generated HPA, and how many pods carry the sidecar. This
  * module reads the cluster and the broker; cli/workload-status.ts builds the rows.
  */
-import type { KubeConfig, V2HorizontalPodAutoscaler, V1LabelSelector } from '@kubernetes/client-node';
+import type { KubeConfig, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import pino from 'pino';
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
 import { kubeConfig } from '../shared/kube/object-source.js';
@@ -17,7 +17,8 @@ import { autoscalerName } from '../webhook/autoscaling/desired-objects.js';
 import { webhookOptions } from '../webhook/config.js';
 import type { Command } from './commands.js';
 import { checkOptions } from './check.js';
-import { formatStatus, optsIn, statusRow, workloadQueue, type Backlog, type StatusRow, type Workload } from './workload-status.js';
+import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, withinTimeout } from './kube-call.js';
+import { formatStatus, optsIn, selectorString, statusRow, workloadQueue, type Backlog, type Read, type StatusRow, type Workload } from './workload-status.js';
 
 export const statusOptions = {
   systemNamespace: webhookOptions.systemNamespace,
@@ -27,22 +28,30 @@ export const statusOptions = {
     description: 'broker to read backlogs from (default: KUEUER_BACKEND of the backend Secret in the system namespace)',
   },
   rabbitmqManagementUrl: webhookOptions.rabbitmqManagementUrl,
+  apiTimeout: apiTimeoutOption,
 };
 
 type StatusOptions = OptionValues<typeof statusOptions>;
 type K8s = typeof import('@kubernetes/client-node');
+/** One Kubernetes API call, bounded by --api-timeout. */
+type Bound = <T>(work: Promise<T>) => Promise<T>;
 
-function selectorString(selector: V1LabelSelector | undefined): string {
-  return Object.entries(selector?.matchLabels ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+/** Why a read failed, for a cell shown as unknown: forbidden names the verb and resource. */
+function unknownRead(err: unknown, verb: string, resource: string, namespace: string): { unknown: string } {
+  const { code, message } = apiError(err);
+  if (code === 403)
+    return { unknown: `forbidden: this user may not ${verb} ${resource} in namespace ${namespace} (kubectl auth can-i ${verb} ${resource} -n ${namespace})` };
+  return { unknown: `cannot ${verb} ${resource} in namespace ${namespace}: ${message}` };
 }
 
+/** The Kubernetes API does not answer at all: the one line `kueuer status` prints, with the fix. */
+export class ApiUnreachable extends Error {}
+
 /** The broker's URL: --backend, else the backend Secret; or why there is none. */
-async function backendUrl(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<BackendSpec | { unknown: string }> {
+async function backendUrl(k8s: K8s, kc: KubeConfig, call: Bound, o: StatusOptions): Promise<BackendSpec | { unknown: string }> {
   if (o.backend) return o.backend;
   try {
-    const secret = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret });
+    const secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret }));
     const raw = secret.data?.KUEUER_BACKEND;
     if (raw) return parseBackend(Buffer.from(raw, 'base64').toString('utf8'));
     return { unknown: `the Secret ${o.systemNamespace}/${o.backendSecret} has no KUEUER_BACKEND` };
@@ -52,26 +61,25 @@ async function backendUrl(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<B
 }
 
 /** How long the broker may take to connect or to answer one queue's depth before the backlog shows as unknown. */
-const BROKER_TIMEOUT_MS = 5000;
+const BROKER_TIMEOUT_S = 5;
 
-function withinTimeout<T>(work: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${BROKER_TIMEOUT_MS} ms`)), BROKER_TIMEOUT_MS);
+/** Broker work bounded by BROKER_TIMEOUT_S; the timeout says what was being done. */
+function withinBrokerTimeout<T>(work: Promise<T>, what: string): Promise<T> {
+  return withinTimeout(work, BROKER_TIMEOUT_S).catch((err: unknown) => {
+    throw err instanceof KubeTimeoutError ? new Error(`${what}: ${err.message}`) : err;
   });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function openDepth(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
+async function openDepth(k8s: K8s, kc: KubeConfig, call: Bound, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
   let backend;
   try {
-    backend = await backendUrl(k8s, kc, o);
+    backend = await backendUrl(k8s, kc, call, o);
   } catch (err) {
     return { unknown: `KUEUER_BACKEND in the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message}` };
   }
   if ('unknown' in backend) return backend;
   try {
-    return await withinTimeout(openQueueDepth(backend, pino({ level: 'silent' }), o.rabbitmqManagementUrl), 'connecting');
+    return await withinBrokerTimeout(openQueueDepth(backend, pino({ level: 'silent' }), o.rabbitmqManagementUrl), 'connecting');
   } catch (err) {
     return { unknown: `cannot reach the broker: ${(err as Error).message}` };
   }
@@ -80,7 +88,7 @@ async function openDepth(k8s: K8s, kc: KubeConfig, o: StatusOptions): Promise<Qu
 async function readBacklog(depth: QueueDepthReader | { unknown: string }, queue: string): Promise<Backlog> {
   if ('unknown' in depth) return depth;
   try {
-    return { value: (await withinTimeout(depth.read(queue), 'reading the depth')).backlog };
+    return { value: (await withinBrokerTimeout(depth.read(queue), 'reading the depth')).backlog };
   } catch (err) {
     return { unknown: `the broker did not answer for ${queue}: ${(err as Error).message}` };
   }
@@ -92,12 +100,22 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   const hpas = kc.makeApiClient(k8s.AutoscalingV2Api);
-  const namespaces = await core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` });
+  const call: Bound = (work) => withinTimeout(work, o.apiTimeout);
+  const server = kc.getCurrentCluster()?.server ?? '(no cluster configured)';
+  let namespaces;
+  try {
+    namespaces = await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }));
+  } catch (err) {
+    if (apiError(err).code === undefined || err instanceof KubeTimeoutError) {
+      throw new ApiUnreachable(`FAIL ${apiDoesNotAnswer(server, err)}\n     fix: ${kubeconfigFix(server)}`);
+    }
+    throw err;
+  }
   const workloads: Array<Workload & { selector: string }> = [];
   for (const ns of namespaces.items.map((n) => n.metadata!.name!).sort()) {
     const [deployments, statefulSets] = await Promise.all([
-      apps.listNamespacedDeployment({ namespace: ns }),
-      apps.listNamespacedStatefulSet({ namespace: ns }),
+      call(apps.listNamespacedDeployment({ namespace: ns })),
+      call(apps.listNamespacedStatefulSet({ namespace: ns })),
     ]);
     for (const [kind, items] of [
       ['Deployment', deployments.items],
@@ -117,24 +135,26 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
       }
     }
   }
-  const depth = workloads.length > 0 ? await openDepth(k8s, kc, o) : { unknown: 'no workloads' };
+  const depth = workloads.length > 0 ? await openDepth(k8s, kc, call, o) : { unknown: 'no workloads' };
   try {
     return await Promise.all(
       workloads.map(async (w) => {
         const [pods, hpa, backlog] = await Promise.all([
-          core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector }),
-          hpas
-            .readNamespacedHorizontalPodAutoscaler({
+          call(core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).then(
+            (list): Read<typeof list.items> => list.items,
+            (err: unknown) => unknownRead(err, 'list', 'pods', w.namespace),
+          ),
+          call(
+            hpas.readNamespacedHorizontalPodAutoscaler({
               namespace: w.namespace,
               name: autoscalerName({ kind: w.kind, metadata: { name: w.name, namespace: w.namespace, uid: '' } }),
-            })
-            .catch((err: unknown): V2HorizontalPodAutoscaler | undefined => {
-              if ((err as { code?: number }).code === 404) return undefined;
-              throw err;
             }),
+          ).catch((err: unknown): Read<V2HorizontalPodAutoscaler> | undefined =>
+            apiError(err).code === 404 ? undefined : unknownRead(err, 'get', 'horizontalpodautoscalers.autoscaling', w.namespace),
+          ),
           readBacklog(depth, workloadQueue(w)),
         ]);
-        return statusRow(w, pods.items, hpa, backlog);
+        return statusRow(w, pods, hpa, backlog);
       }),
     );
   } finally {
@@ -152,7 +172,8 @@ export const statusCommand: Command<typeof statusOptions> = {
       process.stdout.write(formatStatus(await collectStatus(o)));
       return 0;
     } catch (err) {
-      process.stderr.write(`kueuer status: ${(err as Error).message.split('\n')[0]}\n`);
+      if (err instanceof ApiUnreachable) process.stderr.write(`${err.message}\n`);
+      else process.stderr.write(`kueuer status: ${apiError(err).message}\n`);
       return 1;
     }
   },

@@ -3,7 +3,7 @@
  * from the objects read (workload, its pods, its generated HPA, the queue's
  * backlog) to one table row. The reading is in cli/status.ts.
  */
-import type { V2HorizontalPodAutoscaler, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { V1LabelSelector, V2HorizontalPodAutoscaler, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { ANNOTATIONS, optIn, parsePodSettings } from '../shared/annotations.js';
 import { qualifiedQueueName } from '../shared/queue-names.js';
 import { SIDECAR_NAME } from '../webhook/pod-injection.js';
@@ -19,6 +19,35 @@ export interface Workload {
 
 /** A queue's backlog, or why it is not known. */
 export type Backlog = { value: number } | { unknown: string };
+
+/** Something read from the API, or why it could not be (e.g. forbidden). */
+export type Read<T> = T | { unknown: string };
+
+const isUnknown = <T extends object>(read: Read<T> | undefined): read is { unknown: string } => read !== undefined && 'unknown' in read;
+
+/**
+ * A label selector as the API's labelSelector string: matchLabels and
+ * matchExpressions (In, NotIn, Exists, DoesNotExist), so the pods listed are
+ * exactly the workload's.
+ */
+export function selectorString(selector: V1LabelSelector | undefined): string {
+  const labels = Object.entries(selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  const expressions = (selector?.matchExpressions ?? []).map(({ key, operator, values = [] }) => {
+    switch (operator) {
+      case 'In':
+        return `${key} in (${values.join(',')})`;
+      case 'NotIn':
+        return `${key} notin (${values.join(',')})`;
+      case 'Exists':
+        return key;
+      case 'DoesNotExist':
+        return `!${key}`;
+      default:
+        throw new Error(`label selector operator ${JSON.stringify(operator)} on ${key} is not one of In, NotIn, Exists, DoesNotExist`);
+    }
+  });
+  return [...labels, ...expressions].join(',');
+}
 
 export interface StatusRow {
   namespace: string;
@@ -48,13 +77,20 @@ export function hasSidecar(pod: V1Pod): boolean {
   return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_NAME);
 }
 
-/** One row. `hpa`: the autoscaler the webhook generated for the workload, if any. */
-export function statusRow(w: Workload, pods: readonly V1Pod[], hpa: V2HorizontalPodAutoscaler | undefined, backlog: Backlog): StatusRow {
+/**
+ * One row. `hpa`: the autoscaler the webhook generated for the workload, if
+ * any. Pods or HPA that could not be read show as unknown, with a note.
+ */
+export function statusRow(w: Workload, podsRead: Read<readonly V1Pod[]>, hpaRead: Read<V2HorizontalPodAutoscaler> | undefined, backlog: Backlog): StatusRow {
   const ref = `${w.kind.toLowerCase()}/${w.name}`;
   const notes: string[] = [];
   const settings = parsePodSettings(w.template.metadata?.annotations);
   if (!settings.ok) notes.push(`${ref}: the webhook refuses its pods: ${settings.problems.join('; ')}`);
   if ('unknown' in backlog) notes.push(`${ref}: backlog unknown: ${backlog.unknown}`);
+  if (isUnknown(podsRead)) notes.push(`${ref}: pods unknown: ${podsRead.unknown}`);
+  if (isUnknown(hpaRead)) notes.push(`${ref}: desired replicas unknown: ${hpaRead.unknown}`);
+  const pods = isUnknown(podsRead) ? [] : podsRead;
+  const hpa = isUnknown(hpaRead) ? undefined : hpaRead;
   const without = pods.filter((p) => !hasSidecar(p));
   if (without.length > 0) {
     const names = without.map((p) => p.metadata?.name ?? '?').join(', ');
@@ -76,15 +112,17 @@ export function statusRow(w: Workload, pods: readonly V1Pod[], hpa: V2Horizontal
       .filter((v): v is string => v !== undefined),
   );
   const desired = hpa?.status?.desiredReplicas;
-  if (!hpa) notes.push(`${ref}: no autoscaler generated (kueuer.io/autoscale "false", --autoscaling off or keda, or not reconciled yet)`);
+  if (hpaRead === undefined) notes.push(`${ref}: no autoscaler generated (kueuer.io/autoscale "false", --autoscaling off or keda, or not reconciled yet)`);
   return {
     namespace: w.namespace,
     workload: ref,
     queue: workloadQueue(w),
     backlog: 'value' in backlog ? String(backlog.value) : 'unknown',
     replicas: `${w.readyReplicas}/${w.replicas}`,
-    desired: desired === undefined ? '-' : String(desired),
-    injected: `${pods.length - without.length}/${pods.length}${versions.size > 0 ? ` (${[...versions].sort().join(', ')})` : ''}`,
+    desired: isUnknown(hpaRead) ? 'unknown' : desired === undefined ? '-' : String(desired),
+    injected: isUnknown(podsRead)
+      ? 'unknown'
+      : `${pods.length - without.length}/${pods.length}${versions.size > 0 ? ` (${[...versions].sort().join(', ')})` : ''}`,
     notes,
   };
 }

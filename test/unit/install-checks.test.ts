@@ -1,6 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { apiServiceCheck, certificateChecks, formatResults, nativeSidecarCheck, rbacCheck, REQUIRED_PERMISSIONS } from '../../cli/install-checks.js';
+import {
+  apiServiceCheck,
+  certificateChecks,
+  dryRunRefusal,
+  formatResults,
+  nativeSidecarCheck,
+  rbacCheck,
+  readFailure,
+  REQUIRED_PERMISSIONS,
+} from '../../cli/install-checks.js';
 import { brokerAddresses } from '../../cli/check.js';
 import { generateCerts } from '../helpers/webhook.js';
 
@@ -72,6 +81,56 @@ describe("kueuer check's judgements", () => {
       { host: 'k1.kafka', port: 9092 },
       { host: 'k2.kafka', port: 9093 },
     ]);
+  });
+
+  it('an IPv6 broker host loses its brackets (AMQP as Kafka), so it can be connected to', () => {
+    expect(brokerAddresses('amqp://u:p@[fd00::1]:5672')).toEqual([{ host: 'fd00::1', port: 5672 }]);
+    expect(brokerAddresses('amqps://u:p@[::1]')).toEqual([{ host: '::1', port: 5671 }]);
+    expect(brokerAddresses('kafka://[fd00::2]:9092')).toEqual([{ host: 'fd00::2', port: 9092 }]);
+  });
+
+  it('a forbidden read names the missing permission; a timeout says the API does not answer', () => {
+    const forbidden = { code: 403, message: 'secrets "kueuer-backend" is forbidden: User "dev" cannot get resource "secrets"' };
+    expect(readFailure('broker unknown', { verb: 'get', resource: 'secrets', namespace: 'kueuer-system' }, forbidden)).toEqual({
+      ok: false,
+      what: 'broker unknown: forbidden: the user running kueuer check may not get secrets in namespace kueuer-system',
+      fix: 'grant get on secrets in namespace kueuer-system to this user (kubectl auth can-i get secrets -n kueuer-system)',
+    });
+    expect(readFailure('RBAC unknown', { verb: 'create', resource: 'subjectaccessreviews.authorization.k8s.io' }, forbidden).what).toBe(
+      'RBAC unknown: forbidden: the user running kueuer check may not create subjectaccessreviews.authorization.k8s.io',
+    );
+    expect(readFailure('RBAC unknown', { verb: 'create', resource: 'x' }, { message: 'no answer within 3 s', timedOutAfterS: 3 }).what).toBe(
+      'RBAC unknown: the Kubernetes API did not answer within 3 s',
+    );
+  });
+
+  it("tells a dry-run refused by Kueuer's webhook from one refused by PodSecurity, a quota or another webhook; the fix names the system namespace", () => {
+    const unreachable = dryRunRefusal('shop', 'queues', {
+      code: 500,
+      message:
+        'Internal error occurred: failed calling webhook "pods.kueuer.io": failed to call webhook: Post "https://kueuer-webhook.queues.svc:443/mutate": x509: certificate signed by unknown authority',
+    });
+    expect(unreachable.what).toMatch(/^webhook not reachable through the apiserver \(dry-run pod in namespace shop\): .*x509/);
+    expect(unreachable.fix).toBe('see the certificate lines above; check the webhook pods (kubectl -n queues get pods) and their log');
+    const denied = dryRunRefusal('shop', 'queues', { code: 400, message: 'admission webhook "pods.kueuer.io" denied the request: kueuer.io/concurrency: bad' });
+    expect(denied.what).toMatch(/^Kueuer's webhook refused the dry-run pod in namespace shop: /);
+    expect(denied.fix).toContain('kubectl -n queues get pods');
+    for (const message of [
+      'pods "kueuer-check-x" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false',
+      'pods "kueuer-check-x" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=10, limited: pods=10',
+      'admission webhook "validate.gatekeeper.sh" denied the request: image not allowed',
+      'Internal error occurred: failed calling webhook "policy.example.com": context deadline exceeded',
+    ]) {
+      const other = dryRunRefusal('shop', 'queues', { code: 403, message });
+      expect(other.what, message).toMatch(/^webhook not checked: the dry-run pod in namespace shop was refused before or apart from Kueuer's webhook/);
+      expect(other.what).not.toMatch(/not reachable/);
+    }
+    expect(
+      dryRunRefusal('shop', 'queues', {
+        code: 403,
+        message: 'pods is forbidden: User "dev" cannot create resource "pods" in API group "" in the namespace "shop"',
+      }).what,
+    ).toMatch(/^webhook not checked: the user running kueuer check may not create pods in namespace shop/);
   });
 
   it('native sidecars from 1.29; RBAC lists each denied permission; the summary counts failures', () => {

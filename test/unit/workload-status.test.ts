@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatStatus, optsIn, statusRow, type Workload } from '../../cli/workload-status.js';
+import { formatStatus, optsIn, selectorString, statusRow, type Workload } from '../../cli/workload-status.js';
 
 const workload = (annotations: Record<string, string> = {}): Workload => ({
   kind: 'StatefulSet',
@@ -49,5 +49,39 @@ describe("kueuer status's rows", () => {
     expect(optsIn({ metadata: { labels: { 'kueuer.io/inject': 'false' } } })).toBe(false);
     expect(optsIn({ metadata: { labels: { 'kueuer.io/inject': 'True' } } })).toBe(false);
     expect(formatStatus([])).toMatch(/^No opted-in workloads/);
+  });
+
+  it('a forbidden pod list or HPA read shows that cell as unknown with a note; the rest of the row stays', () => {
+    const row = statusRow(
+      workload(),
+      { unknown: 'forbidden: this user may not list pods in namespace shop' },
+      { unknown: 'forbidden: may not get hpa' },
+      { value: 3 },
+    );
+    expect(row).toMatchObject({
+      injected: 'unknown',
+      desired: 'unknown',
+      backlog: '3',
+      replicas: '2/3',
+      notes: [
+        'statefulset/db: pods unknown: forbidden: this user may not list pods in namespace shop',
+        'statefulset/db: desired replicas unknown: forbidden: may not get hpa',
+      ],
+    });
+  });
+
+  it('the pod selector keeps matchExpressions (In, NotIn, Exists, DoesNotExist), so it never becomes "every pod"', () => {
+    expect(selectorString({ matchExpressions: [{ key: 'app', operator: 'In', values: ['db', 'cache'] }] })).toBe('app in (db,cache)');
+    expect(
+      selectorString({
+        matchLabels: { tier: 'data' },
+        matchExpressions: [
+          { key: 'env', operator: 'NotIn', values: ['dev'] },
+          { key: 'owner', operator: 'Exists' },
+          { key: 'legacy', operator: 'DoesNotExist' },
+        ],
+      }),
+    ).toBe('tier=data,env notin (dev),owner,!legacy');
+    expect(() => selectorString({ matchExpressions: [{ key: 'a', operator: 'Gt', values: ['1'] }] })).toThrow(/not one of In, NotIn, Exists, DoesNotExist/);
   });
 });

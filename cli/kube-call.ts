@@ -1,0 +1,68 @@
+/**
+ * Bounded Kubernetes API calls for the CLI's read-only commands (check,
+ * status): an apiserver that accepts the connection but never answers ends
+ * the call with a KubeTimeoutError instead of hanging the command, and an
+ * API error is reduced to one line.
+ */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { integerIn } from '../shared/options.js';
+
+/** How long one Kubernetes API call may take, in seconds, unless --api-timeout says otherwise. */
+export const DEFAULT_API_TIMEOUT_S = 10;
+
+export const apiTimeoutOption = {
+  flag: 'api-timeout',
+  env: 'KUEUER_API_TIMEOUT',
+  description: 'seconds one Kubernetes API call may take before it is reported as not answering',
+  defaultValue: String(DEFAULT_API_TIMEOUT_S),
+  parse: integerIn(1, 600),
+};
+
+/** A call that did not end within its time (a Kubernetes API call, or broker work in kueuer status). */
+export class KubeTimeoutError extends Error {
+  constructor(readonly seconds: number) {
+    super(`no answer within ${seconds} s`);
+  }
+}
+
+/** `work`, or a KubeTimeoutError after `seconds`. */
+export function withinTimeout<T>(work: Promise<T>, seconds: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KubeTimeoutError(seconds)), seconds * 1000);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** An API error as its HTTP status (when it has one) and the first line of the apiserver's message. */
+export function apiError(err: unknown): { code?: number; message: string } {
+  const e = err as { code?: number; body?: unknown; message?: string };
+  let message = e.message ?? String(err);
+  try {
+    const body = (typeof e.body === 'string' ? JSON.parse(e.body) : e.body) as { message?: string } | undefined;
+    if (body?.message) message = body.message;
+  } catch {
+    // not JSON: keep the client's message
+  }
+  return { ...(typeof e.code === 'number' ? { code: e.code } : {}), message: message.split('\n')[0] ?? message };
+}
+
+/**
+ * Where the kubeconfig came from; when there is none, the client fell back
+ * to `server` (http://localhost:8080), which is what to tell the user.
+ */
+export function kubeconfigFix(server: string, env: NodeJS.ProcessEnv = process.env, home = homedir()): string {
+  if (env.KUBECONFIG) return `check the cluster is up, and that KUBECONFIG (${env.KUBECONFIG}) and its current context name it`;
+  if (env.KUBERNETES_SERVICE_HOST) return `running in a pod: check the in-cluster apiserver ${server} is reachable from it`;
+  if (existsSync(join(home, '.kube', 'config'))) return `check the cluster is up and the current context of ${join(home, '.kube', 'config')} names it`;
+  return `no kubeconfig found (KUBECONFIG is unset and there is no ~/.kube/config), so the client fell back to ${server}: set KUBECONFIG to the cluster's kubeconfig`;
+}
+
+/** The line saying the apiserver does not answer (timed out, refused, unknown host…). */
+export function apiDoesNotAnswer(server: string, err: unknown): string {
+  return err instanceof KubeTimeoutError
+    ? `Kubernetes API at ${server} does not answer within ${err.seconds} s`
+    : `Kubernetes API at ${server} does not answer: ${apiError(err).message}`;
+}
