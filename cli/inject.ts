@@ -41,9 +41,16 @@ export const injectOptions = {
   sidecarMemoryLimit: webhookOptions.sidecarMemoryLimit,
 };
 
+/**
+ * YAML 1.1, as kubectl reads manifests (sigs.k8s.io/yaml, go-yaml): `yes`,
+ * `on` and `off` are booleans and `0644` is octal, so what comes in and what
+ * goes out mean to kubectl what they meant in the user's file.
+ */
+const KUBECTL_YAML = { version: '1.1' } as const;
+
 /** Reads the manifest's documents; a YAML error names the document and the line. */
 export function parseManifest(text: string, source: string): unknown[] {
-  const docs = parseAllDocuments(text);
+  const docs = parseAllDocuments(text, KUBECTL_YAML);
   if (!Array.isArray(docs)) return [];
   const out: unknown[] = [];
   docs.forEach((doc, i) => {
@@ -56,7 +63,7 @@ export function parseManifest(text: string, source: string): unknown[] {
 
 /** The documents as one multi-document YAML text. */
 export function printManifest(objects: unknown[]): string {
-  return objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
+  return objects.map((o) => stringify(o, { ...KUBECTL_YAML, lineWidth: 0 })).join('---\n');
 }
 
 function describeObject(o: unknown, index: number): string {

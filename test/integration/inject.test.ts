@@ -86,6 +86,32 @@ describe('kueuer inject, the command', () => {
     expect(none.stderr).toContain('missing --filename (or KUEUER_INJECT_FILENAME)');
   });
 
+  it('keeps what values mean to kubectl (YAML 1.1): quoted yes/on/0644 stay strings, 0644 stays octal, yes stays true', () => {
+    const input = [
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata: {name: flags}',
+      'data: {a: "yes", b: "on", c: "0644", d: "off"}',
+      '---',
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata: {name: p}',
+      'spec:',
+      '  containers: [{name: c, image: i}]',
+      '  volumes: [{name: v, configMap: {name: flags, defaultMode: 0644, optional: yes}}]',
+      '',
+    ].join('\n');
+    const r = inject(['-f', '-', ...IMAGE], input);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('a: "yes"\n');
+    expect(r.stdout).toContain('b: "on"\n');
+    expect(r.stdout).toContain('c: "0644"\n');
+    expect(r.stdout).toContain('d: "off"\n');
+    expect(r.stdout).toContain('defaultMode: 420\n'); // 0644 octal, as kubectl reads it
+    expect(r.stdout).toContain('optional: true\n');
+  });
+
   it('--version prints the version', () => {
     const r = inject(['--version'], '');
     expect(r.code).toBe(0);
