@@ -66,6 +66,36 @@ export function printManifest(objects: unknown[]): string {
   return objects.map((o) => stringify(o, { ...KUBECTL_YAML, lineWidth: 0 })).join('---\n');
 }
 
+const namespaceName = dnsLabel('a namespace name');
+
+/**
+ * Why a document cannot go through the webhook's pipeline, or null: it must
+ * be a Kubernetes object (a map with apiVersion and kind) in a valid
+ * namespace; a List's items are judged one by one.
+ */
+export function documentProblem(o: unknown): string | null {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'not a Kubernetes object (a map with apiVersion and kind)';
+  const obj = o as { apiVersion?: unknown; kind?: unknown; metadata?: { namespace?: unknown }; items?: unknown };
+  if (typeof obj.apiVersion !== 'string' || obj.apiVersion === '' || typeof obj.kind !== 'string' || obj.kind === '')
+    return 'not a Kubernetes object: apiVersion and kind must be non-empty strings';
+  const ns = obj.metadata?.namespace;
+  if (ns !== undefined) {
+    if (typeof ns !== 'string') return 'metadata.namespace must be a string';
+    try {
+      namespaceName(ns);
+    } catch (err) {
+      return `metadata.namespace: ${(err as Error).message}`;
+    }
+  }
+  if (obj.kind === 'List' && Array.isArray(obj.items)) {
+    for (const [i, item] of obj.items.entries()) {
+      const problem = documentProblem(item);
+      if (problem) return `items[${i}]: ${problem}`;
+    }
+  }
+  return null;
+}
+
 function describeObject(o: unknown, index: number): string {
   const meta = (o as { kind?: string; metadata?: { name?: string; namespace?: string } } | null) ?? {};
   const name = meta.metadata?.name ? ` ${meta.metadata.namespace ? `${meta.metadata.namespace}/` : ''}${meta.metadata.name}` : '';
@@ -80,11 +110,30 @@ export const injectCommand: Command<typeof injectOptions> = {
   aliases: { '-f': '--filename', '-n': '--namespace' },
   async run(o) {
     const source = o.filename === '-' ? 'stdin' : o.filename;
-    let objects: unknown[];
+    let text: string;
     try {
-      objects = parseManifest(readFileSync(o.filename === '-' ? 0 : o.filename, 'utf8'), source);
+      text = readFileSync(o.filename === '-' ? 0 : o.filename, 'utf8');
     } catch (err) {
       process.stderr.write(`kueuer inject: cannot read ${source}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    let objects: unknown[];
+    try {
+      objects = parseManifest(text, source);
+    } catch (err) {
+      process.stderr.write(`kueuer inject: invalid YAML in ${(err as Error).message}\n`);
+      return 1;
+    }
+    if (objects.length === 0) {
+      process.stderr.write(`kueuer inject: ${source} holds no documents\n`);
+      return 1;
+    }
+    const problems = objects.flatMap((obj, i) => {
+      const problem = documentProblem(obj);
+      return problem ? [`kueuer inject: document ${i + 1} of ${source}: ${problem}\n`] : [];
+    });
+    if (problems.length > 0) {
+      for (const line of problems) process.stderr.write(line);
       return 1;
     }
     const config = injectionConfig({ ...defaultWebhookSettings(), ...o }, o.nativeSidecars !== 'false', kueuerVersion());

@@ -80,10 +80,32 @@ describe('kueuer inject, the command', () => {
     expect(missing.stderr).toMatch(/^kueuer inject: cannot read \/nonexistent\/deploy.yaml: ENOENT/);
     const bad = inject(['-f', '-'], 'kind: Pod\n---\nmetadata: [unclosed\n');
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^kueuer inject: cannot read stdin: stdin: document 2: /);
+    expect(bad.stderr).toMatch(/^kueuer inject: invalid YAML in stdin: document 2: /);
     const none = inject([], '');
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('missing --filename (or KUEUER_INJECT_FILENAME)');
+  });
+
+  it('refuses documents that are not Kubernetes objects, an empty manifest and a bad namespace, printing nothing', () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        'hello\n---\n42\n',
+        /^kueuer inject: document 1 of stdin: not a Kubernetes object \(a map with apiVersion and kind\)\nkueuer inject: document 2 of stdin: not a Kubernetes object/,
+      ],
+      ['', /^kueuer inject: stdin holds no documents\n$/],
+      [
+        'kind: Deployment\nmetadata: {name: w}\n',
+        /^kueuer inject: document 1 of stdin: not a Kubernetes object: apiVersion and kind must be non-empty strings\n$/,
+      ],
+      ['apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: "BAD NS!"}\n', /metadata.namespace: expected a namespace name, got "BAD NS!"/],
+      ['apiVersion: v1\nkind: List\nitems: [7]\n', /document 1 of stdin: items\[0\]: not a Kubernetes object/],
+    ];
+    for (const [input, message] of cases) {
+      const r = inject(['-f', '-', ...IMAGE], input);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(message);
+    }
   });
 
   it('keeps what values mean to kubectl (YAML 1.1): quoted yes/on/0644 stay strings, 0644 stays octal, yes stays true', () => {
