@@ -60,6 +60,8 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
     kubectlBin = join(cp.binDir, 'kubectl');
     // Namespaced objects are dry-run into the namespace the install creates.
     expect(cp.apply(readFileSync(join(root, 'manifests/base/namespace.yaml'), 'utf8')).code).toBe(0);
+    // The keda component's Role (writing the Secret kueuer-backlog-tls) lives in KEDA's namespace, which KEDA's install creates.
+    expect(cp.apply(dumpYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keda' } })).code).toBe(0);
   }, 5 * 60_000);
 
   afterAll(async () => {
