@@ -15,7 +15,7 @@
  * Lease declares (`spec.leaseDurationSeconds`), as client-go does. On stop,
  * a leader releases the Lease so a successor takes over at once.
  */
-import type { ConfigurationOptions, CoordinationV1Api, V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import type { ConfigurationOptions, CoordinationV1Api, Observable, V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 export interface LeaseTiming {
@@ -69,6 +69,9 @@ export class LeaseRequestTimeout extends Error {
   }
 }
 
+/** The client's Observable stub as its call-time middleware returns it: client-node 1.x only calls `toPromise` on it. */
+const passOn = <T>(value: T): Observable<T> => ({ toPromise: () => Promise.resolve(value) }) as unknown as Observable<T>;
+
 /**
  * Runs one API call with an abort signal (handed to the client as request
  * middleware) and settles within `ms` whatever the call does: on time-out
@@ -76,16 +79,18 @@ export class LeaseRequestTimeout extends Error {
  */
 export function withTimeout<T>(call: (options: ConfigurationOptions) => Promise<T>, ms: number, what: string): Promise<T> {
   const controller = new AbortController();
-  // The client wraps call-time middleware as promise middleware at run time; its declared type is the observable one.
-  const options = {
+  const options: ConfigurationOptions = {
     middleware: [
       {
-        pre: (ctx: { setSignal(s: AbortSignal): void }) => (ctx.setSignal(controller.signal), Promise.resolve(ctx)),
-        post: (ctx: unknown) => Promise.resolve(ctx),
+        pre: (ctx) => {
+          ctx.setSignal(controller.signal);
+          return passOn(ctx);
+        },
+        post: passOn,
       },
     ],
     middlewareMergeStrategy: 'append',
-  } as unknown as ConfigurationOptions;
+  };
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       controller.abort();

@@ -5,10 +5,11 @@
  * that does not make it leader again; another holder's expiry is judged on
  * the duration its Lease declares.
  */
-import type { ConfigurationOptions, CoordinationV1Api, V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import { createServer, type Socket } from 'node:net';
+import { CoordinationV1Api, KubeConfig, type ConfigurationOptions, type RequestContext, type V1Lease, type V1MicroTime } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LeaderElection, type LeaseTiming } from '../../shared/kube/lease.js';
+import { LeaderElection, LeaseRequestTimeout, withTimeout, type LeaseTiming } from '../../shared/kube/lease.js';
 
 const TIMING: LeaseTiming = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 
@@ -32,8 +33,8 @@ class FakeLeaseApi {
     if (answers) return new Promise((resolve) => resolve(answer()));
     let signal: AbortSignal | undefined;
     // Runs the call-time middleware as the client would, to see the abort signal it sets.
-    const middleware = (options?.middleware ?? []) as unknown as { pre(ctx: { setSignal(s: AbortSignal): void }): Promise<unknown> }[];
-    for (const m of middleware) void m.pre({ setSignal: (s) => (signal = s) });
+    const ctx = { setSignal: (s: AbortSignal) => (signal = s) } as unknown as RequestContext;
+    for (const m of options?.middleware ?? []) void m.pre(ctx).toPromise();
     return new Promise((resolve) => this.pending.push({ resolve, signal }));
   }
 
@@ -53,6 +54,35 @@ class FakeLeaseApi {
   createNamespacedLease = (p: { body: V1Lease }, options?: ConfigurationOptions) => this.write(p.body, options);
   replaceNamespacedLease = (p: { body: V1Lease }, options?: ConfigurationOptions) => this.write(p.body, options);
 }
+
+describe('withTimeout with the real client', () => {
+  it('aborts a Lease read an apiserver accepts but never answers, and rejects within its budget', async () => {
+    const sockets: Socket[] = [];
+    const blackhole = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = blackhole.address() as { port: number };
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+        users: [{ name: 'u' }],
+        contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+        currentContext: 'x',
+      });
+      const api = kc.makeApiClient(CoordinationV1Api);
+      let request: Promise<V1Lease> | undefined;
+      const started = Date.now();
+      const read = withTimeout((options) => (request = api.readNamespacedLease({ namespace: 'ns', name: 'l' }, options)), 300, 'reading the lease');
+      await expect(read).rejects.toBeInstanceOf(LeaseRequestTimeout);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(sockets).toHaveLength(1); // the request reached the server...
+      await expect(request).rejects.toThrow(/aborted/); // ...and the client's own request was aborted, not left open
+    } finally {
+      for (const s of sockets) s.destroy();
+      blackhole.close();
+    }
+  });
+});
 
 const lease = (holder: string, leaseDurationSeconds: number): V1Lease => ({
   metadata: { name: 'controllers', namespace: 'kueuer-system' },
