@@ -49,6 +49,11 @@ export function apiError(err: unknown): { code?: number; message: string } {
   return { ...(typeof e.code === 'number' ? { code: e.code } : {}), message: message.split('\n')[0] ?? message };
 }
 
+const NO_KUBECONFIG = 'no kubeconfig found';
+
+/** Whether the client fell back to its default server because there is no kubeconfig (per kubeconfigFix). */
+export const noKubeconfig = (fix: string): boolean => fix.startsWith(NO_KUBECONFIG);
+
 /**
  * Where the kubeconfig came from; when there is none, the client fell back
  * to `server` (http://localhost:8080), which is what to tell the user.
@@ -57,7 +62,7 @@ export function kubeconfigFix(server: string, env: NodeJS.ProcessEnv = process.e
   if (env.KUBECONFIG) return `check the cluster is up, and that KUBECONFIG (${env.KUBECONFIG}) and its current context name it`;
   if (env.KUBERNETES_SERVICE_HOST) return `running in a pod: check the in-cluster apiserver ${server} is reachable from it`;
   if (existsSync(join(home, '.kube', 'config'))) return `check the cluster is up and the current context of ${join(home, '.kube', 'config')} names it`;
-  return `no kubeconfig found (KUBECONFIG is unset and there is no ~/.kube/config), so the client fell back to ${server}: set KUBECONFIG to the cluster's kubeconfig`;
+  return `${NO_KUBECONFIG} (KUBECONFIG is unset and there is no ~/.kube/config), so the client fell back to ${server}: set KUBECONFIG to the cluster's kubeconfig`;
 }
 
 /** The line saying the apiserver does not answer (timed out, refused, unknown host…). */

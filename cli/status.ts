@@ -17,7 +17,7 @@ import { autoscalerName } from '../webhook/autoscaling/desired-objects.js';
 import { webhookOptions } from '../webhook/config.js';
 import type { Command } from './commands.js';
 import { checkOptions } from './check.js';
-import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, withinTimeout } from './kube-call.js';
+import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, noKubeconfig, withinTimeout } from './kube-call.js';
 import { formatStatus, optsIn, selectorString, statusRow, workloadQueue, type Backlog, type Read, type StatusRow, type Workload } from './workload-status.js';
 
 export const statusOptions = {
@@ -106,8 +106,12 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
   try {
     namespaces = await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }));
   } catch (err) {
-    if (apiError(err).code === undefined || err instanceof KubeTimeoutError) {
-      throw new ApiUnreachable(`FAIL ${apiDoesNotAnswer(server, err)}\n     fix: ${kubeconfigFix(server)}`);
+    // No answer, or an answer from whatever runs at the server the client fell back to without a kubeconfig.
+    const fix = kubeconfigFix(server);
+    const { code, message } = apiError(err);
+    if (code === undefined || err instanceof KubeTimeoutError || noKubeconfig(fix)) {
+      const what = code === undefined || err instanceof KubeTimeoutError ? apiDoesNotAnswer(server, err) : `Kubernetes API at ${server}: ${message}`;
+      throw new ApiUnreachable(`FAIL ${what}\n     fix: ${fix}`);
     }
     throw err;
   }
