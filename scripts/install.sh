@@ -25,7 +25,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${1:-$root/manifests}"
-certs="${KUEUER_CERT_DIR:-$(mktemp -d)}"
+if [ -n "${KUEUER_CERT_DIR:-}" ]; then certs="$KUEUER_CERT_DIR"; else
+  certs="$(mktemp -d)"
+  # The CA's private key must not outlive the install in /tmp.
+  trap 'rm -rf "$certs"' EXIT
+fi
 command -v kubectl >/dev/null || { echo "kubectl is needed" >&2; exit 1; }
 
 rendered="$(kubectl kustomize "$dir")"
@@ -49,7 +53,23 @@ if grep -q "name: $apiservice" <<<"$rendered"; then
   fi
 fi
 
-if [ ! -f "$certs/tls.crt" ]; then
+# A second run (an upgrade, README) keeps the certificates the webhook serves:
+# a new CA in the caBundle before the pods mount the new Secret would make the
+# apiserver refuse every opted-in pod (x509: unknown authority) meanwhile.
+# They are reused while valid for 30 more days and naming the webhook Service.
+reuse_installed_certs() {
+  local field
+  for field in tls.crt tls.key ca.crt; do
+    kubectl -n kueuer-system get secret kueuer-webhook-tls -o "jsonpath={.data.${field//./\\.}}" 2>/dev/null | base64 -d > "$certs/$field.installed" 2>/dev/null || return 1
+    [ -s "$certs/$field.installed" ] || return 1
+  done
+  openssl x509 -in "$certs/tls.crt.installed" -noout -checkend 2592000 >/dev/null 2>&1 || return 1
+  openssl x509 -in "$certs/tls.crt.installed" -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:kueuer-webhook.kueuer-system.svc" || return 1
+  for field in tls.crt tls.key ca.crt; do mv "$certs/$field.installed" "$certs/$field"; done
+  echo "Reusing the webhook certificate of the Secret kueuer-system/kueuer-webhook-tls (valid for 30 days or more)" >&2
+}
+if [ ! -f "$certs/tls.crt" ] && ! reuse_installed_certs; then
+  rm -f "$certs"/*.installed
   bash "$root/scripts/gen-certs.sh" "$certs" >/dev/null
 fi
 ca_bundle="$(base64 < "$certs/ca.crt" | tr -d '\n')"

@@ -265,14 +265,16 @@ describe('self-issued webhook certificates, through a real kube-apiserver', () =
     await stopWebhooks();
     const url = 'amqp://app:s3cret@rabbitmq.queues.svc:5672';
     expect(cp.kubectl(['-n', 'kueuer-system', 'create', 'secret', 'generic', 'kueuer-backend', `--from-literal=KUEUER_BACKEND=${url}`]).code).toBe(0);
-    const result = await new Promise<{ code: number; output: string }>((resolve) => {
-      execFile(
-        'bash',
-        [join(root, 'scripts', 'install.sh'), join(root, 'manifests', 'overlays', 'rabbitmq')],
-        { env: { ...process.env, KUBECONFIG: cp.kubeconfig, PATH: `${cp.binDir}:${process.env.PATH}`, KUEUER_INSTALL_WAIT: 'false' } },
-        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
-      );
-    });
+    const runInstall = () =>
+      new Promise<{ code: number; output: string }>((resolve) => {
+        execFile(
+          'bash',
+          [join(root, 'scripts', 'install.sh'), join(root, 'manifests', 'overlays', 'rabbitmq')],
+          { env: { ...process.env, KUBECONFIG: cp.kubeconfig, PATH: `${cp.binDir}:${process.env.PATH}`, KUEUER_INSTALL_WAIT: 'false' } },
+          (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+        );
+      });
+    const result = await runInstall();
     expect(result.output).toContain('Keeping the existing Secret kueuer-system/kueuer-backend');
     expect(result.code).toBe(0);
     const kept = cp.getJson('secret', 'kueuer-backend', '-n', 'kueuer-system');
@@ -281,5 +283,12 @@ describe('self-issued webhook certificates, through a real kube-apiserver', () =
     expect(cp.getJson('configmap', 'kueuer-config', '-n', 'kueuer-system').data.KUEUER_CERT_SOURCE).toBe('secret');
     const installed = cp.getJson('secret', 'kueuer-webhook-tls', '-n', 'kueuer-system');
     expect(caBundles().webhooks[0]).toEqual([new X509Certificate(Buffer.from(installed.data['ca.crt'] as string, 'base64')).fingerprint256]);
+
+    // Run again (README's upgrade): the certificate the webhook serves is kept, so the caBundle never names a CA the pods do not serve yet.
+    const again = await runInstall();
+    expect(again.code).toBe(0);
+    expect(again.output).toContain('Reusing the webhook certificate of the Secret kueuer-system/kueuer-webhook-tls');
+    const after = cp.getJson('secret', 'kueuer-webhook-tls', '-n', 'kueuer-system');
+    expect(after.data).toEqual(installed.data);
   }, 120_000);
 });
