@@ -171,7 +171,7 @@ async function brokerReachable(k8s: K8s, kc: KubeConfig, call: Bound, namespace:
       if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
         return fail(
           `broker ${host}:${port} (${where}): the name does not resolve from here`,
-          `if it is a cluster-internal name, run the check inside the cluster: kubectl -n ${namespace} exec deploy/kueuer-webhook -- kueuer check`,
+          `if it is a cluster-internal name, the responders' readiness is the in-cluster view (Ready only while connected to the broker): kubectl -n ${namespace} get pods -l app.kubernetes.io/component=responder`,
         );
       }
       return fail(
