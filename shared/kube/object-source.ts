@@ -6,7 +6,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { backoff, type BackoffOptions } from '../retry.js';
+import { backoff, retry, type BackoffOptions } from '../retry.js';
 
 export interface ObjectSource<T> {
   list(): readonly T[];
@@ -54,6 +54,17 @@ export async function kubeConfig() {
  */
 const WATCH_RESTART: BackoffOptions = { baseMs: 2000, capMs: 2000 };
 
+/** How long the first list may keep failing with a transient status before start-up fails. */
+const FIRST_LIST_PATIENCE_MS = 30_000;
+
+const TRANSIENT_STATUSES = new Set([429, 500, 502, 503, 504]);
+
+/** 429, 500, 502, 503 and 504 from the API (client-node's ApiException carries `code`); anything else fails at once. */
+export function isTransientApiError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && TRANSIENT_STATUSES.has(code);
+}
+
 type ListFn<T extends KubernetesObject> = () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
 
 /**
@@ -65,8 +76,16 @@ export async function informerSource<T extends KubernetesObject>(path: string, l
   const kc = await kubeConfig();
   // Fail start-up with a clear reason when the API cannot be read at all,
   // instead of running on an empty cache.
+  // A transient refusal (429 "storage is (re)initializing" right after a CRD is
+  // created, or a 5xx while the apiserver restarts) is waited out, up to 30 s.
   try {
-    await list();
+    await retry(list, {
+      baseMs: 250,
+      capMs: 2000,
+      until: Date.now() + FIRST_LIST_PATIENCE_MS,
+      retryable: isTransientApiError,
+      onRetry: (err, attempt, waitMs) => log.warn({ path, attempt, waitMs, err: (err as Error).message.split('\n')[0] }, 'listing failed; retrying'),
+    });
   } catch (err) {
     throw new Error(`cannot list ${path} from the Kubernetes API at ${kc.getCurrentCluster()?.server ?? '(no cluster configured)'}: ${(err as Error).message}`);
   }
