@@ -18,7 +18,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeJson } from '../helpers/control-plane.js';
-import { buildImages } from '../helpers/images.js';
+import { buildImagesAsync } from '../helpers/images.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { installKueuer, type KueuerInstall } from '../helpers/real-install.js';
 import { load, request, summarize, type Answer, type LoadSummary } from './load.js';
@@ -183,11 +183,12 @@ describe('Kueuer installed on a real node', () => {
 
   beforeAll(async () => {
     const t0 = Date.now();
-    const images = buildImages();
+    // Asynchronous: a cold build takes minutes, and a worker blocked that long misses vitest's RPC deadline.
+    const images = await buildImagesAsync();
     timings.imagesMs = Date.now() - t0;
     httpbinImage = images.httpbin.ref;
     const t1 = Date.now();
-    cluster = await startRealCluster({ binDir: inject('k8sBinDir') });
+    cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir') });
     timings.clusterMs = Date.now() - t1;
     const t2 = Date.now();
     await cluster.importImage(images.kueuer.archive);
