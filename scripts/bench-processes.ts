@@ -14,8 +14,23 @@ import type { HeldClients } from './bench-report.js';
 const RABBITMQ_PORT = 20672; // below the ephemeral port range (32768+), which outgoing connections take
 const KAFKA_PORT = 20092;
 
+/**
+ * The NODE_OPTIONS the shipped responder Deployment sets (its V8 heap bounds),
+ * read from manifests/base/responder/deployment.yaml so the bench measures the
+ * responder as it runs in a cluster.
+ */
+export function shippedResponderNodeOptions(root: string): string {
+  const yaml = readFileSync(join(root, 'manifests/base/responder/deployment.yaml'), 'utf8');
+  const m = /\{name: NODE_OPTIONS, value: "([^"]*)"\}/.exec(yaml);
+  if (!m) throw new Error('manifests/base/responder/deployment.yaml sets no NODE_OPTIONS for the responder');
+  return m[1]!;
+}
+
+/** `kueuer <args>` in the namespace; a responder gets the shipped Deployment's V8 flags. */
 export function startKueuer(netns: Netns, root: string, args: string[]): ChildProcess {
-  return netns.spawn(process.execPath, [join(root, 'bin/kueuer.js'), ...args], { cwd: root, env: { ...process.env, KUEUER_LOG_LEVEL: 'warn' } });
+  const env: NodeJS.ProcessEnv = { ...process.env, KUEUER_LOG_LEVEL: 'warn' };
+  if (args[0] === 'responder') env.NODE_OPTIONS = [process.env.NODE_OPTIONS, shippedResponderNodeOptions(root)].filter(Boolean).join(' ');
+  return netns.spawn(process.execPath, [join(root, 'bin/kueuer.js'), ...args], { cwd: root, env });
 }
 
 const WAIT_SCRIPT = `

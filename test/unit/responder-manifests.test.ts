@@ -4,13 +4,16 @@
  * the drain covers the default request timeout and every example's
  * kueuer.io/timeout; its HPA uses only metrics an ordinary cluster serves
  * (metrics-server's Resource metrics), never a Pods or External metric that
- * needs an adapter Kueuer does not ship.
+ * needs an adapter Kueuer does not ship; V8's heap (old space plus the
+ * young generation's three semi-spaces) is bounded well inside its memory
+ * limit, so a burst of held clients is collected, not OOM-killed.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { durationIn } from '../../shared/options.js';
+import { quantityBytes } from '../../webhook/pod-injection.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -58,7 +61,7 @@ describe('the responder as shipped', () => {
     'manifests/install.yaml',
     'manifests/install-cert-manager.yaml',
   ]) {
-    it(`${path}: grace ≥ shutdown delay + drain + margin; drain ≥ the default and the examples' timeouts; HPA on Resource metrics only`, () => {
+    it(`${path}: grace ≥ shutdown delay + drain + margin; drain ≥ the default and the examples' timeouts; HPA on Resource metrics only; V8 heap inside the limit`, () => {
       const { deployment, hpa } = responderObjects(path);
       const pod = deployment.spec.template.spec;
       const env = pod.containers.find((c: Json) => c.name === 'responder').env as Json[];
@@ -67,6 +70,16 @@ describe('the responder as shipped', () => {
       expect(drainMs).toBeGreaterThanOrEqual(configTimeout);
       for (const t of examples) expect(drainMs, 'an example Service times out later than the responder drains').toBeGreaterThanOrEqual(t);
       expect(hpa.spec.metrics.map((m: Json) => m.type)).toEqual(['Resource']);
+      const container = pod.containers.find((c: Json) => c.name === 'responder') as Json;
+      const flags = env.find((e) => e.name === 'NODE_OPTIONS')?.value as string | undefined;
+      expect(flags, 'the responder sets its V8 heap bounds').toMatch(/--max-old-space-size=\d+/);
+      const mib = (flag: string) => Number(new RegExp(`--${flag}=(\\d+)`).exec(flags!)?.[1]);
+      const heapBytes = (mib('max-old-space-size') + 3 * mib('max-semi-space-size')) * 2 ** 20;
+      expect(Number.isFinite(heapBytes)).toBe(true);
+      // The rest of the limit holds code, sockets and buffers outside the heap (~30 KB per held client).
+      expect(heapBytes).toBeLessThanOrEqual(quantityBytes(container.resources.limits.memory as string) * 0.6);
+      // 10,000 held clients use ~100 MiB of old space (docs/benchmarks.md).
+      expect(mib('max-old-space-size')).toBeGreaterThanOrEqual(192);
     });
   }
 });
