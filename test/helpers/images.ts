@@ -56,14 +56,17 @@ export function buildImages(): ImagesJson {
   return parseImagesJson(stdout);
 }
 
-/** buildImages for a test file: the same build, without blocking the worker's event loop. */
-export function buildImagesAsync(): Promise<ImagesJson> {
+/**
+ * Runs a build script that prints its result as JSON on its last line, without blocking the worker's
+ * event loop (a cold build takes minutes); its progress goes to this process's stderr.
+ */
+export function runJsonScript<T>(path: string, parse: (stdout: string) => T, timeoutMs = 30 * 60_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = execFile('bash', [script], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
+    const child = execFile('bash', [path], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs }, (err, stdout) => {
       if (err) reject(err);
       else {
         try {
-          resolve(parseImagesJson(stdout));
+          resolve(parse(stdout));
         } catch (e) {
           reject(e as Error);
         }
@@ -71,4 +74,9 @@ export function buildImagesAsync(): Promise<ImagesJson> {
     });
     child.stderr?.pipe(process.stderr);
   });
+}
+
+/** buildImages for a test file: the same build, without blocking the worker's event loop. */
+export function buildImagesAsync(): Promise<ImagesJson> {
+  return runJsonScript(script, parseImagesJson);
 }

@@ -134,7 +134,8 @@ export function userKustomization(dir: string, image: string, config: Record<str
   ].join('\n');
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ScriptResult> {
+/** Runs `cmd args` from the repository's root without blocking: exit code, stdout+stderr, wall time. */
+export function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ScriptResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     execFile(cmd, args, { env, cwd: root, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
@@ -144,9 +145,20 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: num
   });
 }
 
-export async function installKueuer(cluster: ClusterForInstall, options: InstallOptions): Promise<KueuerInstall> {
+/** The suite's RabbitMQ as pods reach it: forwarders on the bridge, and the Secret kueuer-backend they read. */
+export interface BrokerForPods {
+  /** KUEUER_BACKEND as pods see it (through the forwarder). */
+  backendUrl: string;
+  /** KUEUER_RABBITMQ_MANAGEMENT_URL as pods see it. */
+  managementUrl: string;
+  /** The Secret kueuer-backend in `namespace`, made with `kubectl create secret generic` as README says. */
+  createBackendSecret(namespace: string): void;
+  close(): Promise<void>;
+}
+
+export async function brokerForPods(cluster: ClusterForInstall, amqpUrl: string): Promise<BrokerForPods> {
   const cp = cluster.controlPlane;
-  const broker = new URL(options.amqpUrl);
+  const broker = new URL(amqpUrl);
   const amqpPort = Number(broker.port || 5672);
   // scripts/rabbitmq.sh runs the management plugin on the AMQP port + 3.
   const amqp = await forwardTcp(cluster.bridgeGateway, { host: broker.hostname, port: amqpPort });
@@ -154,39 +166,52 @@ export async function installKueuer(cluster: ClusterForInstall, options: Install
   const credentials = `${broker.username}:${broker.password}@`;
   const backendUrl = `amqp://${credentials}${amqp.host}:${amqp.port}`;
   const managementUrl = `http://${management.host}:${management.port}`;
+  return {
+    backendUrl,
+    managementUrl,
+    createBackendSecret(namespace: string): void {
+      const yaml = cp.kubectl([
+        '-n',
+        namespace,
+        'create',
+        'secret',
+        'generic',
+        'kueuer-backend',
+        `--from-literal=KUEUER_BACKEND=${backendUrl}`,
+        `--from-literal=KUEUER_RABBITMQ_MANAGEMENT_URL=${managementUrl}`,
+        '--dry-run=client',
+        '-o',
+        'yaml',
+      ]);
+      if (yaml.code !== 0) throw new Error(`kubectl create secret: ${yaml.stderr}`);
+      const applied = cp.apply(yaml.stdout);
+      if (applied.code !== 0) throw new Error(`the Secret kueuer-backend in ${namespace}: ${applied.stderr}`);
+    },
+    async close() {
+      await amqp.close();
+      await management.close();
+    },
+  };
+}
+
+/** The environment a user's shell has for this cluster: its kubeconfig, its kubectl (and helm, if given) first on PATH. */
+export function userEnv(cp: ControlPlane, extra: Record<string, string> = {}, toolDirs: string[] = []): NodeJS.ProcessEnv {
+  return { ...process.env, KUBECONFIG: cp.kubeconfig, PATH: [cp.binDir, ...toolDirs, dirname(process.execPath), process.env.PATH ?? ''].join(':'), ...extra };
+}
+
+export async function installKueuer(cluster: ClusterForInstall, options: InstallOptions): Promise<KueuerInstall> {
+  const cp = cluster.controlPlane;
+  const broker = await brokerForPods(cluster, options.amqpUrl);
+  const { backendUrl, managementUrl, createBackendSecret } = broker;
 
   const cacheDir = join(root, '.cache', 'real-node');
   mkdirSync(cacheDir, { recursive: true });
   const kustomizeDir = mkdtempSync(join(cacheDir, 'install-'));
   writeFileSync(join(kustomizeDir, 'kustomization.yaml'), userKustomization(kustomizeDir, options.image, options.config ?? {}));
 
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    KUBECONFIG: cp.kubeconfig,
-    PATH: `${cp.binDir}:${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-    KUEUER_CERT_DIR: join(kustomizeDir, 'certs'),
-  };
-  const createBackendSecret = (namespace: string): void => {
-    const yaml = cp.kubectl([
-      '-n',
-      namespace,
-      'create',
-      'secret',
-      'generic',
-      'kueuer-backend',
-      `--from-literal=KUEUER_BACKEND=${backendUrl}`,
-      `--from-literal=KUEUER_RABBITMQ_MANAGEMENT_URL=${managementUrl}`,
-      '--dry-run=client',
-      '-o',
-      'yaml',
-    ]);
-    if (yaml.code !== 0) throw new Error(`kubectl create secret: ${yaml.stderr}`);
-    const applied = cp.apply(yaml.stdout);
-    if (applied.code !== 0) throw new Error(`the Secret kueuer-backend in ${namespace}: ${applied.stderr}`);
-  };
+  const env = userEnv(cp, { KUEUER_CERT_DIR: join(kustomizeDir, 'certs') });
   const close = async (): Promise<void> => {
-    await amqp.close();
-    await management.close();
+    await broker.close();
     rmSync(kustomizeDir, { recursive: true, force: true });
   };
 
@@ -195,7 +220,7 @@ export async function installKueuer(cluster: ClusterForInstall, options: Install
     const ns = cp.kubectl(['create', 'namespace', 'kueuer-system']);
     if (ns.code !== 0 && !ns.stderr.includes('AlreadyExists')) throw new Error(`kubectl create namespace kueuer-system: ${ns.stderr}`);
     createBackendSecret('kueuer-system');
-    const installed = await run('bash', [join(root, 'scripts', 'install.sh'), kustomizeDir], env, 400_000);
+    const installed = await runTool('bash', [join(root, 'scripts', 'install.sh'), kustomizeDir], env, 400_000);
     if (installed.code !== 0) {
       const pods = cp.kubectl(['get', 'pods', '-A', '-o', 'wide']).stdout;
       const events = cp.kubectl(['get', 'events', '-n', 'kueuer-system', '--sort-by=.lastTimestamp']).stdout.split('\n').slice(-25).join('\n');
@@ -208,7 +233,7 @@ export async function installKueuer(cluster: ClusterForInstall, options: Install
       installMs: installed.ms,
       installOutput: installed.output,
       createBackendSecret,
-      runScript: (script, args = []) => run('bash', [join(root, script), ...args], env, 300_000),
+      runScript: (script, args = []) => runTool('bash', [join(root, script), ...args], env, 300_000),
       close,
     };
   } catch (err) {

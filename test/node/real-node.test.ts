@@ -21,6 +21,7 @@ import type { KubeJson } from '../helpers/control-plane.js';
 import { buildImagesAsync } from '../helpers/images.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { installKueuer, type KueuerInstall } from '../helpers/real-install.js';
+import { httpbinDeployment as httpbinIn, sleep, waitFor } from './fixtures.js';
 import { load, request, summarize, type Answer, type LoadSummary } from './load.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -48,55 +49,7 @@ function record(scenario: string, s: LoadSummary, detail = ''): void {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | false | null, describeState?: () => string): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describeState ? `\n${describeState()}` : ''}`);
-    await sleep(250);
-  }
-}
-
-const httpbinDeployment = (
-  name: string,
-  image: string,
-  opts: { replicas: number; annotations?: Record<string, string>; podAnnotations?: Record<string, string> },
-) => `
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ${name}
-  namespace: ${NS}
-  annotations: ${JSON.stringify(opts.annotations ?? {})}
-spec:
-  replicas: ${opts.replicas}
-  selector: {matchLabels: {app: ${name}}}
-  template:
-    metadata:
-      labels: {app: ${name}, kueuer.io/inject: "true"}
-      annotations: ${JSON.stringify(opts.podAnnotations ?? {})}
-    spec:
-      terminationGracePeriodSeconds: 30
-      containers:
-        - name: app
-          image: ${image}
-          env: [{name: USE_REAL_HOSTNAME, value: "true"}]
-          ports: [{name: http, containerPort: 8080}]
-          readinessProbe: {httpGet: {path: /status/200, port: http}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: ${name}
-  namespace: ${NS}
-  labels: {kueuer.io/inject: "true"}
-spec:
-  selector: {app: ${name}}
-  ports: [{name: http, port: 80, targetPort: http}]
-`;
+const httpbinDeployment = (name: string, image: string, opts: Parameters<typeof httpbinIn>[3]) => httpbinIn(NS, name, image, opts);
 
 describe('Kueuer installed on a real node', () => {
   let cluster: RealCluster;

@@ -1,0 +1,251 @@
+/**
+ * The install paths README offers besides scripts/install.sh, proven on a
+ * real node (issue 14): a plain `kubectl apply -k` of the shipped base, where
+ * the webhook issues its own certificate and fills both caBundles; and
+ * `helm install` of charts/kueuer in keda mode beside a real KEDA (v2.21.0,
+ * built from the Go module proxy by scripts/keda.sh), whose metrics-api
+ * scaler reads the webhook's /backlog over HTTPS with the CA the webhook
+ * keeps in KEDA's namespace. Each path ends with README's uninstall for it.
+ *
+ * One real cluster (test/helpers/node.ts) for both, in order; the broker is
+ * the suite's RabbitMQ reached from pods through forwarders
+ * (test/helpers/real-install.ts); the app is go-httpbin.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { KubeJson } from '../helpers/control-plane.js';
+import { buildImagesAsync } from '../helpers/images.js';
+import { buildKedaAsync, installKeda, rollout, setHostAliases, type KedaBuild } from '../helpers/keda.js';
+import { startRealCluster, type RealCluster } from '../helpers/node.js';
+import { brokerForPods, runTool, userEnv, userKustomization, type BrokerForPods } from '../helpers/real-install.js';
+import { httpbinDeployment, waitFor } from './fixtures.js';
+import { load, request, summarize } from './load.js';
+
+const root = join(import.meta.dirname, '..', '..');
+
+describe('the install paths on a real node', () => {
+  let cluster: RealCluster;
+  let broker: BrokerForPods;
+  let keda: KedaBuild;
+  let kueuerImage = '';
+  let httpbinImage = '';
+  const env = () => userEnv(cluster.controlPlane, {}, [dirname(inject('helmBin'))]);
+  const kubectl = (...args: string[]) => cluster.controlPlane.kubectl(args);
+  const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
+  const tryGetJson = (...args: string[]): KubeJson | null => cluster.controlPlane.tryGetJson(...args);
+  const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {
+    if (r.code !== 0) throw new Error(`${what}: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  };
+  const podState = (ns: string) => () => kubectl('get', 'pods', '-n', ns, '-o', 'wide').stdout;
+  const readyPods = (ns: string, app: string): KubeJson[] =>
+    (getJson('pods', '-n', ns, '-l', `app=${app}`).items as KubeJson[]).filter(
+      (p) => !p.metadata.deletionTimestamp && (p.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    );
+  const serviceUrl = (ns: string, name: string) => `http://${getJson('service', name, '-n', ns).spec.clusterIP as string}:80`;
+
+  /** An opted-in namespace with its broker Secret and go-httpbin `name` in it, ready. */
+  const deployApp = async (ns: string, name: string, annotations: Record<string, string>, replicas = 1) => {
+    ok(cluster.controlPlane.apply(`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}, labels: {kueuer.io/injection: enabled}}\n`), ns);
+    broker.createBackendSecret(ns);
+    ok(cluster.controlPlane.apply(httpbinDeployment(ns, name, httpbinImage, { replicas, annotations })), name);
+    await waitFor(`${replicas} ready pods of ${ns}/${name}`, 120_000, () => readyPods(ns, name).length === replicas, podState(ns));
+    for (const p of readyPods(ns, name)) {
+      expect((p.spec.initContainers as KubeJson[] | undefined)?.some((c) => c.name === 'kueuer-sidecar')).toBe(true);
+    }
+  };
+
+  /** Requests through the Service's ClusterIP are answered by the app, through Kueuer (the responder's request id on each). */
+  const expectQueuedAnswers = async (ns: string, name: string) => {
+    const base = serviceUrl(ns, name);
+    const answers = await load({ count: 20, concurrency: 4, url: (i) => `${base}/get?i=${i}` });
+    expect(summarize(answers).failures).toEqual({});
+    for (const a of answers) {
+      expect(a.status).toBe(200);
+      expect(a.headers['x-kueuer-request-id']).toMatch(/./);
+      expect((JSON.parse(a.body.toString()) as { args: { i: string[] } }).args.i).toEqual([String(a.i)]);
+    }
+  };
+
+  const waitGone = (what: string, ...args: string[]) => waitFor(`${what} to be gone`, 180_000, () => tryGetJson(...args) === null);
+
+  beforeAll(async () => {
+    // Asynchronous and side by side: cold builds take minutes (KEDA's several).
+    const [images, kedaBuild] = await Promise.all([buildImagesAsync(), buildKedaAsync()]);
+    keda = kedaBuild;
+    kueuerImage = images.kueuer.ref;
+    httpbinImage = images.httpbin.ref;
+    cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir') });
+    for (const archive of [images.kueuer.archive, images.httpbin.archive, keda.operator.archive, keda.adapter.archive]) await cluster.importImage(archive);
+    broker = await brokerForPods(cluster, inject('amqpUrl'));
+  }, 45 * 60_000);
+
+  afterAll(async () => {
+    await broker?.close();
+    await cluster?.stop();
+  }, 3 * 60_000);
+
+  it(
+    'kubectl apply -k of the shipped base alone: the webhook issues its certificate, fills both caBundles, injects and serves; uninstall restores',
+    async () => {
+      // README, "Install on a cluster": the namespace and the broker Secret, then the user's kustomization of the base.
+      ok(kubectl('create', 'namespace', 'kueuer-system'), 'namespace');
+      broker.createBackendSecret('kueuer-system');
+      const dir = mkdtempSync(join(root, '.cache', 'real-node', 'apply-k-'));
+      try {
+        writeFileSync(join(dir, 'kustomization.yaml'), userKustomization(dir, kueuerImage, {}));
+        const applied = await runTool('kubectl', ['apply', '-k', dir], env(), 120_000);
+        expect(applied.code, applied.output).toBe(0);
+        await rollout(cluster.controlPlane, 'kueuer-system', 'kueuer-webhook', 240);
+        await rollout(cluster.controlPlane, 'kueuer-system', 'kueuer-responder', 240);
+
+        // No script made a certificate: the webhook did, and put its CA in both caBundles.
+        const tls = getJson('secret', 'kueuer-webhook-tls', '-n', 'kueuer-system');
+        const ca = tls.data['ca.crt'] as string;
+        expect(ca.length).toBeGreaterThan(100);
+        const webhookConfig = getJson('mutatingwebhookconfiguration', 'kueuer');
+        for (const w of webhookConfig.webhooks as KubeJson[]) expect(w.clientConfig.caBundle, w.name as string).toBe(ca);
+        const apiService = getJson('apiservice', 'v1beta1.external.metrics.k8s.io');
+        expect(apiService.spec.caBundle).toBe(ca);
+        await waitFor('the APIService to be Available', 60_000, () =>
+          (getJson('apiservice', 'v1beta1.external.metrics.k8s.io').status?.conditions as KubeJson[] | undefined)?.some(
+            (c) => c.type === 'Available' && c.status === 'True',
+          ),
+        );
+
+        await deployApp('plain', 'web', { 'kueuer.io/autoscale': 'false' });
+        await expectQueuedAnswers('plain', 'web');
+
+        // README, "Uninstall": scripts/uninstall.sh with the kustomization that was applied.
+        const removed = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), dir], env(), 300_000);
+        expect(removed.code, removed.output).toBe(0);
+        const svc = getJson('service', 'web', '-n', 'plain');
+        expect(svc.spec.selector).toEqual({ app: 'web' });
+        expect(tryGetJson('mutatingwebhookconfiguration', 'kueuer')).toBeNull();
+        const direct = await request(`${serviceUrl('plain', 'web')}/get`);
+        expect(direct.status).toBe(200);
+        expect(direct.headers['x-kueuer-request-id']).toBeUndefined();
+        await waitGone('the namespace kueuer-system', 'namespace', 'kueuer-system');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    15 * 60_000,
+  );
+
+  it(
+    'helm install in keda mode beside a real KEDA: KEDA reads /backlog over TLS and scales the app up; the Helm uninstall restores',
+    async () => {
+      const kedaInstall = await installKeda(cluster.controlPlane, keda);
+      expect(getJson('apiservice', 'v1beta1.external.metrics.k8s.io').spec.service).toMatchObject({ namespace: 'keda' });
+
+      // README, "Helm", with the chart creating the broker Secret (broker.type=rabbitmq).
+      const colon = kueuerImage.lastIndexOf(':');
+      const installed = await runTool(
+        inject('helmBin'),
+        [
+          'install',
+          'kueuer',
+          join(root, 'charts', 'kueuer'),
+          '--namespace',
+          'kueuer-system',
+          '--create-namespace',
+          '--set',
+          `image.repository=${kueuerImage.slice(0, colon)}`,
+          '--set',
+          `image.tag=${kueuerImage.slice(colon + 1)}`,
+          '--set',
+          'autoscaling.mode=keda',
+          '--set',
+          'broker.type=rabbitmq',
+          '--set',
+          `broker.url=${broker.backendUrl}`,
+          '--set',
+          `broker.rabbitmq.managementUrl=${broker.managementUrl}`,
+          '--wait',
+          '--timeout',
+          '5m',
+        ],
+        env(),
+        360_000,
+      );
+      expect(installed.code, installed.output).toBe(0);
+      // Kueuer left KEDA's APIService alone, and keeps its CA in KEDA's namespace for the ClusterTriggerAuthentication.
+      expect(getJson('apiservice', 'v1beta1.external.metrics.k8s.io').spec.service).toMatchObject({ namespace: 'keda' });
+      const webhookCa = getJson('secret', 'kueuer-webhook-tls', '-n', 'kueuer-system').data['ca.crt'] as string;
+      await waitFor(
+        'the Secret keda/kueuer-backlog-tls holding the webhook CA',
+        60_000,
+        () => tryGetJson('secret', 'kueuer-backlog-tls', '-n', 'keda')?.data?.['ca.crt'] === webhookCa,
+      );
+      expect(tryGetJson('clustertriggerauthentication', 'kueuer-backlog')).not.toBeNull();
+      // The harness has no cluster DNS: KEDA's operator gets the webhook Service's name as a host alias.
+      await setHostAliases(cluster.controlPlane, 'keda', 'keda-operator', {
+        'kueuer-webhook.kueuer-system.svc': { namespace: 'kueuer-system', service: 'kueuer-webhook' },
+      });
+
+      await deployApp('burst', 'worker', {
+        'kueuer.io/min-replicas': '1',
+        'kueuer.io/max-replicas': '3',
+        'kueuer.io/target-backlog': '2',
+      });
+      const so = await waitFor(
+        'the ScaledObject kueuer-deploy-worker to be Ready',
+        120_000,
+        () => {
+          const o = tryGetJson('scaledobject', 'kueuer-deploy-worker', '-n', 'burst');
+          return (o?.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True') ? o : null;
+        },
+        () => kubectl('describe', 'scaledobject', '-n', 'burst').stdout + kubectl('logs', '-n', 'keda', 'deployment/keda-operator', '--tail=30').stdout,
+      );
+      expect(so.spec.triggers[0].metadata.authMode).toBe('tls');
+      const hpaName = (so.status.hpaName as string | undefined) ?? 'keda-hpa-kueuer-deploy-worker';
+      await waitFor(`KEDA's HPA ${hpaName}`, 60_000, () => tryGetJson('hpa', hpaName, '-n', 'burst'));
+
+      // 40 requests of 1.5 s, one at a time per pod: a backlog of ~39 for one pod (60 s of work, the responder's
+      // default timeout); KEDA's HPA must add pods for all to be answered.
+      const url = serviceUrl('burst', 'worker');
+      const t0 = Date.now();
+      let maxReady = 1;
+      let scaledAt = 0;
+      const watching = (async () => {
+        await waitFor(
+          'worker to reach 3 ready replicas through KEDA',
+          150_000,
+          () => {
+            maxReady = Math.max(maxReady, readyPods('burst', 'worker').length);
+            return maxReady === 3;
+          },
+          () =>
+            kubectl('describe', 'hpa', hpaName, '-n', 'burst').stdout +
+            kubectl('logs', '-n', 'keda', 'deployment/keda-operator', '--tail=30').stdout +
+            kubectl('logs', '-n', 'keda', 'deployment/keda-metrics-apiserver', '--tail=20').stdout,
+        );
+        scaledAt = Date.now();
+      })();
+      const answers = await load({ count: 40, concurrency: 40, url: (i) => `${url}/delay/1.5?i=${i}` });
+      await watching;
+      expect(summarize(answers).failures).toEqual({});
+      // The scaling was KEDA's: the only HPA is the one KEDA made, on its external metric.
+      expect((getJson('hpa', '-n', 'burst').items as KubeJson[]).map((h) => h.metadata.name)).toEqual([hpaName]);
+      const hpa = getJson('hpa', hpaName, '-n', 'burst');
+      expect(hpa.spec.metrics.map((m: KubeJson) => m.type)).toEqual(['External']);
+      expect(hpa.status.desiredReplicas).toBeGreaterThan(1);
+      console.log(
+        `keda mode: KEDA ready ${kedaInstall.readySeconds.toFixed(1)} s after apply; worker at 3 ready ${((scaledAt - t0) / 1000).toFixed(1)} s after the first of 40 requests; all answered`,
+      );
+
+      // README, "Uninstall", for a Helm install.
+      const restored = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--restore-only'], env(), 300_000);
+      expect(restored.code, restored.output).toBe(0);
+      const removed = await runTool(inject('helmBin'), ['uninstall', 'kueuer', '--namespace', 'kueuer-system', '--wait'], env(), 300_000);
+      expect(removed.code, removed.output).toBe(0);
+      expect(getJson('service', 'worker', '-n', 'burst').spec.selector).toEqual({ app: 'worker' });
+      const direct = await request(`${serviceUrl('burst', 'worker')}/get`);
+      expect(direct.status).toBe(200);
+      expect(direct.headers['x-kueuer-request-id']).toBeUndefined();
+    },
+    20 * 60_000,
+  );
+});
