@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { integerIn } from '../shared/options.js';
+import { settleWithin } from '../shared/timers.js';
 
 /** How long one Kubernetes API call may take, in seconds, unless --api-timeout says otherwise. */
 export const DEFAULT_API_TIMEOUT_S = 10;
@@ -29,11 +30,7 @@ export class KubeTimeoutError extends Error {
 
 /** `work`, or a KubeTimeoutError after `seconds`. */
 export function withinTimeout<T>(work: Promise<T>, seconds: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KubeTimeoutError(seconds)), seconds * 1000);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return settleWithin(work, seconds * 1000, () => new KubeTimeoutError(seconds));
 }
 
 /** An API error as its HTTP status (when it has one) and the first line of the apiserver's message. */

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { describeNetworkCause } from '../shared/connect-errors.js';
 import { KueuerError } from '../shared/errors.js';
+import { settleWithin } from '../shared/timers.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 const API_TIMEOUT_MS = 10_000;
@@ -93,14 +94,8 @@ export async function checkKubernetesApi(env: Record<string, string | undefined>
   if (!server) {
     throw new KueuerError('KUEUER_ERR_KUBERNETES_UNAVAILABLE', `the Kubernetes configuration from ${source} has no current cluster: set its current-context`);
   }
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      kc.makeApiClient(VersionApi).getCode(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${API_TIMEOUT_MS / 1000} s`)), API_TIMEOUT_MS);
-      }),
-    ]);
+    await settleWithin(kc.makeApiClient(VersionApi).getCode(), API_TIMEOUT_MS, () => new Error(`no answer within ${API_TIMEOUT_MS / 1000} s`));
   } catch (err) {
     // An HTTP status (e.g. 401, 403) means the server answered.
     if (typeof (err as { code?: unknown }).code === 'number') return;
@@ -109,7 +104,5 @@ export async function checkKubernetesApi(env: Record<string, string | undefined>
       `cannot reach the Kubernetes API at ${server} (from ${source}): ${describeNetworkCause(err)}; check that the cluster is running and that this address is right and reachable from here`,
       { cause: err },
     );
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -12,6 +12,7 @@
  *   through the API, once per Job, within a bound (`JobWorkloads`).
  */
 import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import { settleWithin } from '../shared/timers.js';
 
 export function owningWorkloadName(meta: V1ObjectMeta): string {
   const owner = meta.ownerReferences?.find((o) => o.controller) ?? meta.ownerReferences?.[0];
@@ -85,18 +86,12 @@ export class JobWorkloads {
   }
 
   private async lookup(namespace: string, owner: V1OwnerReference): Promise<JobWorkload> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new LookupTimeout()), this.timeoutMs);
-    });
     try {
-      const job = await Promise.race([this.read(namespace, owner.name), timeout]);
+      const job = await settleWithin(this.read(namespace, owner.name), this.timeoutMs, () => new LookupTimeout());
       if (owner.uid && job.uid && job.uid !== owner.uid) return { problem: 'the Job of that name is not the one that owns the pod (it was re-created)' };
       return { name: workloadOfJob(job) };
     } catch (err) {
       return { problem: describeFailure(err, this.timeoutMs) };
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

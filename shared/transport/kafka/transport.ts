@@ -42,6 +42,7 @@ import { metaFromHeaders, recordOf } from './records.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { TickBatcher } from './tick-batcher.js';
 import { replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits } from './transactions.js';
+import { settleWithin } from '../../timers.js';
 
 export interface KafkaTransportOptions {
   partitions: number;
@@ -61,13 +62,7 @@ const MAX_MESSAGE_BYTES = 101 * 1024 * 1024;
 const CONNECTED_POLL: RetryOptions = { baseMs: 100, capMs: 100, jitter: false, maxAttempts: 51 };
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `${what} not confirmed within ${ms} ms`)), ms);
-    }),
-  ]);
+  return settleWithin(p, ms, () => new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `${what} not confirmed within ${ms} ms`));
 }
 
 export class KafkaTransport implements Transport {
