@@ -29,7 +29,27 @@ export const statusOptions = {
   },
   rabbitmqManagementUrl: webhookOptions.rabbitmqManagementUrl,
   apiTimeout: apiTimeoutOption,
+  namespace: {
+    flag: 'namespace',
+    env: 'KUEUER_STATUS_NAMESPACE',
+    description: 'comma-separated namespaces to read instead of every namespace labelled kueuer.io/injection=enabled (for a user who may not list namespaces)',
+    optional: true,
+    parse: parseNamespaces,
+  },
 };
+
+/** A comma-separated list of namespace names (DNS-1123 labels). */
+export function parseNamespaces(raw: string): string[] {
+  const names = raw
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  if (names.length === 0) throw new Error('expected one or more namespace names, comma-separated');
+  for (const n of names) {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n)) throw new Error(`${JSON.stringify(n.slice(0, 80))} is not a namespace name (a DNS-1123 label)`);
+  }
+  return [...new Set(names)];
+}
 
 type StatusOptions = OptionValues<typeof statusOptions>;
 type K8s = typeof import('@kubernetes/client-node');
@@ -94,7 +114,13 @@ async function readBacklog(depth: QueueDepthReader | { unknown: string }, queue:
   }
 }
 
-export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
+/** The rows, and the namespaces that could not be read (each a line saying why). */
+export interface StatusReport {
+  rows: StatusRow[];
+  notes: string[];
+}
+
+export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
   const k8s = await import('@kubernetes/client-node');
   const kc = await kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -102,9 +128,10 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
   const hpas = kc.makeApiClient(k8s.AutoscalingV2Api);
   const call: Bound = (work) => withinTimeout(work, o.apiTimeout);
   const server = kc.getCurrentCluster()?.server ?? '(no cluster configured)';
-  let namespaces;
+  let namespaces: string[];
   try {
-    namespaces = await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }));
+    namespaces =
+      o.namespace ?? (await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }))).items.map((n) => n.metadata!.name!);
   } catch (err) {
     // No answer, or an answer from whatever runs at the server the client fell back to without a kubeconfig.
     const fix = kubeconfigFix(server);
@@ -113,14 +140,31 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
       const what = code === undefined || err instanceof KubeTimeoutError ? apiDoesNotAnswer(server, err) : `Kubernetes API at ${server}: ${message}`;
       throw new ApiUnreachable(`FAIL ${what}\n     fix: ${fix}`);
     }
+    if (code === 403) {
+      throw new ApiUnreachable(
+        `FAIL this user may not list namespaces, so kueuer status cannot find the ones labelled ${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}\n     fix: name them: kueuer status --namespace NS[,NS…]`,
+      );
+    }
     throw err;
   }
   const workloads: Array<Workload & { selector: string }> = [];
-  for (const ns of namespaces.items.map((n) => n.metadata!.name!).sort()) {
-    const [deployments, statefulSets] = await Promise.all([
+  const namespaceNotes: string[] = [];
+  for (const ns of [...namespaces].sort()) {
+    const [deploymentList, statefulSetList] = await Promise.allSettled([
       call(apps.listNamespacedDeployment({ namespace: ns })),
       call(apps.listNamespacedStatefulSet({ namespace: ns })),
     ]);
+    // One namespace this user cannot read is a note, not the end of the listing.
+    if (deploymentList.status === 'rejected' || statefulSetList.status === 'rejected') {
+      const failed: [string, unknown] =
+        deploymentList.status === 'rejected'
+          ? ['deployments.apps', deploymentList.reason]
+          : ['statefulsets.apps', (statefulSetList as PromiseRejectedResult).reason];
+      namespaceNotes.push(`${ns}: ${unknownRead(failed[1], 'list', failed[0], ns).unknown}`);
+      continue;
+    }
+    const deployments = deploymentList.value;
+    const statefulSets = statefulSetList.value;
     for (const [kind, items] of [
       ['Deployment', deployments.items],
       ['StatefulSet', statefulSets.items],
@@ -141,7 +185,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
   }
   const depth = workloads.length > 0 ? await openDepth(k8s, kc, call, o) : { unknown: 'no workloads' };
   try {
-    return await Promise.all(
+    const rows = await Promise.all(
       workloads.map(async (w) => {
         const [pods, hpa, backlog] = await Promise.all([
           call(core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).then(
@@ -161,6 +205,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
         return statusRow(w, pods, hpa, backlog);
       }),
     );
+    return { rows, notes: namespaceNotes };
   } finally {
     if (!('unknown' in depth)) await depth.close();
   }
@@ -168,12 +213,13 @@ export async function collectStatus(o: StatusOptions): Promise<StatusRow[]> {
 
 export const statusCommand: Command<typeof statusOptions> = {
   name: 'status',
-  usage: 'kueuer status [--system-namespace NS] [--backend URL] [options]',
+  usage: 'kueuer status [--namespace NS[,NS…]] [--system-namespace NS] [--backend URL] [options]',
   summary: 'Lists the opted-in workloads: queue, backlog, replicas, desired replicas, and how many pods carry the sidecar (and why not).',
   options: statusOptions,
   async run(o) {
     try {
-      process.stdout.write(formatStatus(await collectStatus(o)));
+      const report = await collectStatus(o);
+      process.stdout.write(formatStatus(report.rows, report.notes));
       return 0;
     } catch (err) {
       if (err instanceof ApiUnreachable) process.stderr.write(`${err.message}\n`);

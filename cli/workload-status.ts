@@ -128,13 +128,14 @@ export function statusRow(w: Workload, podsRead: Read<readonly V1Pod[]>, hpaRead
 }
 
 /** The rows as an aligned table, then every note. */
-export function formatStatus(rows: readonly StatusRow[]): string {
+export function formatStatus(rows: readonly StatusRow[], unreadable: readonly string[] = []): string {
+  const unreadableLines = unreadable.length > 0 ? `\nNot read:\n${unreadable.map((n) => `  ${n}`).join('\n')}\n` : '';
   if (rows.length === 0)
-    return 'No opted-in workloads (Deployments and StatefulSets whose pod template has the label kueuer.io/inject: "true" in a namespace labelled kueuer.io/injection=enabled).\n';
+    return `No opted-in workloads (Deployments and StatefulSets whose pod template has the label kueuer.io/inject: "true" in a namespace labelled kueuer.io/injection=enabled).\n${unreadableLines}`;
   const header = ['NAMESPACE', 'WORKLOAD', 'QUEUE', 'BACKLOG', 'READY/REPLICAS', 'DESIRED', 'INJECTED'];
   const table = [header, ...rows.map((r) => [r.namespace, r.workload, r.queue, r.backlog, r.replicas, r.desired, r.injected])];
   const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   const lines = table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
   const notes = rows.flatMap((r) => r.notes);
-  return `${lines.join('\n')}\n${notes.length > 0 ? `\n${notes.join('\n')}\n` : ''}`;
+  return `${lines.join('\n')}\n${notes.length > 0 ? `\n${notes.join('\n')}\n` : ''}${unreadableLines}`;
 }

@@ -114,6 +114,41 @@ spec:
     expect(r.stdout).toContain(`deployment/web: backlog unknown: the broker did not answer for ${ns}.web: `);
   }, 60_000);
 
+  it('as a user who may read one namespace only: a clear refusal without --namespace; with it, that namespace, and the unreadable one named', async () => {
+    // A ServiceAccount with a Role in ns alone (what a team's kubeconfig often is): no namespace list, nothing elsewhere.
+    const other = `${ns}-other`;
+    const rbac = [
+      `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${other}, labels: {kueuer.io/injection: enabled}}\n`,
+      `apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: team, namespace: ${ns}}\n`,
+      `apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: team-read, namespace: ${ns}}\nrules:\n` +
+        `  - {apiGroups: [apps], resources: [deployments, statefulsets], verbs: [list]}\n` +
+        `  - {apiGroups: [""], resources: [pods], verbs: [list]}\n` +
+        `  - {apiGroups: [autoscaling], resources: [horizontalpodautoscalers], verbs: [get]}\n`,
+      `apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: team-read, namespace: ${ns}}\n` +
+        `roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: team-read}\nsubjects: [{kind: ServiceAccount, name: team, namespace: ${ns}}]\n`,
+    ];
+    const applied = cp.apply(rbac.join('---\n'));
+    expect(applied.code, applied.stderr).toBe(0);
+    const asTeam = { KUBECONFIG: cp.kubeconfigAs(ns, 'team') };
+    const backend = ['--backend', amqpUrl, '--rabbitmq-management-url', managementUrl];
+
+    const refused = await runKueuer(['status', ...backend], asTeam);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('FAIL this user may not list namespaces');
+    expect(refused.stderr).toContain('fix: name them: kueuer status --namespace NS[,NS…]');
+
+    const named = await runKueuer(['status', '--namespace', `${other},${ns}`, ...backend], asTeam);
+    expect(named.code, named.stderr).toBe(0);
+    expect(named.stdout).toMatch(new RegExp(`${ns} +deployment/web +${ns}\\.web +\\d+ +0/2 `));
+    expect(named.stdout).toContain(
+      `Not read:\n  ${other}: forbidden: this user may not list deployments.apps in namespace ${other} (kubectl auth can-i list deployments.apps -n ${other})`,
+    );
+
+    const badName = await runKueuer(['status', '--namespace', 'Not_A_Namespace'], asTeam);
+    expect(badName.code).not.toBe(0);
+    expect(badName.stderr).toContain('"Not_A_Namespace" is not a namespace name');
+  }, 60_000);
+
   it('does not wait for an unreachable Kafka: unknown within seconds', async () => {
     const closed = await freePort();
     const started = Date.now();
