@@ -114,6 +114,19 @@ async function readBacklog(depth: QueueDepthReader | { unknown: string }, queue:
   }
 }
 
+/**
+ * No answer, or an answer from whatever runs at the server the client fell back to without a
+ * kubeconfig: the one FAIL line with the fix. An HTTP refusal (403, 404) from a real apiserver returns.
+ */
+function throwIfUnreachable(err: unknown, server: string): void {
+  const fix = kubeconfigFix(server);
+  const { code, message } = apiError(err);
+  if (code === undefined || err instanceof KubeTimeoutError || noKubeconfig(fix)) {
+    const what = code === undefined || err instanceof KubeTimeoutError ? apiDoesNotAnswer(server, err) : `Kubernetes API at ${server}: ${message}`;
+    throw new ApiUnreachable(`FAIL ${what}\n     fix: ${fix}`);
+  }
+}
+
 /** The rows, and the namespaces that could not be read (each a line saying why). */
 export interface StatusReport {
   rows: StatusRow[];
@@ -133,14 +146,8 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
     namespaces =
       o.namespace ?? (await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }))).items.map((n) => n.metadata!.name!);
   } catch (err) {
-    // No answer, or an answer from whatever runs at the server the client fell back to without a kubeconfig.
-    const fix = kubeconfigFix(server);
-    const { code, message } = apiError(err);
-    if (code === undefined || err instanceof KubeTimeoutError || noKubeconfig(fix)) {
-      const what = code === undefined || err instanceof KubeTimeoutError ? apiDoesNotAnswer(server, err) : `Kubernetes API at ${server}: ${message}`;
-      throw new ApiUnreachable(`FAIL ${what}\n     fix: ${fix}`);
-    }
-    if (code === 403) {
+    throwIfUnreachable(err, server);
+    if (apiError(err).code === 403) {
       throw new ApiUnreachable(
         `FAIL this user may not list namespaces, so kueuer status cannot find the ones labelled ${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}\n     fix: name them: kueuer status --namespace NS[,NS…]`,
       );
@@ -160,6 +167,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
         deploymentList.status === 'rejected'
           ? ['deployments.apps', deploymentList.reason]
           : ['statefulsets.apps', (statefulSetList as PromiseRejectedResult).reason];
+      throwIfUnreachable(failed[1], server);
       namespaceNotes.push(`${ns}: ${unknownRead(failed[1], 'list', failed[0], ns).unknown}`);
       continue;
     }

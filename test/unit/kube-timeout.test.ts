@@ -69,6 +69,16 @@ current-context: silent
     expect(Date.now() - started).toBeLessThan(10_000);
   }, 30_000);
 
+  it('kueuer status --namespace (no namespace list) still fails on a silent API with the FAIL line, not a note per namespace', async () => {
+    const r = await runKueuer(['status', '--api-timeout', '2', '--namespace', 'shop,web'], { KUBECONFIG: kubeconfig });
+    expect(r.stderr).toBe(
+      `FAIL Kubernetes API at ${server} does not answer within 2 s\n` +
+        `     fix: check the cluster is up, and that KUBECONFIG (${kubeconfig}) and its current context name it\n`,
+    );
+    expect(r.stdout).toBe('');
+    expect(r.code).toBe(1);
+  }, 30_000);
+
   it('kueuer status without any kubeconfig names the server the client fell back to and says to set KUBECONFIG', async () => {
     const home = mkdtempSync(join(tmpdir(), 'kueuer-home-'));
     const r = await runKueuer(['status', '--api-timeout', '2'], { KUBECONFIG: '', HOME: home, KUBERNETES_SERVICE_HOST: '' });
