@@ -6,12 +6,15 @@
 #
 #   scripts/kafka.sh start   # prints host:port on its last line
 #   scripts/kafka.sh stop
-# KUEUER_KAFKA_PORT (default 29092) and KUEUER_KAFKA_DIR select another node.
+# KUEUER_KAFKA_PORT (default 29092) and KUEUER_KAFKA_DIR select another node;
+# KUEUER_KAFKA_HOST (default 127.0.0.1) is the address its client listener binds
+# and advertises (the real-node tests use the node bridge's, which pods reach).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 version="${KUEUER_KAFKA_VERSION:-4.1.1}"
 port="${KUEUER_KAFKA_PORT:-29092}"
+host="${KUEUER_KAFKA_HOST:-127.0.0.1}"
 controller_port="$((port + 1))"
 libs="$root/.cache/kafka/$version/libs"
 base="${KUEUER_KAFKA_DIR:-$root/.cache/kafka/node-$port}"
@@ -50,7 +53,7 @@ case "${1:-}" in
   start)
     fetch_jars
     if ! running; then
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
         echo "port $port is already taken (another Kafka broker, perhaps from another checkout); stop it or set KUEUER_KAFKA_PORT" >&2
         exit 1
       fi
@@ -60,8 +63,8 @@ case "${1:-}" in
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+listeners=PLAINTEXT://$host:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://$host:$port,CONTROLLER://127.0.0.1:$controller_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -83,13 +86,13 @@ PROPS
       nohup java "${java_opts[@]}" "${cp[@]}" kafka.Kafka "$base/server.properties" > "$base/logs/server.log" 2>&1 &
       echo $! > "$pidfile"
       for _ in $(seq 1 120); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then break; fi
         if ! running; then echo "Kafka exited while starting; its log:" >&2; tail -n 40 "$base/logs/server.log" >&2; exit 1; fi
         sleep 0.5
       done
-      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "Kafka did not listen on $port within 60 s" >&2; tail -n 40 "$base/logs/server.log" >&2; exit 1; }
+      (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null || { echo "Kafka did not listen on $port within 60 s" >&2; tail -n 40 "$base/logs/server.log" >&2; exit 1; }
     fi
-    echo "127.0.0.1:$port"
+    echo "$host:$port"
     ;;
   stop)
     if running; then

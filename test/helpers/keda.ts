@@ -12,11 +12,11 @@
  * (keda-operator.keda.svc.cluster.local) and, once Kueuer is installed, the
  * webhook's `/backlog` (kueuer-webhook.kueuer-system.svc), see `resolveForKeda`.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import type { ControlPlane, KubeJson } from './control-plane.js';
 import { runJsonScript, type ImageArchive } from './images.js';
+import { rollout } from './real-install.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const script = join(root, 'scripts', 'keda.sh');
@@ -114,22 +114,6 @@ export async function setHostAliases(
     `hostAliases of ${deployment}`,
   );
   await rollout(cp, namespace, deployment, 180);
-}
-
-/** `kubectl rollout status` without blocking the worker. */
-export function rollout(cp: ControlPlane, namespace: string, deployment: string, seconds: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      join(cp.binDir, 'kubectl'),
-      [`--kubeconfig=${cp.kubeconfig}`, '-n', namespace, 'rollout', 'status', `deployment/${deployment}`, `--timeout=${seconds}s`],
-      (err, stdout, stderr) => {
-        if (!err) return resolve();
-        const pods = cp.kubectl(['get', 'pods', '-n', namespace, '-o', 'wide']).stdout;
-        const logs = cp.kubectl(['logs', '-n', namespace, `deployment/${deployment}`, '--all-containers', '--tail=30']).stdout;
-        reject(new Error(`deployment ${namespace}/${deployment} not rolled out: ${stderr || stdout}\npods:\n${pods}\nlogs:\n${logs}`));
-      },
-    );
-  });
 }
 
 /**

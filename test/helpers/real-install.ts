@@ -241,3 +241,19 @@ export async function installKueuer(cluster: ClusterForInstall, options: Install
     throw err;
   }
 }
+
+/** `kubectl rollout status` without blocking the worker. */
+export function rollout(cp: ControlPlane, namespace: string, deployment: string, seconds: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      join(cp.binDir, 'kubectl'),
+      [`--kubeconfig=${cp.kubeconfig}`, '-n', namespace, 'rollout', 'status', `deployment/${deployment}`, `--timeout=${seconds}s`],
+      (err, stdout, stderr) => {
+        if (!err) return resolve();
+        const pods = cp.kubectl(['get', 'pods', '-n', namespace, '-o', 'wide']).stdout;
+        const logs = cp.kubectl(['logs', '-n', namespace, `deployment/${deployment}`, '--all-containers', '--tail=30']).stdout;
+        reject(new Error(`deployment ${namespace}/${deployment} not rolled out: ${stderr || stdout}\npods:\n${pods}\nlogs:\n${logs}`));
+      },
+    );
+  });
+}

@@ -16,9 +16,9 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeJson } from '../helpers/control-plane.js';
 import { buildImagesAsync } from '../helpers/images.js';
-import { buildKedaAsync, installKeda, rollout, setHostAliases, type KedaBuild } from '../helpers/keda.js';
+import { buildKedaAsync, installKeda, setHostAliases, type KedaBuild } from '../helpers/keda.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
-import { brokerForPods, runTool, userEnv, userKustomization, type BrokerForPods } from '../helpers/real-install.js';
+import { brokerForPods, rollout, runTool, userEnv, userKustomization, type BrokerForPods } from '../helpers/real-install.js';
 import { httpbinDeployment, waitFor } from './fixtures.js';
 import { load, request, summarize } from './load.js';
 

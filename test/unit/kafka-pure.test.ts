@@ -7,6 +7,7 @@ import { computeLag } from '../../shared/transport/kafka/depth.js';
 import type { Producer } from 'kafkajs';
 import pino from 'pino';
 import { ContiguousOffsets } from '../../shared/transport/kafka/offsets.js';
+import { isRebalancing } from '../../shared/transport/kafka/request-consumer.js';
 import type { OutgoingRecord } from '../../shared/transport/kafka/records.js';
 import { Slots } from '../../shared/transport/kafka/slots.js';
 import { TransactionalCommits } from '../../shared/transport/kafka/transactions.js';
@@ -172,5 +173,13 @@ describe('transactional commits', () => {
     tx.finished(3, tracker, 0n, reply('a'), tracker.complete(0n));
     await tx.close();
     expect(committed).toEqual([{ replies: ['a'], offsets: [{ partition: 3, offset: '1' }] }]);
+  });
+});
+
+describe('isRebalancing (stop dispatching a fetched batch once the group rebalances)', () => {
+  it("is true for kafkajs's rebalance heartbeat errors and false for anything else", () => {
+    for (const type of ['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION']) expect(isRebalancing({ type })).toBe(true);
+    for (const err of [{ type: 'REQUEST_TIMED_OUT' }, new Error('socket hang up'), null, undefined, 'REBALANCE_IN_PROGRESS'])
+      expect(isRebalancing(err)).toBe(false);
   });
 });

@@ -31,6 +31,13 @@ export class KafkaRequestConsumer implements Consumer {
   private paused = false;
   /** Trackers of partitions this member lost in a rebalance: their late completions commit nothing. */
   private readonly abandoned = new WeakSet<ContiguousOffsets>();
+  /**
+   * Set when a heartbeat says the group is rebalancing (a member joined or left), until the new
+   * assignment: records fetched but not yet dispatched stay in Kafka for whoever owns their
+   * partition next, instead of this member working through its whole fetched backlog first
+   * (kafkajs rejoins only once every running batch returns).
+   */
+  private rebalancing = false;
 
   constructor(
     private readonly consumer: KafkaConsumer,
@@ -57,6 +64,7 @@ export class KafkaRequestConsumer implements Consumer {
    * happens once the new assignment is known.
    */
   assigned(partitions: number[]): void {
+    this.rebalancing = false;
     for (const [partition, tracker] of this.partitions) {
       if (partitions.includes(partition)) continue;
       this.abandoned.add(tracker);
@@ -143,12 +151,19 @@ export class KafkaRequestConsumer implements Consumer {
     }
     const tracker = offsets;
     // Heartbeat while waiting for a free slot, so a slow app does not trigger a rebalance.
-    const beat = setInterval(() => void payload.heartbeat().catch(() => undefined), 3000);
+    const beat = setInterval(
+      () =>
+        void payload.heartbeat().catch((err: unknown) => {
+          if (isRebalancing(err)) this.rebalancing = true;
+        }),
+      3000,
+    );
+    const leave = (): boolean => this.stopping || this.rebalancing || !payload.isRunning() || payload.isStale();
     try {
       for (const message of batch.messages) {
-        if (this.stopping || !payload.isRunning() || payload.isStale()) break;
+        if (leave()) break;
         await this.slots.acquire();
-        if (this.stopping || !payload.isRunning() || payload.isStale()) {
+        if (leave()) {
           this.slots.release();
           break;
         }
@@ -213,4 +228,10 @@ export class KafkaRequestConsumer implements Consumer {
     await this.transactions?.close();
     await this.consumer.disconnect();
   }
+}
+
+/** kafkajs's heartbeat failures that mean the group is rebalancing (its own isRebalancing test, which it does not export). */
+export function isRebalancing(err: unknown): boolean {
+  const type = (err as { type?: unknown } | null)?.type;
+  return type === 'REBALANCE_IN_PROGRESS' || type === 'NOT_COORDINATOR_FOR_GROUP' || type === 'ILLEGAL_GENERATION';
 }

@@ -1,0 +1,185 @@
+/**
+ * Kueuer on Kafka in real pods: the same single-node cluster as the other
+ * real-node files (test/helpers/node.ts), with a Kafka 4 broker of its own
+ * (scripts/kafka.sh) bound to the node bridge's host address, which pods
+ * reach and which the broker advertises, so kafkajs in the responder and
+ * sidecar pods connects to it directly. Kueuer is installed with Helm and a
+ * broker Secret of the user's own (KUEUER_BACKEND=kafka://…), the app is
+ * go-httpbin, and clients send to the Service ClusterIP through kube-proxy.
+ * The webhook's autoscaler reads the request topic's lag from the same broker.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { KubeJson } from '../helpers/control-plane.js';
+import { buildImagesAsync } from '../helpers/images.js';
+import { startRealCluster, type RealCluster } from '../helpers/node.js';
+import { runTool, userEnv } from '../helpers/real-install.js';
+import { httpbinDeployment, waitFor } from './fixtures.js';
+import { load, request, summarize } from './load.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const NS = 'orders';
+/** A port of its own (not the suite's shared broker on 29092) and a data directory of its own. */
+const KAFKA_PORT = '29392';
+const kafkaEnv = (host: string) => ({
+  ...process.env,
+  KUEUER_KAFKA_HOST: host,
+  KUEUER_KAFKA_PORT: KAFKA_PORT,
+  KUEUER_KAFKA_DIR: join(root, '.cache', 'kafka', 'node-real'),
+});
+
+describe('Kueuer on Kafka, in real pods', () => {
+  let cluster: RealCluster;
+  let kafkaStarted = false;
+  let backend = '';
+  let httpbinImage = '';
+  const kubectl = (...args: string[]) => cluster.controlPlane.kubectl(args);
+  const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
+  const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {
+    if (r.code !== 0) throw new Error(`${what}: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  };
+  const pods = (app: string): KubeJson[] => (getJson('pods', '-n', NS, '-l', `app=${app}`).items as KubeJson[]).filter((p) => !p.metadata.deletionTimestamp);
+  const readyPods = (app: string): KubeJson[] =>
+    pods(app).filter((p) => (p.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  const serviceUrl = (name: string) => `http://${getJson('service', name, '-n', NS).spec.clusterIP as string}:80`;
+  const backendSecret = (namespace: string) =>
+    ok(
+      cluster.controlPlane.apply(
+        `apiVersion: v1\nkind: Secret\nmetadata: {name: kueuer-backend, namespace: ${namespace}}\nstringData: {KUEUER_BACKEND: "${backend}"}\n`,
+      ),
+      `the Secret kueuer-backend in ${namespace}`,
+    );
+
+  beforeAll(async () => {
+    const images = await buildImagesAsync();
+    cluster = await startRealCluster({ binDir: inject('k8sBinDir'), nodeDir: inject('nodeDir') });
+    await cluster.importImage(images.kueuer.archive);
+    await cluster.importImage(images.httpbin.archive);
+    httpbinImage = images.httpbin.ref;
+    // The broker on the bridge address: pods reach it there, and it advertises that address to them.
+    const address = execFileSync('bash', [join(root, 'scripts', 'kafka.sh'), 'start'], { encoding: 'utf8', env: kafkaEnv(cluster.bridgeGateway) })
+      .trim()
+      .split('\n')
+      .pop()!;
+    kafkaStarted = true;
+    expect(address).toBe(`${cluster.bridgeGateway}:${KAFKA_PORT}`);
+    backend = `kafka://${address}`;
+
+    // README, "Helm", with a broker Secret of one's own (broker.type ""): the namespace and the Secret first.
+    ok(kubectl('create', 'namespace', 'kueuer-system'), 'namespace');
+    backendSecret('kueuer-system');
+    const colon = images.kueuer.ref.lastIndexOf(':');
+    const helm = inject('helmBin');
+    const installed = await runTool(
+      helm,
+      [
+        'install',
+        'kueuer',
+        join(root, 'charts', 'kueuer'),
+        '--namespace',
+        'kueuer-system',
+        '--set',
+        `image.repository=${images.kueuer.ref.slice(0, colon)}`,
+        '--set',
+        `image.tag=${images.kueuer.ref.slice(colon + 1)}`,
+        '--wait',
+        '--timeout',
+        '5m',
+      ],
+      userEnv(cluster.controlPlane),
+      360_000,
+    );
+    expect(installed.code, installed.output).toBe(0);
+
+    ok(cluster.controlPlane.apply(`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}, labels: {kueuer.io/injection: enabled}}\n`), NS);
+    backendSecret(NS);
+    ok(cluster.controlPlane.apply(httpbinDeployment(NS, 'web', httpbinImage, { replicas: 2, annotations: { 'kueuer.io/autoscale': 'false' } })), 'web');
+    await waitFor(
+      '2 ready pods of web',
+      120_000,
+      () => readyPods('web').length === 2,
+      () => kubectl('get', 'pods', '-A', '-o', 'wide').stdout,
+    );
+  }, 30 * 60_000);
+
+  afterAll(async () => {
+    if (kafkaStarted) execFileSync('bash', [join(root, 'scripts', 'kafka.sh'), 'stop'], { env: kafkaEnv(cluster.bridgeGateway), stdio: 'inherit' });
+    await cluster?.stop();
+  }, 3 * 60_000);
+
+  it('answers through the ClusterIP from the app, each request with its own answer, over Kafka', async () => {
+    for (const p of pods('web')) {
+      const status = JSON.parse(p.metadata.annotations['kueuer.io/status'] as string) as { queue?: string };
+      expect(status.queue).toBe(`${NS}.web`);
+    }
+    const base = serviceUrl('web');
+    const answers = await load({ count: 60, concurrency: 6, url: (i) => `${base}/get?i=${i}` });
+    // summarize counts an answer only when it is a 200 echoing its own request's i.
+    expect(summarize(answers)).toMatchObject({ ok: 60, lost: 0 });
+    for (const a of answers) expect(a.headers['x-kueuer-request-id']).toMatch(/./);
+  }, 120_000);
+
+  it('loses no request while an app pod is deleted (the consumer group rebalances)', async () => {
+    const base = serviceUrl('web');
+    const victim = pods('web')[0]!.metadata.name as string;
+    let deleted: Promise<unknown> | undefined;
+    const answers = await load({
+      count: 300,
+      concurrency: 10,
+      url: (i) => `${base}/delay/0.05?i=${i}`,
+      onAnswer: (n) => {
+        if (n === 50)
+          deleted = runTool(
+            join(cluster.controlPlane.binDir, 'kubectl'),
+            ['-n', NS, 'delete', 'pod', victim, '--wait=false'],
+            userEnv(cluster.controlPlane),
+            60_000,
+          );
+      },
+    });
+    const removed = (await deleted) as { code: number; output: string } | undefined;
+    expect(removed?.code, removed?.output).toBe(0);
+    const s = summarize(answers);
+    expect(s.failures).toEqual({});
+    expect(s.lost).toBe(0);
+    await waitFor('web back to 2 ready pods', 120_000, () => readyPods('web').length === 2);
+    console.log(`kafka: 300 requests across an app pod deletion, 0 lost; slowest ${s.maxMs} ms`);
+  }, 240_000);
+
+  it('scales a Deployment up on Kafka lag through the generated HPA, and every new pod consumes', async () => {
+    ok(
+      cluster.controlPlane.apply(
+        httpbinDeployment(NS, 'worker', httpbinImage, {
+          replicas: 1,
+          annotations: { 'kueuer.io/min-replicas': '1', 'kueuer.io/max-replicas': '3', 'kueuer.io/target-backlog': '2' },
+        }),
+      ),
+      'worker',
+    );
+    await waitFor('1 ready pod of worker', 120_000, () => readyPods('worker').length === 1);
+    await waitFor('the HPA kueuer-deploy-worker', 30_000, () => cluster.controlPlane.tryGetJson('hpa', 'kueuer-deploy-worker', '-n', NS));
+    const url = serviceUrl('worker');
+    const t0 = Date.now();
+    let scaledAt = 0;
+    const watching = waitFor(
+      'worker to reach 3 ready replicas',
+      120_000,
+      () => readyPods('worker').length === 3,
+      () => kubectl('describe', 'hpa', 'kueuer-deploy-worker', '-n', NS).stdout,
+    ).then(() => (scaledAt = Date.now()));
+    // 30 requests of 1 s, one at a time per pod: the request topic's lag is ~29 for one pod (6 partitions, so 3 pods share them).
+    const answers = await load({ count: 30, concurrency: 30, url: (i) => `${url}/delay/1?i=${i}` });
+    await watching;
+    expect(summarize(answers)).toMatchObject({ ok: 30, lost: 0 });
+    // Every pod took requests: each one's kueuer_sidecar_requests_total.
+    const perPod: number[] = [];
+    for (const p of readyPods('worker')) {
+      const metrics = await request(`http://${p.status.podIP as string}:9091/metrics`);
+      perPod.push([...metrics.body.toString().matchAll(/^kueuer_sidecar_requests_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0));
+    }
+    console.log(`kafka: worker at 3 ready ${((scaledAt - t0) / 1000).toFixed(1)} s after the first of 30 requests; answered per pod ${JSON.stringify(perPod)}`);
+    expect(perPod.filter((n) => n > 0)).toHaveLength(3);
+  }, 300_000);
+});
