@@ -64,10 +64,15 @@ done
 
 generated_hpas=(horizontalpodautoscalers.autoscaling --all-namespaces -l app.kubernetes.io/managed-by=kueuer --ignore-not-found)
 mirrored_slices=(endpointslices.discovery.k8s.io --all-namespaces -l endpointslice.kubernetes.io/managed-by=kueuer.io --ignore-not-found)
+# Every Service routes by its selector again, so the EndpointSlices the webhook mirrored for them
+# (the responder pods) go now: left until Kueuer is removed, kube-proxy would keep sending part of
+# each Service's connections to responder pods that no longer route it, or are gone. The webhook
+# deletes them itself when it sees a Service restored, unless it is removed before it gets to.
+"$kubectl" delete "${mirrored_slices[@]}" >/dev/null
+echo "kueuer uninstall: deleted the EndpointSlices mirrored for queued Services"
 if [ -n "$restore_only" ]; then
   echo "kueuer uninstall: every Service is restored. Now remove Kueuer (e.g. helm uninstall kueuer --namespace kueuer-system), then:"
   echo "  kubectl delete ${generated_hpas[*]}"
-  echo "  kubectl delete ${mirrored_slices[*]}"
   echo "  kubectl delete scaledobjects.keda.sh --all-namespaces -l app.kubernetes.io/managed-by=kueuer   # keda mode only"
   exit 0
 fi

@@ -101,9 +101,30 @@ spec:
     ['billing', 'api'],
   ] as const;
 
-  it('--restore-only restores every rewritten Service and deletes nothing (for a Helm install)', () => {
+  /** An EndpointSlice of Service shop/web, as the webhook's endpoint mirror (managedBy kueuer.io) or another controller keeps one. */
+  const slice = (name: string, managedBy: string) => `
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${name}
+  namespace: shop
+  labels: {kubernetes.io/service-name: web, endpointslice.kubernetes.io/managed-by: ${managedBy}}
+addressType: IPv4
+ports: [{name: http, port: 20001, protocol: TCP}]
+endpoints: [{addresses: [10.99.0.7], conditions: {ready: true}}]
+`;
+
+  it('--restore-only restores every rewritten Service, deletes the mirrored EndpointSlices at once, and leaves Kueuer installed (for a Helm install)', () => {
+    // The webhook's endpoint mirror keeps kueuer-web; kueuer-stale-web stands for one a removed webhook left
+    // behind, which would keep routing part of the restored Service to responder pods.
+    const slices = cp.kubectl(['create', '-f', '-'], [slice('kueuer-stale-web', 'kueuer.io'), slice('web-other', 'controller.example.com')].join('---\n'));
+    expect(slices.code, slices.stderr).toBe(0);
     const r = uninstall(60, ['--restore-only']);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kueuer uninstall: deleted the EndpointSlices mirrored for queued Services');
+    expect(cp.getJson('endpointslice', '-n', 'shop', '-l', 'endpointslice.kubernetes.io/managed-by=kueuer.io').items).toEqual([]);
+    expect(cp.tryGetJson('endpointslice', '-n', 'shop', 'web-other')).not.toBeNull();
+    expect(cp.kubectl(['-n', 'shop', 'delete', 'endpointslice', 'web-other']).code).toBe(0);
     expect(r.stdout).toContain('every Service is restored. Now remove Kueuer (e.g. helm uninstall kueuer --namespace kueuer-system), then:');
     for (const [ns, name] of queued) expect(cp.getJson('service', '-n', ns, name).spec.selector).toEqual({ app: name });
     expect(cp.tryGetJson('mutatingwebhookconfiguration', 'kueuer')).not.toBeNull();

@@ -239,8 +239,16 @@ describe('the install paths on a real node', () => {
       // README, "Uninstall", for a Helm install.
       const restored = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--restore-only'], env(), 300_000);
       expect(restored.code, restored.output).toBe(0);
+      expect(restored.output).toContain('deleted the EndpointSlices mirrored for queued Services');
       const removed = await runTool(inject('helmBin'), ['uninstall', 'kueuer', '--namespace', 'kueuer-system', '--wait'], env(), 300_000);
       expect(removed.code, removed.output).toBe(0);
+      // The deletions the script printed for after the Helm uninstall.
+      ok(
+        kubectl('delete', 'horizontalpodautoscalers.autoscaling', '--all-namespaces', '-l', 'app.kubernetes.io/managed-by=kueuer', '--ignore-not-found'),
+        'HPAs',
+      );
+      ok(kubectl('delete', 'scaledobjects.keda.sh', '--all-namespaces', '-l', 'app.kubernetes.io/managed-by=kueuer', '--ignore-not-found'), 'ScaledObjects');
+      expect(tryGetJson('endpointslice', 'kueuer-worker', '-n', 'burst')).toBeNull();
       expect(getJson('service', 'worker', '-n', 'burst').spec.selector).toEqual({ app: 'worker' });
       const direct = await request(`${serviceUrl('burst', 'worker')}/get`);
       expect(direct.status).toBe(200);
