@@ -24,6 +24,17 @@ const root = join(import.meta.dirname, '..', '..');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type KubeJson = Record<string, any>;
 
+/** A kubectl result's stdout; throws naming `what` with kubectl's message when it failed. */
+export function mustSucceed(r: { code: number; stdout: string; stderr: string }, what: string): string {
+  if (r.code !== 0) throw new Error(`${what}: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+/** Whether an object's status has the condition `type` True (a Pod's Ready, an APIService's Available, a ScaledObject's Ready). */
+export function hasCondition(o: KubeJson | null | undefined, type: string): boolean {
+  return (o?.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === type && c.status === 'True') ?? false;
+}
+
 export interface ControlPlane {
   /** https://127.0.0.1:PORT */
   server: string;

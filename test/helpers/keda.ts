@@ -14,7 +14,7 @@
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import type { ControlPlane, KubeJson } from './control-plane.js';
+import { hasCondition, mustSucceed, type ControlPlane } from './control-plane.js';
 import { runJsonScript, type ImageArchive } from './images.js';
 import { rollout } from './real-install.js';
 
@@ -91,11 +91,6 @@ export interface KedaInstall {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function ok(r: { code: number; stdout: string; stderr: string }, what: string): string {
-  if (r.code !== 0) throw new Error(`${what}: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-
 /** Sets a Deployment's pod hostAliases (name → the ClusterIP of a Service) and waits for its rollout. */
 export async function setHostAliases(
   cp: ControlPlane,
@@ -109,7 +104,7 @@ export async function setHostAliases(
     byIp.set(ip, [...(byIp.get(ip) ?? []), hostname]);
   }
   const hostAliases = [...byIp].map(([ip, hostnames]) => ({ ip, hostnames }));
-  ok(
+  mustSucceed(
     cp.kubectl(['-n', namespace, 'patch', 'deployment', deployment, '--type=merge', '-p', JSON.stringify({ spec: { template: { spec: { hostAliases } } } })]),
     `hostAliases of ${deployment}`,
   );
@@ -128,14 +123,13 @@ export async function installKeda(cp: ControlPlane, keda: KedaBuild): Promise<Ke
   const dir = mkdtempSync(join(cacheDir, 'keda-'));
   writeFileSync(join(dir, 'kustomization.yaml'), kedaKustomization(dir, keda));
   // Server-side: KEDA's ScaledJob CRD is too large for client-side apply's last-applied annotation.
-  ok(cp.kubectl(['apply', '--server-side', '--force-conflicts', '-k', dir]), 'kubectl apply -k (KEDA)');
+  mustSucceed(cp.kubectl(['apply', '--server-side', '--force-conflicts', '-k', dir]), 'kubectl apply -k (KEDA)');
   await setHostAliases(cp, 'keda', 'keda-metrics-apiserver', { [OPERATOR_DNS]: { namespace: 'keda', service: 'keda-operator' } });
   await rollout(cp, 'keda', 'keda-operator', 180);
   for (const until = Date.now() + 120_000; ;) {
-    const api = cp.tryGetJson('apiservice', 'v1beta1.external.metrics.k8s.io') as KubeJson | null;
-    const available = (api?.status?.conditions as KubeJson[] | undefined)?.find((c) => c.type === 'Available');
-    if (available?.status === 'True') break;
-    if (Date.now() > until) throw new Error(`KEDA's APIService v1beta1.external.metrics.k8s.io is not Available: ${JSON.stringify(available)}`);
+    const api = cp.tryGetJson('apiservice', 'v1beta1.external.metrics.k8s.io');
+    if (hasCondition(api, 'Available')) break;
+    if (Date.now() > until) throw new Error(`KEDA's APIService v1beta1.external.metrics.k8s.io is not Available: ${JSON.stringify(api?.status)}`);
     await sleep(500);
   }
   return { readySeconds: (Date.now() - started) / 1000 };

@@ -14,7 +14,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { KubeJson } from '../helpers/control-plane.js';
+import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-plane.js';
 import { buildImagesAsync } from '../helpers/images.js';
 import { buildKedaAsync, installKeda, setHostAliases, type KedaBuild } from '../helpers/keda.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
@@ -34,15 +34,10 @@ describe('the install paths on a real node', () => {
   const kubectl = (...args: string[]) => cluster.controlPlane.kubectl(args);
   const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
   const tryGetJson = (...args: string[]): KubeJson | null => cluster.controlPlane.tryGetJson(...args);
-  const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {
-    if (r.code !== 0) throw new Error(`${what}: ${r.stderr || r.stdout}`);
-    return r.stdout;
-  };
+  const ok = mustSucceed;
   const podState = (ns: string) => () => kubectl('get', 'pods', '-n', ns, '-o', 'wide').stdout;
   const readyPods = (ns: string, app: string): KubeJson[] =>
-    (getJson('pods', '-n', ns, '-l', `app=${app}`).items as KubeJson[]).filter(
-      (p) => !p.metadata.deletionTimestamp && (p.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True'),
-    );
+    (getJson('pods', '-n', ns, '-l', `app=${app}`).items as KubeJson[]).filter((p) => !p.metadata.deletionTimestamp && hasCondition(p, 'Ready'));
   const serviceUrl = (ns: string, name: string) => `http://${getJson('service', name, '-n', ns).spec.clusterIP as string}:80`;
 
   /** An opted-in namespace with its broker Secret and go-httpbin `name` in it, ready. */
@@ -108,11 +103,7 @@ describe('the install paths on a real node', () => {
         for (const w of webhookConfig.webhooks as KubeJson[]) expect(w.clientConfig.caBundle, w.name as string).toBe(ca);
         const apiService = getJson('apiservice', 'v1beta1.external.metrics.k8s.io');
         expect(apiService.spec.caBundle).toBe(ca);
-        await waitFor('the APIService to be Available', 60_000, () =>
-          (getJson('apiservice', 'v1beta1.external.metrics.k8s.io').status?.conditions as KubeJson[] | undefined)?.some(
-            (c) => c.type === 'Available' && c.status === 'True',
-          ),
-        );
+        await waitFor('the APIService to be Available', 60_000, () => hasCondition(getJson('apiservice', 'v1beta1.external.metrics.k8s.io'), 'Available'));
 
         await deployApp('plain', 'web', { 'kueuer.io/autoscale': 'false' });
         await expectQueuedAnswers('plain', 'web');
@@ -195,7 +186,7 @@ describe('the install paths on a real node', () => {
         120_000,
         () => {
           const o = tryGetJson('scaledobject', 'kueuer-deploy-worker', '-n', 'burst');
-          return (o?.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True') ? o : null;
+          return hasCondition(o, 'Ready') ? o : null;
         },
         () => kubectl('describe', 'scaledobject', '-n', 'burst').stdout + kubectl('logs', '-n', 'keda', 'deployment/keda-operator', '--tail=30').stdout,
       );

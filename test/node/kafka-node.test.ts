@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { KubeJson } from '../helpers/control-plane.js';
+import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-plane.js';
 import { buildImagesAsync } from '../helpers/images.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { runTool, userEnv } from '../helpers/real-install.js';
@@ -36,13 +36,9 @@ describe('Kueuer on Kafka, in real pods', () => {
   let httpbinImage = '';
   const kubectl = (...args: string[]) => cluster.controlPlane.kubectl(args);
   const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
-  const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {
-    if (r.code !== 0) throw new Error(`${what}: ${r.stderr || r.stdout}`);
-    return r.stdout;
-  };
+  const ok = mustSucceed;
   const pods = (app: string): KubeJson[] => (getJson('pods', '-n', NS, '-l', `app=${app}`).items as KubeJson[]).filter((p) => !p.metadata.deletionTimestamp);
-  const readyPods = (app: string): KubeJson[] =>
-    pods(app).filter((p) => (p.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  const readyPods = (app: string): KubeJson[] => pods(app).filter((p) => hasCondition(p, 'Ready'));
   const serviceUrl = (name: string) => `http://${getJson('service', name, '-n', NS).spec.clusterIP as string}:80`;
   const backendSecret = (namespace: string) =>
     ok(

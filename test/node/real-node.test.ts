@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { KubeJson } from '../helpers/control-plane.js';
+import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-plane.js';
 import { buildImagesAsync } from '../helpers/images.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { installKueuer, type KueuerInstall } from '../helpers/real-install.js';
@@ -58,15 +58,11 @@ describe('Kueuer installed on a real node', () => {
   const started = Date.now();
 
   const kubectl = (...args: string[]) => cluster.controlPlane.kubectl(args);
-  const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {
-    if (r.code !== 0) throw new Error(`${what}: ${r.stderr || r.stdout}`);
-    return r.stdout;
-  };
+  const ok = mustSucceed;
   const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
   const pods = (app: string, ns = NS): KubeJson[] =>
     (getJson('pods', '-n', ns, '-l', `app=${app}`).items as KubeJson[]).filter((p) => !p.metadata.deletionTimestamp);
-  const readyPods = (app: string): KubeJson[] =>
-    pods(app).filter((p) => (p.status?.conditions as KubeJson[] | undefined)?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  const readyPods = (app: string): KubeJson[] => pods(app).filter((p) => hasCondition(p, 'Ready'));
   const serviceUrl = (name: string): string => `http://${getJson('service', name, '-n', NS).spec.clusterIP as string}:80`;
   const podState =
     (ns = NS) =>
