@@ -94,7 +94,14 @@ export async function runSidecar(o: SidecarOptions, log: Logger): Promise<Runnin
       ? `drained through /drain ${Math.round((Date.now() - drainedAt) / 1000)} s ago and still running: restart to consume again`
       : null;
   const { admin, address } = await serveAdmin(
-    { registry, log, notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()), notLiveReason, drain },
+    {
+      registry,
+      log,
+      notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()),
+      notLiveReason,
+      drain,
+      ...(o.drainToken ? { drainToken: o.drainToken } : {}),
+    },
     o.adminListen,
   );
   log.info({ app: formatHostPort(o.app), admin: address, queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');
