@@ -66,10 +66,26 @@ function parseTrueFalse(raw: string): boolean {
   throw new Error('use "true" or "false"');
 }
 
-/** `"true"` or `"false"`; anything else (yes, True, 1) is refused. */
+/**
+ * Label and annotation values are strings; a manifest read by a YAML parser
+ * (kueuer inject) can carry `true` or `4` unquoted, which kubectl would refuse
+ * too. The problem then says to quote it rather than that the value is wrong.
+ */
+function notAString(key: string, raw: unknown): string | undefined {
+  if (typeof raw === 'string') return undefined;
+  const shown = JSON.stringify(raw) ?? String(raw);
+  return `${key}: the YAML ${raw === null ? 'null' : typeof raw} ${shown} is not a string; quote it: ${key}: ${JSON.stringify(shown)}`;
+}
+
+/** `"true"` or `"false"`; anything else (yes, True, 1, an unquoted YAML true) is refused. */
 export function parseBoolean(annotations: Annotations, key: string, problems: string[]): boolean | undefined {
   const raw = annotations?.[key];
   if (raw === undefined) return undefined;
+  const unquoted = notAString(key, raw);
+  if (unquoted) {
+    problems.push(unquoted);
+    return undefined;
+  }
   try {
     return parseTrueFalse(raw);
   } catch (err) {
@@ -199,6 +215,11 @@ function readAnnotations<R extends Partial<Record<keyof typeof ANNOTATIONS, Anno
     const key = ANNOTATIONS[name];
     const raw = a[key];
     if (raw === undefined) continue;
+    const unquoted = notAString(key, raw);
+    if (unquoted) {
+      problems.push(unquoted);
+      continue;
+    }
     try {
       out[name] = r.parse(raw);
     } catch (err) {

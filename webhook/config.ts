@@ -147,7 +147,7 @@ export const webhookOptions = {
     flag: 'autoscaling',
     env: 'KUEUER_AUTOSCALING',
     description:
-      'autoscaler per annotated workload: external (HPA on kueuer_queue_backlog served by this process as external.metrics.k8s.io), prometheus-adapter (the same HPA, metric from prometheus-adapter), keda (a KEDA ScaledObject), or off',
+      'autoscaler per opted-in workload: external (HPA on kueuer_queue_backlog served by this process as external.metrics.k8s.io), prometheus-adapter (the same HPA, metric from prometheus-adapter), keda (a KEDA ScaledObject), or off',
     defaultValue: 'external',
     parse: oneOf([...METRIC_MODES, 'off'] as const),
   },

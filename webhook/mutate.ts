@@ -5,6 +5,7 @@
  */
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { deprecationWarning } from '../shared/annotations.js';
 import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { decidePod, type InjectionConfig } from './pod-injection.js';
 import { decideServiceReserved } from './service-rewrite.js';
@@ -24,6 +25,16 @@ export interface MutateResult {
   outcome: MutateOutcome;
 }
 
+/**
+ * One log line per admission warning, its text as the message: `warning` is
+ * `deprecated-opt-in` for the annotation opt-in (what a search for leftover
+ * annotations wants) and `admission` for any other (e.g. a container's own preStop hook).
+ */
+function logWarnings(log: Logger, fields: Record<string, unknown>, warnings: readonly string[]): void {
+  const deprecated = deprecationWarning();
+  for (const w of warnings) log.warn({ ...fields, warning: w === deprecated ? 'deprecated-opt-in' : 'admission' }, w);
+}
+
 /** `jobs`: reads the Job of a Job-owned pod, to name its queue after the CronJob (or the Job). */
 export async function mutate(request: AdmissionRequest, config: InjectionConfig, ports: PortRegistry, jobs: JobWorkloads, log: Logger): Promise<MutateResult> {
   const uid = request.uid;
@@ -40,7 +51,7 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
           case 'refuse':
             return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
           case 'patch':
-            if (decision.warnings.length > 0) log.warn({ uid, namespace: request.namespace, kind: 'Pod', warnings: decision.warnings }, 'deprecated opt-in');
+            logWarnings(log, { uid, namespace: request.namespace, kind: 'Pod' }, decision.warnings);
             return {
               response: allow(uid, decision.patch, decision.warnings),
               outcome: decision.patch.length > 0 ? 'injected' : 'unchanged',
@@ -64,9 +75,7 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
           case 'refuse':
             return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
           case 'patch':
-            if (decision.warnings.length > 0) {
-              log.warn({ uid, namespace, kind: 'Service', name: service.metadata?.name, warnings: decision.warnings }, 'deprecated opt-in');
-            }
+            logWarnings(log, { uid, namespace, kind: 'Service', name: service.metadata?.name }, decision.warnings);
             return { response: allow(uid, decision.patch, decision.warnings), outcome: decision.patch.length > 0 ? 'injected' : 'unchanged' };
         }
         break;
