@@ -5,7 +5,8 @@
  * what it accepts. A typo refuses the object; it is never silently ignored.
  */
 import { concurrencyOption, kafkaOptions, queueOption, timeoutOption } from './common-options.js';
-import { dnsLabel, parseQuantity, portNumber } from './options.js';
+import { dnsLabel, portNumber } from './options.js';
+import { parseQuantity } from './quantity.js';
 import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/backend.js';
 
 export const PREFIX = 'kueuer.io/';
@@ -168,7 +169,8 @@ function rule<T>(parse: (raw: string) => T, use?: string): AnnotationRule<T> {
 }
 
 const QUEUE_RULE = rule(queueOption().parse, 'use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)');
-const QUANTITY_RULE = rule(parseQuantity, 'use a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi');
+// The parser's message says what is wrong (not a quantity, negative, too large) and what to use.
+const QUANTITY_RULE = rule(parseQuantity);
 
 /** The pod annotations, each read through the parser of the option it sets. */
 const POD_RULES = {

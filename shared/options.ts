@@ -216,12 +216,3 @@ export function dnsLabel(what: string): (raw: string) => string {
     return raw;
   };
 }
-
-/** Kubernetes resource.Quantity, as kubectl accepts it. */
-const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$/;
-
-/** A Kubernetes quantity (`100m`, `0.5`, `128Mi`, `1e3`), kept as written. */
-export function parseQuantity(raw: string): string {
-  if (!QUANTITY.test(raw)) throw new Error(`expected a Kubernetes quantity such as 100m or 128Mi, got ${JSON.stringify(raw)}`);
-  return raw;
-}

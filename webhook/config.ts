@@ -1,6 +1,7 @@
 /** The webhook's one configuration source: flags, then KUEUER_* env vars, then defaults. */
 import { backendOption, logLevelOption } from '../shared/common-options.js';
-import { dnsLabel, durationIn, integerIn, oneOf, parseHostPort, parseOptions, parseQuantity, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { dnsLabel, durationIn, integerIn, oneOf, parseHostPort, parseOptions, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { parseQuantity } from '../shared/quantity.js';
 import { SIDECAR_ADMIN_PORT } from '../sidecar/config.js';
 import { METRIC_MODES } from './autoscaling/desired-objects.js';
 import type { InjectionConfig } from './pod-injection.js';
