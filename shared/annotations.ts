@@ -4,7 +4,8 @@
  * either settings or the list of problems, each naming the annotation and
  * what it accepts. A typo refuses the object; it is never silently ignored.
  */
-import { concurrencyOption, kafkaOptions, queueOption, timeoutOption } from './common-options.js';
+import { concurrencyOption, kafkaOptions, timeoutOption } from './common-options.js';
+import { isValidQueueName } from './envelope.js';
 import { dnsLabel, portNumber } from './options.js';
 import { parseQuantity } from './quantity.js';
 import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/backend.js';
@@ -168,7 +169,11 @@ function rule<T>(parse: (raw: string) => T, use?: string): AnnotationRule<T> {
   return use === undefined ? { parse } : { parse, use };
 }
 
-const QUEUE_RULE = rule(queueOption().parse, 'use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)');
+// The name grammar only: the qualified name (<namespace>.<queue>) is checked against the reply namespace at admission.
+const QUEUE_RULE = rule((raw) => {
+  if (!isValidQueueName(raw)) throw new Error('not a queue name');
+  return raw;
+}, 'use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)');
 // The parser's message says what is wrong (not a quantity, negative, too large) and what to use.
 const QUANTITY_RULE = rule(parseQuantity);
 

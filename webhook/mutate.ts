@@ -5,9 +5,10 @@
  */
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { deprecationWarning } from '../shared/annotations.js';
+import { ANNOTATIONS, deprecationWarning } from '../shared/annotations.js';
+import { replyNamespaceProblem } from '../shared/queue-names.js';
 import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
-import { decidePod, type InjectionConfig } from './pod-injection.js';
+import { decidePod, REPLY_FIX, type InjectionConfig } from './pod-injection.js';
 import { decideServiceReserved } from './service-rewrite.js';
 import type { JobWorkloads } from './workload-queue.js';
 
@@ -67,8 +68,16 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
         const namespace = service.metadata?.namespace || request.namespace || 'default';
         if (config.excludedNamespaces.includes(namespace)) return { response: allow(uid), outcome: 'skipped' };
         const old = request.operation === 'UPDATE' ? (request.oldObject as V1Service | undefined) : undefined;
+        const used = (key: string) => ports.usedPorts(key);
+        // Decided without a reservation first, so that a refusal writes nothing.
+        const decided = await decideServiceReserved(service, old, request.namespace, used, undefined);
+        const replyProblem = decided.kind === 'patch' && decided.queue !== null ? replyNamespaceProblem(decided.queue) : undefined;
+        if (replyProblem) return { response: refuse(uid, `kueuer: ${ANNOTATIONS.queue}: ${replyProblem}; ${REPLY_FIX}`), outcome: 'refused' };
         const reserve = ports.reserve?.bind(ports);
-        const decision = await decideServiceReserved(service, old, request.namespace, (key) => ports.usedPorts(key), reserve ? { reserve } : undefined);
+        const decision =
+          reserve && decided.kind === 'patch' && decided.responderPort !== null
+            ? await decideServiceReserved(service, old, request.namespace, used, { reserve })
+            : decided;
         switch (decision.kind) {
           case 'skip':
             return { response: allow(uid), outcome: 'skipped' };

@@ -10,7 +10,7 @@ import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1Resour
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
 import { quantityValue } from '../shared/quantity.js';
-import { qualifiedQueueName } from '../shared/queue-names.js';
+import { qualifiedQueueName, replyNamespaceProblem } from '../shared/queue-names.js';
 import { sidecarOptions } from '../sidecar/config.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
@@ -76,6 +76,8 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   const workload = settings.queue ?? defaultWorkload(pod, namespace, jobWorkload);
   if (typeof workload !== 'string') return workload;
   const queue = qualifiedQueueName(namespace, workload);
+  const replyProblem = replyNamespaceProblem(queue);
+  if (replyProblem) return { kind: 'refuse', message: `${ANNOTATIONS.queue}: ${replyProblem}; ${REPLY_FIX}` };
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
   const sidecar = sidecarContainer(config, settings, status, adminPort);
@@ -100,6 +102,9 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
 
   return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status, warnings };
 }
+
+/** What to do about a queue name in the reply namespace (only namespace `kueuer` can form one). */
+export const REPLY_FIX = `set ${ANNOTATIONS.queue} to a name that does not start with "reply."`;
 
 /** The app containers' preStop hook: the sidecar's /drain (shared/admin-server.ts). */
 export function drainHook(adminPort: number): V1LifecycleHandler {

@@ -3,11 +3,15 @@
  * dry-run leaves behind, and which queue names are refused (issue 22: 9, 14, 21).
  */
 import { Writable } from 'node:stream';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AdmissionRequest } from '../../webhook/admission-review.js';
-import { mutate } from '../../webhook/mutate.js';
+import { mutate, type PortRegistry } from '../../webhook/mutate.js';
+import { responderOptions } from '../../responder/config.js';
+import { ConfigError, parseOptions } from '../../shared/options.js';
+import { isReplyAddress } from '../../shared/transport/transport.js';
+import { sidecarOptions } from '../../sidecar/config.js';
 import { JobWorkloads } from '../../webhook/workload-queue.js';
 import { silentLog } from '../helpers/stack.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
@@ -106,5 +110,105 @@ describe('a label value that YAML read as a boolean (issue 22, item 21)', () => 
     expect(response.allowed).toBe(false);
     expect(response.status?.code).toBe(400);
     expect(response.status?.message).toContain('kueuer.io/concurrency: the YAML number 4 is not a string; quote it: kueuer.io/concurrency: "4"');
+  });
+});
+
+/** A registry that records every reservation written. */
+function recordingPorts(): PortRegistry & { reserved: Array<[string, number]> } {
+  const reserved: Array<[string, number]> = [];
+  return {
+    reserved,
+    usedPorts: () => new Set(),
+    reserve: async (service, port) => {
+      reserved.push([service, port]);
+      return true;
+    },
+  };
+}
+
+function service(namespace: string, annotations: Record<string, string> = {}): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace, labels: { 'kueuer.io/inject': 'true' }, annotations },
+    spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 as never, protocol: 'TCP' }] },
+  };
+}
+
+function serviceRequest(svc: V1Service, extra: Partial<AdmissionRequest> = {}): AdmissionRequest {
+  return { uid: 'u-2', kind: { group: '', version: 'v1', kind: 'Service' }, namespace: svc.metadata!.namespace!, operation: 'CREATE', object: svc, ...extra };
+}
+
+describe('queue names never fall into the reply namespace (issue 22, item 9)', () => {
+  const REPLY = 'falls in the reply namespace kueuer.reply.*';
+
+  it('refuses a pod in namespace kueuer whose kueuer.io/queue makes its queue kueuer.reply.x', async () => {
+    expect(isReplyAddress('kueuer.reply.x')).toBe(true);
+    const { response } = await mutate(
+      podRequest(appPod('kueuer', { 'kueuer.io/inject': 'true' }, { 'kueuer.io/queue': 'reply.x' })),
+      testInjectionConfig,
+      { usedPorts: () => new Set() },
+      noJobs,
+      silentLog,
+    );
+    expect(response.allowed).toBe(false);
+    expect(response.status?.code).toBe(400);
+    expect(response.status?.message).toContain(`kueuer.io/queue: the queue "kueuer.reply.x" ${REPLY}`);
+    expect(response.status?.message).toContain('set kueuer.io/queue to a name that does not start with "reply."');
+  });
+
+  it('refuses a pod of Deployment reply.web in namespace kueuer (its default queue), saying to set kueuer.io/queue', async () => {
+    const pod = appPod('kueuer', { 'kueuer.io/inject': 'true', 'pod-template-hash': 'abc12' });
+    pod.metadata!.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'reply.web-abc12', uid: 'rs-1', controller: true }];
+    const { response } = await mutate(podRequest(pod), testInjectionConfig, { usedPorts: () => new Set() }, noJobs, silentLog);
+    expect(response.allowed).toBe(false);
+    expect(response.status?.message).toContain(`the queue "kueuer.reply.web" ${REPLY}`);
+  });
+
+  it('admits the same names anywhere they do not form the prefix', async () => {
+    for (const [ns, queue] of [
+      ['kueuer', 'replyx'],
+      ['kueuer', 'reply'],
+      ['shop', 'reply.x'],
+    ] as const) {
+      const { response } = await mutate(
+        podRequest(appPod(ns, { 'kueuer.io/inject': 'true' }, { 'kueuer.io/queue': queue })),
+        testInjectionConfig,
+        { usedPorts: () => new Set() },
+        noJobs,
+        silentLog,
+      );
+      expect(response.allowed, `${ns}.${queue}`).toBe(true);
+    }
+  });
+
+  it('refuses such a Service before any responder port is reserved for it', async () => {
+    const ports = recordingPorts();
+    const { response } = await mutate(serviceRequest(service('kueuer', { 'kueuer.io/queue': 'reply.x' })), testInjectionConfig, ports, noJobs, silentLog);
+    expect(response.allowed).toBe(false);
+    expect(response.status?.code).toBe(400);
+    expect(response.status?.message).toContain(`kueuer.io/queue: the queue "kueuer.reply.x" ${REPLY}`);
+    expect(ports.reserved).toEqual([]);
+    const ok = await mutate(serviceRequest(service('kueuer', { 'kueuer.io/queue': 'web' })), testInjectionConfig, ports, noJobs, silentLog);
+    expect(ok.response.allowed).toBe(true);
+    expect(ports.reserved).toHaveLength(1);
+  });
+
+  it('the sidecar and the responder refuse such a --queue at start', () => {
+    for (const [specs, args] of [
+      [sidecarOptions, ['--app', '127.0.0.1:8080', '--backend', 'amqp://h']],
+      [responderOptions, ['--backend', 'amqp://h']],
+    ] as const) {
+      let problems: string[] = [];
+      try {
+        parseOptions(specs, [...args, '--queue', 'kueuer.reply.x'], {});
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems = err.problems;
+      }
+      expect(problems).toEqual([
+        'invalid --queue (KUEUER_QUEUE) from --queue: the queue "kueuer.reply.x" falls in the reply namespace kueuer.reply.*, which only responders\' reply inboxes may use; name the queue otherwise',
+      ]);
+    }
   });
 });
