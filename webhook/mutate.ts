@@ -7,7 +7,7 @@ import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS, deprecationWarning } from '../shared/annotations.js';
 import { replyNamespaceProblem } from '../shared/queue-names.js';
-import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
+import { allow, mayLeaveTraces, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { decidePod, REPLY_FIX, type InjectionConfig } from './pod-injection.js';
 import { decideServiceReserved } from './service-rewrite.js';
 import type { JobWorkloads } from './workload-queue.js';
@@ -15,8 +15,10 @@ import type { JobWorkloads } from './workload-queue.js';
 /** Responder ports already held by Services other than the one being admitted. */
 export interface PortRegistry {
   usedPorts(exceptServiceKey: string): ReadonlySet<number>;
-  /** Makes a decided port the Service's across replicas (optimistic concurrency on an API object); absent in tests of one process. */
+  /** Makes a decided port the Service's across replicas (optimistic concurrency on an API object); absent in tests of one process. Never called for a dry run (see mayLeaveTraces). */
   reserve?(serviceKey: string, port: number): Promise<boolean>;
+  /** Re-reads the reservations without writing, so that a dry run answers with the port a real admission would reserve. */
+  refresh?(): Promise<void>;
 }
 
 export type MutateOutcome = 'injected' | 'unchanged' | 'skipped' | 'refused' | 'error' | 'ignored';
@@ -69,11 +71,14 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
         if (config.excludedNamespaces.includes(namespace)) return { response: allow(uid), outcome: 'skipped' };
         const old = request.operation === 'UPDATE' ? (request.oldObject as V1Service | undefined) : undefined;
         const used = (key: string) => ports.usedPorts(key);
-        // Decided without a reservation first, so that a refusal writes nothing.
+        const writes = mayLeaveTraces(request);
+        // Without a reservation (a dry run), the port answered is decided from the reservations as read now.
+        if (!writes) await ports.refresh?.();
+        // Decided without a reservation first, so that a refusal (or a dry run) writes nothing.
         const decided = await decideServiceReserved(service, old, request.namespace, used, undefined);
         const replyProblem = decided.kind === 'patch' && decided.queue !== null ? replyNamespaceProblem(decided.queue) : undefined;
         if (replyProblem) return { response: refuse(uid, `kueuer: ${ANNOTATIONS.queue}: ${replyProblem}; ${REPLY_FIX}`), outcome: 'refused' };
-        const reserve = ports.reserve?.bind(ports);
+        const reserve = writes ? ports.reserve?.bind(ports) : undefined;
         const decision =
           reserve && decided.kind === 'patch' && decided.responderPort !== null
             ? await decideServiceReserved(service, old, request.namespace, used, { reserve })

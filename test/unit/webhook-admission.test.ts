@@ -6,12 +6,13 @@ import { Writable } from 'node:stream';
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { AdmissionRequest } from '../../webhook/admission-review.js';
+import { mayLeaveTraces, type AdmissionRequest } from '../../webhook/admission-review.js';
 import { mutate, type PortRegistry } from '../../webhook/mutate.js';
 import { responderOptions } from '../../responder/config.js';
 import { ConfigError, parseOptions } from '../../shared/options.js';
 import { isReplyAddress } from '../../shared/transport/transport.js';
 import { sidecarOptions } from '../../sidecar/config.js';
+import { EVENT_MESSAGE_MAX, eventMessage } from '../../webhook/refusal-events.js';
 import { JobWorkloads } from '../../webhook/workload-queue.js';
 import { silentLog } from '../helpers/stack.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
@@ -114,11 +115,20 @@ describe('a label value that YAML read as a boolean (issue 22, item 21)', () => 
 });
 
 /** A registry that records every reservation written. */
-function recordingPorts(): PortRegistry & { reserved: Array<[string, number]> } {
+function recordingPorts(held: number[] = []): PortRegistry & { reserved: Array<[string, number]>; refreshed: number } {
   const reserved: Array<[string, number]> = [];
+  const state = { reserved, refreshed: 0 };
   return {
-    reserved,
-    usedPorts: () => new Set(),
+    get reserved() {
+      return state.reserved;
+    },
+    get refreshed() {
+      return state.refreshed;
+    },
+    refresh: async () => {
+      state.refreshed++;
+    },
+    usedPorts: () => new Set(held),
     reserve: async (service, port) => {
       reserved.push([service, port]);
       return true;
@@ -135,8 +145,17 @@ function service(namespace: string, annotations: Record<string, string> = {}): V
   };
 }
 
+/** As the apiserver sends it: a UUID uid and the requesting user. */
 function serviceRequest(svc: V1Service, extra: Partial<AdmissionRequest> = {}): AdmissionRequest {
-  return { uid: 'u-2', kind: { group: '', version: 'v1', kind: 'Service' }, namespace: svc.metadata!.namespace!, operation: 'CREATE', object: svc, ...extra };
+  return {
+    uid: 'e911857d-c318-11e8-bbad-025000000001',
+    kind: { group: '', version: 'v1', kind: 'Service' },
+    namespace: svc.metadata!.namespace!,
+    operation: 'CREATE',
+    userInfo: { username: 'kubernetes-admin', groups: ['system:masters'] },
+    object: svc,
+    ...extra,
+  };
 }
 
 describe('queue names never fall into the reply namespace (issue 22, item 9)', () => {
@@ -210,5 +229,57 @@ describe('queue names never fall into the reply namespace (issue 22, item 9)', (
         'invalid --queue (KUEUER_QUEUE) from --queue: the queue "kueuer.reply.x" falls in the reply namespace kueuer.reply.*, which only responders\' reply inboxes may use; name the queue otherwise',
       ]);
     }
+  });
+});
+
+describe('dry runs and requests that are not the apiserver leave no trace (issue 22, item 14)', () => {
+  const patchOf = (r: { patch?: string }) => JSON.parse(Buffer.from(r.patch ?? '', 'base64').toString()) as unknown;
+
+  it('a dry-run Service gets the same answer, with the port computed from a fresh read, and nothing is reserved', async () => {
+    const real = recordingPorts([20000]);
+    const dry = recordingPorts([20000]);
+    const wet = await mutate(serviceRequest(service('shop')), testInjectionConfig, real, noJobs, silentLog);
+    const dryRun = await mutate(serviceRequest(service('shop'), { dryRun: true }), testInjectionConfig, dry, noJobs, silentLog);
+    expect(real.reserved).toHaveLength(1);
+    expect(dry.reserved).toEqual([]);
+    expect(dry.refreshed).toBe(1);
+    expect(dryRun.response).toEqual(wet.response);
+    expect(patchOf(dryRun.response)).toContainEqual({
+      op: 'add',
+      path: '/metadata/annotations/kueuer.io~1responder-port',
+      value: String(real.reserved[0]![1]),
+    });
+  });
+
+  it('reserves nothing for a review that is not shaped as the apiserver sends it (no user, or a uid that is no UUID)', async () => {
+    for (const extra of [{ userInfo: undefined }, { uid: 'probe' }, { userInfo: { username: '' } }] as Array<Partial<AdmissionRequest>>) {
+      const ports = recordingPorts();
+      const { response } = await mutate(serviceRequest(service('shop'), extra), testInjectionConfig, ports, noJobs, silentLog);
+      expect(response.allowed).toBe(true);
+      expect(ports.reserved, JSON.stringify(extra)).toEqual([]);
+    }
+  });
+
+  it('mayLeaveTraces: only a non-dry-run review with a UUID uid and a user', () => {
+    const base = serviceRequest(service('shop'));
+    expect(mayLeaveTraces(base)).toBe(true);
+    expect(mayLeaveTraces({ ...base, dryRun: true })).toBe(false);
+    expect(mayLeaveTraces({ ...base, uid: 'u-1' })).toBe(false);
+    expect(mayLeaveTraces({ ...base, userInfo: {} })).toBe(false);
+  });
+});
+
+describe("an Event's text from a refused pod (issue 22, item 14)", () => {
+  it('is one line of at most 1024 characters, whatever the annotations held', async () => {
+    const pod = appPod('shop', { 'kueuer.io/inject': 'true' }, { 'kueuer.io/concurrency': `lots\n\u001b[31mFAKE Warning\r\n${'x'.repeat(5000)}` });
+    const { response } = await mutate(podRequest(pod), testInjectionConfig, { usedPorts: () => new Set() }, noJobs, silentLog);
+    expect(response.allowed).toBe(false);
+    const text = eventMessage(response.status!.message);
+    expect(text).toHaveLength(EVENT_MESSAGE_MAX);
+    expect(text.endsWith('…')).toBe(true);
+    expect(text).toMatch(/^kueuer: kueuer\.io\/concurrency: /);
+    // eslint-disable-next-line no-control-regex -- asserting that none is left
+    expect(text).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(eventMessage('kueuer: short')).toBe('kueuer: short');
   });
 });
