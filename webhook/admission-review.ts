@@ -84,6 +84,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * the apiserver reach the webhook's port. Their answer is the same either way.
  */
 export function mayLeaveTraces(request: AdmissionRequest): boolean {
-  if (request.dryRun === true) return false;
+  return request.dryRun !== true && shapedAsApiserver(request);
+}
+
+/** A UUID uid and the requesting user, as every review the apiserver sends carries. */
+export function shapedAsApiserver(request: AdmissionRequest): boolean {
   return UUID.test(request.uid) && typeof request.userInfo?.username === 'string' && request.userInfo.username !== '';
 }

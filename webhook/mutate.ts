@@ -7,7 +7,7 @@ import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS, deprecationWarning } from '../shared/annotations.js';
 import { replyNamespaceProblem } from '../shared/queue-names.js';
-import { allow, mayLeaveTraces, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
+import { allow, mayLeaveTraces, refuse, shapedAsApiserver, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { decidePod, REPLY_FIX, type InjectionConfig } from './pod-injection.js';
 import { decideServiceReserved } from './service-rewrite.js';
 import type { JobWorkloads } from './workload-queue.js';
@@ -72,8 +72,9 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
         const old = request.operation === 'UPDATE' ? (request.oldObject as V1Service | undefined) : undefined;
         const used = (key: string) => ports.usedPorts(key);
         const writes = mayLeaveTraces(request);
-        // Without a reservation (a dry run), the port answered is decided from the reservations as read now.
-        if (!writes) await ports.refresh?.();
+        // The apiserver's dry run answers with the port decided from the reservations as read now (one GET, no write);
+        // other reviews that may not write are answered from the cache, so they cost the apiserver nothing.
+        if (request.dryRun && shapedAsApiserver(request)) await ports.refresh?.();
         // Decided without a reservation first, so that a refusal (or a dry run) writes nothing.
         const decided = await decideServiceReserved(service, old, request.namespace, used, undefined);
         const replyProblem = decided.kind === 'patch' && decided.queue !== null ? replyNamespaceProblem(decided.queue) : undefined;

@@ -257,6 +257,9 @@ describe('dry runs and requests that are not the apiserver leave no trace (issue
       const { response } = await mutate(serviceRequest(service('shop'), extra), testInjectionConfig, ports, noJobs, silentLog);
       expect(response.allowed).toBe(true);
       expect(ports.reserved, JSON.stringify(extra)).toEqual([]);
+      // Answered from the cache: such a review costs the apiserver no read either, dry run or not.
+      await mutate(serviceRequest(service('shop'), { ...extra, dryRun: true }), testInjectionConfig, ports, noJobs, silentLog);
+      expect(ports.refreshed, JSON.stringify(extra)).toBe(0);
     }
   });
 
