@@ -129,22 +129,24 @@ spec:
     const dryPod = cp.kubectl(['create', '--dry-run=server', '-f', '-'], pod('dry-pod', 'lots'));
     expect(dryPod.code).not.toBe(0);
     expect(dryPod.stderr).toContain('kueuer: kueuer.io/concurrency: expected an integer from 1 to 1000, got "lots"');
-    const drySvc = cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], service('dry-svc'));
+    const drySvc = cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], service('web-svc'));
     expect(drySvc.code, drySvc.stderr).toBe(0);
     const dryPort = ((JSON.parse(drySvc.stdout) as KubeJson).metadata.annotations as Record<string, string>)['kueuer.io/responder-port'];
     expect(dryPort).toMatch(/^\d+$/);
+    // A reservation is written before the answer, so its absence now is final.
+    expect(holders()).not.toContain('shop/web-svc');
 
-    // The same for real: the Event and the reservation appear, so their absence above is not a slow write.
+    // The same for real: the Event and the reservation appear, so their absence is not a slow write.
     const wetPod = cp.kubectl(['create', '-f', '-'], pod('wet-pod', 'many'));
     expect(wetPod.code).not.toBe(0);
-    const wetSvc = cp.kubectl(['create', '-f', '-'], service('wet-svc'));
+    const wetSvc = cp.kubectl(['create', '-f', '-'], service('web-svc'));
     expect(wetSvc.code, wetSvc.stderr).toBe(0);
-    await waitFor(() => events().length > 0 && holders().includes('shop/wet-svc'), 30_000, 'the real Event and reservation');
+    expect(holders()).toContain('shop/web-svc');
+    await waitFor(() => events().length > 0, 30_000, 'the real Event');
     await new Promise((r) => setTimeout(r, 1000));
     expect(events()).toEqual(['kueuer: kueuer.io/concurrency: expected an integer from 1 to 1000, got "many"']);
-    expect(holders()).not.toContain('shop/dry-svc');
-    // The dry run answered with the port the real admission then reserved (nothing else was admitted in between).
-    const wetPort = (cp.getJson('service', '-n', 'shop', 'wet-svc').metadata.annotations as Record<string, string>)['kueuer.io/responder-port'];
+    // The dry run answered with the port the real admission then reserved.
+    const wetPort = (cp.getJson('service', '-n', 'shop', 'web-svc').metadata.annotations as Record<string, string>)['kueuer.io/responder-port'];
     expect(wetPort).toBe(dryPort);
   }, 90_000);
 
