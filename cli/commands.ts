@@ -82,7 +82,8 @@ export const webhookCommand = command(
   {
     name: 'webhook',
     usage: 'kueuer webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [options]',
-    summary: 'The admission webhook: injects the sidecar into annotated pods and points annotated Services at the responder.',
+    summary:
+      'The admission webhook: injects the sidecar into pods and points Services at the responder, for those opted in with the label kueuer.io/inject: "true".',
     options: webhookOptions,
   },
   runWebhook,

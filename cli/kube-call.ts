@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { integerIn } from '../shared/options.js';
+import { durationIn } from '../shared/options.js';
 import { settleWithin } from '../shared/timers.js';
 
 /** How long one Kubernetes API call may take, in seconds, unless --api-timeout says otherwise. */
@@ -16,9 +16,10 @@ export const DEFAULT_API_TIMEOUT_S = 10;
 export const apiTimeoutOption = {
   flag: 'api-timeout',
   env: 'KUEUER_API_TIMEOUT',
-  description: 'seconds one Kubernetes API call may take before it is reported as not answering',
+  description: 'how long one Kubernetes API call may take before it is reported as not answering (10s, 1m; a bare number is seconds)',
   defaultValue: String(DEFAULT_API_TIMEOUT_S),
-  parse: integerIn(1, 600),
+  // The duration parser of every option, in seconds.
+  parse: (raw: string) => durationIn(1000, 600_000, 's')(raw) / 1000,
 };
 
 /** A call that did not end within its time (a Kubernetes API call, or broker work in kueuer status). */

@@ -4,8 +4,10 @@
  * either settings or the list of problems, each naming the annotation and
  * what it accepts. A typo refuses the object; it is never silently ignored.
  */
-import { concurrencyOption, kafkaOptions, queueOption, timeoutOption } from './common-options.js';
-import { dnsLabel, parseQuantity, portNumber } from './options.js';
+import { concurrencyOption, kafkaOptions, timeoutOption } from './common-options.js';
+import { isValidQueueName } from './envelope.js';
+import { dnsLabel, portNumber } from './options.js';
+import { parseQuantity } from './quantity.js';
 import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/backend.js';
 
 export const PREFIX = 'kueuer.io/';
@@ -66,10 +68,26 @@ function parseTrueFalse(raw: string): boolean {
   throw new Error('use "true" or "false"');
 }
 
-/** `"true"` or `"false"`; anything else (yes, True, 1) is refused. */
+/**
+ * Label and annotation values are strings; a manifest read by a YAML parser
+ * (kueuer inject) can carry `true` or `4` unquoted, which kubectl would refuse
+ * too. The problem then says to quote it rather than that the value is wrong.
+ */
+function notAString(key: string, raw: unknown): string | undefined {
+  if (typeof raw === 'string') return undefined;
+  const shown = JSON.stringify(raw) ?? String(raw);
+  return `${key}: the YAML ${raw === null ? 'null' : typeof raw} ${shown} is not a string; quote it: ${key}: ${JSON.stringify(shown)}`;
+}
+
+/** `"true"` or `"false"`; anything else (yes, True, 1, an unquoted YAML true) is refused. */
 export function parseBoolean(annotations: Annotations, key: string, problems: string[]): boolean | undefined {
   const raw = annotations?.[key];
   if (raw === undefined) return undefined;
+  const unquoted = notAString(key, raw);
+  if (unquoted) {
+    problems.push(unquoted);
+    return undefined;
+  }
   try {
     return parseTrueFalse(raw);
   } catch (err) {
@@ -151,8 +169,13 @@ function rule<T>(parse: (raw: string) => T, use?: string): AnnotationRule<T> {
   return use === undefined ? { parse } : { parse, use };
 }
 
-const QUEUE_RULE = rule(queueOption().parse, 'use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)');
-const QUANTITY_RULE = rule(parseQuantity, 'use a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi');
+// The name grammar only: the qualified name (<namespace>.<queue>) is checked against the reply namespace at admission.
+const QUEUE_RULE = rule((raw) => {
+  if (!isValidQueueName(raw)) throw new Error('not a queue name');
+  return raw;
+}, 'use letters, digits, ".", "_" or "-" (at most 200, starting with a letter or digit)');
+// The parser's message says what is wrong (not a quantity, negative, too large) and what to use.
+const QUANTITY_RULE = rule(parseQuantity);
 
 /** The pod annotations, each read through the parser of the option it sets. */
 const POD_RULES = {
@@ -199,6 +222,11 @@ function readAnnotations<R extends Partial<Record<keyof typeof ANNOTATIONS, Anno
     const key = ANNOTATIONS[name];
     const raw = a[key];
     if (raw === undefined) continue;
+    const unquoted = notAString(key, raw);
+    if (unquoted) {
+      problems.push(unquoted);
+      continue;
+    }
     try {
       out[name] = r.parse(raw);
     } catch (err) {

@@ -1,5 +1,6 @@
 /** Options that several components share, defined once. */
 import { isValidQueueName } from './envelope.js';
+import { replyNamespaceProblem } from './queue-names.js';
 import { durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from './options.js';
 import { KAFKA_DELIVERIES, parseBackend, type BackendSpec } from './transport/backend.js';
 
@@ -30,6 +31,9 @@ export function queueOption(defaultValue?: string): OptionSpec<string> {
     ...(defaultValue !== undefined ? { defaultValue } : {}),
     parse: (raw) => {
       if (!isValidQueueName(raw)) throw new Error(`expected a queue name of letters, digits, ".", "_" or "-", got ${JSON.stringify(raw)}`);
+      // Responders' reply inboxes live there, and a sidecar publishes a reply to any address in it.
+      const replyProblem = replyNamespaceProblem(raw);
+      if (replyProblem) throw new Error(`${replyProblem}; name the queue otherwise`);
       return raw;
     },
   };

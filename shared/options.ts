@@ -119,11 +119,14 @@ export function closestName(given: string, candidates: readonly string[]): strin
 
 export function helpText(usage: string, summary: string, specs: OptionSpecs): string {
   const lines = [`Usage: ${usage}`, '', summary, '', 'Options (each also read from its environment variable):'];
-  for (const spec of Object.values(specs)) {
+  const flags = Object.values(specs).map((spec) => `  --${spec.flag} <value>`);
+  // The second column starts two spaces after the longest flag, so no flag runs into its variable.
+  const width = Math.max(34, ...flags.map((f) => f.length + 2));
+  Object.values(specs).forEach((spec, i) => {
     const dflt = spec.defaultValue !== undefined ? `default ${spec.defaultValue}` : spec.optional ? 'optional' : 'required';
-    lines.push(`  --${spec.flag} <value>`.padEnd(34) + `${spec.env} (${dflt})`, `      ${spec.description}`);
-  }
-  lines.push('  --help'.padEnd(34) + 'show this help', '  --version'.padEnd(34) + 'print the version');
+    lines.push(flags[i]!.padEnd(width) + `${spec.env} (${dflt})`, `      ${spec.description}`);
+  });
+  lines.push('  --help'.padEnd(width) + 'show this help', '  --version'.padEnd(width) + 'print the version');
   return lines.join('\n');
 }
 
@@ -155,14 +158,20 @@ export function integerIn(min: number, max: number): (raw: string) => number {
   };
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+type DurationUnit = 'ms' | 's' | 'm' | 'h';
+const DURATION_UNITS: Record<DurationUnit, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** `500ms`, `60s`, `2m`, `1h` → milliseconds. */
-export function durationIn(minMs: number, maxMs: number): (raw: string) => number {
+/**
+ * `500ms`, `60s`, `2m`, `1h` → milliseconds: the one duration grammar of every option.
+ * `bareUnit`: the unit of a number written without one, for an option that took plain numbers before (else a unit is required).
+ */
+export function durationIn(minMs: number, maxMs: number, bareUnit?: DurationUnit): (raw: string) => number {
+  const bare = bareUnit === undefined ? '' : ` (a bare number is ${bareUnit === 's' ? 'seconds' : bareUnit})`;
   return (raw) => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(raw.trim());
-    const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!) : NaN;
-    if (!m || !Number.isFinite(ms)) throw new Error(`expected a duration such as 500ms, 60s or 2m, got ${JSON.stringify(raw)}`);
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
+    const unit = (m?.[2] as DurationUnit | undefined) ?? bareUnit;
+    const ms = m && unit ? Math.round(Number(m[1]) * DURATION_UNITS[unit]) : NaN;
+    if (!m || !Number.isFinite(ms)) throw new Error(`expected a duration such as 500ms, 60s or 2m${bare}, got ${JSON.stringify(raw)}`);
     if (ms < minMs || ms > maxMs) throw new Error(`expected a duration from ${minMs} ms to ${maxMs} ms, got ${JSON.stringify(raw)}`);
     return ms;
   };
@@ -206,13 +215,4 @@ export function dnsLabel(what: string): (raw: string) => string {
     if (!DNS_LABEL.test(raw)) throw new Error(`expected ${what}, got ${JSON.stringify(raw)}`);
     return raw;
   };
-}
-
-/** Kubernetes resource.Quantity, as kubectl accepts it. */
-const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$/;
-
-/** A Kubernetes quantity (`100m`, `0.5`, `128Mi`, `1e3`), kept as written. */
-export function parseQuantity(raw: string): string {
-  if (!QUANTITY.test(raw)) throw new Error(`expected a Kubernetes quantity such as 100m or 128Mi, got ${JSON.stringify(raw)}`);
-  return raw;
 }

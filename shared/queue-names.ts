@@ -3,6 +3,7 @@
  * share a queue (and a message on one cannot answer a client of the other).
  */
 import { createHash } from 'node:crypto';
+import { REPLY_ADDRESS_PREFIX } from './transport/transport.js';
 
 const MAX_QUEUE = 200;
 
@@ -13,7 +14,19 @@ export function qualifiedQueueName(namespace: string, name: string): string {
   return `${full.slice(0, MAX_QUEUE - 17)}-${digest}`;
 }
 
-/** The queue of an annotated Service: its kueuer.io/queue, else its name, in its namespace. */
+/** The queue of an opted-in Service: its kueuer.io/queue, else its name, in its namespace. */
 export function serviceQueue(namespace: string, name: string, explicit: string | undefined): string {
   return qualifiedQueueName(namespace, explicit ?? name);
+}
+
+/**
+ * Why a request queue name is refused, or undefined: the reply namespace
+ * (`kueuer.reply.*`) is where responders' private inboxes live, and a sidecar
+ * publishes a reply to any address in it, so a request queue there could be
+ * sent "replies" by any sidecar. In namespace `kueuer`, `kueuer.io/queue: reply.x`
+ * (or a workload named `reply.x`) would name one.
+ */
+export function replyNamespaceProblem(queue: string): string | undefined {
+  if (!queue.startsWith(REPLY_ADDRESS_PREFIX)) return undefined;
+  return `the queue ${JSON.stringify(queue)} falls in the reply namespace ${REPLY_ADDRESS_PREFIX}*, which only responders' reply inboxes may use`;
 }

@@ -14,6 +14,8 @@ export interface AdmissionRequest {
   object?: unknown;
   oldObject?: unknown;
   dryRun?: boolean;
+  /** Who made the request the apiserver admits; always set by the apiserver. */
+  userInfo?: { username?: string; uid?: string; groups?: string[] };
 }
 
 export interface AdmissionResponse {
@@ -68,4 +70,24 @@ export function allow(uid: string, patch: Operation[] = [], warnings: string[] =
 
 export function refuse(uid: string, message: string, code = 400): AdmissionResponse {
   return { uid, allowed: false, status: { code, message, reason: code === 400 ? 'BadRequest' : 'InternalError' } };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Whether an admission may leave durable traces (a responder-port reservation,
+ * an Event): not a dry run (the webhooks are declared sideEffects:
+ * NoneOnDryRun), and shaped as only the apiserver sends it: a UUID uid and the
+ * requesting user. The shape keeps probes, link checkers and hand-made reviews
+ * from writing; it is no authentication (anyone who can reach /mutate can copy
+ * it), which is why docs/webhook.md asks for the NetworkPolicy that lets only
+ * the apiserver reach the webhook's port. Their answer is the same either way.
+ */
+export function mayLeaveTraces(request: AdmissionRequest): boolean {
+  return request.dryRun !== true && shapedAsApiserver(request);
+}
+
+/** A UUID uid and the requesting user, as every review the apiserver sends carries. */
+export function shapedAsApiserver(request: AdmissionRequest): boolean {
+  return UUID.test(request.uid) && typeof request.userInfo?.username === 'string' && request.userInfo.username !== '';
 }

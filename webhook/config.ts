@@ -1,6 +1,7 @@
 /** The webhook's one configuration source: flags, then KUEUER_* env vars, then defaults. */
 import { backendOption, logLevelOption } from '../shared/common-options.js';
-import { dnsLabel, durationIn, integerIn, oneOf, parseHostPort, parseOptions, parseQuantity, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { dnsLabel, durationIn, integerIn, oneOf, parseHostPort, parseOptions, type OptionSpec, type OptionValues } from '../shared/options.js';
+import { parseQuantity } from '../shared/quantity.js';
 import { SIDECAR_ADMIN_PORT } from '../sidecar/config.js';
 import { METRIC_MODES } from './autoscaling/desired-objects.js';
 import type { InjectionConfig } from './pod-injection.js';
@@ -147,7 +148,7 @@ export const webhookOptions = {
     flag: 'autoscaling',
     env: 'KUEUER_AUTOSCALING',
     description:
-      'autoscaler per annotated workload: external (HPA on kueuer_queue_backlog served by this process as external.metrics.k8s.io), prometheus-adapter (the same HPA, metric from prometheus-adapter), keda (a KEDA ScaledObject), or off',
+      'autoscaler per opted-in workload: external (HPA on kueuer_queue_backlog served by this process as external.metrics.k8s.io), prometheus-adapter (the same HPA, metric from prometheus-adapter), keda (a KEDA ScaledObject), or off',
     defaultValue: 'external',
     parse: oneOf([...METRIC_MODES, 'off'] as const),
   },

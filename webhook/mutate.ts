@@ -5,16 +5,20 @@
  */
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { allow, refuse, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
-import { decidePod, type InjectionConfig } from './pod-injection.js';
+import { ANNOTATIONS, deprecationWarning } from '../shared/annotations.js';
+import { replyNamespaceProblem } from '../shared/queue-names.js';
+import { allow, mayLeaveTraces, refuse, shapedAsApiserver, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
+import { decidePod, REPLY_FIX, type InjectionConfig } from './pod-injection.js';
 import { decideServiceReserved } from './service-rewrite.js';
 import type { JobWorkloads } from './workload-queue.js';
 
 /** Responder ports already held by Services other than the one being admitted. */
 export interface PortRegistry {
   usedPorts(exceptServiceKey: string): ReadonlySet<number>;
-  /** Makes a decided port the Service's across replicas (optimistic concurrency on an API object); absent in tests of one process. */
+  /** Makes a decided port the Service's across replicas (optimistic concurrency on an API object); absent in tests of one process. Never called for a dry run (see mayLeaveTraces). */
   reserve?(serviceKey: string, port: number): Promise<boolean>;
+  /** Re-reads the reservations without writing, so that a dry run answers with the port a real admission would reserve. */
+  refresh?(): Promise<void>;
 }
 
 export type MutateOutcome = 'injected' | 'unchanged' | 'skipped' | 'refused' | 'error' | 'ignored';
@@ -22,6 +26,16 @@ export type MutateOutcome = 'injected' | 'unchanged' | 'skipped' | 'refused' | '
 export interface MutateResult {
   response: AdmissionResponse;
   outcome: MutateOutcome;
+}
+
+/**
+ * One log line per admission warning, its text as the message: `warning` is
+ * `deprecated-opt-in` for the annotation opt-in (what a search for leftover
+ * annotations wants) and `admission` for any other (e.g. a container's own preStop hook).
+ */
+function logWarnings(log: Logger, fields: Record<string, unknown>, warnings: readonly string[]): void {
+  const deprecated = deprecationWarning();
+  for (const w of warnings) log.warn({ ...fields, warning: w === deprecated ? 'deprecated-opt-in' : 'admission' }, w);
 }
 
 /** `jobs`: reads the Job of a Job-owned pod, to name its queue after the CronJob (or the Job). */
@@ -40,7 +54,7 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
           case 'refuse':
             return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
           case 'patch':
-            if (decision.warnings.length > 0) log.warn({ uid, namespace: request.namespace, kind: 'Pod', warnings: decision.warnings }, 'deprecated opt-in');
+            logWarnings(log, { uid, namespace: request.namespace, kind: 'Pod' }, decision.warnings);
             return {
               response: allow(uid, decision.patch, decision.warnings),
               outcome: decision.patch.length > 0 ? 'injected' : 'unchanged',
@@ -56,17 +70,27 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
         const namespace = service.metadata?.namespace || request.namespace || 'default';
         if (config.excludedNamespaces.includes(namespace)) return { response: allow(uid), outcome: 'skipped' };
         const old = request.operation === 'UPDATE' ? (request.oldObject as V1Service | undefined) : undefined;
-        const reserve = ports.reserve?.bind(ports);
-        const decision = await decideServiceReserved(service, old, request.namespace, (key) => ports.usedPorts(key), reserve ? { reserve } : undefined);
+        const used = (key: string) => ports.usedPorts(key);
+        const writes = mayLeaveTraces(request);
+        // The apiserver's dry run answers with the port decided from the reservations as read now (one GET, no write);
+        // other reviews that may not write are answered from the cache, so they cost the apiserver nothing.
+        if (request.dryRun && shapedAsApiserver(request)) await ports.refresh?.();
+        // Decided without a reservation first, so that a refusal (or a dry run) writes nothing.
+        const decided = await decideServiceReserved(service, old, request.namespace, used, undefined);
+        const replyProblem = decided.kind === 'patch' && decided.queue !== null ? replyNamespaceProblem(decided.queue) : undefined;
+        if (replyProblem) return { response: refuse(uid, `kueuer: ${ANNOTATIONS.queue}: ${replyProblem}; ${REPLY_FIX}`), outcome: 'refused' };
+        const reserve = writes ? ports.reserve?.bind(ports) : undefined;
+        const decision =
+          reserve && decided.kind === 'patch' && decided.responderPort !== null
+            ? await decideServiceReserved(service, old, request.namespace, used, { reserve })
+            : decided;
         switch (decision.kind) {
           case 'skip':
             return { response: allow(uid), outcome: 'skipped' };
           case 'refuse':
             return { response: refuse(uid, `kueuer: ${decision.message}`), outcome: 'refused' };
           case 'patch':
-            if (decision.warnings.length > 0) {
-              log.warn({ uid, namespace, kind: 'Service', name: service.metadata?.name, warnings: decision.warnings }, 'deprecated opt-in');
-            }
+            logWarnings(log, { uid, namespace, kind: 'Service', name: service.metadata?.name }, decision.warnings);
             return { response: allow(uid, decision.patch, decision.warnings), outcome: decision.patch.length > 0 ? 'injected' : 'unchanged' };
         }
         break;

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
-import { qualifiedQueueName } from '../shared/queue-names.js';
+import { quantityValue } from '../shared/quantity.js';
+import { qualifiedQueueName, replyNamespaceProblem } from '../shared/queue-names.js';
 import { sidecarOptions } from '../sidecar/config.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
@@ -78,6 +79,8 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   const workload = settings.queue ?? defaultWorkload(pod, namespace, jobWorkload);
   if (typeof workload !== 'string') return workload;
   const queue = qualifiedQueueName(namespace, workload);
+  const replyProblem = replyNamespaceProblem(queue);
+  if (replyProblem) return { kind: 'refuse', message: `${ANNOTATIONS.queue}: ${replyProblem}; ${REPLY_FIX}` };
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
   const drainToken = existingDrainToken(pod) ?? (config.newDrainToken ?? randomDrainToken)();
@@ -103,6 +106,9 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
 
   return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status, warnings };
 }
+
+/** What to do about a queue name in the reply namespace (only namespace `kueuer` can form one). */
+export const REPLY_FIX = `set ${ANNOTATIONS.queue} to a name that does not start with "reply."`;
 
 /**
  * The app containers' preStop hook: the sidecar's /drain (shared/admin-server.ts), with the
@@ -290,29 +296,13 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
   };
 }
 
-const QUANTITY_SUFFIX: Record<string, number> = {
-  '': 1,
-  m: 1e-3,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** Bytes of a Kubernetes memory quantity (`256Mi`, `1G`, `0.5Gi`, `268435456`, `1e9`); the annotations are validated before. */
+/** Bytes of a Kubernetes memory quantity (`256Mi`, `+1G`, `0.5Gi`, `268435456`, `1e9`), read by the grammar the annotations and options are validated with. */
 export function quantityBytes(quantity: string): number {
-  const m = /^([0-9.]+(?:[eE][-+]?\d+)?)([a-zA-Z]*)$/.exec(quantity.trim());
-  const factor = m ? QUANTITY_SUFFIX[m[2]!] : undefined;
-  if (!m || factor === undefined) throw new Error(`not a memory quantity: ${JSON.stringify(quantity)}`);
-  return Number(m[1]) * factor;
+  try {
+    return quantityValue(quantity);
+  } catch (err) {
+    throw new Error(`not a memory quantity: ${JSON.stringify(quantity)}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /**

@@ -70,6 +70,16 @@ export class PortAllocations {
     return heldPorts(this.reservations, this.carriesPort, exceptService, Date.now());
   }
 
+  /** Reads the reservations without writing (a dry run's answer); a missing ConfigMap holds none. */
+  async refresh(): Promise<void> {
+    try {
+      this.reservations = parseReservations((await this.core.readNamespacedConfigMap(this.ref)).data);
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      this.reservations = new Map();
+    }
+  }
+
   /**
    * Reserves `port` for `service` (releasing any other port it held); false when another Service
    * holds it, after which reservedPorts includes it. Throws when the API cannot be written.

@@ -30,6 +30,21 @@ export function workloadOfPod(meta: V1ObjectMeta, namespace: string): Omit<Event
   return { apiVersion: 'v1', kind: 'Pod', name: meta.name ?? meta.generateName ?? 'pod', namespace };
 }
 
+/** The longest Event message written: what client-go's recorder keeps (events.k8s.io's note is at most 1 kB too). */
+export const EVENT_MESSAGE_MAX = 1024;
+
+/**
+ * A refusal as an Event's text. The message quotes values from the request
+ * (annotations), so control characters (newlines, terminal escapes) become
+ * spaces and it is cut to EVENT_MESSAGE_MAX characters: what `kubectl
+ * describe` prints stays one bounded line whoever wrote the pod.
+ */
+export function eventMessage(message: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is removed
+  const clean = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
+  return clean.length <= EVENT_MESSAGE_MAX ? clean : `${clean.slice(0, EVENT_MESSAGE_MAX - 1)}…`;
+}
+
 /** Records refusals with the webhook's own credentials (in-cluster or $KUBECONFIG), connecting on first use. */
 export function clusterRefusalEvents(log: Logger): RefusalEvents {
   let ready:
@@ -60,7 +75,7 @@ export function clusterRefusalEvents(log: Logger): RefusalEvents {
       // Read each time: a Deployment deleted and created again has a new uid (the ReplicaSet controller backs off, so refusals are few).
       const uid = subject.uid ?? (subject.kind === 'Deployment' ? await cluster.deploymentUid(namespace, subject.name) : undefined);
       if (!uid) return;
-      await cluster.record({ ...subject, uid }, message);
+      await cluster.record({ ...subject, uid }, eventMessage(message));
     })().catch((err: unknown) =>
       log.warn({ err: (err as Error).message, workload: `${subject.kind}/${namespace}/${subject.name}` }, 'could not record the refusal on the workload'),
     );

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { registerAdminRoutes } from '../shared/admin-server.js';
 import type { ClientErrorCode } from '../shared/error-catalogue.js';
-import { BadReviewError, parseAdmissionReview, reviewOf } from './admission-review.js';
+import { BadReviewError, mayLeaveTraces, parseAdmissionReview, reviewOf } from './admission-review.js';
 import type { WebhookMetrics } from './metrics.js';
 import { mutate, type PortRegistry } from './mutate.js';
 import { registerExternalMetrics, type ExternalMetricsOptions } from './autoscaling/external-metrics-api.js';
@@ -91,7 +91,7 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
     const name = request.name || (request.object as { metadata?: { generateName?: string } })?.metadata?.generateName || '';
     if (outcome === 'refused' || outcome === 'error') req.log.warn({ uid: request.uid, kind, ns, name, message: response.status?.message }, 'refused');
     else if (outcome === 'injected') req.log.info({ uid: request.uid, kind, ns, name }, 'injected');
-    if (outcome === 'refused' && kind === 'Pod' && !request.dryRun) refusalEvents(request.object as V1Pod, ns, response.status?.message ?? '');
+    if (outcome === 'refused' && kind === 'Pod' && mayLeaveTraces(request)) refusalEvents(request.object as V1Pod, ns, response.status?.message ?? '');
     return reviewOf(response);
   });
   if (options.externalMetrics) registerExternalMetrics(app, options.externalMetrics);

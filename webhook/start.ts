@@ -147,6 +147,7 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
     ports: {
       usedPorts: (except) => new Set([...usedResponderPorts(services.list(), except), ...allocations.reservedPorts(except)]),
       reserve: (service, port) => allocations.reserve(service, port),
+      refresh: () => allocations.refresh(),
     },
     tls: files,
     config: injectionConfig(o, nativeSidecars, kueuerVersion()),

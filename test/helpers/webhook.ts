@@ -134,6 +134,8 @@ export function review(
       resource: { group: '', version: 'v1', resource: kind === 'Pod' ? 'pods' : 'services' },
       namespace: options.namespace ?? 'shop',
       operation: options.operation ?? (options.oldObject === undefined ? 'CREATE' : 'UPDATE'),
+      // As the apiserver sends it (a UUID uid and the user), so the webhook may reserve ports and record Events.
+      userInfo: { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] },
       object,
       ...(options.oldObject === undefined ? {} : { oldObject: options.oldObject }),
       dryRun: false,

@@ -11,6 +11,7 @@
  * port all get distinct ports: the ConfigMap kueuer-responder-ports is
  * written with optimistic concurrency.
  */
+import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -190,7 +191,7 @@ describe('two webhook replicas: one leader, safe port allocation', () => {
         child.stdin.end(JSON.stringify(service(name)));
       });
     const direct = async (replica: Replica, name: string): Promise<number> => {
-      const body = review(service(name), { kind: 'Service', uid: `uid-${name}` });
+      const body = review(service(name), { kind: 'Service', uid: randomUUID() });
       const res = await httpsJson(replica.base, '/mutate', certs.ca, JSON.stringify(body));
       const response = (res.json as { response: { allowed: boolean; patch?: string; status?: { message: string } } }).response;
       if (!response.allowed) throw new Error(response.status?.message);

@@ -94,6 +94,62 @@ spec:
     expect(r.stdout).toContain('cronjob.batch/nightly created (server dry run)');
   });
 
+  it('a server-side dry run (kubectl --dry-run=server) leaves no Event and no responder-port reservation; the same requests for real do (issue 22, item 14)', async () => {
+    const ownerUid = 'c0ffee00-0000-4000-8000-000000000022';
+    const pod = (name: string, concurrency: string) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+  namespace: shop
+  labels: {kueuer.io/inject: "true"}
+  annotations: {kueuer.io/concurrency: ${concurrency}}
+  ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, name: db, uid: ${ownerUid}, controller: true}]
+spec:
+  containers: [{name: app, image: example.com/db:1, ports: [{containerPort: 8080}]}]
+`;
+    const service = (name: string) => `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: shop, labels: {kueuer.io/inject: "true"}}
+spec:
+  selector: {app: ${name}}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+`;
+    const events = () =>
+      (
+        cp.getJson('events', '-n', 'shop', '--field-selector', 'involvedObject.kind=StatefulSet,involvedObject.name=db,reason=KueuerRefusedPod')
+          .items as KubeJson[]
+      ).map((e) => e.message as string);
+    const reservations = (): Record<string, string> => {
+      const r = cp.kubectl(['get', 'configmap', '-n', 'kueuer-system', 'kueuer-responder-ports', '-o', 'json']);
+      return r.code === 0 ? (((JSON.parse(r.stdout) as KubeJson).data as Record<string, string> | undefined) ?? {}) : {};
+    };
+    const holders = () => Object.values(reservations()).map((v) => v.split(' ')[0]);
+
+    // Dry runs: refused the same way, answered with a port, nothing written.
+    const dryPod = cp.kubectl(['create', '--dry-run=server', '-f', '-'], pod('dry-pod', 'lots'));
+    expect(dryPod.code).not.toBe(0);
+    expect(dryPod.stderr).toContain('kueuer: kueuer.io/concurrency: expected an integer from 1 to 1000, got "lots"');
+    const drySvc = cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], service('web-svc'));
+    expect(drySvc.code, drySvc.stderr).toBe(0);
+    const dryPort = ((JSON.parse(drySvc.stdout) as KubeJson).metadata.annotations as Record<string, string>)['kueuer.io/responder-port'];
+    expect(dryPort).toMatch(/^\d+$/);
+    // A reservation is written before the answer, so its absence now is final.
+    expect(holders()).not.toContain('shop/web-svc');
+
+    // The same for real: the Event and the reservation appear, so their absence is not a slow write.
+    const wetPod = cp.kubectl(['create', '-f', '-'], pod('wet-pod', 'many'));
+    expect(wetPod.code).not.toBe(0);
+    const wetSvc = cp.kubectl(['create', '-f', '-'], service('web-svc'));
+    expect(wetSvc.code, wetSvc.stderr).toBe(0);
+    expect(holders()).toContain('shop/web-svc');
+    await waitFor(() => events().length > 0, 30_000, 'the real Event');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(events()).toEqual(['kueuer: kueuer.io/concurrency: expected an integer from 1 to 1000, got "many"']);
+    // The dry run answered with the port the real admission then reserved.
+    const wetPort = (cp.getJson('service', '-n', 'shop', 'web-svc').metadata.annotations as Record<string, string>)['kueuer.io/responder-port'];
+    expect(wetPort).toBe(dryPort);
+  }, 90_000);
+
   it("names the workload from the pod's owner", () => {
     const owner = (kind: string, name: string) => ({ apiVersion: kind === 'Job' ? 'batch/v1' : 'apps/v1', kind, name, uid: `uid-${name}`, controller: true });
     expect(workloadOfPod({ labels: { 'pod-template-hash': '5d8c7' }, ownerReferences: [owner('ReplicaSet', 'web-5d8c7')] }, 'shop')).toEqual({

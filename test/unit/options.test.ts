@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { responderOptions } from '../../responder/config.js';
 import { sidecarOptions } from '../../sidecar/config.js';
-import { byteSizeIn, closestName, ConfigError, durationIn, integerIn, parseHostPort, parseOptions } from '../../shared/options.js';
+import { apiTimeoutOption } from '../../cli/kube-call.js';
+import { webhookCommand } from '../../cli/commands.js';
+import { byteSizeIn, closestName, ConfigError, durationIn, helpText, integerIn, parseHostPort, parseOptions } from '../../shared/options.js';
+import { webhookOptions } from '../../webhook/config.js';
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -80,5 +83,43 @@ describe('value parsers', () => {
     expect(integerIn(1, 5)('5')).toBe(5);
     expect(() => integerIn(1, 5)('6')).toThrow(/from 1 to 5/);
     expect(() => integerIn(1, 5)('2.5')).toThrow();
+  });
+});
+
+describe('help and durations (issue 22, item 21)', () => {
+  it('keeps a gap between every flag column and its env var, however long the flag', () => {
+    const text = helpText('kueuer webhook', 'summary', webhookOptions);
+    const optionLines = text.split('\n').filter((l) => l.startsWith('  --') && l.includes('<value>'));
+    expect(optionLines.length).toBe(Object.keys(webhookOptions).length);
+    for (const line of optionLines) expect(line).toMatch(/^ {2}--[a-z-]+ <value> {2,}KUEUER_[A-Z_]+ \(/);
+    // The columns line up: every env var starts in the same column.
+    expect(new Set(optionLines.map((l) => l.indexOf('KUEUER_'))).size).toBe(1);
+  });
+
+  it('kueuer webhook --help speaks of opted-in objects (a label), not annotated ones', () => {
+    const text = helpText(webhookCommand.usage, webhookCommand.summary, webhookOptions);
+    expect(text).not.toMatch(/annotated/);
+    expect(text).toContain('kueuer.io/inject');
+  });
+
+  it('--api-timeout takes a duration like every other duration flag, and a bare number of seconds as before', () => {
+    const specs = { apiTimeout: apiTimeoutOption };
+    expect(parseOptions(specs, ['--api-timeout', '10s'], {}).apiTimeout).toBe(10);
+    expect(parseOptions(specs, ['--api-timeout', '1500ms'], {}).apiTimeout).toBe(1.5);
+    expect(parseOptions(specs, ['--api-timeout', '2m'], {}).apiTimeout).toBe(120);
+    expect(parseOptions(specs, ['--api-timeout', '2'], {}).apiTimeout).toBe(2);
+    expect(parseOptions(specs, [], {}).apiTimeout).toBe(10);
+    expect(problems(() => parseOptions(specs, ['--api-timeout', '11m'], {}))).toEqual([
+      'invalid --api-timeout (KUEUER_API_TIMEOUT) from --api-timeout: expected a duration from 1000 ms to 600000 ms, got "11m"',
+    ]);
+    expect(problems(() => parseOptions(specs, ['--api-timeout', 'soon'], {}))[0]).toMatch(
+      /expected a duration such as 500ms, 60s or 2m \(a bare number is seconds\), got "soon"/,
+    );
+  });
+
+  it('reads a bare number as the unit given, only where one is given', () => {
+    expect(durationIn(0, 60_000, 's')('3')).toBe(3000);
+    expect(durationIn(0, 60_000, 's')('3s')).toBe(3000);
+    expect(() => durationIn(0, 60_000)('3')).toThrow(/such as 500ms/);
   });
 });
