@@ -38,9 +38,18 @@ export interface Responder {
 
 /** The request line and headers Node's parser accepts; Kueuer's own limits (request-rules) answer first below it. */
 const MAX_HEADER_SECTION_BYTES = 128 * 1024;
+/** Header fields (lines) Node's parser accepts in one request; past it, it fails with the same code as for size. */
+const MAX_HEADER_FIELDS = 1000;
+/**
+ * How often Node checks its connections against the headers timeout: the 408 comes at most this late
+ * (Node's default of 30 s made a 60 s timeout fire at up to 90 s).
+ */
+const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 
 export async function buildResponder(settings: ResponderSettings, transport: Transport, metrics: ResponderMetrics, log: Logger): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
+  /** Connections whose request body is being read: a close there is that request's client disconnect. */
+  const readingBody = new WeakSet<object>();
   /** Set when the server starts closing: new requests get a 503 and the connection closes (as fastify's return503OnClosing did). */
   let closing = false;
   const app = Fastify({
@@ -50,12 +59,22 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     // answer and a log line with a request id; never the raw bytes (they hold cookies and tokens).
     clientErrorHandler: (err, socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      if (err.code === 'HPE_INVALID_EOF_STATE') {
+        // The client closed in the middle of a request: a disconnect, not a malformed request. One
+        // whose body was being read is counted and logged once, by its own handler (forward).
+        if (!readingBody.has(socket)) {
+          metrics.clientDisconnect();
+          log.info({ reqId: newRequestId() }, 'client went away before its request was complete');
+        }
+        socket.destroy();
+        return;
+      }
       const id = newRequestId();
       const [status, code, message]: [number, ClientErrorCode, string] =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'request_timeout', 'the request line and headers did not arrive in time']
+          ? [408, 'request_timeout', `the request line and headers did not arrive within ${settings.headersTimeoutMs} ms`]
           : err.code === 'HPE_HEADER_OVERFLOW'
-            ? [431, 'headers_too_large', `the request line and headers are over ${MAX_HEADER_SECTION_BYTES} bytes`]
+            ? [431, 'headers_too_large', headerOverflowMessage((err as { bytesParsed?: number }).bytesParsed ?? 0)]
             : [400, 'malformed_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'}); nothing was queued`];
       log.info({ reqId: id, status, code, cause: err.code }, 'refused a malformed request');
       metrics.answered(status, 0);
@@ -68,10 +87,20 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     serverFactory: () => {
       // Room for a 16 KiB target plus 48 KiB of headers; beyond it Node's parser answers 431 itself.
       // A missing Host gets Kueuer's 400 below.
-      const server = http.createServer({ maxHeaderSize: MAX_HEADER_SECTION_BYTES, requireHostHeader: false }, (req, res) => handle(req, res));
-      // fastify's defaults for the servers it makes: 72 s keep-alive, no whole-request timeout (--body-timeout is ours).
+      const server = http.createServer(
+        {
+          maxHeaderSize: MAX_HEADER_SECTION_BYTES,
+          requireHostHeader: false,
+          headersTimeout: settings.headersTimeoutMs,
+          // No whole-request timeout (--body-timeout is ours), as fastify's servers.
+          requestTimeout: 0,
+          connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+        },
+        (req, res) => handle(req, res),
+      );
+      server.maxHeadersCount = MAX_HEADER_FIELDS;
+      // fastify's default keep-alive for the servers it makes.
       server.keepAliveTimeout = 72_000;
-      server.requestTimeout = 0;
       return server;
     },
   });
@@ -200,6 +229,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     if (problem) return refuseEarly(problem);
 
     let body: Buffer;
+    readingBody.add(req.socket);
     try {
       body = await readBody(req, settings.maxBodyBytes, settings.bodyTimeoutMs);
     } catch (err) {
@@ -210,10 +240,13 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
         reqLog().warn({ timeoutMs: settings.bodyTimeoutMs }, 'the client did not send its body within --body-timeout');
         refuseEarly({ status: 408, code: 'body_timeout', message: err.message });
       } else {
-        reqLog().warn({ err: (err as Error).message }, 'client aborted while sending the body');
         answered = true;
+        metrics.clientDisconnect();
+        reqLog().info({ err: (err as Error).message }, 'client went away while sending its body');
       }
       return;
+    } finally {
+      readingBody.delete(req.socket);
     }
 
     if (!transport.isReady()) {
@@ -281,6 +314,13 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       await inbox.close();
     },
   };
+}
+
+/** Node's parser fails the same way past MAX_HEADER_SECTION_BYTES and past MAX_HEADER_FIELDS: tell which. */
+function headerOverflowMessage(bytesParsed: number): string {
+  return bytesParsed < MAX_HEADER_SECTION_BYTES
+    ? `the request has more than ${MAX_HEADER_FIELDS} header fields`
+    : `the request line and headers are over ${MAX_HEADER_SECTION_BYTES} bytes`;
 }
 
 type RefusalProblem = Pick<RequestProblem, 'message'> & { status: number; code: ClientErrorCode };

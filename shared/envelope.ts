@@ -10,7 +10,7 @@
 import { KueuerError } from './errors.js';
 import type { HeaderPairs } from './http-headers.js';
 import { isRequestId } from './request-id.js';
-import { headersProblem, isToken, REQUEST_LIMITS, targetProblem, type RequestProblem } from './request-rules.js';
+import { headersProblem, isToken, REQUEST_LIMITS, responseHeadersProblem, targetProblem, type RequestProblem } from './request-rules.js';
 
 export const ENVELOPE_VERSION = '1';
 
@@ -173,7 +173,7 @@ export function decodeResponse(msg: WireMessage): QueuedResponse {
     throw envelopeError(`${META.status} must be an integer from 200 to 599`);
   }
   const headers = headerPairs(field(meta, META.headers, LIMITS.headersJsonBytes));
-  if (!headers || headersProblemIgnoringHost(headers)) throw envelopeError(`${META.headers} holds an invalid header pair`);
+  if (!headers || responseHeadersProblem(headers)) throw envelopeError(`${META.headers} holds an invalid header pair`);
   const reason = meta[META.reason];
   if (reason !== undefined && (Buffer.byteLength(reason) > LIMITS.fieldBytes || !REASON_PHRASE.test(reason))) {
     throw envelopeError(`${META.reason} must be a reason phrase of visible characters, spaces and tabs`);
@@ -227,16 +227,6 @@ function headerPairs(json: string): HeaderPairs | null {
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return null;
   }
   return parsed as HeaderPairs;
-}
-
-/** Responses may repeat any header; names must be tokens and values field octets. */
-function headersProblemIgnoringHost(headers: HeaderPairs): boolean {
-  return (
-    headersProblem(
-      headers.filter(([n]) => n.toLowerCase() !== 'host'),
-      0,
-    ) !== null
-  );
 }
 
 function envelopeError(message: string): KueuerError {

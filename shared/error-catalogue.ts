@@ -106,7 +106,8 @@ export const CLIENT_ERRORS = {
   },
   headers_too_large: {
     status: 431,
-    meaning: 'The request headers take more than 48 KiB as queued (Node answers 431 itself past 128 KiB of request line and headers). Nothing was queued.',
+    meaning:
+      'The request headers take more than 48 KiB as queued (Node answers 431 itself past 128 KiB of request line and headers, or past 1,000 header fields; the message says which). Nothing was queued.',
     action: 'Send fewer or smaller headers (large cookies are the usual cause).',
   },
   body_timeout: {
@@ -128,7 +129,8 @@ export const CLIENT_ERRORS = {
   },
   request_timeout: {
     status: 408,
-    meaning: "The request line and headers did not arrive within Node's headers timeout (60 s). The connection is closed; nothing was queued.",
+    meaning:
+      'The request line and headers did not arrive within `--headers-timeout` (default 60 s; answered within 1 s of it). The connection is closed; nothing was queued.',
     action: 'Retry; a client that trickles its headers is refused on purpose (slowloris).',
   },
   connect_not_supported: {

@@ -33,7 +33,7 @@ import {
   type HeaderPairs,
 } from '../shared/http-headers.js';
 import type { HostPort } from '../shared/options.js';
-import { headersProblem } from '../shared/request-rules.js';
+import { responseHeadersProblem } from '../shared/request-rules.js';
 import { safeTimerMs } from '../shared/timers.js';
 import { backoffMs, isRetryableConnectError } from './retry-policy.js';
 
@@ -216,6 +216,11 @@ export class AppClient {
           abort = abortRequest;
         },
         onHeaders: (statusCode, headers, _resume, statusText) => {
+          // undici takes a status below 100 for an interim one, then fails on an assertion: say what it was.
+          if (statusCode < 100) {
+            fail(new CallFailure('invalid_response', statusProblem(statusCode), false));
+            return false;
+          }
           if (statusCode < 200) return true; // 1xx informational: the final response follows
           status = statusCode;
           reason = statusText;
@@ -258,11 +263,11 @@ export class AppClient {
 
   /** The response, or why it cannot be forwarded. */
   private responseOf(status: number, reason: string, rawHeaders: Buffer[], chunks: Buffer[], size: number): AppResponse | string {
-    if (status < 200 || status > 599) return `the app answered status ${status}; only 200–599 can be forwarded`;
+    if (status < 200 || status > 599) return statusProblem(status);
     // latin1 keeps every header byte as it was (obs-text included); Node writes it back the same way.
     const raw = rawHeaders.map((h) => h.toString('latin1'));
     const headers = forwardableHeaders(pairsFromRaw(raw));
-    const problem = headersProblem(headers.filter(([n]) => n.toLowerCase() !== 'host'));
+    const problem = responseHeadersProblem(headers);
     if (problem) return `the app's response headers cannot be forwarded: ${problem.message}`;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     // Most apps send the standard phrase; only another one travels (clients may ignore it, RFC 9112 §4).
@@ -291,6 +296,10 @@ export class AppClient {
   close(): void {
     void this.pool.destroy();
   }
+}
+
+function statusProblem(status: number): string {
+  return `the app answered status ${status}; only 200–599 can be forwarded`;
 }
 
 /** Parser and protocol errors: what the app sent is not a response we can forward. */

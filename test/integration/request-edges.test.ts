@@ -1,0 +1,152 @@
+/**
+ * What a hostile re-probe of the request path found (issue 22, points 4, 6,
+ * 7, 8 and 11), on the embedded backend with the responder and a sidecar in
+ * the test process, logging into a list the tests read.
+ */
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startResponder, startSidecar } from '../../cli/components.js';
+import type { ResponderSettings } from '../../responder/config.js';
+import { MemoryTransport } from '../../shared/transport/memory.js';
+import { contentLength, errorCode, rawRequest, readBody, startRawApp, type ParsedResponse } from '../helpers/foreign.js';
+import { metricValue } from '../helpers/stack.js';
+import { delay } from '../helpers/test-app.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+type LogLine = Record<string, unknown> & { msg?: string; reqId?: string };
+
+/** A raw app: `/status-099`, `/huge-headers`, `/slow` (answers after 1 s); anything else 200 with the request head. */
+async function rawApp() {
+  const app = await startRawApp((socket, head, rest) => {
+    readBody(socket, rest, contentLength(head), () => {
+      const path = head.split(' ')[1] ?? '';
+      if (path === '/status-099') return void socket.end('HTTP/1.1 099 Early\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      if (path === '/huge-headers') {
+        const many = Array.from({ length: 2000 }, (_, i) => `x-h${i}: ${'v'.repeat(20)}\r\n`).join('');
+        return void socket.end(`HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n${many}\r\n`);
+      }
+      const text = head;
+      const answer = () => socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(text, 'latin1')}\r\nConnection: close\r\n\r\n${text}`, 'latin1');
+      if (path === '/slow') setTimeout(answer, 1_000);
+      else answer();
+    });
+  });
+  cleanups.push(() => app.close());
+  return app;
+}
+
+/** Responder and sidecar on one embedded broker, as `kueuer local` runs them. */
+async function stack(appPort: number, over: Partial<ResponderSettings> = {}, transport = new MemoryTransport({ visibilityTimeoutMs: 5_000 })) {
+  const lines: LogLine[] = [];
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as LogLine);
+        done();
+      },
+    }),
+  );
+  const registry = new Registry();
+  const sidecar = await startSidecar(
+    { app: { host: '127.0.0.1', port: appPort }, queue: 'q', concurrency: 1, maxResponseBytes: 1 << 20 },
+    transport,
+    registry,
+    log,
+  );
+  const running = await startResponder(
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      queue: 'q',
+      timeoutMs: 5_000,
+      maxBodyBytes: 1 << 20,
+      maxPending: 50,
+      publishTimeoutMs: 1_000,
+      headersTimeoutMs: 60_000,
+      bodyTimeoutMs: 30_000,
+      sendTimeoutMs: 30_000,
+      ...over,
+    },
+    transport,
+    registry,
+    log,
+  );
+  cleanups.push(async () => {
+    await running.responder.drain(100);
+    await sidecar.stop();
+    await transport.close();
+  });
+  return { port: running.address.port, lines, registry, transport };
+}
+
+function message(r: ParsedResponse | undefined): string {
+  return (JSON.parse(r?.body.toString() ?? '{}') as { message?: string }).message ?? '';
+}
+
+describe('a client that disconnects mid-body (issue 22, point 6)', () => {
+  it('is one client disconnect with one request id and one log line, not a 400', async () => {
+    const app = await rawApp();
+    const s = await stack(app.port);
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(s.port, '127.0.0.1', () => {
+        socket.write('POST /upload HTTP/1.1\r\nHost: k\r\nContent-Length: 100000\r\n\r\nabc');
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 200);
+      });
+    });
+    await delay(300);
+    const about = s.lines.filter((l) => typeof l.reqId === 'string');
+    expect(about.map((l) => l.msg)).toEqual(['client went away while sending its body']);
+    expect(await metricValue(s.registry, 'kueuer_responder_requests_total', { code: '400' })).toBe(0);
+    expect(await metricValue(s.registry, 'kueuer_responder_client_disconnects_total')).toBe(1);
+    expect(app.heads).toHaveLength(0);
+  });
+});
+
+describe('answers that say what happened (issue 22, point 7)', () => {
+  it('names the header count, not a byte size, for 1,001 small header fields', async () => {
+    const app = await rawApp();
+    const s = await stack(app.port);
+    const many = Array.from({ length: 1000 }, (_, i) => `a${i}: b\r\n`).join('');
+    const ex = await rawRequest(s.port, `GET / HTTP/1.1\r\nHost: k\r\n${many}\r\n`, { timeoutMs: 3_000 });
+    expect(ex.responses[0]?.status).toBe(431);
+    expect(errorCode(ex.responses[0])).toBe('headers_too_large');
+    expect(message(ex.responses[0])).toBe('the request has more than 1000 header fields');
+  });
+
+  it('calls oversized headers from the app response headers, and a status 099 a status, without undici internals', async () => {
+    const app = await rawApp();
+    const s = await stack(app.port);
+    const huge = await rawRequest(s.port, 'GET /huge-headers HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 3_000 });
+    expect(huge.responses[0]?.status).toBe(502);
+    expect(message(huge.responses[0])).toMatch(/^the app's response headers cannot be forwarded: the response headers take \d+ bytes/);
+    const early = await rawRequest(s.port, 'GET /status-099 HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 3_000 });
+    expect(early.responses[0]?.status).toBe(502);
+    expect(errorCode(early.responses[0])).toBe('invalid_app_response');
+    expect(message(early.responses[0])).toBe('the app answered status 99; only 200–599 can be forwarded');
+  });
+
+  it('answers headers dribbled a byte at a time with 408 within a second of --headers-timeout', async () => {
+    const app = await rawApp();
+    const s = await stack(app.port, { headersTimeoutMs: 2_000 });
+    const head = 'GET /dribble HTTP/1.1\r\nHost: k\r\nX-Slow: ' + 'a'.repeat(40);
+    const ex = await rawRequest(s.port, head.slice(0, 1), {
+      timeoutMs: 3_000,
+      then: Array.from(head.slice(1), (c, i) => ({ afterMs: (i + 1) * 100, bytes: c })),
+    });
+    expect(ex.responses[0]?.status).toBe(408);
+    expect(message(ex.responses[0])).toBe('the request line and headers did not arrive within 2000 ms');
+    expect(ex.elapsedMs).toBeGreaterThanOrEqual(1_900);
+    expect(ex.elapsedMs).toBeLessThan(3_500);
+    expect(app.heads).toHaveLength(0);
+  });
+});
