@@ -17,7 +17,7 @@ import {
   headerValue,
   pairsFromRaw,
   REQUEST_ID_HEADER,
-  withForwardedFor,
+  withClientAddress,
   withoutHeader,
   type HeaderPairs,
 } from '../shared/http-headers.js';
@@ -174,7 +174,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
   });
 
   function forwardedHeaders(req: IncomingMessage): HeaderPairs {
-    return withForwardedFor(forwardableHeaders(pairsFromRaw(req.rawHeaders)), req.socket.remoteAddress);
+    return withClientAddress(forwardableHeaders(pairsFromRaw(req.rawHeaders)), req.socket.remoteAddress);
   }
 
   /** Over --max-body by its declared length: known before a byte of the body is read. */

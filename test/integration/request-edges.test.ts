@@ -150,3 +150,21 @@ describe('answers that say what happened (issue 22, point 7)', () => {
     expect(app.heads).toHaveLength(0);
   });
 });
+
+describe('client-address headers (issue 22, point 8)', () => {
+  it('reach the app under one trust rule: the peer is the last Forwarded for= and X-Forwarded-For entry, and the X-Real-IP', async () => {
+    const app = await rawApp();
+    const s = await stack(app.port);
+    const ex = await rawRequest(
+      s.port,
+      'GET /who HTTP/1.1\r\nHost: k\r\nForwarded: for=203.0.113.7\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n',
+      { timeoutMs: 3_000 },
+    );
+    expect(ex.responses[0]?.status).toBe(200);
+    const seen = ex.responses[0]!.body.toString('latin1').split('\r\n').slice(1);
+    const values = (name: string) => seen.filter((l) => l.toLowerCase().startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trim());
+    expect(values('forwarded')).toEqual(['for=203.0.113.7, for=127.0.0.1']);
+    expect(values('x-real-ip')).toEqual(['127.0.0.1']);
+    expect(values('x-forwarded-for')).toEqual(['203.0.113.7, 127.0.0.1']);
+  });
+});
