@@ -275,7 +275,9 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       if (pending.take(id)) {
         metrics.clientDisconnect();
         metrics.pendingSet(pending.size);
-        reqLog().info('client went away before its answer');
+        // Where the backend can (memory), a request no consumer took yet leaves the queue: no app call, no backlog.
+        const withdrawn = transport.withdrawRequest?.(settings.queue, id) ?? false;
+        reqLog().info({ withdrawn }, 'client went away before its answer');
       }
     });
 
@@ -299,7 +301,8 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       if (!pending.take(id)) return; // answered or gone meanwhile
       metrics.publishError();
       reqLog().warn({ err: (err as Error).message, code: isKueuerError(err) ? err.code : undefined }, 'publish failed');
-      fail(503, 'broker_unavailable', 'the queue did not accept the request; retry shortly', [['retry-after', '1']]);
+      if (isKueuerError(err, 'KUEUER_ERR_QUEUE_FULL')) fail(503, 'queue_full', err.message, [['retry-after', '1']]);
+      else fail(503, 'broker_unavailable', 'the queue did not accept the request; retry shortly', [['retry-after', '1']]);
     }
   }
 

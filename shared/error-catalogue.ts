@@ -65,6 +65,11 @@ export const OPERATOR_ERRORS: Record<KueuerErrorCode, CatalogueEntry> = {
     action:
       "Point --tls-cert and --tls-key (KUEUER_TLS_CERT, KUEUER_TLS_KEY) at the PEM files of the serving certificate, e.g. the mounted Secret's tls.crt and tls.key.",
   },
+  KUEUER_ERR_QUEUE_FULL: {
+    meaning:
+      'The embedded queue of `kueuer local` (memory backend) already holds `--max-queued` waiting requests or `--max-queued-bytes` of them; the request is answered 503 queue_full and not queued.',
+    action: 'Raise --concurrency if the app can take more at once, or raise the bounds if the machine has the memory; brokers are not bounded this way.',
+  },
 };
 
 export const CLIENT_ERRORS = {
@@ -87,6 +92,12 @@ export const CLIENT_ERRORS = {
     status: 503,
     meaning: 'This responder replica already holds `--max-pending` clients. Sent with Retry-After.',
     action: 'Retry after the delay; operators: add responder replicas or raise --max-pending.',
+  },
+  queue_full: {
+    status: 503,
+    meaning:
+      "The embedded queue (`kueuer local`'s memory backend) is at `--max-queued` requests or `--max-queued-bytes`; nothing was queued. Sent with Retry-After.",
+    action: 'Retry after the delay; operators: see KUEUER_ERR_QUEUE_FULL.',
   },
   invalid_target: {
     status: 400,

@@ -10,9 +10,11 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startResponder, startSidecar } from '../../cli/components.js';
 import type { ResponderSettings } from '../../responder/config.js';
-import { MemoryTransport } from '../../shared/transport/memory.js';
+import { localOptions, runLocal } from '../../cli/local.js';
+import { ConfigError, parseOptions } from '../../shared/options.js';
+import { memoryTestSeam, MemoryTransport } from '../../shared/transport/memory.js';
 import { contentLength, errorCode, rawRequest, readBody, startRawApp, type ParsedResponse } from '../helpers/foreign.js';
-import { metricValue } from '../helpers/stack.js';
+import { metricValue, silentLog, waitFor } from '../helpers/stack.js';
 import { delay } from '../helpers/test-app.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -166,5 +168,64 @@ describe('client-address headers (issue 22, point 8)', () => {
     expect(values('forwarded')).toEqual(['for=203.0.113.7, for=127.0.0.1']);
     expect(values('x-real-ip')).toEqual(['127.0.0.1']);
     expect(values('x-forwarded-for')).toEqual(['203.0.113.7, 127.0.0.1']);
+  });
+});
+
+/** Sends a whole POST of `bytes` and closes the connection `leaveAfterMs` later, before any answer. */
+function postAndLeave(port: number, bytes: number, leaveAfterMs = 10): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(`POST /upload HTTP/1.1\r\nHost: k\r\nContent-Length: ${bytes}\r\n\r\n`);
+      socket.write(Buffer.alloc(bytes, 0x61), () => setTimeout(() => socket.destroy(), leaveAfterMs));
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve());
+  });
+}
+
+const pathsOf = (heads: string[]) => heads.map((h) => h.split(' ')[1]);
+
+describe('the embedded queue (issue 22, point 4)', () => {
+  it('withdraws the request of a client that left before any app call: no app call, no backlog, no memory held', async () => {
+    const app = await rawApp();
+    const transport = new MemoryTransport({ visibilityTimeoutMs: 5_000, maxQueued: 1_000, maxQueuedBytes: 256 << 20 });
+    const s = await stack(app.port, { maxPending: 50 }, transport);
+    const slow = rawRequest(s.port, 'GET /slow HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 4_000 });
+    await waitFor(() => app.heads.length === 1, 2_000, 'the slow request to take the only app slot');
+    await Promise.all(Array.from({ length: 100 }, () => postAndLeave(s.port, 256 * 1024)));
+    await waitFor(async () => (await metricValue(s.registry, 'kueuer_responder_client_disconnects_total')) === 100, 3_000, '100 disconnects');
+    expect(memoryTestSeam.depth(transport, 'q')).toBe(0);
+    expect(memoryTestSeam.bytes(transport, 'q')).toBe(0);
+    expect((await slow).responses[0]?.status).toBe(200);
+    await delay(300);
+    expect(pathsOf(app.heads)).toEqual(['/slow']);
+  });
+
+  it('answers 503 queue_full past --max-queued waiting requests and past --max-queued-bytes, with Retry-After', async () => {
+    const app = await rawApp();
+    const transport = new MemoryTransport({ visibilityTimeoutMs: 5_000, maxQueued: 2, maxQueuedBytes: 300 * 1024 });
+    const s = await stack(app.port, { maxPending: 50 }, transport);
+    const held = [rawRequest(s.port, 'GET /slow HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 6_000 })];
+    await waitFor(() => app.heads.length === 1, 2_000, 'the slow request to take the only app slot');
+    held.push(rawRequest(s.port, `POST /slow HTTP/1.1\r\nHost: k\r\nContent-Length: ${256 * 1024}\r\n\r\n${'b'.repeat(256 * 1024)}`, { timeoutMs: 6_000 }));
+    await waitFor(() => memoryTestSeam.depth(transport, 'q') === 1, 2_000, 'one request waiting');
+    const overBytes = await rawRequest(s.port, `POST /x HTTP/1.1\r\nHost: k\r\nContent-Length: ${64 * 1024}\r\n\r\n${'c'.repeat(64 * 1024)}`, {
+      timeoutMs: 2_000,
+    });
+    expect(overBytes.responses[0]?.status).toBe(503);
+    expect(errorCode(overBytes.responses[0])).toBe('queue_full');
+    held.push(rawRequest(s.port, 'GET /slow HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 6_000 }));
+    await waitFor(() => memoryTestSeam.depth(transport, 'q') === 2, 2_000, 'two requests waiting');
+    const overCount = await rawRequest(s.port, 'GET /x HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 2_000 });
+    expect(overCount.responses[0]?.status).toBe(503);
+    expect(errorCode(overCount.responses[0])).toBe('queue_full');
+    expect(overCount.responses[0]!.headers).toContainEqual(['retry-after', '1']);
+    for (const ex of await Promise.all(held)) expect(ex.responses[0]?.status).toBe(200);
+  }, 15_000);
+
+  it('refuses at start a --max-queued-bytes below --max-body', async () => {
+    const o = parseOptions(localOptions, ['--app', '127.0.0.1:1', '--max-body', '1MiB', '--max-queued-bytes', '512KiB'], {});
+    await expect(runLocal(o, silentLog)).rejects.toThrow(ConfigError);
+    await expect(runLocal(o, silentLog)).rejects.toThrow(/--max-queued-bytes \(524288\) is below --max-body \(1048576\)/);
   });
 });
