@@ -4,29 +4,22 @@
  * and the app's exact status, headers and body are written back when the
  * reply reaches this replica's private inbox.
  */
-import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeResponse, encodeRequest, META, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
 import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
 import { isKueuerError } from '../shared/errors.js';
-import {
-  flattenPairs,
-  forwardableHeaders,
-  headerValue,
-  pairsFromRaw,
-  REQUEST_ID_HEADER,
-  withClientAddress,
-  withoutHeader,
-  type HeaderPairs,
-} from '../shared/http-headers.js';
+import { forwardableHeaders, pairsFromRaw, withClientAddress, type HeaderPairs } from '../shared/http-headers.js';
 import { headersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
 import { isRequestId, newRequestId } from '../shared/request-id.js';
 import type { ReplyInbox, Transport } from '../shared/transport/transport.js';
 import type { ResponderSettings } from './config.js';
 import type { ResponderMetrics } from './metrics.js';
 import { PendingRequests } from './pending-requests.js';
+import { lingerAfterAnswer } from './linger.js';
+import { writeRawError, writeResponse, type WriteOptions } from './write-response.js';
 import { BodyTimeoutError, BodyTooLargeError, readBody } from './read-body.js';
 
 export interface Responder {
@@ -213,15 +206,16 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     const fail = (status: number, error: ClientErrorCode, message: string, extra: HeaderPairs = [], how: WriteOptions = {}): void => {
       answer(status, [['content-type', 'application/json'], ...extra], errorBody(error, message, id), how);
     };
-    /** Answers before the body is read; the unread body is not drained, the connection is closed. */
+    /**
+     * Answers before the body is read. The connection of a request whose body is still coming is
+     * closed after a bounded lingering drain, so the client can read the answer (responder/linger.ts).
+     */
     const refuseEarly = (problem: RefusalProblem): void => {
       reqLog().info({ code: problem.code, reason: problem.message }, 'refused a request Kueuer cannot queue');
       // A request without a body has nothing left unread: its connection stays open for the next one.
       const bodyPending = !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
+      if (bodyPending) lingerAfterAnswer(req);
       fail(problem.status, problem.code, problem.message, [], { closeConnection: bodyPending });
-      res.once('finish', () => {
-        if (bodyPending) req.destroy();
-      });
     };
 
     const headers = forwardedHeaders(req);
@@ -347,44 +341,4 @@ function requestProblem(req: IncomingMessage, forwarded: HeaderPairs): RefusalPr
     return { status: 400, code: 'invalid_header', message: 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)' };
   }
   return targetProblem(req.url ?? '') ?? headersProblem(forwarded);
-}
-
-/** An answer written straight to a socket Node's HTTP server has let go of (CONNECT). */
-function writeRawError(socket: Duplex, status: number, body: Buffer, id: string): void {
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n` +
-      `connection: close\r\n${REQUEST_ID_HEADER}: ${id}\r\n\r\n${body.toString()}`,
-  );
-}
-
-/**
- * Writes the app's response as it was: status, header names and repeated
- * headers in order, and the body. Content-Length is recomputed from the body,
- * except for HEAD and 304, whose Content-Length describes a body not sent.
- */
-interface WriteOptions {
-  isHead?: boolean;
-  /** The app's own reason phrase; Node's standard one otherwise. */
-  reason?: string | undefined;
-  closeConnection?: boolean;
-}
-
-function writeResponse(res: ServerResponse, id: string, status: number, headers: HeaderPairs, body: Buffer, how: WriteOptions): void {
-  if (res.destroyed || res.headersSent) return;
-  const isHead = how.isHead === true;
-  const out = withoutHeader(forwardableHeaders(headers), 'content-length');
-  const bodyless = isHead || status === 204 || status === 304;
-  // The app's own spelling of the name, as for every other header.
-  const lengthName = headers.find(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')?.[0] ?? 'content-length';
-  if (isHead || status === 304) {
-    const declared = headerValue(headers, 'content-length');
-    if (declared !== undefined) out.push([lengthName, declared]);
-  } else if (status !== 204) {
-    out.push([lengthName, String(body.length)]);
-  }
-  if (how.closeConnection) out.push(['connection', 'close']);
-  out.push([REQUEST_ID_HEADER, id]);
-  if (how.reason !== undefined) res.writeHead(status, how.reason, flattenPairs(out));
-  else res.writeHead(status, flattenPairs(out));
-  res.end(bodyless ? undefined : body);
 }

@@ -80,7 +80,8 @@ export const CLIENT_ERRORS = {
   },
   body_too_large: {
     status: 413,
-    meaning: 'The request body is over `--max-body`; the connection is closed.',
+    meaning:
+      'The request body is over `--max-body`; the connection is closed after what the client still sends is read and discarded for a bounded amount and time (16 MiB, 10 s, 2 s idle), so a client still writing can read this answer.',
     action: 'Send a smaller body or raise --max-body (at most 100 MiB).',
   },
   broker_unavailable: {

@@ -24,7 +24,7 @@ afterEach(async () => {
 
 type LogLine = Record<string, unknown> & { msg?: string; reqId?: string };
 
-/** A raw app: `/status-099`, `/huge-headers`, `/slow` (answers after 1 s); anything else 200 with the request head. */
+/** A raw app: `/status-099`, `/huge-headers`, `/slow` (answers after 1 s, or `?ms=`); anything else 200 with the request head. */
 async function rawApp() {
   const app = await startRawApp((socket, head, rest) => {
     readBody(socket, rest, contentLength(head), () => {
@@ -36,7 +36,7 @@ async function rawApp() {
       }
       const text = head;
       const answer = () => socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(text, 'latin1')}\r\nConnection: close\r\n\r\n${text}`, 'latin1');
-      if (path === '/slow') setTimeout(answer, 1_000);
+      if (path.startsWith('/slow')) setTimeout(answer, Number(/[?&]ms=(\d+)/.exec(path)?.[1] ?? 1_000));
       else answer();
     });
   });
@@ -85,7 +85,8 @@ async function stack(appPort: number, over: Partial<ResponderSettings> = {}, tra
     await sidecar.stop();
     await transport.close();
   });
-  return { port: running.address.port, lines, registry, transport };
+  const connections = () => new Promise<number>((resolve, reject) => running.responder.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  return { port: running.address.port, lines, registry, transport, connections };
 }
 
 function message(r: ParsedResponse | undefined): string {
@@ -190,7 +191,8 @@ describe('the embedded queue (issue 22, point 4)', () => {
     const app = await rawApp();
     const transport = new MemoryTransport({ visibilityTimeoutMs: 5_000, maxQueued: 1_000, maxQueuedBytes: 256 << 20 });
     const s = await stack(app.port, { maxPending: 50 }, transport);
-    const slow = rawRequest(s.port, 'GET /slow HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 4_000 });
+    // Holds the only app slot while the clients come and go, even on a loaded machine.
+    const slow = rawRequest(s.port, 'GET /slow?ms=4000 HTTP/1.1\r\nHost: k\r\n\r\n', { timeoutMs: 6_000 });
     await waitFor(() => app.heads.length === 1, 2_000, 'the slow request to take the only app slot');
     await Promise.all(Array.from({ length: 100 }, () => postAndLeave(s.port, 256 * 1024)));
     await waitFor(async () => (await metricValue(s.registry, 'kueuer_responder_client_disconnects_total')) === 100, 3_000, '100 disconnects');
@@ -198,8 +200,8 @@ describe('the embedded queue (issue 22, point 4)', () => {
     expect(memoryTestSeam.bytes(transport, 'q')).toBe(0);
     expect((await slow).responses[0]?.status).toBe(200);
     await delay(300);
-    expect(pathsOf(app.heads)).toEqual(['/slow']);
-  });
+    expect(pathsOf(app.heads)).toEqual(['/slow?ms=4000']);
+  }, 15_000);
 
   it('answers 503 queue_full past --max-queued waiting requests and past --max-queued-bytes, with Retry-After', async () => {
     const app = await rawApp();
@@ -228,4 +230,56 @@ describe('the embedded queue (issue 22, point 4)', () => {
     await expect(runLocal(o, silentLog)).rejects.toThrow(ConfigError);
     await expect(runLocal(o, silentLog)).rejects.toThrow(/--max-queued-bytes \(524288\) is below --max-body \(1048576\)/);
   });
+});
+
+describe('an oversize body without Expect (issue 22, point 11)', () => {
+  it('after the 413 reads what the client still sends, up to 16 MiB, then closes; a client that goes quiet is closed after 2 s', async () => {
+    const app = await rawApp();
+    const s = await stack(app.port, { maxBodyBytes: 1024 });
+    // Declares 1 GiB and keeps sending: the 413 comes at once, the connection closes after at most 16 MiB more.
+    const flood = await new Promise<{ answered: boolean; sentAfter: number; ms: number }>((resolve) => {
+      // Half-open allowed: it keeps writing after the server's FIN, as a client deaf to it would.
+      const socket = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true });
+      const started = Date.now();
+      let answered = false;
+      let sent = 0;
+      let sentAtAnswer = 0;
+      const chunk = Buffer.alloc(256 * 1024, 0x63);
+      const pump = (): void => {
+        while (!socket.destroyed && socket.write(chunk)) sent += chunk.length;
+        sent += chunk.length;
+      };
+      socket.on('data', (d: Buffer) => {
+        if (!answered && d.toString('latin1').startsWith('HTTP/1.1 413')) {
+          answered = true;
+          sentAtAnswer = sent;
+        }
+      });
+      socket.on('drain', pump);
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve({ answered, sentAfter: sent - sentAtAnswer, ms: Date.now() - started }));
+      socket.on('connect', () => {
+        socket.write('POST /flood HTTP/1.1\r\nHost: k\r\nContent-Length: 1073741824\r\n\r\n');
+        pump();
+      });
+    });
+    expect(flood.answered).toBe(true);
+    expect(flood.ms).toBeLessThan(11_000);
+    // Read (lingered) after the answer, but not the whole declared gigabyte: the kernel buffers hold a few MiB more.
+    expect(flood.sentAfter).toBeGreaterThan(8 * 1024 * 1024);
+    expect(flood.sentAfter).toBeLessThan(64 * 1024 * 1024);
+    // Declares 1 MiB, sends 4 KiB, then nothing (and keeps its side open): closed about 2 s after the answer.
+    const quiet = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(async () => void quiet.destroy());
+    quiet.on('error', () => undefined);
+    const answered = new Promise<string>((resolve) => quiet.once('data', (d: Buffer) => resolve(d.toString('latin1'))));
+    quiet.write(`POST /quiet HTTP/1.1\r\nHost: k\r\nContent-Length: 1048576\r\n\r\n${'d'.repeat(4096)}`);
+    expect(await answered).toMatch(/^HTTP\/1\.1 413 /);
+    const answeredAt = Date.now();
+    await delay(1_000);
+    expect(await s.connections()).toBe(1);
+    await waitFor(async () => (await s.connections()) === 0, 3_000, 'the quiet connection to close');
+    expect(Date.now() - answeredAt).toBeLessThan(3_500);
+    expect(app.heads).toHaveLength(0);
+  }, 30_000);
 });
