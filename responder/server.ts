@@ -12,7 +12,7 @@ import { decodeResponse, encodeRequest, META, type QueuedResponse, type WireMess
 import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
 import { isKueuerError } from '../shared/errors.js';
 import { forwardableHeaders, pairsFromRaw, withClientAddress, type HeaderPairs } from '../shared/http-headers.js';
-import { headersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
+import { headersProblem, responseHeadersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
 import { isRequestId, newRequestId } from '../shared/request-id.js';
 import type { ReplyInbox, Transport } from '../shared/transport/transport.js';
 import type { ResponderSettings } from './config.js';
@@ -243,6 +243,11 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       readingBody.delete(req.socket);
     }
 
+    // Trailer fields after a chunked body travel too (envelope v2), under the same rules as headers.
+    const trailers = forwardableHeaders(pairsFromRaw(req.rawTrailers));
+    const trailerProblem = trailers.length > 0 ? responseHeadersProblem(trailers) : null;
+    if (trailerProblem) return fail(trailerProblem.status, trailerProblem.code, `trailer fields: ${trailerProblem.message}`);
+
     if (!transport.isReady()) {
       metrics.publishError();
       fail(503, 'broker_unavailable', 'the queue is unreachable; retry shortly', [['retry-after', '1']]);
@@ -258,7 +263,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     pending.hold(
       id,
       settings.timeoutMs,
-      (response) => answer(response.status, response.headers, response.body, { isHead, reason: response.reason }),
+      (response) => answer(response.status, response.headers, response.body, { isHead, reason: response.reason, trailers: response.trailers }),
       () => fail(504, 'deadline_exceeded', `no answer within ${settings.timeoutMs} ms`),
       (reason) => fail(502, 'invalid_app_response', `the app's answer could not be carried back: ${reason}`),
     );
@@ -288,6 +293,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
           path: req.url ?? '/',
           headers,
           body,
+          ...(trailers.length > 0 ? { trailers } : {}),
         }),
         { timeoutMs: settings.publishTimeoutMs },
       );

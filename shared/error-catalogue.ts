@@ -44,8 +44,10 @@ export const OPERATOR_ERRORS: Record<KueuerErrorCode, CatalogueEntry> = {
       'None for a responder that died: its clients were cut anyway. If it repeats while responders are healthy, check that responders and sidecars use the same broker and vhost.',
   },
   KUEUER_ERR_ENVELOPE: {
-    meaning: 'A message on a Kueuer queue is not a valid envelope v1 (wrong version, field or size), or a reply destination is not a Kueuer one.',
-    action: 'Find what else publishes to the queue; mixed Kueuer versions must share an envelope version.',
+    meaning:
+      'A message on a Kueuer queue is not a valid envelope (v1, or v2 with trailers: wrong version, field or size), or a reply destination is not a Kueuer one.',
+    action:
+      'Find what else publishes to the queue; a release reads the envelope versions of the previous one (v2 adds trailers; a message without trailers is still written as v1).',
   },
   KUEUER_ERR_BROKER_REFUSED: {
     meaning:

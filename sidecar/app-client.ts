@@ -43,6 +43,8 @@ export interface AppResponse {
   reason?: string;
   headers: HeaderPairs;
   body: Buffer;
+  /** The app's trailer fields, when it sent any. */
+  trailers?: HeaderPairs;
 }
 
 export type AppOutcome =
@@ -185,6 +187,7 @@ export class AppClient {
       let status = 0;
       let reason = '';
       let rawHeaders: Buffer[] = [];
+      let rawTrailers: Array<Buffer | string> = [];
       const chunks: Buffer[] = [];
       let size = 0;
       let settled = false;
@@ -199,7 +202,7 @@ export class AppClient {
       const timer = setTimeout(() => fail(new CallFailure('timeout', 'deadline reached', false)), safeTimerMs(timeoutMs));
       const finish = (): void => {
         if (settled) return;
-        const built = this.responseOf(status, reason, rawHeaders, chunks, size);
+        const built = this.responseOf(status, reason, rawHeaders, chunks, size, rawTrailers);
         if (typeof built === 'string') return fail(new CallFailure('invalid_response', built, false), true);
         settled = true;
         clearTimeout(timer);
@@ -236,7 +239,10 @@ export class AppClient {
           chunks.push(chunk);
           return true;
         },
-        onComplete: () => finish(),
+        onComplete: (trailers) => {
+          rawTrailers = trailers ?? [];
+          finish();
+        },
         onError: (err) => {
           if (dispatching && !handedToConnection) {
             // undici refused the request itself. The envelope's rules should make this impossible;
@@ -262,19 +268,31 @@ export class AppClient {
   }
 
   /** The response, or why it cannot be forwarded. */
-  private responseOf(status: number, reason: string, rawHeaders: Buffer[], chunks: Buffer[], size: number): AppResponse | string {
+  private responseOf(
+    status: number,
+    reason: string,
+    rawHeaders: Buffer[],
+    chunks: Buffer[],
+    size: number,
+    rawTrailers: Array<Buffer | string> = [],
+  ): AppResponse | string {
     if (status < 200 || status > 599) return statusProblem(status);
     // latin1 keeps every header byte as it was (obs-text included); Node writes it back the same way.
     const raw = rawHeaders.map((h) => h.toString('latin1'));
     const headers = forwardableHeaders(pairsFromRaw(raw));
     const problem = responseHeadersProblem(headers);
     if (problem) return `the app's response headers cannot be forwarded: ${problem.message}`;
+    const trailers = forwardableHeaders(pairsFromRaw(rawTrailers.map((t) => (typeof t === 'string' ? t : t.toString('latin1')))));
+    const trailerProblem = trailers.length > 0 ? responseHeadersProblem(trailers) : null;
+    if (trailerProblem) return `the app's trailer fields cannot be forwarded: ${trailerProblem.message}`;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     // Most apps send the standard phrase; only another one travels (clients may ignore it, RFC 9112 §4).
     // Only a visible-ASCII phrase is sure to travel byte for byte (undici decodes it as UTF-8); any other
     // falls back to the standard phrase, which clients may use anyway.
     const custom = reason !== (STATUS_CODES[status] ?? '') && reason.length <= 512 && ASCII_REASON.test(reason);
-    return custom ? { status, reason, headers, body } : { status, headers, body };
+    const response: AppResponse = custom ? { status, reason, headers, body } : { status, headers, body };
+    if (trailers.length > 0) response.trailers = trailers;
+    return response;
   }
 
   private replacePool(): void {

@@ -3,6 +3,7 @@
  * 7, 8 and 11), on the embedded backend with the responder and a sidecar in
  * the test process, logging into a list the tests read.
  */
+import http from 'node:http';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -15,7 +16,8 @@ import { ConfigError, parseOptions } from '../../shared/options.js';
 import { memoryTestSeam, MemoryTransport } from '../../shared/transport/memory.js';
 import { contentLength, errorCode, rawRequest, readBody, startRawApp, type ParsedResponse } from '../helpers/foreign.js';
 import { metricValue, silentLog, waitFor } from '../helpers/stack.js';
-import { delay } from '../helpers/test-app.js';
+import { decodeRequest, encodeResponse, type QueuedRequest } from '../../shared/envelope.js';
+import { delay, startTestApp } from '../helpers/test-app.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -44,6 +46,22 @@ async function rawApp() {
   return app;
 }
 
+/** The responder's settings for these tests: queue `q`, 1 MiB bodies, 5 s deadline. */
+function responderSettings(over: Partial<ResponderSettings> = {}) {
+  return {
+    listen: { host: '127.0.0.1', port: 0 },
+    queue: 'q',
+    timeoutMs: 5_000,
+    maxBodyBytes: 1 << 20,
+    maxPending: 50,
+    publishTimeoutMs: 1_000,
+    headersTimeoutMs: 60_000,
+    bodyTimeoutMs: 30_000,
+    sendTimeoutMs: 30_000,
+    ...over,
+  };
+}
+
 /** Responder and sidecar on one embedded broker, as `kueuer local` runs them. */
 async function stack(appPort: number, over: Partial<ResponderSettings> = {}, transport = new MemoryTransport({ visibilityTimeoutMs: 5_000 })) {
   const lines: LogLine[] = [];
@@ -63,23 +81,7 @@ async function stack(appPort: number, over: Partial<ResponderSettings> = {}, tra
     registry,
     log,
   );
-  const running = await startResponder(
-    {
-      listen: { host: '127.0.0.1', port: 0 },
-      queue: 'q',
-      timeoutMs: 5_000,
-      maxBodyBytes: 1 << 20,
-      maxPending: 50,
-      publishTimeoutMs: 1_000,
-      headersTimeoutMs: 60_000,
-      bodyTimeoutMs: 30_000,
-      sendTimeoutMs: 30_000,
-      ...over,
-    },
-    transport,
-    registry,
-    log,
-  );
+  const running = await startResponder(responderSettings(over), transport, registry, log);
   cleanups.push(async () => {
     await running.responder.drain(100);
     await sidecar.stop();
@@ -282,4 +284,61 @@ describe('an oversize body without Expect (issue 22, point 11)', () => {
     expect(Date.now() - answeredAt).toBeLessThan(3_500);
     expect(app.heads).toHaveLength(0);
   }, 30_000);
+});
+
+/** A chunked POST with trailer fields; resolves with the answer's status, body and raw trailers. */
+function chunkedWithTrailers(port: number, trailers: Record<string, string>): Promise<{ status: number; body: string; rawTrailers: string[] }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path: '/t', headers: { 'transfer-encoding': 'chunked', trailer: Object.keys(trailers).join(', ') } },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, rawTrailers: res.rawTrailers }));
+      },
+    );
+    req.on('error', reject);
+    req.write('part one, ');
+    req.write('part two');
+    req.addTrailers(trailers);
+    req.end();
+  });
+}
+
+describe('trailers (issue 22, point 11)', () => {
+  it("carry the app's response trailers to the client after a chunked body", async () => {
+    const app = await startTestApp();
+    cleanups.push(() => app.close());
+    app.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'X-Checksum' });
+      res.write('chunk one, ');
+      res.addTrailers([['X-Checksum', 'sha256=abc']]);
+      res.end('chunk two');
+    });
+    const s = await stack(app.port);
+    const got = await chunkedWithTrailers(s.port, { 'X-Client-Sig': 'sig-1' });
+    expect(got.status).toBe(200);
+    expect(got.body).toBe('chunk one, chunk two');
+    expect(got.rawTrailers).toEqual(['X-Checksum', 'sha256=abc']);
+    expect(app.received.at(-1)!.body.toString()).toBe('part one, part two');
+  });
+
+  it("carry the client's request trailers in the envelope to the consumer", async () => {
+    const transport = new MemoryTransport({ visibilityTimeoutMs: 5_000 });
+    const seen: QueuedRequest[] = [];
+    await transport.consume('q', { concurrency: 1 }, async ({ message }) => {
+      const req = decodeRequest(message);
+      seen.push(req);
+      await transport.publishReply(req.replyTo, encodeResponse({ id: req.id, queue: 'q', status: 204, headers: [], body: Buffer.alloc(0) }));
+    });
+    const running = await startResponder(responderSettings(), transport, new Registry(), silentLog);
+    cleanups.push(async () => {
+      await running.responder.drain(100);
+      await transport.close();
+    });
+    const got = await chunkedWithTrailers(running.address.port, { 'X-Client-Sig': 'sig-1' });
+    expect(got.status).toBe(204);
+    expect(seen[0]?.body.toString()).toBe('part one, part two');
+    expect(seen[0]?.trailers).toEqual([['X-Client-Sig', 'sig-1']]);
+  });
 });
