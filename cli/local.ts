@@ -10,7 +10,7 @@ import { serveAdmin } from '../shared/admin-server.js';
 import { adminListenOption, appOption, backendOption, concurrencyOption, kafkaOptions, logLevelOption, queueOption } from '../shared/common-options.js';
 import { newRegistry } from '../shared/metrics.js';
 import { notReadyReason, openBackend, type Running } from '../shared/open-backend.js';
-import { durationIn, formatHostPort, type OptionValues } from '../shared/options.js';
+import { byteSizeIn, ConfigError, durationIn, formatHostPort, integerIn, type OptionValues } from '../shared/options.js';
 import { maxResponseOption, retryOptions } from '../sidecar/config.js';
 import { startSidecar } from '../sidecar/start.js';
 
@@ -30,6 +30,20 @@ export const localOptions = {
     defaultValue: '30s',
     parse: durationIn(100, 3_600_000),
   },
+  maxQueued: {
+    flag: 'max-queued',
+    env: 'KUEUER_MAX_QUEUED',
+    description: 'memory backend: requests waiting in the embedded queue at most; beyond it new requests get 503 queue_full',
+    defaultValue: '10000',
+    parse: integerIn(1, 1_000_000),
+  },
+  maxQueuedBytes: {
+    flag: 'max-queued-bytes',
+    env: 'KUEUER_MAX_QUEUED_BYTES',
+    description: 'memory backend: bytes of waiting requests (bodies and metadata) at most, at least --max-body; beyond it 503 queue_full',
+    defaultValue: '256MiB',
+    parse: byteSizeIn(1024, 64 * 1024 ** 3),
+  },
   adminListen: adminListenOption('127.0.0.1:9090'),
   ...kafkaOptions(),
   logLevel: logLevelOption(),
@@ -38,6 +52,11 @@ export const localOptions = {
 export type LocalOptions = OptionValues<typeof localOptions>;
 
 export async function runLocal(o: LocalOptions, log: Logger): Promise<Running> {
+  if (o.backend.kind === 'memory' && o.maxQueuedBytes < o.maxBodyBytes) {
+    throw new ConfigError([
+      `--max-queued-bytes (${o.maxQueuedBytes}) is below --max-body (${o.maxBodyBytes}): the largest accepted request could never be queued`,
+    ]);
+  }
   const registry = newRegistry();
   const transport = await openBackend(o, log, 'local');
   const sidecar = await startSidecar(o, transport, registry, log.child({ part: 'sidecar' }));

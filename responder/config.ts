@@ -31,6 +31,13 @@ export function responderBehaviourOptions() {
       defaultValue: '1s',
       parse: durationIn(10, 60_000),
     },
+    headersTimeoutMs: {
+      flag: 'headers-timeout',
+      env: 'KUEUER_HEADERS_TIMEOUT',
+      description: 'how long a client may take to send its request line and headers; slower ones get 408 (within 1 s of it) and are closed',
+      defaultValue: '60s',
+      parse: durationIn(1_000, 3_600_000),
+    },
     bodyTimeoutMs: {
       flag: 'body-timeout',
       env: 'KUEUER_BODY_TIMEOUT',

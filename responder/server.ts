@@ -4,29 +4,22 @@
  * and the app's exact status, headers and body are written back when the
  * reply reaches this replica's private inbox.
  */
-import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeResponse, encodeRequest, META, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
 import { errorBody, type ClientErrorCode } from '../shared/error-catalogue.js';
 import { isKueuerError } from '../shared/errors.js';
-import {
-  flattenPairs,
-  forwardableHeaders,
-  headerValue,
-  pairsFromRaw,
-  REQUEST_ID_HEADER,
-  withForwardedFor,
-  withoutHeader,
-  type HeaderPairs,
-} from '../shared/http-headers.js';
-import { headersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
+import { forwardableHeaders, pairsFromRaw, withClientAddress, type HeaderPairs } from '../shared/http-headers.js';
+import { headersProblem, responseHeadersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
 import { isRequestId, newRequestId } from '../shared/request-id.js';
 import type { ReplyInbox, Transport } from '../shared/transport/transport.js';
 import type { ResponderSettings } from './config.js';
 import type { ResponderMetrics } from './metrics.js';
 import { PendingRequests } from './pending-requests.js';
+import { lingerAfterAnswer } from './linger.js';
+import { writeRawError, writeResponse, type WriteOptions } from './write-response.js';
 import { BodyTimeoutError, BodyTooLargeError, readBody } from './read-body.js';
 
 export interface Responder {
@@ -38,9 +31,18 @@ export interface Responder {
 
 /** The request line and headers Node's parser accepts; Kueuer's own limits (request-rules) answer first below it. */
 const MAX_HEADER_SECTION_BYTES = 128 * 1024;
+/** Header fields (lines) Node's parser accepts in one request; past it, it fails with the same code as for size. */
+const MAX_HEADER_FIELDS = 1000;
+/**
+ * How often Node checks its connections against the headers timeout: the 408 comes at most this late
+ * (Node's default of 30 s made a 60 s timeout fire at up to 90 s).
+ */
+const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 
 export async function buildResponder(settings: ResponderSettings, transport: Transport, metrics: ResponderMetrics, log: Logger): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
+  /** Connections whose request body is being read: a close there is that request's client disconnect. */
+  const readingBody = new WeakSet<object>();
   /** Set when the server starts closing: new requests get a 503 and the connection closes (as fastify's return503OnClosing did). */
   let closing = false;
   const app = Fastify({
@@ -50,12 +52,22 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     // answer and a log line with a request id; never the raw bytes (they hold cookies and tokens).
     clientErrorHandler: (err, socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      if (err.code === 'HPE_INVALID_EOF_STATE') {
+        // The client closed in the middle of a request: a disconnect, not a malformed request. One
+        // whose body was being read is counted and logged once, by its own handler (forward).
+        if (!readingBody.has(socket)) {
+          metrics.clientDisconnect();
+          log.info({ reqId: newRequestId() }, 'client went away before its request was complete');
+        }
+        socket.destroy();
+        return;
+      }
       const id = newRequestId();
       const [status, code, message]: [number, ClientErrorCode, string] =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'request_timeout', 'the request line and headers did not arrive in time']
+          ? [408, 'request_timeout', `the request line and headers did not arrive within ${settings.headersTimeoutMs} ms`]
           : err.code === 'HPE_HEADER_OVERFLOW'
-            ? [431, 'headers_too_large', `the request line and headers are over ${MAX_HEADER_SECTION_BYTES} bytes`]
+            ? [431, 'headers_too_large', headerOverflowMessage((err as { bytesParsed?: number }).bytesParsed ?? 0)]
             : [400, 'malformed_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'}); nothing was queued`];
       log.info({ reqId: id, status, code, cause: err.code }, 'refused a malformed request');
       metrics.answered(status, 0);
@@ -68,10 +80,20 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     serverFactory: () => {
       // Room for a 16 KiB target plus 48 KiB of headers; beyond it Node's parser answers 431 itself.
       // A missing Host gets Kueuer's 400 below.
-      const server = http.createServer({ maxHeaderSize: MAX_HEADER_SECTION_BYTES, requireHostHeader: false }, (req, res) => handle(req, res));
-      // fastify's defaults for the servers it makes: 72 s keep-alive, no whole-request timeout (--body-timeout is ours).
+      const server = http.createServer(
+        {
+          maxHeaderSize: MAX_HEADER_SECTION_BYTES,
+          requireHostHeader: false,
+          headersTimeout: settings.headersTimeoutMs,
+          // No whole-request timeout (--body-timeout is ours), as fastify's servers.
+          requestTimeout: 0,
+          connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+        },
+        (req, res) => handle(req, res),
+      );
+      server.maxHeadersCount = MAX_HEADER_FIELDS;
+      // fastify's default keep-alive for the servers it makes.
       server.keepAliveTimeout = 72_000;
-      server.requestTimeout = 0;
       return server;
     },
   });
@@ -145,7 +167,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
   });
 
   function forwardedHeaders(req: IncomingMessage): HeaderPairs {
-    return withForwardedFor(forwardableHeaders(pairsFromRaw(req.rawHeaders)), req.socket.remoteAddress);
+    return withClientAddress(forwardableHeaders(pairsFromRaw(req.rawHeaders)), req.socket.remoteAddress);
   }
 
   /** Over --max-body by its declared length: known before a byte of the body is read. */
@@ -184,15 +206,16 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     const fail = (status: number, error: ClientErrorCode, message: string, extra: HeaderPairs = [], how: WriteOptions = {}): void => {
       answer(status, [['content-type', 'application/json'], ...extra], errorBody(error, message, id), how);
     };
-    /** Answers before the body is read; the unread body is not drained, the connection is closed. */
+    /**
+     * Answers before the body is read. The connection of a request whose body is still coming is
+     * closed after a bounded lingering drain, so the client can read the answer (responder/linger.ts).
+     */
     const refuseEarly = (problem: RefusalProblem): void => {
       reqLog().info({ code: problem.code, reason: problem.message }, 'refused a request Kueuer cannot queue');
       // A request without a body has nothing left unread: its connection stays open for the next one.
       const bodyPending = !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
+      if (bodyPending) lingerAfterAnswer(req);
       fail(problem.status, problem.code, problem.message, [], { closeConnection: bodyPending });
-      res.once('finish', () => {
-        if (bodyPending) req.destroy();
-      });
     };
 
     const headers = forwardedHeaders(req);
@@ -200,6 +223,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     if (problem) return refuseEarly(problem);
 
     let body: Buffer;
+    readingBody.add(req.socket);
     try {
       body = await readBody(req, settings.maxBodyBytes, settings.bodyTimeoutMs);
     } catch (err) {
@@ -210,11 +234,19 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
         reqLog().warn({ timeoutMs: settings.bodyTimeoutMs }, 'the client did not send its body within --body-timeout');
         refuseEarly({ status: 408, code: 'body_timeout', message: err.message });
       } else {
-        reqLog().warn({ err: (err as Error).message }, 'client aborted while sending the body');
         answered = true;
+        metrics.clientDisconnect();
+        reqLog().info({ err: (err as Error).message }, 'client went away while sending its body');
       }
       return;
+    } finally {
+      readingBody.delete(req.socket);
     }
+
+    // Trailer fields after a chunked body travel too (envelope v2), under the same rules as headers.
+    const trailers = forwardableHeaders(pairsFromRaw(req.rawTrailers));
+    const trailerProblem = trailers.length > 0 ? responseHeadersProblem(trailers) : null;
+    if (trailerProblem) return fail(trailerProblem.status, trailerProblem.code, `trailer fields: ${trailerProblem.message}`);
 
     if (!transport.isReady()) {
       metrics.publishError();
@@ -231,7 +263,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
     pending.hold(
       id,
       settings.timeoutMs,
-      (response) => answer(response.status, response.headers, response.body, { isHead, reason: response.reason }),
+      (response) => answer(response.status, response.headers, response.body, { isHead, reason: response.reason, trailers: response.trailers }),
       () => fail(504, 'deadline_exceeded', `no answer within ${settings.timeoutMs} ms`),
       (reason) => fail(502, 'invalid_app_response', `the app's answer could not be carried back: ${reason}`),
     );
@@ -242,7 +274,9 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       if (pending.take(id)) {
         metrics.clientDisconnect();
         metrics.pendingSet(pending.size);
-        reqLog().info('client went away before its answer');
+        // Where the backend can (memory), a request no consumer took yet leaves the queue: no app call, no backlog.
+        const withdrawn = transport.withdrawRequest?.(settings.queue, id) ?? false;
+        reqLog().info({ withdrawn }, 'client went away before its answer');
       }
     });
 
@@ -259,6 +293,7 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
           path: req.url ?? '/',
           headers,
           body,
+          ...(trailers.length > 0 ? { trailers } : {}),
         }),
         { timeoutMs: settings.publishTimeoutMs },
       );
@@ -266,7 +301,8 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       if (!pending.take(id)) return; // answered or gone meanwhile
       metrics.publishError();
       reqLog().warn({ err: (err as Error).message, code: isKueuerError(err) ? err.code : undefined }, 'publish failed');
-      fail(503, 'broker_unavailable', 'the queue did not accept the request; retry shortly', [['retry-after', '1']]);
+      if (isKueuerError(err, 'KUEUER_ERR_QUEUE_FULL')) fail(503, 'queue_full', err.message, [['retry-after', '1']]);
+      else fail(503, 'broker_unavailable', 'the queue did not accept the request; retry shortly', [['retry-after', '1']]);
     }
   }
 
@@ -281,6 +317,13 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       await inbox.close();
     },
   };
+}
+
+/** Node's parser fails the same way past MAX_HEADER_SECTION_BYTES and past MAX_HEADER_FIELDS: tell which. */
+function headerOverflowMessage(bytesParsed: number): string {
+  return bytesParsed < MAX_HEADER_SECTION_BYTES
+    ? `the request has more than ${MAX_HEADER_FIELDS} header fields`
+    : `the request line and headers are over ${MAX_HEADER_SECTION_BYTES} bytes`;
 }
 
 type RefusalProblem = Pick<RequestProblem, 'message'> & { status: number; code: ClientErrorCode };
@@ -304,44 +347,4 @@ function requestProblem(req: IncomingMessage, forwarded: HeaderPairs): RefusalPr
     return { status: 400, code: 'invalid_header', message: 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)' };
   }
   return targetProblem(req.url ?? '') ?? headersProblem(forwarded);
-}
-
-/** An answer written straight to a socket Node's HTTP server has let go of (CONNECT). */
-function writeRawError(socket: Duplex, status: number, body: Buffer, id: string): void {
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n` +
-      `connection: close\r\n${REQUEST_ID_HEADER}: ${id}\r\n\r\n${body.toString()}`,
-  );
-}
-
-/**
- * Writes the app's response as it was: status, header names and repeated
- * headers in order, and the body. Content-Length is recomputed from the body,
- * except for HEAD and 304, whose Content-Length describes a body not sent.
- */
-interface WriteOptions {
-  isHead?: boolean;
-  /** The app's own reason phrase; Node's standard one otherwise. */
-  reason?: string | undefined;
-  closeConnection?: boolean;
-}
-
-function writeResponse(res: ServerResponse, id: string, status: number, headers: HeaderPairs, body: Buffer, how: WriteOptions): void {
-  if (res.destroyed || res.headersSent) return;
-  const isHead = how.isHead === true;
-  const out = withoutHeader(forwardableHeaders(headers), 'content-length');
-  const bodyless = isHead || status === 204 || status === 304;
-  // The app's own spelling of the name, as for every other header.
-  const lengthName = headers.find(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')?.[0] ?? 'content-length';
-  if (isHead || status === 304) {
-    const declared = headerValue(headers, 'content-length');
-    if (declared !== undefined) out.push([lengthName, declared]);
-  } else if (status !== 204) {
-    out.push([lengthName, String(body.length)]);
-  }
-  if (how.closeConnection) out.push(['connection', 'close']);
-  out.push([REQUEST_ID_HEADER, id]);
-  if (how.reason !== undefined) res.writeHead(status, how.reason, flattenPairs(out));
-  else res.writeHead(status, flattenPairs(out));
-  res.end(bodyless ? undefined : body);
 }

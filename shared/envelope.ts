@@ -10,9 +10,16 @@
 import { KueuerError } from './errors.js';
 import type { HeaderPairs } from './http-headers.js';
 import { isRequestId } from './request-id.js';
-import { headersProblem, isToken, REQUEST_LIMITS, targetProblem, type RequestProblem } from './request-rules.js';
+import { headersProblem, isToken, REQUEST_LIMITS, responseHeadersProblem, targetProblem, type RequestProblem } from './request-rules.js';
 
-export const ENVELOPE_VERSION = '1';
+/**
+ * Version 2 adds trailers (`kueuer-trailers`). A message without trailers is
+ * written as version 1, byte for byte what version 1 wrote, so components of
+ * the previous release still read it during a rolling upgrade; both versions
+ * decode here.
+ */
+export const ENVELOPE_VERSION = '2';
+const VERSIONS_READ = new Set(['1', ENVELOPE_VERSION]);
 
 /** What a transport carries. */
 export interface WireMessage {
@@ -35,6 +42,8 @@ export interface QueuedRequest {
   path: string;
   headers: HeaderPairs;
   body: Buffer;
+  /** The client's trailer fields (after a chunked body), when it sent any. */
+  trailers?: HeaderPairs;
 }
 
 export interface QueuedResponse {
@@ -45,6 +54,8 @@ export interface QueuedResponse {
   reason?: string;
   headers: HeaderPairs;
   body: Buffer;
+  /** The app's trailer fields, when it sent any. */
+  trailers?: HeaderPairs;
 }
 
 /** Metadata keys, kept short and prefixed so they never clash with broker headers. */
@@ -61,6 +72,7 @@ export const META = {
   headers: 'kueuer-headers',
   status: 'kueuer-status',
   reason: 'kueuer-reason',
+  trailers: 'kueuer-trailers',
 } as const;
 
 /**
@@ -105,10 +117,15 @@ export function isValidQueueName(name: string): boolean {
   return QUEUE_NAME.test(name);
 }
 
+/** Version and trailers: version 1 unless there are trailers to carry. */
+function versionAndTrailers(trailers: HeaderPairs | undefined): Record<string, string> {
+  return trailers && trailers.length > 0 ? { [META.version]: ENVELOPE_VERSION, [META.trailers]: JSON.stringify(trailers) } : { [META.version]: '1' };
+}
+
 export function encodeRequest(req: QueuedRequest): WireMessage {
   return {
     meta: {
-      [META.version]: ENVELOPE_VERSION,
+      ...versionAndTrailers(req.trailers),
       [META.type]: 'request',
       [META.id]: req.id,
       [META.queue]: req.queue,
@@ -126,7 +143,7 @@ export function encodeRequest(req: QueuedRequest): WireMessage {
 export function encodeResponse(res: QueuedResponse): WireMessage {
   return {
     meta: {
-      [META.version]: ENVELOPE_VERSION,
+      ...versionAndTrailers(res.trailers),
       [META.type]: 'response',
       [META.id]: res.id,
       [META.queue]: res.queue,
@@ -162,7 +179,9 @@ export function decodeRequest(msg: WireMessage): QueuedRequest {
   if (!headers) refuse(META.headers, { code: 'invalid_header', status: 400, message: 'not a JSON array of [name, value] string pairs' });
   const headerProblem = headersProblem(headers!, Buffer.byteLength(headersJson));
   if (headerProblem) refuse(META.headers, headerProblem);
-  return { ...route, enqueuedAt, method, path, headers: headers!, body: msg.body };
+  const trailers = trailerPairs(meta);
+  if (trailers === null) refuse(META.trailers, { code: 'invalid_header', status: 400, message: 'the trailer fields cannot be forwarded' });
+  return { ...route, enqueuedAt, method, path, headers: headers!, body: msg.body, ...(trailers ? { trailers } : {}) };
 }
 
 export function decodeResponse(msg: WireMessage): QueuedResponse {
@@ -173,19 +192,30 @@ export function decodeResponse(msg: WireMessage): QueuedResponse {
     throw envelopeError(`${META.status} must be an integer from 200 to 599`);
   }
   const headers = headerPairs(field(meta, META.headers, LIMITS.headersJsonBytes));
-  if (!headers || headersProblemIgnoringHost(headers)) throw envelopeError(`${META.headers} holds an invalid header pair`);
+  if (!headers || responseHeadersProblem(headers)) throw envelopeError(`${META.headers} holds an invalid header pair`);
   const reason = meta[META.reason];
   if (reason !== undefined && (Buffer.byteLength(reason) > LIMITS.fieldBytes || !REASON_PHRASE.test(reason))) {
     throw envelopeError(`${META.reason} must be a reason phrase of visible characters, spaces and tabs`);
   }
-  return { id: requestId(meta), queue: queueName(meta), status, ...(reason !== undefined ? { reason } : {}), headers, body: msg.body };
+  const trailers = trailerPairs(meta);
+  if (trailers === null) throw envelopeError(`${META.trailers} holds an invalid trailer field`);
+  return {
+    id: requestId(meta),
+    queue: queueName(meta),
+    status,
+    ...(reason !== undefined ? { reason } : {}),
+    headers,
+    body: msg.body,
+    ...(trailers ? { trailers } : {}),
+  };
 }
 
 function checkVersionAndType(meta: Record<string, string>, type: 'request' | 'response'): void {
   const version = meta[META.version];
-  if (version !== ENVELOPE_VERSION) {
-    throw envelopeError(`unsupported envelope version ${JSON.stringify(version ?? null)}; this build speaks ${ENVELOPE_VERSION}`);
+  if (version === undefined || !VERSIONS_READ.has(version)) {
+    throw envelopeError(`unsupported envelope version ${JSON.stringify(version ?? null)}; this build reads ${[...VERSIONS_READ].join(' and ')}`);
   }
+  if (version === '1' && meta[META.trailers] !== undefined) throw envelopeError(`${META.trailers} needs envelope version ${ENVELOPE_VERSION}`);
   if (meta[META.type] !== type) throw envelopeError(`expected a ${type} envelope, got ${JSON.stringify(meta[META.type] ?? null)}`);
 }
 
@@ -214,6 +244,19 @@ function epochMillis(meta: Record<string, string>, key: string): number {
   return n;
 }
 
+/**
+ * The trailer fields: undefined when there are none, null when they are not
+ * valid fields (names, values and size under the header rules; any name may repeat).
+ */
+function trailerPairs(meta: Record<string, string>): HeaderPairs | undefined | null {
+  const json = meta[META.trailers];
+  if (json === undefined) return undefined;
+  if (Buffer.byteLength(json) > LIMITS.headersJsonBytes) return null;
+  const pairs = headerPairs(json);
+  if (!pairs || pairs.length === 0 || responseHeadersProblem(pairs, Buffer.byteLength(json))) return null;
+  return pairs;
+}
+
 /** The header list, or null when it is not a JSON array of [string, string] pairs. */
 function headerPairs(json: string): HeaderPairs | null {
   let parsed: unknown;
@@ -227,16 +270,6 @@ function headerPairs(json: string): HeaderPairs | null {
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') return null;
   }
   return parsed as HeaderPairs;
-}
-
-/** Responses may repeat any header; names must be tokens and values field octets. */
-function headersProblemIgnoringHost(headers: HeaderPairs): boolean {
-  return (
-    headersProblem(
-      headers.filter(([n]) => n.toLowerCase() !== 'host'),
-      0,
-    ) !== null
-  );
 }
 
 function envelopeError(message: string): KueuerError {

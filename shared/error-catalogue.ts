@@ -44,8 +44,10 @@ export const OPERATOR_ERRORS: Record<KueuerErrorCode, CatalogueEntry> = {
       'None for a responder that died: its clients were cut anyway. If it repeats while responders are healthy, check that responders and sidecars use the same broker and vhost.',
   },
   KUEUER_ERR_ENVELOPE: {
-    meaning: 'A message on a Kueuer queue is not a valid envelope v1 (wrong version, field or size), or a reply destination is not a Kueuer one.',
-    action: 'Find what else publishes to the queue; mixed Kueuer versions must share an envelope version.',
+    meaning:
+      'A message on a Kueuer queue is not a valid envelope (v1, or v2 with trailers: wrong version, field or size), or a reply destination is not a Kueuer one.',
+    action:
+      'Find what else publishes to the queue; a release reads the envelope versions of the previous one (v2 adds trailers; a message without trailers is still written as v1).',
   },
   KUEUER_ERR_BROKER_REFUSED: {
     meaning:
@@ -65,6 +67,11 @@ export const OPERATOR_ERRORS: Record<KueuerErrorCode, CatalogueEntry> = {
     action:
       "Point --tls-cert and --tls-key (KUEUER_TLS_CERT, KUEUER_TLS_KEY) at the PEM files of the serving certificate, e.g. the mounted Secret's tls.crt and tls.key.",
   },
+  KUEUER_ERR_QUEUE_FULL: {
+    meaning:
+      'The embedded queue of `kueuer local` (memory backend) already holds `--max-queued` waiting requests or `--max-queued-bytes` of them; the request is answered 503 queue_full and not queued.',
+    action: 'Raise --concurrency if the app can take more at once, or raise the bounds if the machine has the memory; brokers are not bounded this way.',
+  },
 };
 
 export const CLIENT_ERRORS = {
@@ -75,7 +82,8 @@ export const CLIENT_ERRORS = {
   },
   body_too_large: {
     status: 413,
-    meaning: 'The request body is over `--max-body`; the connection is closed.',
+    meaning:
+      'The request body is over `--max-body`; the connection is closed after what the client still sends is read and discarded for a bounded amount and time (16 MiB, 10 s, 2 s idle), so a client still writing can read this answer.',
     action: 'Send a smaller body or raise --max-body (at most 100 MiB).',
   },
   broker_unavailable: {
@@ -87,6 +95,12 @@ export const CLIENT_ERRORS = {
     status: 503,
     meaning: 'This responder replica already holds `--max-pending` clients. Sent with Retry-After.',
     action: 'Retry after the delay; operators: add responder replicas or raise --max-pending.',
+  },
+  queue_full: {
+    status: 503,
+    meaning:
+      "The embedded queue (`kueuer local`'s memory backend) is at `--max-queued` requests or `--max-queued-bytes`; nothing was queued. Sent with Retry-After.",
+    action: 'Retry after the delay; operators: see KUEUER_ERR_QUEUE_FULL.',
   },
   invalid_target: {
     status: 400,
@@ -106,7 +120,8 @@ export const CLIENT_ERRORS = {
   },
   headers_too_large: {
     status: 431,
-    meaning: 'The request headers take more than 48 KiB as queued (Node answers 431 itself past 128 KiB of request line and headers). Nothing was queued.',
+    meaning:
+      'The request headers take more than 48 KiB as queued (Node answers 431 itself past 128 KiB of request line and headers, or past 1,000 header fields; the message says which). Nothing was queued.',
     action: 'Send fewer or smaller headers (large cookies are the usual cause).',
   },
   body_timeout: {
@@ -128,7 +143,8 @@ export const CLIENT_ERRORS = {
   },
   request_timeout: {
     status: 408,
-    meaning: "The request line and headers did not arrive within Node's headers timeout (60 s). The connection is closed; nothing was queued.",
+    meaning:
+      'The request line and headers did not arrive within `--headers-timeout` (default 60 s; answered within 1 s of it). The connection is closed; nothing was queued.',
     action: 'Retry; a client that trickles its headers is refused on purpose (slowloris).',
   },
   connect_not_supported: {

@@ -12,7 +12,8 @@ export type KueuerErrorCode =
   | 'KUEUER_ERR_BACKEND_URL'
   | 'KUEUER_ERR_BROKER_REFUSED'
   | 'KUEUER_ERR_KUBERNETES_UNAVAILABLE'
-  | 'KUEUER_ERR_TLS_FILES';
+  | 'KUEUER_ERR_TLS_FILES'
+  | 'KUEUER_ERR_QUEUE_FULL';
 
 export class KueuerError extends Error {
   readonly code: KueuerErrorCode;

@@ -67,21 +67,36 @@ export function forwardableHeaders(pairs: HeaderPairs): HeaderPairs {
 }
 
 /**
- * Appends the client's address to X-Forwarded-For. Several X-Forwarded-For
- * headers are merged first (in order, as RFC 9110 §5.3 combines them), so the
- * rightmost entry, the one proxies trust, is always the peer's.
+ * The client-address headers, under one trust rule: what the client sent is
+ * kept as the history it claims, and the peer's address, the one fact Kueuer
+ * knows, is the last (or only) value, so an app never reads a client-made
+ * value where it expects the peer. Repeated headers are merged first, in order
+ * (RFC 9110 §5.3), in any spelling that normalises to the name.
+ * - X-Forwarded-For: the peer is appended (one is added when the client sent none);
+ * - Forwarded (RFC 7239): a `for=` element naming the peer is appended, when the client sent one;
+ * - X-Real-IP (a single address): replaced by the peer's, when the client sent one.
  */
-export function withForwardedFor(pairs: HeaderPairs, remote: string | undefined): HeaderPairs {
+export function withClientAddress(pairs: HeaderPairs, remote: string | undefined): HeaderPairs {
   if (!remote) return pairs;
-  const values: string[] = [];
+  const sent = new Map<string, string[]>();
   const out: HeaderPairs = [];
   for (const pair of pairs) {
-    if (normalisedHeaderName(pair[0]) === 'x-forwarded-for') values.push(pair[1]);
+    const normal = normalisedHeaderName(pair[0]);
+    if (CLIENT_ADDRESS_HEADERS.has(normal)) sent.set(normal, [...(sent.get(normal) ?? []), pair[1]]);
     else out.push(pair);
   }
-  values.push(remote);
-  out.push(['x-forwarded-for', values.join(', ')]);
+  out.push(['x-forwarded-for', [...(sent.get('x-forwarded-for') ?? []), remote].join(', ')]);
+  const forwarded = sent.get('forwarded');
+  if (forwarded) out.push(['forwarded', [...forwarded, `for=${forwardedNode(remote)}`].join(', ')]);
+  if (sent.has('x-real-ip')) out.push(['x-real-ip', remote]);
   return out;
+}
+
+const CLIENT_ADDRESS_HEADERS = new Set(['x-forwarded-for', 'forwarded', 'x-real-ip']);
+
+/** An address as a Forwarded node (RFC 7239 §6): IPv6 in brackets, quoted. */
+function forwardedNode(address: string): string {
+  return address.includes(':') ? `"[${address}]"` : address;
 }
 
 export function headerValue(pairs: HeaderPairs, name: string): string | undefined {

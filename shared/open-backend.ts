@@ -16,6 +16,9 @@ export interface BackendOptions {
   kafkaTransactionalId?: string | undefined;
   /** memory backend only (`kueuer local`, which has the option). */
   visibilityTimeoutMs?: number;
+  /** memory backend only: the embedded queue's bounds. */
+  maxQueued?: number;
+  maxQueuedBytes?: number;
 }
 
 /** The broker connection of a command, from its --backend and Kafka options. */
@@ -26,6 +29,8 @@ export async function openBackend(o: BackendOptions, log: Logger, component: 're
   return createTransport(o.backend, log, {
     // Read by the memory backend only, which has it (checked above); brokers ignore it.
     visibilityTimeoutMs: o.visibilityTimeoutMs ?? 0,
+    ...(o.maxQueued !== undefined ? { maxQueued: o.maxQueued } : {}),
+    ...(o.maxQueuedBytes !== undefined ? { maxQueuedBytes: o.maxQueuedBytes } : {}),
     kafkaPartitions: o.kafkaPartitions,
     delivery: o.delivery,
     ...(o.kafkaTransactionalId ? { kafkaTransactionalId: o.kafkaTransactionalId } : {}),

@@ -58,7 +58,7 @@ export function targetProblem(target: string): RequestProblem | null {
  * The headers that will be forwarded (already without hop-by-hop ones).
  * `encodedBytes` is the size of their envelope encoding, when the caller has it.
  */
-export function headersProblem(pairs: HeaderPairs, encodedBytes?: number): RequestProblem | null {
+export function headersProblem(pairs: HeaderPairs, encodedBytes?: number, side: 'request' | 'response' = 'request'): RequestProblem | null {
   let hosts = 0;
   for (const [name, value] of pairs) {
     if (!TOKEN.test(name)) return { code: 'invalid_header', status: 400, message: 'a header name is not an HTTP token' };
@@ -72,10 +72,19 @@ export function headersProblem(pairs: HeaderPairs, encodedBytes?: number): Reque
     return {
       code: 'headers_too_large',
       status: 431,
-      message: `the request headers take ${bytes} bytes; at most ${REQUEST_LIMITS.headersJsonBytes} can be queued`,
+      message: `the ${side} headers take ${bytes} bytes; at most ${REQUEST_LIMITS.headersJsonBytes} can be queued`,
     };
   }
   return null;
+}
+
+/** A response's headers: any header may repeat (Host has no meaning there); the same name, value and size rules. */
+export function responseHeadersProblem(pairs: HeaderPairs, encodedBytes?: number): RequestProblem | null {
+  return headersProblem(
+    pairs.filter(([n]) => n.toLowerCase() !== 'host'),
+    encodedBytes,
+    'response',
+  );
 }
 
 /**

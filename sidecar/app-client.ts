@@ -33,7 +33,7 @@ import {
   type HeaderPairs,
 } from '../shared/http-headers.js';
 import type { HostPort } from '../shared/options.js';
-import { headersProblem } from '../shared/request-rules.js';
+import { responseHeadersProblem } from '../shared/request-rules.js';
 import { safeTimerMs } from '../shared/timers.js';
 import { backoffMs, isRetryableConnectError } from './retry-policy.js';
 
@@ -43,6 +43,8 @@ export interface AppResponse {
   reason?: string;
   headers: HeaderPairs;
   body: Buffer;
+  /** The app's trailer fields, when it sent any. */
+  trailers?: HeaderPairs;
 }
 
 export type AppOutcome =
@@ -185,6 +187,7 @@ export class AppClient {
       let status = 0;
       let reason = '';
       let rawHeaders: Buffer[] = [];
+      let rawTrailers: Array<Buffer | string> = [];
       const chunks: Buffer[] = [];
       let size = 0;
       let settled = false;
@@ -199,7 +202,7 @@ export class AppClient {
       const timer = setTimeout(() => fail(new CallFailure('timeout', 'deadline reached', false)), safeTimerMs(timeoutMs));
       const finish = (): void => {
         if (settled) return;
-        const built = this.responseOf(status, reason, rawHeaders, chunks, size);
+        const built = this.responseOf(status, reason, rawHeaders, chunks, size, rawTrailers);
         if (typeof built === 'string') return fail(new CallFailure('invalid_response', built, false), true);
         settled = true;
         clearTimeout(timer);
@@ -216,6 +219,11 @@ export class AppClient {
           abort = abortRequest;
         },
         onHeaders: (statusCode, headers, _resume, statusText) => {
+          // undici takes a status below 100 for an interim one, then fails on an assertion: say what it was.
+          if (statusCode < 100) {
+            fail(new CallFailure('invalid_response', statusProblem(statusCode), false));
+            return false;
+          }
           if (statusCode < 200) return true; // 1xx informational: the final response follows
           status = statusCode;
           reason = statusText;
@@ -231,7 +239,10 @@ export class AppClient {
           chunks.push(chunk);
           return true;
         },
-        onComplete: () => finish(),
+        onComplete: (trailers) => {
+          rawTrailers = trailers ?? [];
+          finish();
+        },
         onError: (err) => {
           if (dispatching && !handedToConnection) {
             // undici refused the request itself. The envelope's rules should make this impossible;
@@ -257,19 +268,31 @@ export class AppClient {
   }
 
   /** The response, or why it cannot be forwarded. */
-  private responseOf(status: number, reason: string, rawHeaders: Buffer[], chunks: Buffer[], size: number): AppResponse | string {
-    if (status < 200 || status > 599) return `the app answered status ${status}; only 200–599 can be forwarded`;
+  private responseOf(
+    status: number,
+    reason: string,
+    rawHeaders: Buffer[],
+    chunks: Buffer[],
+    size: number,
+    rawTrailers: Array<Buffer | string> = [],
+  ): AppResponse | string {
+    if (status < 200 || status > 599) return statusProblem(status);
     // latin1 keeps every header byte as it was (obs-text included); Node writes it back the same way.
     const raw = rawHeaders.map((h) => h.toString('latin1'));
     const headers = forwardableHeaders(pairsFromRaw(raw));
-    const problem = headersProblem(headers.filter(([n]) => n.toLowerCase() !== 'host'));
+    const problem = responseHeadersProblem(headers);
     if (problem) return `the app's response headers cannot be forwarded: ${problem.message}`;
+    const trailers = forwardableHeaders(pairsFromRaw(rawTrailers.map((t) => (typeof t === 'string' ? t : t.toString('latin1')))));
+    const trailerProblem = trailers.length > 0 ? responseHeadersProblem(trailers) : null;
+    if (trailerProblem) return `the app's trailer fields cannot be forwarded: ${trailerProblem.message}`;
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     // Most apps send the standard phrase; only another one travels (clients may ignore it, RFC 9112 §4).
     // Only a visible-ASCII phrase is sure to travel byte for byte (undici decodes it as UTF-8); any other
     // falls back to the standard phrase, which clients may use anyway.
     const custom = reason !== (STATUS_CODES[status] ?? '') && reason.length <= 512 && ASCII_REASON.test(reason);
-    return custom ? { status, reason, headers, body } : { status, headers, body };
+    const response: AppResponse = custom ? { status, reason, headers, body } : { status, headers, body };
+    if (trailers.length > 0) response.trailers = trailers;
+    return response;
   }
 
   private replacePool(): void {
@@ -291,6 +314,10 @@ export class AppClient {
   close(): void {
     void this.pool.destroy();
   }
+}
+
+function statusProblem(status: number): string {
+  return `the app answered status ${status}; only 200–599 can be forwarded`;
 }
 
 /** Parser and protocol errors: what the app sent is not a response we can forward. */

@@ -12,6 +12,9 @@ import type { QueueDepthReader, Transport } from './transport.js';
 export interface TransportOptions {
   /** memory only: how long an unacked delivery stays invisible without a heartbeat. */
   visibilityTimeoutMs: number;
+  /** memory only: the embedded queue's bounds (unbounded when absent). */
+  maxQueued?: number;
+  maxQueuedBytes?: number;
   /** kafka only: partitions of a request topic Kueuer creates (the option spec holds the default). */
   kafkaPartitions: number;
   /** kafka only: when the request's offset is committed (the option spec holds the default). */
@@ -23,7 +26,11 @@ export interface TransportOptions {
 export async function createTransport(spec: BackendSpec, log: Logger, options: TransportOptions): Promise<Transport> {
   switch (spec.kind) {
     case 'memory':
-      return new MemoryTransport({ visibilityTimeoutMs: options.visibilityTimeoutMs });
+      return new MemoryTransport({
+        visibilityTimeoutMs: options.visibilityTimeoutMs,
+        ...(options.maxQueued !== undefined ? { maxQueued: options.maxQueued } : {}),
+        ...(options.maxQueuedBytes !== undefined ? { maxQueuedBytes: options.maxQueuedBytes } : {}),
+      });
     case 'amqp': {
       const { AmqpTransport } = await import('./amqp/transport.js');
       return AmqpTransport.connect(spec.url, log);

@@ -4,9 +4,15 @@
  * visibility timeout, the lease is renewed while the handler runs (the
  * heartbeat), and a delivery whose consumer stops renewing it without acking
  * comes back, marked redelivered.
+ *
+ * Unlike a broker it lives in the process's memory, so it is bounded: a
+ * publish past `maxQueued` waiting requests or `maxQueuedBytes` of them fails
+ * with KUEUER_ERR_QUEUE_FULL (the responder answers 503 queue_full); and a
+ * request not yet taken can be withdrawn (its client left), so it costs
+ * neither memory nor an app call.
  */
 import { randomBytes } from 'node:crypto';
-import type { WireMessage } from '../envelope.js';
+import { META, type WireMessage } from '../envelope.js';
 import { KueuerError } from '../errors.js';
 import {
   isReplyAddress,
@@ -21,22 +27,54 @@ import {
 export interface MemoryTransportOptions {
   /** How long a taken, unacked message stays invisible without a heartbeat. */
   visibilityTimeoutMs: number;
+  /** Waiting (not taken) requests a queue holds at most; unbounded when absent. */
+  maxQueued?: number;
+  /** Bytes of waiting requests (bodies and metadata) a queue holds at most; unbounded when absent. */
+  maxQueuedBytes?: number;
 }
 
 interface QueuedMessage {
   message: WireMessage;
   deliveries: number;
+  /** What it holds in memory: body and metadata, as counted against maxQueuedBytes. */
+  bytes: number;
+}
+
+/** A message's weight against maxQueuedBytes: its body and its metadata. */
+function weightOf(message: WireMessage): number {
+  let bytes = message.body.length;
+  for (const [k, v] of Object.entries(message.meta)) bytes += k.length + v.length;
+  return bytes;
 }
 
 class MemoryQueue {
   readonly ready: QueuedMessage[] = [];
   readonly consumers = new Set<MemoryConsumer>();
+  /** Bytes of the ready messages. */
+  bytes = 0;
   private cursor = 0;
 
+  /** A requeue (front) is never refused: the message was already admitted once. */
   push(item: QueuedMessage, front = false): void {
+    this.bytes += item.bytes;
     if (front) this.ready.unshift(item);
     else this.ready.push(item);
     this.dispatch();
+  }
+
+  /** Removes a ready message by its request id; false when none waits (taken, or never here). */
+  withdraw(id: string): boolean {
+    const i = this.ready.findIndex((item) => item.message.meta[META.id] === id);
+    if (i < 0) return false;
+    this.bytes -= this.ready[i]!.bytes;
+    this.ready.splice(i, 1);
+    return true;
+  }
+
+  private take(): QueuedMessage {
+    const item = this.ready.shift()!;
+    this.bytes -= item.bytes;
+    return item;
   }
 
   /** Hands ready messages to consumers with free capacity, round-robin. */
@@ -50,7 +88,7 @@ class MemoryQueue {
         continue;
       }
       idle = 0;
-      consumer.deliver(this.ready.shift()!);
+      consumer.deliver(this.take());
     }
   }
 }
@@ -149,7 +187,20 @@ export class MemoryTransport implements Transport {
 
   async publishRequest(queue: string, message: WireMessage): Promise<void> {
     this.assertOpen();
-    this.queueNamed(queue).push({ message, deliveries: 0 });
+    const q = this.queueNamed(queue);
+    const bytes = weightOf(message);
+    const { maxQueued, maxQueuedBytes } = this.options;
+    if (maxQueued !== undefined && q.ready.length >= maxQueued) {
+      throw new KueuerError('KUEUER_ERR_QUEUE_FULL', `queue ${queue} already holds ${maxQueued} waiting requests (--max-queued)`);
+    }
+    if (maxQueuedBytes !== undefined && q.bytes + bytes > maxQueuedBytes) {
+      throw new KueuerError('KUEUER_ERR_QUEUE_FULL', `queue ${queue} would hold over ${maxQueuedBytes} bytes of waiting requests (--max-queued-bytes)`);
+    }
+    q.push({ message, deliveries: 0, bytes });
+  }
+
+  withdrawRequest(queue: string, id: string): boolean {
+    return this.queues.get(queue)?.withdraw(id) ?? false;
   }
 
   async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
@@ -209,6 +260,10 @@ export const memoryTestSeam = {
   /** Messages waiting to be taken. */
   depth(transport: MemoryTransport, queue: string): number {
     return queuesOf.get(transport)?.get(queue)?.ready.length ?? 0;
+  },
+  /** Bytes of the messages waiting to be taken. */
+  bytes(transport: MemoryTransport, queue: string): number {
+    return queuesOf.get(transport)?.get(queue)?.bytes ?? 0;
   },
   /**
    * Simulates the consumer's process dying mid-work: it takes nothing more,

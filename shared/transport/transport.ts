@@ -82,6 +82,12 @@ export interface Transport {
    */
   publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void>;
   consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer>;
+  /**
+   * Takes back a published request no consumer has taken yet (its client left), so it costs the
+   * app nothing; true when it was still waiting. Only the memory backend can: a request published
+   * to RabbitMQ or Kafka stays there, and a sidecar skips it only once its deadline has passed.
+   */
+  withdrawRequest?(queue: string, id: string): boolean;
   close(): Promise<void>;
 }
 

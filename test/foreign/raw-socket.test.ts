@@ -8,7 +8,9 @@
  * test a normal request must still get 200 promptly and /readyz must be OK.
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
+import { request as undiciRequest } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   contentLength,
@@ -217,6 +219,37 @@ describe('Expect: 100-continue', () => {
     expect(ex.responses.map((r) => r.status)).toEqual([100, 200]);
     expect(ex.responses[1]!.body.toString('latin1').split('\n')[0]).toBe(`ok ${'/expect-small'.length} 5`);
   });
+});
+
+describe('an oversize body without Expect: 100-continue (issue 22, point 11)', () => {
+  /** Node's http client posting `bytes` at once: the answer it reads (a write error after it is the closed connection's). */
+  const nodePost = (bytes: number) =>
+    new Promise<{ status: number; body: string } | { error: string }>((resolve) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: kueuer.port, method: 'POST', path: '/too-big', headers: { 'content-length': String(bytes) } },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          res.on('error', (err) => resolve({ error: `response: ${err.message}` }));
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+      req.end(Buffer.alloc(bytes, 0x61));
+    });
+
+  it("reaches Node's http client and undici as the 413, not as ECONNRESET", async () => {
+    for (let i = 0; i < 3; i++) {
+      const viaNode = await nodePost(64 * 1024 * 1024);
+      expect(viaNode).toMatchObject({ status: 413 });
+      expect(JSON.parse((viaNode as { body: string }).body)).toMatchObject({ error: 'body_too_large' });
+    }
+    const viaUndici = await undiciRequest(`${kueuer.url}/too-big`, { method: 'POST', body: Buffer.alloc(64 * 1024 * 1024, 0x62) });
+    expect(viaUndici.statusCode).toBe(413);
+    expect(await viaUndici.body.json()).toMatchObject({ error: 'body_too_large' });
+    expect(reached('/too-big')).toBe(0);
+    await expectHealthy();
+  }, 30_000);
 });
 
 describe('request smuggling forms are refused by the parser and never reach the app', () => {

@@ -79,6 +79,7 @@ export async function startStack(backend: BackendName, options: StackOptions): P
       maxBodyBytes: options.maxBodyBytes ?? 10 * 1024 * 1024,
       maxPending: options.maxPending ?? 10_000,
       publishTimeoutMs: options.publishTimeoutMs ?? 1_000,
+      headersTimeoutMs: options.headersTimeoutMs ?? 60_000,
       bodyTimeoutMs: options.bodyTimeoutMs ?? 30_000,
       sendTimeoutMs: options.sendTimeoutMs ?? 30_000,
     },

@@ -54,6 +54,7 @@ describe('broker restart on amqp', () => {
         maxBodyBytes: 1024,
         maxPending: 100,
         publishTimeoutMs: 1000,
+        headersTimeoutMs: 60_000,
         bodyTimeoutMs: 30_000,
         sendTimeoutMs: 30_000,
       },

@@ -171,6 +171,7 @@ describe.each(backends)('failures on %s', (backend) => {
         maxBodyBytes: 1024,
         maxPending: 10,
         publishTimeoutMs: 1000,
+        headersTimeoutMs: 60_000,
         bodyTimeoutMs: 30_000,
         sendTimeoutMs: 30_000,
       },

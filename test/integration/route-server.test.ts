@@ -65,6 +65,7 @@ describe.each<BackendName>(['memory', 'amqp', 'kafka'])('route server on %s', (b
         maxBodyBytes: 1 << 20,
         maxPending: 100,
         publishTimeoutMs: 1000,
+        headersTimeoutMs: 60_000,
         bodyTimeoutMs: 30_000,
         sendTimeoutMs: 30_000,
         drainTimeoutMs: 500,

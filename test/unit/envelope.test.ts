@@ -60,8 +60,8 @@ describe('envelope v1', () => {
 
   it('refuses another envelope version with a clear message', () => {
     const wire = encodeRequest(sampleRequest());
-    wire.meta[META.version] = '2';
-    expectEnvelopeError(() => decodeRequest(wire), /unsupported envelope version "2"/);
+    wire.meta[META.version] = '3';
+    expectEnvelopeError(() => decodeRequest(wire), /unsupported envelope version "3"/);
   });
 
   it('refuses a response decoded as a request', () => {
@@ -110,5 +110,44 @@ describe('request ids', () => {
     const ids = new Set(Array.from({ length: 10_000 }, () => newRequestId()));
     expect(ids.size).toBe(10_000);
     for (const id of [...ids].slice(0, 100)) expect(id).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('envelope v2: trailers (issue 22, point 11)', () => {
+  const trailers: Array<[string, string]> = [
+    ['X-Checksum', 'sha256=abc'],
+    ['x-checksum', 'second'],
+  ];
+
+  it('carries request and response trailers, and writes version 2 only when there are some', () => {
+    const req = { ...sampleRequest(), trailers };
+    const wire = encodeRequest(req);
+    expect(wire.meta[META.version]).toBe('2');
+    expect(decodeRequest(wire).trailers).toEqual(trailers);
+    const res: QueuedResponse = { id: req.id, queue: 'orders', status: 200, headers: [], body: Buffer.from('x'), trailers };
+    const resWire = encodeResponse(res);
+    expect(resWire.meta[META.version]).toBe('2');
+    expect(decodeResponse(resWire)).toEqual(res);
+  });
+
+  it('writes a message without trailers exactly as version 1 did, and still reads version 1', () => {
+    const wire = encodeRequest(sampleRequest());
+    expect(wire.meta[META.version]).toBe('1');
+    expect(Object.keys(wire.meta)).not.toContain(META.trailers);
+    expect(decodeRequest(wire).trailers).toBeUndefined();
+  });
+
+  it('refuses trailers in a version 1 message and trailer fields that break the header rules', () => {
+    const wire = encodeRequest({ ...sampleRequest(), trailers });
+    expectEnvelopeError(
+      () =>
+        decodeResponse({
+          meta: { ...encodeResponse({ id: newRequestId(), queue: 'q', status: 200, headers: [], body: Buffer.alloc(0) }).meta, [META.trailers]: '[["a","b"]]' },
+          body: Buffer.alloc(0),
+        }),
+      /needs envelope version 2/,
+    );
+    expect(() => decodeRequest({ ...wire, meta: { ...wire.meta, [META.trailers]: '[["bad name","x"]]' } })).toThrow(/trailer fields cannot be forwarded/);
+    expect(() => decodeRequest({ ...wire, meta: { ...wire.meta, [META.version]: '3' } })).toThrow(/unsupported envelope version "3"; this build reads 1 and 2/);
   });
 });

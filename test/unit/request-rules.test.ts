@@ -1,7 +1,7 @@
 /** The pure rules of the request path: what can be queued, header spellings, X-Forwarded-For, metric labels, timers. */
 import { describe, expect, it } from 'vitest';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, UnforwardableRequestError } from '../../shared/envelope.js';
-import { forwardableHeaders, withForwardedFor, type HeaderPairs } from '../../shared/http-headers.js';
+import { forwardableHeaders, normalisedHeaderName, withClientAddress, type HeaderPairs } from '../../shared/http-headers.js';
 import { headersProblem, REQUEST_LIMITS, targetProblem } from '../../shared/request-rules.js';
 import { statusLabel } from '../../shared/status-label.js';
 import { MAX_TIMER_MS, safeTimerMs } from '../../shared/timers.js';
@@ -83,7 +83,7 @@ describe('header rules', () => {
 
 describe('X-Forwarded-For', () => {
   it('appends the peer after the last entry, merging repeated headers in order', () => {
-    const out = withForwardedFor(
+    const out = withClientAddress(
       [
         ['X-Forwarded-For', 'a'],
         ['accept', '*/*'],
@@ -96,12 +96,48 @@ describe('X-Forwarded-For', () => {
   });
 
   it('treats an underscore spelling as the same header', () => {
-    const out = withForwardedFor([['X_Forwarded_For', 'spoofed']], '10.0.0.9');
+    const out = withClientAddress([['X_Forwarded_For', 'spoofed']], '10.0.0.9');
     expect(out).toEqual([['x-forwarded-for', 'spoofed, 10.0.0.9']]);
   });
 
   it('adds one when the client sent none', () => {
-    expect(withForwardedFor([], '::1')).toEqual([['x-forwarded-for', '::1']]);
+    expect(withClientAddress([], '::1')).toEqual([['x-forwarded-for', '::1']]);
+  });
+});
+
+describe('Forwarded and X-Real-IP (issue 22, point 8): the same trust rule as X-Forwarded-For', () => {
+  it('appends a for= element naming the peer to Forwarded, merging repeated headers in order', () => {
+    const out = withClientAddress(
+      [
+        ['Forwarded', 'for=203.0.113.7;proto=https'],
+        ['forwarded', 'for=unknown'],
+      ],
+      '10.0.0.9',
+    );
+    expect(out.filter(([n]) => n === 'forwarded')).toEqual([['forwarded', 'for=203.0.113.7;proto=https, for=unknown, for=10.0.0.9']]);
+    expect(out.filter(([n]) => n.toLowerCase() === 'forwarded')).toHaveLength(1);
+  });
+
+  it('quotes an IPv6 peer in brackets (RFC 7239 §6)', () => {
+    expect(withClientAddress([['Forwarded', 'for=a']], '::1')).toContainEqual(['forwarded', 'for=a, for="[::1]"']);
+  });
+
+  it("replaces the client's X-Real-IP, in any spelling, by the peer's address", () => {
+    const out = withClientAddress(
+      [
+        ['X-Real-IP', '1.2.3.4'],
+        ['X_Real_Ip', '5.6.7.8'],
+      ],
+      '10.0.0.9',
+    );
+    expect(out.filter(([n]) => normalisedHeaderName(n) === 'x-real-ip')).toEqual([['x-real-ip', '10.0.0.9']]);
+  });
+
+  it('adds neither when the client sent neither (only X-Forwarded-For is always set)', () => {
+    expect(withClientAddress([['accept', '*/*']], '10.0.0.9')).toEqual([
+      ['accept', '*/*'],
+      ['x-forwarded-for', '10.0.0.9'],
+    ]);
   });
 });
 
