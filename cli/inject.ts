@@ -7,12 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { parseAllDocuments, stringify } from 'yaml';
 import { dnsLabel } from '../shared/options.js';
 import { kueuerVersion } from '../shared/version.js';
 import { defaultWebhookSettings, injectionConfig, webhookOptions } from '../webhook/config.js';
 import { injectObject } from '../webhook/manifest-injection.js';
 import type { Command } from './commands.js';
+import { parseManifest, printManifest, type ManifestDocument } from './inject-yaml.js';
 
 export const injectOptions = {
   filename: {
@@ -40,31 +40,6 @@ export const injectOptions = {
   sidecarMemoryRequest: webhookOptions.sidecarMemoryRequest,
   sidecarMemoryLimit: webhookOptions.sidecarMemoryLimit,
 };
-
-/**
- * YAML 1.1, as kubectl reads manifests (sigs.k8s.io/yaml, go-yaml): `yes`,
- * `on` and `off` are booleans and `0644` is octal, so what comes in and what
- * goes out mean to kubectl what they meant in the user's file.
- */
-const KUBECTL_YAML = { version: '1.1' } as const;
-
-/** Reads the manifest's documents; a YAML error names the document and the line. */
-export function parseManifest(text: string, source: string): unknown[] {
-  const docs = parseAllDocuments(text, KUBECTL_YAML);
-  if (!Array.isArray(docs)) return [];
-  const out: unknown[] = [];
-  docs.forEach((doc, i) => {
-    const error = doc.errors[0];
-    if (error) throw new Error(`${source}: document ${i + 1}: ${error.message.split('\n')[0]}`);
-    if (doc.contents !== null) out.push(doc.toJS());
-  });
-  return out;
-}
-
-/** The documents as one multi-document YAML text. */
-export function printManifest(objects: unknown[]): string {
-  return objects.map((o) => stringify(o, { ...KUBECTL_YAML, lineWidth: 0 })).join('---\n');
-}
 
 const namespaceName = dnsLabel('a namespace name');
 
@@ -99,7 +74,7 @@ export function documentProblem(o: unknown): string | null {
 function describeObject(o: unknown, index: number): string {
   const meta = (o as { kind?: string; metadata?: { name?: string; namespace?: string } } | null) ?? {};
   const name = meta.metadata?.name ? ` ${meta.metadata.namespace ? `${meta.metadata.namespace}/` : ''}${meta.metadata.name}` : '';
-  return `document ${index + 1} (${meta.kind ?? 'no kind'}${name})`;
+  return `document ${index} (${meta.kind ?? 'no kind'}${name})`;
 }
 
 export const injectCommand: Command<typeof injectOptions> = {
@@ -117,20 +92,21 @@ export const injectCommand: Command<typeof injectOptions> = {
       process.stderr.write(`kueuer inject: cannot read ${source}: ${(err as Error).message}\n`);
       return 1;
     }
-    let objects: unknown[];
+    let docs: ManifestDocument[];
     try {
-      objects = parseManifest(text, source);
+      docs = parseManifest(text, source);
     } catch (err) {
       process.stderr.write(`kueuer inject: invalid YAML in ${(err as Error).message}\n`);
       return 1;
     }
+    const objects = docs.map((d) => d.value);
     if (objects.length === 0) {
       process.stderr.write(`kueuer inject: ${source} holds no documents\n`);
       return 1;
     }
-    const problems = objects.flatMap((obj, i) => {
-      const problem = documentProblem(obj);
-      return problem ? [`kueuer inject: document ${i + 1} of ${source}: ${problem}\n`] : [];
+    const problems = docs.flatMap(({ value, index }) => {
+      const problem = documentProblem(value);
+      return problem ? [`kueuer inject: document ${index} of ${source}: ${problem}\n`] : [];
     });
     if (problems.length > 0) {
       for (const line of problems) process.stderr.write(line);
@@ -141,14 +117,14 @@ export const injectCommand: Command<typeof injectOptions> = {
     const results = await Promise.all(objects.map((obj) => injectObject(obj, o.namespace, config, log)));
     let refused = false;
     results.forEach((r, i) => {
-      for (const w of r.warnings) process.stderr.write(`kueuer inject: warning: ${describeObject(objects[i], i)}: ${w}\n`);
+      for (const w of r.warnings) process.stderr.write(`kueuer inject: warning: ${describeObject(objects[i], docs[i]?.index ?? i + 1)}: ${w}\n`);
       if (r.refusal) {
         refused = true;
-        process.stderr.write(`kueuer inject: ${describeObject(objects[i], i)}: the webhook would refuse its pods: ${r.refusal}\n`);
+        process.stderr.write(`kueuer inject: ${describeObject(objects[i], docs[i]?.index ?? i + 1)}: the webhook would refuse its pods: ${r.refusal}\n`);
       }
     });
     if (refused) return 1;
-    process.stdout.write(printManifest(results.map((r) => r.object)));
+    process.stdout.write(printManifest(docs.map((d, i) => ({ ...d, result: results[i]?.object }))));
     return 0;
   },
 };

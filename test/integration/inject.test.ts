@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { kueuerVersion } from '../../shared/version.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -130,8 +131,50 @@ describe('kueuer inject, the command', () => {
     expect(r.stdout).toContain('b: "on"\n');
     expect(r.stdout).toContain('c: "0644"\n');
     expect(r.stdout).toContain('d: "off"\n');
-    expect(r.stdout).toContain('defaultMode: 420\n'); // 0644 octal, as kubectl reads it
-    expect(r.stdout).toContain('optional: true\n');
+    // Values keep the user's notation, so 0644 and yes mean to kubectl what they meant.
+    expect(r.stdout).toContain('defaultMode: 0644\n');
+    expect(r.stdout).toContain('optional: yes\n');
+    const pod = parseAllDocuments(r.stdout, { version: '1.1' })[1]?.toJS() as { spec: { volumes: Array<{ configMap: object }> } };
+    expect(pod.spec.volumes[0]?.configMap).toEqual({ name: 'flags', defaultMode: 0o644, optional: true });
+  });
+
+  it("skips empty, comment-only and trailing --- documents as kubectl does, and keeps comments (Helm's # Source: lines)", () => {
+    const input = [
+      '---',
+      '# Source: shop/templates/configmap.yaml',
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata: {name: settings} # why it is here',
+      '---',
+      '# Source: shop/templates/empty.yaml',
+      '---',
+      '',
+      '---',
+      '# Source: shop/templates/deployment.yaml',
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'metadata: {name: web}',
+      'spec:',
+      '  selector: {matchLabels: {app: web}}',
+      '  template:',
+      '    metadata: {labels: {app: web, kueuer.io/inject: "true"}}',
+      '    spec:',
+      '      containers:',
+      '        # the app itself',
+      '        - {name: app, image: example.com/web:1, ports: [{containerPort: 8080}]}',
+      '---',
+      '',
+    ].join('\n');
+    const r = inject(['-f', '-', ...IMAGE], input);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const docs = r.stdout.split(/^---$/m);
+    expect(docs).toHaveLength(2);
+    expect(docs[0]).toMatch(/^# Source: shop\/templates\/configmap.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n {2}name: settings\n/);
+    expect(docs[0]).toContain('# why it is here\n');
+    expect(docs[1]).toMatch(/^\n# Source: shop\/templates\/deployment.yaml\napiVersion: apps\/v1\n/);
+    expect(docs[1]).toContain('        # the app itself\n        - name: app\n');
+    expect(docs[1]).toContain('name: kueuer-sidecar');
   });
 
   it('--version prints the version', () => {
