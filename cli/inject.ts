@@ -3,7 +3,9 @@
  * admit their pods (like `istioctl kube-inject`), through the webhook's own
  * pipeline (webhook/manifest-injection.ts calls webhook/mutate.ts). Any
  * refusal prints nothing on stdout, so `kueuer inject -f x | kubectl apply -f -`
- * never applies half a manifest.
+ * never applies half a manifest. What would not work as meant in the cluster
+ * is a warning on stderr (cli/inject-advice.ts); the YAML keeps the user's
+ * comments (cli/inject-yaml.ts).
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
@@ -12,6 +14,7 @@ import { kueuerVersion } from '../shared/version.js';
 import { defaultWebhookSettings, injectionConfig, webhookOptions } from '../webhook/config.js';
 import { injectObject } from '../webhook/manifest-injection.js';
 import type { Command } from './commands.js';
+import { manifestAdvice } from './inject-advice.js';
 import { parseManifest, printManifest, type ManifestDocument } from './inject-yaml.js';
 
 export const injectOptions = {
@@ -80,7 +83,12 @@ function describeObject(o: unknown, index: number): string {
 export const injectCommand: Command<typeof injectOptions> = {
   name: 'inject',
   usage: 'kueuer inject -f FILE|- [-n NAMESPACE] [options]',
-  summary: 'Prints a manifest with the sidecar injected into its pod templates, as the webhook would admit them.',
+  summary: 'Prints a manifest with the sidecar injected into its opted-in pod templates, as the webhook would admit them.',
+  details:
+    'Opt-in is the label kueuer.io/inject: "true" on a pod template or a Service. A pod template opted in by the deprecated ' +
+    'annotation alone is injected here, but in the cluster the webhook never sees it (its objectSelector matches the label): ' +
+    'a warning says so. Warnings on stderr (exit status 0) also name: nothing opted in, an unknown kueuer.io/ key, a Service ' +
+    'and its pods on different queues, an app port guessed among several containers.',
   options: injectOptions,
   aliases: { '-f': '--filename', '-n': '--namespace' },
   async run(o) {
@@ -124,6 +132,12 @@ export const injectCommand: Command<typeof injectOptions> = {
       }
     });
     if (refused) return 1;
+    const advice = manifestAdvice(
+      docs.map((d, i) => ({ what: describeObject(d.value, d.index), before: d.value, after: results[i]?.object })),
+      source,
+      o.namespace,
+    );
+    for (const line of advice) process.stderr.write(`kueuer inject: warning: ${line}\n`);
     process.stdout.write(printManifest(docs.map((d, i) => ({ ...d, result: results[i]?.object }))));
     return 0;
   },
