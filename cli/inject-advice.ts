@@ -74,7 +74,7 @@ function unknownKeys(what: string, where: string, m: Record<string, unknown> | u
 
 /** The queue an injected pod template consumes, from the status annotation the webhook writes. */
 function injectedQueue(after: unknown): string | undefined {
-  const raw = podTemplate((after ?? {}))?.metadata?.annotations?.[ANNOTATIONS.status];
+  const raw = podTemplate(after ?? {})?.metadata?.annotations?.[ANNOTATIONS.status];
   if (typeof raw !== 'string') return undefined;
   try {
     const queue = (JSON.parse(raw) as { queue?: unknown }).queue;
