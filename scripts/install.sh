@@ -53,7 +53,7 @@ fi
 command -v kubectl >/dev/null || { echo "kubectl is needed" >&2; exit 1; }
 # shellcheck source=scripts/kube-context.sh
 . "$root/scripts/kube-context.sh"
-echo "kueuer install: installing on $(kube_context kubectl)" >&2
+echo "kueuer install: installing on $(kube_context kubectl)"
 
 rendered="$(kubectl kustomize "$dir")"
 
