@@ -96,8 +96,27 @@ process.on('exit', () => {
 
 run([join(root, 'dist/demo/echo-app.js'), appPort, '0', '2000'], 'demo app');
 run([join(root, 'bin/kueuer.js'), 'local', '--listen', listen, '--app', `127.0.0.1:${appPort}`, '--concurrency', '4', '--admin-listen', admin], 'kueuer local');
-setTimeout(() => {
+// The banner comes once kueuer local accepts connections, so the URL it prints answers at once.
+const [, localPort] = ports;
+const accepts = () =>
+  new Promise((resolve) => {
+    const socket = net.connect(localPort.port, localPort.host, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+const bannerBy = Date.now() + 60_000;
+while (!stopping && !(await accepts())) {
+  if (Date.now() > bannerBy) {
+    console.error(`npm start: kueuer local does not accept connections on ${listen} after 60 s; stopping`);
+    exitCode = 1;
+    await stop();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+if (!stopping) {
   console.log(
     `\nKueuer is queuing requests for the demo app. Try:\n  curl -i 'http://${listen}/hello?name=kueuer' -d 'some body'\nMetrics: http://${admin}/metrics   Stop: Ctrl-C\n`,
   );
-}, 800);
+}

@@ -63,8 +63,8 @@ describe('npm start', () => {
       );
       await new Promise((r) => setTimeout(r, 300));
       process.kill(-group, 'SIGINT');
-      expect(await Promise.all(inFlight)).toEqual([200, 200, 200, 200, 200, 200]);
-      expect(await exited).toBe(0);
+      expect(await Promise.all(inFlight), err).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(await exited, err).toBe(0);
     } finally {
       try {
         process.kill(-group, 'SIGKILL');
