@@ -24,7 +24,10 @@ export { localOptions } from './local.js';
 export interface Command<S extends OptionSpecs> {
   name: string;
   usage: string;
+  /** One line, for `kueuer --help`. */
   summary: string;
+  /** More for the command's own --help, after the summary. */
+  details?: string;
   options: S;
   /** Short flags, each rewritten to its long flag before parsing (`-f` → `--filename`). */
   aliases?: Record<string, string>;
@@ -82,8 +85,7 @@ export const webhookCommand = command(
   {
     name: 'webhook',
     usage: 'kueuer webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [options]',
-    summary:
-      'The admission webhook: injects the sidecar into pods and points Services at the responder, for those opted in with the label kueuer.io/inject: "true".',
+    summary: 'The admission webhook: injects the sidecar into opted-in pods and points opted-in Services at the responder (label kueuer.io/inject: "true").',
     options: webhookOptions,
   },
   runWebhook,

@@ -3,16 +3,19 @@
  * admit their pods (like `istioctl kube-inject`), through the webhook's own
  * pipeline (webhook/manifest-injection.ts calls webhook/mutate.ts). Any
  * refusal prints nothing on stdout, so `kueuer inject -f x | kubectl apply -f -`
- * never applies half a manifest.
+ * never applies half a manifest. What would not work as meant in the cluster
+ * is a warning on stderr (cli/inject-advice.ts); the YAML keeps the user's
+ * comments (cli/inject-yaml.ts).
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { parseAllDocuments, stringify } from 'yaml';
 import { dnsLabel } from '../shared/options.js';
 import { kueuerVersion } from '../shared/version.js';
 import { defaultWebhookSettings, injectionConfig, webhookOptions } from '../webhook/config.js';
 import { injectObject } from '../webhook/manifest-injection.js';
 import type { Command } from './commands.js';
+import { manifestAdvice } from './inject-advice.js';
+import { parseManifest, printManifest, type ManifestDocument } from './inject-yaml.js';
 
 export const injectOptions = {
   filename: {
@@ -40,31 +43,6 @@ export const injectOptions = {
   sidecarMemoryRequest: webhookOptions.sidecarMemoryRequest,
   sidecarMemoryLimit: webhookOptions.sidecarMemoryLimit,
 };
-
-/**
- * YAML 1.1, as kubectl reads manifests (sigs.k8s.io/yaml, go-yaml): `yes`,
- * `on` and `off` are booleans and `0644` is octal, so what comes in and what
- * goes out mean to kubectl what they meant in the user's file.
- */
-const KUBECTL_YAML = { version: '1.1' } as const;
-
-/** Reads the manifest's documents; a YAML error names the document and the line. */
-export function parseManifest(text: string, source: string): unknown[] {
-  const docs = parseAllDocuments(text, KUBECTL_YAML);
-  if (!Array.isArray(docs)) return [];
-  const out: unknown[] = [];
-  docs.forEach((doc, i) => {
-    const error = doc.errors[0];
-    if (error) throw new Error(`${source}: document ${i + 1}: ${error.message.split('\n')[0]}`);
-    if (doc.contents !== null) out.push(doc.toJS());
-  });
-  return out;
-}
-
-/** The documents as one multi-document YAML text. */
-export function printManifest(objects: unknown[]): string {
-  return objects.map((o) => stringify(o, { ...KUBECTL_YAML, lineWidth: 0 })).join('---\n');
-}
 
 const namespaceName = dnsLabel('a namespace name');
 
@@ -99,13 +77,18 @@ export function documentProblem(o: unknown): string | null {
 function describeObject(o: unknown, index: number): string {
   const meta = (o as { kind?: string; metadata?: { name?: string; namespace?: string } } | null) ?? {};
   const name = meta.metadata?.name ? ` ${meta.metadata.namespace ? `${meta.metadata.namespace}/` : ''}${meta.metadata.name}` : '';
-  return `document ${index + 1} (${meta.kind ?? 'no kind'}${name})`;
+  return `document ${index} (${meta.kind ?? 'no kind'}${name})`;
 }
 
 export const injectCommand: Command<typeof injectOptions> = {
   name: 'inject',
   usage: 'kueuer inject -f FILE|- [-n NAMESPACE] [options]',
-  summary: 'Prints a manifest with the sidecar injected into its pod templates, as the webhook would admit them.',
+  summary: 'Prints a manifest with the sidecar injected into its opted-in pod templates, as the webhook would admit them.',
+  details:
+    'Opt-in is the label kueuer.io/inject: "true" on a pod template or a Service. A pod template opted in by the deprecated ' +
+    'annotation alone is injected here, but in the cluster the webhook never sees it (its objectSelector matches the label): ' +
+    'a warning says so. Warnings on stderr (exit status 0) also name: nothing opted in, an unknown kueuer.io/ key, a Service ' +
+    'and its pods on different queues, an app port guessed among several containers.',
   options: injectOptions,
   aliases: { '-f': '--filename', '-n': '--namespace' },
   async run(o) {
@@ -117,20 +100,21 @@ export const injectCommand: Command<typeof injectOptions> = {
       process.stderr.write(`kueuer inject: cannot read ${source}: ${(err as Error).message}\n`);
       return 1;
     }
-    let objects: unknown[];
+    let docs: ManifestDocument[];
     try {
-      objects = parseManifest(text, source);
+      docs = parseManifest(text, source);
     } catch (err) {
       process.stderr.write(`kueuer inject: invalid YAML in ${(err as Error).message}\n`);
       return 1;
     }
+    const objects = docs.map((d) => d.value);
     if (objects.length === 0) {
       process.stderr.write(`kueuer inject: ${source} holds no documents\n`);
       return 1;
     }
-    const problems = objects.flatMap((obj, i) => {
-      const problem = documentProblem(obj);
-      return problem ? [`kueuer inject: document ${i + 1} of ${source}: ${problem}\n`] : [];
+    const problems = docs.flatMap(({ value, index }) => {
+      const problem = documentProblem(value);
+      return problem ? [`kueuer inject: document ${index} of ${source}: ${problem}\n`] : [];
     });
     if (problems.length > 0) {
       for (const line of problems) process.stderr.write(line);
@@ -141,14 +125,20 @@ export const injectCommand: Command<typeof injectOptions> = {
     const results = await Promise.all(objects.map((obj) => injectObject(obj, o.namespace, config, log)));
     let refused = false;
     results.forEach((r, i) => {
-      for (const w of r.warnings) process.stderr.write(`kueuer inject: warning: ${describeObject(objects[i], i)}: ${w}\n`);
+      for (const w of r.warnings) process.stderr.write(`kueuer inject: warning: ${describeObject(objects[i], docs[i]?.index ?? i + 1)}: ${w}\n`);
       if (r.refusal) {
         refused = true;
-        process.stderr.write(`kueuer inject: ${describeObject(objects[i], i)}: the webhook would refuse its pods: ${r.refusal}\n`);
+        process.stderr.write(`kueuer inject: ${describeObject(objects[i], docs[i]?.index ?? i + 1)}: the webhook would refuse its pods: ${r.refusal}\n`);
       }
     });
     if (refused) return 1;
-    process.stdout.write(printManifest(results.map((r) => r.object)));
+    const advice = manifestAdvice(
+      docs.map((d, i) => ({ what: describeObject(d.value, d.index), before: d.value, after: results[i]?.object })),
+      source,
+      o.namespace,
+    );
+    for (const line of advice) process.stderr.write(`kueuer inject: warning: ${line}\n`);
+    process.stdout.write(printManifest(docs.map((d, i) => ({ ...d, result: results[i]?.object }))));
     return 0;
   },
 };

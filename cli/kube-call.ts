@@ -63,8 +63,16 @@ export function kubeconfigFix(server: string, env: NodeJS.ProcessEnv = process.e
   return `${NO_KUBECONFIG} (KUBECONFIG is unset and there is no ~/.kube/config), so the client fell back to ${server}: set KUBECONFIG to the cluster's kubeconfig`;
 }
 
-/** The line saying the apiserver does not answer (timed out, refused, unknown host…). */
-export function apiDoesNotAnswer(server: string, err: unknown): string {
+/**
+ * The line saying the apiserver does not answer (timed out, refused, unknown
+ * host…). Without a kubeconfig the client's own error is about the fallback
+ * server (e.g. skipTLSVerify and http://localhost:8080), so the line names
+ * the missing kubeconfig instead.
+ */
+export function apiDoesNotAnswer(server: string, err: unknown, env: NodeJS.ProcessEnv = process.env, home = homedir()): string {
+  if (noKubeconfig(kubeconfigFix(server, env, home))) {
+    return `no kubeconfig: set KUBECONFIG to the cluster's kubeconfig, or create ~/.kube/config (KUBECONFIG is unset and there is no ~/.kube/config, so the client fell back to ${server}, which does not answer)`;
+  }
   return err instanceof KubeTimeoutError
     ? `Kubernetes API at ${server} does not answer within ${err.seconds} s`
     : `Kubernetes API at ${server} does not answer: ${apiError(err).message}`;

@@ -37,7 +37,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(helpText(command.usage, command.summary, command.options as OptionSpecs));
+    console.log(helpText(command.usage, command.details ? `${command.summary}\n\n${command.details}` : command.summary, command.options as OptionSpecs));
     return 0;
   }
   if (rest.includes('--version')) {

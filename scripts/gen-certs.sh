@@ -8,7 +8,13 @@
 # localhost. Writes ca.crt, ca.key, tls.crt, tls.key; ca.crt base64-encoded is
 # the caBundle of the MutatingWebhookConfiguration.
 set -euo pipefail
-out="${1:?usage: gen-certs.sh OUT_DIR [SAN ...]}"
+usage="usage: scripts/gen-certs.sh OUT_DIR [SAN ...]   (a CA and a serving certificate; SANs default to the webhook Service's names)"
+case "${1:-}" in
+  -h | --help) echo "$usage"; exit 0 ;;
+  -*) echo "gen-certs: unknown flag $1; $usage" >&2; exit 2 ;;
+  "") echo "$usage" >&2; exit 2 ;;
+esac
+out="$1"
 shift
 sans=("$@")
 if [ ${#sans[@]} -eq 0 ]; then

@@ -22,15 +22,38 @@
 # manifests/base/backend-secret.example.yaml), or use the rabbitmq or kafka
 # component. A broker Secret you created is never replaced by the rabbitmq
 # component's CHANGE-ME placeholder: that Secret is left out of the apply.
+usage() {
+  cat <<'USAGE'
+Usage: scripts/install.sh [KUSTOMIZE_DIR]   # default: manifests (the base); or an overlay, or your kustomization
+Installs Kueuer on the cluster of the current kubectl context (printed first), with
+openssl-made certificates. Options: --help (-h) this text.
+Env: KUEUER_CERT_DIR (keep the certificates there), KUEUER_INSTALL_WAIT=false (do not wait
+     for the rollout), KUEUER_KEDA_NAMESPACE (keda mode; default keda), KUBECONFIG
+USAGE
+}
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dir="${1:-$root/manifests}"
+dir=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --) shift; [ $# -le 1 ] || { echo "kueuer install: one KUSTOMIZE_DIR only" >&2; exit 2; }; dir="${1:-}"; break ;;
+    -*) echo "kueuer install: unknown flag $1 (see scripts/install.sh --help)" >&2; exit 2 ;;
+    *) [ -z "$dir" ] || { echo "kueuer install: one KUSTOMIZE_DIR only, got $dir and $1" >&2; exit 2; }; dir="$1" ;;
+  esac
+  shift
+done
+dir="${dir:-$root/manifests}"
+[ -d "$dir" ] || { echo "kueuer install: $dir is not a directory (a kustomization: manifests/, an overlay or yours)" >&2; exit 2; }
 if [ -n "${KUEUER_CERT_DIR:-}" ]; then certs="$KUEUER_CERT_DIR"; else
   certs="$(mktemp -d)"
   # The CA's private key must not outlive the install in /tmp.
   trap 'rm -rf "$certs"' EXIT
 fi
 command -v kubectl >/dev/null || { echo "kubectl is needed" >&2; exit 1; }
+# shellcheck source=scripts/kube-context.sh
+. "$root/scripts/kube-context.sh"
+echo "kueuer install: installing on $(kube_context kubectl)"
 
 rendered="$(kubectl kustomize "$dir")"
 

@@ -9,6 +9,12 @@
 # Uses $KUBECTL, else kubectl on PATH, else the one scripts/k8s-binaries.sh built.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+usage="usage: scripts/render-manifests.sh [OUT_DIR]   (default: manifests; writes install.yaml and install-cert-manager.yaml)"
+case "${1:-}" in
+  -h | --help) echo "$usage"; exit 0 ;;
+  -*) echo "render-manifests: unknown flag $1; $usage" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "$usage" >&2; exit 2; }
 out="${1:-$root/manifests}"
 kubectl="${KUBECTL:-}"
 if [ -z "$kubectl" ]; then

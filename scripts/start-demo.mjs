@@ -50,30 +50,73 @@ for (const { what, variable, host, port, other } of ports) {
   }
 }
 
+/*
+ * Stopping: the children run in their own process group, so the terminal's
+ * Ctrl-C reaches this script alone and each child gets exactly one signal,
+ * in order: `kueuer local` first (it drains: every request it holds is
+ * answered, which needs the app), the demo app once it has exited. A second
+ * Ctrl-C passes a second signal on, which makes `kueuer local` stop at once.
+ */
 const children = [];
+let stopping = false;
+let exitCode = 0;
 function run(args, label) {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  child.exited = new Promise((resolve) => child.on('exit', resolve));
   child.on('exit', (code, signal) => {
+    if (stopping) return;
     console.error(`${label} exited (${signal ?? code}); stopping`);
-    stop(code ?? 1);
+    exitCode = code ?? 1;
+    void stop();
   });
   children.push(child);
   return child;
 }
-let stopping = false;
-function stop(code = 0) {
-  if (stopping) return;
-  stopping = true;
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  setTimeout(() => process.exit(code), 500).unref();
+function signal(child, name) {
+  if (child.exitCode === null && child.signalCode === null) child.kill(name);
 }
-process.on('SIGINT', () => stop(0));
-process.on('SIGTERM', () => stop(0));
+async function stop() {
+  if (stopping) {
+    for (const c of children) signal(c, 'SIGTERM');
+    return;
+  }
+  stopping = true;
+  // children[1] is `kueuer local`, children[0] the demo app it calls.
+  for (const c of [...children].reverse()) {
+    signal(c, 'SIGTERM');
+    await c.exited;
+  }
+  process.exit(exitCode);
+}
+for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(name, () => void stop());
+// An unexpected end of this script must not leave the children holding the ports.
+process.on('exit', () => {
+  for (const c of children) signal(c, 'SIGKILL');
+});
 
 run([join(root, 'dist/demo/echo-app.js'), appPort, '0', '2000'], 'demo app');
 run([join(root, 'bin/kueuer.js'), 'local', '--listen', listen, '--app', `127.0.0.1:${appPort}`, '--concurrency', '4', '--admin-listen', admin], 'kueuer local');
-setTimeout(() => {
+// The banner comes once kueuer local accepts connections, so the URL it prints answers at once.
+const [, localPort] = ports;
+const accepts = () =>
+  new Promise((resolve) => {
+    const socket = net.connect(localPort.port, localPort.host, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+const bannerBy = Date.now() + 60_000;
+while (!stopping && !(await accepts())) {
+  if (Date.now() > bannerBy) {
+    console.error(`npm start: kueuer local does not accept connections on ${listen} after 60 s; stopping`);
+    exitCode = 1;
+    await stop();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+if (!stopping) {
   console.log(
     `\nKueuer is queuing requests for the demo app. Try:\n  curl -i 'http://${listen}/hello?name=kueuer' -d 'some body'\nMetrics: http://${admin}/metrics   Stop: Ctrl-C\n`,
   );
-}, 800);
+}

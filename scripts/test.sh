@@ -10,11 +10,18 @@ npm run --silent build
 npm run --silent typecheck
 npm run --silent lint
 npm run --silent format:check
+# The shell scripts, with Debian's shellcheck when it is installed (apt-get install shellcheck).
+if command -v shellcheck >/dev/null; then
+  shellcheck -x scripts/*.sh
+else
+  echo "shellcheck is not installed (apt-get install shellcheck): the shell scripts are not checked" >&2
+fi
 
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest-results.json "$@" || status=$?
 
 # One plain summary line that any CI log reader understands.
+# shellcheck disable=SC2016 # a JavaScript template, not a shell expansion
 node -e '
   const r = require("./.cache/vitest-results.json");
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));

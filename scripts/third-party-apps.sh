@@ -27,7 +27,7 @@ mkdir -p "$out"
 tmp="$(mktemp -d "$out/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 # GOFLAGS from the environment could force -mod=vendor or similar; this is a plain module install.
-GOFLAGS= CGO_ENABLED=0 GOBIN="$tmp" "$go" install -trimpath -ldflags='-s -w' \
+GOFLAGS="" CGO_ENABLED=0 GOBIN="$tmp" "$go" install -trimpath -ldflags='-s -w' \
   "github.com/mccutchen/go-httpbin/v2/cmd/go-httpbin@$httpbin_version" >&2
 mv "$tmp/go-httpbin" "$bin"
 echo "$bin"

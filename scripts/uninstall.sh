@@ -11,19 +11,52 @@
 # stops before deleting anything and names the Services left: deleting the
 # webhook first would leave them selector-less, pointing at nothing.
 #
-# Usage: scripts/uninstall.sh [KUSTOMIZE_DIR]
-#        scripts/uninstall.sh --restore-only   # steps 1 and 2 (then helm uninstall, and step 3's last deletions)
-# Env:   KUBECTL (default kubectl), KUEUER_UNINSTALL_TIMEOUT (seconds, default 120)
+usage() {
+  cat <<'USAGE'
+Usage: scripts/uninstall.sh [--yes] [KUSTOMIZE_DIR]   # all three steps; KUSTOMIZE_DIR: what you installed (default: manifests/)
+       scripts/uninstall.sh [--yes] --restore-only    # steps 1 and 2 (then helm uninstall, and step 3's last deletions)
+It first prints the kubectl context (and cluster) it will act on and asks for
+confirmation; without a terminal to ask on it changes nothing unless --yes is given.
+Options: --yes (-y) do not ask; --help (-h) this text.
+Env:     KUBECTL (default kubectl), KUBECONFIG, KUEUER_UNINSTALL_TIMEOUT (seconds, default 120)
+USAGE
+}
 set -euo pipefail
 
 restore_only=""
-if [ "${1:-}" = "--restore-only" ]; then
-  restore_only=1
+yes=""
+dir=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    -y | --yes) yes=1 ;;
+    --restore-only) restore_only=1 ;;
+    --) shift; break ;;
+    -*) echo "kueuer uninstall: unknown flag $1 (see scripts/uninstall.sh --help)" >&2; exit 2 ;;
+    *)
+      [ -z "$dir" ] || { echo "kueuer uninstall: one KUSTOMIZE_DIR only, got $dir and $1" >&2; exit 2; }
+      dir="$1" ;;
+  esac
   shift
+done
+[ $# -le 1 ] || { echo "kueuer uninstall: one KUSTOMIZE_DIR only" >&2; exit 2; }
+if [ $# -eq 1 ]; then
+  [ -z "$dir" ] || { echo "kueuer uninstall: one KUSTOMIZE_DIR only, got $dir and $1" >&2; exit 2; }
+  dir="$1"
 fi
-dir="${1:-$(dirname "$0")/../manifests}"
+if [ -n "$restore_only" ] && [ -n "$dir" ]; then
+  echo "kueuer uninstall: --restore-only deletes nothing, so it takes no KUSTOMIZE_DIR" >&2
+  exit 2
+fi
+dir="${dir:-$(dirname "$0")/../manifests}"
+if [ -z "$restore_only" ] && [ ! -d "$dir" ]; then
+  echo "kueuer uninstall: $dir is not a directory (a kustomization: what you installed)" >&2
+  exit 2
+fi
 kubectl="${KUBECTL:-kubectl}"
 timeout="${KUEUER_UNINSTALL_TIMEOUT:-120}"
+# shellcheck source=scripts/kube-context.sh
+. "$(dirname "$0")/kube-context.sh"
 
 # namespace/name of every Service the webhook rewrote (it records the original in this annotation).
 rewritten() {
@@ -32,9 +65,22 @@ rewritten() {
     awk 'NF > 1 { print $1 }'
 }
 
+echo "kueuer uninstall: acting on $(kube_context "$kubectl")"
 services="$(rewritten)"
 count=$(printf '%s' "$services" | grep -c . || true)
 echo "kueuer uninstall: ${count} Service(s) to restore"
+if [ -n "$restore_only" ]; then plan="restore them (Kueuer stays installed)"; else plan="restore them, then delete Kueuer (kubectl delete -k $dir)"; fi
+if [ -z "$yes" ]; then
+  if [ ! -t 0 ]; then
+    echo "kueuer uninstall: nothing changed: no terminal to confirm on; run it with --yes to $plan without asking" >&2
+    exit 2
+  fi
+  read -r -p "kueuer uninstall: $plan? [y/N] " answer || answer=""
+  case "$answer" in
+    y | Y | yes | YES) ;;
+    *) echo "kueuer uninstall: nothing changed" >&2; exit 1 ;;
+  esac
+fi
 for svc in $services; do
   ns="${svc%%/*}"
   name="${svc#*/}"
@@ -50,7 +96,7 @@ while :; do
   left="$(rewritten)"
   [ -z "$left" ] && break
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "kueuer uninstall: after ${timeout}s these Services are still pointed at the responder: $(echo $left)" >&2
+    echo "kueuer uninstall: after ${timeout}s these Services are still pointed at the responder: ${left//$'\n'/ }" >&2
     echo "kueuer uninstall: nothing was deleted. The webhook restores a Service when its kueuer.io/inject label is removed or set to \"false\";" >&2
     echo "kueuer uninstall: check it runs (kubectl -n kueuer-system get pods; kueuer check), then run this script again." >&2
     exit 1

@@ -302,6 +302,20 @@ describe('kueuer CLI', () => {
       );
     }, 25_000);
 
+    it.each(['check', 'status'])(
+      '%s without any Kubernetes configuration: its first line says there is no kubeconfig and what to do',
+      async (command) => {
+        const r = await runKueuer([command], noCluster);
+        expect(r.code).toBe(1);
+        // check reports on stdout, status on stderr.
+        expect((command === 'check' ? r.stdout : r.stderr).split('\n')[0]).toBe(
+          "FAIL no kubeconfig: set KUBECONFIG to the cluster's kubeconfig, or create ~/.kube/config (KUBECONFIG is unset and there is no ~/.kube/config, so the client fell back to http://localhost:8080, which does not answer)",
+        );
+        expect(r.stdout + r.stderr).not.toContain('skipTLSVerify');
+      },
+      25_000,
+    );
+
     it('names a KUBECONFIG file that does not exist', async () => {
       const r = await runFor(webhook(), 20_000, { ...noCluster, KUBECONFIG: '/nonexistent/kubeconfig' });
       expect(r.code).toBe(1);

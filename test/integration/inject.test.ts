@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { kueuerVersion } from '../../shared/version.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -132,19 +133,161 @@ describe('kueuer inject, the command', () => {
       '',
     ].join('\n');
     const r = inject(['-f', '-', ...IMAGE], input);
-    expect(r.stderr).toBe('');
+    // Nothing here is opted in: the one word on stderr says so.
+    expect(r.stderr).toBe(
+      'kueuer inject: warning: nothing in stdin is opted in, so nothing was injected: add the label kueuer.io/inject: "true" to a pod template (spec.template.metadata.labels) and to its Service\'s metadata.labels\n',
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('a: "yes"\n');
     expect(r.stdout).toContain('b: "on"\n');
     expect(r.stdout).toContain('c: "0644"\n');
     expect(r.stdout).toContain('d: "off"\n');
-    expect(r.stdout).toContain('defaultMode: 420\n'); // 0644 octal, as kubectl reads it
-    expect(r.stdout).toContain('optional: true\n');
+    // Values keep the user's notation, so 0644 and yes mean to kubectl what they meant.
+    expect(r.stdout).toContain('defaultMode: 0644\n');
+    expect(r.stdout).toContain('optional: yes\n');
+    const pod = parseAllDocuments(r.stdout, { version: '1.1' })[1]?.toJS() as { spec: { volumes: Array<{ configMap: object }> } };
+    expect(pod.spec.volumes[0]?.configMap).toEqual({ name: 'flags', defaultMode: 0o644, optional: true });
+  });
+
+  it("skips empty, comment-only and trailing --- documents as kubectl does, and keeps comments (Helm's # Source: lines)", () => {
+    const input = [
+      '---',
+      '# Source: shop/templates/configmap.yaml',
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata: {name: settings} # why it is here',
+      '---',
+      '# Source: shop/templates/empty.yaml',
+      '---',
+      '',
+      '---',
+      '# Source: shop/templates/deployment.yaml',
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'metadata: {name: web}',
+      'spec:',
+      '  selector: {matchLabels: {app: web}}',
+      '  template:',
+      '    metadata: {labels: {app: web, kueuer.io/inject: "true"}}',
+      '    spec:',
+      '      containers:',
+      '        # the app itself',
+      '        - {name: app, image: example.com/web:1, ports: [{containerPort: 8080}]}',
+      '---',
+      '',
+    ].join('\n');
+    const r = inject(['-f', '-', ...IMAGE], input);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const docs = r.stdout.split(/^---$/m);
+    expect(docs).toHaveLength(2);
+    expect(docs[0]).toMatch(/^# Source: shop\/templates\/configmap.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n {2}name: settings\n/);
+    expect(docs[0]).toContain('# why it is here\n');
+    expect(docs[1]).toMatch(/^\n# Source: shop\/templates\/deployment.yaml\napiVersion: apps\/v1\n/);
+    expect(docs[1]).toContain('        # the app itself\n        - name: app\n');
+    expect(docs[1]).toContain('name: kueuer-sidecar');
+  });
+
+  it('--help says that opt-in is the label and that an annotation-only pod template is injected here but never reaches the webhook', () => {
+    const r = inject(['--help'], '');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Opt-in is the label kueuer.io/inject: "true" on a pod template or a Service.');
+    expect(r.stdout).toContain(
+      'A pod template opted in by the deprecated annotation alone is injected here, but in the cluster the webhook never sees it (its objectSelector matches the label): a warning says so.',
+    );
   });
 
   it('--version prints the version', () => {
     const r = inject(['--version'], '');
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(`kueuer ${kueuerVersion()}`);
+  });
+});
+
+describe('kueuer inject warns, on stderr with exit 0, where the manifest would not work as meant', () => {
+  const deployment = (template: string, metadata = '{name: web, namespace: shop}') =>
+    [
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      `metadata: ${metadata}`,
+      'spec:',
+      '  selector: {matchLabels: {app: web}}',
+      '  template:',
+      `    metadata: ${template}`,
+      '    spec:',
+      '      containers: [{name: app, image: example.com/web:1, ports: [{containerPort: 8080}]}]',
+      '',
+    ].join('\n');
+  const service = (metadata: string) =>
+    `apiVersion: v1\nkind: Service\nmetadata: ${metadata}\nspec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n`;
+  const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('kueuer inject: warning: '));
+
+  it('nothing opted in: says so and where the label goes, also when it is on the Deployment instead of its pod template', () => {
+    const r = inject(['-f', '-', ...IMAGE], deployment('{labels: {app: web}}', '{name: web, namespace: shop, labels: {kueuer.io/inject: "true"}}'));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('kind: Deployment');
+    expect(warnings(r.stderr)).toEqual([
+      'kueuer inject: warning: document 1 (Deployment shop/web): the label kueuer.io/inject: "true" is on the Deployment\'s own metadata, which the webhook never reads: put it on the pod template (spec.template.metadata.labels)',
+      'kueuer inject: warning: nothing in stdin is opted in, so nothing was injected: add the label kueuer.io/inject: "true" to a pod template (spec.template.metadata.labels) and to its Service\'s metadata.labels',
+    ]);
+  });
+
+  it('an unknown kueuer.io/ key: names it and the closest known key', () => {
+    const r = inject(['-f', '-', ...IMAGE], deployment('{labels: {app: web, kueuer.io/inject: "true"}, annotations: {kueuer.io/concurency: "4"}}'));
+    expect(r.code).toBe(0);
+    expect(warnings(r.stderr)).toEqual([
+      'kueuer inject: warning: document 1 (Deployment shop/web): pod template annotation kueuer.io/concurency is not a Kueuer key and is ignored; did you mean kueuer.io/concurrency?',
+    ]);
+  });
+
+  it('a Service and the pods it selects on different queues: every request would time out', () => {
+    const input = [
+      deployment('{labels: {app: web, kueuer.io/inject: "true"}, annotations: {kueuer.io/queue: orders}}'),
+      service('{name: web, namespace: shop, labels: {kueuer.io/inject: "true"}}'),
+    ].join('---\n');
+    const r = inject(['-f', '-', ...IMAGE], input);
+    expect(r.code).toBe(0);
+    expect(warnings(r.stderr)).toEqual([
+      "kueuer inject: warning: document 2 (Service shop/web) queues its requests on shop.web, but the pods it selects (document 1 (Deployment shop/web)) take theirs from shop.orders: every request would wait for its timeout (504); give both the same kueuer.io/queue (the queue's name without the namespace)",
+    ]);
+    // The same queue on both: no word.
+    const same = inject(
+      ['-f', '-', ...IMAGE],
+      input.replace('metadata: {name: web, namespace: shop, labels', 'metadata: {name: web, namespace: shop, annotations: {kueuer.io/queue: orders}, labels'),
+    );
+    expect(same.stderr).toBe('');
+  });
+
+  it('the app port guessed from the first container when several declare ports: names it and the annotation that pins it', () => {
+    const input = deployment('{labels: {app: web, kueuer.io/inject: "true"}}').replace(
+      '      containers: [{name: app,',
+      '      containers: [{name: fluent-bit, image: fluent/fluent-bit, ports: [{containerPort: 2020}]}, {name: app,',
+    );
+    const r = inject(['-f', '-', ...IMAGE], input);
+    expect(r.code).toBe(0);
+    expect(warnings(r.stderr)).toEqual([
+      "kueuer inject: warning: document 1 (Deployment shop/web): the app port 2020 is the first container's (fluent-bit) first port, guessed among containers that declare ports (also app); pin it with the annotation kueuer.io/app-port on the pod template (a number or a container port name)",
+    ]);
+    const pinned = inject(
+      ['-f', '-', ...IMAGE],
+      input.replace(
+        '{labels: {app: web, kueuer.io/inject: "true"}}',
+        '{labels: {app: web, kueuer.io/inject: "true"}, annotations: {kueuer.io/app-port: "8080"}}',
+      ),
+    );
+    expect(pinned.stderr).toBe('');
+  });
+
+  it("an opt-in by the annotation alone: the cluster's webhook never sees it", () => {
+    const r = inject(['-f', '-', ...IMAGE], service('{name: web, namespace: shop, annotations: {kueuer.io/inject: "true"}}'));
+    expect(r.code).toBe(0);
+    expect(warnings(r.stderr)).toEqual([
+      'kueuer inject: warning: document 1 (Service shop/web): opted in by the annotation kueuer.io/inject alone, which the cluster\'s webhook never sees (its objectSelector matches the label): the Service would not be rewritten and its traffic would not reach Kueuer; add the label kueuer.io/inject: "true"',
+    ]);
+    const pods = inject(['-f', '-', ...IMAGE], deployment('{labels: {app: web}, annotations: {kueuer.io/inject: "true"}}'));
+    expect(pods.code).toBe(0);
+    expect(warnings(pods.stderr)).toContain(
+      'kueuer inject: warning: document 1 (Deployment shop/web): opted in by the annotation kueuer.io/inject alone, which the cluster\'s webhook never sees (its objectSelector matches the label): it is injected here, but the webhook would not inject its pods; add the label kueuer.io/inject: "true"',
+    );
   });
 });

@@ -35,6 +35,45 @@ describe('npm start', () => {
     expect(await exited).toBe(0);
   });
 
+  it('Ctrl-C (SIGINT to its process group) drains: every request in flight is answered 200, then it exits 0', async () => {
+    const [app, listen, admin] = [await freePort(), await freePort(), await freePort()];
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'scripts', 'start-demo.mjs')], {
+      env: { ...process.env, DEMO_APP_PORT: String(app), KUEUER_LISTEN: `127.0.0.1:${listen}`, KUEUER_ADMIN_LISTEN: `127.0.0.1:${admin}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const group = child.pid ?? 0;
+    try {
+      const until = Date.now() + 15_000;
+      while (!out.includes('Stop: Ctrl-C')) {
+        if (Date.now() > until) throw new Error(`no URL printed:\n${out}\n${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // The demo app takes 0–2 s a request: with four at a time, most of these are still running at the Ctrl-C.
+      const inFlight = Array.from({ length: 6 }, (_, i) =>
+        request(`http://127.0.0.1:${listen}`, { method: 'POST', path: `/slow-${i}`, body: String(i) }).then(
+          (res) => res.status,
+          (e: Error) => e.message,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(-group, 'SIGINT');
+      expect(await Promise.all(inFlight), err).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(await exited, err).toBe(0);
+    } finally {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }, 30_000);
+
   it.each([
     ['the demo app', 'DEMO_APP_PORT', (p: number) => String(p)],
     ['kueuer local', 'KUEUER_LISTEN', (p: number) => `127.0.0.1:${p}`],

@@ -23,7 +23,7 @@ describe('scripts/uninstall.sh', () => {
   const installDir = mkdtempSync(join(tmpdir(), 'kueuer-uninstall-'));
 
   function uninstall(timeoutSeconds: number, args = [installDir]): { code: number | null; stdout: string; stderr: string } {
-    const r = spawnSync('bash', [join(root, 'scripts', 'uninstall.sh'), ...args], {
+    const r = spawnSync('bash', [join(root, 'scripts', 'uninstall.sh'), '--yes', ...args], {
       encoding: 'utf8',
       env: { ...process.env, KUBECONFIG: cp.kubeconfig, KUBECTL: join(cp.binDir, 'kubectl'), KUEUER_UNINSTALL_TIMEOUT: String(timeoutSeconds) },
       timeout: 120_000,

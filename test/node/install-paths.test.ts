@@ -109,7 +109,7 @@ describe('the install paths on a real node', () => {
         await expectQueuedAnswers('plain', 'web');
 
         // README, "Uninstall": scripts/uninstall.sh with the kustomization that was applied.
-        const removed = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), dir], env(), 300_000);
+        const removed = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--yes', dir], env(), 300_000);
         expect(removed.code, removed.output).toBe(0);
         const svc = getJson('service', 'web', '-n', 'plain');
         expect(svc.spec.selector).toEqual({ app: 'web' });
@@ -228,7 +228,7 @@ describe('the install paths on a real node', () => {
       );
 
       // README, "Uninstall", for a Helm install.
-      const restored = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--restore-only'], env(), 300_000);
+      const restored = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--yes', '--restore-only'], env(), 300_000);
       expect(restored.code, restored.output).toBe(0);
       expect(restored.output).toContain('deleted the EndpointSlices mirrored for queued Services');
       const removed = await runTool(inject('helmBin'), ['uninstall', 'kueuer', '--namespace', 'kueuer-system', '--wait'], env(), 300_000);

@@ -508,7 +508,7 @@ spec:
     const queued = ['web', 'worker', 'sleepy'];
     // README, "Uninstall": scripts/uninstall.sh with the kustomization that was installed.
     const t0 = Date.now();
-    const result = await install.runScript('scripts/uninstall.sh', [install.kustomizeDir]);
+    const result = await install.runScript('scripts/uninstall.sh', ['--yes', install.kustomizeDir]);
     expect(result.code, result.output).toBe(0);
     const uninstallMs = Date.now() - t0;
     for (const name of queued) {
