@@ -41,8 +41,15 @@ const componentsOf = (c: Choice): string[] => [
   ...(c.monitoring ? ['prometheus-operator'] : []),
   ...(c.autoscaling === 'keda' ? ['keda'] : []),
 ];
+/** The broker URLs the rabbitmq and kafka components write (the chart has no default: it refuses a type without a URL). */
+const COMPONENT_BROKER: Record<Choice['broker'], string[]> = {
+  '': [],
+  rabbitmq: ['broker.url=amqp://kueuer:CHANGE-ME@rabbitmq.queues.svc:5672', 'broker.rabbitmq.managementUrl=http://rabbitmq.queues.svc:15672'],
+  kafka: ['broker.url=kafka://my-cluster-kafka-bootstrap.kafka.svc:9093?tls=true&sasl=scram-sha-512'],
+};
 const helmValuesOf = (c: Choice): string[] => [
   `broker.type=${c.broker}`,
+  ...COMPONENT_BROKER[c.broker],
   `certificates.source=${c.certs}`,
   `prometheusOperator.enabled=${c.monitoring}`,
   `autoscaling.mode=${c.autoscaling}`,
@@ -224,7 +231,14 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
       for (const values of [
         [],
         helmValuesOf({ broker: 'kafka', certs: 'cert-manager', monitoring: true, autoscaling: 'keda' }),
-        ['broker.type=rabbitmq', 'certificates.caBundle=Zm9v', 'autoscaling.mode=prometheus-adapter'],
+        [
+          'broker.type=rabbitmq',
+          ...COMPONENT_BROKER.rabbitmq,
+          'certificates.source=secret',
+          'certificates.caBundle=Zm9v',
+          'autoscaling.mode=prometheus-adapter',
+        ],
+        ['networkPolicy.enabled=true', 'networkPolicy.adminNamespaces[0]=monitoring', 'networkPolicy.appNamespaces[0]=shop'],
       ]) {
         const r = run(helmBin, ['lint', '--strict', chart, ...values.flatMap((v) => ['--set', v])]);
         expect(r.stdout + r.stderr).toContain('1 chart(s) linted, 0 chart(s) failed');
@@ -245,7 +259,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
 
     it('certificates.caBundle fills both caBundles as scripts/install.sh does for kustomize', () => {
       const ca = Buffer.from('-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n').toString('base64');
-      const fromHelm = helmTemplate(['broker.type=rabbitmq', 'certificates.source=secret', `certificates.caBundle=${ca}`]);
+      const fromHelm = helmTemplate(['broker.type=rabbitmq', ...COMPONENT_BROKER.rabbitmq, 'certificates.source=secret', `certificates.caBundle=${ca}`]);
       // install.sh: kubectl kustomize DIR | sed -e "s|caBundle: \"\"|caBundle: $ca_bundle|" -e "s|KUEUER_CERT_SOURCE: self|KUEUER_CERT_SOURCE: secret|"
       const r = kustomizeDir(join(root, 'manifests/overlays/rabbitmq'));
       const fromKustomize = loadAllYaml(
