@@ -291,6 +291,57 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
     });
   });
 
+  describe('NetworkPolicies (components/network-policy, networkPolicy.enabled)', () => {
+    it('the component renders with the base and passes the strict dry run; the chart renders the same policies', () => {
+      const fromKustomize = render(['network-policy']);
+      const policies = fromKustomize.filter((o) => o.kind === 'NetworkPolicy');
+      expect(policies.map((p) => p.metadata.name).sort()).toEqual(['kueuer-responder', 'kueuer-webhook']);
+      // The webhook: its port 8443 and nothing else, from wherever the apiserver comes (cluster-specific: open).
+      expect(find(fromKustomize, 'NetworkPolicy', 'kueuer-webhook')!.spec.ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }] }]);
+      // The responder: client ports from anywhere, the admin port from its namespace and the namespaces given access.
+      expect(find(fromKustomize, 'NetworkPolicy', 'kueuer-responder')!.spec.ingress).toEqual([
+        {
+          ports: [
+            { port: 8080, protocol: 'TCP' },
+            { port: 20000, endPort: 29999, protocol: 'TCP' },
+          ],
+        },
+        {
+          ports: [{ port: 9090, protocol: 'TCP' }],
+          from: [{ podSelector: {} }, { namespaceSelector: { matchLabels: { 'kueuer.io/admin-access': 'allowed' } } }],
+        },
+      ]);
+      dryRun(fromKustomize);
+      const fromHelm = helmTemplate(['networkPolicy.enabled=true']);
+      expect(normalise(fromHelm)).toEqual(normalise(fromKustomize));
+      expect(helmTemplate([]).some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+    });
+
+    it("the chart's webhookFrom, adminNamespaces and appNamespaces, and the sidecar example of the component, pass the strict dry run", () => {
+      expect(cp.apply(dumpYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } })).code).toBe(0);
+      const objects = helmTemplate([
+        'networkPolicy.enabled=true',
+        'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/28',
+        'networkPolicy.adminNamespaces[0]=monitoring',
+        'networkPolicy.appNamespaces[0]=shop',
+      ]);
+      expect(find(objects, 'NetworkPolicy', 'kueuer-webhook')!.spec.ingress[0].from).toEqual([{ ipBlock: { cidr: '10.0.0.0/28' } }]);
+      const sidecar = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.namespace === 'shop')!;
+      expect(sidecar.spec.podSelector).toEqual({ matchLabels: { 'kueuer.io/inject': 'true' } });
+      const admin = sidecar.spec.ingress.find((r: Json) => r.from);
+      expect(admin.ports).toEqual([{ port: 9091, protocol: 'TCP' }]);
+      expect(admin.from).toContainEqual({
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['monitoring'] }] },
+      });
+      dryRun(objects);
+      const example = loadAllYaml(readFileSync(join(root, 'manifests/components/network-policy/sidecar-admin.example.yaml'), 'utf8')) as Json[];
+      for (const o of example) o.metadata.namespace = 'shop';
+      dryRun(example);
+      const chartDefault = helmTemplate(['networkPolicy.enabled=true', 'networkPolicy.appNamespaces[0]=shop']).filter((o) => o.metadata.namespace === 'shop');
+      expect(normalise(chartDefault)).toEqual(normalise(example));
+    });
+  });
+
   describe('rendered single-file manifests', () => {
     it('manifests/install.yaml and install-cert-manager.yaml are what scripts/render-manifests.sh renders now (run it after changing manifests/)', () => {
       const out = mkdtempSync(join(tmpdir(), 'kueuer-render-'));

@@ -87,3 +87,14 @@ affinity:
     cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/kueuer-webhook
 {{- end }}
 {{- end -}}
+
+{{/* Who may reach the admin/metrics ports: namespaces labelled kueuer.io/admin-access=allowed and those in networkPolicy.adminNamespaces. */}}
+{{- define "kueuer.adminPeers" -}}
+- namespaceSelector:
+    matchLabels: {kueuer.io/admin-access: allowed}
+{{- with .Values.networkPolicy.adminNamespaces }}
+- namespaceSelector:
+    matchExpressions:
+      - {key: kubernetes.io/metadata.name, operator: In, values: {{ toJson . }}}
+{{- end }}
+{{- end -}}
