@@ -87,7 +87,8 @@ describe("README's cluster quick start, word for word", () => {
 
   it("README's Helm example renders without cert-manager's and the Prometheus Operator's kinds and passes strict validation", () => {
     const block = shBlocks(sectionOf('## Install on a cluster')).find((b) => b.startsWith('helm install'))!;
-    const words = [...block.replaceAll('\\\n', ' ').matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+    // Shell words: unquoted characters and single-quoted strings, quotes removed.
+    const words = [...block.replaceAll('\\\n', ' ').matchAll(/(?:'[^']*'|[^\s'])+/g)].map((m) => m[0].replace(/'([^']*)'/g, '$1'));
     expect(words.slice(0, 4)).toEqual(['helm', 'install', 'kueuer', 'charts/kueuer']);
     const args = ['template', ...words.slice(2).filter((w) => w !== '--create-namespace')];
     const r = spawnSync(inject('helmBin'), args, { cwd: work, encoding: 'utf8' });
