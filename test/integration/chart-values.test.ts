@@ -119,18 +119,4 @@ describe('Helm chart values and guardrails (charts/kueuer)', () => {
     for (const pod of [podSpec(render([]), 'kueuer-webhook'), podSpec(render([]), 'kueuer-responder')])
       for (const key of ['imagePullSecrets', 'nodeSelector', 'tolerations', 'affinity', 'priorityClassName']) expect(pod[key], key).toBeUndefined();
   });
-
-  it('NOTES.txt tells what to do next: the broker Secret when the chart made none, the rollout, the opt-in, check and uninstall', () => {
-    const notes = (values: string[]) => {
-      const r = helm(['install', 'kueuer', chart, '--namespace', 'queues', '--dry-run=client'], values);
-      expect(r.code, r.stderr).toBe(0);
-      return r.stdout.slice(r.stdout.indexOf('NOTES:'));
-    };
-    const own = notes([]);
-    expect(own).toContain('kubectl -n queues create secret generic kueuer-backend');
-    expect(own).toContain('kubectl -n queues rollout status deployment/kueuer-webhook');
-    expect(own).toContain('kueuer.io/injection=enabled');
-    expect(own).toContain('scripts/uninstall.sh --restore-only');
-    expect(notes(RABBITMQ)).not.toContain('create secret generic kueuer-backend \\');
-  });
 });

@@ -107,6 +107,21 @@ describe("README's cluster quick start, word for word", () => {
     expect(dry.code).toBe(0);
   });
 
+  it("the chart's NOTES.txt (helm install prints it) tells what to do next: the broker Secret when the chart made none, the rollout, the opt-in, check and uninstall", () => {
+    const notes = (values: string[]) => {
+      const args = ['install', 'kueuer', join(root, 'charts', 'kueuer'), '--namespace', 'queues', '--dry-run=client', ...values.flatMap((v) => ['--set', v])];
+      const r = spawnSync(inject('helmBin'), args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: cp.kubeconfig } });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout.slice(r.stdout.indexOf('NOTES:'));
+    };
+    const own = notes([]);
+    expect(own).toContain('kubectl -n queues create secret generic kueuer-backend');
+    expect(own).toContain('kubectl -n queues rollout status deployment/kueuer-webhook');
+    expect(own).toContain('kubectl label namespace shop kueuer.io/injection=enabled');
+    expect(own).toContain('scripts/uninstall.sh --restore-only');
+    expect(notes(['broker.type=rabbitmq', 'broker.url=amqp://u:p@mq:5672'])).not.toContain('create secret generic kueuer-backend \\');
+  });
+
   it('2. installs Kueuer with that image and the broker Secret, and no command prints a warning', () => {
     // The check can see the warning README's old order printed: a namespace created, then applied.
     const ns = dumpYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'created-then-applied' } });
