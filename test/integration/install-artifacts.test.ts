@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 
@@ -292,14 +293,16 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
   });
 
   describe('NetworkPolicies (components/network-policy, networkPolicy.enabled)', () => {
+    /** An object as its YAML says (@kubernetes/client-node's models name `from` `_from`). */
+    const plain = (o: Json | undefined): Json => parse(dumpYaml(o)) as Json;
     it('the component renders with the base and passes the strict dry run; the chart renders the same policies', () => {
       const fromKustomize = render(['network-policy']);
       const policies = fromKustomize.filter((o) => o.kind === 'NetworkPolicy');
       expect(policies.map((p) => p.metadata.name).sort()).toEqual(['kueuer-responder', 'kueuer-webhook']);
       // The webhook: its port 8443 and nothing else, from wherever the apiserver comes (cluster-specific: open).
-      expect(find(fromKustomize, 'NetworkPolicy', 'kueuer-webhook')!.spec.ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }] }]);
+      expect(plain(find(fromKustomize, 'NetworkPolicy', 'kueuer-webhook')).spec.ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }] }]);
       // The responder: client ports from anywhere, the admin port from its namespace and the namespaces given access.
-      expect(find(fromKustomize, 'NetworkPolicy', 'kueuer-responder')!.spec.ingress).toEqual([
+      expect(plain(find(fromKustomize, 'NetworkPolicy', 'kueuer-responder')).spec.ingress).toEqual([
         {
           ports: [
             { port: 8080, protocol: 'TCP' },
@@ -325,8 +328,8 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
         'networkPolicy.adminNamespaces[0]=monitoring',
         'networkPolicy.appNamespaces[0]=shop',
       ]);
-      expect(find(objects, 'NetworkPolicy', 'kueuer-webhook')!.spec.ingress[0].from).toEqual([{ ipBlock: { cidr: '10.0.0.0/28' } }]);
-      const sidecar = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.namespace === 'shop')!;
+      expect(plain(find(objects, 'NetworkPolicy', 'kueuer-webhook')).spec.ingress[0].from).toEqual([{ ipBlock: { cidr: '10.0.0.0/28' } }]);
+      const sidecar = plain(objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.namespace === 'shop'));
       expect(sidecar.spec.podSelector).toEqual({ matchLabels: { 'kueuer.io/inject': 'true' } });
       const admin = sidecar.spec.ingress.find((r: Json) => r.from);
       expect(admin.ports).toEqual([{ port: 9091, protocol: 'TCP' }]);
