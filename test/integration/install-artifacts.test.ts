@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 
@@ -41,8 +42,15 @@ const componentsOf = (c: Choice): string[] => [
   ...(c.monitoring ? ['prometheus-operator'] : []),
   ...(c.autoscaling === 'keda' ? ['keda'] : []),
 ];
+/** The broker URLs the rabbitmq and kafka components write (the chart has no default: it refuses a type without a URL). */
+const COMPONENT_BROKER: Record<Choice['broker'], string[]> = {
+  '': [],
+  rabbitmq: ['broker.url=amqp://kueuer:CHANGE-ME@rabbitmq.queues.svc:5672', 'broker.rabbitmq.managementUrl=http://rabbitmq.queues.svc:15672'],
+  kafka: ['broker.url=kafka://my-cluster-kafka-bootstrap.kafka.svc:9093?tls=true&sasl=scram-sha-512'],
+};
 const helmValuesOf = (c: Choice): string[] => [
   `broker.type=${c.broker}`,
+  ...COMPONENT_BROKER[c.broker],
   `certificates.source=${c.certs}`,
   `prometheusOperator.enabled=${c.monitoring}`,
   `autoscaling.mode=${c.autoscaling}`,
@@ -224,7 +232,14 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
       for (const values of [
         [],
         helmValuesOf({ broker: 'kafka', certs: 'cert-manager', monitoring: true, autoscaling: 'keda' }),
-        ['broker.type=rabbitmq', 'certificates.caBundle=Zm9v', 'autoscaling.mode=prometheus-adapter'],
+        [
+          'broker.type=rabbitmq',
+          ...COMPONENT_BROKER.rabbitmq,
+          'certificates.source=secret',
+          'certificates.caBundle=Zm9v',
+          'autoscaling.mode=prometheus-adapter',
+        ],
+        ['networkPolicy.enabled=true', 'networkPolicy.adminNamespaces[0]=monitoring', 'networkPolicy.appNamespaces[0]=shop'],
       ]) {
         const r = run(helmBin, ['lint', '--strict', chart, ...values.flatMap((v) => ['--set', v])]);
         expect(r.stdout + r.stderr).toContain('1 chart(s) linted, 0 chart(s) failed');
@@ -245,7 +260,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
 
     it('certificates.caBundle fills both caBundles as scripts/install.sh does for kustomize', () => {
       const ca = Buffer.from('-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n').toString('base64');
-      const fromHelm = helmTemplate(['broker.type=rabbitmq', 'certificates.source=secret', `certificates.caBundle=${ca}`]);
+      const fromHelm = helmTemplate(['broker.type=rabbitmq', ...COMPONENT_BROKER.rabbitmq, 'certificates.source=secret', `certificates.caBundle=${ca}`]);
       // install.sh: kubectl kustomize DIR | sed -e "s|caBundle: \"\"|caBundle: $ca_bundle|" -e "s|KUEUER_CERT_SOURCE: self|KUEUER_CERT_SOURCE: secret|"
       const r = kustomizeDir(join(root, 'manifests/overlays/rabbitmq'));
       const fromKustomize = loadAllYaml(
@@ -274,6 +289,59 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
         expect(r.code).not.toBe(0);
         expect(r.stderr).toContain(message);
       }
+    });
+  });
+
+  describe('NetworkPolicies (components/network-policy, networkPolicy.enabled)', () => {
+    /** An object as its YAML says (@kubernetes/client-node's models name `from` `_from`). */
+    const plain = (o: Json | undefined): Json => parse(dumpYaml(o)) as Json;
+    it('the component renders with the base and passes the strict dry run; the chart renders the same policies', () => {
+      const fromKustomize = render(['network-policy']);
+      const policies = fromKustomize.filter((o) => o.kind === 'NetworkPolicy');
+      expect(policies.map((p) => p.metadata.name).sort()).toEqual(['kueuer-responder', 'kueuer-webhook']);
+      // The webhook: its port 8443 and nothing else, from wherever the apiserver comes (cluster-specific: open).
+      expect(plain(find(fromKustomize, 'NetworkPolicy', 'kueuer-webhook')).spec.ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }] }]);
+      // The responder: client ports from anywhere, the admin port from its namespace and the namespaces given access.
+      expect(plain(find(fromKustomize, 'NetworkPolicy', 'kueuer-responder')).spec.ingress).toEqual([
+        {
+          ports: [
+            { port: 8080, protocol: 'TCP' },
+            { port: 20000, endPort: 29999, protocol: 'TCP' },
+          ],
+        },
+        {
+          ports: [{ port: 9090, protocol: 'TCP' }],
+          from: [{ podSelector: {} }, { namespaceSelector: { matchLabels: { 'kueuer.io/admin-access': 'allowed' } } }],
+        },
+      ]);
+      dryRun(fromKustomize);
+      const fromHelm = helmTemplate(['networkPolicy.enabled=true']);
+      expect(normalise(fromHelm)).toEqual(normalise(fromKustomize));
+      expect(helmTemplate([]).some((o) => o.kind === 'NetworkPolicy')).toBe(false);
+    });
+
+    it("the chart's webhookFrom, adminNamespaces and appNamespaces, and the sidecar example of the component, pass the strict dry run", () => {
+      expect(cp.apply(dumpYaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } })).code).toBe(0);
+      const objects = helmTemplate([
+        'networkPolicy.enabled=true',
+        'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/28',
+        'networkPolicy.adminNamespaces[0]=monitoring',
+        'networkPolicy.appNamespaces[0]=shop',
+      ]);
+      expect(plain(find(objects, 'NetworkPolicy', 'kueuer-webhook')).spec.ingress[0].from).toEqual([{ ipBlock: { cidr: '10.0.0.0/28' } }]);
+      const sidecar = plain(objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.namespace === 'shop'));
+      expect(sidecar.spec.podSelector).toEqual({ matchLabels: { 'kueuer.io/inject': 'true' } });
+      const admin = sidecar.spec.ingress.find((r: Json) => r.from);
+      expect(admin.ports).toEqual([{ port: 9091, protocol: 'TCP' }]);
+      expect(admin.from).toContainEqual({
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['monitoring'] }] },
+      });
+      dryRun(objects);
+      const example = loadAllYaml(readFileSync(join(root, 'manifests/components/network-policy/sidecar-admin.example.yaml'), 'utf8')) as Json[];
+      for (const o of example) o.metadata.namespace = 'shop';
+      dryRun(example);
+      const chartDefault = helmTemplate(['networkPolicy.enabled=true', 'networkPolicy.appNamespaces[0]=shop']).filter((o) => o.metadata.namespace === 'shop');
+      expect(normalise(chartDefault)).toEqual(normalise(example));
     });
   });
 

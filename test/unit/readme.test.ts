@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
@@ -60,6 +61,32 @@ describe('README', () => {
     const grace = /terminationGracePeriodSeconds: (\d+)/.exec(deployment)![1];
     expect(readme).toContain(`\`KUEUER_DRAIN_TIMEOUT\` (${drain} s as shipped)`);
     expect(readme).toContain(`its \`terminationGracePeriodSeconds\` (${grace})`);
+  });
+
+  it("states the sidecar's default requests and limit (Annotations) as the webhook's defaults", () => {
+    const s = defaultWebhookSettings();
+    const row = readme.split('\n').find((l) => l.startsWith('| `kueuer.io/sidecar-cpu-request`'));
+    expect(row?.split('|')[2]).toContain(`\`${s.sidecarCpuRequest}\`, \`${s.sidecarMemoryRequest}\`, none, \`${s.sidecarMemoryLimit}\``);
+  });
+
+  it('calls the opt-in a label: no "annotated" pods, Services or workloads, no "none (annotation)"', () => {
+    // docs/errors.md is generated from shared/error-catalogue.ts: its words are the code's.
+    const docs = readdirSync(join(root, 'docs')).filter((f) => f !== 'errors.md');
+    for (const [path, text] of [['README.md', readme], ...docs.map((f) => [`docs/${f}`, source(`docs/${f}`)])])
+      for (const bad of [/\bannotated (pods?|Services?|workloads?)\b/i, /none \(annotation\)/]) expect(text, path).not.toMatch(bad);
+  });
+
+  it('says that kueuer inject also injects annotation-only pods, which the webhook is never sent', () => {
+    const section = readme.slice(readme.indexOf('### `kueuer inject`'), readme.indexOf('### `kueuer check`'));
+    expect(section).not.toContain('as the webhook would admit it');
+    expect(section).toContain('by the label **or by the\ndeprecated annotation** alone');
+    expect(section).toContain('`objectSelector` sends the webhook only objects carrying the label');
+  });
+
+  it('points at no git tag that does not exist (?ref=) in README, docs and manifests', () => {
+    const tags = new Set(execFileSync('git', ['tag', '--list'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean));
+    const files = ['README.md', 'manifests/kustomization.yaml', ...readdirSync(join(root, 'docs')).map((f) => `docs/${f}`)];
+    for (const path of files) for (const [, ref] of source(path).matchAll(/\?ref=([\w.-]+)/g)) expect(tags.has(ref!), `${path}: ?ref=${ref}`).toBe(true);
   });
 
   it('names the two commands', () => {

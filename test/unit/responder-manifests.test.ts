@@ -10,7 +10,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { durationIn } from '../../shared/options.js';
 import { quantityBytes } from '../../webhook/pod-injection.js';
@@ -25,11 +25,26 @@ const SHUTDOWN_DELAY_S = Number(/const CLUSTER_SHUTDOWN_DELAY_MS = ([\d_]+);/.ex
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
-/** The responder Deployment and HPA of a manifest; Helm templates are read with their `{{ … }}` lines dropped. */
+const chartValues = parse(read('charts/kueuer/values.yaml')) as Json;
+
+/** `{{ .Values.a.b }}` (optionally `| quote`, or `{{- toYaml .Values.a.b | nindent N }}`) as the chart's default values render it. */
+function withDefaultValues(line: string): string | undefined {
+  const m = /^(\s*)(.*)\{\{-? (toYaml )?\.Values\.([\w.]+)( \| (quote|nindent (\d+)))? \}\}(.*)$/.exec(line);
+  if (!m) return line.includes('{{') ? undefined : line;
+  const value = m[4]!.split('.').reduce((o: Json, k) => o?.[k], chartValues) as unknown;
+  if (m[3])
+    return stringify(value)
+      .trimEnd()
+      .replace(/^/gm, ' '.repeat(Number(m[7])));
+  return `${m[1]}${m[2]}${JSON.stringify(value)}${m[8]}`;
+}
+
+/** The responder Deployment and HPA of a manifest; Helm templates are read with their values' defaults and other `{{ … }}` lines dropped. */
 function responderObjects(path: string): { deployment: Json; hpa: Json } {
   const text = read(path)
     .split('\n')
-    .filter((l) => !l.includes('{{'))
+    .map(withDefaultValues)
+    .filter((l) => l !== undefined)
     .join('\n');
   const docs = parseAllDocuments(text).map((d) => d.toJS() as Json | null);
   const deployment = docs.find((d) => d?.kind === 'Deployment' && d.metadata?.name === 'kueuer-responder');

@@ -1,12 +1,27 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadYaml, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations.js';
 
+const root = join(import.meta.dirname, '..', '..');
 const config = loadYaml<V1MutatingWebhookConfiguration>(
-  readFileSync(join(import.meta.dirname, '..', '..', 'manifests', 'base', 'webhook', 'mutating-webhook-configuration.yaml'), 'utf8'),
+  readFileSync(join(root, 'manifests', 'base', 'webhook', 'mutating-webhook-configuration.yaml'), 'utf8'),
 );
+
+/** The MutatingWebhookConfiguration of a shipped file; Helm templates are read with their `{{ … }}` lines dropped. */
+function shippedConfig(path: string): V1MutatingWebhookConfiguration {
+  const text = readFileSync(join(root, path), 'utf8')
+    .split('\n')
+    .filter((l) => !l.includes('{{'))
+    .join('\n');
+  const found = parseAllDocuments(text)
+    .map((d) => d.toJS() as (V1MutatingWebhookConfiguration & { kind?: string }) | null)
+    .find((d) => d?.kind === 'MutatingWebhookConfiguration');
+  expect(found, `${path}: the MutatingWebhookConfiguration`).toBeDefined();
+  return found!;
+}
 
 describe('MutatingWebhookConfiguration', () => {
   it('sends pods (create) and Services (create, update) to /mutate with v1 reviews', () => {
@@ -16,11 +31,25 @@ describe('MutatingWebhookConfiguration', () => {
     for (const w of config.webhooks!) {
       expect(w.clientConfig.service?.path).toBe('/mutate');
       expect(w.admissionReviewVersions).toEqual(['v1']);
-      expect(w.sideEffects).toBe('None');
       expect(w.reinvocationPolicy).toBe('IfNeeded');
       expect(w.timeoutSeconds).toBeLessThanOrEqual(10);
     }
   });
+
+  // An admission reserves a responder port (ConfigMap kueuer-responder-ports) and may write an Event;
+  // a dry-run admission does neither, which is what NoneOnDryRun declares (issue 22, point 14).
+  for (const path of [
+    'manifests/base/webhook/mutating-webhook-configuration.yaml',
+    'charts/kueuer/templates/mutating-webhook-configuration.yaml',
+    'manifests/install.yaml',
+    'manifests/install-cert-manager.yaml',
+  ]) {
+    it(`${path}: declares sideEffects NoneOnDryRun (admissions have side effects, dry-run ones none)`, () => {
+      const webhooks = shippedConfig(path).webhooks!;
+      expect(webhooks.map((w) => w.name)).toEqual(['pods.kueuer.io', 'services.kueuer.io']);
+      for (const w of webhooks) expect(w.sideEffects).toBe('NoneOnDryRun');
+    });
+  }
 
   it('selects opted-in namespaces only, never kube-system or kueuer-system', () => {
     for (const w of config.webhooks!) {
