@@ -62,6 +62,7 @@ describe('a reply Kafka will not take for a while', () => {
         publishTimeoutMs: 5_000,
         bodyTimeoutMs: 30_000,
         sendTimeoutMs: 30_000,
+        headersTimeoutMs: 60_000,
       },
       responderTransport,
       new Registry(),
