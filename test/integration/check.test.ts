@@ -197,7 +197,7 @@ spec:
       "run Kueuer with --autoscaling keda (KUEUER_AUTOSCALING=keda; the keda component or the chart's autoscaling.mode=keda)",
     );
     expectFail(
-      `FAIL queue depths unreadable, so nothing scales on backlog (Secret kueuer-system/kueuer-backend): RabbitMQ's management API at http://127.0.0.1:${closed} did not answer (ECONNREFUSED)`,
+      `FAIL queue depths unreadable, so nothing scales on backlog (Secret kueuer-system/kueuer-backend): RabbitMQ's management API at http://127.0.0.1:${closed} did not answer: connection refused: nothing listens on that port (ECONNREFUSED)`,
       "add KUEUER_RABBITMQ_MANAGEMENT_URL=http://USER:PASS@HOST:15672 (RabbitMQ's management API) to Secret kueuer-system/kueuer-backend; then restart the webhook: kubectl -n kueuer-system rollout restart deployment/kueuer-webhook",
     );
     expect(lines.at(-1)).toBe('kueuer check: 6 of 11 checks failed');
@@ -221,7 +221,7 @@ spec:
     const wrong = await depthLine();
     expect(wrong.r.code).toBe(1);
     expect(wrong.line).toBe(
-      `FAIL queue depths unreadable, so nothing scales on backlog (Secret kueuer-system/kueuer-backend): RabbitMQ's management API at http://127.0.0.1:${closed} did not answer (ECONNREFUSED)`,
+      `FAIL queue depths unreadable, so nothing scales on backlog (Secret kueuer-system/kueuer-backend): RabbitMQ's management API at http://127.0.0.1:${closed} did not answer: connection refused: nothing listens on that port (ECONNREFUSED)`,
     );
     expect(wrong.fix).toBe(
       "     fix: add KUEUER_RABBITMQ_MANAGEMENT_URL=http://USER:PASS@HOST:15672 (RabbitMQ's management API) to Secret kueuer-system/kueuer-backend; then restart the webhook: kubectl -n kueuer-system rollout restart deployment/kueuer-webhook",

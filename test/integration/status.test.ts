@@ -119,7 +119,7 @@ spec:
     const wrong = await status();
     expect(wrong.code, wrong.stderr).toBe(0);
     expect(wrong.stdout).toContain(
-      `deployment/web: backlog unknown: the broker did not answer for ${ns}.web: RabbitMQ's management API at http://127.0.0.1:${closed} did not answer (ECONNREFUSED); ` +
+      `deployment/web: backlog unknown: the broker did not answer for ${ns}.web: RabbitMQ's management API at http://127.0.0.1:${closed} did not answer: connection refused: nothing listens on that port (ECONNREFUSED); ` +
         "set KUEUER_RABBITMQ_MANAGEMENT_URL (in the broker Secret, or --rabbitmq-management-url) to RabbitMQ's management API, e.g. http://USER:PASS@HOST:15672",
     );
     expect(wrong.stdout).not.toContain('guest');

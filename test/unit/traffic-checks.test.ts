@@ -78,14 +78,14 @@ describe("RabbitMQ's management API that does not answer", () => {
     const depth = new RabbitMqDepth(`amqp://user:secret@127.0.0.1:${closed}`);
     const explicit = new RabbitMqDepth('amqp://user:secret@127.0.0.1:5672', `http://admin:pw@127.0.0.1:${closed}`);
     await expect(explicit.read('shop.web')).rejects.toThrow(
-      `RabbitMQ's management API at http://127.0.0.1:${closed} did not answer (ECONNREFUSED); set KUEUER_RABBITMQ_MANAGEMENT_URL (in the broker Secret, or --rabbitmq-management-url) to RabbitMQ's management API, e.g. http://USER:PASS@HOST:15672`,
+      `RabbitMQ's management API at http://127.0.0.1:${closed} did not answer: connection refused: nothing listens on that port (ECONNREFUSED); set KUEUER_RABBITMQ_MANAGEMENT_URL (in the broker Secret, or --rabbitmq-management-url) to RabbitMQ's management API, e.g. http://USER:PASS@HOST:15672`,
     );
     // Without KUEUER_RABBITMQ_MANAGEMENT_URL: the AMQP host on port 15672, named as such.
     const err = (await depth.read('shop.web').catch((e: unknown) => e)) as Error;
-    expect(err.message).toMatch(/^RabbitMQ's management API at http:\/\/127\.0\.0\.1:15672 (did not answer|answered)/);
+    expect(err.message).toMatch(/^RabbitMQ's management API at http:\/\/127\.0\.0\.1:15672 (did not answer: |answered )/);
     expect(err.message).not.toContain('secret');
     expect(managementUnreachable('http://h:15672', new Error('The operation was aborted due to timeout'))).toContain(
-      '(The operation was aborted due to timeout)',
+      'did not answer: The operation was aborted due to timeout;',
     );
   });
 });

@@ -4,6 +4,7 @@
  * and counting only those would scale down pods that are still working).
  * Plain HTTP: no amqplib.
  */
+import { describeNetworkCause } from '../../connect-errors.js';
 import { KueuerError } from '../../errors.js';
 import type { QueueDepth, QueueDepthReader } from '../transport.js';
 
@@ -25,9 +26,8 @@ export const MANAGEMENT_FIX =
 
 /** Why a fetch of the management API at `base` failed (fetch's own message is only "fetch failed"), with the fix. */
 export function managementUnreachable(base: string, err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (err as Error).message;
-  return `RabbitMQ's management API at ${base} did not answer (${why}); ${MANAGEMENT_FIX}`;
+  const cause = (err as { cause?: unknown }).cause ?? err;
+  return `RabbitMQ's management API at ${base} did not answer: ${describeNetworkCause(cause)}; ${MANAGEMENT_FIX}`;
 }
 
 export class RabbitMqDepth implements QueueDepthReader {
