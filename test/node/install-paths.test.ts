@@ -63,6 +63,32 @@ describe('the install paths on a real node', () => {
     }
   };
 
+  /**
+   * 40 requests of 1.5 s at once through the Service, one at a time per pod: a backlog of ~39 for one pod (60 s of work,
+   * the responder's default timeout) that the autoscaler must add pods for. Resolves once all are answered and the
+   * workload reached 3 ready pods, with the seconds from the first request to the third ready pod.
+   */
+  const burstUntilScaled = async (ns: string, name: string, by: string, describeState: () => string) => {
+    const t0 = Date.now();
+    let maxReady = 1;
+    let scaledAt = 0;
+    const watching = (async () => {
+      await waitFor(
+        `${ns}/${name} to reach 3 ready replicas through ${by}`,
+        150_000,
+        () => {
+          maxReady = Math.max(maxReady, readyPods(ns, name).length);
+          return maxReady === 3;
+        },
+        describeState,
+      );
+      scaledAt = Date.now();
+    })();
+    const answers = await load({ count: 40, concurrency: 40, url: (i) => `${serviceUrl(ns, name)}/delay/1.5?i=${i}` });
+    await watching;
+    return { answers, seconds: (scaledAt - t0) / 1000 };
+  };
+
   /** N requests through the Service's ClusterIP: how many were answered through Kueuer, and every answer's failure kinds. */
   const throughKueuer = async (ns: string, name: string, count: number) => {
     const answers = await load({ count, concurrency: 4, url: (i) => `${serviceUrl(ns, name)}/get?i=${i}` });
@@ -103,6 +129,7 @@ describe('the install paths on a real node', () => {
       () => tryGetJson('endpoints', 'web', '-n', 'legacy') === null && managers().join() === 'kueuer.io',
       () => managers().join(),
     );
+    const settleS = (Date.now() - settled) / 1000;
     const first = await throughKueuer('legacy', 'web', 30);
     expect(first.failures).toEqual({});
     expect(first.queued).toBe(30);
@@ -119,27 +146,16 @@ describe('the install paths on a real node', () => {
     // 40 requests of 1.5 s at once: a backlog for one pod that the generated HPA (external metric) must scale on.
     const hpa = await waitFor('the generated HPA kueuer-deploy-web', 60_000, () => tryGetJson('hpa', 'kueuer-deploy-web', '-n', 'legacy'));
     expect(hpa.spec.metrics.map((m: KubeJson) => m.type)).toEqual(['External']);
-    const t0 = Date.now();
-    let maxReady = 1;
-    let scaledAt = 0;
-    const watching = (async () => {
-      await waitFor(
-        'legacy/web to reach 3 ready replicas through its HPA',
-        150_000,
-        () => {
-          maxReady = Math.max(maxReady, readyPods('legacy', 'web').length);
-          return maxReady === 3;
-        },
-        () => kubectl('describe', 'hpa', 'kueuer-deploy-web', '-n', 'legacy').stdout,
-      );
-      scaledAt = Date.now();
-    })();
-    const burst = await load({ count: 40, concurrency: 40, url: (i) => `${serviceUrl('legacy', 'web')}/delay/1.5?i=${i}` });
-    await watching;
+    const { answers: burst, seconds: scaleUpS } = await burstUntilScaled(
+      'legacy',
+      'web',
+      'its HPA',
+      () => kubectl('describe', 'hpa', 'kueuer-deploy-web', '-n', 'legacy').stdout,
+    );
     expect(summarize(burst).failures).toEqual({});
     expect(burst.filter((a) => a.headers['x-kueuer-request-id']).length).toBe(40);
     console.log(
-      `existing app opted in: ${first.queued}/30 through Kueuer (endpoints settled ${((Date.now() - settled) / 1000).toFixed(1)} s), ${second.queued}/30 after its rollout, 40/40 of the burst; 3 ready ${((scaledAt - t0) / 1000).toFixed(1)} s after the first of 40 requests`,
+      `existing app opted in: ${first.queued}/30 through Kueuer (Kueuer's slice alone ${settleS.toFixed(1)} s after the rollout), ${second.queued}/30 after its rollout, 40/40 of the burst; 3 ready ${scaleUpS.toFixed(1)} s after the first of 40 requests`,
     );
   };
 
@@ -298,27 +314,15 @@ describe('the install paths on a real node', () => {
 
       // 40 requests of 1.5 s, one at a time per pod: a backlog of ~39 for one pod (60 s of work, the responder's
       // default timeout); KEDA's HPA must add pods for all to be answered.
-      const url = serviceUrl('burst', 'worker');
-      const t0 = Date.now();
-      let maxReady = 1;
-      let scaledAt = 0;
-      const watching = (async () => {
-        await waitFor(
-          'worker to reach 3 ready replicas through KEDA',
-          150_000,
-          () => {
-            maxReady = Math.max(maxReady, readyPods('burst', 'worker').length);
-            return maxReady === 3;
-          },
-          () =>
-            kubectl('describe', 'hpa', hpaName, '-n', 'burst').stdout +
-            kubectl('logs', '-n', 'keda', 'deployment/keda-operator', '--tail=30').stdout +
-            kubectl('logs', '-n', 'keda', 'deployment/keda-metrics-apiserver', '--tail=20').stdout,
-        );
-        scaledAt = Date.now();
-      })();
-      const answers = await load({ count: 40, concurrency: 40, url: (i) => `${url}/delay/1.5?i=${i}` });
-      await watching;
+      const { answers, seconds: scaleUpS } = await burstUntilScaled(
+        'burst',
+        'worker',
+        'KEDA',
+        () =>
+          kubectl('describe', 'hpa', hpaName, '-n', 'burst').stdout +
+          kubectl('logs', '-n', 'keda', 'deployment/keda-operator', '--tail=30').stdout +
+          kubectl('logs', '-n', 'keda', 'deployment/keda-metrics-apiserver', '--tail=20').stdout,
+      );
       expect(summarize(answers).failures).toEqual({});
       // The scaling was KEDA's: the only HPA is the one KEDA made, on its external metric.
       expect((getJson('hpa', '-n', 'burst').items as KubeJson[]).map((h) => h.metadata.name)).toEqual([hpaName]);
@@ -326,7 +330,7 @@ describe('the install paths on a real node', () => {
       expect(hpa.spec.metrics.map((m: KubeJson) => m.type)).toEqual(['External']);
       expect(hpa.status.desiredReplicas).toBeGreaterThan(1);
       console.log(
-        `keda mode: KEDA ready ${kedaInstall.readySeconds.toFixed(1)} s after apply; worker at 3 ready ${((scaledAt - t0) / 1000).toFixed(1)} s after the first of 40 requests; all answered`,
+        `keda mode: KEDA ready ${kedaInstall.readySeconds.toFixed(1)} s after apply; worker at 3 ready ${scaleUpS.toFixed(1)} s after the first of 40 requests; all answered`,
       );
 
       // README, "Uninstall", for a Helm install.
