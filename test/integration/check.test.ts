@@ -253,6 +253,6 @@ spec:
     const status = await runKueuer(['status'], { KUBECONFIG: cp.kubeconfig });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/Services whose traffic bypasses Kueuer:\n {2}service\/store\/legacy: an Endpoints object lists 1 address\(es\) of its own/);
-    expect(status.stdout).toContain(`\n  ${fix.trimStart()}`);
+    expect(status.stdout).toContain(`\n    ${fix.trimStart()}`);
   }, 60_000);
 });
