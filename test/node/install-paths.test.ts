@@ -19,7 +19,7 @@ import { buildImagesAsync } from '../helpers/images.js';
 import { buildKedaAsync, installKeda, setHostAliases, type KedaBuild } from '../helpers/keda.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { brokerForPods, rollout, runTool, userEnv, userKustomization, type BrokerForPods } from '../helpers/real-install.js';
-import { httpbinDeployment, waitFor } from './fixtures.js';
+import { httpbinDeployment, sleep, waitFor } from './fixtures.js';
 import { load, request, summarize } from './load.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -191,6 +191,11 @@ describe('the install paths on a real node', () => {
       expect(notOptedIn).not.toContain('kueuer.io/inject');
       ok(cluster.controlPlane.apply(notOptedIn), 'legacy/web');
       await waitFor('1 ready pod of legacy/web', 120_000, () => readyPods('legacy', 'web').length === 1, podState('legacy'));
+      // Ready is not yet routed: kube-proxy programs the Service a moment later.
+      for (const until = Date.now() + 60_000; (await request(`${serviceUrl('legacy', 'web')}/get`, { timeoutMs: 2000 })).status !== 200;) {
+        if (Date.now() > until) throw new Error('legacy/web did not answer through its ClusterIP within 60 s');
+        await sleep(250);
+      }
       const before = await load({ count: 10, concurrency: 2, url: (i) => `${serviceUrl('legacy', 'web')}/get?i=${i}` });
       expect(summarize(before).failures).toEqual({});
       expect(before.filter((a) => a.headers['x-kueuer-request-id'])).toEqual([]);
