@@ -139,7 +139,7 @@ describe('the install paths on a real node', () => {
     const second = await throughKueuer('legacy', 'web', 30);
     expect(second.failures).toEqual({});
     expect(second.queued).toBe(30);
-    const check = await runTool('node', [join(root, 'dist', 'cli', 'main.js'), 'check'], env(), 120_000);
+    const check = await runTool('node', [join(root, 'bin', 'kueuer.js'), 'check'], env(), 120_000);
     expect(check.output).toContain('ok   all traffic of the 2 opted-in Service(s) reaches the responders');
     expect(check.output).toMatch(/^ok {3}queue depths readable from the broker/m);
 
