@@ -29,6 +29,7 @@ import {
   type CheckResult,
   type Permission,
 } from './install-checks.js';
+import { depthCheck, serviceTrafficCheck, type Bound } from './traffic-checks.js';
 
 export const checkOptions = {
   systemNamespace: webhookOptions.systemNamespace,
@@ -63,9 +64,6 @@ export const checkOptions = {
 type CheckOptions = OptionValues<typeof checkOptions>;
 
 type K8s = typeof import('@kubernetes/client-node');
-
-/** One Kubernetes API call, bounded by --api-timeout. */
-type Bound = <T>(work: Promise<T>) => Promise<T>;
 
 /** An error as readFailure takes it: the API's code and message, or the timeout. */
 function failure(err: unknown): { code?: number; message: string; timedOutAfterS?: number } {
@@ -236,14 +234,17 @@ async function certificateCheck(k8s: K8s, kc: KubeConfig, call: Bound, o: CheckO
   return certificateChecks(caBundle, servingPem, `${KUEUER_METRICS_SERVICE.name}.${ns}.svc`);
 }
 
-async function externalMetricsCheck(k8s: K8s, kc: KubeConfig, call: Bound, ns: string): Promise<CheckResult> {
-  let mode = 'external';
+/** KUEUER_AUTOSCALING of the ConfigMap kueuer-config; without it (or unreadable), the webhook's default mode. */
+async function autoscalingMode(k8s: K8s, kc: KubeConfig, call: Bound, ns: string): Promise<string> {
   try {
     const config = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({ namespace: ns, name: 'kueuer-config' }));
-    mode = config.data?.KUEUER_AUTOSCALING ?? mode;
+    return config.data?.KUEUER_AUTOSCALING ?? 'external';
   } catch {
-    // no ConfigMap (or not readable): the webhook's default mode
+    return 'external';
   }
+}
+
+async function externalMetricsCheck(k8s: K8s, kc: KubeConfig, call: Bound, ns: string, mode: string): Promise<CheckResult> {
   let apiService = null;
   try {
     apiService = await call(kc.makeApiClient(k8s.ApiregistrationV1Api).readAPIService({ name: EXTERNAL_METRICS_APISERVICE }));
@@ -281,9 +282,12 @@ export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
   results.push(configuration.result);
   results.push(...(await certificateCheck(k8s, kc, call, o, configuration.caBundle)));
   results.push(await webhookReachable(k8s, kc, call, o));
-  results.push(await externalMetricsCheck(k8s, kc, call, ns));
+  const mode = await autoscalingMode(k8s, kc, call, ns);
+  results.push(await externalMetricsCheck(k8s, kc, call, ns, mode));
   results.push(await brokerReachable(k8s, kc, call, ns, o.backendSecret));
+  results.push(await depthCheck(k8s, kc, call, ns, o.backendSecret, mode));
   results.push(await rbacSufficient(k8s, kc, call, ns));
+  results.push(...(await serviceTrafficCheck(k8s, kc, call)));
   return results;
 }
 

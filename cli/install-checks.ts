@@ -162,6 +162,13 @@ export const REQUIRED_PERMISSIONS: readonly Permission[] = [
   { serviceAccount: 'kueuer-webhook', verb: 'create', group: '', resource: 'events', why: 'records refusals and scaling' },
   { serviceAccount: 'kueuer-webhook', verb: 'create', group: 'autoscaling', resource: 'horizontalpodautoscalers', why: 'generates HPAs' },
   { serviceAccount: 'kueuer-responder', verb: 'watch', group: '', resource: 'services', why: 'learns its routes' },
+  {
+    serviceAccount: 'kueuer-webhook',
+    verb: 'delete',
+    group: '',
+    resource: 'endpoints',
+    why: 'removes the old endpoints of a Service opted in after it had some',
+  },
 ];
 
 export function rbacCheck(namespace: string, denied: ReadonlyArray<{ permission: Permission; reason: string }>): CheckResult {

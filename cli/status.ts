@@ -18,7 +18,19 @@ import { webhookOptions } from '../webhook/config.js';
 import type { Command } from './commands.js';
 import { checkOptions } from './check.js';
 import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, noKubeconfig, withinTimeout } from './kube-call.js';
-import { formatStatus, optsIn, selectorString, statusRow, workloadQueue, type Backlog, type Read, type StatusRow, type Workload } from './workload-status.js';
+import { readServiceTraffic } from './traffic-checks.js';
+import {
+  formatStatus,
+  optsIn,
+  selectorString,
+  statusRow,
+  workloadQueue,
+  type Backlog,
+  type Read,
+  type ServiceNote,
+  type StatusRow,
+  type Workload,
+} from './workload-status.js';
 
 export const statusOptions = {
   systemNamespace: webhookOptions.systemNamespace,
@@ -67,17 +79,30 @@ function unknownRead(err: unknown, verb: string, resource: string, namespace: st
 /** The Kubernetes API does not answer at all: the one line `kueuer status` prints, with the fix. */
 export class ApiUnreachable extends Error {}
 
-/** The broker's URL: --backend, else the backend Secret; or why there is none. */
-async function backendUrl(k8s: K8s, kc: KubeConfig, call: Bound, o: StatusOptions): Promise<BackendSpec | { unknown: string }> {
-  if (o.backend) return o.backend;
+/** The broker Secret's value of `key`, decoded; undefined when it has none. */
+function secretValue(secret: { data?: Record<string, string> }, key: string): string | undefined {
+  const raw = secret.data?.[key];
+  return raw ? Buffer.from(raw, 'base64').toString('utf8') : undefined;
+}
+
+/** Where the broker is: --backend, else the backend Secret; the management URL as the components read it (flag, else the Secret); or why there is none. */
+async function brokerSettings(
+  k8s: K8s,
+  kc: KubeConfig,
+  call: Bound,
+  o: StatusOptions,
+): Promise<{ backend: BackendSpec; managementUrl: string | undefined } | { unknown: string }> {
+  if (o.backend) return { backend: o.backend, managementUrl: o.rabbitmqManagementUrl };
+  let secret;
   try {
-    const secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret }));
-    const raw = secret.data?.KUEUER_BACKEND;
-    if (raw) return parseBackend(Buffer.from(raw, 'base64').toString('utf8'));
-    return { unknown: `the Secret ${o.systemNamespace}/${o.backendSecret} has no KUEUER_BACKEND` };
+    secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret }));
   } catch (err) {
     return { unknown: `cannot read the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message.split('\n')[0]}` };
   }
+  const raw = secretValue(secret, 'KUEUER_BACKEND');
+  if (!raw) return { unknown: `the Secret ${o.systemNamespace}/${o.backendSecret} has no KUEUER_BACKEND` };
+  // A URL that does not parse throws: the caller names KUEUER_BACKEND.
+  return { backend: parseBackend(raw), managementUrl: o.rabbitmqManagementUrl ?? secretValue(secret, 'KUEUER_RABBITMQ_MANAGEMENT_URL') };
 }
 
 /** How long the broker may take to connect or to answer one queue's depth before the backlog shows as unknown. */
@@ -91,15 +116,15 @@ function withinBrokerTimeout<T>(work: Promise<T>, what: string): Promise<T> {
 }
 
 async function openDepth(k8s: K8s, kc: KubeConfig, call: Bound, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
-  let backend;
+  let broker;
   try {
-    backend = await backendUrl(k8s, kc, call, o);
+    broker = await brokerSettings(k8s, kc, call, o);
   } catch (err) {
     return { unknown: `KUEUER_BACKEND in the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message}` };
   }
-  if ('unknown' in backend) return backend;
+  if ('unknown' in broker) return broker;
   try {
-    return await withinBrokerTimeout(openQueueDepth(backend, pino({ level: 'silent' }), o.rabbitmqManagementUrl), 'connecting');
+    return await withinBrokerTimeout(openQueueDepth(broker.backend, pino({ level: 'silent' }), broker.managementUrl), 'connecting');
   } catch (err) {
     return { unknown: `cannot reach the broker: ${(err as Error).message}` };
   }
@@ -131,6 +156,8 @@ function throwIfUnreachable(err: unknown, server: string): void {
 export interface StatusReport {
   rows: StatusRow[];
   notes: string[];
+  /** Every opted-in Service, and whether all its traffic reaches the responders. */
+  services: ServiceNote[];
 }
 
 export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
@@ -156,6 +183,8 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
   }
   const workloads: Array<Workload & { selector: string }> = [];
   const namespaceNotes: string[] = [];
+  const services: ServiceNote[] = [];
+  const readable: string[] = [];
   for (const ns of [...namespaces].sort()) {
     const [deploymentList, statefulSetList] = await Promise.allSettled([
       call(apps.listNamespacedDeployment({ namespace: ns })),
@@ -171,6 +200,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
       namespaceNotes.push(`${ns}: ${unknownRead(failed[1], 'list', failed[0], ns).unknown}`);
       continue;
     }
+    readable.push(ns);
     const deployments = deploymentList.value;
     const statefulSets = statefulSetList.value;
     for (const [kind, items] of [
@@ -189,6 +219,14 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
           selector: selectorString(item.spec.selector),
         });
       }
+    }
+  }
+  for (const ns of readable) {
+    try {
+      services.push(...(await readServiceTraffic(k8s, kc, call, (await call(core.listNamespacedService({ namespace: ns }))).items)));
+    } catch (err) {
+      throwIfUnreachable(err, server);
+      namespaceNotes.push(`${ns}: traffic of the opted-in Services unknown: ${unknownRead(err, 'list', 'services', ns).unknown}`);
     }
   }
   const depth = workloads.length > 0 ? await openDepth(k8s, kc, call, o) : { unknown: 'no workloads' };
@@ -213,7 +251,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
         return statusRow(w, pods, hpa, backlog);
       }),
     );
-    return { rows, notes: namespaceNotes };
+    return { rows, notes: namespaceNotes, services };
   } finally {
     if (!('unknown' in depth)) await depth.close();
   }
@@ -227,7 +265,7 @@ export const statusCommand: Command<typeof statusOptions> = {
   async run(o) {
     try {
       const report = await collectStatus(o);
-      process.stdout.write(formatStatus(report.rows, report.notes));
+      process.stdout.write(formatStatus(report.rows, report.notes, report.services));
       return 0;
     } catch (err) {
       if (err instanceof ApiUnreachable) process.stderr.write(`${err.message}\n`);

@@ -17,6 +17,13 @@ export interface Workload {
   readyReplicas: number;
 }
 
+/** An opted-in Service and why part of its traffic does not reach the responders (null: all of it does). */
+export interface ServiceNote {
+  service: string;
+  problem: string | null;
+  fix: string;
+}
+
 /** A queue's backlog, or why it is not known. */
 export type Backlog = { value: number } | { unknown: string };
 
@@ -128,8 +135,13 @@ export function statusRow(w: Workload, podsRead: Read<readonly V1Pod[]>, hpaRead
 }
 
 /** The rows as an aligned table, then every note. */
-export function formatStatus(rows: readonly StatusRow[], unreadable: readonly string[] = []): string {
-  const unreadableLines = unreadable.length > 0 ? `\nNot read:\n${unreadable.map((n) => `  ${n}`).join('\n')}\n` : '';
+export function formatStatus(rows: readonly StatusRow[], unreadable: readonly string[] = [], services: readonly ServiceNote[] = []): string {
+  const bypassed = services.filter((s) => s.problem !== null);
+  const serviceLines =
+    bypassed.length > 0
+      ? `\nServices whose traffic bypasses Kueuer:\n${bypassed.map((s) => `  service/${s.service}: ${s.problem}\n    fix: ${s.fix}`).join('\n')}\n`
+      : '';
+  const unreadableLines = `${serviceLines}${unreadable.length > 0 ? `\nNot read:\n${unreadable.map((n) => `  ${n}`).join('\n')}\n` : ''}`;
   if (rows.length === 0)
     return `No opted-in workloads (Deployments and StatefulSets whose pod template has the label kueuer.io/inject: "true" in a namespace labelled kueuer.io/injection=enabled).\n${unreadableLines}`;
   const header = ['NAMESPACE', 'WORKLOAD', 'QUEUE', 'BACKLOG', 'READY/REPLICAS', 'DESIRED', 'INJECTED'];

@@ -14,6 +14,8 @@ import { ManagedSet, withResourceVersion, type ManagedStore } from '../shared/ku
 import { informerSource, kubeConfig, type ObjectSource } from '../shared/kube/object-source.js';
 import { routesFromServices } from '../shared/service-routes.js';
 import { stableJson } from '../shared/stable-json.js';
+import { SerialRuns } from '../shared/serial.js';
+import { MANAGED_BY_LABEL, removeForeignEndpoints, SERVICE_NAME_LABEL } from './foreign-endpoints.js';
 
 /**
  * `endpointslice.kubernetes.io/managed-by` on the mirrored slices: a
@@ -22,8 +24,6 @@ import { stableJson } from '../shared/stable-json.js';
  * deleted; changing it would orphan the slices already in clusters.
  */
 export const SLICE_MANAGED_BY = 'kueuer.io';
-const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 
 export function sliceName(serviceName: string): string {
   const name = `kueuer-${serviceName}`;
@@ -71,6 +71,10 @@ function fingerprint(s: V1EndpointSlice): string {
 
 /** Re-check periodically as well: a failed write is retried even when nothing changes. */
 const RESYNC_MS = 30_000;
+/** How often the Kubernetes-managed endpoints of rewritten Services are looked for (no watch: they are another controller's). */
+const FOREIGN_SWEEP_MS = 15_000;
+/** After a sweep deleted something, the next one comes this soon: a controller may recreate what it was mid-way writing. */
+const FOREIGN_RECHECK_MS = 3_000;
 
 export interface EndpointMirror {
   /** Runs one pass now (a replica that just became the leader). */
@@ -86,8 +90,10 @@ export async function runEndpointMirror(
   /** Only the leader writes slices. */
   isLeader: () => boolean = () => true,
 ): Promise<EndpointMirror> {
-  const { DiscoveryV1Api } = await import('@kubernetes/client-node');
-  const api = (await kubeConfig()).makeApiClient(DiscoveryV1Api);
+  const { CoreV1Api, DiscoveryV1Api } = await import('@kubernetes/client-node');
+  const kc = await kubeConfig();
+  const api = kc.makeApiClient(DiscoveryV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
   const responderSlices = await informerSource<V1EndpointSlice>(
     `/apis/discovery.k8s.io/v1/namespaces/${systemNamespace}/endpointslices`,
     () => api.listNamespacedEndpointSlice({ namespace: systemNamespace, labelSelector: `${SERVICE_NAME_LABEL}=${responderService}` }),
@@ -118,9 +124,31 @@ export async function runEndpointMirror(
     active: isLeader,
   });
   void set.start([services, responderSlices], RESYNC_MS);
+  // The endpoints Kubernetes kept for rewritten Services: swept on every Service change and on a timer.
+  const sweeps = new SerialRuns((err) => log.error({ err: (err as Error).message }, 'could not remove the old endpoints of rewritten Services'));
+  let recheck: NodeJS.Timeout | undefined;
+  const sweep = () =>
+    sweeps.run(async () => {
+      if (!isLeader()) return;
+      if ((await removeForeignEndpoints(core, api, services.list(), log)) > 0) {
+        clearTimeout(recheck);
+        recheck = setTimeout(() => void sweep(), FOREIGN_RECHECK_MS);
+        recheck.unref();
+      }
+    });
+  services.onChange(() => void sweep());
+  const sweepTimer = setInterval(() => void sweep(), FOREIGN_SWEEP_MS);
+  sweepTimer.unref();
+  void sweep();
   return {
-    reconcile: () => set.reconcile(),
+    reconcile: async () => {
+      await set.reconcile();
+      await sweep();
+    },
     async stop() {
+      clearInterval(sweepTimer);
+      clearTimeout(recheck);
+      await sweeps.idle();
       await set.stop();
       await responderSlices.stop();
     },

@@ -98,6 +98,8 @@ export function get(url: string, options: https.RequestOptions = {}): Promise<nu
 export interface ControlPlaneOptions {
   /** The Service CIDR (--service-cluster-ip-range); 10.0.0.0/24 by default. */
   serviceCidr?: string;
+  /** More kube-controller-manager controllers for a pod-less control plane (e.g. endpoint, endpointslice, endpointslicemirroring). */
+  controllers?: string[];
   /** A control plane for a cluster that runs pods (see the header); the apiserver listens on `forPods.address`. */
   forPods?: {
     /** A local address pods can reach (the node's bridge gateway): the apiserver binds and advertises it. */
@@ -284,7 +286,7 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
     await waitUntil(name, 60_000, async () => (await get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false })) === 200, log, children.at(-1));
   };
   await startComponent('kube-controller-manager', kcmPort, [
-    `--controllers=${['deployment', 'replicaset', 'horizontalpodautoscaling', 'namespace', 'garbagecollector', ...(options.forPods ? podControllers : [])].join(',')}`,
+    `--controllers=${['deployment', 'replicaset', 'horizontalpodautoscaling', 'namespace', 'garbagecollector', ...(options.forPods ? podControllers : []), ...(options.controllers ?? [])].join(',')}`,
     ...(options.forPods ? [`--root-ca-file=${join(certs, 'ca.crt')}`, `--service-account-private-key-file=${join(certs, 'sa.key')}`] : []),
     '--use-service-account-credentials=false',
     '--horizontal-pod-autoscaler-sync-period=5s',

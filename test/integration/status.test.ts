@@ -106,6 +106,26 @@ spec:
     expect(out).not.toContain('guest');
   }, 60_000);
 
+  it('reads KUEUER_RABBITMQ_MANAGEMENT_URL from the broker Secret as the components do; a wrong one is named, with the setting to fix', async () => {
+    const backendSecret = (data: Record<string, string>) =>
+      `apiVersion: v1\nkind: Secret\nmetadata: {name: kueuer-backend, namespace: kueuer-system}\nstringData: ${JSON.stringify(data)}\n`;
+    expect(cp.apply(backendSecret({ KUEUER_BACKEND: amqpUrl, KUEUER_RABBITMQ_MANAGEMENT_URL: managementUrl })).code).toBe(0);
+    const r = await status();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`deployment/web +${ns}\\.web +3 `));
+
+    const closed = await freePort();
+    expect(cp.apply(backendSecret({ KUEUER_BACKEND: amqpUrl, KUEUER_RABBITMQ_MANAGEMENT_URL: `http://guest:guest@127.0.0.1:${closed}` })).code).toBe(0);
+    const wrong = await status();
+    expect(wrong.code, wrong.stderr).toBe(0);
+    expect(wrong.stdout).toContain(
+      `deployment/web: backlog unknown: the broker did not answer for ${ns}.web: RabbitMQ's management API at http://127.0.0.1:${closed} did not answer: connection refused: nothing listens on that port (ECONNREFUSED); ` +
+        "set KUEUER_RABBITMQ_MANAGEMENT_URL (in the broker Secret, or --rabbitmq-management-url) to RabbitMQ's management API, e.g. http://USER:PASS@HOST:15672",
+    );
+    expect(wrong.stdout).not.toContain('guest');
+    expect(cp.apply(backendSecret({ KUEUER_BACKEND: amqpUrl })).code).toBe(0);
+  }, 60_000);
+
   it('shows the backlog as unknown, with why, when the broker cannot be read', async () => {
     const closed = await freePort();
     const r = await status('--backend', `amqp://guest:guest@127.0.0.1:${closed}`, '--rabbitmq-management-url', `http://127.0.0.1:${closed}`);

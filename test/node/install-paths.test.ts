@@ -19,7 +19,7 @@ import { buildImagesAsync } from '../helpers/images.js';
 import { buildKedaAsync, installKeda, setHostAliases, type KedaBuild } from '../helpers/keda.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { brokerForPods, rollout, runTool, userEnv, userKustomization, type BrokerForPods } from '../helpers/real-install.js';
-import { httpbinDeployment, waitFor } from './fixtures.js';
+import { httpbinDeployment, sleep, waitFor } from './fixtures.js';
 import { load, request, summarize } from './load.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -63,6 +63,102 @@ describe('the install paths on a real node', () => {
     }
   };
 
+  /**
+   * 40 requests of 1.5 s at once through the Service, one at a time per pod: a backlog of ~39 for one pod (60 s of work,
+   * the responder's default timeout) that the autoscaler must add pods for. Resolves once all are answered and the
+   * workload reached 3 ready pods, with the seconds from the first request to the third ready pod.
+   */
+  const burstUntilScaled = async (ns: string, name: string, by: string, describeState: () => string) => {
+    const t0 = Date.now();
+    let maxReady = 1;
+    let scaledAt = 0;
+    const watching = (async () => {
+      await waitFor(
+        `${ns}/${name} to reach 3 ready replicas through ${by}`,
+        150_000,
+        () => {
+          maxReady = Math.max(maxReady, readyPods(ns, name).length);
+          return maxReady === 3;
+        },
+        describeState,
+      );
+      scaledAt = Date.now();
+    })();
+    const answers = await load({ count: 40, concurrency: 40, url: (i) => `${serviceUrl(ns, name)}/delay/1.5?i=${i}` });
+    await watching;
+    return { answers, seconds: (scaledAt - t0) / 1000 };
+  };
+
+  /** N requests through the Service's ClusterIP: how many were answered through Kueuer, and every answer's failure kinds. */
+  const throughKueuer = async (ns: string, name: string, count: number) => {
+    const answers = await load({ count, concurrency: 4, url: (i) => `${serviceUrl(ns, name)}/get?i=${i}` });
+    return { answers, queued: answers.filter((a) => a.status === 200 && a.headers['x-kueuer-request-id']).length, failures: summarize(answers).failures };
+  };
+
+  /**
+   * legacy/web, running since before the install, opted in word for word as README's "Opting in" says: every request
+   * through Kueuer (also after the app's rollout), and its generated HPA scales it on its backlog.
+   */
+  const optInExistingApp = async () => {
+    ok(kubectl('label', 'namespace', 'legacy', 'kueuer.io/injection=enabled'), 'label namespace');
+    broker.createBackendSecret('legacy');
+    ok(
+      kubectl('-n', 'legacy', 'patch', 'deployment', 'web', '--type=merge', '-p', '{"spec":{"template":{"metadata":{"labels":{"kueuer.io/inject":"true"}}}}}'),
+      'label pod template',
+    );
+    ok(kubectl('-n', 'legacy', 'label', 'service', 'web', 'kueuer.io/inject=true'), 'label Service');
+    await rollout(cluster.controlPlane, 'legacy', 'web', 240);
+    await waitFor(
+      'injected pods of legacy/web',
+      120_000,
+      () => {
+        const pods = readyPods('legacy', 'web');
+        return pods.length > 0 && pods.every((p) => (p.spec.initContainers as KubeJson[] | undefined)?.some((c) => c.name === 'kueuer-sidecar'));
+      },
+      podState('legacy'),
+    );
+    // What kube-proxy routes the Service by: Kueuer's slice alone, once the webhook's controller removed what Kubernetes kept.
+    const managers = () =>
+      (getJson('endpointslices', '-n', 'legacy', '-l', 'kubernetes.io/service-name=web').items as KubeJson[])
+        .map((s) => s.metadata.labels['endpointslice.kubernetes.io/managed-by'] as string)
+        .sort();
+    const settled = Date.now();
+    await waitFor(
+      "only Kueuer's EndpointSlice for legacy/web, no Endpoints",
+      60_000,
+      () => tryGetJson('endpoints', 'web', '-n', 'legacy') === null && managers().join() === 'kueuer.io',
+      () => managers().join(),
+    );
+    const settleS = (Date.now() - settled) / 1000;
+    const first = await throughKueuer('legacy', 'web', 30);
+    expect(first.failures).toEqual({});
+    expect(first.queued).toBe(30);
+    // The app's rollout: new pod IPs; nothing may still point at the old ones.
+    ok(kubectl('-n', 'legacy', 'rollout', 'restart', 'deployment/web'), 'rollout restart');
+    await rollout(cluster.controlPlane, 'legacy', 'web', 240);
+    const second = await throughKueuer('legacy', 'web', 30);
+    expect(second.failures).toEqual({});
+    expect(second.queued).toBe(30);
+    const check = await runTool('node', [join(root, 'bin', 'kueuer.js'), 'check'], env(), 120_000);
+    expect(check.output).toContain('ok   all traffic of the 2 opted-in Service(s) reaches the responders');
+    expect(check.output).toMatch(/^ok {3}queue depths readable from the broker/m);
+
+    // 40 requests of 1.5 s at once: a backlog for one pod that the generated HPA (external metric) must scale on.
+    const hpa = await waitFor('the generated HPA kueuer-deploy-web', 60_000, () => tryGetJson('hpa', 'kueuer-deploy-web', '-n', 'legacy'));
+    expect(hpa.spec.metrics.map((m: KubeJson) => m.type)).toEqual(['External']);
+    const { answers: burst, seconds: scaleUpS } = await burstUntilScaled(
+      'legacy',
+      'web',
+      'its HPA',
+      () => kubectl('describe', 'hpa', 'kueuer-deploy-web', '-n', 'legacy').stdout,
+    );
+    expect(summarize(burst).failures).toEqual({});
+    expect(burst.filter((a) => a.headers['x-kueuer-request-id']).length).toBe(40);
+    console.log(
+      `existing app opted in: ${first.queued}/30 through Kueuer (Kueuer's slice alone ${settleS.toFixed(1)} s after the rollout), ${second.queued}/30 after its rollout, 40/40 of the burst; 3 ready ${scaleUpS.toFixed(1)} s after the first of 40 requests`,
+    );
+  };
+
   const waitGone = (what: string, ...args: string[]) => waitFor(`${what} to be gone`, 180_000, () => tryGetJson(...args) === null);
 
   beforeAll(async () => {
@@ -84,6 +180,26 @@ describe('the install paths on a real node', () => {
   it(
     'kubectl apply -k of the shipped base alone: the webhook issues its certificate, fills both caBundles, injects and serves; uninstall restores',
     async () => {
+      // An app and its Service running before Kueuer is installed (issue 22): go-httpbin, not opted in, answering directly.
+      ok(kubectl('create', 'namespace', 'legacy'), 'namespace legacy');
+      const notOptedIn = httpbinDeployment('legacy', 'web', httpbinImage, {
+        replicas: 1,
+        annotations: { 'kueuer.io/max-replicas': '3', 'kueuer.io/target-backlog': '2' },
+      })
+        .replace(', kueuer.io/inject: "true"}', '}')
+        .replace('  labels: {kueuer.io/inject: "true"}\n', '');
+      expect(notOptedIn).not.toContain('kueuer.io/inject');
+      ok(cluster.controlPlane.apply(notOptedIn), 'legacy/web');
+      await waitFor('1 ready pod of legacy/web', 120_000, () => readyPods('legacy', 'web').length === 1, podState('legacy'));
+      // Ready is not yet routed: kube-proxy programs the Service a moment later.
+      for (const until = Date.now() + 60_000; (await request(`${serviceUrl('legacy', 'web')}/get`, { timeoutMs: 2000 })).status !== 200;) {
+        if (Date.now() > until) throw new Error('legacy/web did not answer through its ClusterIP within 60 s');
+        await sleep(250);
+      }
+      const before = await load({ count: 10, concurrency: 2, url: (i) => `${serviceUrl('legacy', 'web')}/get?i=${i}` });
+      expect(summarize(before).failures).toEqual({});
+      expect(before.filter((a) => a.headers['x-kueuer-request-id'])).toEqual([]);
+
       // README, "Install on a cluster": the namespace and the broker Secret, then the user's kustomization of the base.
       ok(kubectl('create', 'namespace', 'kueuer-system'), 'namespace');
       broker.createBackendSecret('kueuer-system');
@@ -107,6 +223,7 @@ describe('the install paths on a real node', () => {
 
         await deployApp('plain', 'web', { 'kueuer.io/autoscale': 'false' });
         await expectQueuedAnswers('plain', 'web');
+        await optInExistingApp();
 
         // README, "Uninstall": scripts/uninstall.sh with the kustomization that was applied.
         const removed = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--yes', dir], env(), 300_000);
@@ -117,6 +234,12 @@ describe('the install paths on a real node', () => {
         const direct = await request(`${serviceUrl('plain', 'web')}/get`);
         expect(direct.status).toBe(200);
         expect(direct.headers['x-kueuer-request-id']).toBeUndefined();
+        // The Service that was running before Kueuer: restored, its traffic goes to its pods directly again, none to a gone responder.
+        expect(getJson('service', 'web', '-n', 'legacy').spec.selector).toEqual({ app: 'web' });
+        await waitFor('the Endpoints of legacy/web back from Kubernetes', 60_000, () => tryGetJson('endpoints', 'web', '-n', 'legacy'));
+        const after = await load({ count: 20, concurrency: 4, url: (i) => `${serviceUrl('legacy', 'web')}/get?i=${i}` });
+        expect(summarize(after).failures).toEqual({});
+        expect(after.filter((a) => a.headers['x-kueuer-request-id'])).toEqual([]);
         await waitGone('the namespace kueuer-system', 'namespace', 'kueuer-system');
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -196,27 +319,15 @@ describe('the install paths on a real node', () => {
 
       // 40 requests of 1.5 s, one at a time per pod: a backlog of ~39 for one pod (60 s of work, the responder's
       // default timeout); KEDA's HPA must add pods for all to be answered.
-      const url = serviceUrl('burst', 'worker');
-      const t0 = Date.now();
-      let maxReady = 1;
-      let scaledAt = 0;
-      const watching = (async () => {
-        await waitFor(
-          'worker to reach 3 ready replicas through KEDA',
-          150_000,
-          () => {
-            maxReady = Math.max(maxReady, readyPods('burst', 'worker').length);
-            return maxReady === 3;
-          },
-          () =>
-            kubectl('describe', 'hpa', hpaName, '-n', 'burst').stdout +
-            kubectl('logs', '-n', 'keda', 'deployment/keda-operator', '--tail=30').stdout +
-            kubectl('logs', '-n', 'keda', 'deployment/keda-metrics-apiserver', '--tail=20').stdout,
-        );
-        scaledAt = Date.now();
-      })();
-      const answers = await load({ count: 40, concurrency: 40, url: (i) => `${url}/delay/1.5?i=${i}` });
-      await watching;
+      const { answers, seconds: scaleUpS } = await burstUntilScaled(
+        'burst',
+        'worker',
+        'KEDA',
+        () =>
+          kubectl('describe', 'hpa', hpaName, '-n', 'burst').stdout +
+          kubectl('logs', '-n', 'keda', 'deployment/keda-operator', '--tail=30').stdout +
+          kubectl('logs', '-n', 'keda', 'deployment/keda-metrics-apiserver', '--tail=20').stdout,
+      );
       expect(summarize(answers).failures).toEqual({});
       // The scaling was KEDA's: the only HPA is the one KEDA made, on its external metric.
       expect((getJson('hpa', '-n', 'burst').items as KubeJson[]).map((h) => h.metadata.name)).toEqual([hpaName]);
@@ -224,7 +335,7 @@ describe('the install paths on a real node', () => {
       expect(hpa.spec.metrics.map((m: KubeJson) => m.type)).toEqual(['External']);
       expect(hpa.status.desiredReplicas).toBeGreaterThan(1);
       console.log(
-        `keda mode: KEDA ready ${kedaInstall.readySeconds.toFixed(1)} s after apply; worker at 3 ready ${((scaledAt - t0) / 1000).toFixed(1)} s after the first of 40 requests; all answered`,
+        `keda mode: KEDA ready ${kedaInstall.readySeconds.toFixed(1)} s after apply; worker at 3 ready ${scaleUpS.toFixed(1)} s after the first of 40 requests; all answered`,
       );
 
       // README, "Uninstall", for a Helm install.
