@@ -6,7 +6,7 @@
  */
 import { concurrencyOption, kafkaOptions, queueOption, timeoutOption } from './common-options.js';
 import { dnsLabel, parseQuantity, portNumber } from './options.js';
-import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/backend.js';
+import { KAFKA_DELIVERIES, RABBITMQ_QUEUE_TYPES, type KafkaDelivery, type RabbitMqQueueType } from '../shared/transport/backend.js';
 
 export const PREFIX = 'kueuer.io/';
 export const ANNOTATIONS = {
@@ -17,6 +17,7 @@ export const ANNOTATIONS = {
   backend: `${PREFIX}backend`,
   concurrency: `${PREFIX}concurrency`,
   delivery: `${PREFIX}delivery`,
+  queueType: `${PREFIX}queue-type`,
   timeout: `${PREFIX}timeout`,
   nativeSidecar: `${PREFIX}native-sidecar`,
   sidecarCpuRequest: `${PREFIX}sidecar-cpu-request`,
@@ -52,6 +53,8 @@ export interface PodSettings {
   concurrency?: number;
   /** Kafka only: when a request's offset is committed. */
   delivery?: KafkaDelivery;
+  /** RabbitMQ only: the type of the request queue the sidecar declares. */
+  queueType?: RabbitMqQueueType;
   nativeSidecar?: boolean;
   resources: { cpuRequest?: string; memoryRequest?: string; cpuLimit?: string; memoryLimit?: string };
 }
@@ -174,6 +177,7 @@ const POD_RULES = {
   }),
   concurrency: rule(concurrencyOption().parse),
   delivery: rule(kafkaOptions().delivery.parse, `use ${KAFKA_DELIVERIES.join(', ')} (Kafka only)`),
+  queueType: rule(kafkaOptions().rabbitmqQueueType.parse, `use ${RABBITMQ_QUEUE_TYPES.join(' or ')} (RabbitMQ only)`),
   nativeSidecar: rule(parseTrueFalse, 'use "true" or "false"'),
   sidecarCpuRequest: QUANTITY_RULE,
   sidecarMemoryRequest: QUANTITY_RULE,
@@ -221,6 +225,7 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
       backendSecret: v.backend,
       concurrency: v.concurrency,
       delivery: v.delivery,
+      queueType: v.queueType,
       nativeSidecar: v.nativeSidecar,
     }),
     resources: defined(resources),

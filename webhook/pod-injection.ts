@@ -240,6 +240,7 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       sidecarEnv('concurrency', settings.concurrency === undefined ? sidecarOptions.concurrency.defaultValue : String(settings.concurrency)),
       sidecarEnv('adminListen', `0.0.0.0:${adminPort}`),
       ...(settings.delivery ? [sidecarEnv('delivery', settings.delivery)] : []),
+      ...(settings.queueType ? [sidecarEnv('rabbitmqQueueType', settings.queueType)] : []),
       // The heap's bounds, from the container's memory limit (see heapFlags).
       { name: 'NODE_OPTIONS', value: heapFlags(r.memoryLimit) },
     ],
