@@ -43,6 +43,12 @@ async function nodeOf(queue: string, nodesUrl: string, inboxOf = false): Promise
   throw new Error(`no node named the ${inboxOf ? 'reply inbox' : 'leader'} of ${queue}`);
 }
 
+function countBy(keys: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const k of keys) counts[k] = (counts[k] ?? 0) + 1;
+  return counts;
+}
+
 type Victim = 'queue leader' | "responder's node";
 
 describe('replicated RabbitMQ: a node SIGKILLed under load', () => {
@@ -113,9 +119,19 @@ describe('replicated RabbitMQ: a node SIGKILLed under load', () => {
         }
       }
     };
-    await Promise.all(Array.from({ length: CLIENTS }, client));
-    await delay(500);
+    try {
+      await Promise.all(Array.from({ length: CLIENTS }, client));
+      await delay(500);
+    } finally {
+      for (const p of started.splice(0)) p.child.kill('SIGKILL');
+      await app.close();
+      // The next row needs all three nodes: a quorum queue without a majority takes nothing.
+      if (killedAt) execFileSync('bash', [clusterScript, 'revive', String(leader)]);
+    }
 
+    const warnings = (proc: KueuerProcess): Record<string, number> =>
+      countBy(proc.logs.filter((l) => Number(l.level) >= 40).map((l) => String(l.msg).slice(0, 80)));
+    console.log(`warnings: responder ${JSON.stringify(warnings(responder))}; sidecar ${JSON.stringify(warnings(sidecar))}`);
     const wrong = results.filter((r) => r.status !== 200 || r.body !== `answer:${r.token}`);
     const unflaggedReruns = [...calls.entries()].filter(([, flags]) => flags.slice(1).some((f) => f !== 'true'));
     const afterKill = results.filter((r) => r.at >= killedAt).sort((a, b) => a.at - b.at);
@@ -125,14 +141,10 @@ describe('replicated RabbitMQ: a node SIGKILLed under load', () => {
     const appCalls = [...calls.values()].reduce((n, f) => n + f.length, 0);
     console.log(
       `replicated RabbitMQ, ${victim} (node ${leader}) SIGKILLed after ${N / 3} answers: ${results.length - wrong.length}/${N} answered exactly, ` +
-        `${wrong.length} lost or wrong, app calls ${appCalls}, slowest answer ${slowest} ms, longest gap after the kill ${recoveryMs} ms`,
+        `${wrong.length} lost or wrong (statuses ${JSON.stringify(countBy(wrong.map((r) => String(r.status))))}), app calls ${appCalls}, slowest answer ${slowest} ms, longest gap after the kill ${recoveryMs} ms`,
     );
     expect(wrong.slice(0, 5)).toEqual([]);
     expect(results).toHaveLength(N);
     expect(unflaggedReruns).toEqual([]);
-    await app.close();
-    for (const p of started.splice(0)) p.child.kill('SIGKILL');
-    // The next row needs all three nodes: a quorum queue without a majority takes nothing.
-    execFileSync('bash', [clusterScript, 'revive', String(leader)]);
   });
 });
