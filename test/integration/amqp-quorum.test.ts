@@ -190,6 +190,30 @@ describe('amqp failover duties', () => {
     }
   });
 
+  it('stays ready through a reconnect, and a publish made meanwhile waits for the new connection instead of failing', async () => {
+    const { t, lines } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('reconnect');
+      await t.publishRequest(queue, request(queue, ids(10)), { timeoutMs: 5000 });
+      const localPort = (t as unknown as { model: { connection: { stream: { localPort: number } } } }).model.connection.stream.localPort;
+      const mgmt = managementUrlFor(amqpUrl(), `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`);
+      const name = `127.0.0.1:${localPort} -> 127.0.0.1:${new URL(amqpUrl()).port}`;
+      // The broker closes the connection, as a node going down does.
+      await waitFor(
+        async () =>
+          (await fetch(`${mgmt.base}/api/connections/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: mgmt.authorization } })).ok,
+        10_000,
+        'the management API to know the connection',
+      );
+      await waitFor(() => lines.some((l) => l.msg === 'lost broker connection; reconnecting'), 5000, 'the transport to notice');
+      expect(t.isReady()).toBe(true);
+      await t.publishRequest(queue, request(queue, ids(11)), { timeoutMs: 5000 });
+      await expect.poll(async () => (await queueInfo(queue))?.messages, { timeout: 10_000 }).toBe(2);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('connects through a URL naming several nodes, skipping one that does not answer', async () => {
     const single = new URL(amqpUrl());
     const url = `amqp://${single.username}:${single.password}@127.0.0.1:1,${single.host}${single.pathname === '/' ? '' : single.pathname}`;

@@ -58,6 +58,13 @@ export interface AmqpOptions {
   queueType: QueueType;
 }
 
+/**
+ * How long after losing a connection the transport still reports ready: a failover to another node
+ * takes 0.1-1 s, and publishes made meanwhile wait for it (within their timeout) instead of the
+ * responder answering 503 at once and /readyz flapping. Past it, a broker that stays away is reported.
+ */
+const RECONNECT_GRACE_MS = 3_000;
+
 /** Poll interval of a publish that waits for the connection to come back. */
 const RECONNECT_POLL_MS = 25;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -72,6 +79,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private connection!: RecoveringChannelModel;
   private readonly hosts: string[];
   private hostIndex = 0;
+  /** When the last connection was lost; null while connected or before the first connection. */
+  private disconnectedAt: number | null = null;
 
   private constructor(
     url: string,
@@ -147,10 +156,12 @@ export class AmqpTransport implements Transport, ConsumerHost {
     const c = this.connection;
     c.on('connect', (model: ChannelModel) => {
       this.model = model;
+      this.disconnectedAt = null;
       this.log.info({ host: this.endpoint.host, port: this.endpoint.port }, 'connected to broker');
     });
     c.on('disconnect', (err: Error) => {
       this.model = null;
+      this.disconnectedAt = Date.now();
       this.publisher = null;
       this.log.warn({ host: this.endpoint.host, port: this.endpoint.port, err: err?.message }, 'lost broker connection; reconnecting');
       this.moveOn();
@@ -187,6 +198,10 @@ export class AmqpTransport implements Transport, ConsumerHost {
   }
 
   isReady(): boolean {
+    return this.connected() || (this.disconnectedAt !== null && Date.now() - this.disconnectedAt < RECONNECT_GRACE_MS);
+  }
+
+  private connected(): boolean {
     return this.model !== null && this.publisher !== null && !closedChannels.has(this.publisher);
   }
 
@@ -196,7 +211,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
       this.publisher = await this.openPublisher(this.model);
       this.declared = new Set();
     }
-    if (!this.isReady() || !this.publisher) {
+    if (!this.connected() || !this.publisher) {
       throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to the broker');
     }
     return this.publisher;
@@ -311,6 +326,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   }
 
   async close(): Promise<void> {
+    this.disconnectedAt = null;
     for (const inbox of [...this.inboxes]) await inbox.close();
     this.model = null;
     this.publisher = null;
