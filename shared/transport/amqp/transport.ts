@@ -193,6 +193,16 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return channel;
   }
 
+  /**
+   * A publisher that nacked while it lives on gives way to a new channel: a channel's view of a quorum
+   * queue (its leader) can stay stale after the leader's node is lost, nacking every publish on it.
+   */
+  private async replacePublisher(nacked: ConfirmChannel): Promise<void> {
+    if (this.publisher !== nacked || closedChannels.has(nacked) || !this.model) return;
+    this.publisher = await this.openPublisher(this.model).catch(() => nacked);
+    if (this.publisher !== nacked) void nacked.close().catch(() => undefined);
+  }
+
   currentModel(): ChannelModel | null {
     return this.model;
   }
@@ -275,6 +285,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
         if (isKueuerError(err, 'KUEUER_ERR_PUBLISH_TIMEOUT') || Date.now() + RECONNECT_POLL_MS >= giveUpAt) throw err;
         this.log.warn({ reqId: id, queue, err: (err as Error).message }, 'request not confirmed; publishing it again, flagged as a possible rerun');
         outgoing = { meta: { ...message.meta, [REPUBLISHED_HEADER]: '1' }, body: message.body };
+        await this.replacePublisher(channel);
         await sleep(RECONNECT_POLL_MS);
         continue;
       }
