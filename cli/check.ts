@@ -10,6 +10,7 @@ import { LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annota
 import { kubeConfig } from '../shared/kube/object-source.js';
 import { dnsLabel, type OptionValues } from '../shared/options.js';
 import { parseBackend } from '../shared/transport/backend.js';
+import { amqpHostUrls } from '../shared/transport/amqp/url.js';
 import { EXTERNAL_METRICS_APISERVICE, KUEUER_METRICS_SERVICE } from '../webhook/autoscaling/metrics-owner.js';
 import { webhookOptions } from '../webhook/config.js';
 import { SIDECAR_NAME } from '../webhook/pod-injection.js';
@@ -125,8 +126,10 @@ function connect(host: string, port: number, timeoutMs = 3000): Promise<void> {
 export function brokerAddresses(backend: string): Array<{ host: string; port: number }> {
   const spec = parseBackend(backend);
   if (spec.kind === 'amqp') {
-    const url = new URL(spec.url);
-    return [{ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'amqps:' ? 5671 : 5672)) }];
+    return amqpHostUrls(spec.url).map((single) => {
+      const url = new URL(single);
+      return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'amqps:' ? 5671 : 5672)) };
+    });
   }
   if (spec.kind === 'kafka') {
     return spec.spec.brokers.map((b) => {

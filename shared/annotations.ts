@@ -8,7 +8,7 @@ import { concurrencyOption, kafkaOptions, timeoutOption } from './common-options
 import { isValidQueueName } from './envelope.js';
 import { dnsLabel, portNumber } from './options.js';
 import { parseQuantity } from './quantity.js';
-import { KAFKA_DELIVERIES, type KafkaDelivery } from '../shared/transport/backend.js';
+import { KAFKA_DELIVERIES, RABBITMQ_QUEUE_TYPES, type KafkaDelivery, type RabbitMqQueueType } from '../shared/transport/backend.js';
 
 export const PREFIX = 'kueuer.io/';
 export const ANNOTATIONS = {
@@ -19,6 +19,7 @@ export const ANNOTATIONS = {
   backend: `${PREFIX}backend`,
   concurrency: `${PREFIX}concurrency`,
   delivery: `${PREFIX}delivery`,
+  queueType: `${PREFIX}queue-type`,
   timeout: `${PREFIX}timeout`,
   nativeSidecar: `${PREFIX}native-sidecar`,
   sidecarCpuRequest: `${PREFIX}sidecar-cpu-request`,
@@ -54,6 +55,8 @@ export interface PodSettings {
   concurrency?: number;
   /** Kafka only: when a request's offset is committed. */
   delivery?: KafkaDelivery;
+  /** RabbitMQ only: the type of the request queue the sidecar declares. */
+  queueType?: RabbitMqQueueType;
   nativeSidecar?: boolean;
   resources: { cpuRequest?: string; memoryRequest?: string; cpuLimit?: string; memoryLimit?: string };
 }
@@ -197,6 +200,7 @@ const POD_RULES = {
   }),
   concurrency: rule(concurrencyOption().parse),
   delivery: rule(kafkaOptions().delivery.parse, `use ${KAFKA_DELIVERIES.join(', ')} (Kafka only)`),
+  queueType: rule(kafkaOptions().rabbitmqQueueType.parse, `use ${RABBITMQ_QUEUE_TYPES.join(' or ')} (RabbitMQ only)`),
   nativeSidecar: rule(parseTrueFalse, 'use "true" or "false"'),
   sidecarCpuRequest: QUANTITY_RULE,
   sidecarMemoryRequest: QUANTITY_RULE,
@@ -249,6 +253,7 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
       backendSecret: v.backend,
       concurrency: v.concurrency,
       delivery: v.delivery,
+      queueType: v.queueType,
       nativeSidecar: v.nativeSidecar,
     }),
     resources: defined(resources),

@@ -2,7 +2,7 @@
 import { isValidQueueName } from './envelope.js';
 import { replyNamespaceProblem } from './queue-names.js';
 import { durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from './options.js';
-import { KAFKA_DELIVERIES, parseBackend, type BackendSpec } from './transport/backend.js';
+import { KAFKA_DELIVERIES, parseBackend, RABBITMQ_QUEUE_TYPES, type BackendSpec } from './transport/backend.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -67,8 +67,17 @@ export function logLevelOption(): OptionSpec<LogLevel> {
   return { flag: 'log-level', env: 'KUEUER_LOG_LEVEL', description: 'pino log level', defaultValue: 'info', parse: oneOf(LOG_LEVELS) };
 }
 
+/** The broker options of the responder, the sidecar and `local`: Kafka's, and RabbitMQ's queue type. */
 export function kafkaOptions() {
   return {
+    rabbitmqQueueType: {
+      flag: 'queue-type',
+      env: 'KUEUER_RABBITMQ_QUEUE_TYPE',
+      description:
+        'amqp: type of the request and dead-letter queues Kueuer declares: quorum (replicated across a cluster) or classic (one node); an existing queue is used as it is',
+      defaultValue: 'quorum',
+      parse: oneOf(RABBITMQ_QUEUE_TYPES),
+    },
     kafkaPartitions: {
       flag: 'kafka-partitions',
       env: 'KUEUER_KAFKA_PARTITIONS',

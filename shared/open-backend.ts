@@ -1,6 +1,6 @@
 /** What the components' start functions share: their broker connection, readiness and the handle they return. */
 import type { Logger } from 'pino';
-import type { BackendSpec, KafkaDelivery } from './transport/backend.js';
+import type { BackendSpec, KafkaDelivery, RabbitMqQueueType } from './transport/backend.js';
 import { createTransport } from './transport/create-transport.js';
 import type { Transport } from './transport/transport.js';
 
@@ -14,6 +14,8 @@ export interface BackendOptions {
   kafkaPartitions: number;
   delivery: KafkaDelivery;
   kafkaTransactionalId?: string | undefined;
+  /** amqp only (absent: quorum). */
+  rabbitmqQueueType?: RabbitMqQueueType;
   /** memory backend only (`kueuer local`, which has the option). */
   visibilityTimeoutMs?: number;
   /** memory backend only: the embedded queue's bounds. */
@@ -34,6 +36,7 @@ export async function openBackend(o: BackendOptions, log: Logger, component: 're
     kafkaPartitions: o.kafkaPartitions,
     delivery: o.delivery,
     ...(o.kafkaTransactionalId ? { kafkaTransactionalId: o.kafkaTransactionalId } : {}),
+    ...(o.rabbitmqQueueType ? { rabbitmqQueueType: o.rabbitmqQueueType } : {}),
   });
 }
 

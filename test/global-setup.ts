@@ -24,6 +24,11 @@ import type { TestProject } from 'vitest/node';
 declare module 'vitest' {
   export interface ProvidedContext {
     amqpUrl: string;
+    /**
+     * The 3-node RabbitMQ cluster of scripts/rabbitmq-cluster.sh: `lb` is HAProxy's address (as a
+     * Kubernetes Service), `nodes` the three nodes' comma-separated URL. Empty when this run needs none.
+     */
+    amqpCluster: { lb: string; nodes: string };
     /** kafka://127.0.0.1:PORT of the single-node KRaft broker scripts/kafka.sh started. */
     kafkaUrl: string;
     /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kubelet and kube-proxy. */
@@ -38,6 +43,16 @@ declare module 'vitest' {
 }
 
 const script = join(import.meta.dirname, '..', 'scripts', 'rabbitmq.sh');
+const clusterScript = join(import.meta.dirname, '..', 'scripts', 'rabbitmq-cluster.sh');
+/** Test files that use the 3-node RabbitMQ cluster; it starts only when the run includes one. */
+const CLUSTER_TESTS = ['test/faults/replicated-rabbitmq.test.ts'];
+
+/** Whether this run's file filters (none: the whole suite) select a test that needs the cluster. */
+function runNeedsCluster(): boolean {
+  const runAt = process.argv.findIndex((a) => a === 'run' || a.endsWith('vitest.mjs'));
+  const filters = process.argv.slice(runAt + 1).filter((a) => !a.startsWith('-') && a !== 'run');
+  return filters.length === 0 || filters.some((f) => CLUSTER_TESTS.some((t) => t.includes(f.replace(/^\.\//, ''))));
+}
 const k8sBinaries = join(import.meta.dirname, '..', 'scripts', 'k8s-binaries.sh');
 const kafkaScript = join(import.meta.dirname, '..', 'scripts', 'kafka.sh');
 const helmScript = join(import.meta.dirname, '..', 'scripts', 'helm.sh');
@@ -85,6 +100,14 @@ export default function setup(project: TestProject): () => void {
       project.provide('kafkaUrl', `kafka://${broker}`);
       stops.push(() => execFileSync('bash', [kafkaScript, 'stop'], { stdio: 'inherit' }));
     }
+    if (scope !== 'unit' && runNeedsCluster()) {
+      // Idempotent: a cluster already running (KUEUER_TEST_KEEP_BROKERS) is reused, its dead nodes revived.
+      const out = execFileSync('bash', [clusterScript, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const [nodes, lb] = out.trim().split('\n').slice(-2);
+      if (!nodes?.startsWith('amqp://') || !lb?.startsWith('amqp://')) throw new Error(`scripts/rabbitmq-cluster.sh start printed no URLs:\n${out}`);
+      project.provide('amqpCluster', { lb, nodes });
+      stops.push(() => execFileSync('bash', [clusterScript, 'stop'], { stdio: 'inherit' }));
+    } else project.provide('amqpCluster', { lb: '', nodes: '' });
     const external = process.env.KUEUER_TEST_AMQP_URL;
     if (external) project.provide('amqpUrl', external);
     else {

@@ -275,6 +275,7 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       ...(settings.delivery ? [sidecarEnv('delivery', settings.delivery)] : []),
       // What /drain requires; the app containers' preStop hook sends it.
       sidecarEnv('drainToken', drainToken),
+      ...(settings.queueType ? [sidecarEnv('rabbitmqQueueType', settings.queueType)] : []),
       // The heap's bounds, from the container's memory limit (see heapFlags).
       { name: 'NODE_OPTIONS', value: heapFlags(r.memoryLimit) },
     ],

@@ -4,6 +4,7 @@
  * (create-transport.ts does, when a transport is actually opened).
  */
 import { KueuerError } from '../errors.js';
+import { amqpHostUrls } from './amqp/url.js';
 import { parseKafkaUrl, type KafkaSpec } from './kafka/config.js';
 
 export type BackendSpec = { kind: 'memory' } | { kind: 'amqp'; url: string } | { kind: 'kafka'; spec: KafkaSpec };
@@ -12,9 +13,22 @@ export type BackendSpec = { kind: 'memory' } | { kind: 'amqp'; url: string } | {
 export const KAFKA_DELIVERIES = ['at-least-once', 'at-most-once', 'transactional'] as const;
 export type KafkaDelivery = (typeof KAFKA_DELIVERIES)[number];
 
+/** RabbitMQ only: the type of the durable queues Kueuer declares (docs/rabbitmq.md). */
+export const RABBITMQ_QUEUE_TYPES = ['quorum', 'classic'] as const;
+export type RabbitMqQueueType = (typeof RABBITMQ_QUEUE_TYPES)[number];
+
 export function parseBackend(value: string): BackendSpec {
   if (value === 'memory') return { kind: 'memory' };
   if (value.startsWith('kafka://')) return { kind: 'kafka', spec: parseKafkaUrl(value) };
+  if (/^amqps?:\/\/[^/?#]*,/.test(value)) {
+    // Several nodes of one cluster: amqp://user:pass@host1,host2,host3/vhost.
+    try {
+      amqpHostUrls(value);
+    } catch (err) {
+      throw new KueuerError('KUEUER_ERR_BACKEND_URL', (err as Error).message);
+    }
+    return { kind: 'amqp', url: value };
+  }
   let url: URL;
   try {
     url = new URL(value);

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { KueuerError } from '../errors.js';
-import type { BackendSpec, KafkaDelivery } from './backend.js';
+import type { BackendSpec, KafkaDelivery, RabbitMqQueueType } from './backend.js';
 import { MemoryTransport } from './memory.js';
 import type { QueueDepthReader, Transport } from './transport.js';
 
@@ -21,6 +21,8 @@ export interface TransportOptions {
   delivery: KafkaDelivery;
   /** kafka, transactional delivery: the producer's transactional id. */
   kafkaTransactionalId?: string;
+  /** amqp only: type of the durable queues declared (quorum unless given). */
+  rabbitmqQueueType?: RabbitMqQueueType;
 }
 
 export async function createTransport(spec: BackendSpec, log: Logger, options: TransportOptions): Promise<Transport> {
@@ -33,7 +35,7 @@ export async function createTransport(spec: BackendSpec, log: Logger, options: T
       });
     case 'amqp': {
       const { AmqpTransport } = await import('./amqp/transport.js');
-      return AmqpTransport.connect(spec.url, log);
+      return AmqpTransport.connect(spec.url, log, { queueType: options.rabbitmqQueueType ?? 'quorum' });
     }
     case 'kafka': {
       const { KafkaTransport } = await import('./kafka/transport.js');

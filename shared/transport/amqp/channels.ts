@@ -5,17 +5,6 @@ import type { Logger } from 'pino';
 import type { WireMessage } from '../../envelope.js';
 import { KueuerError } from '../../errors.js';
 
-/** Hides the password of an amqp URL for logs and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable url>';
-  }
-}
-
 export function metaFromHeaders(headers: Record<string, unknown> | undefined): Record<string, string> {
   const meta: Record<string, string> = {};
   if (!headers) return meta;

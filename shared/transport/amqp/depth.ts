@@ -6,11 +6,12 @@
  */
 import { describeNetworkCause } from '../../connect-errors.js';
 import { KueuerError } from '../../errors.js';
+import { amqpHostUrls } from './url.js';
 import type { QueueDepth, QueueDepthReader } from '../transport.js';
 
 /** `http://user:pass@host:15672` by default: the AMQP URL's host and credentials on the management port. */
 export function managementUrlFor(amqpUrl: string, explicit?: string): { base: string; vhost: string; authorization: string } {
-  const amqp = new URL(amqpUrl);
+  const amqp = new URL(amqpHostUrls(amqpUrl)[0]!); // the first node of a cluster URL
   const vhost = amqp.pathname.length > 1 ? decodeURIComponent(amqp.pathname.slice(1)) : '/';
   const mgmt = new URL(explicit ?? `${amqp.protocol === 'amqps:' ? 'https' : 'http'}://${amqp.hostname}:15672`);
   const user = decodeURIComponent(mgmt.username || amqp.username || 'guest');

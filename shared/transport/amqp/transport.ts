@@ -5,20 +5,29 @@
  * use prefetch = concurrency and ack only when the handler resolves.
  *
  * Reconnection uses amqplib's own recovery (backoff with jitter); this module
- * re-creates its channels, queues and consumers on every new connection.
+ * re-creates its channels, queues and consumers on every new connection. The
+ * URL may name several nodes of a cluster (`host1,host2,host3`): a lost
+ * connection or a failed attempt moves on to the next node. Requests are
+ * published with `mandatory` and retried, within the publish timeout, when
+ * the broker returns them (no queue) or the confirm is lost with the
+ * connection; a copy published again after a lost confirm carries
+ * x-kueuer-republished, so its consumer treats it as a redelivery.
  * A delivery is acked only on the channel it arrived on: after a reconnect the
  * broker has already requeued it, and acking its stale tag on a new channel
  * would close that channel with PRECONDITION_FAILED.
  */
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, RecoveringChannelModel } from 'amqplib';
 import type { Logger } from 'pino';
 import type { WireMessage } from '../../envelope.js';
 import { META } from '../../envelope.js';
-import { KueuerError } from '../../errors.js';
+import { isKueuerError, KueuerError } from '../../errors.js';
 import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
-import { closedChannels, confirmPublish, metaFromHeaders, redactUrl, returnedIds, track } from './channels.js';
+import { closedChannels, confirmPublish, returnedIds, track } from './channels.js';
+import { AmqpConsumer, AmqpReplyInbox, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
+import { declareDurableQueue, type QueueType } from './queues.js';
+import { amqpHostUrls, connectTarget, redactRaw } from './url.js';
 import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../../connect-errors.js';
 import { reportFatal } from '../../fatal.js';
 import {
@@ -32,99 +41,6 @@ import {
   type Transport,
 } from '../transport.js';
 
-class AmqpReplyInbox implements ReplyInbox {
-  private channel: Channel | null = null;
-
-  constructor(
-    readonly address: string,
-    private readonly onReply: (message: WireMessage) => void,
-    private readonly transport: AmqpTransport,
-  ) {}
-
-  async attach(model: ChannelModel, log: Logger): Promise<void> {
-    const channel = track(await model.createChannel(), log, 'reply-inbox');
-    // Exclusive: the queue lives and dies with this replica's connection.
-    await channel.assertQueue(this.address, { exclusive: true, autoDelete: true, durable: false });
-    await channel.consume(
-      this.address,
-      (msg) => {
-        if (msg) this.onReply({ meta: metaFromHeaders(msg.properties.headers), body: msg.content });
-      },
-      { noAck: true },
-    );
-    this.channel = channel;
-  }
-
-  async close(): Promise<void> {
-    this.transport.forgetInbox(this);
-    const channel = this.channel;
-    this.channel = null;
-    if (channel && !closedChannels.has(channel)) await channel.close().catch(() => undefined);
-  }
-}
-
-class AmqpConsumer implements Consumer {
-  private channel: Channel | null = null;
-  private consumerTag: string | null = null;
-  private running = 0;
-  private stopping = false;
-  private idleWaiters: Array<() => void> = [];
-
-  constructor(
-    private readonly queue: string,
-    private readonly options: ConsumeOptions,
-    private readonly handler: DeliveryHandler,
-    private readonly transport: AmqpTransport,
-    private readonly log: Logger,
-  ) {}
-
-  get inFlight(): number {
-    return this.running;
-  }
-
-  async attach(model: ChannelModel): Promise<void> {
-    if (this.stopping) return;
-    const channel = track(await model.createChannel(), this.log, 'consumer');
-    await channel.assertQueue(this.queue, { durable: true });
-    await channel.prefetch(this.options.concurrency);
-    const { consumerTag } = await channel.consume(this.queue, (msg) => {
-      if (msg) this.run(channel, msg);
-      else this.log.warn({ queue: this.queue }, 'amqp consumer cancelled by the broker; it resumes on reconnect');
-    });
-    this.channel = channel;
-    this.consumerTag = consumerTag;
-  }
-
-  private run(channel: Channel, msg: ConsumeMessage): void {
-    this.running++;
-    this.handler({ message: { meta: metaFromHeaders(msg.properties.headers), body: msg.content }, redelivered: msg.fields.redelivered })
-      .then(
-        () => {
-          if (!closedChannels.has(channel)) channel.ack(msg);
-        },
-        (err: unknown) => {
-          this.log.warn({ err: (err as Error)?.message, reqId: msg.properties.headers?.[META.id] }, 'handler failed; requeueing');
-          if (!closedChannels.has(channel)) channel.nack(msg, false, true);
-        },
-      )
-      .finally(() => {
-        this.running--;
-        if (this.running === 0) for (const wake of this.idleWaiters.splice(0)) wake();
-      });
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    const channel = this.channel;
-    if (channel && this.consumerTag && !closedChannels.has(channel)) {
-      await channel.cancel(this.consumerTag).catch(() => undefined);
-    }
-    if (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    this.transport.forgetConsumer(this);
-    if (channel && !closedChannels.has(channel)) await channel.close().catch(() => undefined);
-  }
-}
-
 /** How long start-up waits for the first connection attempt's outcome before going on (retrying in the background). */
 const FIRST_ATTEMPT_WAIT_MS = 3000;
 
@@ -137,7 +53,23 @@ const REPLY_TOKEN_PREFIX = `${randomBytes(6).toString('hex')}.`;
 let replyTokens = 0;
 const nextReplyToken = (): string => `${REPLY_TOKEN_PREFIX}${(replyTokens++).toString(36)}`;
 
-export class AmqpTransport implements Transport {
+export interface AmqpOptions {
+  /** Type of the durable queues this transport declares (request and dead-letter queues). */
+  queueType: QueueType;
+}
+
+/**
+ * How long after losing a connection the transport still reports ready: a failover to another node
+ * takes 0.1-1 s, and publishes made meanwhile wait for it (within their timeout) instead of the
+ * responder answering 503 at once and /readyz flapping. Past it, a broker that stays away is reported.
+ */
+const RECONNECT_GRACE_MS = 3_000;
+
+/** Poll interval of a publish that waits for the connection to come back. */
+const RECONNECT_POLL_MS = 25;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class AmqpTransport implements Transport, ConsumerHost {
   readonly kind = 'amqp';
   private model: ChannelModel | null = null;
   private publisher: ConfirmChannel | null = null;
@@ -145,17 +77,36 @@ export class AmqpTransport implements Transport {
   private readonly consumers = new Set<AmqpConsumer>();
   private readonly inboxes = new Set<AmqpReplyInbox>();
   private connection!: RecoveringChannelModel;
+  private readonly hosts: string[];
+  private hostIndex = 0;
+  /** When the last connection was lost; null while connected or before the first connection. */
+  private disconnectedAt: number | null = null;
 
-  private constructor(private readonly log: Logger) {}
+  private constructor(
+    url: string,
+    private readonly log: Logger,
+    readonly queueType: QueueType,
+  ) {
+    this.hosts = amqpHostUrls(url);
+    this.endpoint = amqpEndpoint(this.hosts[0]!);
+  }
 
   /**
    * Starts connecting and returns at once; until the broker answers,
    * isReady() is false and publishes fail fast with KUEUER_ERR_BROKER_UNAVAILABLE.
    */
-  static async connect(url: string, log: Logger): Promise<AmqpTransport> {
-    const transport = new AmqpTransport(log.child({ backend: 'amqp', url: redactUrl(url) }));
-    transport.endpoint = amqpEndpoint(url);
-    transport.connection = await amqp.connect(url, {
+  static async connect(url: string, log: Logger, options: AmqpOptions = { queueType: 'quorum' }): Promise<AmqpTransport> {
+    const transport = new AmqpTransport(url, log.child({ backend: 'amqp', url: redactRaw(url) }), options.queueType);
+    // The object form, so the next attempt can go to another node: amqplib reads it on each attempt.
+    const target = connectTarget(transport.hosts[0]!);
+    transport.moveOn = () => {
+      if (transport.hosts.length < 2) return;
+      transport.hostIndex = (transport.hostIndex + 1) % transport.hosts.length;
+      const next = transport.hosts[transport.hostIndex]!;
+      Object.assign(target, connectTarget(next));
+      transport.endpoint = amqpEndpoint(next);
+    };
+    transport.connection = await amqp.connect(target, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
       recovery: {
         initialDelay: 100,
@@ -179,7 +130,9 @@ export class AmqpTransport implements Transport {
     return transport;
   }
 
-  private endpoint!: AmqpEndpoint;
+  private endpoint: AmqpEndpoint;
+  /** Points the next connection attempt at the next node of the URL (none with one host). */
+  private moveOn: () => void = () => undefined;
   /** Set when the broker refused the login or the vhost: retrying stopped. */
   private refusal: KueuerError | null = null;
 
@@ -187,6 +140,7 @@ export class AmqpTransport implements Transport {
     const { refused, reason, cause } = describeAmqpConnectFailure(err, this.endpoint);
     if (!refused) {
       this.log.warn({ host: this.endpoint.host, port: this.endpoint.port, cause, err: err.message }, `${reason}; retrying`);
+      this.moveOn();
       return;
     }
     this.refusal = new KueuerError('KUEUER_ERR_BROKER_REFUSED', reason, { cause: err });
@@ -202,12 +156,15 @@ export class AmqpTransport implements Transport {
     const c = this.connection;
     c.on('connect', (model: ChannelModel) => {
       this.model = model;
-      this.log.info('connected to broker');
+      this.disconnectedAt = null;
+      this.log.info({ host: this.endpoint.host, port: this.endpoint.port }, 'connected to broker');
     });
     c.on('disconnect', (err: Error) => {
       this.model = null;
+      this.disconnectedAt = Date.now();
       this.publisher = null;
-      this.log.warn({ err: err?.message }, 'lost broker connection; reconnecting');
+      this.log.warn({ host: this.endpoint.host, port: this.endpoint.port, err: err?.message }, 'lost broker connection; reconnecting');
+      this.moveOn();
     });
     c.on('connect-failed', (err: Error) => this.onConnectFailed(err));
     c.on('error', (err: Error) => this.log.warn({ err: err.message }, 'broker connection error'));
@@ -236,7 +193,25 @@ export class AmqpTransport implements Transport {
     return channel;
   }
 
+  /**
+   * A publisher that nacked while it lives on gives way to a new channel: a channel's view of a quorum
+   * queue (its leader) can stay stale after the leader's node is lost, nacking every publish on it.
+   */
+  private async replacePublisher(nacked: ConfirmChannel): Promise<void> {
+    if (this.publisher !== nacked || closedChannels.has(nacked) || !this.model) return;
+    this.publisher = await this.openPublisher(this.model).catch(() => nacked);
+    if (this.publisher !== nacked) void nacked.close().catch(() => undefined);
+  }
+
+  currentModel(): ChannelModel | null {
+    return this.model;
+  }
+
   isReady(): boolean {
+    return this.connected() || (this.disconnectedAt !== null && Date.now() - this.disconnectedAt < RECONNECT_GRACE_MS);
+  }
+
+  private connected(): boolean {
     return this.model !== null && this.publisher !== null && !closedChannels.has(this.publisher);
   }
 
@@ -246,33 +221,82 @@ export class AmqpTransport implements Transport {
       this.publisher = await this.openPublisher(this.model);
       this.declared = new Set();
     }
-    if (!this.isReady() || !this.publisher) {
+    if (!this.connected() || !this.publisher) {
       throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to the broker');
     }
     return this.publisher;
   }
 
-  async publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void> {
-    const channel = await this.usablePublisher();
-    if (!this.declared.has(queue)) {
-      await channel.assertQueue(queue, { durable: true });
-      this.declared.add(queue);
+  /** The publisher, waiting until `giveUpAt` for a connection that is being re-established. */
+  private async publisherBy(giveUpAt: number): Promise<ConfirmChannel> {
+    for (;;) {
+      try {
+        return await this.usablePublisher();
+      } catch (err) {
+        if (Date.now() + RECONNECT_POLL_MS >= giveUpAt) throw err;
+        await sleep(RECONNECT_POLL_MS);
+      }
     }
+  }
+
+  private async declareOnce(queue: string): Promise<void> {
+    if (this.declared.has(queue) || !this.model) return;
+    await declareDurableQueue(this.model, queue, this.queueType, queue.endsWith('.dead-letter') ? 'dead-letter' : 'request', this.log);
+    this.declared.add(queue);
+  }
+
+  async publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void> {
+    const giveUpAt = Date.now() + options.timeoutMs;
+    const id = message.meta[META.id];
     const deadline = Number(message.meta[META.deadline]);
-    const ttl = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : undefined;
-    await confirmPublish(
-      channel,
-      queue,
-      message,
-      {
-        persistent: true,
-        messageId: message.meta[META.id],
-        timestamp: Math.floor(Date.now() / 1000),
-        // The broker discards a request nobody waits for any more.
-        ...(ttl !== undefined ? { expiration: String(ttl) } : {}),
-      },
-      options.timeoutMs,
-    );
+    let outgoing = message;
+    for (;;) {
+      const channel = await this.publisherBy(giveUpAt);
+      try {
+        await this.declareOnce(queue);
+      } catch (err) {
+        // A quorum queue electing a leader, a classic queue whose node is down: try again while the budget lasts.
+        if (Date.now() + RECONNECT_POLL_MS >= giveUpAt) {
+          throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `could not declare queue ${queue}: ${(err as Error).message}`, { cause: err });
+        }
+        await sleep(RECONNECT_POLL_MS);
+        continue;
+      }
+      const ttl = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : undefined;
+      try {
+        await confirmPublish(
+          channel,
+          queue,
+          outgoing,
+          {
+            persistent: true,
+            // Mandatory: a request no queue takes comes back instead of being confirmed and dropped.
+            mandatory: true,
+            messageId: id,
+            timestamp: Math.floor(Date.now() / 1000),
+            // The broker discards a request nobody waits for any more.
+            ...(ttl !== undefined ? { expiration: String(ttl) } : {}),
+          },
+          Math.max(1, giveUpAt - Date.now()),
+        );
+      } catch (err) {
+        // Not confirmed: nacked, or its channel or connection went before the confirm. The broker may
+        // still have it, so a copy sent again is flagged and its consumer tells the app it may be a rerun.
+        if (isKueuerError(err, 'KUEUER_ERR_PUBLISH_TIMEOUT') || Date.now() + RECONNECT_POLL_MS >= giveUpAt) throw err;
+        this.log.warn({ reqId: id, queue, err: (err as Error).message }, 'request not confirmed; publishing it again, flagged as a possible rerun');
+        outgoing = { meta: { ...message.meta, [REPUBLISHED_HEADER]: '1' }, body: message.body };
+        await this.replacePublisher(channel);
+        await sleep(RECONNECT_POLL_MS);
+        continue;
+      }
+      if (id === undefined || !returnedIds.get(channel)?.delete(id)) return;
+      // Returned: the queue does not exist (deleted, or a classic queue on a node that is down). Declare it again.
+      this.declared.delete(queue);
+      if (Date.now() + RECONNECT_POLL_MS >= giveUpAt)
+        throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', `queue ${queue} did not take the request (returned as unroutable)`);
+      this.log.warn({ reqId: id, queue }, 'request returned as unroutable; declaring its queue and publishing again');
+      await sleep(RECONNECT_POLL_MS);
+    }
   }
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
@@ -313,6 +337,7 @@ export class AmqpTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.disconnectedAt = null;
     for (const inbox of [...this.inboxes]) await inbox.close();
     this.model = null;
     this.publisher = null;

@@ -1,0 +1,67 @@
+/**
+ * An AMQP URL naming several brokers of one cluster:
+ * `amqp://user:pass@host1:5672,host2:5672,host3/vhost?heartbeat=10`. Each
+ * host gets the same credentials, vhost and query; the transport connects to
+ * the first that answers and, when a connection is lost, tries the next one.
+ * A single host (a load-balanced Service) is the one-element case. Pure: no
+ * amqplib.
+ */
+const MULTI = /^(amqps?):\/\/(?:([^@/?#]*)@)?([^/?#]*)([/?#].*)?$/;
+
+/** The single-host URLs of a (possibly comma-separated) amqp URL, in order; throws on a malformed one. */
+export function amqpHostUrls(url: string): string[] {
+  const m = MULTI.exec(url);
+  if (!m) throw new Error(`expected amqp://[user:pass@]host[:port][,host[:port]...][/vhost], got ${JSON.stringify(redactRaw(url))}`);
+  const [, scheme, auth, hosts, rest] = m;
+  const list = hosts!.split(',');
+  if (list.some((h) => h.trim() === '')) throw new Error('the amqp URL has an empty host (two commas, or a comma at an end)');
+  return list.map((host) => {
+    const single = `${scheme}://${auth !== undefined ? `${auth}@` : ''}${host.trim()}${rest ?? ''}`;
+    const parsed = new URL(single); // throws on a bad port or host
+    if (!parsed.hostname) throw new Error('the amqp URL has no host');
+    return single;
+  });
+}
+
+/** The URL with its password hidden, without parsing it as one URL (it may have several hosts). */
+export function redactRaw(url: string): string {
+  return url.replace(/^(amqps?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+}
+
+/** What amqplib's connect takes for one host: the object form, so the transport can point it at another host before a reconnect. */
+export interface ConnectTarget {
+  protocol: string;
+  hostname: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** As in the URL's path (amqplib unescapes it). */
+  vhost: string;
+  heartbeat?: number;
+  frameMax?: number;
+  channelMax?: number;
+  locale?: string;
+}
+
+/** The object form of a single-host amqp URL, with what amqplib reads from a URL string (credentials, vhost, query). */
+export function connectTarget(url: string): ConnectTarget {
+  const u = new URL(url);
+  const protocol = u.protocol.replace(/:$/, '');
+  const target: ConnectTarget = {
+    protocol,
+    hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: u.port ? Number(u.port) : protocol === 'amqps' ? 5671 : 5672,
+    vhost: u.pathname.slice(1),
+  };
+  if (u.username !== '' || u.password !== '') {
+    target.username = decodeURIComponent(u.username);
+    target.password = decodeURIComponent(u.password);
+  }
+  for (const key of ['heartbeat', 'frameMax', 'channelMax'] as const) {
+    const raw = u.searchParams.get(key);
+    if (raw !== null) target[key] = parseInt(raw, 10);
+  }
+  const locale = u.searchParams.get('locale');
+  if (locale !== null) target.locale = locale;
+  return target;
+}

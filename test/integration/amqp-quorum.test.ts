@@ -1,0 +1,233 @@
+/**
+ * The RabbitMQ backend's queue types and failover duties against the shared
+ * single node: quorum request and dead-letter queues by default, classic on
+ * request, an existing queue of another type used as it is (and named in the
+ * log), quorum's delivery limit for a request that fails every consumer, a
+ * consumer the broker cancels resuming, a publish the broker returns being
+ * declared and sent again, a republished copy seen as a redelivery, and a URL
+ * naming several nodes.
+ */
+import amqp from 'amqplib';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { encodeRequest, type WireMessage } from '../../shared/envelope.js';
+import { parseBackend } from '../../shared/transport/backend.js';
+import { createTransport } from '../../shared/transport/create-transport.js';
+import { managementUrlFor } from '../../shared/transport/amqp/depth.js';
+import { REPUBLISHED_HEADER } from '../../shared/transport/amqp/consumer.js';
+import type { Delivery, Transport } from '../../shared/transport/transport.js';
+import { brokers, uniqueQueue, waitFor } from '../helpers/stack.js';
+
+const amqpUrl = (): string => brokers().amqp;
+
+/** A transport whose log lines are kept, to read what it said. */
+async function transportWithLog(
+  options: { url?: string; queueType?: 'quorum' | 'classic' } = {},
+): Promise<{ t: Transport; lines: Array<Record<string, unknown>> }> {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const t = await createTransport(parseBackend(options.url ?? amqpUrl()), log, {
+    visibilityTimeoutMs: 0,
+    kafkaPartitions: 1,
+    delivery: 'at-least-once',
+    ...(options.queueType ? { rabbitmqQueueType: options.queueType } : {}),
+  });
+  await waitFor(() => t.isReady(), 20_000, 'amqp transport to connect');
+  return { t, lines };
+}
+
+/** The queue as the management API shows it (type, arguments, message count). */
+async function queueInfo(queue: string): Promise<{ type: string; arguments: Record<string, unknown>; messages: number } | null> {
+  const mgmt = managementUrlFor(amqpUrl(), `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`);
+  const res = await fetch(`${mgmt.base}/api/queues/${encodeURIComponent(mgmt.vhost)}/${encodeURIComponent(queue)}`, {
+    headers: { authorization: mgmt.authorization },
+  });
+  if (res.status === 404) return null;
+  return (await res.json()) as { type: string; arguments: Record<string, unknown>; messages: number };
+}
+
+/** Runs `fn` on a plain amqplib channel of the shared node. */
+async function withRawChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
+  const conn = await amqp.connect(amqpUrl());
+  try {
+    return await fn(await conn.createChannel());
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+function request(queue: string, id: string): WireMessage {
+  return encodeRequest({
+    id,
+    queue,
+    replyTo: `kueuer.reply.${queue}.0000000000000000`,
+    deadline: Date.now() + 60_000,
+    enqueuedAt: Date.now(),
+    method: 'GET',
+    path: '/',
+    headers: [],
+    body: Buffer.alloc(0),
+  });
+}
+
+const ids = (n: number): string => n.toString(16).padStart(32, '0');
+
+describe('amqp queue types', () => {
+  it('declares request and dead-letter queues as quorum queues with a delivery limit by default', async () => {
+    const { t } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('quorum');
+      await t.publishRequest(queue, request(queue, ids(1)), { timeoutMs: 5000 });
+      await t.publishRequest(`${queue}.dead-letter`, request(queue, ids(2)), { timeoutMs: 5000 });
+      const info = await queueInfo(queue);
+      expect(info?.type).toBe('quorum');
+      expect(info?.arguments['x-delivery-limit']).toBe(20);
+      expect((await queueInfo(`${queue}.dead-letter`))?.type).toBe('quorum');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('declares classic queues when asked (KUEUER_RABBITMQ_QUEUE_TYPE=classic)', async () => {
+    const { t } = await transportWithLog({ queueType: 'classic' });
+    try {
+      const queue = uniqueQueue('classic');
+      const consumer = await t.consume(queue, { concurrency: 1 }, async () => undefined);
+      expect((await queueInfo(queue))?.type).toBe('classic');
+      await consumer.stop();
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('uses an existing queue of another type as it is and says which queue, which type and how to migrate', async () => {
+    const queue = uniqueQueue('existing');
+    await withRawChannel((ch) => ch.assertQueue(queue, { durable: true }));
+    const { t, lines } = await transportWithLog();
+    try {
+      const got: Delivery[] = [];
+      const consumer = await t.consume(queue, { concurrency: 1 }, async (d) => void got.push(d));
+      await t.publishRequest(queue, request(queue, ids(3)), { timeoutMs: 5000 });
+      await expect.poll(() => got.length, { timeout: 5000 }).toBe(1);
+      expect((await queueInfo(queue))?.type).toBe('classic');
+      const said = lines.find((l) => l.level === 50 && l.queue === queue);
+      expect(said?.found).toBe('classic');
+      expect(String(said?.msg)).toMatch(new RegExp(`queue ${queue} already exists as classic.*delete_queue ${queue}.*KUEUER_RABBITMQ_QUEUE_TYPE`));
+      await consumer.stop();
+    } finally {
+      await t.close();
+      await withRawChannel((ch) => ch.deleteQueue(queue));
+    }
+  });
+
+  it("drops a request that fails every delivery after quorum's delivery limit (20 redeliveries), not at its deadline", async () => {
+    const { t } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('poison');
+      let calls = 0;
+      const consumer = await t.consume(queue, { concurrency: 1 }, async () => {
+        calls++;
+        throw new Error('poison');
+      });
+      await t.publishRequest(queue, request(queue, ids(4)), { timeoutMs: 5000 });
+      await expect.poll(async () => (await queueInfo(queue))?.messages, { timeout: 20_000 }).toBe(0);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(calls).toBeGreaterThanOrEqual(20);
+      expect(calls).toBeLessThanOrEqual(21);
+      await consumer.stop();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('amqp failover duties', () => {
+  it('a consumer the broker cancels (its queue deleted) consumes again once the queue is back', async () => {
+    const { t, lines } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('cancelled');
+      const got: string[] = [];
+      const consumer = await t.consume(queue, { concurrency: 1 }, async (d) => void got.push(d.message.meta['kueuer-id'] ?? ''));
+      await withRawChannel((ch) => ch.deleteQueue(queue));
+      await expect.poll(() => lines.some((l) => /cancelled by the broker/.test(String(l.msg))), { timeout: 5000 }).toBe(true);
+      await t.publishRequest(queue, request(queue, ids(5)), { timeoutMs: 5000 });
+      await expect.poll(() => got, { timeout: 10_000 }).toEqual([ids(5)]);
+      await consumer.stop();
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a request the broker returns (its queue deleted after the declare) is declared again and delivered, not confirmed and dropped', async () => {
+    const { t } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('returned');
+      await t.publishRequest(queue, request(queue, ids(6)), { timeoutMs: 5000 });
+      await withRawChannel((ch) => ch.deleteQueue(queue));
+      await t.publishRequest(queue, request(queue, ids(7)), { timeoutMs: 5000 });
+      await expect.poll(async () => (await queueInfo(queue))?.messages, { timeout: 10_000 }).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('a copy published again after a lost confirm reaches its consumer as a redelivery', async () => {
+    const { t } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('republished');
+      const got: Delivery[] = [];
+      const consumer = await t.consume(queue, { concurrency: 1 }, async (d) => void got.push(d));
+      const copy = request(queue, ids(8));
+      await withRawChannel(async (ch) => {
+        ch.sendToQueue(queue, copy.body, { headers: { ...copy.meta, [REPUBLISHED_HEADER]: '1' } });
+        ch.sendToQueue(queue, copy.body, { headers: copy.meta });
+        await new Promise((r) => setTimeout(r, 200));
+      });
+      await expect.poll(() => got.map((d) => d.redelivered), { timeout: 5000 }).toEqual([true, false]);
+      await consumer.stop();
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('stays ready through a reconnect, and a publish made meanwhile waits for the new connection instead of failing', async () => {
+    const { t, lines } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('reconnect');
+      await t.publishRequest(queue, request(queue, ids(10)), { timeoutMs: 5000 });
+      const localPort = (t as unknown as { model: { connection: { stream: { localPort: number } } } }).model.connection.stream.localPort;
+      const mgmt = managementUrlFor(amqpUrl(), `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`);
+      const name = `127.0.0.1:${localPort} -> 127.0.0.1:${new URL(amqpUrl()).port}`;
+      // The broker closes the connection, as a node going down does.
+      await waitFor(
+        async () =>
+          (await fetch(`${mgmt.base}/api/connections/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: mgmt.authorization } })).ok,
+        10_000,
+        'the management API to know the connection',
+      );
+      await waitFor(() => lines.some((l) => l.msg === 'lost broker connection; reconnecting'), 5000, 'the transport to notice');
+      expect(t.isReady()).toBe(true);
+      await t.publishRequest(queue, request(queue, ids(11)), { timeoutMs: 5000 });
+      await expect.poll(async () => (await queueInfo(queue))?.messages, { timeout: 10_000 }).toBe(2);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('connects through a URL naming several nodes, skipping one that does not answer', async () => {
+    const single = new URL(amqpUrl());
+    const url = `amqp://${single.username}:${single.password}@127.0.0.1:1,${single.host}${single.pathname === '/' ? '' : single.pathname}`;
+    const { t } = await transportWithLog({ url });
+    try {
+      const queue = uniqueQueue('multi');
+      await t.publishRequest(queue, request(queue, ids(9)), { timeoutMs: 5000 });
+      await expect.poll(async () => (await queueInfo(queue))?.messages, { timeout: 10_000 }).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses a cluster URL with an empty host as a bad backend URL', () => {
+    expect(() => parseBackend('amqp://guest:guest@host1,,host3/')).toThrow(/empty host/);
+  });
+});
