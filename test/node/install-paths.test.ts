@@ -11,7 +11,7 @@
  * the suite's RabbitMQ reached from pods through forwarders
  * (test/helpers/real-install.ts); the app is go-httpbin.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-plane.js';
@@ -203,6 +203,7 @@ describe('the install paths on a real node', () => {
       // README, "Install on a cluster": the namespace and the broker Secret, then the user's kustomization of the base.
       ok(kubectl('create', 'namespace', 'kueuer-system'), 'namespace');
       broker.createBackendSecret('kueuer-system');
+      mkdirSync(join(root, '.cache', 'real-node'), { recursive: true });
       const dir = mkdtempSync(join(root, '.cache', 'real-node', 'apply-k-'));
       try {
         writeFileSync(join(dir, 'kustomization.yaml'), userKustomization(dir, kueuerImage, {}));
