@@ -12,6 +12,8 @@ export interface Running {
 export interface BackendOptions {
   backend: BackendSpec;
   kafkaPartitions: number;
+  kafkaReplicationFactor: number;
+  kafkaMinInsyncReplicas: number;
   delivery: KafkaDelivery;
   kafkaTransactionalId?: string | undefined;
   /** memory backend only (`kueuer local`, which has the option). */
@@ -27,6 +29,7 @@ export async function openBackend(o: BackendOptions, log: Logger, component: 're
     // Read by the memory backend only, which has it (checked above); brokers ignore it.
     visibilityTimeoutMs: o.visibilityTimeoutMs ?? 0,
     kafkaPartitions: o.kafkaPartitions,
+    kafkaReplication: { replicationFactor: o.kafkaReplicationFactor, minInsyncReplicas: o.kafkaMinInsyncReplicas },
     delivery: o.delivery,
     ...(o.kafkaTransactionalId ? { kafkaTransactionalId: o.kafkaTransactionalId } : {}),
   });

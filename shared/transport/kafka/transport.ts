@@ -37,10 +37,11 @@ import {
   type Transport,
 } from '../transport.js';
 import { KafkaClient, SETUP_RETRY } from './client.js';
-import { consumerGroup, requestTopic, type KafkaSpec } from './config.js';
+import { consumerGroup, DEFAULT_TOPIC_REPLICATION, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
 import { metaFromHeaders, recordOf } from './records.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { TickBatcher } from './tick-batcher.js';
+import { createTopic } from './topics.js';
 import { replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits } from './transactions.js';
 import { settleWithin } from '../../timers.js';
 
@@ -53,10 +54,9 @@ export interface KafkaTransportOptions {
    * transaction its predecessor left open). Default `kueuer.<queue>.<hostname>`.
    */
   transactionalId?: string;
+  /** Of the topics this transport creates (topics.ts); DEFAULT_TOPIC_REPLICATION when absent. */
+  replication?: TopicReplication;
 }
-
-/** Topics Kueuer creates accept records up to 101 MiB: the largest --max-body / --max-response plus headers (Kafka's default is 1 MiB). */
-const MAX_MESSAGE_BYTES = 101 * 1024 * 1024;
 
 /** Until the producer is connected: a check every 100 ms for 5 s. */
 const CONNECTED_POLL: RetryOptions = { baseMs: 100, capMs: 100, jitter: false, maxAttempts: 51 };
@@ -129,29 +129,11 @@ export class KafkaTransport implements Transport {
   private ensureTopic(topic: string, partitions: number): Promise<void> {
     let creating = this.topics.get(topic);
     if (!creating) {
-      creating = this.createTopic(topic, partitions);
+      creating = createTopic(this.admin, this.log, topic, partitions, this.options.replication ?? DEFAULT_TOPIC_REPLICATION);
       this.topics.set(topic, creating);
       creating.catch(() => this.topics.delete(topic));
     }
     return creating;
-  }
-
-  private async createTopic(topic: string, partitions: number): Promise<void> {
-    try {
-      await this.admin.createTopics({
-        topics: [{ topic, numPartitions: partitions, configEntries: [{ name: 'max.message.bytes', value: String(MAX_MESSAGE_BYTES) }] }],
-        waitForLeaders: true,
-      });
-    } catch (err) {
-      const type = (err as { type?: string }).type ?? '';
-      if (type === 'TOPIC_AUTHORIZATION_FAILED' || type === 'CLUSTER_AUTHORIZATION_FAILED') {
-        throw new KueuerError(
-          'KUEUER_ERR_BROKER_UNAVAILABLE',
-          `not allowed to create Kafka topic ${topic}: create it beforehand (see docs/kafka.md) or grant CREATE on it`,
-        );
-      }
-      if (type !== 'TOPIC_ALREADY_EXISTS') throw err;
-    }
   }
 
   async publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void> {
