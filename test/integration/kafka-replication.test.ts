@@ -95,3 +95,45 @@ describe('kafka topic replication on a single broker', () => {
     expect(await describeTopic(admin, topic)).toEqual({ replicas: [1], minInsync: '1' });
   });
 });
+
+describe('kafka topic replication on three brokers', () => {
+  const clusterUrl = inject('kafkaClusterUrl');
+  const admin = kafkaClient(clusterUrl).admin();
+  const transports: Transport[] = [];
+  beforeAll(() => admin.connect());
+  afterAll(async () => {
+    for (const t of transports) await t.close();
+    await admin.disconnect();
+  });
+
+  it('creates request and reply topics with RF 3 and min.insync.replicas 2, without a warning', { timeout: 60_000 }, async () => {
+    const { log, lines } = capturingLog();
+    const { transport, topic } = await publishOne(clusterUrl, log);
+    transports.push(transport);
+    expect(await describeTopic(admin, topic)).toEqual({ replicas: [3, 3], minInsync: '2' });
+    const inbox = await transport.openReplyInbox(uniqueQueue('repl-inbox'), () => undefined);
+    await waitFor(() => transport.isReady(), 30_000, 'the reply inbox to be set up');
+    expect(await describeTopic(admin, inbox.address)).toEqual({ replicas: [3], minInsync: '2' });
+    await inbox.close();
+    expect(lines).toEqual([]);
+  });
+
+  it('takes the replication the options ask for', { timeout: 60_000 }, async () => {
+    const { log } = capturingLog();
+    const { transport, topic } = await publishOne(clusterUrl, log, { kafkaReplication: { replicationFactor: 2, minInsyncReplicas: 1 } });
+    transports.push(transport);
+    expect(await describeTopic(admin, topic)).toEqual({ replicas: [2, 2], minInsync: '1' });
+  });
+
+  it('reports an existing topic with min.insync.replicas 1 on three brokers, and leaves it as it is', { timeout: 60_000 }, async () => {
+    const queue = uniqueQueue('repl-isr');
+    const topic = requestTopic(queue);
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 3 }], waitForLeaders: true });
+    const { log, lines } = capturingLog();
+    const { transport } = await publishOne(clusterUrl, log, {}, queue);
+    transports.push(transport);
+    const warnings = lines.filter((l) => l.topic === topic);
+    expect(warnings.map((l) => l.msg)).toEqual([expect.stringContaining(`Kafka topic ${topic} has min.insync.replicas 1`) as string]);
+    expect(await describeTopic(admin, topic)).toEqual({ replicas: [3], minInsync: '1' });
+  });
+});
