@@ -105,7 +105,7 @@ case "${1:-}" in
     if running "$n"; then
       kill "-${3:-KILL}" "$pid"
       for _ in $(seq 1 240); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-      kill -0 "$pid" 2>/dev/null && { echo "Kafka node $n (pid $pid) did not exit" >&2; exit 1; }
+      if kill -0 "$pid" 2>/dev/null; then echo "Kafka node $n (pid $pid) did not exit" >&2; exit 1; fi
     fi
     ;;
   stop)

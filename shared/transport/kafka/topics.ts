@@ -9,13 +9,16 @@
  * Records are produced with acks=all, so a confirmed record is on at least
  * `min.insync.replicas` brokers.
  */
-import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import type { Admin, ConfigResourceTypes } from 'kafkajs';
 import type { Logger } from 'pino';
 import { KueuerError } from '../../errors.js';
 import type { TopicReplication } from './config.js';
 
 /** Topics Kueuer creates accept records up to 101 MiB: the largest --max-body / --max-response plus headers (Kafka's default is 1 MiB). */
 const MAX_MESSAGE_BYTES = 101 * 1024 * 1024;
+
+/** ConfigResourceTypes.TOPIC: kafkajs is CommonJS and Node's ESM loader does not see that enum as a named export. */
+const TOPIC_RESOURCE: ConfigResourceTypes = 2;
 
 /** What a new topic gets on a cluster of `brokers` live brokers. */
 export function replicationOn(wanted: TopicReplication, brokers: number): TopicReplication {
@@ -47,7 +50,7 @@ export async function readReplication(admin: Admin, topic: string): Promise<Topi
   const partitions = topics[0]?.partitions ?? [];
   const replicationFactor = Math.min(...partitions.map((p) => p.replicas.length));
   const { resources } = await admin.describeConfigs({
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['min.insync.replicas'] }],
+    resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: ['min.insync.replicas'] }],
     includeSynonyms: false,
   });
   const minInsyncReplicas = Number(resources[0]?.configEntries.find((e) => e.configName === 'min.insync.replicas')?.configValue ?? 1);
