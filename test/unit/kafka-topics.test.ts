@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseOptions } from '../../shared/options.js';
 import { kafkaOptions } from '../../shared/common-options.js';
+import { pickPartition } from '../../shared/transport/kafka/leaders.js';
 import { replicationOn, singlePointsOfFailure } from '../../shared/transport/kafka/topics.js';
 
 describe('replication of the topics Kueuer creates', () => {
@@ -41,5 +42,26 @@ describe('replication of the topics Kueuer creates', () => {
       kafkaMinInsyncReplicas: 3,
     });
     expect(() => parseOptions(kafkaOptions(), ['--kafka-replication-factor', '0'], {})).toThrow(/kafka-replication-factor/);
+  });
+});
+
+describe('the partition a request goes to while a broker is down', () => {
+  const leaders = ['b1:9092', 'b2:9092', 'b3:9092', 'b1:9092', 'b2:9092', 'b3:9092'];
+  const down = (dead: string) => (broker: string) => broker === dead;
+
+  it("leaves the choice to kafkajs while every leader is reachable, or before the topic's leaders are known", () => {
+    expect(pickPartition(leaders, () => false, 'req-1')).toBeUndefined();
+    expect(pickPartition(undefined, down('b2:9092'), 'req-1')).toBeUndefined();
+  });
+
+  it('spreads requests over the partitions whose leader is reachable, never one led by the dead broker', () => {
+    const chosen = new Set(Array.from({ length: 200 }, (_, i) => pickPartition(leaders, down('b2:9092'), `req-${i}`)));
+    expect([...chosen].sort()).toEqual([0, 2, 3, 5]);
+  });
+
+  it('avoids a partition a send to failed, and leaves kafkajs the choice when no partition is left', () => {
+    const chosen = new Set(Array.from({ length: 200 }, (_, i) => pickPartition(leaders, () => false, `req-${i}`, new Set([0, 1]))));
+    expect([...chosen].sort()).toEqual([2, 3, 4, 5]);
+    expect(pickPartition(leaders, () => true, 'req-1')).toBeUndefined();
   });
 });

@@ -38,7 +38,8 @@ import {
 } from '../transport.js';
 import { KafkaClient, SETUP_RETRY } from './client.js';
 import { consumerGroup, DEFAULT_TOPIC_REPLICATION, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
-import { metaFromHeaders, recordOf } from './records.js';
+import { metaFromHeaders, recordOf, type OutgoingRecord } from './records.js';
+import { LeaderMap } from './leaders.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { TickBatcher } from './tick-batcher.js';
 import { createTopic } from './topics.js';
@@ -72,6 +73,8 @@ export class KafkaTransport implements Transport {
   private readonly producer: Producer;
   private readonly admin: Admin;
   private readonly batcher: TickBatcher;
+  /** Steers new requests away from partitions whose leader is down (leaders.ts). */
+  private readonly leaders: LeaderMap;
   private connected = false;
   private readonly topics = new Map<string, Promise<void>>();
   /** This process's reply topics, and whether each is ready to receive. */
@@ -92,8 +95,10 @@ export class KafkaTransport implements Transport {
     // partition, which capped a reply topic at a few hundred records/s. A
     // retried send can then duplicate a record: a duplicate request runs twice
     // (at-least-once anyway), and a duplicate reply is dropped by the responder.
-    this.producer = this.kafka.producer({ allowAutoTopicCreation: false });
+    // Two retries of its own (~300 ms): a request publish then tries another partition (sendRequest) instead of waiting out a dead leader.
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { initialRetryTime: 100, retries: 2 } });
     this.batcher = new TickBatcher(this.producer);
+    this.leaders = new LeaderMap(this.admin, (broker) => this.client.recentlyUnreachable(broker));
     this.producer.on('producer.connect', () => {
       this.connected = true;
       log.info('connected to Kafka');
@@ -142,11 +147,28 @@ export class KafkaTransport implements Transport {
     await withTimeout(
       (async () => {
         await this.ensureTopic(topic, this.options.partitions);
-        await this.batcher.send(topic, recordOf(message));
+        await this.sendRequest(topic, recordOf(message), Date.now() + options.timeoutMs);
       })(),
       options.timeoutMs,
       'request',
     );
+  }
+
+  /** Sends to a partition whose leader is reachable; a failed send goes to another partition until the deadline (leaders.ts). */
+  private async sendRequest(topic: string, record: OutgoingRecord['message'], deadline: number): Promise<void> {
+    const failed = new Set<number>();
+    for (;;) {
+      const partition = this.leaders.partitionFor(topic, record.key ?? '', failed);
+      try {
+        return await this.batcher.send(topic, partition === undefined ? record : { ...record, partition });
+      } catch (err) {
+        // kafkajs gives up on a dead leader with KafkaJSNumberOfRetriesExceeded (not retriable itself): another partition may take it.
+        const e = err as { retriable?: boolean; name?: string };
+        if (Date.now() >= deadline || (e.retriable === false && e.name !== 'KafkaJSNumberOfRetriesExceeded')) throw err;
+        if (partition !== undefined) failed.add(partition);
+        await this.leaders.refresh([topic]);
+      }
+    }
   }
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
