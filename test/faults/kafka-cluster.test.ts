@@ -78,7 +78,7 @@ describe('fault rows on three Kafka brokers', () => {
       setTimeout(() => res.end(`done ${req.url}`), 100);
     });
     const common = ['--backend', clusterUrl, '--queue', queue, '--admin-listen', '127.0.0.1:0', '--kafka-partitions', '6'];
-    const front = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--timeout', '90s', '--publish-timeout', '5s', '--max-pending', '5000', ...common], {
+    const front = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--timeout', '90s', '--publish-timeout', '15s', '--max-pending', '5000', ...common], {
       KUEUER_LOG_LEVEL: 'info',
     });
     started.push(front);
