@@ -4,9 +4,11 @@
  * prom-client registry), /healthz (the process is alive), /readyz (it can
  * do its job now, e.g. the broker is connected) and, for the sidecar, /drain.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerBase } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { ClientErrorCode } from './error-catalogue.js';
 import { formatHostPort, type HostPort } from './options.js';
 
 export interface AdminRoutesOptions {
@@ -18,10 +20,41 @@ export interface AdminRoutesOptions {
   /**
    * GET /drain: stop taking work and answer once the work in flight is done.
    * The sidecar's pods call it from the app container's preStop hook, so the
-   * app gets SIGTERM only after the sidecar stopped taking requests.
+   * app gets SIGTERM only after the sidecar stopped taking requests. It
+   * changes state, so it needs `Authorization: Bearer <drainToken>` and
+   * answers no other method (HEAD included: link checkers and monitors send it).
    */
   drain?: () => Promise<void>;
+  /** The bearer token /drain requires (the webhook puts it in the pod's preStop hook); without one, /drain is refused. */
+  drainToken?: string;
 }
+
+export interface DrainRefusal {
+  status: 401 | 403;
+  error: ClientErrorCode;
+  message: string;
+}
+
+/** Why a /drain call with this Authorization header is refused, or null: the token is compared in constant time. */
+export function drainRefusal(authorization: string | undefined, token: string | undefined): DrainRefusal | null {
+  if (!token)
+    return {
+      status: 403,
+      error: 'drain_disabled' satisfies ClientErrorCode,
+      message: 'this process has no drain token (--drain-token, KUEUER_DRAIN_TOKEN), so /drain is refused; the webhook sets one in injected pods',
+    };
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1] ?? '';
+  const digest = (v: string) => createHash('sha256').update(v).digest();
+  if (given !== '' && timingSafeEqual(digest(given), digest(token))) return null;
+  return {
+    status: 401,
+    error: 'drain_unauthorized' satisfies ClientErrorCode,
+    message: "/drain needs the pod's drain token as Authorization: Bearer <token> (the injected preStop hook sends it)",
+  };
+}
+
+/** Every method but GET on /drain: a state-changing route answers no HEAD (Fastify would add one to a GET). */
+const NOT_DRAIN_METHODS = ['HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 export interface AdminServerOptions extends AdminRoutesOptions {
   log: Logger;
@@ -46,9 +79,29 @@ export function registerAdminRoutes(app: AnyFastify, options: AdminRoutesOptions
   });
   const drain = options.drain;
   if (drain) {
-    app.get('/drain', async () => {
-      await drain();
-      return { status: 'drained' };
+    app.route({
+      method: 'GET',
+      url: '/drain',
+      exposeHeadRoute: false,
+      handler: async (req, reply) => {
+        const refusal = drainRefusal((req.headers as Record<string, string | undefined>).authorization, options.drainToken);
+        if (refusal) {
+          if (refusal.status === 401) reply.header('www-authenticate', 'Bearer realm="kueuer-drain"');
+          req.log.warn({ remote: req.ip, status: refusal.status }, 'refused a /drain call');
+          return reply.code(refusal.status).send({ error: refusal.error, message: refusal.message });
+        }
+        await drain();
+        return { status: 'drained' };
+      },
+    });
+    app.route({
+      method: [...NOT_DRAIN_METHODS],
+      url: '/drain',
+      handler: async (req, reply) =>
+        reply
+          .code(405)
+          .header('allow', 'GET')
+          .send({ error: 'method_not_allowed' satisfies ClientErrorCode, message: `/drain answers GET only (with the drain token), not ${req.method}` }),
     });
   }
   app.get('/readyz', async (_req, reply) => {

@@ -158,6 +158,21 @@ export const CLIENT_ERRORS = {
     meaning: 'The webhook got a body that is not an AdmissionReview v1.',
     action: "Only the apiserver should call /mutate; check the MutatingWebhookConfiguration's path and version.",
   },
+  drain_unauthorized: {
+    status: 401,
+    meaning: "A GET /drain on the sidecar's admin port without the pod's drain token (Authorization: Bearer …); the sidecar keeps consuming.",
+    action: "Only the injected preStop hook should drain a sidecar; to drain by hand, send the token from the sidecar's KUEUER_DRAIN_TOKEN.",
+  },
+  drain_disabled: {
+    status: 403,
+    meaning: 'A GET /drain on a sidecar started without a drain token (--drain-token, KUEUER_DRAIN_TOKEN); /drain is refused.',
+    action: 'Let the webhook (or kueuer inject) inject the sidecar, which sets the token and the preStop hook that sends it.',
+  },
+  method_not_allowed: {
+    status: 405,
+    meaning: 'A state-changing admin endpoint (/drain) was called with another method than GET, HEAD included; nothing changed.',
+    action: 'None for monitors and link checkers; the preStop hook uses GET with the drain token.',
+  },
   unknown_queue: {
     status: 404,
     meaning: 'The /backlog endpoint was asked for a queue Kueuer does not scale.',

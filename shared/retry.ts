@@ -25,8 +25,8 @@ export function backoff(options: BackoffOptions, attempt: number, random: () => 
 export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 50, capMs: 1000, jitter: true };
 
 export interface RetryOptions extends Partial<BackoffOptions> {
-  /** Give up (rethrow) when the next wait would end after this epoch-ms time. */
-  until?: number;
+  /** Give up (rethrow) when the next wait would end after this epoch-ms time (which may depend on the error). */
+  until?: number | ((err: unknown) => number);
   /** Give up after this many attempts. */
   maxAttempts?: number;
   signal?: AbortSignal;
@@ -48,7 +48,7 @@ export async function retry<T>(operation: (attempt: number) => Promise<T>, optio
         options.signal?.aborted === true ||
         (options.retryable !== undefined && !options.retryable(err)) ||
         (options.maxAttempts !== undefined && attempt >= options.maxAttempts) ||
-        (options.until !== undefined && Date.now() + wait >= options.until);
+        (options.until !== undefined && Date.now() + wait >= (typeof options.until === 'function' ? options.until(err) : options.until));
       if (stop) throw err;
       options.onRetry?.(err, attempt, wait);
       await sleep(wait, undefined, options.signal ? { signal: options.signal } : undefined).catch(() => undefined);

@@ -77,8 +77,22 @@ export const sidecarOptions = {
       return raw;
     },
   },
+  drainToken: {
+    flag: 'drain-token',
+    env: 'KUEUER_DRAIN_TOKEN',
+    description:
+      'the bearer token GET /drain requires (the webhook sets a random one per pod and sends it from the preStop hook); without one, /drain is refused',
+    optional: true as const,
+    parse: parseDrainToken,
+  },
   logLevel: logLevelOption(),
 };
+
+/** A drain token: 16 to 256 characters of a bearer token (RFC 6750's b64token). */
+export function parseDrainToken(raw: string): string {
+  if (!/^[A-Za-z0-9._~+/-]{16,256}=*$/.test(raw)) throw new Error('use 16 to 256 letters, digits or "-._~+/" (the webhook generates one)');
+  return raw;
+}
 
 export type SidecarOptions = OptionValues<typeof sidecarOptions>;
 type RetryValues = OptionValues<ReturnType<typeof retryOptions>>;

@@ -15,7 +15,7 @@ import { AppClient } from './app-client.js';
 import { waitForApp } from './app-probe.js';
 import type { SidecarOptions, SidecarSettings } from './config.js';
 import { sidecarMetrics } from './metrics.js';
-import { startWorker, type RetrySettings, type Worker } from './worker.js';
+import { handsDeliveriesBack, startWorker, type RetrySettings, type Worker } from './worker.js';
 
 export interface RunningSidecar {
   /** Resolves once the app accepted a connection and the consumer runs (false if stopped first). */
@@ -62,7 +62,7 @@ export async function startSidecar(settings: SidecarSettings, transport: Transpo
       abort.abort();
       await consuming.catch(() => false);
       // amqp and memory requeue a rejected delivery; Kafka cannot hand one record back (it would be given up).
-      if (transport.kind !== 'kafka') appClient.handBackUnsent();
+      if (handsDeliveriesBack(transport)) appClient.handBackUnsent();
       await worker?.stop();
     })());
   return {
@@ -94,7 +94,14 @@ export async function runSidecar(o: SidecarOptions, log: Logger): Promise<Runnin
       ? `drained through /drain ${Math.round((Date.now() - drainedAt) / 1000)} s ago and still running: restart to consume again`
       : null;
   const { admin, address } = await serveAdmin(
-    { registry, log, notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()), notLiveReason, drain },
+    {
+      registry,
+      log,
+      notReadyReason: notReadyReason(transport, () => sidecar.notReadyReason()),
+      notLiveReason,
+      drain,
+      ...(o.drainToken ? { drainToken: o.drainToken } : {}),
+    },
     o.adminListen,
   );
   log.info({ app: formatHostPort(o.app), admin: address, queue: o.queue, concurrency: o.concurrency }, 'sidecar ready');

@@ -13,7 +13,7 @@ import type { HeaderPairs } from '../shared/http-headers.js';
 import type { Consumer, Delivery, Transport } from '../shared/transport/transport.js';
 import type { AppClient, AppOutcome } from './app-client.js';
 import type { SidecarMetrics } from './metrics.js';
-import { backoffMs } from './retry-policy.js';
+import { retry, type BackoffOptions } from '../shared/retry.js';
 
 export interface WorkerSettings {
   queue: string;
@@ -41,6 +41,27 @@ export const REPLY_CONFIRM_TIMEOUT_MS = 5_000;
 export const REPLY_RETRY_WINDOW_MS = 30_000;
 /** How long a reply whose inbox does not exist is retried before it is dropped (the responder is gone). */
 export const REPLY_INBOX_GRACE_MS = 5_000;
+
+/** Between calls of the app for a --retry-statuses answer: 100 ms doubling to 1 s, jittered. */
+const STATUS_RETRY: BackoffOptions = { baseMs: 100, capMs: 1000, jitter: true };
+
+/** A --retry-statuses answer, thrown inside the retry loop so that shared/retry.ts calls the app again. */
+class StatusToRetry extends Error {
+  constructor(
+    readonly outcome: AppOutcome & { kind: 'response' },
+    readonly call: number,
+  ) {
+    super(`the app answered ${outcome.response.status}`);
+  }
+}
+
+/**
+ * Whether a rejected handler hands its delivery back to the broker (amqp nacks with requeue,
+ * memory requeues), or, on Kafka, which cannot hand one record back, the consumer keeps it.
+ */
+export function handsDeliveriesBack(transport: Pick<Transport, 'kind'>): boolean {
+  return transport.kind !== 'kafka';
+}
 
 export const deadLetterQueue = (queue: string): string => `${queue}.dead-letter`;
 /** Set on a dead-lettered copy: why it is there. */
@@ -88,28 +109,7 @@ export async function startWorker(settings: WorkerSettings, transport: Transport
     metrics.inFlightInc();
     try {
       const started = process.hrtime.bigint();
-      const retry = settings.retry;
-      let outcome = await appClient.call(req, delivery.redelivered, reqLog, metrics.appRetry);
-      for (let call = 1; retry && outcome.kind === 'response' && retry.statuses.has(outcome.response.status); call++) {
-        const wait = backoffMs(call);
-        if (call >= retry.maxAttempts || Date.now() + wait >= req.deadline) {
-          // Exhausted: the client gets the app's last answer; a copy of the request is kept for inspection.
-          const reason = `the app answered ${outcome.response.status} ${call} times`;
-          if (retry.deadLetter) {
-            const copy = { meta: { ...delivery.message.meta, [DEAD_LETTER_REASON]: reason }, body: delivery.message.body };
-            await transport.publishRequest(deadLetterQueue(settings.queue), copy, { timeoutMs: REPLY_CONFIRM_TIMEOUT_MS });
-          }
-          metrics.deadLetter();
-          reqLog.warn(
-            { status: outcome.response.status, calls: call, deadLetter: retry.deadLetter ? deadLetterQueue(settings.queue) : null },
-            'giving up on a request the app keeps failing',
-          );
-          break;
-        }
-        metrics.appRetry();
-        await new Promise((r) => setTimeout(r, wait));
-        outcome = await appClient.call(req, true, reqLog, metrics.appRetry);
-      }
+      const outcome = await callApp(req, delivery, reqLog);
       metrics.appDuration(Number(process.hrtime.bigint() - started) / 1e9);
       const response = responseFor(req, outcome);
       if (!response) {
@@ -126,42 +126,102 @@ export async function startWorker(settings: WorkerSettings, transport: Transport
   };
 
   /**
+   * Calls the app, again for a --retry-statuses answer (marked redelivered) with backoff, up to
+   * --max-attempts and the deadline; an exhausted request's last answer goes to its client and,
+   * with --dead-letter on, a copy of it to the dead-letter queue.
+   */
+  async function callApp(req: QueuedRequest, delivery: Delivery, reqLog: Logger): Promise<AppOutcome> {
+    const policy = settings.retry;
+    try {
+      return await retry(
+        async (call) => {
+          const outcome = await appClient.call(req, delivery.redelivered || call > 1, reqLog, metrics.appRetry);
+          if (policy && outcome.kind === 'response' && policy.statuses.has(outcome.response.status)) throw new StatusToRetry(outcome, call);
+          return outcome;
+        },
+        {
+          ...STATUS_RETRY,
+          until: req.deadline,
+          maxAttempts: policy?.maxAttempts ?? 1,
+          retryable: (err) => err instanceof StatusToRetry,
+          onRetry: () => metrics.appRetry(),
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof StatusToRetry) || !policy) throw err;
+      // Exhausted: the client gets the app's last answer; a copy of the request is kept for inspection.
+      const status = err.outcome.response.status;
+      if (policy.deadLetter) {
+        const copy = { meta: { ...delivery.message.meta, [DEAD_LETTER_REASON]: `the app answered ${status} ${err.call} times` }, body: delivery.message.body };
+        await retry(() => transport.publishRequest(deadLetterQueue(settings.queue), copy, { timeoutMs: REPLY_CONFIRM_TIMEOUT_MS }), {
+          until: publishGiveUpAt(req.deadline),
+          onRetry: (e) => reqLog.warn({ err: (e as Error).message }, 'could not publish the dead-letter copy; retrying'),
+        });
+      }
+      metrics.deadLetter();
+      reqLog.warn(
+        { status, calls: err.call, deadLetter: policy.deadLetter ? deadLetterQueue(settings.queue) : null },
+        'giving up on a request the app keeps failing',
+      );
+      return err.outcome;
+    }
+  }
+
+  /**
+   * How long a publish for a request that ran is retried (docs/kafka.md, "Who tries again"). A
+   * transport that hands a rejected delivery back to the broker (amqp, memory) gets it back
+   * after REPLY_RETRY_WINDOW_MS; Kafka cannot hand one record back, and rerunning the handler
+   * would only call the app again for an answer it already gave, so there the reply is retried
+   * until the request's deadline.
+   */
+  function publishGiveUpAt(deadline: number): number {
+    return handsDeliveriesBack(transport) ? Math.min(deadline, Date.now() + REPLY_RETRY_WINDOW_MS) : deadline;
+  }
+
+  /**
    * Publishes a reply without ever running the app again. A broker that cannot take it now
-   * (restarting) is retried for up to REPLY_RETRY_WINDOW_MS, then the request goes back to the
-   * queue (thrown). A destination that is not a reply inbox is dropped at once, and an inbox that
-   * does not exist (its responder died) after REPLY_INBOX_GRACE_MS (a responder reconnecting
-   * after a broker restart re-creates its inbox within it): both are counted, and the request is
-   * acked, since nobody can receive its answer.
+   * (restarting) is retried until publishGiveUpAt, then the handler rejects (the request goes back
+   * to the queue on amqp and memory). A destination that is not a reply inbox is dropped at once,
+   * and an inbox that does not exist (its responder died) after REPLY_INBOX_GRACE_MS (a responder
+   * reconnecting after a broker restart re-creates its inbox within it): both are counted, and the
+   * request is acked, since nobody can receive its answer.
    */
   async function deliverReply(replyTo: string, response: QueuedResponse, deadline: number, reqLog: Logger): Promise<void> {
-    const started = Date.now();
-    const giveUpAt = Math.min(deadline, started + REPLY_RETRY_WINDOW_MS);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await transport.publishReply(replyTo, encodeResponse(response), { timeoutMs: REPLY_CONFIRM_TIMEOUT_MS });
+    const giveUpAt = publishGiveUpAt(deadline);
+    const inboxGraceEnd = Math.min(deadline, Date.now() + REPLY_INBOX_GRACE_MS);
+    const inboxGone = (err: unknown) => isKueuerError(err, 'KUEUER_ERR_REPLY_INBOX_GONE');
+    const publish = () =>
+      transport.publishReply(replyTo, encodeResponse(response), { timeoutMs: REPLY_CONFIRM_TIMEOUT_MS }).catch((err: unknown) => {
+        if (!inboxGone(err) && !isKueuerError(err, 'KUEUER_ERR_ENVELOPE')) metrics.publishError();
+        throw err;
+      });
+    let attempts = 0;
+    try {
+      await retry(
+        (attempt) => {
+          attempts = attempt;
+          return publish();
+        },
+        {
+          until: (err) => (inboxGone(err) ? inboxGraceEnd : giveUpAt),
+          retryable: (err) => !isKueuerError(err, 'KUEUER_ERR_ENVELOPE'),
+          onRetry: (err, attempt) => reqLog.warn({ err: (err as Error).message, attempt }, 'could not publish the reply; retrying'),
+        },
+      );
+    } catch (err) {
+      const message = (err as Error).message;
+      if (isKueuerError(err, 'KUEUER_ERR_ENVELOPE')) {
+        metrics.replyDropped('invalid_destination');
+        reqLog.error({ err: message }, 'dropped a reply: its destination is not a reply inbox');
         return;
-      } catch (err) {
-        const message = (err as Error).message;
-        if (isKueuerError(err, 'KUEUER_ERR_ENVELOPE')) {
-          metrics.replyDropped('invalid_destination');
-          reqLog.error({ err: message }, 'dropped a reply: its destination is not a reply inbox');
-          return;
-        }
-        const inboxGone = isKueuerError(err, 'KUEUER_ERR_REPLY_INBOX_GONE');
-        if (!inboxGone) metrics.publishError();
-        const wait = backoffMs(attempt);
-        if (inboxGone && Date.now() + wait >= Math.min(deadline, started + REPLY_INBOX_GRACE_MS)) {
-          metrics.replyDropped('inbox_gone');
-          reqLog.warn({ err: message, attempts: attempt }, 'dropped a reply: its responder is gone; the request is acked and not run again');
-          return;
-        }
-        if (Date.now() + wait >= giveUpAt) {
-          reqLog.warn({ err: message, attempts: attempt }, 'could not publish the reply before the deadline; the request goes back to the queue');
-          throw err;
-        }
-        reqLog.warn({ err: message, attempt }, 'could not publish the reply; retrying');
-        await new Promise((r) => setTimeout(r, wait));
       }
+      if (inboxGone(err)) {
+        metrics.replyDropped('inbox_gone');
+        reqLog.warn({ err: message, attempts }, 'dropped a reply: its responder is gone; the request is acked and not run again');
+        return;
+      }
+      reqLog.warn({ err: message, attempts }, 'could not publish the reply in time; the handler gives the request back');
+      throw err;
     }
   }
 

@@ -6,6 +6,7 @@
  * user's containers are untouched, and admitting an injected pod again yields
  * an empty patch.
  */
+import { randomBytes } from 'node:crypto';
 import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
@@ -29,6 +30,8 @@ export interface InjectionConfig {
   /** Namespaces never injected: kube-system and Kueuer's own. */
   excludedNamespaces: readonly string[];
   resources: { cpuRequest: string; memoryRequest: string; cpuLimit?: string; memoryLimit: string };
+  /** A new pod's drain token (default: 192 random bits, base64url); a pod injected before keeps its own. */
+  newDrainToken?: () => string;
 }
 
 export interface InjectionStatus {
@@ -77,7 +80,8 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   const queue = qualifiedQueueName(namespace, workload);
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
-  const sidecar = sidecarContainer(config, settings, status, adminPort);
+  const drainToken = existingDrainToken(pod) ?? (config.newDrainToken ?? randomDrainToken)();
+  const sidecar = sidecarContainer(config, settings, status, adminPort, drainToken);
 
   const desired = structuredClone(pod);
   desired.spec ??= { containers: [] };
@@ -92,7 +96,7 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   } else {
     upsert(spec.containers, sidecar);
   }
-  warnings.push(...addDrainHooks(spec.containers, adminPort));
+  warnings.push(...addDrainHooks(spec.containers, adminPort, drainToken));
   if (spec.initContainers?.length === 0) delete spec.initContainers;
   desired.metadata ??= {};
   desired.metadata.annotations = { ...desired.metadata.annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
@@ -100,9 +104,32 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status, warnings };
 }
 
-/** The app containers' preStop hook: the sidecar's /drain (shared/admin-server.ts). */
-export function drainHook(adminPort: number): V1LifecycleHandler {
-  return { httpGet: { path: '/drain', port: adminPort, scheme: 'HTTP' } };
+/**
+ * The app containers' preStop hook: the sidecar's /drain (shared/admin-server.ts), with the
+ * pod's drain token, so that nothing else that reaches the admin port can stop the sidecar.
+ */
+export function drainHook(adminPort: number, drainToken: string): V1LifecycleHandler {
+  return { httpGet: { path: '/drain', port: adminPort, scheme: 'HTTP', httpHeaders: [{ name: 'Authorization', value: `Bearer ${drainToken}` }] } };
+}
+
+export function randomDrainToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/**
+ * The drain token of a pod injected before (a reinvocation, or a template from `kueuer inject`):
+ * kept, so admitting an injected pod again changes nothing.
+ */
+export function existingDrainToken(pod: V1Pod): string | undefined {
+  const env = sidecarOptions.drainToken.env;
+  const sidecar = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === SIDECAR_NAME);
+  const value = sidecar?.env?.find((e) => e.name === env)?.value;
+  if (value === undefined) return undefined;
+  try {
+    return sidecarOptions.drainToken.parse(value);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -114,9 +141,9 @@ export function drainHook(adminPort: number): V1LifecycleHandler {
  * with a preStop hook of its own keeps it: the returned warning says what
  * that costs.
  */
-function addDrainHooks(containers: V1Container[], adminPort: number): string[] {
+function addDrainHooks(containers: V1Container[], adminPort: number, drainToken: string): string[] {
   const warnings: string[] = [];
-  const hook = drainHook(adminPort);
+  const hook = drainHook(adminPort, drainToken);
   for (const c of containers) {
     if (c.name === SIDECAR_NAME) continue;
     const own = c.lifecycle?.preStop;
@@ -124,7 +151,7 @@ function addDrainHooks(containers: V1Container[], adminPort: number): string[] {
     else
       warnings.push(
         `kueuer: container ${JSON.stringify(c.name)} has its own preStop hook, so Kueuer did not add its drain hook ` +
-          `(GET /drain on port ${adminPort}); on pod deletion the app may get SIGTERM while the sidecar still takes requests ` +
+          `(GET /drain on port ${adminPort} with the header Authorization: Bearer $${sidecarOptions.drainToken.env} of the sidecar); on pod deletion the app may get SIGTERM while the sidecar still takes requests ` +
           '(they are handed back to the queue); call that endpoint at the start of your hook to keep the order',
       );
   }
@@ -223,7 +250,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function sidecarContainer(config: InjectionConfig, settings: PodSettings, status: InjectionStatus, adminPort: number): V1Container {
+function sidecarContainer(config: InjectionConfig, settings: PodSettings, status: InjectionStatus, adminPort: number, drainToken: string): V1Container {
   const r = { ...config.resources, ...stripUndefined(settings.resources) };
   const resources: V1ResourceRequirements = {
     requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
@@ -240,6 +267,8 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
       sidecarEnv('concurrency', settings.concurrency === undefined ? sidecarOptions.concurrency.defaultValue : String(settings.concurrency)),
       sidecarEnv('adminListen', `0.0.0.0:${adminPort}`),
       ...(settings.delivery ? [sidecarEnv('delivery', settings.delivery)] : []),
+      // What /drain requires; the app containers' preStop hook sends it.
+      sidecarEnv('drainToken', drainToken),
       // The heap's bounds, from the container's memory limit (see heapFlags).
       { name: 'NODE_OPTIONS', value: heapFlags(r.memoryLimit) },
     ],

@@ -34,12 +34,12 @@ export interface Delivery {
  * - amqp: it is nacked with requeue; RabbitMQ puts it back in the queue and
  *   hands it out again (to this or another consumer), marked redelivered.
  * - kafka: nothing is handed back (Kafka cannot return one record). The same
- *   consumer calls the handler again, backing off 100 ms doubling to 1 s,
+ *   consumer calls the handler again, marked redelivered, backing off 100 ms doubling to 1 s,
  *   until the request's deadline (`kueuer-deadline`; without one, after the first failure) has
  *   passed or the consumer is stopping; it then logs the request as given up
  *   and treats it as done: its offset is committed past (in transactional mode
  *   with no reply; at-most-once had committed it before the first call). Its
- *   client times out. Retries are never marked redelivered.
+ *   client times out.
  */
 export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
 

@@ -1,5 +1,7 @@
 /** Reading the real broker's state directly, to check what Kueuer committed. */
 import { Kafka, logLevel } from 'kafkajs';
+// The test's own clients get the same guard as Kueuer's (no TimeoutNegativeWarning on Node 24).
+import '../../shared/transport/kafka/client.js';
 
 export interface SeenRecord {
   topic: string;

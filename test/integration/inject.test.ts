@@ -26,8 +26,16 @@ function inject(args: string[], input: string): { code: number | null; stdout: s
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The release's version, recorded in the status annotation, as a placeholder so the files survive releases. */
-const normalise = (text: string): string => text.replaceAll(`"version":"${kueuerVersion()}"`, '"version":"VERSION"');
+/**
+ * The release's version, recorded in the status annotation, and each pod template's random drain
+ * token (the sidecar's KUEUER_DRAIN_TOKEN, sent by the preStop hook), as placeholders.
+ */
+const normalise = (text: string): string => {
+  const tokens = new Set([...text.matchAll(/Bearer ([A-Za-z0-9_-]{32})\b/g)].map((m) => m[1]!));
+  let out = text.replaceAll(`"version":"${kueuerVersion()}"`, '"version":"VERSION"');
+  for (const t of tokens) out = out.replaceAll(t, 'DRAIN-TOKEN');
+  return out;
+};
 
 function expectGolden(file: string, actual: string): void {
   const path = join(dir, file);

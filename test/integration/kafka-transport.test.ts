@@ -1,5 +1,7 @@
 /** The Kafka backend's own duties against the real broker: lag (its depth reader), and sweeping reply topics left by dead responders. */
 import { Kafka, logLevel } from 'kafkajs';
+// The test's own clients get the same guard as Kueuer's (no TimeoutNegativeWarning on Node 24).
+import '../../shared/transport/kafka/client.js';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { encodeRequest } from '../../shared/envelope.js';
 import { newRequestId } from '../../shared/request-id.js';

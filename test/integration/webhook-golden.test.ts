@@ -10,8 +10,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drainHook, SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
-import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { drainHook, existingDrainToken, SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
+import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { clusterJobs, review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
 
 const dir = join(import.meta.dirname, '..', 'golden', 'webhook');
@@ -83,9 +83,14 @@ describe('webhook golden files', () => {
     const patched = jsonpatch.applyPatch(structuredClone(input.object), patch, true, false).newDocument as Record<string, unknown>;
     if (outcome.allowed) outcome.object = patched;
 
+    // Each pod gets a random drain token: the files show DRAIN-TOKEN in its place.
+    const drainToken = existingDrainToken(patched as V1Pod);
+    if (drainToken !== undefined) expect(drainToken).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const shown = JSON.stringify(outcome, null, 2);
+    const normalised = JSON.parse(drainToken === undefined ? shown : shown.replaceAll(drainToken, 'DRAIN-TOKEN')) as Outcome;
     const expectedFile = join(dir, `${name}.expected.json`);
-    if (process.env.UPDATE_GOLDEN) writeFileSync(expectedFile, `${JSON.stringify(outcome, null, 2)}\n`);
-    expect(outcome).toEqual(JSON.parse(readFileSync(expectedFile, 'utf8')));
+    if (process.env.UPDATE_GOLDEN) writeFileSync(expectedFile, `${JSON.stringify(normalised, null, 2)}\n`);
+    expect(normalised).toEqual(JSON.parse(readFileSync(expectedFile, 'utf8')));
 
     // The user's containers are untouched, byte for byte, but for the drain hook
     // added to app containers that had no preStop hook of their own.
@@ -94,7 +99,7 @@ describe('webhook golden files', () => {
     const originalApps = new Map((spec(input.object).containers ?? []).map((c) => [c.name, c]));
     const withoutDrainHook = (c: Container): Container => {
       if (originalApps.get(c.name)?.lifecycle?.preStop !== undefined || c.lifecycle?.preStop === undefined) return c;
-      expect(c.lifecycle.preStop).toEqual(drainHook(adminPortOf(patched)));
+      expect(c.lifecycle.preStop).toEqual(drainHook(adminPortOf(patched), drainToken ?? ''));
       const rest: Record<string, unknown> = { ...c.lifecycle };
       delete rest.preStop;
       const copy: Container = { ...c };
@@ -113,7 +118,7 @@ describe('webhook golden files', () => {
       for (const c of spec(patched).containers ?? []) if (c.name !== SIDECAR_NAME) expect(c.lifecycle?.preStop).toBeDefined();
     }
 
-    // Idempotent: admitting the result again (a reinvocation: same oldObject) changes nothing.
+    // Idempotent: admitting the result again (a reinvocation: same oldObject) changes nothing, the drain token included.
     const again = await server.post(review(patched, { namespace: input.namespace, uid: `uid-${name}-again`, kind, oldObject: input.oldObject }));
     const againResponse = (again.json as { response: Record<string, unknown> }).response;
     expect(againResponse.allowed).toBe(outcome.allowed);

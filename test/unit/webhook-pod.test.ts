@@ -1,7 +1,8 @@
 /** The sidecar's admin port against the pod's own ports (issue 12, item 15), decided by the pure decidePod. */
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { decidePod } from '../../webhook/pod-injection.js';
+import jsonpatch from 'fast-json-patch';
+import { decidePod, drainHook, existingDrainToken } from '../../webhook/pod-injection.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 
 function pod(annotations: Record<string, string>, extra: Partial<V1Pod['spec']> = {}): V1Pod {
@@ -62,5 +63,33 @@ describe('sidecar admin port', () => {
       kind: 'refuse',
       message: expect.stringContaining(message),
     });
+  });
+});
+
+describe('the drain token (issue 22, item 5)', () => {
+  const admitted = (p: V1Pod, config: typeof testInjectionConfig): V1Pod => {
+    const d = decidePod(p, 'shop', config);
+    if (d.kind !== 'patch') throw new Error(`expected a patch, got ${JSON.stringify(d)}`);
+    return jsonpatch.applyPatch(structuredClone(p), d.patch, true, false).newDocument;
+  };
+
+  it('is new for each pod, in the sidecar env and the app preStop hook, and kept when the pod is admitted again', () => {
+    let n = 0;
+    const config = { ...testInjectionConfig, newDrainToken: () => `token-number-${++n}-0123456789` };
+    const first = admitted(pod({}), config);
+    const token = existingDrainToken(first);
+    expect(token).toBe('token-number-1-0123456789');
+    expect(first.spec!.containers[0]!.lifecycle!.preStop).toEqual(drainHook(9091, token!));
+    expect(first.spec!.containers[0]!.lifecycle!.preStop!.httpGet!.httpHeaders).toEqual([{ name: 'Authorization', value: `Bearer ${token}` }]);
+    // A reinvocation: the same token, no patch.
+    const again = decidePod(first, 'shop', config);
+    expect(again).toMatchObject({ kind: 'patch', patch: [] });
+    expect(existingDrainToken(admitted(pod({}), config))).toBe('token-number-2-0123456789');
+  });
+
+  it('the default is 192 random bits, different per pod', () => {
+    const tokens = new Set([1, 2, 3].map(() => existingDrainToken(admitted(pod({}), testInjectionConfig))));
+    expect(tokens.size).toBe(3);
+    for (const t of tokens) expect(t).toMatch(/^[A-Za-z0-9_-]{32}$/);
   });
 });

@@ -14,7 +14,7 @@ import { metaFromHeaders, type OutgoingRecord } from './records.js';
 import { Slots } from './slots.js';
 import { replyCapture, type TransactionalCommits } from './transactions.js';
 
-/** A handler that failed (its reply could not be published) runs again after 100 ms doubling to 1 s, until the request's deadline. */
+/** A handler that failed runs again, marked redelivered, after 100 ms doubling to 1 s, until the request's deadline. */
 const HANDLER_RETRY: BackoffOptions = { baseMs: 100, capMs: 1000, jitter: false };
 
 export class KafkaRequestConsumer implements Consumer {
@@ -195,16 +195,19 @@ export class KafkaRequestConsumer implements Consumer {
   }
 
   /**
-   * Runs the handler; a failure (the reply could not be published) is retried
-   * until the request's deadline. In transactional mode the replies it
-   * published are captured and returned, to be sent with the offset commit.
+   * Runs the handler. A handler that rejects (the sidecar's worker has already retried its reply
+   * until the deadline: see docs/kafka.md, "Who tries again") cannot be handed back to Kafka, so
+   * it runs again here, marked redelivered (the app sees `x-kueuer-redelivered: true`), until the
+   * request's deadline. In transactional mode the replies it published are captured and
+   * returned, to be sent with the offset commit.
    */
   private async process(message: KafkaMessage): Promise<OutgoingRecord[]> {
-    const delivery = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: false };
-    const deadline = Number(delivery.message.meta[META.deadline] ?? 0);
+    const first = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: false };
+    const deadline = Number(first.message.meta[META.deadline] ?? 0);
     try {
       return await retry(
-        async () => {
+        async (attempt) => {
+          const delivery = attempt === 1 ? first : { ...first, redelivered: true };
           const replies: OutgoingRecord[] = [];
           if (this.transactions) await replyCapture.run(replies, () => this.handler(delivery));
           else await this.handler(delivery);
@@ -213,7 +216,7 @@ export class KafkaRequestConsumer implements Consumer {
         { ...HANDLER_RETRY, retryable: () => !(Date.now() >= deadline || this.stopping) },
       );
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, reqId: delivery.message.meta[META.id] }, 'giving up on a request past its deadline');
+      this.log.warn({ err: (err as Error).message, reqId: first.message.meta[META.id] }, 'giving up on a request past its deadline');
       return [];
     }
   }
