@@ -9,13 +9,15 @@ import { META } from '../../envelope.js';
 import { retry, type BackoffOptions } from '../../retry.js';
 import type { KafkaDelivery } from '../backend.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler } from '../transport.js';
-import { ContiguousOffsets } from './offsets.js';
+import { ContiguousOffsets, requeueFailedCommits } from './offsets.js';
 import { metaFromHeaders, type OutgoingRecord } from './records.js';
 import { Slots } from './slots.js';
 import { replyCapture, type TransactionalCommits } from './transactions.js';
 
 /** A handler that failed runs again, marked redelivered, after 100 ms doubling to 1 s, until the request's deadline. */
 const HANDLER_RETRY: BackoffOptions = { baseMs: 100, capMs: 1000, jitter: false };
+/** How long a failing offset commit is tried again: past a coordinator's move after a broker loss (~9 s). */
+const COMMIT_RETRY_MS = 20_000;
 
 export class KafkaRequestConsumer implements Consumer {
   private running = 0;
@@ -105,18 +107,36 @@ export class KafkaRequestConsumer implements Consumer {
    * Commits coalesce: positions are recorded per partition and one commit
    * request at a time carries the newest of each, so a busy sidecar sends a
    * commit per round trip, not per request, and positions only move forward.
+   * A failed commit (the group coordinator's broker died and it moves, ~9 s) is
+   * tried again with a backoff for up to COMMIT_RETRY_MS, for the partitions this
+   * member still owns; what still fails is re-read by the partition's next owner,
+   * flagged redelivered (see ContiguousOffsets).
    */
   private commit(partition: number, offset: bigint): Promise<void> {
     const current = this.toCommit.get(partition);
     if (current === undefined || offset > current) this.toCommit.set(partition, offset);
     if (!this.committing) {
       this.committing = (async () => {
+        let failingSince: number | null = null;
+        let wait = 100;
         while (this.toCommit.size > 0) {
           const batch = [...this.toCommit.entries()];
           this.toCommit.clear();
-          await this.consumer
-            .commitOffsets(batch.map(([p, o]) => ({ topic: this.topic, partition: p, offset: o.toString() })))
-            .catch((err: Error) => this.log.warn({ err: err.message }, 'offset commit failed; those requests may be redelivered'));
+          try {
+            await this.consumer.commitOffsets(batch.map(([p, o]) => ({ topic: this.topic, partition: p, offset: o.toString() })));
+            failingSince = null;
+            wait = 100;
+          } catch (err) {
+            failingSince ??= Date.now();
+            if (this.stopping || Date.now() - failingSince > COMMIT_RETRY_MS) {
+              this.log.warn({ err: (err as Error).message }, 'offset commit failed; the next owner reruns those requests, flagged redelivered');
+              continue;
+            }
+            this.log.info({ err: (err as Error).message, retryInMs: wait }, 'offset commit failed; trying again');
+            requeueFailedCommits(batch, this.toCommit, (p) => this.partitions.has(p));
+            await new Promise((resolve) => setTimeout(resolve, wait));
+            wait = Math.min(wait * 2, 1000);
+          }
         }
         this.committing = null;
       })();
@@ -146,7 +166,8 @@ export class KafkaRequestConsumer implements Consumer {
       // First sight of this partition since it was assigned to us (lost partitions are dropped in assigned()).
       // A later batch starts past requests still running, so it must not start a new tracker: that would
       // commit past them (a SIGKILL then loses them; the fault matrix caught exactly that).
-      offsets = new ContiguousOffsets(BigInt(first.offset));
+      // Records up to the partition's end offset may have been started by its previous owner (see offsets.ts).
+      offsets = new ContiguousOffsets(BigInt(first.offset), BigInt(batch.highWatermark));
       this.partitions.set(partition, offsets);
     }
     const tracker = offsets;
@@ -168,13 +189,19 @@ export class KafkaRequestConsumer implements Consumer {
           break;
         }
         const offset = BigInt(message.offset);
-        tracker.dispatched(offset);
+        if (!tracker.dispatched(offset)) {
+          // Re-fetched after a rejoin that kept the partition: this member already runs or ran it.
+          this.slots.release();
+          payload.resolveOffset(message.offset);
+          continue;
+        }
         if (this.delivery === 'at-most-once') {
           // Never run twice: the request is committed before the app sees it.
           await this.commit(partition, offset + 1n);
         }
         this.running++;
-        const work = this.process(message)
+        // at-most-once commits before the app sees a record, so nothing past the committed position ever ran.
+        const work = this.process(message, this.delivery !== 'at-most-once' && tracker.mayHaveRun(offset))
           .then((replies) => {
             if (this.abandoned.has(tracker)) return;
             const next = tracker.complete(offset);
@@ -201,8 +228,8 @@ export class KafkaRequestConsumer implements Consumer {
    * request's deadline. In transactional mode the replies it published are captured and
    * returned, to be sent with the offset commit.
    */
-  private async process(message: KafkaMessage): Promise<OutgoingRecord[]> {
-    const first = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: false };
+  private async process(message: KafkaMessage, mayHaveRun: boolean): Promise<OutgoingRecord[]> {
+    const first = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: mayHaveRun };
     const deadline = Number(first.message.meta[META.deadline] ?? 0);
     try {
       return await retry(
