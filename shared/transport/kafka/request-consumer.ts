@@ -7,6 +7,7 @@ import type { Consumer as KafkaConsumer, EachBatchPayload, KafkaMessage } from '
 import type { Logger } from 'pino';
 import { META } from '../../envelope.js';
 import { retry, type BackoffOptions } from '../../retry.js';
+import { settleWithin } from '../../timers.js';
 import type { KafkaDelivery } from '../backend.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler } from '../transport.js';
 import { ContiguousOffsets, requeueFailedCommits } from './offsets.js';
@@ -18,6 +19,8 @@ import { replyCapture, type TransactionalCommits } from './transactions.js';
 const HANDLER_RETRY: BackoffOptions = { baseMs: 100, capMs: 1000, jitter: false };
 /** How long a failing offset commit is tried again: past a coordinator's move after a broker loss (~9 s). */
 const COMMIT_RETRY_MS = 20_000;
+/** How long a new assignment's first dispatch waits for the partitions' end offsets (a broker may be failing over). */
+const END_OFFSETS_WAIT_MS = 5_000;
 
 export class KafkaRequestConsumer implements Consumer {
   private running = 0;
@@ -40,6 +43,8 @@ export class KafkaRequestConsumer implements Consumer {
    * (kafkajs rejoins only once every running batch returns).
    */
   private rebalancing = false;
+  /** The partitions' end offsets when this member's current assignment began (see assigned()). */
+  private ends: Promise<Map<number, bigint> | null> = Promise.resolve(null);
 
   constructor(
     private readonly consumer: KafkaConsumer,
@@ -48,6 +53,8 @@ export class KafkaRequestConsumer implements Consumer {
     private readonly delivery: KafkaDelivery,
     private readonly handler: DeliveryHandler,
     private readonly log: Logger,
+    /** The request topic's end offset per partition, read when partitions are assigned. */
+    private readonly endOffsets: () => Promise<Map<number, bigint>>,
     /** transactional only: where finished requests' replies and positions go. */
     private readonly transactions: TransactionalCommits | null = null,
   ) {
@@ -67,6 +74,11 @@ export class KafkaRequestConsumer implements Consumer {
    */
   assigned(partitions: number[]): void {
     this.rebalancing = false;
+    // Read now, before the first fetch: records up to these may have been started by the previous owners.
+    this.ends = settleWithin(this.endOffsets(), END_OFFSETS_WAIT_MS, () => new Error(`no answer within ${END_OFFSETS_WAIT_MS} ms`)).catch((err: Error) => {
+      this.log.warn({ err: err.message }, "cannot read the partitions' end offsets; the first fetch's end offset counts instead");
+      return null;
+    });
     for (const [partition, tracker] of this.partitions) {
       if (partitions.includes(partition)) continue;
       this.abandoned.add(tracker);
@@ -166,8 +178,10 @@ export class KafkaRequestConsumer implements Consumer {
       // First sight of this partition since it was assigned to us (lost partitions are dropped in assigned()).
       // A later batch starts past requests still running, so it must not start a new tracker: that would
       // commit past them (a SIGKILL then loses them; the fault matrix caught exactly that).
-      // Records up to the partition's end offset may have been started by its previous owner (see offsets.ts).
-      offsets = new ContiguousOffsets(BigInt(first.offset), BigInt(batch.highWatermark));
+      // Records up to the partition's end offset at assignment may have been started by its previous owner
+      // (see offsets.ts); this batch's end offset is later, so it stands in only when that read failed.
+      const end = (await this.ends)?.get(partition) ?? BigInt(batch.highWatermark);
+      offsets = this.partitions.get(partition) ?? new ContiguousOffsets(BigInt(first.offset), end);
       this.partitions.set(partition, offsets);
     }
     const tracker = offsets;

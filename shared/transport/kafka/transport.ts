@@ -289,7 +289,8 @@ export class KafkaTransport implements Transport {
       });
       transactions = new TransactionalCommits(txProducer, consumerGroup(queue), topic, log.child({ transactionalId }));
     }
-    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, transactions);
+    const endOffsets = async () => new Map((await this.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)] as const));
+    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, endOffsets, transactions);
     onAssigned = (partitions) => worker.assigned(partitions);
     const producer = txProducer;
     worker.starting = retry(
