@@ -9,6 +9,7 @@
  * The slowest answer and the longest stall after the fault are printed.
  */
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -136,6 +137,15 @@ describe('fault rows on three Kafka brokers', () => {
         `${[...calls.values()].reduce((a, b) => a + b.length, 0)} app calls, ${reruns.length} reruns (${unflagged.length} unflagged); slowest answer ${slowestMs} ms; ` +
         `longest stall after the fault ${stallMs} ms${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
     );
+    // KUEUER_CLUSTER_FAULT_LOGS=DIR keeps every process's whole log (JSON lines), to study a failed row.
+    const keep = process.env.KUEUER_CLUSTER_FAULT_LOGS;
+    if (keep)
+      started.forEach((p, k) =>
+        writeFileSync(
+          join(keep, `${fault.replace(/\W+/g, '-')}-${k}.jsonl`),
+          p.logs.map((l) => `${(l.time as number) - killedAt} ${JSON.stringify(l)}`).join('\n'),
+        ),
+      );
     // On a failure, what the processes warned about, in ms from the fault.
     if (lost.length || unflagged.length)
       for (const p of started)
