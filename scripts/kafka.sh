@@ -6,6 +6,7 @@
 #
 #   scripts/kafka.sh start   # prints host:port on its last line
 #   scripts/kafka.sh stop
+#   scripts/kafka.sh libs    # fetches the jars, prints their directory (scripts/kafka-cluster.sh)
 # KUEUER_KAFKA_PORT (default 29092) and KUEUER_KAFKA_DIR select another node;
 # KUEUER_KAFKA_HOST (default 127.0.0.1) is the address its client listener binds
 # and advertises (the real-node tests use the node bridge's, which pods reach).
@@ -103,8 +104,12 @@ PROPS
     fi
     rm -f "$pidfile"
     ;;
+  libs)
+    fetch_jars
+    echo "$libs"
+    ;;
   *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|stop|libs" >&2
     exit 2
     ;;
 esac

@@ -3,6 +3,7 @@ import { isValidQueueName } from './envelope.js';
 import { replyNamespaceProblem } from './queue-names.js';
 import { durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from './options.js';
 import { KAFKA_DELIVERIES, parseBackend, RABBITMQ_QUEUE_TYPES, type BackendSpec } from './transport/backend.js';
+import { DEFAULT_TOPIC_REPLICATION } from './transport/kafka/config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -84,6 +85,20 @@ export function kafkaOptions() {
       description: 'kafka: partitions of a request topic Kueuer creates (caps useful sidecar replicas)',
       defaultValue: '6',
       parse: integerIn(1, 10_000),
+    },
+    kafkaReplicationFactor: {
+      flag: 'kafka-replication-factor',
+      env: 'KUEUER_KAFKA_REPLICATION_FACTOR',
+      description: 'kafka: replication factor of the topics Kueuer creates (fewer, with a warning, on a cluster with fewer brokers)',
+      defaultValue: String(DEFAULT_TOPIC_REPLICATION.replicationFactor),
+      parse: integerIn(1, 32),
+    },
+    kafkaMinInsyncReplicas: {
+      flag: 'kafka-min-insync-replicas',
+      env: 'KUEUER_KAFKA_MIN_INSYNC_REPLICAS',
+      description: 'kafka: min.insync.replicas of the topics Kueuer creates (capped at their replication factor)',
+      defaultValue: String(DEFAULT_TOPIC_REPLICATION.minInsyncReplicas),
+      parse: integerIn(1, 32),
     },
     delivery: {
       flag: 'delivery',

@@ -12,6 +12,8 @@ export interface Running {
 export interface BackendOptions {
   backend: BackendSpec;
   kafkaPartitions: number;
+  kafkaReplicationFactor: number;
+  kafkaMinInsyncReplicas: number;
   delivery: KafkaDelivery;
   kafkaTransactionalId?: string | undefined;
   /** amqp only (absent: quorum). */
@@ -34,6 +36,7 @@ export async function openBackend(o: BackendOptions, log: Logger, component: 're
     ...(o.maxQueued !== undefined ? { maxQueued: o.maxQueued } : {}),
     ...(o.maxQueuedBytes !== undefined ? { maxQueuedBytes: o.maxQueuedBytes } : {}),
     kafkaPartitions: o.kafkaPartitions,
+    kafkaReplication: { replicationFactor: o.kafkaReplicationFactor, minInsyncReplicas: o.kafkaMinInsyncReplicas },
     delivery: o.delivery,
     ...(o.kafkaTransactionalId ? { kafkaTransactionalId: o.kafkaTransactionalId } : {}),
     ...(o.rabbitmqQueueType ? { rabbitmqQueueType: o.rabbitmqQueueType } : {}),

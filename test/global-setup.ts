@@ -6,6 +6,10 @@
  * - a private RabbitMQ node (installed from Debian when missing) via
  *   scripts/rabbitmq.sh. KUEUER_TEST_AMQP_URL points the tests at an existing
  *   broker instead.
+ * - three replicated Kafka brokers (scripts/kafka-cluster.sh), started once and
+ *   shared by the files that need a cluster; KUEUER_TEST_KAFKA_CLUSTER_URL
+ *   points them at a running one instead (started by that script: the fault
+ *   rows kill and restart its nodes with it).
  * - helm, for the chart's tests (test/integration/install-artifacts.test.ts):
  *   scripts/helm.sh builds it once from the Go module proxy and caches it
  *   under .cache/helm.
@@ -20,6 +24,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
+import { waitForBrokers } from './helpers/kafka.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -31,6 +36,8 @@ declare module 'vitest' {
     amqpCluster: { lb: string; nodes: string };
     /** kafka://127.0.0.1:PORT of the single-node KRaft broker scripts/kafka.sh started. */
     kafkaUrl: string;
+    /** kafka://host:port,host:port,host:port of the three KRaft brokers scripts/kafka-cluster.sh started (test/faults/kafka-cluster.test.ts kills and restarts them). */
+    kafkaClusterUrl: string;
     /** Where scripts/k8s-binaries.sh put etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kubelet and kube-proxy. */
     k8sBinDir: string;
     /** The helm binary scripts/helm.sh built. */
@@ -55,6 +62,7 @@ function runNeedsCluster(): boolean {
 }
 const k8sBinaries = join(import.meta.dirname, '..', 'scripts', 'k8s-binaries.sh');
 const kafkaScript = join(import.meta.dirname, '..', 'scripts', 'kafka.sh');
+const kafkaClusterScript = join(import.meta.dirname, '..', 'scripts', 'kafka-cluster.sh');
 const helmScript = join(import.meta.dirname, '..', 'scripts', 'helm.sh');
 const nodeScript = join(import.meta.dirname, '..', 'scripts', 'node.sh');
 const thirdPartyApps = join(import.meta.dirname, '..', 'scripts', 'third-party-apps.sh');
@@ -69,7 +77,7 @@ function lastLine(script: string): string {
   );
 }
 
-export default function setup(project: TestProject): () => void {
+export default async function setup(project: TestProject): Promise<() => void> {
   // `npm run test:unit` needs neither service; `npm run test:fast` skips the control plane.
   const scope = process.env.KUEUER_TEST_SCOPE;
   if (scope === 'unit') return () => undefined;
@@ -108,6 +116,16 @@ export default function setup(project: TestProject): () => void {
       project.provide('amqpCluster', { lb, nodes });
       stops.push(() => execFileSync('bash', [clusterScript, 'stop'], { stdio: 'inherit' }));
     } else project.provide('amqpCluster', { lb: '', nodes: '' });
+    const externalCluster = process.env.KUEUER_TEST_KAFKA_CLUSTER_URL;
+    if (externalCluster) project.provide('kafkaClusterUrl', externalCluster);
+    else {
+      const out = execFileSync('bash', [kafkaClusterScript, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const brokers = out.trim().split('\n').pop() ?? '';
+      if (!/^([\d.]+:\d+,){2}[\d.]+:\d+$/.test(brokers)) throw new Error(`scripts/kafka-cluster.sh start printed no broker addresses:\n${out}`);
+      stops.push(() => execFileSync('bash', [kafkaClusterScript, 'stop'], { stdio: 'inherit' }));
+      await waitForBrokers(`kafka://${brokers}`, 3, 120_000);
+      project.provide('kafkaClusterUrl', `kafka://${brokers}`);
+    }
     const external = process.env.KUEUER_TEST_AMQP_URL;
     if (external) project.provide('amqpUrl', external);
     else {

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { KueuerError } from '../errors.js';
 import type { BackendSpec, KafkaDelivery, RabbitMqQueueType } from './backend.js';
+import type { TopicReplication } from './kafka/config.js';
 import { MemoryTransport } from './memory.js';
 import type { QueueDepthReader, Transport } from './transport.js';
 
@@ -17,6 +18,8 @@ export interface TransportOptions {
   maxQueuedBytes?: number;
   /** kafka only: partitions of a request topic Kueuer creates (the option spec holds the default). */
   kafkaPartitions: number;
+  /** kafka only: replication of the topics Kueuer creates (default DEFAULT_TOPIC_REPLICATION in kafka/config.ts). */
+  kafkaReplication?: TopicReplication;
   /** kafka only: when the request's offset is committed (the option spec holds the default). */
   delivery: KafkaDelivery;
   /** kafka, transactional delivery: the producer's transactional id. */
@@ -45,6 +48,7 @@ export async function createTransport(spec: BackendSpec, log: Logger, options: T
           partitions: options.kafkaPartitions,
           delivery: options.delivery,
           ...(options.kafkaTransactionalId ? { transactionalId: options.kafkaTransactionalId } : {}),
+          ...(options.kafkaReplication ? { replication: options.kafkaReplication } : {}),
         },
         log,
       );

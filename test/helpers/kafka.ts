@@ -11,7 +11,29 @@ export interface SeenRecord {
 }
 
 export function kafkaClient(kafkaUrl: string): Kafka {
-  return new Kafka({ brokers: [kafkaUrl.replace('kafka://', '')], logLevel: logLevel.NOTHING, clientId: 'kueuer-test' });
+  return new Kafka({ brokers: kafkaUrl.replace('kafka://', '').split(','), logLevel: logLevel.NOTHING, clientId: 'kueuer-test' });
+}
+
+/** Until `count` brokers are registered and unfenced (a started node listens before it is). */
+export async function waitForBrokers(kafkaUrl: string, count: number, timeoutMs: number): Promise<void> {
+  const admin = kafkaClient(kafkaUrl).admin();
+  const until = Date.now() + timeoutMs;
+  let seen = 0;
+  try {
+    for (;;) {
+      try {
+        await admin.connect();
+        seen = (await admin.describeCluster()).brokers.length;
+        if (seen >= count) return;
+      } catch {
+        // not answering yet
+      }
+      if (Date.now() > until) throw new Error(`${kafkaUrl}: ${seen} of ${count} Kafka brokers registered after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
 }
 
 /**

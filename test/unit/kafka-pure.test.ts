@@ -6,7 +6,7 @@ import { kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka/config.js
 import { computeLag } from '../../shared/transport/kafka/depth.js';
 import type { Producer } from 'kafkajs';
 import pino from 'pino';
-import { ContiguousOffsets } from '../../shared/transport/kafka/offsets.js';
+import { ContiguousOffsets, requeueFailedCommits } from '../../shared/transport/kafka/offsets.js';
 import { isRebalancing } from '../../shared/transport/kafka/request-consumer.js';
 import type { OutgoingRecord } from '../../shared/transport/kafka/records.js';
 import { Slots } from '../../shared/transport/kafka/slots.js';
@@ -90,6 +90,43 @@ describe('contiguous offsets', () => {
     const idle = new ContiguousOffsets(3n);
     idle.dispatched(9n);
     expect(idle.complete(9n)).toBe(10n);
+  });
+});
+
+describe('replay window after an assignment (x-kueuer-redelivered on Kafka)', () => {
+  it('flags offsets from the committed position up to the end offset seen at assignment, and none after', () => {
+    // Committed 5, partition end 9 at assignment: 5–8 may have been started by the previous owner.
+    const o = new ContiguousOffsets(5n, 9n);
+    expect([4n, 5n, 8n, 9n, 12n].map((x) => o.mayHaveRun(x))).toEqual([false, true, true, false, false]);
+    expect(new ContiguousOffsets(5n).mayHaveRun(5n)).toBe(false);
+  });
+
+  it('a record this member already dispatched is not dispatched again when re-fetched after a rejoin', () => {
+    const o = new ContiguousOffsets(0n);
+    expect([0n, 1n, 2n].map((x) => o.dispatched(x))).toEqual([true, true, true]);
+    o.complete(0n);
+    // The commit of 1 failed or lagged; the group rejoined and kafkajs fetches from 1 again.
+    expect([1n, 2n, 3n].map((x) => o.dispatched(x))).toEqual([false, false, true]);
+    expect(o.complete(1n)).toBe(2n);
+  });
+});
+
+describe('failed offset commits', () => {
+  it('go back into the next commit unless a newer position or a lost partition supersedes them', () => {
+    const pending = new Map<number, bigint>([[1, 30n]]);
+    requeueFailedCommits(
+      [
+        [0, 10n],
+        [1, 20n],
+        [2, 7n],
+      ],
+      pending,
+      (p) => p !== 2,
+    );
+    expect([...pending].sort()).toEqual([
+      [0, 10n],
+      [1, 30n],
+    ]);
   });
 });
 

@@ -33,6 +33,8 @@ export class KafkaClient {
   readonly admin: Admin;
   /** Brokers whose last connection attempt failed, with the cause: logged when it first fails or the cause changes. */
   private readonly unreachable = new Map<string, string>();
+  /** When a connection to each broker last failed (host:port). */
+  private readonly failedAt = new Map<string, number>();
 
   constructor(
     spec: KafkaSpec,
@@ -54,14 +56,26 @@ export class KafkaClient {
   /** Names host, port and cause as soon as a socket to a broker fails (kafkajs only reports after its retries). */
   private watchSocket<S extends net.Socket>(socket: S, host: string, port: number): S {
     const key = formatHostPort({ host, port });
-    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.unreachable.delete(key));
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
+      this.unreachable.delete(key);
+      this.failedAt.delete(key);
+    });
+    // A broker that dies closes its sockets (FIN, no error): a new request then should not wait on it.
+    socket.once('end', () => this.failedAt.set(key, Date.now()));
     socket.once('error', (err: Error) => {
+      this.failedAt.set(key, Date.now());
       const cause = describeNetworkCause(err);
       if (this.unreachable.get(key) === cause) return;
       this.unreachable.set(key, cause);
       this.log.warn({ host, port, cause }, `cannot reach Kafka broker ${key}: ${cause}; retrying`);
     });
     return socket;
+  }
+
+  /** Whether a connection to the broker (host:port) failed within the last `withinMs` without one succeeding since. */
+  recentlyUnreachable(broker: string, withinMs = 15_000): boolean {
+    const at = this.failedAt.get(broker);
+    return at !== undefined && Date.now() - at < withinMs;
   }
 
   /** Runs `connect` until it resolves, saying after each failure which brokers cannot be reached. */

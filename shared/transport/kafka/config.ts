@@ -76,3 +76,12 @@ export function kafkaAuth(spec: KafkaSpec, env: Record<string, string | undefine
   }
   return auth;
 }
+
+/** Replication of the topics Kueuer creates (topics.ts). */
+export interface TopicReplication {
+  replicationFactor: number;
+  minInsyncReplicas: number;
+}
+
+/** The defaults of --kafka-replication-factor and --kafka-min-insync-replicas. */
+export const DEFAULT_TOPIC_REPLICATION: TopicReplication = { replicationFactor: 3, minInsyncReplicas: 2 };

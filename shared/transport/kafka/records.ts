@@ -5,7 +5,7 @@ import { META } from '../../envelope.js';
 
 export interface OutgoingRecord {
   topic: string;
-  message: { key: string | null; value: Buffer; headers: Record<string, string> };
+  message: { key: string | null; value: Buffer; headers: Record<string, string>; partition?: number };
 }
 
 export function groupByTopic(records: OutgoingRecord[]): Array<{ topic: string; messages: Array<OutgoingRecord['message']> }> {

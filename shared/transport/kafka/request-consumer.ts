@@ -7,15 +7,20 @@ import type { Consumer as KafkaConsumer, EachBatchPayload, KafkaMessage } from '
 import type { Logger } from 'pino';
 import { META } from '../../envelope.js';
 import { retry, type BackoffOptions } from '../../retry.js';
+import { settleWithin } from '../../timers.js';
 import type { KafkaDelivery } from '../backend.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler } from '../transport.js';
-import { ContiguousOffsets } from './offsets.js';
+import { ContiguousOffsets, requeueFailedCommits } from './offsets.js';
 import { metaFromHeaders, type OutgoingRecord } from './records.js';
 import { Slots } from './slots.js';
 import { replyCapture, type TransactionalCommits } from './transactions.js';
 
 /** A handler that failed runs again, marked redelivered, after 100 ms doubling to 1 s, until the request's deadline. */
 const HANDLER_RETRY: BackoffOptions = { baseMs: 100, capMs: 1000, jitter: false };
+/** How long a failing offset commit is tried again: past a coordinator's move after a broker loss (~9 s). */
+const COMMIT_RETRY_MS = 20_000;
+/** How long a new assignment's first dispatch waits for the partitions' end offsets (a broker may be failing over). */
+const END_OFFSETS_WAIT_MS = 5_000;
 
 export class KafkaRequestConsumer implements Consumer {
   private running = 0;
@@ -38,6 +43,8 @@ export class KafkaRequestConsumer implements Consumer {
    * (kafkajs rejoins only once every running batch returns).
    */
   private rebalancing = false;
+  /** The partitions' end offsets when this member's current assignment began (see assigned()). */
+  private ends: Promise<Map<number, bigint> | null> = Promise.resolve(null);
 
   constructor(
     private readonly consumer: KafkaConsumer,
@@ -46,6 +53,8 @@ export class KafkaRequestConsumer implements Consumer {
     private readonly delivery: KafkaDelivery,
     private readonly handler: DeliveryHandler,
     private readonly log: Logger,
+    /** The request topic's end offset per partition, read when partitions are assigned. */
+    private readonly endOffsets: () => Promise<Map<number, bigint>>,
     /** transactional only: where finished requests' replies and positions go. */
     private readonly transactions: TransactionalCommits | null = null,
   ) {
@@ -65,6 +74,11 @@ export class KafkaRequestConsumer implements Consumer {
    */
   assigned(partitions: number[]): void {
     this.rebalancing = false;
+    // Read now, before the first fetch: records up to these may have been started by the previous owners.
+    this.ends = settleWithin(this.endOffsets(), END_OFFSETS_WAIT_MS, () => new Error(`no answer within ${END_OFFSETS_WAIT_MS} ms`)).catch((err: Error) => {
+      this.log.warn({ err: err.message }, "cannot read the partitions' end offsets; the first fetch's end offset counts instead");
+      return null;
+    });
     for (const [partition, tracker] of this.partitions) {
       if (partitions.includes(partition)) continue;
       this.abandoned.add(tracker);
@@ -105,18 +119,36 @@ export class KafkaRequestConsumer implements Consumer {
    * Commits coalesce: positions are recorded per partition and one commit
    * request at a time carries the newest of each, so a busy sidecar sends a
    * commit per round trip, not per request, and positions only move forward.
+   * A failed commit (the group coordinator's broker died and it moves, ~9 s) is
+   * tried again with a backoff for up to COMMIT_RETRY_MS, for the partitions this
+   * member still owns; what still fails is re-read by the partition's next owner,
+   * flagged redelivered (see ContiguousOffsets).
    */
   private commit(partition: number, offset: bigint): Promise<void> {
     const current = this.toCommit.get(partition);
     if (current === undefined || offset > current) this.toCommit.set(partition, offset);
     if (!this.committing) {
       this.committing = (async () => {
+        let failingSince: number | null = null;
+        let wait = 100;
         while (this.toCommit.size > 0) {
           const batch = [...this.toCommit.entries()];
           this.toCommit.clear();
-          await this.consumer
-            .commitOffsets(batch.map(([p, o]) => ({ topic: this.topic, partition: p, offset: o.toString() })))
-            .catch((err: Error) => this.log.warn({ err: err.message }, 'offset commit failed; those requests may be redelivered'));
+          try {
+            await this.consumer.commitOffsets(batch.map(([p, o]) => ({ topic: this.topic, partition: p, offset: o.toString() })));
+            failingSince = null;
+            wait = 100;
+          } catch (err) {
+            failingSince ??= Date.now();
+            if (this.stopping || Date.now() - failingSince > COMMIT_RETRY_MS) {
+              this.log.warn({ err: (err as Error).message }, 'offset commit failed; the next owner reruns those requests, flagged redelivered');
+              continue;
+            }
+            this.log.info({ err: (err as Error).message, retryInMs: wait }, 'offset commit failed; trying again');
+            requeueFailedCommits(batch, this.toCommit, (p) => this.partitions.has(p));
+            await new Promise((resolve) => setTimeout(resolve, wait));
+            wait = Math.min(wait * 2, 1000);
+          }
         }
         this.committing = null;
       })();
@@ -146,7 +178,10 @@ export class KafkaRequestConsumer implements Consumer {
       // First sight of this partition since it was assigned to us (lost partitions are dropped in assigned()).
       // A later batch starts past requests still running, so it must not start a new tracker: that would
       // commit past them (a SIGKILL then loses them; the fault matrix caught exactly that).
-      offsets = new ContiguousOffsets(BigInt(first.offset));
+      // Records up to the partition's end offset at assignment may have been started by its previous owner
+      // (see offsets.ts); this batch's end offset is later, so it stands in only when that read failed.
+      const end = (await this.ends)?.get(partition) ?? BigInt(batch.highWatermark);
+      offsets = this.partitions.get(partition) ?? new ContiguousOffsets(BigInt(first.offset), end);
       this.partitions.set(partition, offsets);
     }
     const tracker = offsets;
@@ -168,13 +203,19 @@ export class KafkaRequestConsumer implements Consumer {
           break;
         }
         const offset = BigInt(message.offset);
-        tracker.dispatched(offset);
+        if (!tracker.dispatched(offset)) {
+          // Re-fetched after a rejoin that kept the partition: this member already runs or ran it.
+          this.slots.release();
+          payload.resolveOffset(message.offset);
+          continue;
+        }
         if (this.delivery === 'at-most-once') {
           // Never run twice: the request is committed before the app sees it.
           await this.commit(partition, offset + 1n);
         }
         this.running++;
-        const work = this.process(message)
+        // at-most-once commits before the app sees a record, so nothing past the committed position ever ran.
+        const work = this.process(message, this.delivery !== 'at-most-once' && tracker.mayHaveRun(offset))
           .then((replies) => {
             if (this.abandoned.has(tracker)) return;
             const next = tracker.complete(offset);
@@ -201,8 +242,8 @@ export class KafkaRequestConsumer implements Consumer {
    * request's deadline. In transactional mode the replies it published are captured and
    * returned, to be sent with the offset commit.
    */
-  private async process(message: KafkaMessage): Promise<OutgoingRecord[]> {
-    const first = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: false };
+  private async process(message: KafkaMessage, mayHaveRun: boolean): Promise<OutgoingRecord[]> {
+    const first = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: mayHaveRun };
     const deadline = Number(first.message.meta[META.deadline] ?? 0);
     try {
       return await retry(

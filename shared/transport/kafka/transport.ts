@@ -37,10 +37,12 @@ import {
   type Transport,
 } from '../transport.js';
 import { KafkaClient, SETUP_RETRY } from './client.js';
-import { consumerGroup, requestTopic, type KafkaSpec } from './config.js';
-import { metaFromHeaders, recordOf } from './records.js';
+import { consumerGroup, DEFAULT_TOPIC_REPLICATION, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
+import { metaFromHeaders, recordOf, type OutgoingRecord } from './records.js';
+import { LeaderMap } from './leaders.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { TickBatcher } from './tick-batcher.js';
+import { createTopic } from './topics.js';
 import { replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits } from './transactions.js';
 import { settleWithin } from '../../timers.js';
 
@@ -53,10 +55,9 @@ export interface KafkaTransportOptions {
    * transaction its predecessor left open). Default `kueuer.<queue>.<hostname>`.
    */
   transactionalId?: string;
+  /** Of the topics this transport creates (topics.ts); DEFAULT_TOPIC_REPLICATION when absent. */
+  replication?: TopicReplication;
 }
-
-/** Topics Kueuer creates accept records up to 101 MiB: the largest --max-body / --max-response plus headers (Kafka's default is 1 MiB). */
-const MAX_MESSAGE_BYTES = 101 * 1024 * 1024;
 
 /** Until the producer is connected: a check every 100 ms for 5 s. */
 const CONNECTED_POLL: RetryOptions = { baseMs: 100, capMs: 100, jitter: false, maxAttempts: 51 };
@@ -72,6 +73,8 @@ export class KafkaTransport implements Transport {
   private readonly producer: Producer;
   private readonly admin: Admin;
   private readonly batcher: TickBatcher;
+  /** Steers new requests away from partitions whose leader is down (leaders.ts). */
+  private readonly leaders: LeaderMap;
   private connected = false;
   private readonly topics = new Map<string, Promise<void>>();
   /** This process's reply topics, and whether each is ready to receive. */
@@ -92,8 +95,10 @@ export class KafkaTransport implements Transport {
     // partition, which capped a reply topic at a few hundred records/s. A
     // retried send can then duplicate a record: a duplicate request runs twice
     // (at-least-once anyway), and a duplicate reply is dropped by the responder.
-    this.producer = this.kafka.producer({ allowAutoTopicCreation: false });
+    // Two retries of its own (~300 ms): a request publish then tries another partition (sendRequest) instead of waiting out a dead leader.
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { initialRetryTime: 100, retries: 2 } });
     this.batcher = new TickBatcher(this.producer);
+    this.leaders = new LeaderMap(this.admin, (broker) => this.client.recentlyUnreachable(broker));
     this.producer.on('producer.connect', () => {
       this.connected = true;
       log.info('connected to Kafka');
@@ -129,29 +134,11 @@ export class KafkaTransport implements Transport {
   private ensureTopic(topic: string, partitions: number): Promise<void> {
     let creating = this.topics.get(topic);
     if (!creating) {
-      creating = this.createTopic(topic, partitions);
+      creating = createTopic(this.admin, this.log, topic, partitions, this.options.replication ?? DEFAULT_TOPIC_REPLICATION);
       this.topics.set(topic, creating);
       creating.catch(() => this.topics.delete(topic));
     }
     return creating;
-  }
-
-  private async createTopic(topic: string, partitions: number): Promise<void> {
-    try {
-      await this.admin.createTopics({
-        topics: [{ topic, numPartitions: partitions, configEntries: [{ name: 'max.message.bytes', value: String(MAX_MESSAGE_BYTES) }] }],
-        waitForLeaders: true,
-      });
-    } catch (err) {
-      const type = (err as { type?: string }).type ?? '';
-      if (type === 'TOPIC_AUTHORIZATION_FAILED' || type === 'CLUSTER_AUTHORIZATION_FAILED') {
-        throw new KueuerError(
-          'KUEUER_ERR_BROKER_UNAVAILABLE',
-          `not allowed to create Kafka topic ${topic}: create it beforehand (see docs/kafka.md) or grant CREATE on it`,
-        );
-      }
-      if (type !== 'TOPIC_ALREADY_EXISTS') throw err;
-    }
   }
 
   async publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void> {
@@ -160,11 +147,28 @@ export class KafkaTransport implements Transport {
     await withTimeout(
       (async () => {
         await this.ensureTopic(topic, this.options.partitions);
-        await this.batcher.send(topic, recordOf(message));
+        await this.sendRequest(topic, recordOf(message), Date.now() + options.timeoutMs);
       })(),
       options.timeoutMs,
       'request',
     );
+  }
+
+  /** Sends to a partition whose leader is reachable; a failed send goes to another partition until the deadline (leaders.ts). */
+  private async sendRequest(topic: string, record: OutgoingRecord['message'], deadline: number): Promise<void> {
+    const failed = new Set<number>();
+    for (;;) {
+      const partition = this.leaders.partitionFor(topic, record.key ?? '', failed);
+      try {
+        return await this.batcher.send(topic, partition === undefined ? record : { ...record, partition });
+      } catch (err) {
+        // kafkajs gives up on a dead leader with KafkaJSNumberOfRetriesExceeded (not retriable itself): another partition may take it.
+        const e = err as { retriable?: boolean; name?: string };
+        if (Date.now() >= deadline || (e.retriable === false && e.name !== 'KafkaJSNumberOfRetriesExceeded')) throw err;
+        if (partition !== undefined) failed.add(partition);
+        await this.leaders.refresh([topic]);
+      }
+    }
   }
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
@@ -285,7 +289,8 @@ export class KafkaTransport implements Transport {
       });
       transactions = new TransactionalCommits(txProducer, consumerGroup(queue), topic, log.child({ transactionalId }));
     }
-    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, transactions);
+    const endOffsets = async () => new Map((await this.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)] as const));
+    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, endOffsets, transactions);
     onAssigned = (partitions) => worker.assigned(partitions);
     const producer = txProducer;
     worker.starting = retry(
