@@ -74,7 +74,7 @@ export const responderOptions = {
   routes: {
     flag: 'routes',
     env: 'KUEUER_ROUTES',
-    description: 'queue: serve --queue on --listen; cluster: also open one port per annotated Service, as the webhook assigned them',
+    description: 'queue: serve --queue on --listen; cluster: also open one port per opted-in Service, as the webhook assigned them',
     defaultValue: 'queue',
     parse: oneOf(['queue', 'cluster'] as const),
   },
