@@ -109,7 +109,7 @@ case "${1:-}" in
     fi
     ;;
   stop)
-    for n in "${nodes[@]}"; do running "$n" && kill "$(pid_of "$n")" 2>/dev/null || true; done
+    for n in "${nodes[@]}"; do if running "$n"; then kill "$(pid_of "$n")" 2>/dev/null || true; fi; done
     for n in "${nodes[@]}"; do
       pid="$(pid_of "$n")"
       [ -n "$pid" ] || continue

@@ -52,7 +52,7 @@ install_if_missing() {
     $sudo apt-get update -qq >&2 || true
     $sudo apt-get install -y -qq rabbitmq-server haproxy >&2
   fi
-  [ -x "$bin/rabbitmq-server" ] && command -v haproxy > /dev/null || { echo "rabbitmq-server or haproxy did not install" >&2; exit 1; }
+  if [ ! -x "$bin/rabbitmq-server" ] || ! command -v haproxy > /dev/null; then echo "rabbitmq-server or haproxy did not install" >&2; exit 1; fi
 }
 
 node_running() {
@@ -144,7 +144,7 @@ case "${1:-}" in
     urls
     ;;
   stop)
-    [ -f "$base/haproxy.pid" ] && kill "$(cat "$base/haproxy.pid")" 2>/dev/null || true
+    if [ -f "$base/haproxy.pid" ]; then kill "$(cat "$base/haproxy.pid")" 2>/dev/null || true; fi
     for n in 3 2 1; do
       if node_running "$n"; then
         "$bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop "$RABBITMQ_PID_FILE" > /dev/null 2>&1 || kill "$(cat "$RABBITMQ_PID_FILE")" 2>/dev/null || true
