@@ -15,7 +15,9 @@
  */
 import type { CoreV1Api, DiscoveryV1Api, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { ANNOTATIONS } from '../shared/annotations.js';
 import { routesFromServices } from '../shared/service-routes.js';
+import { parseOriginal } from './service-rewrite.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
@@ -26,11 +28,31 @@ export function isKubernetesManagedSlice(slice: V1EndpointSlice): boolean {
   return KUBERNETES_SLICE_MANAGERS.includes(slice.metadata?.labels?.[MANAGED_BY_LABEL] ?? '');
 }
 
-/** `namespace/name` of every Service the webhook rewrote: it has a route (opted in, responder port) and no selector. */
+/**
+ * Whether the webhook took a selector away from `service`: its saved original
+ * (kueuer.io/original-service) has one. A Service that never had a selector
+ * keeps the Endpoints its owner wrote by hand (they are not Kubernetes', and
+ * nothing would give them back on restore).
+ */
+function hadSelectorRemoved(service: V1Service): boolean {
+  const raw = service.metadata?.annotations?.[ANNOTATIONS.originalService];
+  const original = raw === undefined ? null : parseOriginal(raw);
+  return original !== null && original.selector !== null && Object.keys(original.selector).length > 0;
+}
+
+/**
+ * `namespace/name` of every Service the webhook rewrote: it has a route (opted
+ * in, responder port), no selector now, and the webhook removed the one it had.
+ */
 export function rewrittenServices(services: readonly V1Service[]): Array<{ namespace: string; name: string }> {
   const routed = new Set(routesFromServices(services).routes.map((r) => r.service));
   return services
-    .filter((s) => routed.has(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`) && Object.keys(s.spec?.selector ?? {}).length === 0)
+    .filter(
+      (s) =>
+        routed.has(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`) &&
+        Object.keys(s.spec?.selector ?? {}).length === 0 &&
+        hadSelectorRemoved(s),
+    )
     .map((s) => ({ namespace: s.metadata?.namespace ?? 'default', name: s.metadata!.name! }));
 }
 

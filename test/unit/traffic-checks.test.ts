@@ -7,10 +7,21 @@ import { isKubernetesManagedSlice, rewrittenServices } from '../../webhook/forei
 import { freePort } from '../helpers/net.js';
 
 let nextPort = 21000;
-const service = (name: string, selector?: Record<string, string>, labels: Record<string, string> = { 'kueuer.io/inject': 'true' }): V1Service => {
+const ORIGINAL = JSON.stringify({ selector: { app: 'web' }, targetPorts: [{ port: 80, targetPort: 8080 }] });
+const service = (
+  name: string,
+  selector?: Record<string, string>,
+  labels: Record<string, string> = { 'kueuer.io/inject': 'true' },
+  original: string | undefined = ORIGINAL,
+): V1Service => {
   const port = nextPort++;
   return {
-    metadata: { namespace: 'shop', name, labels, annotations: { 'kueuer.io/responder-port': String(port) } },
+    metadata: {
+      namespace: 'shop',
+      name,
+      labels,
+      annotations: { 'kueuer.io/responder-port': String(port), ...(original === undefined ? {} : { 'kueuer.io/original-service': original }) },
+    },
     spec: { ...(selector ? { selector } : {}), ports: [{ port: 80, targetPort: port as never }] },
   };
 };
@@ -30,6 +41,11 @@ describe('the endpoints Kubernetes keeps for a rewritten Service', () => {
         service('opted-out', undefined, {}),
       ]),
     ).toEqual([{ namespace: 'shop', name: 'web' }]);
+  });
+
+  it("never on a Service that had no selector before Kueuer: its Endpoints are its owner's, written by hand", () => {
+    const noSelector = JSON.stringify({ selector: null, targetPorts: [{ port: 80, targetPort: 5432 }] });
+    expect(rewrittenServices([service('db-proxy', undefined, undefined, noSelector), service('no-record', undefined, undefined, 'not json')])).toEqual([]);
   });
 
   it("are the Endpoints object and the two Kubernetes controllers' slices, never another manager's", () => {
