@@ -153,13 +153,18 @@ function addDrainHooks(containers: V1Container[], adminPort: number, drainToken:
   for (const c of containers) {
     if (c.name === SIDECAR_NAME) continue;
     const own = c.lifecycle?.preStop;
-    if (own === undefined || isDrainHook(own)) c.lifecycle = { ...c.lifecycle, preStop: hook };
-    else
-      warnings.push(
-        `kueuer: container ${JSON.stringify(c.name)} has its own preStop hook, so Kueuer did not add its drain hook ` +
-          `(GET /drain on port ${adminPort} with the header Authorization: Bearer $${sidecarOptions.drainToken.env} of the sidecar); on pod deletion the app may get SIGTERM while the sidecar still takes requests ` +
-          '(they are handed back to the queue); call that endpoint at the start of your hook to keep the order',
-      );
+    if (own === undefined || isDrainHook(own)) {
+      c.lifecycle = { ...c.lifecycle, preStop: hook };
+      continue;
+    }
+    // Its own hook can drain only with the token: it gets the token in its environment.
+    const env = sidecarOptions.drainToken.env;
+    c.env = [...(c.env ?? []).filter((e) => e.name !== env), { name: env, value: drainToken }];
+    warnings.push(
+      `kueuer: container ${JSON.stringify(c.name)} has its own preStop hook, so Kueuer did not add its drain hook ` +
+        `(GET /drain on port ${adminPort} with the header Authorization: Bearer $${env}, which Kueuer put in this container's environment); on pod deletion the app may get SIGTERM while the sidecar still takes requests ` +
+        '(they are handed back to the queue); call that endpoint at the start of your hook to keep the order',
+    );
   }
   return warnings;
 }

@@ -32,7 +32,7 @@ function inject(args: string[], input: string): { code: number | null; stdout: s
  * token (the sidecar's KUEUER_DRAIN_TOKEN, sent by the preStop hook), as placeholders.
  */
 const normalise = (text: string): string => {
-  const tokens = new Set([...text.matchAll(/Bearer ([A-Za-z0-9_-]{32})\b/g)].map((m) => m[1]!));
+  const tokens = new Set([...text.matchAll(/Bearer ([A-Za-z0-9_-]{32})(?![A-Za-z0-9_-])/g)].map((m) => m[1]!));
   let out = text.replaceAll(`"version":"${kueuerVersion()}"`, '"version":"VERSION"');
   for (const t of tokens) out = out.replaceAll(t, 'DRAIN-TOKEN');
   return out;

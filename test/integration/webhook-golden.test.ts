@@ -98,7 +98,18 @@ describe('webhook golden files', () => {
     const spec = (o: Record<string, unknown>) => (o.spec ?? {}) as { containers?: Container[]; initContainers?: Container[] };
     const originalApps = new Map((spec(input.object).containers ?? []).map((c) => [c.name, c]));
     const withoutDrainHook = (c: Container): Container => {
-      if (originalApps.get(c.name)?.lifecycle?.preStop !== undefined || c.lifecycle?.preStop === undefined) return c;
+      const original = originalApps.get(c.name);
+      if (original?.lifecycle?.preStop !== undefined) {
+        // A container with its own hook keeps it and gets the drain token in its environment, last.
+        const env = (c as { env?: Array<{ name: string; value?: string }> }).env ?? [];
+        expect(env.at(-1)).toEqual({ name: 'KUEUER_DRAIN_TOKEN', value: drainToken });
+        const copy: Container = { ...c };
+        const rest = env.slice(0, -1);
+        if ((original as { env?: unknown }).env === undefined && rest.length === 0) delete (copy as { env?: unknown }).env;
+        else (copy as { env?: unknown }).env = rest;
+        return copy;
+      }
+      if (c.lifecycle?.preStop === undefined) return c;
       expect(c.lifecycle.preStop).toEqual(drainHook(adminPortOf(patched), drainToken ?? ''));
       const rest: Record<string, unknown> = { ...c.lifecycle };
       delete rest.preStop;
