@@ -13,6 +13,8 @@ const NEEDS_CONTROL_PLANE_OR_IMAGES = [
   'test/integration/check.test.ts',
   'test/integration/cluster.test.ts',
   'test/integration/install-artifacts.test.ts',
+  'test/integration/forbidden-reads.test.ts',
+  'test/integration/keda-ca-secret.test.ts',
   'test/integration/leader-election.test.ts',
   'test/integration/metrics-owner.test.ts',
   'test/integration/quick-start.test.ts',

@@ -14,7 +14,7 @@ import { MANAGEMENT_FIX } from '../shared/transport/amqp/depth.js';
 import { openQueueDepth } from '../shared/transport/create-transport.js';
 import { SLICE_MANAGED_BY, sliceName } from '../webhook/endpoint-mirror.js';
 import { MANAGED_BY_LABEL, rewrittenServices, SERVICE_NAME_LABEL } from '../webhook/foreign-endpoints.js';
-import { fail, ok, type CheckResult } from './install-checks.js';
+import { fail, ok, readFailure, type CheckResult } from './install-checks.js';
 import { apiError, KubeTimeoutError, withinTimeout } from './kube-call.js';
 import type { ServiceNote } from './workload-status.js';
 
@@ -72,15 +72,22 @@ export async function readServiceTraffic(k8s: K8s, kc: KubeConfig, call: Bound, 
 
 /** `kueuer check`'s line: every rewritten Service in the cluster sends all its traffic to the responders. */
 export async function serviceTrafficCheck(k8s: K8s, kc: KubeConfig, call: Bound): Promise<CheckResult[]> {
+  const what = 'traffic of the opted-in Services unknown';
+  let services: V1Service[];
+  try {
+    services = (await call(kc.makeApiClient(k8s.CoreV1Api).listServiceForAllNamespaces())).items;
+  } catch (err) {
+    const why = err instanceof KubeTimeoutError ? { message: err.message, timedOutAfterS: err.seconds } : apiError(err);
+    return [readFailure(what, { verb: 'list', resource: 'services' }, why)];
+  }
   let traffic: ServiceNote[];
   try {
-    const services = await call(kc.makeApiClient(k8s.CoreV1Api).listServiceForAllNamespaces());
-    traffic = await readServiceTraffic(k8s, kc, call, services.items);
+    traffic = await readServiceTraffic(k8s, kc, call, services);
   } catch (err) {
     const why = err instanceof KubeTimeoutError ? `the Kubernetes API did not answer within ${err.seconds} s` : apiError(err).message;
     return [
       fail(
-        `traffic of the opted-in Services unknown: ${why}`,
+        `${what}: ${why}`,
         'let this user list services and endpointslices and get endpoints in every namespace (kubectl auth can-i list endpointslices -A)',
       ),
     ];
