@@ -56,7 +56,7 @@ export interface CallbackDispatcherOptions {
   registry?: Registry;
   /** Called once per callback given up; errors it throws are logged. */
   onDeadLetter?: (record: DeadLetterRecord) => void | Promise<void>;
-  /** Tries in all, the first included (default 10: about 13 minutes with the default backoff). */
+  /** Tries in all, the first included (default 10: 10 to 14 minutes with the default backoff). */
   maxAttempts?: number;
   /** Default 2 s doubling to 5 min, jittered. */
   backoff?: BackoffOptions;

@@ -1,5 +1,7 @@
 /** A Service's callback annotations, and the signing key read from the Secret they name. */
-import { describe, expect, it, vi } from 'vitest';
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { describe, expect, expectTypeOf, it, vi } from 'vitest';
+import { kubeReadSecret, type SecretReader } from '../../responder/callbacks/kube-secret.js';
 import { CallbackKeys, loadCallbackKey, parseCallbackSettings, parseSecretRef } from '../../responder/callbacks/settings.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -83,5 +85,28 @@ describe('CallbackKeys', () => {
     expect((await keys.get('ns', { name: 'hooks', key: 'key' })).ok).toBe(false);
     expect((await keys.get('ns', { name: 'hooks', key: 'key' })).ok).toBe(false);
     expect(readSecret).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('kubeReadSecret', () => {
+  it('reads .data through the cluster client, undefined on 404, and rethrows anything else', async () => {
+    const calls: unknown[] = [];
+    const core = {
+      readNamespacedSecret: async (ref: { namespace: string; name: string }) => {
+        calls.push(ref);
+        if (ref.name === 'gone') throw Object.assign(new Error('not found'), { code: 404 });
+        if (ref.name === 'locked') throw Object.assign(new Error('secrets "locked" is forbidden'), { code: 403 });
+        return { data: { key: 'eA==' } };
+      },
+    };
+    const read = kubeReadSecret(core);
+    expect(await read('shop', 'hooks')).toEqual({ key: 'eA==' });
+    expect(calls).toEqual([{ namespace: 'shop', name: 'hooks' }]);
+    expect(await read('shop', 'gone')).toBeUndefined();
+    await expect(read('shop', 'locked')).rejects.toThrow(/forbidden/);
+  });
+
+  it("takes the responder's CoreV1Api as it is", () => {
+    expectTypeOf<CoreV1Api>().toExtend<SecretReader>();
   });
 });
