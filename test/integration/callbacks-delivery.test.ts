@@ -206,6 +206,37 @@ describe('network errors, shutdown and the submit check', () => {
     expect(await metric('kueuer_responder_callbacks_retried_total', { queue: 'orders' })).toBe(1);
   });
 
+  it('gives each try attemptTimeoutMs: a receiver that never answers is retried, then dead-lettered as timed out', async () => {
+    const r = await receiver([() => undefined]);
+    const { dispatcher, send, deadLetters } = setup(`http://127.0.0.1:${r.port}`, { maxAttempts: 2, attemptTimeoutMs: 300 });
+    const started = Date.now();
+    send(`http://127.0.0.1:${r.port}/done`);
+    await dispatcher.idle();
+    expect(r.seen).toHaveLength(2);
+    expect(deadLetters).toMatchObject([{ reason: 'exhausted', attempts: 2, detail: expect.stringMatching(/timed out/) }]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+    r.server.closeAllConnections();
+  });
+
+  it('runs at most `concurrency` tries at once', async () => {
+    let open = 0;
+    let most = 0;
+    const r = await receiver([
+      (res) => {
+        most = Math.max(most, ++open);
+        setTimeout(() => {
+          open--;
+          res.writeHead(200).end();
+        }, 100);
+      },
+    ]);
+    const { dispatcher, send } = setup(`http://127.0.0.1:${r.port}`, { concurrency: 2 });
+    for (const id of ids.slice(0, 6)) expect(send(`http://127.0.0.1:${r.port}/done`, id)).toBe(true);
+    await dispatcher.idle();
+    expect(r.seen).toHaveLength(6);
+    expect(most).toBe(2);
+  });
+
   it('dead-letters a callback waiting to retry when it is closed (reason shutdown), and takes no more', async () => {
     const r = await receiver([500]);
     const { dispatcher, send, deadLetters } = setup(`http://127.0.0.1:${r.port}`, { backoff: { baseMs: 60_000, capMs: 60_000 } });
