@@ -32,6 +32,10 @@ export const ANNOTATIONS = {
   targetBacklog: `${PREFIX}target-backlog`,
   scaleDownStabilization: `${PREFIX}scale-down-stabilization`,
   idleCooldown: `${PREFIX}idle-cooldown`,
+  /** Services: where async callbacks may go (responder/callbacks/allow-list.ts has the grammar). */
+  asyncCallbackAllow: `${PREFIX}async-callback-allow`,
+  /** Services: the Secret (`name[/key]`) holding the key that signs async callbacks. */
+  asyncCallbackSecret: `${PREFIX}async-callback-secret`,
   /** Written by the webhook: what it injected, in which version. */
   status: `${PREFIX}status`,
   /** Written by the webhook on Services: the original selector and ports, to restore them. */

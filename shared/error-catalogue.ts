@@ -189,6 +189,18 @@ export const CLIENT_ERRORS = {
     meaning: 'A state-changing admin endpoint (/drain) was called with another method than GET, HEAD included; nothing changed.',
     action: 'None for monitors and link checkers; the preStop hook uses GET with the drain token.',
   },
+  callback_not_allowed: {
+    status: 400,
+    meaning:
+      "The request's Kueuer-Callback-Url is refused; the `rule` field says why: `malformed` (not one absolute URL of at most 2048 characters), `scheme` (not http or https), `userinfo` (a user or password in the URL), `fragment`, or `not_allowed` (no entry of the Service's kueuer.io/async-callback-allow matches its scheme, host and port; nothing is allowed without the annotation). Nothing was queued.",
+    action: 'Send a callback URL the Service allows (docs/async-callbacks.md); operators: add its origin to kueuer.io/async-callback-allow.',
+  },
+  callback_misconfigured: {
+    status: 500,
+    meaning:
+      "The request names a callback, but the Service's kueuer.io/async-callback-allow or kueuer.io/async-callback-secret annotation is invalid, or the signing key's Secret cannot be read. Nothing was queued.",
+    action: 'Operators: fix the annotation or the Secret the message (or the responder log) names; the request can be sent again unchanged.',
+  },
   unknown_queue: {
     status: 404,
     meaning: 'The /backlog endpoint was asked for a queue Kueuer does not scale.',
