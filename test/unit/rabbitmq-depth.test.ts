@@ -2,6 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { managementUrlsFor, RabbitMqDepth } from '../../shared/transport/amqp/depth.js';
+import { defaultWebhookSettings } from '../../webhook/config.js';
 import { freePort } from '../helpers/net.js';
 
 const servers: Server[] = [];
@@ -51,5 +52,13 @@ describe('RabbitMQ queue depth from a cluster', () => {
     expect(explicit.map((u) => u.base)).toEqual(['http://m1:15672', 'https://m2']);
     expect(explicit[0]!.authorization).toBe(`Basic ${Buffer.from('admin:pw').toString('base64')}`);
     expect(explicit[1]!.authorization).toBe(`Basic ${Buffer.from('u:p').toString('base64')}`);
+  });
+
+  it('takes several management URLs in --rabbitmq-management-url and names the flag and the bad one', () => {
+    const urls = 'http://u:p@m1:15672,http://m2:15672';
+    expect(defaultWebhookSettings(['--rabbitmq-management-url', urls]).rabbitmqManagementUrl).toBe(urls);
+    expect(() => defaultWebhookSettings(['--rabbitmq-management-url', 'http://m1:15672,amqp://m2:5672'])).toThrow(
+      /--rabbitmq-management-url.*expected http\(s\):\/\/ URLs, got "amqp:\/\/m2:5672"/s,
+    );
   });
 });
