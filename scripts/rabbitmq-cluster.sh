@@ -9,6 +9,10 @@
 #   scripts/rabbitmq-cluster.sh stop
 #   scripts/rabbitmq-cluster.sh kill N     # SIGKILL node N (1-3), as a node crash
 #   scripts/rabbitmq-cluster.sh revive N   # start node N again with its data (it rejoins)
+#   scripts/rabbitmq-cluster.sh restart N  # an upgrade step, as the Cluster Operator's preStop does it: wait until
+#                                          # stopping N keeps every quorum queue's majority, drain N, stop it, start
+#                                          # it with its data, and wait until its quorum queue members are back
+#   scripts/rabbitmq-cluster.sh move-leader QUEUE N  # make node N the leader of quorum queue QUEUE (vhost /)
 #   scripts/rabbitmq-cluster.sh ctl N ARGS...  # rabbitmqctl against node N
 # Ports (KUEUER_RABBITMQ_CLUSTER_PORT, default 22670): HAProxy on the port, node
 # N's AMQP on port+1+N... precisely: node N AMQP = port+N+1 (22672-22674),
@@ -160,13 +164,37 @@ case "${1:-}" in
   revive)
     start_node "${2:?node number}"
     ;;
+  restart)
+    node_env "${2:?node number}"
+    name="$RABBITMQ_NODENAME"
+    "$bin/rabbitmq-upgrade" -n "$name" await_online_quorum_plus_one -t 300 > /dev/null
+    "$bin/rabbitmq-upgrade" -n "$name" drain -t 300 > /dev/null
+    "$bin/rabbitmqctl" -n "$name" stop "$RABBITMQ_PID_FILE" > /dev/null
+    start_node "$2"
+    "$bin/rabbitmq-upgrade" -n "$name" revive > /dev/null
+    # Back in the cluster (all three running) with its quorum queue members online again.
+    "$bin/rabbitmqctl" -n "$name" await_online_nodes 3 -t 300 > /dev/null
+    "$bin/rabbitmq-upgrade" -n "$name" await_online_quorum_plus_one -t 300 > /dev/null
+    ;;
+  move-leader)
+    queue="${2:?queue}"
+    target="$(node_name "${3:?node number}")"
+    for n in 1 2 3; do
+      if node_running "$n"; then
+        exec "$bin/rabbitmqctl" -n "$(node_name "$n")" eval \
+          "{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, <<\"$queue\">>)), rabbit_quorum_queue:transfer_leadership(Q, '$target')."
+      fi
+    done
+    echo "no node is running" >&2
+    exit 1
+    ;;
   ctl)
     n="${2:?node number}"
     shift 2
     exec "$bin/rabbitmqctl" -n "$(node_name "$n")" "$@"
     ;;
   *)
-    echo "usage: $0 start|stop|kill N|revive N|ctl N ARGS..." >&2
+    echo "usage: $0 start|stop|kill N|revive N|restart N|move-leader QUEUE N|ctl N ARGS..." >&2
     exit 2
     ;;
 esac

@@ -168,11 +168,14 @@ export const webhookOptions = {
   rabbitmqManagementUrl: {
     flag: 'rabbitmq-management-url',
     env: 'KUEUER_RABBITMQ_MANAGEMENT_URL',
-    description: "RabbitMQ's management API, for ready + unacked counts (default: the AMQP URL's host and credentials on port 15672)",
+    description:
+      "RabbitMQ's management API, for ready + unacked counts; comma-separated URLs of several nodes are tried in turn (default: each AMQP node's host and the AMQP credentials on port 15672)",
     optional: true as const,
     parse: (raw: string) => {
-      const url = new URL(raw);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s):// URL, got ${JSON.stringify(raw)}`);
+      for (const one of raw.split(',')) {
+        const url = new URL(one.trim());
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected http(s):// URLs, got ${JSON.stringify(one)}`);
+      }
       return raw;
     },
   },

@@ -10,11 +10,13 @@
 import amqp from 'amqplib';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { encodeRequest, type WireMessage } from '../../shared/envelope.js';
+import { encodeRequest, encodeResponse, type WireMessage } from '../../shared/envelope.js';
+import { isKueuerError } from '../../shared/errors.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
 import { managementUrlFor } from '../../shared/transport/amqp/depth.js';
 import { REPUBLISHED_HEADER } from '../../shared/transport/amqp/consumer.js';
+import { REPLY_INBOX_EXPIRES_MS } from '../../shared/transport/amqp/queues.js';
 import type { Delivery, Transport } from '../../shared/transport/transport.js';
 import { brokers, uniqueQueue, waitFor } from '../helpers/stack.js';
 
@@ -37,13 +39,28 @@ async function transportWithLog(
 }
 
 /** The queue as the management API shows it (type, arguments, message count). */
-async function queueInfo(queue: string): Promise<{ type: string; arguments: Record<string, unknown>; messages: number } | null> {
+async function queueInfo(
+  queue: string,
+): Promise<{ type: string; arguments: Record<string, unknown>; messages: number; exclusive: boolean; durable: boolean } | null> {
   const mgmt = managementUrlFor(amqpUrl(), `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`);
   const res = await fetch(`${mgmt.base}/api/queues/${encodeURIComponent(mgmt.vhost)}/${encodeURIComponent(queue)}`, {
     headers: { authorization: mgmt.authorization },
   });
   if (res.status === 404) return null;
-  return (await res.json()) as { type: string; arguments: Record<string, unknown>; messages: number };
+  return (await res.json()) as { type: string; arguments: Record<string, unknown>; messages: number; exclusive: boolean; durable: boolean };
+}
+
+/** The broker closes the transport's connection (through the management API), as a node going down does. */
+async function dropConnection(t: Transport): Promise<void> {
+  const localPort = (t as unknown as { model: { connection: { stream: { localPort: number } } } }).model.connection.stream.localPort;
+  const mgmt = managementUrlFor(amqpUrl(), `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`);
+  const name = `127.0.0.1:${localPort} -> 127.0.0.1:${new URL(amqpUrl()).port}`;
+  await waitFor(
+    async () =>
+      (await fetch(`${mgmt.base}/api/connections/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: mgmt.authorization } })).ok,
+    10_000,
+    'the management API to know the connection',
+  );
 }
 
 /** Runs `fn` on a plain amqplib channel of the shared node. */
@@ -195,16 +212,7 @@ describe('amqp failover duties', () => {
     try {
       const queue = uniqueQueue('reconnect');
       await t.publishRequest(queue, request(queue, ids(10)), { timeoutMs: 5000 });
-      const localPort = (t as unknown as { model: { connection: { stream: { localPort: number } } } }).model.connection.stream.localPort;
-      const mgmt = managementUrlFor(amqpUrl(), `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`);
-      const name = `127.0.0.1:${localPort} -> 127.0.0.1:${new URL(amqpUrl()).port}`;
-      // The broker closes the connection, as a node going down does.
-      await waitFor(
-        async () =>
-          (await fetch(`${mgmt.base}/api/connections/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: mgmt.authorization } })).ok,
-        10_000,
-        'the management API to know the connection',
-      );
+      await dropConnection(t);
       await waitFor(() => lines.some((l) => l.msg === 'lost broker connection; reconnecting'), 5000, 'the transport to notice');
       expect(t.isReady()).toBe(true);
       await t.publishRequest(queue, request(queue, ids(11)), { timeoutMs: 5000 });
@@ -229,5 +237,61 @@ describe('amqp failover duties', () => {
 
   it('refuses a cluster URL with an empty host as a bad backend URL', () => {
     expect(() => parseBackend('amqp://guest:guest@host1,,host3/')).toThrow(/empty host/);
+  });
+});
+
+describe('amqp reply inboxes', () => {
+  const reply = (queue: string, n: number): WireMessage => encodeResponse({ id: ids(100 + n), queue, status: 200, headers: [], body: Buffer.from(String(n)) });
+
+  it('are quorum queues that expire once unused, not exclusive queues bound to one connection', async () => {
+    const { t } = await transportWithLog();
+    try {
+      const inbox = await t.openReplyInbox(uniqueQueue('inbox'), () => undefined);
+      const info = await queueInfo(inbox.address);
+      expect(info).toMatchObject({ type: 'quorum', exclusive: false, durable: true });
+      expect(info?.arguments['x-expires']).toBe(REPLY_INBOX_EXPIRES_MS);
+      await inbox.close();
+      // Closed: deleted at once, so a late reply to it fails fast as KUEUER_ERR_REPLY_INBOX_GONE.
+      expect(await queueInfo(inbox.address)).toBeNull();
+      const err = await t.publishReply(inbox.address, reply('q', 0), { timeoutMs: 5000 }).catch((e: unknown) => e);
+      expect(isKueuerError(err, 'KUEUER_ERR_REPLY_INBOX_GONE')).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps the replies published while its responder reconnects, and delivers them after (none returned as gone)', async () => {
+    const { t: responder, lines } = await transportWithLog();
+    const { t: sidecar } = await transportWithLog();
+    try {
+      const queue = uniqueQueue('inbox-reconnect');
+      const got = new Set<string>();
+      const inbox = await responder.openReplyInbox(queue, (m) => got.add(m.body.toString()));
+      await dropConnection(responder);
+      // Replies every 20 ms from the moment the connection drops until well after it is back.
+      const failures: string[] = [];
+      for (let n = 0; n < 40; n++) {
+        await sidecar.publishReply(inbox.address, reply(queue, n), { timeoutMs: 5000 }).catch((e: unknown) => failures.push((e as Error).message));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(lines.some((l) => l.msg === 'lost broker connection; reconnecting')).toBe(true);
+      expect(failures).toEqual([]);
+      await expect.poll(() => got.size, { timeout: 15_000 }).toBe(40);
+      await inbox.close();
+    } finally {
+      await responder.close();
+      await sidecar.close();
+    }
+  });
+
+  it('stay exclusive and auto-deleted with classic queues (KUEUER_RABBITMQ_QUEUE_TYPE=classic)', async () => {
+    const { t } = await transportWithLog({ queueType: 'classic' });
+    try {
+      const inbox = await t.openReplyInbox(uniqueQueue('inbox-classic'), () => undefined);
+      expect(await queueInfo(inbox.address)).toMatchObject({ type: 'classic', exclusive: true, durable: false });
+      await inbox.close();
+    } finally {
+      await t.close();
+    }
   });
 });

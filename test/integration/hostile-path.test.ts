@@ -128,7 +128,7 @@ describe('a responder replica that dies with requests in flight (amqp)', () => {
     const inFlight = [request(stack.url, { path: '/one' }).catch(() => null), request(stack.url, { path: '/two' }).catch(() => null)];
     cleanups.push(() => stack.responder.responder.app.close());
     await waitFor(() => a.received.length === 2, 5000, 'the app to take both requests');
-    // Like a SIGKILL: the responder's connection goes, and with it its exclusive inbox.
+    // The responder goes: its transport closes, which deletes its inbox (a quorum queue that would otherwise outlive it).
     await stack.responderTransport.close();
     stack.responder.responder.app.server.closeAllConnections();
     await Promise.all(inFlight);

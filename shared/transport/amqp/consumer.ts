@@ -1,18 +1,18 @@
 /**
- * The RabbitMQ backend's consumers: a request consumer (prefetch =
- * concurrency, ack when the handler resolves) and a responder's reply inbox.
- * Both are re-attached on every new connection by the transport; a request
- * consumer that the broker cancels while the connection lives on (its queue
+ * The RabbitMQ backend's request consumer (prefetch = concurrency, ack when
+ * the handler resolves; the reply inbox is in inbox.ts). It is re-attached on
+ * every new connection by the transport; a request consumer that the broker cancels while the connection lives on (its queue
  * was deleted, or a classic queue's node went down) re-attaches itself,
  * retrying with backoff until the queue can be consumed again.
  */
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
-import type { WireMessage } from '../../envelope.js';
 import { META } from '../../envelope.js';
-import type { ConsumeOptions, Consumer, DeliveryHandler, ReplyInbox } from '../transport.js';
+import type { ConsumeOptions, Consumer, DeliveryHandler } from '../transport.js';
 import { closedChannels, metaFromHeaders, track } from './channels.js';
 import { declareDurableQueue, type QueueType } from './queues.js';
+import { Resumer } from './resume.js';
+import type { AmqpReplyInbox } from './inbox.js';
 
 /** Set by a publisher on a request it published again after losing the first publish's confirm: that copy may be a second one. */
 export const REPUBLISHED_HEADER = 'x-kueuer-republished';
@@ -25,49 +25,13 @@ export interface ConsumerHost {
   forgetInbox(inbox: AmqpReplyInbox): void;
 }
 
-export class AmqpReplyInbox implements ReplyInbox {
-  private channel: Channel | null = null;
-
-  constructor(
-    readonly address: string,
-    private readonly onReply: (message: WireMessage) => void,
-    private readonly host: ConsumerHost,
-  ) {}
-
-  async attach(model: ChannelModel, log: Logger): Promise<void> {
-    const channel = track(await model.createChannel(), log, 'reply-inbox');
-    // Exclusive: the queue lives and dies with this replica's connection, on the node that connection is on.
-    // A node loss takes both; the reconnect declares it again under the same name, and replies published
-    // meanwhile are returned to their sidecars (mandatory), which retry them (docs/rabbitmq.md).
-    await channel.assertQueue(this.address, { exclusive: true, autoDelete: true, durable: false });
-    await channel.consume(
-      this.address,
-      (msg) => {
-        if (msg) this.onReply({ meta: metaFromHeaders(msg.properties.headers), body: msg.content });
-      },
-      { noAck: true },
-    );
-    this.channel = channel;
-  }
-
-  async close(): Promise<void> {
-    this.host.forgetInbox(this);
-    const channel = this.channel;
-    this.channel = null;
-    if (channel && !closedChannels.has(channel)) await channel.close().catch(() => undefined);
-  }
-}
-
-const RESUME_FIRST_MS = 250;
-const RESUME_MAX_MS = 5_000;
-
 export class AmqpConsumer implements Consumer {
   private channel: Channel | null = null;
   private consumerTag: string | null = null;
   private running = 0;
   private readonly perChannel = new WeakMap<Channel, number>();
   private stopping = false;
-  private resumeTimer: NodeJS.Timeout | undefined;
+  private readonly resumer: Resumer;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -76,7 +40,9 @@ export class AmqpConsumer implements Consumer {
     private readonly handler: DeliveryHandler,
     private readonly host: ConsumerHost,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.resumer = new Resumer(() => this.reattach(), log, 'amqp consumer', { queue });
+  }
 
   get inFlight(): number {
     return this.running;
@@ -84,7 +50,7 @@ export class AmqpConsumer implements Consumer {
 
   async attach(model: ChannelModel): Promise<void> {
     if (this.stopping) return;
-    clearTimeout(this.resumeTimer);
+    this.resumer.cancel();
     await declareDurableQueue(model, this.queue, this.host.queueType, 'request', this.log);
     const channel = track(await model.createChannel(), this.log, 'consumer');
     await channel.prefetch(this.options.concurrency);
@@ -103,24 +69,15 @@ export class AmqpConsumer implements Consumer {
     this.consumerTag = null;
     this.log.warn({ queue: this.queue }, 'amqp consumer cancelled by the broker (queue deleted or its node down); consuming again');
     this.retire(channel);
-    this.resume(RESUME_FIRST_MS);
+    this.resumer.start();
   }
 
-  private resume(delayMs: number): void {
-    clearTimeout(this.resumeTimer);
-    this.resumeTimer = setTimeout(() => {
-      const model = this.host.currentModel();
-      // No connection: the transport re-attaches every consumer when it reconnects.
-      if (!model || this.stopping || this.channel) return;
-      this.attach(model).then(
-        () => this.log.info({ queue: this.queue }, 'amqp consumer resumed'),
-        (err: unknown) => {
-          this.log.warn({ queue: this.queue, err: (err as Error).message, retryInMs: delayMs * 2 }, 'amqp consumer could not resume yet');
-          this.resume(Math.min(RESUME_MAX_MS, delayMs * 2));
-        },
-      );
-    }, delayMs);
-    this.resumeTimer.unref();
+  /** The resumer's attempt: false when there is nothing to do (no connection: the transport re-attaches on reconnect). */
+  private async reattach(): Promise<boolean> {
+    const model = this.host.currentModel();
+    if (!model || this.stopping || (this.channel && !closedChannels.has(this.channel))) return false;
+    await this.attach(model);
+    return true;
   }
 
   /** Closes a channel this consumer no longer takes deliveries on once its last delivery is settled. */
@@ -153,7 +110,7 @@ export class AmqpConsumer implements Consumer {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.resumeTimer);
+    this.resumer.cancel();
     const channel = this.channel;
     if (channel && this.consumerTag && !closedChannels.has(channel)) {
       await channel.cancel(this.consumerTag).catch(() => undefined);

@@ -9,7 +9,7 @@
  * migrate. A declaration that fails closes its channel, so each runs on a
  * channel of its own.
  */
-import type { ChannelModel } from 'amqplib';
+import type { ChannelModel, Options } from 'amqplib';
 import type { Logger } from 'pino';
 import type { RabbitMqQueueType } from '../backend.js';
 
@@ -68,4 +68,23 @@ export async function declareDurableQueue(model: ChannelModel, queue: string, ty
     await passive.close().catch(() => undefined);
     log.error({ queue, wanted: type, found }, mismatchAdvice(queue, type, found, message));
   }
+}
+
+/**
+ * How long a responder's reply inbox outlives its last consumer (x-expires): longer than a failover
+ * (a new leader in ~3 s, a reconnect backing off up to 5 s), so a responder that reconnects finds its
+ * inbox and the replies kept meanwhile; a responder that really died leaves nothing behind past it.
+ */
+export const REPLY_INBOX_EXPIRES_MS = 60_000;
+
+/**
+ * How a responder's reply inbox is declared. With quorum queues (the default) it is a quorum queue of
+ * its own, replicated like the request queues: not exclusive, so it outlives the node of its owner's
+ * connection and keeps the replies published while that connection fails over, and expiring once
+ * unused for REPLY_INBOX_EXPIRES_MS. With classic queues (a user who chose no replication) it stays an
+ * exclusive, auto-deleted queue on the node of the connection.
+ */
+export function inboxDeclaration(type: QueueType): Options.AssertQueue {
+  if (type === 'classic') return { exclusive: true, autoDelete: true, durable: false };
+  return { durable: true, exclusive: false, autoDelete: false, arguments: { 'x-queue-type': 'quorum', 'x-expires': REPLY_INBOX_EXPIRES_MS } };
 }

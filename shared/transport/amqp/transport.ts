@@ -1,7 +1,8 @@
 /**
  * RabbitMQ backend on amqplib. Requests go to a durable queue as persistent
  * messages with publisher confirms; each responder replica reads replies from
- * its own exclusive queue, so no replica sees another's responses. Consumers
+ * its own inbox queue (inbox.ts: a quorum queue that outlives a node, or an
+ * exclusive one with classic queues), so no replica sees another's responses. Consumers
  * use prefetch = concurrency and ack only when the handler resolves.
  *
  * Reconnection uses amqplib's own recovery (backoff with jitter); this module
@@ -25,7 +26,8 @@ import { META } from '../../envelope.js';
 import { isKueuerError, KueuerError } from '../../errors.js';
 import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
 import { closedChannels, confirmPublish, returnedIds, track } from './channels.js';
-import { AmqpConsumer, AmqpReplyInbox, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
+import { AmqpConsumer, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
+import { AmqpReplyInbox } from './inbox.js';
 import { declareDurableQueue, type QueueType } from './queues.js';
 import { amqpHostUrls, connectTarget, redactRaw } from './url.js';
 import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../../connect-errors.js';
@@ -178,7 +180,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     else this.log.warn('amqplib internals changed: frames are written one syscall each');
     this.declared = new Set();
     this.publisher = await this.openPublisher(model);
-    for (const inbox of this.inboxes) await inbox.attach(model, this.log);
+    for (const inbox of this.inboxes) await inbox.attachOrResume(model);
     for (const consumer of this.consumers) await consumer.attach(model);
   }
 
@@ -315,9 +317,9 @@ export class AmqpTransport implements Transport, ConsumerHost {
   }
 
   async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
-    const inbox = new AmqpReplyInbox(`${REPLY_ADDRESS_PREFIX}${queue}.${randomBytes(8).toString('hex')}`, onReply, this);
+    const inbox = new AmqpReplyInbox(`${REPLY_ADDRESS_PREFIX}${queue}.${randomBytes(8).toString('hex')}`, onReply, this, this.log);
     this.inboxes.add(inbox);
-    if (this.model) await inbox.attach(this.model, this.log);
+    if (this.model) await inbox.attach(this.model);
     return inbox;
   }
 
