@@ -62,11 +62,8 @@ describe('docs/reference/annotations.md', () => {
 
   it("states the sidecar's default requests and limit as the webhook's defaults", () => {
     const s = defaultWebhookSettings();
-    const row = (key: string) =>
-      annotationBodies()
-        ['annotations pod']!.split('\n')
-        .find((l) => l.startsWith(`| \`${key}\` |`))!
-        .split('|')[2];
+    const rows = annotationBodies()['annotations pod']!.split('\n');
+    const row = (key: string) => rows.find((l) => l.startsWith(`| \`${key}\` |`))!.split('|')[2];
     expect(row(ANNOTATIONS.sidecarCpuRequest)).toContain(`\`${s.sidecarCpuRequest}\``);
     expect(row(ANNOTATIONS.sidecarMemoryRequest)).toContain(`\`${s.sidecarMemoryRequest}\``);
     expect(row(ANNOTATIONS.sidecarMemoryLimit)).toContain(`\`${s.sidecarMemoryLimit}\``);
