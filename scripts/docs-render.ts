@@ -68,14 +68,23 @@ export function fillGenerated(doc: string, bodies: Record<string, string>): stri
 
 export interface CommandDoc {
   name: string;
+  usage: string;
   summary: string;
   options: OptionSpecs;
   aliases?: Record<string, string>;
 }
 
+/** Every command's usage lines (as `--help` prints them), aligned after the command name, in a code block. */
+export function synopsis(commands: readonly CommandDoc[]): string {
+  const lines = commands.flatMap((c) => c.usage.split('\n').map((l) => l.trim()));
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const aligned = lines.map((l) => l.replace(/^kueuer (\S+) /, (_, name: string) => `kueuer ${name.padEnd(width)} `));
+  return ['```', ...aligned, '```'].join('\n');
+}
+
 /**
- * docs/reference/cli.md from its hand-written text and the commands: each
- * command's options table is generated; a command the file has no section
+ * docs/reference/cli.md from its hand-written text and the commands: the synopsis and each
+ * command's options table are generated; a command the file has no section
  * for yet gets one at the end (its summary and its table), so a new command
  * is documented by `npm run docs` before anyone writes prose for it.
  */
@@ -86,7 +95,7 @@ export function renderCliReference(doc: string, commands: readonly CommandDoc[])
     .filter((c) => !present.has(key(c)))
     .map((c) => `\n## \`kueuer ${c.name}\`\n\n${c.summary}\n\n${region(key(c), '')}\n`)
     .join('');
-  const bodies = Object.fromEntries(commands.map((c) => [key(c), optionTable(c.options, c.aliases)]));
+  const bodies = { synopsis: synopsis(commands), ...Object.fromEntries(commands.map((c) => [key(c), optionTable(c.options, c.aliases)])) };
   return fillGenerated(doc.trimEnd() + '\n' + added, bodies);
 }
 

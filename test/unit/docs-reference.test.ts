@@ -96,18 +96,13 @@ describe('the renderers', () => {
   });
 
   it('give a command the CLI reference has no section for a section of its own, at the end', () => {
-    const doc = `# CLI\n\n## one\n\n${region('options one', '')}\n`;
-    const out = renderCliReference(doc, [
-      { name: 'one', summary: 'First.', options: specs },
-      { name: 'two', summary: 'Second.', options: { b: specs.b! } },
-    ]);
+    const one = { name: 'one', usage: 'kueuer one --alpha X [options]', summary: 'First.', options: specs };
+    const two = { name: 'three', usage: 'kueuer three --beta Y\n       kueuer three [options]', summary: 'Third.', options: { b: specs.b! } };
+    const doc = `# CLI\n\n${region('synopsis', '')}\n\n## one\n\n${region('options one', '')}\n`;
+    const out = renderCliReference(doc, [one, two]);
+    expect(out).toContain(region('synopsis', '```\nkueuer one   --alpha X [options]\nkueuer three --beta Y\nkueuer three [options]\n```'));
     expect(out).toContain(`## one\n\n${region('options one', optionTable(specs))}\n`);
-    expect(out.endsWith(`\n## \`kueuer two\`\n\nSecond.\n\n${region('options two', optionTable({ b: specs.b! }))}\n`)).toBe(true);
-    expect(
-      renderCliReference(out, [
-        { name: 'one', summary: 'First.', options: specs },
-        { name: 'two', summary: 'Second.', options: { b: specs.b! } },
-      ]),
-    ).toBe(out);
+    expect(out.endsWith(`\n## \`kueuer three\`\n\nThird.\n\n${region('options three', optionTable({ b: specs.b! }))}\n`)).toBe(true);
+    expect(renderCliReference(out, [one, two])).toBe(out);
   });
 });
