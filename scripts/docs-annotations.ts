@@ -6,9 +6,9 @@
  * checks the tables list exactly the keys the parsers in shared/annotations.ts
  * and webhook/autoscaling/settings.ts read on each kind of object.
  */
-import { ANNOTATIONS, LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, PREFIX } from '../shared/annotations.js';
+import { ANNOTATIONS, LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, parsePodSettings, parseServiceSettings, PREFIX } from '../shared/annotations.js';
 import { concurrencyOption, kafkaOptions, timeoutOption } from '../shared/common-options.js';
-import { AUTOSCALING_DEFAULTS } from '../webhook/autoscaling/settings.js';
+import { AUTOSCALING_DEFAULTS, parseAutoscalingSettings } from '../webhook/autoscaling/settings.js';
 import { defaultWebhookSettings, webhookOptions } from '../webhook/config.js';
 import { annotationTable, type AnnotationRow } from './docs-render.js';
 
@@ -146,4 +146,24 @@ export function annotationBodies(): Record<string, string> {
       ...writtenRows().map((r) => `| \`${r.key}\` | ${r.on} | ${r.holds} |`),
     ].join('\n'),
   };
+}
+
+/** The annotations a parser reads: those whose unacceptable value it refuses by name (a Service-only one refused on a pod is not read there). */
+export function keysRead(parse: (a: Record<string, string>) => { ok: boolean; problems?: string[] }): string[] {
+  return Object.values(ANNOTATIONS)
+    .filter((key) => {
+      const r = parse({ [key]: '\u0000 not a value' });
+      return !r.ok && r.problems!.some((p) => p.startsWith(`${key}:`) && !p.includes('set it on the Service'));
+    })
+    .sort();
+}
+
+/** Per table, the annotations the webhook reads on that kind of object and the rows the table has: equal when the docs are complete. */
+export function annotationCoverage(): Array<{ table: string; read: string[]; documented: string[] }> {
+  const keys = (rows: AnnotationRow[]) => rows.map((r) => r.key).sort();
+  return [
+    { table: 'pod', read: keysRead(parsePodSettings), documented: keys(podRows()) },
+    { table: 'service', read: keysRead(parseServiceSettings), documented: keys(serviceRows()) },
+    { table: 'workload', read: keysRead((a) => parseAutoscalingSettings(a, undefined)), documented: keys(workloadRows()) },
+  ];
 }

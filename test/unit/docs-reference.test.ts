@@ -7,12 +7,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
-import { annotationBodies, podRows, serviceRows, workloadRows } from '../../scripts/docs-annotations.js';
+import { annotationBodies, annotationCoverage } from '../../scripts/docs-annotations.js';
 import { GENERATED_DOCS, renderReferenceDocs } from '../../scripts/docs-reference.js';
 import { fillGenerated, optionTable, region, renderCliReference } from '../../scripts/docs-render.js';
-import { ANNOTATIONS, parsePodSettings, parseServiceSettings } from '../../shared/annotations.js';
+import { ANNOTATIONS } from '../../shared/annotations.js';
 import type { OptionSpecs } from '../../shared/options.js';
-import { parseAutoscalingSettings } from '../../webhook/autoscaling/settings.js';
 import { defaultWebhookSettings } from '../../webhook/config.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -39,20 +38,11 @@ describe('the generated reference docs', () => {
   });
 });
 
-/** The annotations a parser reads: those whose unacceptable value it refuses by name. */
-function refusedKeys(parse: (a: Record<string, string>) => { ok: boolean; problems?: string[] }): string[] {
-  return Object.values(ANNOTATIONS).filter((key) => {
-    const r = parse({ [key]: '\u0000 not a value' });
-    return !r.ok && r.problems!.some((p) => p.startsWith(`${key}:`) && !p.includes('set it on the Service'));
-  });
-}
-
 describe('docs/reference/annotations.md', () => {
   it('lists on each kind of object exactly the annotations the webhook reads there', () => {
-    const keys = (rows: Array<{ key: string }>) => rows.map((r) => r.key).sort();
-    expect(keys(podRows())).toEqual(refusedKeys(parsePodSettings).sort());
-    expect(keys(serviceRows())).toEqual(refusedKeys(parseServiceSettings).sort());
-    expect(keys(workloadRows())).toEqual(refusedKeys((a) => parseAutoscalingSettings(a, undefined)).sort());
+    const coverage = annotationCoverage();
+    expect(coverage.map((c) => c.read.length)).toEqual([12, 2, 6]);
+    for (const { table, read, documented } of coverage) expect(documented, table).toEqual(read);
   });
 
   it('names every kueuer.io/ key the code defines', () => {
