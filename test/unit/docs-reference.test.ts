@@ -41,7 +41,8 @@ describe('the generated reference docs', () => {
 describe('docs/reference/annotations.md', () => {
   it('lists on each kind of object exactly the annotations the webhook reads there', () => {
     const coverage = annotationCoverage();
-    expect(coverage.map((c) => c.read.length)).toEqual([12, 2, 6]);
+    // The probe finds what the parsers read (12 pod, 2 Service and 6 workload annotations when this was written).
+    for (const [i, least] of [12, 2, 6].entries()) expect(coverage[i]!.read.length).toBeGreaterThanOrEqual(least);
     for (const { table, read, documented } of coverage) expect(documented, table).toEqual(read);
   });
 
