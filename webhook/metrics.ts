@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export function webhookMetrics(registry: Registry) {
   const registers = [registry];
@@ -32,3 +32,12 @@ export function webhookMetrics(registry: Registry) {
 }
 
 export type WebhookMetrics = ReturnType<typeof webhookMetrics>;
+
+/** 1 on the webhook replica that won the controllers' Lease (webhook/start.ts), 0 on the others. */
+export function leaderGauge(registry: Registry): Gauge {
+  return new Gauge({
+    name: 'kueuer_webhook_leader',
+    help: "1 on the replica holding the controllers' Lease (it writes autoscalers, EndpointSlices and Events), else 0",
+    registers: [registry],
+  });
+}

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { LeaderElection } from '../shared/kube/lease.js';
 import { PortAllocations } from './port-allocations.js';
 import { listen } from '../shared/admin-server.js';
@@ -32,7 +32,7 @@ import { kubeConfig } from '../shared/kube/object-source.js';
 import { certSettingsProblems, injectionConfig, type WebhookSettings } from './config.js';
 import type { TlsFiles } from './tls-reloader.js';
 import { runEndpointMirror } from './endpoint-mirror.js';
-import { webhookMetrics } from './metrics.js';
+import { leaderGauge, webhookMetrics } from './metrics.js';
 import { checkKubernetesApi, checkTlsFiles } from './preflight.js';
 import { buildWebhookServer } from './server.js';
 
@@ -83,11 +83,7 @@ export const PORT_ALLOCATIONS = 'kueuer-responder-ports';
 /** Competes for the controllers' Lease; `kueuer_webhook_leader` is 1 on the leader, 0 elsewhere. Returns after the first attempt. */
 async function electLeader(kc: KubeConfig, namespace: string, registry: Registry, log: Logger, onChange: (leading: boolean) => void): Promise<LeaderElection> {
   const k8s = await import('@kubernetes/client-node');
-  const gauge = new Gauge({
-    name: 'kueuer_webhook_leader',
-    help: "1 on the replica holding the controllers' Lease (it writes autoscalers, EndpointSlices and Events), else 0",
-    registers: [registry],
-  });
+  const gauge = leaderGauge(registry);
   gauge.set(0);
   const election = new LeaderElection(kc.makeApiClient(k8s.CoordinationV1Api), k8s.V1MicroTime, {
     namespace,

@@ -160,7 +160,7 @@ export const CASES: Case[] = [
   c('POST to a GET-only endpoint (405)', 'POST', '/get', ['Content-Type', 'text/plain'], 'x'),
 ];
 
-/** Headers a hop may change: RFC 9110 §7.6.1 and the legacy ones Kueuer also strips (README). */
+/** Headers a hop may change: RFC 9110 §7.6.1 and the legacy ones Kueuer also strips (docs/reference/http.md). */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',

@@ -12,7 +12,7 @@ import { startStack, type Stack } from '../helpers/stack.js';
 import { CASES, comparable, HOST, STATUSES } from './cases.js';
 
 /**
- * What Kueuer adds to every request on purpose (README, "What clients and
+ * What Kueuer adds to every request on purpose (docs/reference/http.md, "What clients and
  * apps see"), and Connection, which each hop sets for itself: go-httpbin
  * leaves these out of its echoes, so echoed bodies can match byte for byte.
  * The test 'adds exactly …' below checks those additions on an unfiltered go-httpbin.
@@ -88,14 +88,14 @@ describe.each(targets)('go-httpbin behind Kueuer (%s), answer for answer', (targ
     }
   });
 
-  it('passes response trailers through, or drops them as README documents', async () => {
+  it('passes response trailers through, or drops them as docs/reference/http.md documents', async () => {
     const req = { method: 'GET', path: '/trailers?X-Trailer-One=1&X-Trailer-Two=2', headers: ['Host', HOST] };
     const direct = await exchange(app.url, req);
     const through = await exchange(url, req);
     expect(direct.rawTrailers).toEqual(['X-Trailer-One', '1', 'X-Trailer-Two', '2']);
     expect(through.body.equals(direct.body)).toBe(true);
     if (through.rawTrailers.length > 0) expect(through.rawTrailers).toEqual(direct.rawTrailers);
-    else expect(await readmeSection(), 'README says response trailers are dropped').toMatch(/\btrailers\b/i);
+    else expect(await httpReference(), 'docs/reference/http.md says response trailers are dropped').toMatch(/\btrailers\b/i);
   });
 
   it('adds exactly x-kueuer-request-id, x-kueuer-deadline and X-Forwarded-For to what the app sees', async () => {
@@ -122,9 +122,8 @@ interface Echo {
   [k: string]: unknown;
 }
 
-async function readmeSection(): Promise<string> {
+/** What docs/reference/http.md says clients and apps see (it was README's section "What clients and apps see"). */
+async function httpReference(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
-  const start = readme.indexOf('## What clients and apps see');
-  return readme.slice(start, readme.indexOf('\n## ', start + 1));
+  return readFile(new URL('../../docs/reference/http.md', import.meta.url), 'utf8');
 }

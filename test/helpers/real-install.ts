@@ -94,7 +94,7 @@ export interface KueuerInstall {
   installMs: number;
   /** install.sh's output. */
   installOutput: string;
-  /** The broker Secret in an app namespace, as README's "Opting in" step 2 says. */
+  /** The broker Secret in an app namespace, as docs/reference/annotations.md, "Opting in", step 2 says. */
   createBackendSecret(namespace: string): void;
   /** Runs a script of the repository (e.g. scripts/uninstall.sh) as a user would, against this cluster. */
   runScript(script: string, args?: string[]): Promise<ScriptResult>;

@@ -83,7 +83,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
   };
   const kustomizeDir = (dir: string) => run(kubectlBin, ['kustomize', dir]);
 
-  /** A user's kustomization (in a temp dir) over the shipped base and components, as README shows it. */
+  /** A user's kustomization (in a temp dir) over the shipped base and components, as docs/operations.md shows it. */
   function userKustomization(components: string[], extra = '', resource = 'manifests/base'): string {
     const dir = mkdtempSync(join(tmpdir(), 'kueuer-kustomize-'));
     dirs.push(dir);

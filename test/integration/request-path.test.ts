@@ -209,7 +209,7 @@ describe.each(backends)('request path on %s', (backend) => {
   });
 
   it('never calls the app again once it was sent the request: a reset after reading it is 502 at once (issue 12, item 2)', async () => {
-    // This test used to expect a second call; the replay rule (README) forbids it, since the app may have acted on the request.
+    // This test used to expect a second call; the replay rule (docs/reference/http.md) forbids it, since the app may have acted on the request.
     let calls = 0;
     app.handle((_req, res) => {
       calls++;

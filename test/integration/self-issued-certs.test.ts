@@ -284,7 +284,7 @@ describe('self-issued webhook certificates, through a real kube-apiserver', () =
     const installed = cp.getJson('secret', 'kueuer-webhook-tls', '-n', 'kueuer-system');
     expect(caBundles().webhooks[0]).toEqual([new X509Certificate(Buffer.from(installed.data['ca.crt'] as string, 'base64')).fingerprint256]);
 
-    // Run again (README's upgrade): the certificate the webhook serves is kept, so the caBundle never names a CA the pods do not serve yet.
+    // Run again (docs/operations.md, "Upgrade"): the certificate the webhook serves is kept, so the caBundle never names a CA the pods do not serve yet.
     const again = await runInstall();
     expect(again.code).toBe(0);
     expect(again.output).toContain('Reusing the webhook certificate of the Secret kueuer-system/kueuer-webhook-tls');

@@ -96,7 +96,7 @@ describe('the install paths on a real node', () => {
   };
 
   /**
-   * legacy/web, running since before the install, opted in word for word as README's "Opting in" says: every request
+   * legacy/web, running since before the install, opted in word for word as docs/reference/annotations.md's "Opting in" says: every request
    * through Kueuer (also after the app's rollout), and its generated HPA scales it on its backlog.
    */
   const optInExistingApp = async () => {
@@ -226,7 +226,7 @@ describe('the install paths on a real node', () => {
         await expectQueuedAnswers('plain', 'web');
         await optInExistingApp();
 
-        // README, "Uninstall": scripts/uninstall.sh with the kustomization that was applied.
+        // docs/operations.md, "Uninstall": scripts/uninstall.sh with the kustomization that was applied.
         const removed = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--yes', dir], env(), 300_000);
         expect(removed.code, removed.output).toBe(0);
         const svc = getJson('service', 'web', '-n', 'plain');
@@ -339,7 +339,7 @@ describe('the install paths on a real node', () => {
         `keda mode: KEDA ready ${kedaInstall.readySeconds.toFixed(1)} s after apply; worker at 3 ready ${scaleUpS.toFixed(1)} s after the first of 40 requests; all answered`,
       );
 
-      // README, "Uninstall", for a Helm install.
+      // docs/operations.md, "Uninstall", for a Helm install.
       const restored = await runTool('bash', [join(root, 'scripts', 'uninstall.sh'), '--yes', '--restore-only'], env(), 300_000);
       expect(restored.code, restored.output).toBe(0);
       expect(restored.output).toContain('deleted the EndpointSlices mirrored for queued Services');

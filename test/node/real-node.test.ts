@@ -506,7 +506,7 @@ spec:
 
   it('uninstall as documented restores every rewritten Service, which then serves its pods directly', async () => {
     const queued = ['web', 'worker', 'sleepy'];
-    // README, "Uninstall": scripts/uninstall.sh with the kustomization that was installed.
+    // docs/operations.md, "Uninstall": scripts/uninstall.sh with the kustomization that was installed.
     const t0 = Date.now();
     const result = await install.runScript('scripts/uninstall.sh', ['--yes', install.kustomizeDir]);
     expect(result.code, result.output).toBe(0);

@@ -1,33 +1,44 @@
+/**
+ * The facts README and the hand-written docs state about the code, scripts and manifests. The flags, annotations
+ * and metrics themselves are in the generated reference (test/unit/docs-reference.test.ts); links are checked by
+ * test/unit/doc-links.test.ts.
+ */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../cli/commands.js';
-import type { OptionSpecs } from '../../shared/options.js';
-import { defaultWebhookSettings } from '../../webhook/config.js';
+import { parseAllDocuments } from 'yaml';
+import { optIn, parsePodSettings, parseServiceSettings } from '../../shared/annotations.js';
+import { parseAutoscalingSettings } from '../../webhook/autoscaling/settings.js';
+import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js';
+import { injectObject } from '../../webhook/manifest-injection.js';
 import { heapCeilingMiB, HEAP_SHARE } from '../../webhook/pod-injection.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const source = (path: string): string => readFileSync(join(root, path), 'utf8');
-const rows = readme.split('\n').filter((l) => l.startsWith('| `--'));
+const readme = source('README.md');
+/** README.md, the top-level *.md files and every docs/**.md, by path. */
+function markdown(dir = root, top = true): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) return (top && f === 'docs') || !top ? markdown(p, false) : [];
+    return p.endsWith('.md') ? [relative(root, p)] : [];
+  });
+}
 
 describe('README', () => {
-  for (const command of COMMANDS) {
-    for (const spec of Object.values(command.options as OptionSpecs)) {
-      it(`documents ${command.name} --${spec.flag}, ${spec.env} and its default`, () => {
-        const matching = rows.filter((r) => r.startsWith(`| \`--${spec.flag}\` | \`${spec.env}\` |`));
-        expect(matching.length).toBeGreaterThan(0);
-        const expected = spec.defaultValue === undefined ? (spec.optional ? 'optional' : 'required') : `\`${spec.defaultValue}\``;
-        expect(matching.some((r) => r.split('|')[3]!.trim() === expected)).toBe(true);
-      });
-    }
-  }
+  it('fits on a few screens, with the local stack and the cluster quick start near the top', () => {
+    expect(readme.split('\n').length).toBeLessThan(350);
+    const line = (heading: string) => readme.split('\n').indexOf(heading);
+    expect(line('## Try it locally')).toBeGreaterThan(0);
+    expect(line('## Quick start on a cluster')).toBeGreaterThan(0);
+    expect(line('## Quick start on a cluster')).toBeLessThan(100);
+  });
 
-  it("states the test RabbitMQ's port as scripts/rabbitmq.sh's default, with its management port (+3)", () => {
-    const port = Number(/KUEUER_RABBITMQ_PORT:-(\d+)/.exec(source('scripts/rabbitmq.sh'))?.[1]);
-    expect(port).not.toBe(25672); // a system RabbitMQ's inter-node port
-    expect(readme).toContain(`private node on 127.0.0.1:${port} (management API on\n${port + 3};`);
+  it('names the two commands', () => {
+    expect(readme).toContain('npm ci && npm start');
+    expect(readme).toContain('npm ci && npm test');
   });
 
   it("states npm start's ports and variables as scripts/start-demo.mjs uses them", () => {
@@ -42,55 +53,117 @@ describe('README', () => {
     expect(demo).toContain("curl -i 'http://${listen}/hello?name=kueuer'");
   });
 
-  it('has the operator sections, and the scripts it names exist', () => {
-    for (const heading of ['## Prerequisites', '## Upgrade', '## Uninstall', '## Security model', '## Troubleshooting'])
-      expect(readme).toContain(`\n${heading}\n`);
-    for (const [, path] of readme.matchAll(/\]\((scripts\/[\w.-]+)\)/g)) expect(existsSync(join(root, path!)), path).toBe(true);
-    expect(readme).toContain('[scripts/uninstall.sh](scripts/uninstall.sh)');
+  it('opts an app in with one complete manifest that the webhook accepts and injects, its settings where the webhook reads them', async () => {
+    const section = readme.slice(readme.indexOf('## Opting an app in'), readme.indexOf('\n## ', readme.indexOf('## Opting an app in') + 1));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+    type Meta = { labels?: Record<string, string>; annotations?: Record<string, string> };
+    type Obj = { kind: string; metadata: Meta & { name: string }; spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const [deployment, service] = parseAllDocuments(yaml).map((d) => d.toJS() as Obj);
+    expect([deployment!.kind, service!.kind]).toEqual(['Deployment', 'Service']);
+    const template = deployment!.spec.template as Meta & { metadata: Meta };
+    expect(optIn(template.metadata.labels, template.metadata.annotations)).toEqual({ ok: true, value: { value: true } });
+    expect(optIn(service!.metadata.labels, service!.metadata.annotations)).toEqual({ ok: true, value: { value: true } });
+    expect(service!.spec.selector).toEqual(deployment!.spec.selector.matchLabels);
+    const pod = parsePodSettings(template.metadata.annotations);
+    expect(pod.ok && pod.value.concurrency).toBeGreaterThan(1);
+    const svc = parseServiceSettings(service!.metadata.annotations);
+    expect(svc.ok && svc.value.timeoutMs).toBeGreaterThan(0);
+    const scaling = parseAutoscalingSettings(deployment!.metadata.annotations, template.metadata.annotations);
+    expect(scaling.ok && scaling.value.minReplicas).toBe(0);
+    const injected = await injectObject(deployment, 'shop', injectionConfig(defaultWebhookSettings(), true, '0.0.0'), pino({ level: 'silent' }));
+    expect(injected.refusal).toBeUndefined();
+    expect(JSON.stringify(injected.object)).toContain('kueuer-sidecar');
   });
 
-  it("states the sidecar's heap ceiling as the injection computes it", () => {
-    const limit = defaultWebhookSettings().sidecarMemoryLimit;
-    expect(HEAP_SHARE).toBe(0.25);
-    expect(readme).toContain(`bounded to a quarter of its limit (\`NODE_OPTIONS=--max-old-space-size\`, ${heapCeilingMiB(limit)} MiB for ${limit})`);
+  it('links the operations guide, the generated reference, DEVELOPMENT.md and CONTRIBUTING.md', () => {
+    for (const doc of [
+      'docs/operations.md',
+      'docs/reference/cli.md',
+      'docs/reference/annotations.md',
+      'docs/reference/metrics.md',
+      'docs/errors.md',
+      'DEVELOPMENT.md',
+      'CONTRIBUTING.md',
+    ])
+      expect(readme).toContain(`](${doc})`);
+  });
+});
+
+describe('DEVELOPMENT.md', () => {
+  const development = source('DEVELOPMENT.md');
+
+  it("states the test RabbitMQ's port as scripts/rabbitmq.sh's default, with its management port (+3)", () => {
+    const port = Number(/KUEUER_RABBITMQ_PORT:-(\d+)/.exec(source('scripts/rabbitmq.sh'))?.[1]);
+    expect(port).not.toBe(25672); // a system RabbitMQ's inter-node port
+    expect(development).toContain(`private node on 127.0.0.1:${port} (management API on\n${port + 3};`);
+  });
+
+  it('names the one command that regenerates the docs, and package.json has it', () => {
+    expect(development).toContain('npm run docs');
+    expect(JSON.parse(source('package.json')).scripts.docs).toContain('docs-generate');
+  });
+});
+
+describe('docs/operations.md', () => {
+  const operations = source('docs/operations.md');
+
+  it('has the operator sections, and links the uninstall script', () => {
+    for (const heading of [
+      '## Prerequisites',
+      '## Install on a cluster',
+      '## Upgrade',
+      '## Uninstall',
+      '## Security model',
+      '## Troubleshooting',
+      '## Limitations',
+    ])
+      expect(operations).toContain(`\n${heading}\n`);
+    expect(operations).toContain('[scripts/uninstall.sh](../scripts/uninstall.sh)');
+    for (const [, path] of operations.matchAll(/\]\(\.\.\/(scripts\/[\w.-]+)\)/g)) expect(existsSync(join(root, path!)), path).toBe(true);
   });
 
   it("states the responder's drain and grace period as the manifests set them", () => {
     const deployment = source('manifests/base/responder/deployment.yaml');
     const drain = /KUEUER_DRAIN_TIMEOUT, value: (\d+)s/.exec(deployment)![1];
     const grace = /terminationGracePeriodSeconds: (\d+)/.exec(deployment)![1];
-    expect(readme).toContain(`\`KUEUER_DRAIN_TIMEOUT\` (${drain} s as shipped)`);
-    expect(readme).toContain(`its \`terminationGracePeriodSeconds\` (${grace})`);
+    expect(operations).toContain(`\`KUEUER_DRAIN_TIMEOUT\` (${drain} s as shipped)`);
+    expect(operations).toContain(`its \`terminationGracePeriodSeconds\` (${grace})`);
   });
+});
 
-  it("states the sidecar's default requests and limit (Annotations) as the webhook's defaults", () => {
-    const s = defaultWebhookSettings();
-    const row = readme.split('\n').find((l) => l.startsWith('| `kueuer.io/sidecar-cpu-request`'));
-    expect(row?.split('|')[2]).toContain(`\`${s.sidecarCpuRequest}\`, \`${s.sidecarMemoryRequest}\`, none, \`${s.sidecarMemoryLimit}\``);
-  });
+describe('docs/reference/cli.md (its hand-written parts)', () => {
+  const cli = source('docs/reference/cli.md');
 
-  it('calls the opt-in a label: no "annotated" pods, Services or workloads, no "none (annotation)"', () => {
-    // docs/errors.md is generated from shared/error-catalogue.ts: its words are the code's.
-    const docs = readdirSync(join(root, 'docs')).filter((f) => f !== 'errors.md');
-    for (const [path, text] of [['README.md', readme], ...docs.map((f) => [`docs/${f}`, source(`docs/${f}`)])])
-      for (const bad of [/\bannotated (pods?|Services?|workloads?)\b/i, /none \(annotation\)/]) expect(text, path).not.toMatch(bad);
+  it("states the sidecar's heap ceiling as the injection computes it", () => {
+    const limit = defaultWebhookSettings().sidecarMemoryLimit;
+    expect(HEAP_SHARE).toBe(0.25);
+    expect(cli).toContain(`bounded to a quarter of its limit (\`NODE_OPTIONS=--max-old-space-size\`, ${heapCeilingMiB(limit)} MiB for ${limit})`);
   });
 
   it('says that kueuer inject also injects annotation-only pods, which the webhook is never sent', () => {
-    const section = readme.slice(readme.indexOf('### `kueuer inject`'), readme.indexOf('### `kueuer check`'));
+    const section = cli.slice(cli.indexOf('## `kueuer inject`'), cli.indexOf('## `kueuer check`'));
     expect(section).not.toContain('as the webhook would admit it');
     expect(section).toContain('by the label **or by the\ndeprecated annotation** alone');
     expect(section).toContain('`objectSelector` sends the webhook only objects carrying the label');
   });
+});
 
-  it('points at no git tag that does not exist (?ref=) in README, docs and manifests', () => {
-    const tags = new Set(execFileSync('git', ['tag', '--list'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean));
-    const files = ['README.md', 'manifests/kustomization.yaml', ...readdirSync(join(root, 'docs')).map((f) => `docs/${f}`)];
-    for (const path of files) for (const [, ref] of source(path).matchAll(/\?ref=([\w.-]+)/g)) expect(tags.has(ref!), `${path}: ?ref=${ref}`).toBe(true);
+describe('README and every doc', () => {
+  const files = markdown();
+
+  it('are found', () => {
+    expect(files).toEqual(expect.arrayContaining(['README.md', 'DEVELOPMENT.md', 'CONTRIBUTING.md', 'docs/operations.md', 'docs/reference/annotations.md']));
   });
 
-  it('names the two commands', () => {
-    expect(readme).toContain('npm ci && npm start');
-    expect(readme).toContain('npm ci && npm test');
+  it('call the opt-in a label: no "annotated" pods, Services or workloads, no "none (annotation)"', () => {
+    // docs/errors.md is generated from shared/error-catalogue.ts: its words are the code's.
+    for (const path of files.filter((f) => f !== 'docs/errors.md'))
+      for (const bad of [/\bannotated (pods?|Services?|workloads?)\b/i, /none \(annotation\)/]) expect(source(path), path).not.toMatch(bad);
+  });
+
+  it('point at no git tag that does not exist (?ref=), nor does manifests/kustomization.yaml', () => {
+    const tags = new Set(execFileSync('git', ['tag', '--list'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean));
+    for (const path of [...files, 'manifests/kustomization.yaml'])
+      for (const [, ref] of source(path).matchAll(/\?ref=([\w.-]+)/g)) expect(tags.has(ref!), `${path}: ?ref=${ref}`).toBe(true);
   });
 });
