@@ -7,7 +7,7 @@
  * an empty patch.
  */
 import { randomBytes } from 'node:crypto';
-import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
+import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
 import { quantityValue } from '../shared/quantity.js';
@@ -84,7 +84,8 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
   const drainToken = existingDrainToken(pod) ?? (config.newDrainToken ?? randomDrainToken)();
-  const sidecar = sidecarContainer(config, settings, status, adminPort, drainToken);
+  const [backendSecret = config.defaultBackendSecret, ...mountedSecrets] = (settings.backendSecret ?? config.defaultBackendSecret).split(',');
+  const sidecar = withMountedSecrets(sidecarContainer(config, { ...settings, backendSecret }, status, adminPort, drainToken), mountedSecrets);
 
   const desired = structuredClone(pod);
   desired.spec ??= { containers: [] };
@@ -99,12 +100,31 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   } else {
     upsert(spec.containers, sidecar);
   }
+  for (const volume of brokerSecretVolumes(mountedSecrets)) upsert((spec.volumes ??= []), volume);
   warnings.push(...addDrainHooks(spec.containers, adminPort, drainToken));
   if (spec.initContainers?.length === 0) delete spec.initContainers;
   desired.metadata ??= {};
   desired.metadata.annotations = { ...desired.metadata.annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
 
   return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status, warnings };
+}
+
+/** Where the sidecar finds the broker Secrets after the first (shared/broker-secret/env.ts): one directory per Secret, named after it. */
+export const BROKER_SECRETS_DIR = '/etc/kueuer/broker';
+
+/** The pod's volumes of the Secrets after the first that kueuer.io/backend names (their keys, e.g. ca.crt, are not all valid variable names). */
+function brokerSecretVolumes(secrets: readonly string[]): V1Volume[] {
+  return secrets.map((secretName, i) => ({ name: `kueuer-broker-${i + 1}`, secret: { secretName } }));
+}
+
+function withMountedSecrets(sidecar: V1Container, secrets: readonly string[]): V1Container {
+  if (secrets.length === 0) return sidecar;
+  const dirs = secrets.map((name) => `${BROKER_SECRETS_DIR}/${name}`);
+  return {
+    ...sidecar,
+    env: [...(sidecar.env ?? []), { name: 'KUEUER_BROKER_SECRET_DIRS', value: dirs.join(',') }],
+    volumeMounts: brokerSecretVolumes(secrets).map((v, i) => ({ name: v.name, mountPath: dirs[i]!, readOnly: true })),
+  };
 }
 
 /** What to do about a queue name in the reply namespace (only namespace `kueuer` can form one). */
@@ -236,10 +256,10 @@ export function adminPortCollision(pod: V1Pod, adminPort: number, appPort: numbe
  * between (imagePullPolicy, probe timeouts, …) stay and a re-admission
  * produces no patch.
  */
-function upsert(list: V1Container[], container: V1Container): void {
-  const i = list.findIndex((c) => c.name === container.name);
-  if (i >= 0) list[i] = overlay(list[i], container) as V1Container;
-  else list.push(container);
+function upsert<T extends V1Container | V1Volume>(list: T[], item: T): void {
+  const i = list.findIndex((c) => c.name === item.name);
+  if (i >= 0) list[i] = overlay(list[i], item) as T;
+  else list.push(item);
 }
 
 /** `ours` wins at every leaf; keys only `base` has survive; equal-length arrays overlay element-wise. */

@@ -115,8 +115,12 @@ export function brokerSettings(secrets: readonly NamedSecret[]): Record<string, 
   return { ...derived, ...own };
 }
 
-/** The KUEUER_* settings of one Secret as the Kubernetes API returns it (base64 values), whatever its shape. */
+/** A Secret as the Kubernetes API returns it (base64 values), decoded. */
+export function decodedSecret(name: string, data: Readonly<Record<string, string>> | undefined): NamedSecret {
+  return { name, data: Object.fromEntries(Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) };
+}
+
+/** The KUEUER_* settings of one Secret as the Kubernetes API returns it, whatever its shape. */
 export function apiSecretSettings(name: string, data: Readonly<Record<string, string>> | undefined): Record<string, string> {
-  const decoded = Object.fromEntries(Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-  return brokerSettings([{ name, data: decoded }]);
+  return brokerSettings([decodedSecret(name, data)]);
 }
