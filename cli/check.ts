@@ -5,6 +5,7 @@
  * broker); cli/install-checks.ts judges what was read.
  */
 import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
+import { replicationChecks } from './broker-checks.js';
 import net from 'node:net';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
@@ -294,6 +295,7 @@ export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
   results.push(await externalMetricsCheck(k8s, kc, call, ns, mode));
   results.push(await brokerReachable(k8s, kc, call, ns, o.backendSecret));
   results.push(await depthCheck(k8s, kc, call, ns, o.backendSecret, mode));
+  results.push(...(await replicationChecks(k8s, kc, call, o.backendSecret)));
   results.push(await rbacSufficient(k8s, kc, call, ns));
   results.push(...(await serviceTrafficCheck(k8s, kc, call)));
   return results;

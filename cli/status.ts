@@ -22,8 +22,7 @@ import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeou
 import { readServiceTraffic } from './traffic-checks.js';
 import {
   formatStatus,
-  optsIn,
-  selectorString,
+  optedInWorkloads,
   statusRow,
   workloadQueue,
   type Backlog,
@@ -202,25 +201,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
       continue;
     }
     readable.push(ns);
-    const deployments = deploymentList.value;
-    const statefulSets = statefulSetList.value;
-    for (const [kind, items] of [
-      ['Deployment', deployments.items],
-      ['StatefulSet', statefulSets.items],
-    ] as const) {
-      for (const item of items) {
-        if (!item.spec || !optsIn(item.spec.template)) continue;
-        workloads.push({
-          kind,
-          namespace: ns,
-          name: item.metadata!.name!,
-          template: item.spec.template,
-          replicas: item.spec.replicas ?? 1,
-          readyReplicas: item.status?.readyReplicas ?? 0,
-          selector: selectorString(item.spec.selector),
-        });
-      }
-    }
+    workloads.push(...optedInWorkloads(deploymentList.value.items, statefulSetList.value.items));
   }
   for (const ns of readable) {
     try {
