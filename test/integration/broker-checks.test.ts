@@ -1,10 +1,9 @@
 /**
  * kueuer check's replication lines against real brokers: the shared single
- * RabbitMQ node and Kafka broker, and the three KRaft brokers. On one node a
- * classic queue or an RF 1 topic has no replica to lose, so it is reported
- * and not failed (the choice for a single node); on the three brokers an RF 1
- * topic FAILs. The classic-queue FAIL on a multi-node RabbitMQ is decided by
- * the same function (test/unit/broker-checks.test.ts) from the node count read here.
+ * RabbitMQ node and Kafka broker, the 3-node RabbitMQ cluster and the three
+ * KRaft brokers. On one node a classic queue or an RF 1 topic has no replica
+ * to lose, so it is reported and not failed (the choice for a single node);
+ * on the clusters a classic queue and an RF 1 topic FAIL.
  */
 import amqp from 'amqplib';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -42,6 +41,41 @@ describe('RabbitMQ queue types, read from the management API', () => {
     const results = await brokerReplicationResults('Secret t/b', { KUEUER_BACKEND: amqpUrl(), KUEUER_RABBITMQ_MANAGEMENT_URL: managementUrl() }, [queue]);
     expect(results).toEqual([
       { ok: true, what: `RabbitMQ queues (Secret t/b, 1 node): ${queue} classic (single node: no other node to fail over to), ${queue}.dead-letter quorum` },
+    ]);
+  });
+});
+
+describe('RabbitMQ queue types on the 3-node cluster', () => {
+  const cluster = inject('amqpCluster');
+  const queue = uniqueQueue('check-cluster');
+  const firstNode = (): number => Number(/@[^:]+:(\d+)/.exec(cluster.nodes)![1]);
+  afterAll(async () => {
+    if (!cluster.nodes) return;
+    const conn = await amqp.connect(cluster.nodes.split(',')[0]!);
+    const ch = await conn.createChannel();
+    for (const q of [queue, `${queue}.dead-letter`]) await ch.deleteQueue(q);
+    await conn.close();
+  });
+
+  it('FAILs a classic request queue, naming it, its node and the migration; its quorum dead-letter queue passes', { timeout: 60_000 }, async () => {
+    if (!cluster.nodes) throw new Error('the global setup started no RabbitMQ cluster for this run');
+    const conn = await amqp.connect(cluster.nodes.split(',')[0]!);
+    const ch = await conn.createChannel();
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } });
+    await ch.assertQueue(`${queue}.dead-letter`, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await conn.close();
+    // scripts/rabbitmq-cluster.sh: each node's management API on its AMQP port + 20.
+    const settings = { KUEUER_BACKEND: cluster.nodes, KUEUER_RABBITMQ_MANAGEMENT_URL: `http://127.0.0.1:${firstNode() + 20}` };
+    const results = await brokerReplicationResults('Secret t/b', settings, [queue]);
+    expect(results).toEqual([
+      { ok: true, what: `RabbitMQ queues (Secret t/b, 3 nodes): ${queue}.dead-letter quorum` },
+      {
+        ok: false,
+        what: expect.stringMatching(
+          new RegExp(`^RabbitMQ queue ${queue} \\(Secret t/b\\) is a classic queue on a 3-node cluster: it lives on kueuer-cluster1-\\d+@localhost only`),
+        ),
+        fix: expect.stringContaining(`rabbitmqctl delete_queue ${queue}`),
+      },
     ]);
   });
 });
