@@ -13,6 +13,7 @@ import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '
 import { quantityValue } from '../shared/quantity.js';
 import { qualifiedQueueName, replyNamespaceProblem } from '../shared/queue-names.js';
 import { sidecarOptions } from '../sidecar/config.js';
+import { brokerSecretVolumes, withMountedSecrets } from './broker-secret-mounts.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
 export const SIDECAR_NAME = 'kueuer-sidecar';
@@ -107,24 +108,6 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   desired.metadata.annotations = { ...desired.metadata.annotations, [ANNOTATIONS.status]: JSON.stringify(status) };
 
   return { kind: 'patch', patch: jsonpatch.compare(pod as object, desired as object), status, warnings };
-}
-
-/** Where the sidecar finds the broker Secrets after the first (shared/broker-secret/env.ts): one directory per Secret, named after it. */
-export const BROKER_SECRETS_DIR = '/etc/kueuer/broker';
-
-/** The pod's volumes of the Secrets after the first that kueuer.io/backend names (their keys, e.g. ca.crt, are not all valid variable names). */
-function brokerSecretVolumes(secrets: readonly string[]): V1Volume[] {
-  return secrets.map((secretName, i) => ({ name: `kueuer-broker-${i + 1}`, secret: { secretName } }));
-}
-
-function withMountedSecrets(sidecar: V1Container, secrets: readonly string[]): V1Container {
-  if (secrets.length === 0) return sidecar;
-  const dirs = secrets.map((name) => `${BROKER_SECRETS_DIR}/${name}`);
-  return {
-    ...sidecar,
-    env: [...(sidecar.env ?? []), { name: 'KUEUER_BROKER_SECRET_DIRS', value: dirs.join(',') }],
-    volumeMounts: brokerSecretVolumes(secrets).map((v, i) => ({ name: v.name, mountPath: dirs[i]!, readOnly: true })),
-  };
 }
 
 /** What to do about a queue name in the reply namespace (only namespace `kueuer` can form one). */
