@@ -4,6 +4,8 @@
  * any fails. This module reads the cluster (and opens a TCP connection to the
  * broker); cli/install-checks.ts judges what was read.
  */
+import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
+import { replicationChecks } from './broker-checks.js';
 import net from 'node:net';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
@@ -144,17 +146,21 @@ export function brokerAddresses(backend: string): Array<{ host: string; port: nu
 async function brokerReachable(k8s: K8s, kc: KubeConfig, call: Bound, namespace: string, secretName: string): Promise<CheckResult> {
   const where = `Secret ${namespace}/${secretName}`;
   const create = `kubectl -n ${namespace} create secret generic ${secretName} --from-literal=KUEUER_BACKEND=amqp://USER:PASS@HOST:5672`;
-  let raw: string | undefined;
+  let data: Record<string, string> | undefined;
   try {
-    const secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace, name: secretName }));
-    const data = secret.data?.KUEUER_BACKEND;
-    raw = data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
+    data = (await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace, name: secretName }))).data;
   } catch (err) {
     const why = failure(err);
     if (why.code === 403 || why.timedOutAfterS !== undefined) {
       return readFailure(`broker unknown: cannot read ${where}`, { verb: 'get', resource: 'secrets', namespace }, why);
     }
     return fail(`broker unknown: cannot read ${where}: ${why.message}`, create);
+  }
+  let raw: string | undefined;
+  try {
+    raw = apiSecretSettings(secretName, data).KUEUER_BACKEND; // Kueuer's keys, or an operator's Secret read by its shape
+  } catch (err) {
+    return fail(`broker unknown: ${(err as Error).message}`, create);
   }
   if (!raw) return fail(`broker unknown: ${where} has no KUEUER_BACKEND`, create);
   let addresses;
@@ -289,6 +295,7 @@ export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
   results.push(await externalMetricsCheck(k8s, kc, call, ns, mode));
   results.push(await brokerReachable(k8s, kc, call, ns, o.backendSecret));
   results.push(await depthCheck(k8s, kc, call, ns, o.backendSecret, mode));
+  results.push(...(await replicationChecks(k8s, kc, call, o.backendSecret)));
   results.push(await rbacSufficient(k8s, kc, call, ns));
   results.push(...(await serviceTrafficCheck(k8s, kc, call)));
   return results;

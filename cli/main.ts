@@ -1,4 +1,6 @@
 /** `kueuer <command> [options]`: one CLI, one subcommand per component, so one image serves all. */
+import { brokerSecretEnv } from '../shared/broker-secret/env.js';
+import { isKueuerError } from '../shared/errors.js';
 import { closestName, ConfigError, helpText, parseOptions, type OptionSpecs } from '../shared/options.js';
 import { kueuerVersion } from '../shared/version.js';
 import { COMMANDS } from './commands.js';
@@ -48,8 +50,14 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
   const args = rest.map((arg) => aliases[arg] ?? arg);
   let values;
   try {
+    // Broker Secrets of an operator's shape (mounted, or a RabbitMQ default-user through envFrom) fill the unset KUEUER_* variables.
+    Object.assign(process.env, brokerSecretEnv(process.env));
     values = parseOptions(command.options, args, process.env);
   } catch (err) {
+    if (isKueuerError(err, 'KUEUER_ERR_CONFIG')) {
+      console.error(`kueuer ${name}: ${err.message}`);
+      return 2;
+    }
     if (err instanceof ConfigError) {
       console.error(`kueuer ${name}: ${err.problems.join(`\nkueuer ${name}: `)}\nRun \`kueuer ${name} --help\` for the options.`);
       return 2;

@@ -5,6 +5,7 @@
  * replicas of the generated HPA, and how many pods carry the sidecar. This
  * module reads the cluster and the broker; cli/workload-status.ts builds the rows.
  */
+import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
 import type { KubeConfig, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import pino from 'pino';
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
@@ -21,8 +22,7 @@ import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeou
 import { readServiceTraffic } from './traffic-checks.js';
 import {
   formatStatus,
-  optsIn,
-  selectorString,
+  optedInWorkloads,
   statusRow,
   workloadQueue,
   type Backlog,
@@ -79,12 +79,6 @@ function unknownRead(err: unknown, verb: string, resource: string, namespace: st
 /** The Kubernetes API does not answer at all: the one line `kueuer status` prints, with the fix. */
 export class ApiUnreachable extends Error {}
 
-/** The broker Secret's value of `key`, decoded; undefined when it has none. */
-function secretValue(secret: { data?: Record<string, string> }, key: string): string | undefined {
-  const raw = secret.data?.[key];
-  return raw ? Buffer.from(raw, 'base64').toString('utf8') : undefined;
-}
-
 /** Where the broker is: --backend, else the backend Secret; the management URL as the components read it (flag, else the Secret); or why there is none. */
 async function brokerSettings(
   k8s: K8s,
@@ -99,10 +93,16 @@ async function brokerSettings(
   } catch (err) {
     return { unknown: `cannot read the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message.split('\n')[0]}` };
   }
-  const raw = secretValue(secret, 'KUEUER_BACKEND');
+  let values;
+  try {
+    values = apiSecretSettings(o.backendSecret, secret.data); // Kueuer's keys, or an operator's Secret read by its shape
+  } catch (err) {
+    return { unknown: (err as Error).message };
+  }
+  const raw = values.KUEUER_BACKEND;
   if (!raw) return { unknown: `the Secret ${o.systemNamespace}/${o.backendSecret} has no KUEUER_BACKEND` };
   // A URL that does not parse throws: the caller names KUEUER_BACKEND.
-  return { backend: parseBackend(raw), managementUrl: o.rabbitmqManagementUrl ?? secretValue(secret, 'KUEUER_RABBITMQ_MANAGEMENT_URL') };
+  return { backend: parseBackend(raw), managementUrl: o.rabbitmqManagementUrl ?? values.KUEUER_RABBITMQ_MANAGEMENT_URL };
 }
 
 /** How long the broker may take to connect or to answer one queue's depth before the backlog shows as unknown. */
@@ -201,25 +201,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
       continue;
     }
     readable.push(ns);
-    const deployments = deploymentList.value;
-    const statefulSets = statefulSetList.value;
-    for (const [kind, items] of [
-      ['Deployment', deployments.items],
-      ['StatefulSet', statefulSets.items],
-    ] as const) {
-      for (const item of items) {
-        if (!item.spec || !optsIn(item.spec.template)) continue;
-        workloads.push({
-          kind,
-          namespace: ns,
-          name: item.metadata!.name!,
-          template: item.spec.template,
-          replicas: item.spec.replicas ?? 1,
-          readyReplicas: item.status?.readyReplicas ?? 0,
-          selector: selectorString(item.spec.selector),
-        });
-      }
-    }
+    workloads.push(...optedInWorkloads(deploymentList.value.items, statefulSetList.value.items));
   }
   for (const ns of readable) {
     try {

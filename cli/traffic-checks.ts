@@ -7,6 +7,7 @@
  * them (KUEUER_BACKEND and KUEUER_RABBITMQ_MANAGEMENT_URL of the broker
  * Secret). `serviceTrafficProblem` judges; the rest reads.
  */
+import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
 import type { KubeConfig, V1EndpointSlice, V1Endpoints, V1Service } from '@kubernetes/client-node';
 import pino from 'pino';
 import { parseBackend } from '../shared/transport/backend.js';
@@ -111,11 +112,12 @@ export async function depthCheck(k8s: K8s, kc: KubeConfig, call: Bound, namespac
   } catch {
     return fail(`queue depths not checked: cannot read ${where}`, 'see the broker line above');
   }
-  const value = (key: string) => (secret.data?.[key] ? Buffer.from(secret.data[key], 'base64').toString('utf8') : undefined);
-  const managementUrl = value('KUEUER_RABBITMQ_MANAGEMENT_URL');
+  let managementUrl: string | undefined;
   let backend;
   try {
-    backend = parseBackend(value('KUEUER_BACKEND') ?? '');
+    const values = apiSecretSettings(secretName, secret.data); // Kueuer's keys, or an operator's Secret read by its shape
+    managementUrl = values.KUEUER_RABBITMQ_MANAGEMENT_URL;
+    backend = parseBackend(values.KUEUER_BACKEND ?? '');
   } catch {
     return fail(`queue depths not checked: ${where} has no usable KUEUER_BACKEND`, 'see the broker line above');
   }

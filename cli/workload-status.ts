@@ -3,7 +3,7 @@
  * from the objects read (workload, its pods, its generated HPA, the queue's
  * backlog) to one table row. The reading is in cli/status.ts.
  */
-import type { V1LabelSelector, V2HorizontalPodAutoscaler, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { V1Deployment, V1LabelSelector, V1StatefulSet, V2HorizontalPodAutoscaler, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { ANNOTATIONS, optIn, parsePodSettings } from '../shared/annotations.js';
 import { qualifiedQueueName } from '../shared/queue-names.js';
 import { SIDECAR_NAME } from '../webhook/pod-injection.js';
@@ -72,6 +72,29 @@ export interface StatusRow {
 export function optsIn(template: V1PodTemplateSpec): boolean {
   const wanted = optIn(template.metadata?.labels, template.metadata?.annotations);
   return wanted.ok && wanted.value.value;
+}
+
+/** The opted-in workloads among Deployments and StatefulSets read from the API, with their pods' selector. */
+export function optedInWorkloads(deployments: readonly V1Deployment[], statefulSets: readonly V1StatefulSet[]): Array<Workload & { selector: string }> {
+  const workloads: Array<Workload & { selector: string }> = [];
+  for (const [kind, items] of [
+    ['Deployment', deployments],
+    ['StatefulSet', statefulSets],
+  ] as const) {
+    for (const item of items) {
+      if (!item.spec || !optsIn(item.spec.template)) continue;
+      workloads.push({
+        kind,
+        namespace: item.metadata!.namespace!,
+        name: item.metadata!.name!,
+        template: item.spec.template,
+        replicas: item.spec.replicas ?? 1,
+        readyReplicas: item.status?.readyReplicas ?? 0,
+        selector: selectorString(item.spec.selector),
+      });
+    }
+  }
+  return workloads;
 }
 
 /** The queue the webhook names for the workload's pods: kueuer.io/queue, else the workload's name. */

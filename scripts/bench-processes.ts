@@ -13,6 +13,13 @@ import type { HeldClients } from './bench-report.js';
 
 const RABBITMQ_PORT = 20672; // below the ephemeral port range (32768+), which outgoing connections take
 const KAFKA_PORT = 20092;
+// The 3-node clusters of the replication rows (scripts/rabbitmq-cluster.sh, kafka-cluster.sh), with their own
+// ports and data under .cache/bench: the fault tests use those scripts' default ports and directories.
+const RABBITMQ_CLUSTER_PORT = 20700;
+const KAFKA_CLUSTER_PORT = 20201;
+
+/** Which broker a bench path runs on. */
+export type BrokerKind = 'rabbitmq' | 'kafka' | 'rabbitmq-cluster' | 'kafka-cluster';
 
 /**
  * The NODE_OPTIONS the shipped responder Deployment sets (its V8 heap bounds),
@@ -52,6 +59,8 @@ export async function waitHttp(netns: Netns, url: string, timeoutMs = 20_000): P
 export class BrokerNodes {
   private amqpUrl: string | undefined;
   private kafkaAddress: string | undefined;
+  private amqpClusterUrl: string | undefined;
+  private kafkaClusterAddress: string | undefined;
 
   constructor(
     private readonly netns: Netns,
@@ -65,34 +74,54 @@ export class BrokerNodes {
       KUEUER_RABBITMQ_DIR: join(this.root, '.cache/bench/rabbitmq'),
       KUEUER_KAFKA_PORT: String(KAFKA_PORT),
       KUEUER_KAFKA_DIR: join(this.root, '.cache/bench/kafka'),
+      KUEUER_RABBITMQ_CLUSTER_PORT: String(RABBITMQ_CLUSTER_PORT),
+      KUEUER_RABBITMQ_CLUSTER_DIR: join(this.root, '.cache/bench/rabbitmq-cluster'),
+      KUEUER_KAFKA_CLUSTER_PORT: String(KAFKA_CLUSTER_PORT),
+      KUEUER_KAFKA_CLUSTER_DIR: join(this.root, '.cache/bench/kafka-cluster'),
     };
   }
 
-  private script(name: string, action: string): string {
-    return (
-      this.netns
-        .run('bash', [join(this.root, 'scripts', name), action], this.env())
-        .trim()
-        .split('\n')
-        .pop() ?? ''
-    );
+  /** The script's output lines (its URL or address is on the last; rabbitmq-cluster.sh prints the nodes' URL first). */
+  private script(name: string, action: string): string[] {
+    return this.netns
+      .run('bash', [join(this.root, 'scripts', name), action], this.env())
+      .trim()
+      .split('\n');
   }
 
   async rabbitmq(): Promise<string> {
-    this.amqpUrl ??= this.script('rabbitmq.sh', 'start');
-    return Promise.resolve(this.amqpUrl);
+    this.amqpUrl ??= this.script('rabbitmq.sh', 'start').pop();
+    return Promise.resolve(this.amqpUrl!);
   }
 
   async kafka(): Promise<string> {
-    this.kafkaAddress ??= this.script('kafka.sh', 'start');
-    return Promise.resolve(this.kafkaAddress);
+    this.kafkaAddress ??= this.script('kafka.sh', 'start').pop();
+    return Promise.resolve(this.kafkaAddress!);
   }
 
-  /** The broker processes running now (RabbitMQ's beam, Kafka's JVM). */
+  /**
+   * The three RabbitMQ nodes, named in one URL (host1,host2,host3): Kueuer connects to them directly, as to
+   * the pods behind a Service in iptables mode; the script's HAProxy is left out of the path and of the CPU.
+   */
+  async rabbitmqCluster(): Promise<string> {
+    this.amqpClusterUrl ??= this.script('rabbitmq-cluster.sh', 'start').find((l) => l.startsWith('amqp://') && l.includes(','));
+    return Promise.resolve(this.amqpClusterUrl!);
+  }
+
+  /** The three KRaft brokers' bootstrap addresses. */
+  async kafkaCluster(): Promise<string> {
+    this.kafkaClusterAddress ??= this.script('kafka-cluster.sh', 'start').pop();
+    return Promise.resolve(this.kafkaClusterAddress!);
+  }
+
+  /** The broker processes running now (RabbitMQ's beams, Kafka's JVMs). */
   pids(): number[] {
+    const bench = join(this.root, '.cache/bench');
     const files = [
-      ...(this.amqpUrl ? [join(this.root, '.cache/bench/rabbitmq/rabbitmq.pid')] : []),
-      ...(this.kafkaAddress ? [join(this.root, '.cache/bench/kafka/kafka.pid')] : []),
+      ...(this.amqpUrl ? [join(bench, 'rabbitmq/rabbitmq.pid')] : []),
+      ...(this.kafkaAddress ? [join(bench, 'kafka/kafka.pid')] : []),
+      ...(this.amqpClusterUrl ? [1, 2, 3].map((n) => join(bench, `rabbitmq-cluster/node${n}/rabbitmq.pid`)) : []),
+      ...(this.kafkaClusterAddress ? [1, 2, 3].map((n) => join(bench, `kafka-cluster/node-${n}/kafka.pid`)) : []),
     ];
     return files.map((f) => Number(readFileSync(f, 'utf8').trim()));
   }
@@ -100,8 +129,12 @@ export class BrokerNodes {
   stopAll(): void {
     if (this.amqpUrl) this.script('rabbitmq.sh', 'stop');
     if (this.kafkaAddress) this.script('kafka.sh', 'stop');
+    if (this.amqpClusterUrl) this.script('rabbitmq-cluster.sh', 'stop');
+    if (this.kafkaClusterAddress) this.script('kafka-cluster.sh', 'stop');
     this.amqpUrl = undefined;
     this.kafkaAddress = undefined;
+    this.amqpClusterUrl = undefined;
+    this.kafkaClusterAddress = undefined;
   }
 }
 

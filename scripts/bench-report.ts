@@ -35,6 +35,14 @@ export const PATHS = {
   kafka: 'responder+sidecar (kafka)',
 } as const;
 
+/** The replication rows (issue 21): the responder and sidecar on three nodes, one type of queue or topic each. */
+export const REPLICATED_PATHS = {
+  quorum: 'responder+sidecar (amqp, 3 nodes, quorum queue)',
+  classic: 'responder+sidecar (amqp, 3 nodes, classic queue)',
+  rf3: 'responder+sidecar (kafka, 3 brokers, RF 3, min ISR 2)',
+  rf1: 'responder+sidecar (kafka, 3 brokers, RF 1)',
+} as const;
+
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 const pct = (n: number): string => (Number.isFinite(n) ? `${(n * 100).toFixed(1)}%` : '–');
 
@@ -92,6 +100,31 @@ export function targets(rows: Row[], fast: string, slow: string): string[] {
     `- Kafka ≥ 20% of direct at c=64, 0 ms app: ${verdict(toDirect(fast, PATHS.kafka), 0.2, true, share)}; ≥ 60% with the 10 ms app: ${verdict(toDirect(slow, PATHS.kafka), 0.6, true, share)}.`,
     `- Added p50 at c=1: RabbitMQ ≤ 0.75 ms: ${verdict(added(PATHS.amqp), 0.75, false, ms)}; Kafka ≤ 1.5 ms: ${verdict(added(PATHS.kafka), 1.5, false, ms)}.`,
   ];
+}
+
+/** What replication costs, from the same run: quorum against classic, RF 3 against RF 1 (wrk rows, else undici). */
+export function replicationLines(rows: Row[], fast: string, slow: string): string[] {
+  const gen: Generator = rows.some((r) => r.generator === 'wrk') ? 'wrk' : 'undici';
+  const compare = (what: string, replicated: string, single: string): string[] =>
+    [
+      [fast, 1],
+      [fast, 64],
+      [slow, 64],
+    ].flatMap(([app, c]) => {
+      const r = find(rows, app as string, replicated, gen, c as number);
+      const s = find(rows, app as string, single, gen, c as number);
+      if (!r || !s) return [];
+      const brokerRatio = s.cpuUs.broker > 0 ? `${fmt(r.cpuUs.broker / s.cpuUs.broker, 2)}×` : '–';
+      return [
+        `- ${what}, ${app as string}, c=${c as number}: ${fmt(r.rps)} against ${fmt(s.rps)} req/s (${fmt(r.rps / s.rps, 2)}×), p50 ${fmt(r.p50, 2)} against ${fmt(s.p50, 2)} ms; ` +
+          `CPU per request: Kueuer ${fmt(r.cpuUs.proxy)} against ${fmt(s.cpuUs.proxy)} µs, the brokers ${fmt(r.cpuUs.broker)} against ${fmt(s.cpuUs.broker)} µs (${brokerRatio}).`,
+      ];
+    });
+  const lines = [
+    ...compare('quorum vs classic queue', REPLICATED_PATHS.quorum, REPLICATED_PATHS.classic),
+    ...compare('RF 3 vs RF 1 topics', REPLICATED_PATHS.rf3, REPLICATED_PATHS.rf1),
+  ];
+  return lines.length > 0 ? [`What replication costs, judged on the ${gen} rows of this run:`, '', ...lines] : [];
 }
 
 export function heldClientsLines(h: HeldClients | undefined, heldFailure?: string): string[] {

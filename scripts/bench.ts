@@ -6,6 +6,9 @@
  *   3. `kueuer local` on the embedded backend,
  *   4. `kueuer responder` + `kueuer sidecar` on RabbitMQ (a private node),
  *   5. the same pair on Kafka (a private KRaft broker),
+ *   6-9. the same pair on three RabbitMQ nodes with quorum and with classic
+ *      queues, and on three Kafka brokers with topics of RF 3 and of RF 1
+ *      (what replication costs; issue 21),
  * at concurrency 1 and 64 with an app that answers at once (the proxy's pure
  * overhead), then at 64 with an app that takes 10 ms; each with wrk and with
  * an undici client. Each row has req/s, p50, p99, its ratio to direct and to
@@ -14,7 +17,7 @@
  * and the admission webhook's p99. Writes it all to docs/benchmarks.md.
  *
  * Env: BENCH_SECONDS (default 8 per measurement), BENCH_WARMUP_SECONDS (2),
- * BENCH_GENERATORS (wrk,undici), BENCH_PATHS (direct,queue-proxy,local,amqp,kafka),
+ * BENCH_GENERATORS (wrk,undici), BENCH_PATHS (direct,queue-proxy,local,amqp,kafka,amqp-quorum,amqp-classic,kafka-rf3,kafka-rf1),
  * BENCH_HELD (10000; 0 skips), BENCH_ROWS (1; 0 skips the load rows), BENCH_ADMISSION (1; 0 skips),
  * BENCH_WRITE_DOC (1; 0 only prints).
  */
@@ -25,13 +28,13 @@ import { join } from 'node:path';
 import { benchAdmission } from './bench-admission.js';
 import { measureOnce, type Generator, type PathPids } from './bench-load.js';
 import { Netns } from './bench-netns.js';
-import { heldClientsLines, PATHS, table, targets, type HeldClients, type Row } from './bench-report.js';
-import { BrokerNodes, measureHeldClients, startKueuer, waitHttp } from './bench-processes.js';
+import { heldClientsLines, PATHS, REPLICATED_PATHS, replicationLines, table, targets, type HeldClients, type Row } from './bench-report.js';
+import { BrokerNodes, measureHeldClients, startKueuer, waitHttp, type BrokerKind } from './bench-processes.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const timing = { seconds: Number(process.env.BENCH_SECONDS ?? 8), warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 2) };
 const generators = (process.env.BENCH_GENERATORS ?? 'wrk,undici').split(',') as Generator[];
-const pathIds = (process.env.BENCH_PATHS ?? 'direct,queue-proxy,local,amqp,kafka').split(',');
+const pathIds = (process.env.BENCH_PATHS ?? 'direct,queue-proxy,local,amqp,kafka,amqp-quorum,amqp-classic,kafka-rf3,kafka-rf1').split(',');
 const heldCount = Number(process.env.BENCH_HELD ?? 10_000);
 const measureRows = process.env.BENCH_ROWS !== '0';
 
@@ -53,6 +56,8 @@ interface Instance {
 interface PathDef {
   id: string;
   label: string;
+  /** The broker it needs; kept running while the next path needs the same one. */
+  broker?: BrokerKind;
   start(app: App): Promise<Instance>;
 }
 
@@ -68,9 +73,9 @@ function queueProxyBinary(): string {
 
 function paths(netns: Netns, brokers: BrokerNodes): PathDef[] {
   const kueuer = (args: string[]): ChildProcess => startKueuer(netns, root, args);
-  const pair = async (backend: string, app: App, port: number): Promise<Instance> => {
+  const pair = async (backend: string, app: App, port: number, options: string[] = []): Promise<Instance> => {
     const queue = `bench-${app.delayMs}ms-${Date.now()}`;
-    const common = ['--backend', backend, '--queue', queue];
+    const common = ['--backend', backend, '--queue', queue, ...options];
     const started = [
       kueuer(['responder', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${port + 100}`, ...common]),
       kueuer(['sidecar', '--app', `127.0.0.1:${app.port}`, '--admin-listen', `127.0.0.1:${port + 200}`, ...common, '--concurrency', '64']),
@@ -138,8 +143,27 @@ function paths(netns: Netns, brokers: BrokerNodes): PathDef[] {
         return { origin: 'http://127.0.0.1:18081', pids: { proxy: [local.pid!], broker: [], app: [app.pid] }, stop: () => stopChildren([local]) };
       },
     },
-    { id: 'amqp', label: PATHS.amqp, start: async (app) => pair(await brokers.rabbitmq(), app, 18082) },
-    { id: 'kafka', label: PATHS.kafka, start: async (app) => pair(`kafka://${await brokers.kafka()}`, app, 18083) },
+    { id: 'amqp', label: PATHS.amqp, broker: 'rabbitmq', start: async (app) => pair(await brokers.rabbitmq(), app, 18082) },
+    { id: 'kafka', label: PATHS.kafka, broker: 'kafka', start: async (app) => pair(`kafka://${await brokers.kafka()}`, app, 18083) },
+    // Replication's cost (issue 21): the same pair on three nodes, each type of queue or topic against the other.
+    ...(['quorum', 'classic'] as const).map((type): PathDef => ({
+      id: `amqp-${type}`,
+      label: REPLICATED_PATHS[type],
+      broker: 'rabbitmq-cluster',
+      start: async (app) => pair(await brokers.rabbitmqCluster(), app, 18085, ['--queue-type', type]),
+    })),
+    ...([3, 1] as const).map((rf): PathDef => ({
+      id: `kafka-rf${rf}`,
+      label: REPLICATED_PATHS[`rf${rf}`],
+      broker: 'kafka-cluster',
+      start: async (app) =>
+        pair(`kafka://${await brokers.kafkaCluster()}`, app, 18088, [
+          '--kafka-replication-factor',
+          String(rf),
+          '--kafka-min-insync-replicas',
+          String(Math.min(rf, 2)),
+        ]),
+    })),
   ];
 }
 
@@ -185,7 +209,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   let held: HeldClients | undefined;
   let heldFailure: string | undefined;
-  for (const path of paths(netns, brokers).filter((p) => pathIds.includes(p.id))) {
+  const chosen = paths(netns, brokers).filter((p) => pathIds.includes(p.id));
+  for (const [i, path] of chosen.entries()) {
     for (const app of measureRows ? apps : []) {
       const instance = await path.start(app);
       for (const c of app.concurrencies) {
@@ -207,20 +232,45 @@ async function main(): Promise<void> {
       }
       console.log(heldClientsLines(held, heldFailure)[0]);
     }
-    brokers.stopAll(); // a broker runs only while its own path is measured
+    // A broker runs only while its own paths are measured.
+    if (chosen[i + 1]?.broker !== path.broker) brokers.stopAll();
   }
 
   const fast = apps[0]!.label;
   const slow = apps[1]!.label;
-  const summary = [...targets(rows, fast, slow), ...heldClientsLines(held, heldFailure)];
-  console.log(`\n${summary.join('\n')}`);
+  const replicated = new Set<string>(Object.values(REPLICATED_PATHS));
+  const mainRows = rows.filter((r) => !replicated.has(r.path));
+  const replicationRows = rows.filter((r) => replicated.has(r.path) || r.path === PATHS.direct);
+  const summary = [...targets(mainRows, fast, slow), ...heldClientsLines(held, heldFailure)];
+  const replicationSummary = replicationLines(replicationRows, fast, slow);
+  console.log(`\n${summary.join('\n')}\n\n${replicationSummary.join('\n')}`);
   if (process.env.BENCH_WRITE_DOC === '0') return;
   const docPath = join(root, 'docs', 'benchmarks.md');
+  const runLine = `Run on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${machine()}; load average (1, 5, 15 min) ${loadAtStart} when the load rows started, ${uptimeLoad()} at the end. ${timing.seconds} s per measurement after a ${timing.warmupSeconds} s warm-up; load generators: ${generators.join(', ')} (wrk -t1).`;
+  let doc = readFileSync(docPath, 'utf8');
+  // Each section is rewritten only when this run measured its paths, so a narrower run (BENCH_PATHS) keeps the other.
+  if (rows.some((r) => replicated.has(r.path))) {
+    const section = [
+      '<!-- bench-replication:start (written by `npm run bench`) -->',
+      runLine,
+      '',
+      ...table(replicationRows),
+      '',
+      ...replicationSummary,
+      '<!-- bench-replication:end -->',
+    ];
+    doc = doc.replace(/<!-- bench-replication:start[\s\S]*<!-- bench-replication:end -->/, section.join('\n'));
+  }
+  if (!mainRows.some((r) => r.path !== PATHS.direct) && admission.length === 0 && !held) {
+    writeFileSync(docPath, doc);
+    console.log(`\nwrote ${docPath} (replication section only)`);
+    return;
+  }
   const generated = [
     '<!-- bench:start (written by `npm run bench`; edit outside these markers) -->',
-    `Run on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${machine()}; load average (1, 5, 15 min) ${loadAtStart} when the load rows started, ${uptimeLoad()} at the end. ${timing.seconds} s per measurement after a ${timing.warmupSeconds} s warm-up; load generators: ${generators.join(', ')} (wrk -t1).`,
+    runLine,
     '',
-    ...table(rows),
+    ...table(mainRows),
     '',
     ...summary,
     '',
@@ -231,7 +281,7 @@ async function main(): Promise<void> {
     ...admission,
     '<!-- bench:end -->',
   ].join('\n');
-  writeFileSync(docPath, readFileSync(docPath, 'utf8').replace(/<!-- bench:start[\s\S]*<!-- bench:end -->/, generated));
+  writeFileSync(docPath, doc.replace(/<!-- bench:start[\s\S]*<!-- bench:end -->/, generated));
   console.log(`\nwrote ${docPath}`);
 }
 

@@ -184,6 +184,9 @@ const QUEUE_RULE = rule((raw) => {
 // The parser's message says what is wrong (not a quantity, negative, too large) and what to use.
 const QUANTITY_RULE = rule(parseQuantity);
 
+/** kueuer.io/backend: the broker Secret and up to three more it needs (a user Secret, a CA Secret). */
+export const MAX_BROKER_SECRETS = 4;
+
 /** The pod annotations, each read through the parser of the option it sets. */
 const POD_RULES = {
   appPort: rule((raw): number | string => {
@@ -196,11 +199,17 @@ const POD_RULES = {
     // The message is the problem itself: a URL or credentials in an annotation.
     if (raw.includes('://') || raw.includes('@'))
       throw new Error('names the Secret that holds the broker settings; broker URLs and credentials never go in annotations');
+    // One Secret, or several (the broker Secret, then e.g. Strimzi's KafkaUser and cluster CA Secrets, mounted: docs/kafka.md).
+    const names = raw.split(',');
     try {
-      return dnsLabel('a Secret name')(raw);
+      names.forEach((n) => dnsLabel('a Secret name')(n));
     } catch {
-      throw new Error(`${JSON.stringify(raw)} is not accepted; use the name of a Secret in the pod's namespace (a DNS label)`);
+      throw new Error(`${JSON.stringify(raw)} is not accepted; use the name of a Secret in the pod's namespace (a DNS label), or several separated by commas`);
     }
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice) throw new Error(`names the Secret ${twice} twice`);
+    if (names.length > MAX_BROKER_SECRETS) throw new Error(`names ${names.length} Secrets; at most ${MAX_BROKER_SECRETS} Secrets`);
+    return raw;
   }),
   concurrency: rule(concurrencyOption().parse),
   delivery: rule(kafkaOptions().delivery.parse, `use ${KAFKA_DELIVERIES.join(', ')} (Kafka only)`),

@@ -7,12 +7,13 @@
  * an empty patch.
  */
 import { randomBytes } from 'node:crypto';
-import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
+import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
 import { quantityValue } from '../shared/quantity.js';
 import { qualifiedQueueName, replyNamespaceProblem } from '../shared/queue-names.js';
 import { sidecarOptions } from '../sidecar/config.js';
+import { brokerSecretVolumes, withMountedSecrets } from './broker-secret-mounts.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
 export const SIDECAR_NAME = 'kueuer-sidecar';
@@ -84,7 +85,8 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
   const drainToken = existingDrainToken(pod) ?? (config.newDrainToken ?? randomDrainToken)();
-  const sidecar = sidecarContainer(config, settings, status, adminPort, drainToken);
+  const [backendSecret = config.defaultBackendSecret, ...mountedSecrets] = (settings.backendSecret ?? config.defaultBackendSecret).split(',');
+  const sidecar = withMountedSecrets(sidecarContainer(config, { ...settings, backendSecret }, status, adminPort, drainToken), mountedSecrets);
 
   const desired = structuredClone(pod);
   desired.spec ??= { containers: [] };
@@ -99,6 +101,7 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   } else {
     upsert(spec.containers, sidecar);
   }
+  for (const volume of brokerSecretVolumes(mountedSecrets)) upsert((spec.volumes ??= []), volume);
   warnings.push(...addDrainHooks(spec.containers, adminPort, drainToken));
   if (spec.initContainers?.length === 0) delete spec.initContainers;
   desired.metadata ??= {};
@@ -236,10 +239,10 @@ export function adminPortCollision(pod: V1Pod, adminPort: number, appPort: numbe
  * between (imagePullPolicy, probe timeouts, …) stay and a re-admission
  * produces no patch.
  */
-function upsert(list: V1Container[], container: V1Container): void {
-  const i = list.findIndex((c) => c.name === container.name);
-  if (i >= 0) list[i] = overlay(list[i], container) as V1Container;
-  else list.push(container);
+function upsert<T extends V1Container | V1Volume>(list: T[], item: T): void {
+  const i = list.findIndex((c) => c.name === item.name);
+  if (i >= 0) list[i] = overlay(list[i], item) as T;
+  else list.push(item);
 }
 
 /** `ours` wins at every leaf; keys only `base` has survive; equal-length arrays overlay element-wise. */

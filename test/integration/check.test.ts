@@ -14,6 +14,7 @@ import { freePort } from '../helpers/net.js';
 import { runKueuer, type KueuerProcess } from '../helpers/processes.js';
 import { waitFor } from '../helpers/stack.js';
 import { startWebhookProcess } from '../helpers/webhook-process.js';
+import { rabbitmqDefaultUserFor } from '../helpers/broker-secrets.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const amqpUrl = inject('amqpUrl');
@@ -64,7 +65,7 @@ describe('kueuer check', () => {
     expect(
       lines.filter((l) => !l.startsWith('ok  ')),
       r.stdout,
-    ).toEqual(['kueuer check: all 11 checks passed']);
+    ).toEqual(['kueuer check: all 12 checks passed']);
     expect(r.code).toBe(0);
     expect(lines).toContain('ok   native sidecars supported (Kubernetes v1.34.4 ≥ 1.29)');
     expect(lines).toContain('ok   webhook reachable through the apiserver (a dry-run pod in namespace shop got the sidecar)');
@@ -72,6 +73,7 @@ describe('kueuer check', () => {
     expect(lines).toContain(`ok   broker reachable: 127.0.0.1:${new URL(amqpUrl).port} (Secret kueuer-system/kueuer-backend)`);
     expect(lines).toContain('ok   RBAC sufficient (7 permissions of kueuer-system/kueuer-webhook and kueuer-system/kueuer-responder)');
     expect(lines).toContain('ok   queue depths not needed (autoscaling off)');
+    expect(lines).toContain('ok   replication of the queues: no opted-in workload');
     expect(lines).toContain('ok   all traffic of the 0 opted-in Service(s) reaches the responders');
     expect(r.stdout).toMatch(/^ok {3}CA certificate \(caBundle\) valid, 36[34] days to expiry/m);
     expect(r.stdout).toMatch(/^ok {3}serving certificate valid, 36[34] days to expiry/m);
@@ -200,7 +202,7 @@ spec:
       `FAIL queue depths unreadable, so nothing scales on backlog (Secret kueuer-system/kueuer-backend): RabbitMQ's management API at http://127.0.0.1:${closed} did not answer: connection refused: nothing listens on that port (ECONNREFUSED)`,
       "add KUEUER_RABBITMQ_MANAGEMENT_URL=http://USER:PASS@HOST:15672 (RabbitMQ's management API) to Secret kueuer-system/kueuer-backend; then restart the webhook: kubectl -n kueuer-system rollout restart deployment/kueuer-webhook",
     );
-    expect(lines.at(-1)).toBe('kueuer check: 6 of 11 checks failed');
+    expect(lines.at(-1)).toBe('kueuer check: 6 of 12 checks failed');
   }, 60_000);
 
   it('fails when the queue depths cannot be read: the real RabbitMQ with a wrong management URL, then the right one', async () => {
@@ -254,5 +256,18 @@ spec:
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/Services whose traffic bypasses Kueuer:\n {2}service\/store\/legacy: an Endpoints object lists 1 address\(es\) of its own/);
     expect(status.stdout).toContain(`\n    ${fix.trimStart()}`);
+  }, 60_000);
+  it("reads the RabbitMQ Cluster Operator's default-user Secret as it is, and names a Secret of unknown shape with its keys", async () => {
+    const u = new URL(amqpUrl);
+    // The operator's keys and values (internal/resource/default_user_secret.go), for the real node this test runs against.
+    const defaultUser = rabbitmqDefaultUserFor(u.toString());
+    expect(cp.apply([secret('my-rabbit-default-user', defaultUser), secret('mq-creds', { user: 'u', pass: 'p' })].join('---\n')).code).toBe(0);
+    const r = await runKueuer(['check', '--backend-secret', 'my-rabbit-default-user'], { KUBECONFIG: cp.kubeconfig });
+    expect(r.stdout).toContain(`ok   broker reachable: ${u.hostname}:${u.port} (Secret kueuer-system/my-rabbit-default-user)`);
+    expect(r.stdout).not.toContain(u.password);
+    const odd = await runKueuer(['check', '--backend-secret', 'mq-creds'], { KUBECONFIG: cp.kubeconfig });
+    expect(odd.stdout).toMatch(
+      /^FAIL broker unknown: the broker Secret mq-creds has the keys \[pass, user\], which match no broker Secret Kueuer reads; expected one of: KUEUER_BACKEND \(Kueuer's own\); username \+ password \+ host \+ port \(the RabbitMQ Cluster Operator's <cluster>-default-user\)/m,
+    );
   }, 60_000);
 });

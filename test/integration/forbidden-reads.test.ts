@@ -65,11 +65,12 @@ spec:
       'FAIL APIService v1beta1.external.metrics.k8s.io unknown: forbidden: the user running kueuer check may not get apiservices.apiregistration.k8s.io',
       'FAIL broker unknown: cannot read Secret kueuer-system/kueuer-backend: forbidden: the user running kueuer check may not get secrets in namespace kueuer-system',
       'FAIL queue depths not checked: cannot read Secret kueuer-system/kueuer-backend',
+      'FAIL replication of shop.api unknown: cannot read Secret shop/kueuer-backend: forbidden: the user running kueuer check may not get secrets in namespace shop',
       'FAIL RBAC unknown: forbidden: the user running kueuer check may not create subjectaccessreviews.authorization.k8s.io',
       'FAIL traffic of the opted-in Services unknown: forbidden: the user running kueuer check may not list services',
     ]);
     expect(r.stdout).toMatch(/^ok {3}Kubernetes API answers at https:\/\/127\.0\.0\.1:\d+ /m);
-    expect(r.stdout.trim().split('\n').at(-1)).toBe('kueuer check: 8 of 10 checks failed');
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('kueuer check: 9 of 11 checks failed');
   }, 60_000);
 
   it('status: forbidden pods and HPA show as unknown with a note; the rest of the row stays', async () => {

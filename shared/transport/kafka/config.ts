@@ -5,6 +5,9 @@
  *   KUEUER_KAFKA_USERNAME / KUEUER_KAFKA_USERNAME_FILE
  *   KUEUER_KAFKA_PASSWORD / KUEUER_KAFKA_PASSWORD_FILE
  *   KUEUER_KAFKA_CA_FILE (PEM; TLS is on when set or when tls=true)
+ * and, derived from an operator's Secrets (shared/broker-secret/): KUEUER_KAFKA_CA
+ * (PEM), KUEUER_KAFKA_CERT / KUEUER_KAFKA_KEY (a TLS client certificate) and
+ * KUEUER_KAFKA_SASL (the mechanism, when the URL names none).
  * Pure apart from reading those files; loads no Kafka client.
  */
 import { readFileSync } from 'node:fs';
@@ -54,25 +57,28 @@ function secret(env: Record<string, string | undefined>, name: string): string |
 }
 
 export interface KafkaClientAuth {
-  ssl?: { ca?: string[] } | true;
+  ssl?: { ca?: string[]; cert?: string; key?: string } | true;
   sasl?: { mechanism: SaslMechanism; username: string; password: string };
 }
 
 export function kafkaAuth(spec: KafkaSpec, env: Record<string, string | undefined>): KafkaClientAuth {
   const auth: KafkaClientAuth = {};
   const caFile = env.KUEUER_KAFKA_CA_FILE;
-  if (caFile) auth.ssl = { ca: [readFileSync(caFile, 'utf8')] };
+  const ca = env.KUEUER_KAFKA_CA ?? (caFile ? readFileSync(caFile, 'utf8') : undefined);
+  const client = env.KUEUER_KAFKA_CERT && env.KUEUER_KAFKA_KEY ? { cert: env.KUEUER_KAFKA_CERT, key: env.KUEUER_KAFKA_KEY } : {};
+  if (ca || client.cert) auth.ssl = { ...(ca ? { ca: [ca] } : {}), ...client };
   else if (spec.tls) auth.ssl = true;
-  if (spec.sasl) {
+  const mechanism = spec.sasl ?? (env.KUEUER_KAFKA_SASL as SaslMechanism | undefined);
+  if (mechanism) {
     const username = secret(env, 'KUEUER_KAFKA_USERNAME');
     const password = secret(env, 'KUEUER_KAFKA_PASSWORD');
     if (!username || !password) {
       throw new KueuerError(
         'KUEUER_ERR_BACKEND_URL',
-        `kafka backend: sasl=${spec.sasl} needs KUEUER_KAFKA_USERNAME and KUEUER_KAFKA_PASSWORD (or their _FILE forms)`,
+        `kafka backend: sasl=${mechanism} needs KUEUER_KAFKA_USERNAME and KUEUER_KAFKA_PASSWORD (or their _FILE forms)`,
       );
     }
-    auth.sasl = { mechanism: spec.sasl, username, password };
+    auth.sasl = { mechanism, username, password };
   }
   return auth;
 }
