@@ -45,7 +45,8 @@ export function podRows(): AnnotationRow[] {
     {
       key: ANNOTATIONS.backend,
       default: webhookDefault('backendSecret'),
-      accepts: "name of a Secret in the pod's namespace holding `KUEUER_BACKEND` (a URL or credentials are refused)",
+      accepts:
+        "up to 4 comma-separated names of Secrets in the pod's namespace (a URL or credentials are refused): the first holds `KUEUER_BACKEND` or is an operator's Secret as it is (the RabbitMQ Cluster Operator's `<cluster>-default-user`, [RabbitMQ](../rabbitmq.md)); the others (Strimzi's KafkaUser and cluster CA Secrets, [Kafka](../kafka.md#strimzis-secrets-as-they-are)) are mounted at `/etc/kueuer/broker/<name>`",
     },
     {
       key: ANNOTATIONS.concurrency,
