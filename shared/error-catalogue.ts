@@ -102,6 +102,12 @@ export const CLIENT_ERRORS = {
       "The embedded queue (`kueuer local`'s memory backend) is at `--max-queued` requests or `--max-queued-bytes`; nothing was queued. Sent with Retry-After.",
     action: 'Retry after the delay; operators: see KUEUER_ERR_QUEUE_FULL.',
   },
+  shutting_down: {
+    status: 503,
+    meaning:
+      'The request reached a responder replica that is shutting down (SIGTERM, or its route was removed), on a connection opened before; nothing was queued. The connection is closed.',
+    action: 'Retry: a new connection reaches a replica that is serving.',
+  },
   invalid_target: {
     status: 400,
     meaning:
