@@ -1,4 +1,5 @@
 /** The responder's one configuration source: flags, then KUEUER_* env vars, then defaults. */
+import type { AsyncMode } from '../shared/annotations.js';
 import { adminListenOption, backendOption, kafkaOptions, logLevelOption, queueOption, timeoutOption } from '../shared/common-options.js';
 import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec, type OptionValue, type OptionValues } from '../shared/options.js';
 
@@ -88,4 +89,16 @@ export type ResponderOptions = OptionValues<typeof responderOptions>;
 /** What one responder (one queue on one port) needs, from its options; draining is its starter's business. */
 export type ResponderSettings = Omit<OptionValues<ReturnType<typeof responderBehaviourOptions>>, 'drainTimeoutMs'> & {
   queue: OptionValue<ReturnType<typeof queueOption>>;
+  /** Asynchronous requests (docs/async.md): from the Service's kueuer.io/async; absent when off. */
+  async?: AsyncSettings;
 };
+
+export interface AsyncSettings {
+  mode: Exclude<AsyncMode, 'off'>;
+  /** How long a request and its result are kept (kueuer.io/async-result-ttl); default 24 h. */
+  resultTtlMs?: number;
+  /** Largest result kept; default 10 MiB, the sidecar's default --max-response. */
+  maxResultBytes?: number;
+}
+
+export const ASYNC_DEFAULTS = { resultTtlMs: 24 * 3_600_000, maxResultBytes: 10 * 1024 ** 2, storeMaxBytes: 256 * 1024 ** 2 } as const;

@@ -28,6 +28,15 @@ export interface FlowContext {
   replyTo: () => string;
   /** Connections whose request body is being read (the HTTP server's client-error handler reads it). */
   readingBody: WeakSet<object>;
+  /** Set when the Service answers asynchronously (responder/async/). */
+  async?: AsyncSubmit;
+}
+
+/** The asynchronous path, taken after the request is read. */
+export interface AsyncSubmit {
+  /** Whether this request is answered 202 and run in the background. */
+  wants(req: IncomingMessage): boolean;
+  submit(req: IncomingMessage, answer: Answer, request: ReadRequest): Promise<void>;
 }
 
 /** A request read whole and fit to queue: everything its envelope needs but the routing. */
@@ -48,7 +57,9 @@ export function handleRequest(ctx: FlowContext, req: IncomingMessage, res: Serve
 
 async function forward(ctx: FlowContext, req: IncomingMessage, res: ServerResponse, answer: Answer): Promise<void> {
   const request = await readRequest(ctx, req, answer);
-  if (!request || !publishable(ctx, answer)) return;
+  if (!request) return;
+  if (ctx.async?.wants(req)) return ctx.async.submit(req, answer, request);
+  if (!publishable(ctx, answer)) return;
   await holdAndPublish(ctx, req, res, answer, request);
 }
 

@@ -2,7 +2,8 @@
  * The responder: Kueuer's front door. Every method and path on the listen
  * port is the app's. A request is published to the queue, its client is held,
  * and the app's exact status, headers and body are written back when the
- * reply reaches this replica's private inbox.
+ * reply reaches this replica's private inbox. With kueuer.io/async, requests
+ * may instead be answered 202 and polled (responder/async/, docs/async.md).
  *
  * Three parts: the HTTP server (http-server.ts), the per-request flow
  * (request-flow.ts) and the response writer (answer.ts, write-response.ts);
@@ -10,10 +11,16 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import { decodeResponse, META, type QueuedResponse, type WireMessage } from '../shared/envelope.js';
 import { isRequestId } from '../shared/request-id.js';
-import type { ReplyInbox, Transport } from '../shared/transport/transport.js';
-import type { ResponderSettings } from './config.js';
+import type { Consumer, ReplyInbox, Transport } from '../shared/transport/transport.js';
+import { asyncSubmit, handleStatus, type AsyncContext } from './async/async-flow.js';
+import { asyncMetrics } from './async/metrics.js';
+import { RESERVED_PREFIX } from './async/protocol.js';
+import { asyncResultsAddress, consumeResults, type OnResultStored } from './async/results.js';
+import { MemoryAsyncStore, type AsyncStore } from './async/store.js';
+import { ASYNC_DEFAULTS, type ResponderSettings } from './config.js';
 import { createHttpServer } from './http-server.js';
 import type { ResponderMetrics } from './metrics.js';
 import { PendingRequests } from './pending-requests.js';
@@ -26,11 +33,32 @@ export interface Responder {
   drain(drainTimeoutMs: number): Promise<void>;
 }
 
-export async function buildResponder(settings: ResponderSettings, transport: Transport, metrics: ResponderMetrics, log: Logger): Promise<Responder> {
+/** What a responder may share with others of its process. */
+export interface ResponderDeps {
+  registry?: Registry;
+  /** The asynchronous requests' store; without one, an embedded store of this responder's own. */
+  asyncStore?: AsyncStore;
+  /** Called for each asynchronous result stored (the callbacks seam, docs/async.md). */
+  onResultStored?: OnResultStored;
+}
+
+export async function buildResponder(
+  settings: ResponderSettings,
+  transport: Transport,
+  metrics: ResponderMetrics,
+  log: Logger,
+  deps: ResponderDeps = {},
+): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
   const inbox: ReplyInbox = await transport.openReplyInbox(settings.queue, (message) => onReply(message, settings, pending, metrics, log));
   const flow: FlowContext = { settings, transport, metrics, log, pending, replyTo: () => inbox.address, readingBody: new WeakSet() };
-  const app = createHttpServer({ settings, metrics, log, readingBody: flow.readingBody, handle: (req, res, id) => handleRequest(flow, req, res, id) });
+  const async = settings.async ? await startAsync(settings, transport, log, deps) : undefined;
+  if (async) flow.async = asyncSubmit(flow, async.context);
+  const handle = async
+    ? (req: Parameters<typeof handleRequest>[1], res: Parameters<typeof handleRequest>[2], id: string) =>
+        (req.url ?? '').startsWith(RESERVED_PREFIX) ? handleStatus(flow, async.context, req, res, id) : handleRequest(flow, req, res, id)
+    : (req: Parameters<typeof handleRequest>[1], res: Parameters<typeof handleRequest>[2], id: string) => handleRequest(flow, req, res, id);
+  const app = createHttpServer({ settings, metrics, log, readingBody: flow.readingBody, handle });
   return {
     app,
     pending,
@@ -40,6 +68,45 @@ export async function buildResponder(settings: ResponderSettings, transport: Tra
       if (!drained) log.warn({ held: pending.size }, 'drain timeout: some clients are still waiting');
       await closing;
       await inbox.close();
+      await async?.stop();
+    },
+  };
+}
+
+/** The asynchronous side of a responder: its store, and its share of the queue's results. */
+async function startAsync(
+  settings: ResponderSettings,
+  transport: Transport,
+  log: Logger,
+  deps: ResponderDeps,
+): Promise<{ context: AsyncContext; stop(): Promise<void> }> {
+  const a = settings.async!;
+  const metrics = asyncMetrics(deps.registry ?? new Registry(), settings.queue);
+  const ownStore = deps.asyncStore ? undefined : new MemoryAsyncStore(ASYNC_DEFAULTS.storeMaxBytes, metrics.expired);
+  const store = deps.asyncStore ?? ownStore!;
+  const context: AsyncContext = {
+    mode: a.mode,
+    resultTtlMs: a.resultTtlMs ?? ASYNC_DEFAULTS.resultTtlMs,
+    store,
+    metrics,
+    resultsAddress: asyncResultsAddress(settings.queue),
+  };
+  const results: Consumer = await consumeResults(transport, {
+    queue: settings.queue,
+    store,
+    maxResultBytes: a.maxResultBytes ?? ASYNC_DEFAULTS.maxResultBytes,
+    metrics,
+    onResultStored: deps.onResultStored ?? (() => undefined),
+    log,
+  });
+  const gauge = setInterval(() => void store.size().then(metrics.records, () => undefined), 5_000);
+  gauge.unref();
+  return {
+    context,
+    async stop() {
+      clearInterval(gauge);
+      await results.stop();
+      await ownStore?.close();
     },
   };
 }

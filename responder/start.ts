@@ -18,7 +18,7 @@ import type { Transport } from '../shared/transport/transport.js';
 import type { ResponderOptions, ResponderSettings } from './config.js';
 import { responderMetrics } from './metrics.js';
 import { RouteServer } from './route-server.js';
-import { buildResponder, type Responder } from './server.js';
+import { buildResponder, type Responder, type ResponderDeps } from './server.js';
 
 export interface RunningResponder {
   responder: Responder;
@@ -30,8 +30,9 @@ export async function startResponder(
   transport: Transport,
   registry: Registry,
   log: Logger,
+  deps: Omit<ResponderDeps, 'registry'> = {},
 ): Promise<RunningResponder> {
-  const responder = await buildResponder(settings, transport, responderMetrics(registry, settings.queue), log);
+  const responder = await buildResponder(settings, transport, responderMetrics(registry, settings.queue), log, { ...deps, registry });
   const address = await listen(responder.app, settings.listen);
   return { responder, address };
 }

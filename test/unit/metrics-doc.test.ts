@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { asyncMetrics } from '../../responder/async/metrics.js';
 import { responderMetrics } from '../../responder/metrics.js';
 import { sidecarMetrics } from '../../sidecar/metrics.js';
 import { autoscalingMetrics } from '../../webhook/autoscaling/metrics.js';
@@ -21,6 +22,7 @@ const rows = new Map(
 function exported(): Map<string, { type: string; labels: string[] }> {
   const registry = new Registry();
   responderMetrics(registry, 'q');
+  asyncMetrics(registry, 'q');
   sidecarMetrics(registry, 'q');
   webhookMetrics(registry);
   autoscalingMetrics(registry);
