@@ -79,10 +79,32 @@ export const responderOptions = {
     defaultValue: 'queue',
     parse: oneOf(['queue', 'cluster'] as const),
   },
+  asyncStore: {
+    flag: 'async-store',
+    env: 'KUEUER_ASYNC_STORE',
+    description:
+      'where asynchronous requests and results are kept (Services with kueuer.io/async): memory (this replica only) or redis://host:port shared by all replicas',
+    defaultValue: 'memory',
+    parse: parseAsyncStore,
+  },
   ...responderBehaviourOptions(),
   ...kafkaOptions(),
   logLevel: logLevelOption(),
 };
+
+/** `memory`, or a redis:// / rediss:// URL (credentials allowed: it comes from a flag or a Secret-fed variable). */
+export function parseAsyncStore(raw: string): 'memory' | URL {
+  if (raw === 'memory') return 'memory';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`expected memory or a redis://host:port URL, got ${JSON.stringify(raw.replace(/\/\/[^@/]*@/, '//***@'))}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new Error(`expected memory or a redis:// or rediss:// URL, got the scheme ${url.protocol}`);
+  return url;
+}
 
 export type ResponderOptions = OptionValues<typeof responderOptions>;
 

@@ -76,3 +76,13 @@ describe('the status target', () => {
     expect(requestFingerprint('PUT', '/a', Buffer.from('x'))).not.toBe(f);
   });
 });
+
+describe('--async-store', () => {
+  it('takes memory or a redis:// URL and refuses anything else, hiding credentials', async () => {
+    const { parseAsyncStore } = await import('../../responder/config.js');
+    expect(parseAsyncStore('memory')).toBe('memory');
+    expect(String(parseAsyncStore('redis://redis.kueuer:6379'))).toBe('redis://redis.kueuer:6379');
+    expect(() => parseAsyncStore('http://redis:6379')).toThrow('expected memory or a redis:// or rediss:// URL, got the scheme http:');
+    expect(() => parseAsyncStore('redis//user:secret@host')).toThrow('expected memory or a redis://host:port URL, got "redis//***@host"');
+  });
+});
