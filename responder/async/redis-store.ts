@@ -9,6 +9,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { Waiters } from './waiters.js';
 import type { AcceptOutcome, AsyncRecord, AsyncStore, IdempotencyClaim, StoredResult } from './store.js';
 
 const CHANNEL = 'kueuer:async:done';
@@ -54,7 +55,7 @@ return n`;
 export class RedisAsyncStore implements AsyncStore {
   private readonly redis: Redis;
   private readonly subscriber: Redis;
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Waiters();
   private subscribed: Promise<unknown> | undefined;
 
   constructor(url: string, log: Logger) {
@@ -69,7 +70,7 @@ export class RedisAsyncStore implements AsyncStore {
       client.on('error', (err: Error) => log.warn({ connection: name, err: err.message }, 'the asynchronous requests store (Redis) failed; reconnecting'));
     }
     this.subscriber.on('message', (_channel: string, key: string) => {
-      for (const w of [...(this.waiters.get(key) ?? [])]) w();
+      this.waiters.wake(key);
     });
   }
 
@@ -131,19 +132,8 @@ export class RedisAsyncStore implements AsyncStore {
   async waitFor(queue: string, id: string, ms: number): Promise<void> {
     if (ms <= 0) return;
     await this.subscribe();
-    const key = `${queue}\n${id}`;
-    await new Promise<void>((resolve) => {
-      const set = this.waiters.get(key) ?? new Set();
-      this.waiters.set(key, set);
-      const done = (): void => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) this.waiters.delete(key);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      set.add(done);
-      // Stored (or removed) before this waiter listened: done at once.
+    // Stored (or removed) before this waiter listened: done at once.
+    await this.waiters.wait(`${queue}\n${id}`, ms, (done) => {
       this.redis.hexists(recordKey(queue, id), 'status').then(
         (has) => has === 1 && done(),
         () => done(),
@@ -161,7 +151,7 @@ export class RedisAsyncStore implements AsyncStore {
   }
 
   async close(): Promise<void> {
-    for (const set of this.waiters.values()) for (const w of [...set]) w();
+    this.waiters.wakeAll();
     this.redis.disconnect();
     this.subscriber.disconnect();
   }

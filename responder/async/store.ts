@@ -7,6 +7,7 @@
  * Lookups are by key; nothing scans.
  */
 import type { HeaderPairs } from '../../shared/http-headers.js';
+import { Waiters } from './waiters.js';
 
 /** The app's answer, as the synchronous path would have written it. */
 export interface StoredResult {
@@ -72,7 +73,7 @@ export function resultBytes(r: StoredResult): number {
 export class MemoryAsyncStore implements AsyncStore {
   private readonly entries = new Map<string, Entry>();
   private readonly claims = new Map<string, { id: string; fingerprint: string; expiresAt: number }>();
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Waiters();
   private bytes = 0;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -125,18 +126,7 @@ export class MemoryAsyncStore implements AsyncStore {
     const key = `${queue}\n${id}`;
     const e = this.live(key);
     if (!e || e.result || ms <= 0) return;
-    await new Promise<void>((resolve) => {
-      const set = this.waiters.get(key) ?? new Set();
-      this.waiters.set(key, set);
-      const done = (): void => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) this.waiters.delete(key);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.min(ms, e.expiresAt - Date.now()));
-      set.add(done);
-    });
+    await this.waiters.wait(key, Math.min(ms, e.expiresAt - Date.now()));
   }
 
   async size(): Promise<number> {
@@ -145,7 +135,7 @@ export class MemoryAsyncStore implements AsyncStore {
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
-    for (const set of this.waiters.values()) for (const w of [...set]) w();
+    this.waiters.wakeAll();
   }
 
   private live(key: string): Entry | undefined {
@@ -165,7 +155,7 @@ export class MemoryAsyncStore implements AsyncStore {
   }
 
   private wake(key: string): void {
-    for (const w of [...(this.waiters.get(key) ?? [])]) w();
+    this.waiters.wake(key);
   }
 
   /** Once a second, off the request path: lookups only check their own entry. */
