@@ -213,6 +213,15 @@ describe.each(['memory', 'amqp'] as const)('asynchronous requests on %s', (backe
   );
 });
 
+describe('kueuer.io/async on Kafka', () => {
+  it('is not available yet: the Service is answered synchronously', async () => {
+    const s = await stack('kafka', 'always');
+    const r = await request(s.url, { method: 'POST', path: '/sync', headers: { prefer: 'respond-async' }, body: 'k' });
+    expect(r.status).toBe(201);
+    expect(r.body.toString()).toBe('app got POST /sync k');
+  });
+});
+
 describe('kueuer.io/async off', () => {
   it('leaves /.kueuer/ paths and Prefer: respond-async to the app', async () => {
     answering();
