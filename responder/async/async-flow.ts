@@ -23,6 +23,9 @@ export interface AsyncContext {
   resultsAddress: string;
 }
 
+/** How long after a request's deadline a poll still waits for its answer (a reply in flight). */
+const DEADLINE_GRACE_MS = 2_000;
+
 const JSON_TYPE: [string, string] = ['content-type', 'application/json'];
 const json = (o: object): Buffer => Buffer.from(JSON.stringify(o));
 
@@ -113,12 +116,18 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
   if (!record.result && waitMs > 0) {
     // A long poll ends when the result arrives, at ?wait=, or when the client leaves.
     const left = new Promise<void>((r) => res.once('close', r));
-    await Promise.race([a.store.waitFor(queue, id, waitMs), left]);
+    const untilDeadline = record.acceptedAt + ctx.settings.timeoutMs + DEADLINE_GRACE_MS - Date.now();
+    await Promise.race([a.store.waitFor(queue, id, Math.max(0, Math.min(waitMs, untilDeadline + 10))), left]);
     if (res.destroyed) return;
     record = await a.store.get(queue, id);
     if (!record) return notFound();
   }
   const r = record.result;
+  if (!r && Date.now() > record.acceptedAt + ctx.settings.timeoutMs + DEADLINE_GRACE_MS) {
+    // As the synchronous path at the deadline: the sidecar skips a request whose deadline passed, so no answer comes.
+    a.metrics.polled('expired');
+    return answer.fail(504, 'deadline_exceeded', `no answer within ${ctx.settings.timeoutMs} ms of the request's acceptance`);
+  }
   a.metrics.polled(r ? 'done' : 'pending');
   if (!r) {
     const headers: HeaderPairs = [JSON_TYPE, ['location', statusLocation(id)], ['retry-after', String(RETRY_AFTER_SECONDS)]];

@@ -19,7 +19,7 @@ const instrumentsFor = perRegistry((registry: Registry) => {
     }),
     polls: new Counter({
       name: 'kueuer_responder_async_polls_total',
-      help: 'Polls of asynchronous requests, by what they found (pending, done)',
+      help: 'Polls of asynchronous requests, by what they found (pending, done, expired: no answer by the deadline)',
       labelNames: ['queue', 'state'] as const,
       registers,
     }),
@@ -55,7 +55,7 @@ export function asyncMetrics(registry: Registry, queue: string) {
   return {
     accepted: () => m.accepted.inc(q),
     completed: () => m.completed.inc(q),
-    polled: (state: 'pending' | 'done') => m.polls.inc({ ...q, state }),
+    polled: (state: 'pending' | 'done' | 'expired') => m.polls.inc({ ...q, state }),
     cancelled: () => m.cancelled.inc(q),
     dropped: () => m.dropped.inc(q),
     /** For the store, shared by the queues of one process. */

@@ -15,6 +15,7 @@ export interface AsyncStackOptions {
   /** Share a transport (memory: one embedded broker for two responders). */
   transport?: Transport;
   withSidecar?: boolean;
+  timeoutMs?: number;
 }
 
 export interface AsyncStack {
@@ -43,7 +44,7 @@ export async function startAsyncStack(backend: BackendName, o: AsyncStackOptions
     {
       listen: { host: '127.0.0.1', port: 0 },
       queue,
-      timeoutMs: 10_000,
+      timeoutMs: o.timeoutMs ?? 10_000,
       maxBodyBytes: 10 * 1024 * 1024,
       maxPending: 1_000,
       publishTimeoutMs: 2_000,

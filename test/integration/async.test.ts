@@ -186,6 +186,18 @@ describe.each(['memory', 'amqp'] as const)('asynchronous requests on %s', (backe
     expect(json(gone).error).toBe('async_request_not_found');
   });
 
+  it("a request whose deadline passed unanswered polls as the synchronous path's 504 deadline_exceeded", async () => {
+    // No sidecar: the request waits in the queue past its deadline.
+    const s = await stack(backend, 'on-request', { withSidecar: false, timeoutMs: 1_000 });
+    const { id } = await submit(s, '/queued-too-long');
+    const started = Date.now();
+    const r = await request(s.url, { path: `/.kueuer/requests/${id}?wait=20s` });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(r.status).toBe(504);
+    expect(json(r).error).toBe('deadline_exceeded');
+    expect(await metricValue(s.registry, 'kueuer_responder_async_polls_total', { queue: s.queue, state: 'expired' })).toBe(1);
+  });
+
   it(
     backend === 'memory' ? 'DELETE cancels a request no consumer took: the app never sees it' : 'DELETE of a queued request says it cannot be taken back (409)',
     async () => {
