@@ -58,10 +58,10 @@ async function serveClusterRoutes(o: ResponderOptions, transport: Transport, reg
  * --async-store: one store for every route of the process. `memory` leaves each route its own
  * embedded store (asynchronous requests then live and die with this replica).
  */
-async function openAsyncStore(choice: ResponderOptions['asyncStore'], log: Logger): Promise<AsyncStore | undefined> {
+export async function openAsyncStore(choice: ResponderOptions['asyncStore'], log: Logger, timeoutMs = 15_000): Promise<AsyncStore | undefined> {
   if (choice === 'memory') return undefined;
   const store = new RedisAsyncStore(choice.href, log);
-  await store.ready(30_000).catch(async (err: Error) => {
+  await store.ready(timeoutMs).catch(async (err: Error) => {
     await store.close();
     throw new ConfigError([`--async-store: ${err.message} at ${choice.host}; check the address and that Redis runs`]);
   });

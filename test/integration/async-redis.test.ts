@@ -127,3 +127,23 @@ describe('asynchronous requests on Redis, two responder replicas', () => {
     expect(await s.complete(queue, 'a'.repeat(32), { status: 200, headers: [], body: Buffer.from('x') })).toBe(false);
   });
 });
+
+describe('--async-store redis://', () => {
+  it('a Redis that does not answer stops the start with a configuration error naming the flag and the address', async () => {
+    const { openAsyncStore } = await import('../../responder/start.js');
+    const { parseAsyncStore } = await import('../../responder/config.js');
+    const { freePort } = await import('../helpers/net.js');
+    const port = await freePort();
+    await expect(openAsyncStore(parseAsyncStore(`redis://127.0.0.1:${port}`), silentLog, 1_000)).rejects.toThrow(
+      `--async-store: Redis did not answer within 1000 ms at 127.0.0.1:${port}`,
+    );
+  });
+
+  it('a Redis that answers is the store', async () => {
+    const { openAsyncStore } = await import('../../responder/start.js');
+    const { parseAsyncStore } = await import('../../responder/config.js');
+    const s = await openAsyncStore(parseAsyncStore(inject('redisUrl')), silentLog);
+    cleanups.push(async () => s?.close());
+    expect(s).toBeInstanceOf(RedisAsyncStore);
+  });
+});
