@@ -1,4 +1,5 @@
 /** The responder's one configuration source: flags, then KUEUER_* env vars, then defaults. */
+import type { AsyncMode } from '../shared/annotations.js';
 import { adminListenOption, backendOption, kafkaOptions, logLevelOption, queueOption, timeoutOption } from '../shared/common-options.js';
 import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec, type OptionValue, type OptionValues } from '../shared/options.js';
 
@@ -78,14 +79,48 @@ export const responderOptions = {
     defaultValue: 'queue',
     parse: oneOf(['queue', 'cluster'] as const),
   },
+  asyncStore: {
+    flag: 'async-store',
+    env: 'KUEUER_ASYNC_STORE',
+    description:
+      'where asynchronous requests and results are kept (Services with kueuer.io/async): memory (this replica only) or redis://host:port shared by all replicas',
+    defaultValue: 'memory',
+    parse: parseAsyncStore,
+  },
   ...responderBehaviourOptions(),
   ...kafkaOptions(),
   logLevel: logLevelOption(),
 };
+
+/** `memory`, or a redis:// / rediss:// URL (credentials allowed: it comes from a flag or a Secret-fed variable). */
+export function parseAsyncStore(raw: string): 'memory' | URL {
+  if (raw === 'memory') return 'memory';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`expected memory or a redis://host:port URL, got ${JSON.stringify(raw.replace(/\/\/[^@/]*@/, '//***@'))}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new Error(`expected memory or a redis:// or rediss:// URL, got the scheme ${url.protocol}`);
+  return url;
+}
 
 export type ResponderOptions = OptionValues<typeof responderOptions>;
 
 /** What one responder (one queue on one port) needs, from its options; draining is its starter's business. */
 export type ResponderSettings = Omit<OptionValues<ReturnType<typeof responderBehaviourOptions>>, 'drainTimeoutMs'> & {
   queue: OptionValue<ReturnType<typeof queueOption>>;
+  /** Asynchronous requests (docs/async.md): from the Service's kueuer.io/async; absent when off. */
+  async?: AsyncSettings;
 };
+
+export interface AsyncSettings {
+  mode: Exclude<AsyncMode, 'off'>;
+  /** How long a request and its result are kept (kueuer.io/async-result-ttl); default 24 h. */
+  resultTtlMs?: number;
+  /** Largest result kept; default 10 MiB, the sidecar's default --max-response. */
+  maxResultBytes?: number;
+}
+
+export const ASYNC_DEFAULTS = { resultTtlMs: 24 * 3_600_000, maxResultBytes: 10 * 1024 ** 2, storeMaxBytes: 256 * 1024 ** 2 } as const;

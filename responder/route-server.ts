@@ -12,7 +12,7 @@ import type { Route, RouteTable } from '../shared/service-routes.js';
 import type { Transport } from '../shared/transport/transport.js';
 import type { ResponderSettings } from './config.js';
 import { responderMetrics } from './metrics.js';
-import { buildResponder, type Responder } from './server.js';
+import { buildResponder, type Responder, type ResponderDeps } from './server.js';
 
 export type RouteDefaults = Omit<ResponderSettings, 'queue'> & { host: string; drainTimeoutMs: number };
 
@@ -30,6 +30,8 @@ export class RouteServer {
     private readonly transport: Transport,
     private readonly registry: Registry,
     private readonly log: Logger,
+    /** Shared by every route: the asynchronous requests' store and the callbacks seam. */
+    private readonly deps: Omit<ResponderDeps, 'registry'> = {},
   ) {}
 
   /** The routes being served now. */
@@ -49,7 +51,7 @@ export class RouteServer {
     const wanted = new Map(table.routes.map((r) => [r.port, r]));
     for (const [port, running] of [...this.running]) {
       const next = wanted.get(port);
-      if (!next || next.queue !== running.route.queue || next.timeoutMs !== running.route.timeoutMs) {
+      if (!next || next.queue !== running.route.queue || next.timeoutMs !== running.route.timeoutMs || !sameAsync(next, running.route)) {
         this.running.delete(port);
         this.log.info({ port, service: running.route.service }, 'closing route');
         await running.responder.drain(this.defaults.drainTimeoutMs);
@@ -57,9 +59,17 @@ export class RouteServer {
     }
     for (const [port, route] of wanted) {
       if (this.running.has(port)) continue;
-      const settings: ResponderSettings = { ...this.defaults, queue: route.queue, timeoutMs: route.timeoutMs ?? this.defaults.timeoutMs };
+      const settings: ResponderSettings = {
+        ...this.defaults,
+        queue: route.queue,
+        timeoutMs: route.timeoutMs ?? this.defaults.timeoutMs,
+        ...(route.async ? { async: route.async } : {}),
+      };
       const log = this.log.child({ route: route.service, queue: route.queue });
-      const responder = await buildResponder(settings, this.transport, responderMetrics(this.registry, route.queue), log);
+      const responder = await buildResponder(settings, this.transport, responderMetrics(this.registry, route.queue), log, {
+        ...this.deps,
+        registry: this.registry,
+      });
       try {
         await responder.app.listen({ host: this.defaults.host, port });
       } catch (err) {
@@ -77,4 +87,9 @@ export class RouteServer {
     await Promise.all([...this.running.values()].map((r) => r.responder.drain(timeoutMs)));
     this.running.clear();
   }
+}
+
+/** Whether two routes answer asynchronously the same way (a change restarts the route). */
+function sameAsync(a: Route, b: Route): boolean {
+  return a.async?.mode === b.async?.mode && a.async?.resultTtlMs === b.async?.resultTtlMs;
 }

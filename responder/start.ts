@@ -16,9 +16,11 @@ import { ConfigError, formatHostPort, type HostPort } from '../shared/options.js
 import { routesFromServices } from '../shared/service-routes.js';
 import type { Transport } from '../shared/transport/transport.js';
 import type { ResponderOptions, ResponderSettings } from './config.js';
+import { RedisAsyncStore } from './async/redis-store.js';
+import type { AsyncStore } from './async/store.js';
 import { responderMetrics } from './metrics.js';
 import { RouteServer } from './route-server.js';
-import { buildResponder, type Responder } from './server.js';
+import { buildResponder, type Responder, type ResponderDeps } from './server.js';
 
 export interface RunningResponder {
   responder: Responder;
@@ -30,15 +32,16 @@ export async function startResponder(
   transport: Transport,
   registry: Registry,
   log: Logger,
+  deps: Omit<ResponderDeps, 'registry'> = {},
 ): Promise<RunningResponder> {
-  const responder = await buildResponder(settings, transport, responderMetrics(registry, settings.queue), log);
+  const responder = await buildResponder(settings, transport, responderMetrics(registry, settings.queue), log, { ...deps, registry });
   const address = await listen(responder.app, settings.listen);
   return { responder, address };
 }
 
 /** --routes cluster: one port per annotated Service, following the Services as they change. */
-async function serveClusterRoutes(o: ResponderOptions, transport: Transport, registry: Registry, log: Logger): Promise<Running> {
-  const routes = new RouteServer({ ...o, host: o.listen.host }, transport, registry, log);
+async function serveClusterRoutes(o: ResponderOptions, transport: Transport, registry: Registry, log: Logger, store: AsyncStore | undefined): Promise<Running> {
+  const routes = new RouteServer({ ...o, host: o.listen.host }, transport, registry, log, store ? { asyncStore: store } : {});
   const services = await watchAllServices(log);
   const apply = (): void => void routes.apply(routesFromServices(services.list()));
   services.onChange(apply);
@@ -49,6 +52,21 @@ async function serveClusterRoutes(o: ResponderOptions, transport: Transport, reg
       await routes.drain(o.drainTimeoutMs);
     },
   };
+}
+
+/**
+ * --async-store: one store for every route of the process. `memory` leaves each route its own
+ * embedded store (asynchronous requests then live and die with this replica).
+ */
+export async function openAsyncStore(choice: ResponderOptions['asyncStore'], log: Logger, timeoutMs = 15_000): Promise<AsyncStore | undefined> {
+  if (choice === 'memory') return undefined;
+  const store = new RedisAsyncStore(choice.href, log);
+  await store.ready(timeoutMs).catch(async (err: Error) => {
+    await store.close();
+    throw new ConfigError([`--async-store: ${err.message} at ${choice.host}; check the address and that Redis runs`]);
+  });
+  log.info({ store: `${choice.protocol}//${choice.host}` }, 'asynchronous requests are kept in Redis');
+  return store;
 }
 
 /**
@@ -70,15 +88,16 @@ export async function runResponder(o: ResponderOptions, log: Logger): Promise<Ru
     throw new ConfigError(['missing --queue (or KUEUER_QUEUE): required unless --routes cluster']);
   }
   const registry = newRegistry();
+  const store = await openAsyncStore(o.asyncStore, log);
   const transport = await openBackend(o, log, 'responder');
   const parts: Running[] = [];
   let listening: string | undefined;
   if (o.queue !== undefined) {
-    const { responder, address } = await startResponder({ ...o, queue: o.queue }, transport, registry, log);
+    const { responder, address } = await startResponder({ ...o, queue: o.queue }, transport, registry, log, store ? { asyncStore: store } : {});
     parts.push({ stop: () => responder.drain(o.drainTimeoutMs) });
     listening = formatHostPort(address);
   }
-  if (o.routes === 'cluster') parts.push(await serveClusterRoutes(o, transport, registry, log));
+  if (o.routes === 'cluster') parts.push(await serveClusterRoutes(o, transport, registry, log, store));
   let shuttingDown = false;
   const { admin, address } = await serveAdmin(
     { registry, log, notReadyReason: notReadyReason(transport, () => (shuttingDown ? 'shutting down' : null)) },
@@ -95,6 +114,7 @@ export async function runResponder(o: ResponderOptions, log: Logger): Promise<Ru
       await Promise.all(parts.map((p) => p.stop()));
       await admin.close();
       await transport.close();
+      await store?.close();
     },
   };
 }

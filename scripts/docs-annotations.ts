@@ -88,6 +88,17 @@ export function serviceRows(): AnnotationRow[] {
       accepts: "a duration (`30s`, `5m`): the deadline of this Service's requests",
     },
     {
+      key: ANNOTATIONS.async,
+      default: '`off`',
+      accepts:
+        '`off`, `on-request` (a request with `Prefer: respond-async` gets `202` and a `Location` under `/.kueuer/requests/`) or `always` (every request); with it on, the path prefix `/.kueuer/` of this Service belongs to Kueuer ([async requests](../async.md))',
+    },
+    {
+      key: ANNOTATIONS.asyncResultTtl,
+      default: '`24h`',
+      accepts: 'a duration from `1s` to `30d`: how long an asynchronous request and its result are kept',
+    },
+    {
       key: ANNOTATIONS.asyncCallbackAllow,
       default: 'none: no callback destination is allowed',
       accepts:

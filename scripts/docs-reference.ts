@@ -6,6 +6,7 @@
 import { Registry } from 'prom-client';
 import { COMMANDS } from '../cli/commands.js';
 import { renderCatalogue } from '../shared/error-catalogue.js';
+import { asyncMetrics } from '../responder/async/metrics.js';
 import { callbackMetrics } from '../responder/callbacks/metrics.js';
 import { responderMetrics } from '../responder/metrics.js';
 import { sidecarMetrics } from '../sidecar/metrics.js';
@@ -27,6 +28,7 @@ export function exportedMetrics(): Record<string, MetricDoc[]> {
   return {
     responder: of((r) => {
       responderMetrics(r, 'q');
+      asyncMetrics(r, 'q');
       callbackMetrics(r);
     }),
     sidecar: of((r) => sidecarMetrics(r, 'q')),

@@ -6,7 +6,7 @@
  */
 import { concurrencyOption, kafkaOptions, timeoutOption } from './common-options.js';
 import { isValidQueueName } from './envelope.js';
-import { dnsLabel, portNumber } from './options.js';
+import { dnsLabel, durationIn, oneOf, portNumber } from './options.js';
 import { parseQuantity } from './quantity.js';
 import { KAFKA_DELIVERIES, RABBITMQ_QUEUE_TYPES, type KafkaDelivery, type RabbitMqQueueType } from '../shared/transport/backend.js';
 
@@ -36,6 +36,10 @@ export const ANNOTATIONS = {
   asyncCallbackAllow: `${PREFIX}async-callback-allow`,
   /** Services: the Secret (`name[/key]`) holding the key that signs async callbacks. */
   asyncCallbackSecret: `${PREFIX}async-callback-secret`,
+  /** On Services: whether the responder answers requests asynchronously (docs/async.md). */
+  async: `${PREFIX}async`,
+  /** On Services: how long the responder keeps an asynchronous request's result. */
+  asyncResultTtl: `${PREFIX}async-result-ttl`,
   /** Written by the webhook: what it injected, in which version. */
   status: `${PREFIX}status`,
   /** Written by the webhook on Services: the original selector and ports, to restore them. */
@@ -221,9 +225,16 @@ const POD_RULES = {
   sidecarMemoryLimit: QUANTITY_RULE,
 } satisfies Partial<Record<keyof typeof ANNOTATIONS, AnnotationRule<unknown>>>;
 
+/** kueuer.io/async: off (default), on-request (RFC 7240 `Prefer: respond-async`), always. */
+export const ASYNC_MODES = ['off', 'on-request', 'always'] as const;
+export type AsyncMode = (typeof ASYNC_MODES)[number];
+
 const SERVICE_RULES = {
   queue: QUEUE_RULE,
   timeout: rule(timeoutOption().parse),
+  async: rule(oneOf(ASYNC_MODES), `use ${ASYNC_MODES.join(', ')}`),
+  // From 1 s to 30 days; the parser's message says which bound was crossed.
+  asyncResultTtl: rule(durationIn(1_000, 30 * 24 * 3_600_000)),
 } satisfies Partial<Record<keyof typeof ANNOTATIONS, AnnotationRule<unknown>>>;
 
 type RuleValues<R> = { [K in keyof R]?: R[K] extends AnnotationRule<infer T> ? T : never };
@@ -273,8 +284,8 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
   };
 
   // Annotations that belong to Services only are refused on pods rather than ignored.
-  if (a[ANNOTATIONS.timeout] !== undefined) {
-    problems.push(`${ANNOTATIONS.timeout}: set it on the Service, where the responder applies it; it has no effect on a pod`);
+  for (const key of [ANNOTATIONS.timeout, ANNOTATIONS.async, ANNOTATIONS.asyncResultTtl]) {
+    if (a[key] !== undefined) problems.push(`${key}: set it on the Service, where the responder applies it; it has no effect on a pod`);
   }
 
   return problems.length ? { ok: false, problems } : { ok: true, value: settings };
@@ -288,11 +299,13 @@ function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undef
 export interface ServiceSettings {
   queue?: string;
   timeoutMs?: number;
+  asyncMode?: AsyncMode;
+  asyncResultTtlMs?: number;
 }
 
 export function parseServiceSettings(annotations: Annotations): Parsed<ServiceSettings> {
   const problems: string[] = [];
   const v = readAnnotations(annotations ?? {}, SERVICE_RULES, problems);
-  const settings: ServiceSettings = defined({ queue: v.queue, timeoutMs: v.timeout });
+  const settings: ServiceSettings = defined({ queue: v.queue, timeoutMs: v.timeout, asyncMode: v.async, asyncResultTtlMs: v.asyncResultTtl });
   return problems.length ? { ok: false, problems } : { ok: true, value: settings };
 }

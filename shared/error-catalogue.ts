@@ -102,6 +102,12 @@ export const CLIENT_ERRORS = {
       "The embedded queue (`kueuer local`'s memory backend) is at `--max-queued` requests or `--max-queued-bytes`; nothing was queued. Sent with Retry-After.",
     action: 'Retry after the delay; operators: see KUEUER_ERR_QUEUE_FULL.',
   },
+  shutting_down: {
+    status: 503,
+    meaning:
+      'The request reached a responder replica that is shutting down (SIGTERM, or its route was removed), on a connection opened before; nothing was queued. The connection is closed.',
+    action: 'Retry: a new connection reaches a replica that is serving.',
+  },
   invalid_target: {
     status: 400,
     meaning:
@@ -200,6 +206,44 @@ export const CLIENT_ERRORS = {
     meaning:
       "The request names a callback, but the Service's kueuer.io/async-callback-allow or kueuer.io/async-callback-secret annotation is invalid, or the signing key's Secret cannot be read. Nothing was queued.",
     action: 'Operators: fix the annotation or the Secret the message (or the responder log) names; the request can be sent again unchanged.',
+  },
+  async_request_not_found: {
+    status: 404,
+    meaning:
+      'No asynchronous request with this id at this Service: the id is unknown or malformed, its result lifetime (kueuer.io/async-result-ttl, default 24 h) ended, it was deleted, or it belongs to another Service.',
+    action: "Use the Location of the 202 answer, at the Service that gave it, within the result's lifetime.",
+  },
+  async_invalid_wait: {
+    status: 400,
+    meaning: 'A poll of an asynchronous request asked for `?wait=` that is not a duration up to 60 s (e.g. 30s, 500ms).',
+    action: 'Send ?wait=30s or less, or poll without it.',
+  },
+  async_method_not_allowed: {
+    status: 405,
+    meaning: 'An asynchronous request was sent another method than GET, HEAD or DELETE (Allow says which).',
+    action: 'GET polls it, DELETE cancels it or removes its result.',
+  },
+  async_already_started: {
+    status: 409,
+    meaning:
+      'DELETE of an asynchronous request that cannot be cancelled: a consumer already took it, or (RabbitMQ, Kafka) it cannot be taken back from the queue. Nothing changed.',
+    action: 'Poll it for its result and DELETE it once done.',
+  },
+  idempotency_key_reused: {
+    status: 422,
+    meaning:
+      "An asynchronous request repeats an `Idempotency-Key` that, within the result's lifetime, was used for a request with another method, target or body. Nothing was queued.",
+    action: 'Use a new key for a new request; a true repeat must send the same method, target and body.',
+  },
+  async_store_unavailable: {
+    status: 503,
+    meaning: "The asynchronous requests' store (Redis, or the embedded one) could not be reached; nothing was accepted or changed. Sent with Retry-After.",
+    action: 'Retry after the delay; operators: check the store the responder names in its log (docs/async.md).',
+  },
+  async_result_too_large: {
+    status: 502,
+    meaning: "Stored instead of an asynchronous request's result when the app's answer is over the result size limit (10 MiB).",
+    action: 'Return less from the app, or use the synchronous path for large answers.',
   },
   unknown_queue: {
     status: 404,

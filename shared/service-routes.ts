@@ -5,7 +5,7 @@
  * Pure: given Services, returns routes.
  */
 import type { V1Service } from '@kubernetes/client-node';
-import { ANNOTATIONS, parseServiceSettings, wantsInjection } from './annotations.js';
+import { ANNOTATIONS, parseServiceSettings, wantsInjection, type AsyncMode } from './annotations.js';
 import { serviceQueue } from './queue-names.js';
 
 export interface Route {
@@ -15,6 +15,8 @@ export interface Route {
   queue: string;
   /** From the Service's kueuer.io/timeout; else the responder's --timeout. */
   timeoutMs?: number;
+  /** From the Service's kueuer.io/async and kueuer.io/async-result-ttl; absent when off. */
+  async?: { mode: Exclude<AsyncMode, 'off'>; resultTtlMs?: number };
 }
 
 export interface RouteTable {
@@ -54,6 +56,9 @@ export function routesFromServices(services: readonly V1Service[]): RouteTable {
     const value = settings.ok ? settings.value : {};
     const route: Route = { service: key(s), port, queue: serviceQueue(s.metadata?.namespace ?? 'default', s.metadata?.name ?? '', value.queue) };
     if (value.timeoutMs !== undefined) route.timeoutMs = value.timeoutMs;
+    if (value.asyncMode !== undefined && value.asyncMode !== 'off') {
+      route.async = { mode: value.asyncMode, ...(value.asyncResultTtlMs !== undefined ? { resultTtlMs: value.asyncResultTtlMs } : {}) };
+    }
     byPort.set(port, route);
   }
   return { routes: [...byPort.values()].sort((a, b) => a.port - b.port), conflicts };

@@ -15,6 +15,8 @@
  *   under .cache/helm.
  * - the real node's Debian packages, crictl and the sandbox image
  *   (scripts/node.sh, cached under .cache/node), for test/node.
+ * - a private Redis (scripts/redis.sh, data under .cache/redis), the store of
+ *   the asynchronous requests' tests; KUEUER_TEST_REDIS_URL points them at another.
  * - the third-party HTTP apps of the foreign-peer suites (test/foreign):
  *   scripts/third-party-apps.sh builds go-httpbin once from the Go module
  *   proxy and caches it under .cache/third-party.
@@ -46,6 +48,8 @@ declare module 'vitest' {
     nodeDir: string;
     /** The go-httpbin binary scripts/third-party-apps.sh built (test/foreign). */
     goHttpbin: string;
+    /** redis://127.0.0.1:PORT of scripts/redis.sh's server (asynchronous requests' store), or KUEUER_TEST_REDIS_URL. */
+    redisUrl: string;
   }
 }
 
@@ -65,6 +69,7 @@ const kafkaScript = join(import.meta.dirname, '..', 'scripts', 'kafka.sh');
 const kafkaClusterScript = join(import.meta.dirname, '..', 'scripts', 'kafka-cluster.sh');
 const helmScript = join(import.meta.dirname, '..', 'scripts', 'helm.sh');
 const nodeScript = join(import.meta.dirname, '..', 'scripts', 'node.sh');
+const redisScript = join(import.meta.dirname, '..', 'scripts', 'redis.sh');
 const thirdPartyApps = join(import.meta.dirname, '..', 'scripts', 'third-party-apps.sh');
 
 /** Runs a build script (its progress on stderr) and returns the last line it printed: what it built. */
@@ -125,6 +130,18 @@ export default async function setup(project: TestProject): Promise<() => void> {
       stops.push(() => execFileSync('bash', [kafkaClusterScript, 'stop'], { stdio: 'inherit' }));
       await waitForBrokers(`kafka://${brokers}`, 3, 120_000);
       project.provide('kafkaClusterUrl', `kafka://${brokers}`);
+    }
+    const externalRedis = process.env.KUEUER_TEST_REDIS_URL;
+    if (externalRedis) project.provide('redisUrl', externalRedis);
+    else {
+      const url =
+        execFileSync('bash', [redisScript, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+          .trim()
+          .split('\n')
+          .pop() ?? '';
+      if (!url.startsWith('redis://')) throw new Error(`scripts/redis.sh start printed no redis URL:\n${url}`);
+      project.provide('redisUrl', url);
+      stops.push(() => execFileSync('bash', [redisScript, 'stop'], { stdio: 'inherit' }));
     }
     const external = process.env.KUEUER_TEST_AMQP_URL;
     if (external) project.provide('amqpUrl', external);

@@ -9,7 +9,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { registerAdminRoutes } from '../shared/admin-server.js';
-import type { ClientErrorCode } from '../shared/error-catalogue.js';
+import { errorBody } from '../shared/error-catalogue.js';
+import { newRequestId } from '../shared/request-id.js';
 import { BadReviewError, mayLeaveTraces, parseAdmissionReview, reviewOf } from './admission-review.js';
 import type { WebhookMetrics } from './metrics.js';
 import { mutate, type PortRegistry } from './mutate.js';
@@ -81,8 +82,12 @@ export function buildWebhookServer(options: WebhookServerOptions): WebhookServer
       request = parseAdmissionReview(req.body);
     } catch (err) {
       if (!(err instanceof BadReviewError)) throw err;
-      req.log.warn({ err: err.message }, 'refused a request that is not an AdmissionReview v1');
-      return reply.code(400).send({ error: 'bad_admission_review' satisfies ClientErrorCode, message: err.message });
+      const id = newRequestId();
+      req.log.warn({ reqId: id, err: err.message }, 'refused a request that is not an AdmissionReview v1');
+      return reply
+        .code(400)
+        .type('application/json')
+        .send(errorBody('bad_admission_review', err.message, id));
     }
     const { response, outcome } = await mutate(request, options.config, options.ports, jobs, req.log as unknown as Logger);
     const kind = request.kind.kind;

@@ -221,6 +221,8 @@ export class MemoryTransport implements Transport {
     const onReply = this.inboxes.get(replyTo);
     // Like a broker, delivery to the inbox is asynchronous; an unknown inbox drops it.
     if (onReply) setImmediate(() => onReply(message));
+    // A reply address consumed as a queue (the responders' shared asynchronous results) gets it queued.
+    else if (this.queues.get(replyTo)?.consumers.size) this.queues.get(replyTo)!.push({ message, deliveries: 0, bytes: weightOf(message) });
   }
 
   async consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer> {

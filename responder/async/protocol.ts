@@ -1,0 +1,63 @@
+/**
+ * The asynchronous request protocol, pure: RFC 7240's `Prefer: respond-async`,
+ * the status path the responder reserves, `?wait=` and the idempotency
+ * fingerprint.
+ */
+import { createHash } from 'node:crypto';
+import type { AsyncMode } from '../../shared/annotations.js';
+import { isRequestId } from '../../shared/request-id.js';
+
+/**
+ * The status path prefix. With kueuer.io/async on, paths under `/.kueuer/`
+ * are the responder's and never reach the app: a dot-segment name no web
+ * framework generates, so an app's own routes do not meet it.
+ */
+export const STATUS_PREFIX = '/.kueuer/requests/';
+export const RESERVED_PREFIX = '/.kueuer/';
+/** The longest `?wait=` a poll may ask for. */
+export const MAX_WAIT_MS = 60_000;
+/** What a client is told to wait before polling again. */
+export const RETRY_AFTER_SECONDS = 1;
+
+export function statusLocation(id: string): string {
+  return `${STATUS_PREFIX}${id}`;
+}
+
+/** Whether a request with these Prefer header values asks to be answered asynchronously (RFC 7240 §4.1). */
+export function prefersRespondAsync(prefer: string | string[] | undefined): boolean {
+  if (prefer === undefined) return false;
+  const values = Array.isArray(prefer) ? prefer : [prefer];
+  return values.some((v) => v.split(',').some((p) => p.split(';')[0]!.split('=')[0]!.trim().toLowerCase() === 'respond-async'));
+}
+
+/** Whether this request is answered 202 and run in the background. */
+export function isAsyncRequest(mode: AsyncMode, prefer: string | string[] | undefined): boolean {
+  return mode === 'always' || (mode === 'on-request' && prefersRespondAsync(prefer));
+}
+
+export type StatusTarget = { ok: true; id: string; waitMs: number } | { ok: false; notFound: boolean; message: string };
+
+/** Parses `/.kueuer/requests/<id>[?wait=30s]`; a malformed id is a 404 like an unknown one. */
+export function parseStatusTarget(target: string): StatusTarget {
+  const q = target.indexOf('?');
+  const id = target.slice(STATUS_PREFIX.length, q < 0 ? undefined : q);
+  if (!isRequestId(id)) return { ok: false, notFound: true, message: `no asynchronous request ${JSON.stringify(id.slice(0, 64))} here` };
+  const params = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+  const raw = params.get('wait');
+  if (raw === null) return { ok: true, id, waitMs: 0 };
+  const m = /^(\d{1,6})(ms|s)?$/.exec(raw);
+  const ms = m ? Number(m[1]) * (m[2] === 'ms' ? 1 : 1_000) : NaN;
+  if (!m || ms > MAX_WAIT_MS) {
+    return {
+      ok: false,
+      notFound: false,
+      message: `wait=${JSON.stringify(raw.slice(0, 32))}: use a duration up to ${MAX_WAIT_MS / 1_000}s, such as 30s or 500ms`,
+    };
+  }
+  return { ok: true, id, waitMs: ms };
+}
+
+/** What a repeat with the same Idempotency-Key must match: method, target and body. */
+export function requestFingerprint(method: string, path: string, body: Buffer): string {
+  return createHash('sha256').update(method).update('\0').update(path).update('\0').update(body).digest('hex');
+}

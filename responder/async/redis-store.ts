@@ -1,0 +1,158 @@
+/**
+ * The asynchronous requests' store on Redis: shared by every responder
+ * replica and kept across their restarts (Redis's append-only file). One hash
+ * per request (`kueuer:async:{<queue>}:<id>`), expiring with the request's
+ * lifetime; one string per idempotency key, claimed with SET NX. A result is
+ * written by a script only while its request is recorded and has none yet,
+ * and announced on a channel that wakes long polls on every replica. Every
+ * operation is one key lookup; nothing scans.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { Waiters } from './waiters.js';
+import type { AcceptOutcome, AsyncRecord, AsyncStore, IdempotencyClaim, StoredResult } from './store.js';
+
+const CHANNEL = 'kueuer:async:done';
+
+const recordKey = (queue: string, id: string): string => `kueuer:async:{${queue}}:${id}`;
+const claimKey = (queue: string, key: string): string => `kueuer:async:{${queue}}:key:${key}`;
+
+/**
+ * KEYS[1] record, KEYS[2] the idempotency key (optional); ARGV: id, fingerprint, ttl ms, acceptedAt,
+ * expiresAt. Atomically: '' when recorded, else the holder of the key ("<id>\n<fingerprint>").
+ */
+const ACCEPT = `
+if #KEYS == 2 then
+  local held = redis.call('GET', KEYS[2])
+  if held then return held end
+  redis.call('SET', KEYS[2], ARGV[1] .. '\\n' .. ARGV[2], 'PX', ARGV[3])
+  redis.call('HSET', KEYS[1], 'claim', KEYS[2])
+end
+redis.call('HSET', KEYS[1], 'acceptedAt', ARGV[4], 'expiresAt', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return ''`;
+
+/** KEYS[1] record; ARGV: status, reason, headers, trailers, body, channel message. 1 when stored. */
+const COMPLETE = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'status') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'headers', ARGV[3], 'body', ARGV[5])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'trailers', ARGV[4]) end
+redis.call('PUBLISH', '${CHANNEL}', ARGV[6])
+return 1`;
+
+/** KEYS[1] record; ARGV[1] id. Deletes the record and the idempotency key that names it. */
+const REMOVE = `
+local claim = redis.call('HGET', KEYS[1], 'claim')
+local n = redis.call('DEL', KEYS[1])
+if claim then
+  local v = redis.call('GET', claim)
+  if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then redis.call('DEL', claim) end
+end
+if n == 1 then redis.call('PUBLISH', '${CHANNEL}', ARGV[2]) end
+return n`;
+
+export class RedisAsyncStore implements AsyncStore {
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly waiters = new Waiters();
+  private subscribed: Promise<unknown> | undefined;
+
+  constructor(url: string, log: Logger) {
+    // Fail a command at once while disconnected (the answer is a 503), and keep reconnecting.
+    const options = { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5_000 };
+    this.redis = new Redis(url, options);
+    this.subscriber = new Redis(url, { ...options, enableOfflineQueue: true });
+    for (const [name, client] of [
+      ['store', this.redis],
+      ['subscriber', this.subscriber],
+    ] as const) {
+      client.on('error', (err: Error) => log.warn({ connection: name, err: err.message }, 'the asynchronous requests store (Redis) failed; reconnecting'));
+    }
+    this.subscriber.on('message', (_channel: string, key: string) => {
+      this.waiters.wake(key);
+    });
+  }
+
+  /** Resolves once both connections are up. */
+  async ready(timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (this.redis.status !== 'ready' || this.subscriber.status !== 'ready') {
+      if (Date.now() > until) throw new Error(`Redis did not answer within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.subscribe();
+  }
+
+  private subscribe(): Promise<unknown> {
+    return (this.subscribed ??= this.subscriber.subscribe(CHANNEL));
+  }
+
+  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim): Promise<AcceptOutcome> {
+    const now = Date.now();
+    const keys = claim ? [recordKey(queue, id), claimKey(queue, claim.key)] : [recordKey(queue, id)];
+    const held = (await this.redis.eval(ACCEPT, keys.length, ...keys, id, claim?.fingerprint ?? '', String(ttlMs), String(now), String(now + ttlMs))) as string;
+    if (held === '') return { accepted: true };
+    const [heldId = '', fingerprint = ''] = held.split('\n');
+    return { accepted: false, id: heldId, fingerprint };
+  }
+
+  async complete(queue: string, id: string, result: StoredResult): Promise<boolean> {
+    const args = [
+      String(result.status),
+      result.reason ?? '',
+      JSON.stringify(result.headers),
+      result.trailers ? JSON.stringify(result.trailers) : '',
+      result.body,
+      `${queue}\n${id}`,
+    ];
+    return (await this.redis.eval(COMPLETE, 1, recordKey(queue, id), ...args)) === 1;
+  }
+
+  async get(queue: string, id: string): Promise<AsyncRecord | undefined> {
+    const h = await this.redis.hgetallBuffer(recordKey(queue, id));
+    if (!h.acceptedAt || !h.expiresAt) return undefined;
+    const record: AsyncRecord = { id, acceptedAt: Number(h.acceptedAt.toString()), expiresAt: Number(h.expiresAt.toString()) };
+    if (h.status && h.headers && h.body) {
+      record.result = {
+        status: Number(h.status.toString()),
+        headers: JSON.parse(h.headers.toString()) as StoredResult['headers'],
+        body: h.body,
+        ...(h.reason ? { reason: h.reason.toString('latin1') } : {}),
+        ...(h.trailers ? { trailers: JSON.parse(h.trailers.toString()) as StoredResult['headers'] } : {}),
+      };
+    }
+    return record;
+  }
+
+  async remove(queue: string, id: string): Promise<boolean> {
+    return (await this.redis.eval(REMOVE, 1, recordKey(queue, id), id, `${queue}\n${id}`)) === 1;
+  }
+
+  async waitFor(queue: string, id: string, ms: number): Promise<void> {
+    if (ms <= 0) return;
+    await this.subscribe();
+    // Stored (or removed) before this waiter listened: done at once.
+    await this.waiters.wait(`${queue}\n${id}`, ms, (done) => {
+      this.redis.hexists(recordKey(queue, id), 'status').then(
+        (has) => has === 1 && done(),
+        () => done(),
+      );
+      this.redis.exists(recordKey(queue, id)).then(
+        (n) => n === 0 && done(),
+        () => done(),
+      );
+    });
+  }
+
+  /** Keys in the Redis database: requests, results and idempotency keys (DBSIZE, no scan). */
+  async size(): Promise<number> {
+    return this.redis.dbsize();
+  }
+
+  async close(): Promise<void> {
+    this.waiters.wakeAll();
+    this.redis.disconnect();
+    this.subscriber.disconnect();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Where the app's answers to asynchronous requests arrive: one address per
+ * queue (`kueuer.reply.<queue>.async`), consumed by every responder replica
+ * of the queue, so an answer is stored even when the replica that accepted
+ * the request is gone. A delivery is acknowledged once its result is stored;
+ * a store that fails hands it back to the broker.
+ */
+import type { Logger } from 'pino';
+import { decodeResponse } from '../../shared/envelope.js';
+import { errorBody } from '../../shared/error-catalogue.js';
+import { REPLY_ADDRESS_PREFIX, type Consumer, type Transport } from '../../shared/transport/transport.js';
+import type { AsyncMetrics } from './metrics.js';
+import { resultBytes, type AsyncStore, type StoredResult } from './store.js';
+
+/** The one results address of a queue. */
+export function asyncResultsAddress(queue: string): string {
+  return `${REPLY_ADDRESS_PREFIX}${queue}.async`;
+}
+
+/**
+ * The seam for callbacks (responder/callbacks/, another module): called once
+ * for each result stored, after it is stored. It must not throw; it runs on
+ * whichever replica stored the result.
+ */
+export type OnResultStored = (stored: { queue: string; id: string; result: StoredResult }) => void;
+
+export interface ResultsOptions {
+  queue: string;
+  store: AsyncStore;
+  /** Largest result stored; a larger one is stored as a 502 async_result_too_large. */
+  maxResultBytes: number;
+  metrics: AsyncMetrics;
+  onResultStored: OnResultStored;
+  log: Logger;
+}
+
+/** A result over the size limit: the client learns why instead of finding nothing. */
+function tooLarge(id: string, bytes: number, limit: number): StoredResult {
+  const body = errorBody('async_result_too_large', `the app's answer takes ${bytes} bytes; results are kept up to ${limit} bytes`, id);
+  return { status: 502, headers: [['content-type', 'application/json']], body };
+}
+
+export function consumeResults(transport: Transport, o: ResultsOptions): Promise<Consumer> {
+  return transport.consume(asyncResultsAddress(o.queue), { concurrency: 16 }, async ({ message }) => {
+    let response;
+    try {
+      response = decodeResponse(message);
+    } catch (err) {
+      o.log.warn({ err: (err as Error).message }, 'dropped a malformed asynchronous result');
+      return;
+    }
+    if (response.queue !== o.queue) {
+      o.log.warn({ reqId: response.id, queue: response.queue }, 'dropped an asynchronous result of another queue');
+      return;
+    }
+    const { id, status, reason, headers, body, trailers } = response;
+    let result: StoredResult = { status, headers, body, ...(reason !== undefined ? { reason } : {}), ...(trailers ? { trailers } : {}) };
+    const bytes = resultBytes(result);
+    if (bytes > o.maxResultBytes) result = tooLarge(id, bytes, o.maxResultBytes);
+    // A store error rejects: the broker hands the result out again.
+    if (!(await o.store.complete(o.queue, id, result))) {
+      o.metrics.dropped();
+      o.log.info({ reqId: id }, 'dropped an asynchronous result: its request is unknown, expired or removed, or the store is full');
+      return;
+    }
+    o.metrics.completed();
+    o.log.info({ reqId: id, status: result.status }, 'stored an asynchronous result');
+    try {
+      o.onResultStored({ queue: o.queue, id, result });
+    } catch (err) {
+      o.log.error({ reqId: id, err: (err as Error).message }, 'onResultStored failed');
+    }
+  });
+}

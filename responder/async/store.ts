@@ -1,0 +1,173 @@
+/**
+ * Where asynchronous requests and their results live between the submit and
+ * the last poll. One interface, two stores: the embedded one (this file, for
+ * `kueuer local` and a single replica) and Redis (redis-store.ts), shared by
+ * every responder replica and kept across their restarts. Every key is
+ * namespaced by the queue, so one Service never reads another's requests.
+ * Lookups are by key; nothing scans.
+ */
+import type { HeaderPairs } from '../../shared/http-headers.js';
+import { Waiters } from './waiters.js';
+
+/** The app's answer, as the synchronous path would have written it. */
+export interface StoredResult {
+  status: number;
+  reason?: string;
+  headers: HeaderPairs;
+  body: Buffer;
+  trailers?: HeaderPairs;
+}
+
+export interface AsyncRecord {
+  id: string;
+  /** Epoch ms the request was accepted. */
+  acceptedAt: number;
+  /** Epoch ms after which the record (and its result) is gone. */
+  expiresAt: number;
+  /** Set once the app answered. */
+  result?: StoredResult;
+}
+
+export interface IdempotencyClaim {
+  /** Identifies one idempotency key of one Service. */
+  key: string;
+  /** Hash of the request (method, target, body): a repeat must send the same. */
+  fingerprint: string;
+}
+
+export type AcceptOutcome = { accepted: true } | { accepted: false; id: string; fingerprint: string };
+
+export interface AsyncStore {
+  /**
+   * Records an accepted request. With a claim, atomically: when the key is already held (within
+   * its lifetime) nothing is recorded and the holder's id and fingerprint come back.
+   */
+  accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim): Promise<AcceptOutcome>;
+  /** Stores the result of a request still recorded; false when it is unknown, expired or removed. */
+  complete(queue: string, id: string, result: StoredResult): Promise<boolean>;
+  get(queue: string, id: string): Promise<AsyncRecord | undefined>;
+  /** Removes a request and its result; false when there was none. */
+  remove(queue: string, id: string): Promise<boolean>;
+  /** Resolves when the request has a result or is gone, or after `ms`. */
+  waitFor(queue: string, id: string, ms: number): Promise<void>;
+  /** Records held now (accepted or with a result). */
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+interface Entry extends AsyncRecord {
+  claimKey?: string;
+  bytes: number;
+}
+
+/** Bytes a result holds, for the memory bound. */
+export function resultBytes(r: StoredResult): number {
+  return r.body.length + JSON.stringify(r.headers).length + (r.trailers ? JSON.stringify(r.trailers).length : 0);
+}
+
+/**
+ * The embedded store: one process's memory, bounded by `maxBytes` of results
+ * (a result that does not fit is refused, and its poll says so) and by
+ * expiry, checked on every access and swept in order of expiry.
+ */
+export class MemoryAsyncStore implements AsyncStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly claims = new Map<string, { id: string; fingerprint: string; expiresAt: number }>();
+  private readonly waiters = new Waiters();
+  private bytes = 0;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly onExpired: (n: number) => void = () => undefined,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), 1_000);
+    this.sweeper.unref();
+  }
+
+  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim): Promise<AcceptOutcome> {
+    const now = Date.now();
+    if (claim) {
+      const held = this.claims.get(`${queue}\n${claim.key}`);
+      if (held && held.expiresAt > now) return { accepted: false, id: held.id, fingerprint: held.fingerprint };
+      this.claims.set(`${queue}\n${claim.key}`, { id, fingerprint: claim.fingerprint, expiresAt: now + ttlMs });
+    }
+    this.entries.set(`${queue}\n${id}`, { id, acceptedAt: now, expiresAt: now + ttlMs, bytes: 0, ...(claim ? { claimKey: `${queue}\n${claim.key}` } : {}) });
+    return { accepted: true };
+  }
+
+  async complete(queue: string, id: string, result: StoredResult): Promise<boolean> {
+    const entry = this.live(`${queue}\n${id}`);
+    if (!entry || entry.result) return false;
+    const bytes = resultBytes(result);
+    if (this.bytes + bytes > this.maxBytes) return false;
+    entry.result = result;
+    entry.bytes = bytes;
+    this.bytes += bytes;
+    this.wake(`${queue}\n${id}`);
+    return true;
+  }
+
+  async get(queue: string, id: string): Promise<AsyncRecord | undefined> {
+    const e = this.live(`${queue}\n${id}`);
+    return e && { id: e.id, acceptedAt: e.acceptedAt, expiresAt: e.expiresAt, ...(e.result ? { result: e.result } : {}) };
+  }
+
+  async remove(queue: string, id: string): Promise<boolean> {
+    const key = `${queue}\n${id}`;
+    const e = this.live(key);
+    if (!e) return false;
+    this.drop(key, e);
+    this.wake(key);
+    return true;
+  }
+
+  async waitFor(queue: string, id: string, ms: number): Promise<void> {
+    const key = `${queue}\n${id}`;
+    const e = this.live(key);
+    if (!e || e.result || ms <= 0) return;
+    await this.waiters.wait(key, Math.min(ms, e.expiresAt - Date.now()));
+  }
+
+  async size(): Promise<number> {
+    return this.entries.size;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.waiters.wakeAll();
+  }
+
+  private live(key: string): Entry | undefined {
+    const e = this.entries.get(key);
+    if (e && e.expiresAt <= Date.now()) {
+      this.drop(key, e);
+      this.onExpired(1);
+      return undefined;
+    }
+    return e;
+  }
+
+  private drop(key: string, e: Entry): void {
+    this.entries.delete(key);
+    this.bytes -= e.bytes;
+    if (e.claimKey && this.claims.get(e.claimKey)?.id === e.id) this.claims.delete(e.claimKey);
+  }
+
+  private wake(key: string): void {
+    this.waiters.wake(key);
+  }
+
+  /** Once a second, off the request path: lookups only check their own entry. */
+  private sweep(): void {
+    const now = Date.now();
+    let expired = 0;
+    for (const [key, e] of this.entries) {
+      if (e.expiresAt > now) continue;
+      this.drop(key, e);
+      expired++;
+    }
+    for (const [key, c] of this.claims) if (c.expiresAt <= now) this.claims.delete(key);
+    if (expired > 0) this.onExpired(expired);
+  }
+}
