@@ -16,7 +16,8 @@ import type { Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { backoff, type BackoffOptions } from '../../retry.js';
 import type { ContiguousOffsets } from './offsets.js';
-import { groupByTopic, type OutgoingRecord } from './records.js';
+import type { OutgoingRecord } from './records.js';
+import { byPartition } from './tick-batcher.js';
 
 /** Set while a request is handled in transactional mode: publishReply appends here instead of sending. */
 export const replyCapture = new AsyncLocalStorage<OutgoingRecord[]>();
@@ -111,7 +112,12 @@ export class TransactionalCommits {
     const records = [...batch.values()].flatMap((b) => b.records);
     const tx = await this.producer.transaction();
     try {
-      if (records.length > 0) await tx.sendBatch({ acks: -1, topicMessages: groupByTopic(records) });
+      // One send per reply partition: kafkajs 2.2.4 can resolve a send spanning several leaders without
+      // writing some of its records when a leader moves (tick-batcher.ts), and the commit would then
+      // carry the offset without the reply.
+      await Promise.all(
+        byPartition(records).map((group) => tx.sendBatch({ acks: -1, topicMessages: [{ topic: group[0]!.topic, messages: group.map((r) => r.message) }] })),
+      );
       await tx.sendOffsets({
         consumerGroupId: this.groupId,
         topics: [{ topic: this.topic, partitions: [...batch].map(([partition, b]) => ({ partition, offset: b.position.toString() })) }],

@@ -38,7 +38,8 @@ import {
 } from '../transport.js';
 import { KafkaClient, SETUP_RETRY } from './client.js';
 import { consumerGroup, DEFAULT_TOPIC_REPLICATION, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
-import { metaFromHeaders, recordOf, type OutgoingRecord } from './records.js';
+import { metaFromHeaders, recordOf } from './records.js';
+import { sendRequestRecord } from './publish.js';
 import { LeaderMap } from './leaders.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { TickBatcher } from './tick-batcher.js';
@@ -92,11 +93,14 @@ export class KafkaTransport implements Transport {
     this.kafka = this.client.kafka;
     this.admin = this.client.admin;
     // Not idempotent: kafkajs serializes an idempotent producer's requests per
-    // partition, which capped a reply topic at a few hundred records/s. A
-    // retried send can then duplicate a record: a duplicate request runs twice
-    // (at-least-once anyway), and a duplicate reply is dropped by the responder.
-    // Two retries of its own (~300 ms): a request publish then tries another partition (sendRequest) instead of waiting out a dead leader.
-    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { initialRetryTime: 100, retries: 2 } });
+    // partition, which capped a reply topic at a few hundred records/s. So a
+    // send whose answer was lost may have written its record: requests are sent
+    // again flagged as possible reruns (publish.ts), and a duplicate reply is
+    // dropped by the responder. No retries of its own: kafkajs 2.2.4 resends
+    // such records unflagged, and a retry after a leader moved could skip
+    // records and still resolve (tick-batcher.ts). Requests are tried again by
+    // sendRequestRecord, replies by the sidecar's worker, until the deadline.
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
     this.batcher = new TickBatcher(this.producer);
     this.leaders = new LeaderMap(this.admin, (broker) => this.client.recentlyUnreachable(broker));
     this.producer.on('producer.connect', () => {
@@ -147,28 +151,12 @@ export class KafkaTransport implements Transport {
     await withTimeout(
       (async () => {
         await this.ensureTopic(topic, this.options.partitions);
-        await this.sendRequest(topic, recordOf(message), Date.now() + options.timeoutMs);
+        // To a partition whose leader is reachable; sent again until the deadline (publish.ts, leaders.ts).
+        await sendRequestRecord((t, record) => this.batcher.send(t, record), this.leaders, topic, recordOf(message), Date.now() + options.timeoutMs);
       })(),
       options.timeoutMs,
       'request',
     );
-  }
-
-  /** Sends to a partition whose leader is reachable; a failed send goes to another partition until the deadline (leaders.ts). */
-  private async sendRequest(topic: string, record: OutgoingRecord['message'], deadline: number): Promise<void> {
-    const failed = new Set<number>();
-    for (;;) {
-      const partition = this.leaders.partitionFor(topic, record.key ?? '', failed);
-      try {
-        return await this.batcher.send(topic, partition === undefined ? record : { ...record, partition });
-      } catch (err) {
-        // kafkajs gives up on a dead leader with KafkaJSNumberOfRetriesExceeded (not retriable itself): another partition may take it.
-        const e = err as { retriable?: boolean; name?: string };
-        if (Date.now() >= deadline || (e.retriable === false && e.name !== 'KafkaJSNumberOfRetriesExceeded')) throw err;
-        if (partition !== undefined) failed.add(partition);
-        await this.leaders.refresh([topic]);
-      }
-    }
   }
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
@@ -176,11 +164,12 @@ export class KafkaTransport implements Transport {
     const capture = replyCapture.getStore();
     if (capture) {
       // transactional: sent with the request's offset commit, in one transaction.
-      capture.push({ topic: replyTo, message: recordOf(message) });
+      capture.push({ topic: replyTo, message: { ...recordOf(message), partition: 0 } });
       return;
     }
     if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
-    await withTimeout(this.batcher.send(replyTo, recordOf(message)), options.timeoutMs, 'reply');
+    // A reply topic has one partition (openReplyInbox): named, so its produce request carries it alone (tick-batcher.ts).
+    await withTimeout(this.batcher.send(replyTo, { ...recordOf(message), partition: 0 }), options.timeoutMs, 'reply');
   }
 
   /**
