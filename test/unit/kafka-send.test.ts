@@ -151,8 +151,10 @@ describe('a failed produce: was the record written?', () => {
   const exhausted = (e: Error) => new KafkaJSNumberOfRetriesExceeded!(e as unknown as string, { retryCount: 0, retryTime: 1 });
 
   it('is not when the broker refused it or no connection was made, maybe when the answer was lost, and a refusal for good is not retried', () => {
-    expect(sendFailure(exhausted(createErrorFromCode(NOT_LEADER_OR_FOLLOWER)))).toBe('not-written');
     expect(sendFailure(exhausted(createErrorFromCode(19)))).toBe('not-written'); // NOT_ENOUGH_REPLICAS
+    expect(sendFailure(exhausted(createErrorFromCode(3)))).toBe('not-written'); // UNKNOWN_TOPIC_OR_PARTITION
+    // Also the answer of a leader that appended, then lost its leadership waiting for the replicas.
+    expect(sendFailure(exhausted(createErrorFromCode(NOT_LEADER_OR_FOLLOWER)))).toBe('maybe-written');
     expect(sendFailure(exhausted(new KafkaJSConnectionError!('Connection error: connect ECONNREFUSED', { code: 'ECONNREFUSED' })))).toBe('not-written');
     expect(sendFailure(exhausted(new KafkaJSConnectionError!('Not connected')))).toBe('not-written');
     expect(sendFailure(exhausted(new KafkaJSRequestTimeoutError!('Request Produce(key: 0, version: 7) timed out')))).toBe('maybe-written');
@@ -186,13 +188,15 @@ describe('sending a request again after a failed produce', () => {
   }
 
   it('sends a request the broker may have written to the same partition, flagged as a possible republish', async () => {
-    const seen = await sends(exhausted(new KafkaJSRequestTimeoutError!('Request Produce timed out')));
-    expect(seen.map((m) => m.partition)).toEqual([0, 0]);
-    expect(seen.map((m) => m.headers[REPUBLISHED_HEADER])).toEqual([undefined, '1']);
+    for (const err of [new KafkaJSRequestTimeoutError!('Request Produce timed out'), createErrorFromCode(NOT_LEADER_OR_FOLLOWER)]) {
+      const seen = await sends(exhausted(err));
+      expect(seen.map((m) => m.partition)).toEqual([0, 0]);
+      expect(seen.map((m) => m.headers[REPUBLISHED_HEADER])).toEqual([undefined, '1']);
+    }
   });
 
-  it('sends a request the broker refused to another partition, unflagged', async () => {
-    const seen = await sends(exhausted(createErrorFromCode(NOT_LEADER_OR_FOLLOWER)));
+  it('sends a request the broker refused before appending to another partition, unflagged', async () => {
+    const seen = await sends(exhausted(createErrorFromCode(19))); // NOT_ENOUGH_REPLICAS
     expect(seen.map((m) => m.partition)).toEqual([0, 1]);
     expect(seen.map((m) => m.headers[REPUBLISHED_HEADER])).toEqual([undefined, undefined]);
   });

@@ -5,12 +5,13 @@
  * The producer makes one attempt per send (kafkajs's own retries are off, see
  * transport.ts), so this loop decides each time what a failure means:
  *
- * - the broker refused the record (it answered with an error code such as
- *   NOT_LEADER_OR_FOLLOWER or NOT_ENOUGH_REPLICAS), or no connection was made:
- *   nothing was written, and the request may go to another partition, as it
- *   is;
- * - the answer was lost (request timeout, connection closed after sending,
- *   NOT_ENOUGH_REPLICAS_AFTER_APPEND): the record may be in the log. The copy
+ * - the broker refused the record before appending it (NOT_ENOUGH_REPLICAS,
+ *   UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE), or no connection was
+ *   made: nothing was written, and the request may go to another partition,
+ *   as it is;
+ * - anything else (request timeout, connection closed after sending,
+ *   NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS_AFTER_APPEND): the record may
+ *   be in the log. The copy
  *   sent again carries `x-kueuer-republished`, so the sidecar hands it to the
  *   app as a possible rerun, and it goes to the same partition: there it comes
  *   after the first copy, which the sidecar then runs first (a partition is
@@ -23,18 +24,14 @@ import { REPUBLISHED_HEADER, type OutgoingRecord } from './records.js';
 
 export type SendFailure = 'not-written' | 'maybe-written' | 'refused';
 
-/** Broker error codes that mean the partition's leader did not append the records. */
-const NOT_APPENDED = new Set([
-  'UNKNOWN_TOPIC_OR_PARTITION',
-  'LEADER_NOT_AVAILABLE',
-  'NOT_LEADER_FOR_PARTITION', // kafkajs's name for NOT_LEADER_OR_FOLLOWER
-  'NOT_LEADER_OR_FOLLOWER',
-  'NOT_ENOUGH_REPLICAS',
-  'KAFKA_STORAGE_ERROR',
-  'FENCED_LEADER_EPOCH',
-  'UNKNOWN_LEADER_EPOCH',
-  'NOT_CONTROLLER',
-]);
+/**
+ * Broker error codes checked before the leader appends: the records are not in the log.
+ * NOT_LEADER_OR_FOLLOWER is not one: a leader that appended and then lost its leadership while
+ * waiting for the replicas (acks=all; a broker's controlled shutdown does exactly that) answers it
+ * too, and the new leader may hold the records (the rolling restart row saw such requests run
+ * twice, unflagged, when it counted as "not written").
+ */
+const NOT_APPENDED = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_ENOUGH_REPLICAS']);
 
 /** Socket errors of a connection that was never made: no request went out on it. */
 const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
