@@ -94,10 +94,16 @@ export async function topicsWithPrefix(kafka: Kafka, prefix: string): Promise<st
   }
 }
 
-/** Connects a transactional producer with this id: the broker aborts any transaction its previous holder left open. */
+/**
+ * Takes over this transactional id: the broker aborts any transaction its previous holder left open.
+ * kafkajs 2.2.4 registers the transactional id (InitProducerId with it) only when a transaction
+ * begins, not on connect, so one is begun and aborted.
+ */
 export async function fenceTransactionalId(kafka: Kafka, transactionalId: string): Promise<void> {
   const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1, retry: { initialRetryTime: 50, retries: 30 } });
   await producer.connect();
+  const tx = await producer.transaction();
+  await tx.abort();
   await producer.disconnect();
 }
 
