@@ -86,6 +86,8 @@ export async function sendRequestRecord(
   topic: string,
   record: OutgoingRecord['message'],
   deadline: number,
+  /** Told of each failed send and what it meant, before the next try (for a log line). */
+  onFailure: (err: unknown, fate: SendFailure, partition: number | undefined) => void = () => undefined,
 ): Promise<void> {
   const failed = new Set<number>();
   let outgoing = record;
@@ -104,6 +106,7 @@ export async function sendRequestRecord(
           outgoing = { ...record, headers: { ...record.headers, [REPUBLISHED_HEADER]: '1' } };
         } else if (fate === 'not-written' && pinned === null && partition !== undefined) failed.add(partition);
         void route.refresh([topic]);
+        onFailure(err, fate, partition);
         throw err;
       }
     },

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { WireMessage } from '../../envelope.js';
+import { META, type WireMessage } from '../../envelope.js';
 import { KueuerError } from '../../errors.js';
 import { retry, type RetryOptions } from '../../retry.js';
 import type { KafkaDelivery } from '../backend.js';
@@ -152,7 +152,20 @@ export class KafkaTransport implements Transport {
       (async () => {
         await this.ensureTopic(topic, this.options.partitions);
         // To a partition whose leader is reachable; sent again until the deadline (publish.ts, leaders.ts).
-        await sendRequestRecord((t, record) => this.batcher.send(t, record), this.leaders, topic, recordOf(message), Date.now() + options.timeoutMs);
+        await sendRequestRecord(
+          (t, record) => this.batcher.send(t, record),
+          this.leaders,
+          topic,
+          recordOf(message),
+          Date.now() + options.timeoutMs,
+          (err, fate, partition) =>
+            this.log[fate === 'maybe-written' ? 'warn' : 'info'](
+              { reqId: message.meta[META.id], topic, partition, err: (err as Error).message },
+              fate === 'maybe-written'
+                ? 'request not confirmed and maybe written; sending it again to the same partition, flagged as a possible rerun'
+                : 'request not written; sending it again',
+            ),
+        );
       })(),
       options.timeoutMs,
       'request',
