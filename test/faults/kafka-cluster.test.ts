@@ -2,43 +2,61 @@
  * Fault rows on three replicated Kafka brokers (scripts/kafka-cluster.sh,
  * started once by test/global-setup.ts): N requests of 100 ms through real
  * `kueuer responder` and `kueuer sidecar` processes, and once a third are
- * answered, the broker leading most of the request topic's partitions is
- * SIGKILLed, or restarted with its data kept. Every client must get its own
- * answer (0 lost, 0 wrong), and no request may reach the app twice (Kafka
- * never sets x-kueuer-redelivered, so any second call is an unflagged rerun).
- * The slowest answer and the longest stall after the fault are printed.
+ * answered, a broker goes: the one leading most of the request topic's
+ * partitions (SIGKILL, or a restart with its data kept), the one leading the
+ * responder's reply partition (SIGKILL), the group and transaction
+ * coordinator of transactional sidecars (SIGKILL), or all three one after the
+ * other (an operator's rolling upgrade: stop, start with data kept, wait until
+ * every replica is in sync, next), with load kept up until the last is back.
+ * Every client must get its own answer (0 lost, 0 wrong), and the app may get
+ * a request twice only with x-kueuer-redelivered. The slowest answer, the app
+ * calls and the longest stall after the fault are printed.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { requestTopic } from '../../shared/transport/kafka/config.js';
-import { kafkaClient, waitForBrokers } from '../helpers/kafka.js';
+import { META } from '../../shared/envelope.js';
+import { retry } from '../../shared/retry.js';
+import { consumerGroup, requestTopic } from '../../shared/transport/kafka/config.js';
+import {
+  coordinatorPartition,
+  fenceTransactionalId,
+  kafkaClient,
+  partitionLeaders,
+  readCommitted,
+  topicsWithPrefix,
+  waitForBrokers,
+  waitInSync,
+} from '../helpers/kafka.js';
 import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
 import { uniqueQueue } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
-const N = Number(process.env.KUEUER_CLUSTER_FAULT_N ?? 300);
+// `npm test`: 300 per row (the file takes a few minutes); `npm run test:faults` sets KUEUER_FAULT_N=1000.
+const N = Number(process.env.KUEUER_CLUSTER_FAULT_N ?? process.env.KUEUER_FAULT_N ?? 300);
 const clusterUrl = inject('kafkaClusterUrl');
+const kafka = kafkaClient(clusterUrl);
 const script = join(import.meta.dirname, '..', '..', 'scripts', 'kafka-cluster.sh');
 const cluster = (...args: string[]) => execFileSync('bash', [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+/** During a row: the test's own clients keep running while a broker stops and starts. */
+const clusterAsync = async (...args: string[]) => void (await promisify(execFile)('bash', [script, ...args], { encoding: 'utf8' }));
 
-type Fault = 'request leader SIGKILL' | 'request leader restart (data kept)';
+type Fault =
+  | 'request leader SIGKILL'
+  | 'request leader restart (data kept)'
+  | 'reply leader SIGKILL'
+  | 'transaction coordinator SIGKILL (transactional)'
+  | 'rolling restart';
 
-/** The broker leading most partitions of the topic. */
-async function busiestLeader(topic: string): Promise<number> {
-  const admin = kafkaClient(clusterUrl).admin();
-  await admin.connect();
-  try {
-    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-    const count = new Map<number, number>();
-    for (const p of topics[0]!.partitions) count.set(p.leader, (count.get(p.leader) ?? 0) + 1);
-    return [...count].sort((a, b) => b[1] - a[1])[0]![0];
-  } finally {
-    await admin.disconnect();
-  }
-}
+/** The broker leading most partitions of the leaders given. */
+const busiest = (leaders: number[]): number => {
+  const count = new Map<number, number>();
+  for (const l of leaders) count.set(l, (count.get(l) ?? 0) + 1);
+  return [...count].sort((a, b) => b[1] - a[1])[0]![0];
+};
 
 interface Outcome {
   status: number | string;
@@ -57,6 +75,25 @@ function get(agent: http.Agent, url: string): Promise<{ status: number | string;
     });
     req.on('error', (e) => resolve({ status: `error ${(e as NodeJS.ErrnoException).code ?? e.message}`, body: '' }));
   });
+}
+
+/**
+ * Transactional ids, one per sidecar, whose transaction coordinator is the broker coordinating the
+ * queue's consumer group: one SIGKILL then takes both coordinators.
+ */
+async function transactionalIdsOnGroupCoordinator(queue: string, count: number): Promise<{ ids: string[]; coordinator: number }> {
+  await fenceTransactionalId(kafka, 'kueuer-test-warmup'); // creates __transaction_state on a fresh cluster
+  // Every broker knows the new internal topic a moment later.
+  const leaders = await retry(() => partitionLeaders(kafka, ['__consumer_offsets', '__transaction_state']), { until: Date.now() + 30_000 });
+  const offsets = leaders.get('__consumer_offsets')!;
+  const txState = leaders.get('__transaction_state')!;
+  const coordinator = offsets[coordinatorPartition(consumerGroup(queue), offsets.length)]!;
+  const ids: string[] = [];
+  for (let k = 0; ids.length < count; k++) {
+    const id = `${queue}.tx.${k}`;
+    if (txState[coordinatorPartition(id, txState.length)] === coordinator) ids.push(id);
+  }
+  return { ids, coordinator };
 }
 
 describe('fault rows on three Kafka brokers', () => {
@@ -80,36 +117,59 @@ describe('fault rows on three Kafka brokers', () => {
       setTimeout(() => res.end(`done ${req.url}`), 100);
     });
     const common = ['--backend', clusterUrl, '--queue', queue, '--admin-listen', '127.0.0.1:0', '--kafka-partitions', '6'];
+    const transactional = fault.includes('transactional') ? await transactionalIdsOnGroupCoordinator(queue, 2) : null;
     const front = spawnKueuer(['responder', '--listen', '127.0.0.1:0', '--timeout', '90s', '--max-pending', '5000', ...common], {
       KUEUER_LOG_LEVEL: 'info',
     });
     started.push(front);
     const url = `http://${(await front.waitForLog(msgIs('responder ready'), 60_000)).listen as string}`;
     for (let i = 0; i < 2; i++) {
-      const s = spawnKueuer(['sidecar', '--app', `127.0.0.1:${app.port}`, '--concurrency', '16', ...common], { KUEUER_LOG_LEVEL: 'info' });
+      const tx = transactional ? ['--delivery', 'transactional', '--kafka-transactional-id', transactional.ids[i]!] : [];
+      const s = spawnKueuer(['sidecar', '--app', `127.0.0.1:${app.port}`, '--concurrency', '16', ...tx, ...common], { KUEUER_LOG_LEVEL: 'info' });
       started.push(s);
       await s.waitForLog(msgIs('sidecar ready'), 60_000);
     }
     await new Promise((r) => setTimeout(r, 3000)); // both sidecars in the group before load
+    const [replyTopic] = await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`);
 
     let killedAt = 0;
-    let victim = 0;
+    let faultDone = false;
+    const victims: number[] = [];
     let injected: Promise<void> | null = null;
     const injectFault = async () => {
-      victim = await busiestLeader(requestTopic(queue));
       killedAt = Date.now();
-      if (fault === 'request leader SIGKILL') cluster('kill', String(victim));
-      else {
-        cluster('kill', String(victim), 'TERM');
-        cluster('start');
+      if (fault === 'rolling restart') {
+        for (const node of [1, 2, 3]) {
+          victims.push(node);
+          await clusterAsync('kill', String(node), 'TERM');
+          await clusterAsync('start');
+          await waitForBrokers(clusterUrl, 3, 120_000);
+          await waitInSync(kafka, [requestTopic(queue), replyTopic!, '__consumer_offsets'], 120_000);
+        }
+      } else {
+        const leaders = await partitionLeaders(kafka, [requestTopic(queue), replyTopic!]);
+        const victim =
+          fault === 'reply leader SIGKILL'
+            ? leaders.get(replyTopic!)![0]!
+            : transactional
+              ? transactional.coordinator
+              : busiest(leaders.get(requestTopic(queue))!);
+        victims.push(victim);
+        killedAt = Date.now();
+        await clusterAsync('kill', String(victim), fault === 'request leader restart (data kept)' ? 'TERM' : 'KILL');
+        if (fault === 'request leader restart (data kept)') await clusterAsync('start');
       }
+      faultDone = true;
     };
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-    const outcomes: Outcome[] = new Array(N);
+    const outcomes: Outcome[] = [];
     let next = 0;
     let answered = 0;
-    const client = async () => {
-      while (next < N) {
+    // A rolling restart outlasts N requests: the load goes on, lighter (10 clients, 250 ms apart), until the last broker is back.
+    const more = (c: number) => next < N || (fault === 'rolling restart' && !faultDone && c < 10);
+    const client = async (_: unknown, c: number) => {
+      while (more(c)) {
+        if (next >= N) await new Promise((r) => setTimeout(r, 250));
         const i = next++;
         const sentAt = Date.now();
         const r = await get(agent, `${url}/r/${i}`);
@@ -132,10 +192,13 @@ describe('fault rows on three Kafka brokers', () => {
       .filter((t) => t >= killedAt)
       .sort((a, b) => a - b);
     const stallMs = after.reduce((worst, t, k) => Math.max(worst, t - (k === 0 ? killedAt : after[k - 1]!)), 0);
+    // Replies the responder read after their client had its answer: a rerun's second reply, or replies read again.
+    const late = front.logs.filter(msgIs('dropped a late reply: its client was already answered or gone')).length;
     console.log(
-      `kafka cluster/${fault}: broker ${victim} of 3; ${N} sent, ${N - lost.length - wrong} answered right, ${lost.length} lost, ${wrong} wrong, ` +
-        `${[...calls.values()].reduce((a, b) => a + b.length, 0)} app calls, ${reruns.length} reruns (${unflagged.length} unflagged); slowest answer ${slowestMs} ms; ` +
-        `longest stall after the fault ${stallMs} ms${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
+      `kafka cluster/${fault}: broker ${victims.join(', ')} of 3; ${outcomes.length} sent, ${outcomes.length - lost.length - wrong} answered right, ` +
+        `${lost.length} lost, ${wrong} wrong, ${[...calls.values()].reduce((a, b) => a + b.length, 0)} app calls, ` +
+        `${reruns.length} reruns (${unflagged.length} unflagged); slowest answer ${slowestMs} ms; ` +
+        `longest stall after the fault ${stallMs} ms; ${late} late replies${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
     );
     // KUEUER_CLUSTER_FAULT_LOGS=DIR keeps every process's whole log (JSON lines), to study a failed row.
     const keep = process.env.KUEUER_CLUSTER_FAULT_LOGS;
@@ -146,6 +209,16 @@ describe('fault rows on three Kafka brokers', () => {
           p.logs.map((l) => `${(l.time as number) - killedAt} ${JSON.stringify(l)}`).join('\n'),
         ),
       );
+    if (lost.length) {
+      // Where each lost request got to: written to the request topic (how many copies), and how often the app saw it.
+      const records = await readCommitted(kafka, [requestTopic(queue)]);
+      console.log(`the request topic holds ${records.length} records`);
+      for (const line of lost.slice(0, 20)) {
+        const path = `/r/${line.split(':')[0]!}`;
+        const copies = records.filter((r) => r.meta[META.path] === path).map((r) => `p${r.partition}@${r.offset}`);
+        console.log(`lost ${path}: in the request topic ${copies.length}x [${copies.join(' ')}], app calls ${calls.get(path)?.length ?? 0}`);
+      }
+    }
     // On a failure, what the processes warned about, in ms from the fault.
     if (lost.length || unflagged.length)
       for (const p of started)
@@ -163,9 +236,21 @@ describe('fault rows on three Kafka brokers', () => {
     for (const p of started) expect(p.child.exitCode, 'a Kueuer process exited').toBeNull();
   }
 
-  it(`request topic's leader SIGKILLed under load: ${N} requests, none lost, none run twice`, { timeout: 300_000 }, () => run('request leader SIGKILL'));
+  it(`request topic's leader SIGKILLed under load: ${N} requests, none lost, no unflagged rerun`, { timeout: 300_000 }, () => run('request leader SIGKILL'));
 
-  it(`request topic's leader restarted with its data kept, under load: ${N} requests, none lost, none run twice`, { timeout: 300_000 }, () =>
+  it(`request topic's leader restarted with its data kept, under load: ${N} requests, none lost, no unflagged rerun`, { timeout: 300_000 }, () =>
     run('request leader restart (data kept)'),
+  );
+
+  it(`the reply partition's leader SIGKILLed under load: ${N} requests, none lost, no unflagged rerun`, { timeout: 300_000 }, () =>
+    run('reply leader SIGKILL'),
+  );
+
+  it(`transactional sidecars, their group and transaction coordinator SIGKILLed under load: ${N} requests, none lost`, { timeout: 300_000 }, () =>
+    run('transaction coordinator SIGKILL (transactional)'),
+  );
+
+  it(`rolling restart of all three brokers under load (stop, start, in sync, next): ${N}+ requests, none lost`, { timeout: 600_000 }, () =>
+    run('rolling restart'),
   );
 });

@@ -180,6 +180,7 @@ describe('transactional commits', () => {
           abort: async () => undefined,
         };
       },
+      connect: async () => undefined,
       disconnect: async () => undefined,
     };
     return { producer: producer as unknown as Producer, committed, failNextCommit: () => (failNext = true) };
@@ -188,13 +189,13 @@ describe('transactional commits', () => {
 
   it('commits a reply only with the offset that covers it, holding out-of-order ones', async () => {
     const { producer, committed } = fakeProducer();
-    const tx = new TransactionalCommits(producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const tx = new TransactionalCommits(() => producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
     const tracker = new ContiguousOffsets(10n);
     tx.finished(0, tracker, 11n, reply('r11'), tracker.complete(11n));
     tx.finished(0, tracker, 12n, reply('r12'), tracker.complete(12n));
     await tx.close();
     expect(committed).toEqual([]); // 10 still running: nothing may be committed
-    const tx2 = new TransactionalCommits(producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const tx2 = new TransactionalCommits(() => producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
     const t2 = new ContiguousOffsets(10n);
     tx2.finished(0, t2, 11n, reply('r11'), t2.complete(11n));
     tx2.finished(0, t2, 10n, reply('r10'), t2.complete(10n));
@@ -204,12 +205,61 @@ describe('transactional commits', () => {
 
   it('retries a failed transaction with the same replies and position', async () => {
     const { producer, committed, failNextCommit } = fakeProducer();
-    const tx = new TransactionalCommits(producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const tx = new TransactionalCommits(() => producer, 'group', 'kueuer.q', pino({ level: 'silent' }));
     const tracker = new ContiguousOffsets(0n);
     failNextCommit();
     tx.finished(3, tracker, 0n, reply('a'), tracker.complete(0n));
     await tx.close();
     expect(committed).toEqual([{ replies: ['a'], offsets: [{ partition: 3, offset: '1' }] }]);
+  });
+});
+
+describe('transactional commits when the coordinator dies mid-commit', () => {
+  it('hand over to a new producer when the cut-off transaction cannot be aborted, and commit its replies and position', async () => {
+    const committed: Array<{ replies: string[]; offsets: Array<{ partition: number; offset: string }> }> = [];
+    let made = 0;
+    /** The first producer's commit is cut off; kafkajs then refuses every transaction on it ("state COMMITTING"). */
+    const newProducer = () => {
+      const n = ++made;
+      let stuck = false;
+      return {
+        connect: async () => undefined,
+        disconnect: async () => undefined,
+        transaction: async () => {
+          if (stuck) throw new Error('Transaction state exception: Cannot call "beginTransaction" in state "COMMITTING"');
+          const replies: string[] = [];
+          let offsets: Array<{ partition: number; offset: string }> = [];
+          let used = false;
+          return {
+            sendBatch: async ({ topicMessages }: { topicMessages: Array<{ messages: Array<{ key: string }> }> }) => {
+              used = true;
+              for (const t of topicMessages) replies.push(...t.messages.map((m) => m.key));
+            },
+            sendOffsets: async ({ topics }: { topics: Array<{ partitions: Array<{ partition: number; offset: string }> }> }) => {
+              offsets = topics[0]!.partitions;
+            },
+            commit: async () => {
+              if (n === 1) {
+                stuck = true;
+                throw new Error('Closed connection');
+              }
+              committed.push({ replies, offsets });
+            },
+            abort: async () => {
+              if (stuck && used) throw new Error('Transaction state exception: Invalid state transition "COMMITTING" -> "ABORTING"');
+            },
+          };
+        },
+      } as unknown as Producer;
+    };
+    const tx = new TransactionalCommits(newProducer, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    await tx.connect();
+    const tracker = new ContiguousOffsets(0n);
+    tx.finished(0, tracker, 0n, [{ topic: 'kueuer.reply.q.1', message: { key: 'a', value: Buffer.from('a'), headers: {} } }], tracker.complete(0n));
+    await new Promise((r) => setTimeout(r, 500));
+    await tx.close();
+    expect(made).toBe(2);
+    expect(committed).toEqual([{ replies: ['a'], offsets: [{ partition: 0, offset: '1' }] }]);
   });
 });
 

@@ -49,8 +49,9 @@ describe('the partition a request goes to while a broker is down', () => {
   const leaders = ['b1:9092', 'b2:9092', 'b3:9092', 'b1:9092', 'b2:9092', 'b3:9092'];
   const down = (dead: string) => (broker: string) => broker === dead;
 
-  it("leaves the choice to kafkajs while every leader is reachable, or before the topic's leaders are known", () => {
-    expect(pickPartition(leaders, () => false, 'req-1')).toBeUndefined();
+  it("names a partition for every request once the topic's leaders are known, and leaves kafkajs the choice before", () => {
+    const chosen = new Set(Array.from({ length: 200 }, (_, i) => pickPartition(leaders, () => false, `req-${i}`)));
+    expect([...chosen].sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(pickPartition(undefined, down('b2:9092'), 'req-1')).toBeUndefined();
   });
 
@@ -59,9 +60,11 @@ describe('the partition a request goes to while a broker is down', () => {
     expect([...chosen].sort()).toEqual([0, 2, 3, 5]);
   });
 
-  it('avoids a partition a send to failed, and leaves kafkajs the choice when no partition is left', () => {
-    const chosen = new Set(Array.from({ length: 200 }, (_, i) => pickPartition(leaders, () => false, `req-${i}`, new Set([0, 1]))));
-    expect([...chosen].sort()).toEqual([2, 3, 4, 5]);
-    expect(pickPartition(leaders, () => true, 'req-1')).toBeUndefined();
+  it('avoids a partition a send to failed; with no reachable leader left, any untried partition, then any', () => {
+    const pick = (unreachable: (b: string) => boolean, failed: number[]) =>
+      [...new Set(Array.from({ length: 200 }, (_, i) => pickPartition(leaders, unreachable, `req-${i}`, new Set(failed))))].sort();
+    expect(pick(() => false, [0, 1])).toEqual([2, 3, 4, 5]);
+    expect(pick(() => true, [0, 1])).toEqual([2, 3, 4, 5]);
+    expect(pick(() => false, [0, 1, 2, 3, 4, 5])).toEqual([0, 1, 2, 3, 4, 5]);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Which partitions of a request topic to publish to while a broker is down.
+ * Which partition of a request topic a request goes to.
  *
  * kafkajs sends a record to the partition its key hashes to and, when that
  * partition's leader is gone, retries against it until the controller has
@@ -7,11 +7,12 @@
  * --publish-timeout, so a third of new requests got 503 for as long as a
  * broker of three was down. A request can go to any partition (its key, the
  * request id, orders nothing), so a request is given a partition whose leader
- * the client can reach, chosen by its key among those. The choice is made
- * once per send: kafkajs re-partitions a batch on each retry, and a record
- * moved to a broker that had already answered would never be sent. A send
- * that fails is tried again on another partition until --publish-timeout
- * (transport.ts), as kafkajs's own retries would have resent it.
+ * the client can reach, chosen by its key among those. The transport always
+ * names the partition once it knows the topic's partitions, so that each
+ * produce request carries one partition and its answer settles exactly those
+ * records (tick-batcher.ts). A send that fails is tried again (publish.ts):
+ * on another partition when nothing was written, on the same one, flagged,
+ * when the record may be in the log.
  */
 import type { Admin } from 'kafkajs';
 import { formatHostPort } from '../../options.js';
@@ -19,19 +20,25 @@ import { formatHostPort } from '../../options.js';
 /** Partition leaders of each topic, by host:port. */
 type Leaders = Map<string, string[]>;
 
-/** The partition for `key` among those whose leader is reachable; undefined leaves the choice to kafkajs (no metadata yet, or none reachable). */
+/**
+ * The partition for `key`: among those whose leader is reachable and no send to which failed; when
+ * none is left, among those no send failed to; then among all. Undefined only while the topic's
+ * leaders are not known (kafkajs then chooses).
+ */
 export function pickPartition(
   leaders: readonly string[] | undefined,
   unreachable: (broker: string) => boolean,
   key: string,
   failed: ReadonlySet<number> = new Set(),
 ): number | undefined {
-  if (!leaders) return undefined;
-  const live = leaders.flatMap((leader, partition) => (leader !== '' && !unreachable(leader) && !failed.has(partition) ? [partition] : []));
-  if (live.length === 0 || live.length === leaders.length) return undefined;
+  if (!leaders || leaders.length === 0) return undefined;
+  const all = leaders.map((_, partition) => partition);
+  const untried = all.filter((p) => !failed.has(p));
+  const live = untried.filter((p) => leaders[p] !== '' && !unreachable(leaders[p]!));
+  const candidates = live.length > 0 ? live : untried.length > 0 ? untried : all;
   let hash = 0;
   for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) | 0;
-  return live[Math.abs(hash) % live.length];
+  return candidates[Math.abs(hash) % candidates.length];
 }
 
 export class LeaderMap {
@@ -43,9 +50,17 @@ export class LeaderMap {
     private readonly unreachable: (broker: string) => boolean,
   ) {}
 
-  /** The partition to publish `key` to, or undefined for kafkajs's own choice; refreshes the topic's leaders in the background. */
-  partitionFor(topic: string, key: string, failed?: ReadonlySet<number>): number | undefined {
-    void this.refresh([...new Set([...this.leaders.keys(), topic])]);
+  /**
+   * The partition to publish `key` to; refreshes the topics' leaders in the background, and waits
+   * for the first read of a topic's. Undefined (kafkajs's own choice) only when that read failed.
+   */
+  async partitionFor(topic: string, key: string, failed?: ReadonlySet<number>): Promise<number | undefined> {
+    const reading = this.refresh([...new Set([...this.leaders.keys(), topic])]);
+    if (!this.leaders.has(topic)) {
+      await reading;
+      // A read already under way when this topic was first asked for did not include it.
+      if (!this.leaders.has(topic)) await this.read([topic]).catch(() => undefined);
+    }
     return pickPartition(this.leaders.get(topic), this.unreachable, key, failed);
   }
 

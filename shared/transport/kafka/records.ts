@@ -3,19 +3,16 @@ import type { IHeaders } from 'kafkajs';
 import type { WireMessage } from '../../envelope.js';
 import { META } from '../../envelope.js';
 
+/**
+ * On a request record sent again after a send whose answer was lost (publish.ts): the first copy
+ * may be in Kafka too, so the sidecar hands this one to the app flagged redelivered. The same
+ * header as the AMQP transport's.
+ */
+export const REPUBLISHED_HEADER = 'x-kueuer-republished';
+
 export interface OutgoingRecord {
   topic: string;
   message: { key: string | null; value: Buffer; headers: Record<string, string>; partition?: number };
-}
-
-export function groupByTopic(records: OutgoingRecord[]): Array<{ topic: string; messages: Array<OutgoingRecord['message']> }> {
-  const byTopic = new Map<string, Array<OutgoingRecord['message']>>();
-  for (const r of records) {
-    const list = byTopic.get(r.topic) ?? [];
-    list.push(r.message);
-    byTopic.set(r.topic, list);
-  }
-  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
 /** A Kafka record of an envelope. */

@@ -11,7 +11,7 @@ import { settleWithin } from '../../timers.js';
 import type { KafkaDelivery } from '../backend.js';
 import type { ConsumeOptions, Consumer, DeliveryHandler } from '../transport.js';
 import { ContiguousOffsets, requeueFailedCommits } from './offsets.js';
-import { metaFromHeaders, type OutgoingRecord } from './records.js';
+import { metaFromHeaders, REPUBLISHED_HEADER, type OutgoingRecord } from './records.js';
 import { Slots } from './slots.js';
 import { replyCapture, type TransactionalCommits } from './transactions.js';
 
@@ -243,7 +243,9 @@ export class KafkaRequestConsumer implements Consumer {
    * returned, to be sent with the offset commit.
    */
   private async process(message: KafkaMessage, mayHaveRun: boolean): Promise<OutgoingRecord[]> {
-    const first = { message: { meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }, redelivered: mayHaveRun };
+    const meta = metaFromHeaders(message.headers);
+    // A copy the responder sent again after a lost answer: the first copy may have run (publish.ts), in any delivery mode.
+    const first = { message: { meta, body: message.value ?? Buffer.alloc(0) }, redelivered: mayHaveRun || meta[REPUBLISHED_HEADER] !== undefined };
     const deadline = Number(first.message.meta[META.deadline] ?? 0);
     try {
       return await retry(

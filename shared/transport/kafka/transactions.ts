@@ -12,11 +12,12 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Producer } from 'kafkajs';
+import type { Producer, Transaction } from 'kafkajs';
 import type { Logger } from 'pino';
 import { backoff, type BackoffOptions } from '../../retry.js';
 import type { ContiguousOffsets } from './offsets.js';
-import { groupByTopic, type OutgoingRecord } from './records.js';
+import type { OutgoingRecord } from './records.js';
+import { byPartition } from './tick-batcher.js';
 
 /** Set while a request is handled in transactional mode: publishReply appends here instead of sending. */
 export const replyCapture = new AsyncLocalStorage<OutgoingRecord[]>();
@@ -38,13 +39,51 @@ export class TransactionalCommits {
   private pending = new Map<number, PendingCommit>();
   private running: Promise<void> | null = null;
   private stopping = false;
+  private producer: Producer;
+  /** Whether the current producer is connected and holds the transactional id (connect()). */
+  private ready = false;
 
   constructor(
-    private readonly producer: Producer,
+    /** A new producer with the sidecar's transactional id (kafkajs's state of a cut-off transaction cannot be reset). */
+    private readonly newProducer: () => Producer,
     private readonly groupId: string,
     private readonly topic: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.producer = newProducer();
+  }
+
+  /**
+   * Connects and takes over the transactional id: the broker aborts the transaction a predecessor
+   * with the same id left open. kafkajs 2.2.4 registers the id (InitProducerId) only when a
+   * transaction begins, not on connect, so one is begun and aborted (nothing sent).
+   */
+  async connect(): Promise<void> {
+    try {
+      await this.producer.connect();
+      const tx = await this.producer.transaction();
+      await tx.abort();
+      this.ready = true;
+    } catch (err) {
+      // Whatever state it was left in, the next attempt starts from a new producer.
+      await this.replaceProducer();
+      throw err;
+    }
+  }
+
+  /**
+   * A new producer with the same transactional id, connected by the next attempt: its
+   * InitProducerId makes the (new) coordinator finish what the old one left, committed if its
+   * commit was logged, aborted otherwise. The retried transaction carries the same replies and
+   * positions: at worst a reply is published twice (the responder drops the second) and a position
+   * committed again; the app is not called again.
+   */
+  private async replaceProducer(): Promise<void> {
+    const old = this.producer;
+    this.producer = this.newProducer();
+    this.ready = false;
+    await old.disconnect().catch(() => undefined);
+  }
 
   /**
    * Records a finished request's replies; when its completion moved the
@@ -108,17 +147,37 @@ export class TransactionalCommits {
   }
 
   private async commit(batch: Map<number, PendingCommit>): Promise<void> {
+    if (!this.ready) await this.connect();
     const records = [...batch.values()].flatMap((b) => b.records);
-    const tx = await this.producer.transaction();
+    let tx: Transaction;
     try {
-      if (records.length > 0) await tx.sendBatch({ acks: -1, topicMessages: groupByTopic(records) });
+      tx = await this.producer.transaction();
+    } catch (err) {
+      await this.replaceProducer();
+      throw err;
+    }
+    try {
+      // One send per reply partition: kafkajs 2.2.4 can resolve a send spanning several leaders without
+      // writing some of its records when a leader moves (tick-batcher.ts), and the commit would then
+      // carry the offset without the reply.
+      await Promise.all(
+        byPartition(records).map((group) => tx.sendBatch({ acks: -1, topicMessages: [{ topic: group[0]!.topic, messages: group.map((r) => r.message) }] })),
+      );
       await tx.sendOffsets({
         consumerGroupId: this.groupId,
         topics: [{ topic: this.topic, partitions: [...batch].map(([partition, b]) => ({ partition, offset: b.position.toString() })) }],
       });
       await tx.commit();
     } catch (err) {
-      await tx.abort().catch(() => undefined);
+      // A commit cut off by the coordinator's death leaves kafkajs's transaction state COMMITTING for good
+      // (every later transaction failed "Cannot call beginTransaction in state COMMITTING" and the sidecar
+      // answered nothing more): when the abort fails too, a new producer takes over.
+      try {
+        await tx.abort();
+      } catch {
+        this.log.warn('a failed transaction could not be aborted; a new producer with the same transactional id takes over');
+        await this.replaceProducer();
+      }
       throw err;
     }
   }

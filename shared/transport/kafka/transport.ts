@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { WireMessage } from '../../envelope.js';
+import { META, type WireMessage } from '../../envelope.js';
 import { KueuerError } from '../../errors.js';
 import { retry, type RetryOptions } from '../../retry.js';
 import type { KafkaDelivery } from '../backend.js';
@@ -38,7 +38,8 @@ import {
 } from '../transport.js';
 import { KafkaClient, SETUP_RETRY } from './client.js';
 import { consumerGroup, DEFAULT_TOPIC_REPLICATION, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
-import { metaFromHeaders, recordOf, type OutgoingRecord } from './records.js';
+import { metaFromHeaders, recordOf } from './records.js';
+import { sendRequestRecord } from './publish.js';
 import { LeaderMap } from './leaders.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { TickBatcher } from './tick-batcher.js';
@@ -92,11 +93,14 @@ export class KafkaTransport implements Transport {
     this.kafka = this.client.kafka;
     this.admin = this.client.admin;
     // Not idempotent: kafkajs serializes an idempotent producer's requests per
-    // partition, which capped a reply topic at a few hundred records/s. A
-    // retried send can then duplicate a record: a duplicate request runs twice
-    // (at-least-once anyway), and a duplicate reply is dropped by the responder.
-    // Two retries of its own (~300 ms): a request publish then tries another partition (sendRequest) instead of waiting out a dead leader.
-    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { initialRetryTime: 100, retries: 2 } });
+    // partition, which capped a reply topic at a few hundred records/s. So a
+    // send whose answer was lost may have written its record: requests are sent
+    // again flagged as possible reruns (publish.ts), and a duplicate reply is
+    // dropped by the responder. No retries of its own: kafkajs 2.2.4 resends
+    // such records unflagged, and a retry after a leader moved could skip
+    // records and still resolve (tick-batcher.ts). Requests are tried again by
+    // sendRequestRecord, replies by the sidecar's worker, until the deadline.
+    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
     this.batcher = new TickBatcher(this.producer);
     this.leaders = new LeaderMap(this.admin, (broker) => this.client.recentlyUnreachable(broker));
     this.producer.on('producer.connect', () => {
@@ -147,28 +151,25 @@ export class KafkaTransport implements Transport {
     await withTimeout(
       (async () => {
         await this.ensureTopic(topic, this.options.partitions);
-        await this.sendRequest(topic, recordOf(message), Date.now() + options.timeoutMs);
+        // To a partition whose leader is reachable; sent again until the deadline (publish.ts, leaders.ts).
+        await sendRequestRecord(
+          (t, record) => this.batcher.send(t, record),
+          this.leaders,
+          topic,
+          recordOf(message),
+          Date.now() + options.timeoutMs,
+          (err, fate, partition) =>
+            this.log[fate === 'maybe-written' ? 'warn' : 'info'](
+              { reqId: message.meta[META.id], topic, partition, err: (err as Error).message },
+              fate === 'maybe-written'
+                ? 'request not confirmed and maybe written; sending it again to the same partition, flagged as a possible rerun'
+                : 'request not written; sending it again',
+            ),
+        );
       })(),
       options.timeoutMs,
       'request',
     );
-  }
-
-  /** Sends to a partition whose leader is reachable; a failed send goes to another partition until the deadline (leaders.ts). */
-  private async sendRequest(topic: string, record: OutgoingRecord['message'], deadline: number): Promise<void> {
-    const failed = new Set<number>();
-    for (;;) {
-      const partition = this.leaders.partitionFor(topic, record.key ?? '', failed);
-      try {
-        return await this.batcher.send(topic, partition === undefined ? record : { ...record, partition });
-      } catch (err) {
-        // kafkajs gives up on a dead leader with KafkaJSNumberOfRetriesExceeded (not retriable itself): another partition may take it.
-        const e = err as { retriable?: boolean; name?: string };
-        if (Date.now() >= deadline || (e.retriable === false && e.name !== 'KafkaJSNumberOfRetriesExceeded')) throw err;
-        if (partition !== undefined) failed.add(partition);
-        await this.leaders.refresh([topic]);
-      }
-    }
   }
 
   async publishReply(replyTo: string, message: WireMessage, options: PublishOptions): Promise<void> {
@@ -176,11 +177,12 @@ export class KafkaTransport implements Transport {
     const capture = replyCapture.getStore();
     if (capture) {
       // transactional: sent with the request's offset commit, in one transaction.
-      capture.push({ topic: replyTo, message: recordOf(message) });
+      capture.push({ topic: replyTo, message: { ...recordOf(message), partition: 0 } });
       return;
     }
     if (!this.connected) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
-    await withTimeout(this.batcher.send(replyTo, recordOf(message)), options.timeoutMs, 'reply');
+    // A reply topic has one partition (openReplyInbox): named, so its produce request carries it alone (tick-batcher.ts).
+    await withTimeout(this.batcher.send(replyTo, { ...recordOf(message), partition: 0 }), options.timeoutMs, 'reply');
   }
 
   /**
@@ -193,7 +195,9 @@ export class KafkaTransport implements Transport {
     this.inboxes.set(topic, false);
     let closed = false;
     // Its own group, which only this replica ever joins: the sweep recognizes abandoned inboxes by their empty group.
-    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 5, sessionTimeout: 30_000, heartbeatInterval: 3000 });
+    // Session 10 s, as the request consumers': when the group's coordinator dies, kafkajs rejoins as a new member
+    // and the group waits for the old one's session to expire (30 s held every reply back ~40 s after a SIGKILL).
+    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 5, sessionTimeout: 10_000, heartbeatInterval: 3000 });
     const setUp = retry(
       async () => {
         if (closed) return;
@@ -202,8 +206,10 @@ export class KafkaTransport implements Transport {
         await consumer.connect();
         await consumer.subscribe({ topic, fromBeginning: true });
         await consumer.run({
-          // The topic is this replica's alone and lives as long as it does: no offsets worth committing.
-          autoCommit: false,
+          // Committed each second, so a rejoin (its coordinator moved) resumes there instead of reading
+          // every reply again from the start (a rolling restart dropped 1,840 replies read twice as late).
+          autoCommit: true,
+          autoCommitInterval: 1000,
           eachMessage: async ({ message }) => onReply({ meta: metaFromHeaders(message.headers), body: message.value ?? Buffer.alloc(0) }),
         });
         if (!closed) this.inboxes.set(topic, true);
@@ -274,32 +280,32 @@ export class KafkaTransport implements Transport {
       log.info({ memberId: e.payload.memberId, partitions }, 'joined the consumer group');
       onAssigned(partitions);
     });
-    let txProducer: Producer | null = null;
     let transactions: TransactionalCommits | null = null;
     if (this.options.delivery === 'transactional') {
       const transactionalId = this.options.transactionalId ?? `kueuer.${queue}.${hostname()}`;
-      txProducer = this.kafka.producer({
-        transactionalId,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        transactionTimeout: TRANSACTION_TIMEOUT_MS,
-        allowAutoTopicCreation: false,
-        // The broker answers CONCURRENT_TRANSACTIONS while it writes the previous transaction's markers: retry soon.
-        retry: { initialRetryTime: 10, retries: 20 },
-      });
+      const txProducer = () =>
+        this.kafka.producer({
+          transactionalId,
+          idempotent: true,
+          maxInFlightRequests: 1,
+          transactionTimeout: TRANSACTION_TIMEOUT_MS,
+          allowAutoTopicCreation: false,
+          // The broker answers CONCURRENT_TRANSACTIONS while it writes the previous transaction's markers: retry soon.
+          retry: { initialRetryTime: 10, retries: 20 },
+        });
       transactions = new TransactionalCommits(txProducer, consumerGroup(queue), topic, log.child({ transactionalId }));
     }
     const endOffsets = async () => new Map((await this.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)] as const));
     const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, endOffsets, transactions);
     onAssigned = (partitions) => worker.assigned(partitions);
-    const producer = txProducer;
+    const tx = transactions;
     worker.starting = retry(
       async () => {
         if (worker.stopping) return;
         await this.waitConnected();
         await this.ensureTopic(topic, this.options.partitions);
-        // Connecting a transactional producer aborts whatever its predecessor with the same id left open.
-        if (producer) await producer.connect();
+        // Aborts whatever a predecessor with the same transactional id left open.
+        if (tx) await tx.connect();
         await consumer.connect();
         await worker.start();
       },
