@@ -46,18 +46,25 @@ function pinned({ address, family }: ResolvedAddress): LookupFunction {
   };
 }
 
+/** `work`, or a rejection when `signal` (the try's deadline) aborts first. */
+function beforeDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(new Error('timed out'));
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
 /** The addresses to connect to, all allowed, or why not. */
-async function resolve(target: CallbackTarget, lookup: Lookup, timeoutMs: number): Promise<ResolvedAddress | AttemptOutcome> {
+async function resolve(target: CallbackTarget, lookup: Lookup, signal: AbortSignal): Promise<ResolvedAddress | AttemptOutcome> {
   const host = matchHost(target.url.hostname);
   const literal = ipLiteral(host);
   let addresses: ResolvedAddress[];
   if (literal) addresses = [{ address: literal, family: literal.includes(':') ? 6 : 4 }];
   else {
     try {
-      addresses = await Promise.race([
-        lookup(host),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
-      ]);
+      addresses = await beforeDeadline(lookup(host), signal);
     } catch (err) {
       return { kind: 'retry', detail: `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
     }
@@ -77,8 +84,10 @@ function errorText(err: unknown): string {
   return [e.code ?? e.cause?.code, e.cause?.message ?? e.message].filter(Boolean).join(': ');
 }
 
+/** One try: `timeoutMs` covers the resolution, the connect, the send and the answer's headers together. */
 export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutcome> {
-  const resolved = await resolve(input.target, input.lookup, input.timeoutMs);
+  const signal = AbortSignal.timeout(input.timeoutMs);
+  const resolved = await resolve(input.target, input.lookup, signal);
   if ('kind' in resolved) return resolved;
   const agent = new Agent({ connect: { lookup: pinned(resolved), timeout: input.timeoutMs }, headersTimeout: input.timeoutMs, bodyTimeout: input.timeoutMs });
   try {
@@ -87,7 +96,7 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
       headers: flattenPairs(input.headers),
       body: input.body,
       dispatcher: agent,
-      signal: AbortSignal.timeout(input.timeoutMs),
+      signal,
     });
     // The answer's body is not used: read a bounded amount so the connection ends cleanly, then drop it.
     await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);

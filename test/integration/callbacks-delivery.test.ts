@@ -218,6 +218,24 @@ describe('network errors, shutdown and the submit check', () => {
     r.server.closeAllConnections();
   });
 
+  it('counts the resolution in the try: a slow lookup leaves only the rest of attemptTimeoutMs to connect and answer', async () => {
+    const r = await receiver([() => undefined]);
+    const { dispatcher, send, deadLetters } = setup(`http://slow-dns.kueuer.test:${r.port}`, {
+      maxAttempts: 1,
+      attemptTimeoutMs: 1000,
+      lookup: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 900));
+        return [{ address: '127.0.0.1', family: 4 }];
+      },
+    });
+    const started = Date.now();
+    send(`http://slow-dns.kueuer.test:${r.port}/done`);
+    await dispatcher.idle();
+    expect(deadLetters).toMatchObject([{ reason: 'exhausted', attempts: 1, detail: expect.stringMatching(/timed out/) }]);
+    expect(Date.now() - started).toBeLessThan(1600);
+    r.server.closeAllConnections();
+  });
+
   it('runs at most `concurrency` tries at once', async () => {
     let open = 0;
     let most = 0;
