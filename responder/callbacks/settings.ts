@@ -97,28 +97,36 @@ export async function loadCallbackKey(readSecret: ReadSecret, namespace: string,
 /**
  * Signing keys by namespace and Secret, each kept for `ttlMs` (default 60 s)
  * so a delivery does not read the Secret each time and a rotated key is
- * picked up within a minute. Failures are not kept.
+ * picked up within a minute. A failure is kept for `failureTtlMs` (default
+ * 5 s), and callers asking at once share one read: a flood of requests to a
+ * Service whose Secret is missing or unreadable, or a burst when a key
+ * expires under load, is at most one API read per Secret at a time.
  */
 export class CallbackKeys {
-  private readonly cache = new Map<string, { key: Buffer; until: number }>();
+  private readonly cache = new Map<string, { loaded: Promise<LoadedKey>; until: number }>();
   private readonly ttlMs: number;
+  private readonly failureTtlMs: number;
   private readonly now: () => number;
 
   constructor(
     private readonly readSecret: ReadSecret,
-    options: { ttlMs?: number; now?: () => number } = {},
+    options: { ttlMs?: number; failureTtlMs?: number; now?: () => number } = {},
   ) {
     this.ttlMs = options.ttlMs ?? 60_000;
+    this.failureTtlMs = options.failureTtlMs ?? 5_000;
     this.now = options.now ?? Date.now;
   }
 
-  async get(namespace: string, ref: SecretRef): Promise<LoadedKey> {
+  get(namespace: string, ref: SecretRef): Promise<LoadedKey> {
     const id = `${namespace}/${ref.name}/${ref.key}`;
     const hit = this.cache.get(id);
-    if (hit && hit.until >= this.now()) return { ok: true, key: hit.key };
-    this.cache.delete(id);
-    const loaded = await loadCallbackKey(this.readSecret, namespace, ref);
-    if (loaded.ok) this.cache.set(id, { key: loaded.key, until: this.now() + this.ttlMs });
-    return loaded;
+    if (hit && hit.until >= this.now()) return hit.loaded;
+    const slot = { loaded: loadCallbackKey(this.readSecret, namespace, ref), until: Infinity };
+    this.cache.set(id, slot);
+    void slot.loaded.then(
+      (key) => (slot.until = this.now() + (key.ok ? this.ttlMs : this.failureTtlMs)),
+      () => this.cache.get(id) === slot && this.cache.delete(id),
+    );
+    return slot.loaded;
   }
 }
