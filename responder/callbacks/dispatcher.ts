@@ -104,6 +104,8 @@ export class CallbackDispatcher {
   private active = 0;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  /** onDeadLetter calls still running: close() waits for them. */
+  private readonly hooks = new Set<Promise<void>>();
 
   constructor(private readonly options: CallbackDispatcherOptions) {
     this.keys = new CallbackKeys(options.readSecret);
@@ -157,7 +159,7 @@ export class CallbackDispatcher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Stops taking callbacks, dead-letters those waiting (reason shutdown) and waits for the attempts in flight. */
+  /** Stops taking callbacks, dead-letters those waiting (reason shutdown) and waits for the attempts in flight and the onDeadLetter calls. */
   async close(): Promise<void> {
     this.closed = true;
     for (const entry of [...this.entries]) {
@@ -168,6 +170,7 @@ export class CallbackDispatcher {
     }
     this.ready.length = 0;
     await this.idle();
+    await Promise.all(this.hooks);
   }
 
   private now(): number {
@@ -285,11 +288,15 @@ export class CallbackDispatcher {
       { reqId: job.requestId, namespace: job.namespace, queue: job.queue, destination, attempts: entry.attempts, reason, cause: detail, fix: FIX[reason] },
       'callback dead-lettered',
     );
+    const failed = (err: unknown) => this.options.log.error({ reqId: job.requestId, err }, 'onDeadLetter hook failed');
     try {
       const done = this.options.onDeadLetter?.(record);
-      if (done) done.catch((err: unknown) => this.options.log.error({ reqId: job.requestId, err }, 'onDeadLetter hook failed'));
+      if (done) {
+        const running: Promise<void> = done.catch(failed).finally(() => this.hooks.delete(running));
+        this.hooks.add(running);
+      }
     } catch (err) {
-      this.options.log.error({ reqId: job.requestId, err }, 'onDeadLetter hook failed');
+      failed(err);
     }
     // Last, so idle() resolves after the hook was called.
     this.finish(entry);

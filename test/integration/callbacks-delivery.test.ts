@@ -267,6 +267,23 @@ describe('network errors, shutdown and the submit check', () => {
     expect(deadLetters[1]).toMatchObject({ requestId: ids[5], reason: 'shutdown', attempts: 0 });
   });
 
+  it('waits on close for the onDeadLetter hooks it called (a hook that persists dead letters finishes before the responder exits)', async () => {
+    const r = await receiver([500]);
+    const persisted: string[] = [];
+    const { dispatcher, send } = setup(`http://127.0.0.1:${r.port}`, {
+      backoff: { baseMs: 60_000, capMs: 60_000 },
+      onDeadLetter: async (record) => {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        persisted.push(record.requestId);
+      },
+    });
+    send(`http://127.0.0.1:${r.port}/done`, ids[7]);
+    while (r.seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await dispatcher.close();
+    expect(persisted).toEqual([ids[7]]);
+  });
+
   it('refuses at submit a callback whose signing key cannot be read (500), and accepts one whose key can', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, done) => (lines.push(c.toString()), done()) }));
