@@ -181,6 +181,21 @@ describe('callback delivery', () => {
     expect(r.seen[0]!.headers.host).toBe(`receiver.kueuer.test:${r.port}`);
   });
 
+  it('tries every checked address of a name: a first address that refuses does not fail the try', async () => {
+    const r = await receiver([200]);
+    const { dispatcher, send, deadLetters } = setup(`http://dual.kueuer.test:${r.port}`, {
+      maxAttempts: 1,
+      lookup: async () => [
+        { address: '::1', family: 6 },
+        { address: '127.0.0.1', family: 4 },
+      ],
+    });
+    send(`http://dual.kueuer.test:${r.port}/done`);
+    await dispatcher.idle();
+    expect(deadLetters).toEqual([]);
+    expect(r.seen).toHaveLength(1);
+  });
+
   it('bounds the queue: past maxQueued a callback is dead-lettered at once as queue_full', async () => {
     let release = () => undefined as void;
     const held = new Promise<void>((resolve) => (release = resolve));
