@@ -66,10 +66,14 @@ export interface CallbackDispatcherOptions {
   attemptTimeoutMs?: number;
   /** Attempts in flight at once (default 32). */
   concurrency?: number;
+  /** Attempts in flight at once for one Service's queue (default 8), so one Service's hung receivers cannot take every try. */
+  perQueueConcurrency?: number;
   /** Callbacks held at once, waiting, in flight or waiting to retry (default 10,000); past it a new one is dead-lettered as queue_full. */
   maxQueued?: number;
   /** Body bytes held at once (default 64 MiB); past it, likewise. */
   maxQueuedBytes?: number;
+  /** Callbacks held at once for one Service's queue (default 2,500); past it, likewise, so one Service cannot fill the replica's bound. */
+  maxQueuedPerQueue?: number;
   lookup?: Lookup;
   now?: () => number;
   random?: () => number;
@@ -94,6 +98,18 @@ const FIX: Record<DeadLetterReason, string> = {
   shutdown: 'the responder stopped before the callback was delivered; the result can still be polled',
 };
 
+/** The fairness key: one Service's queue. */
+function tenant(job: CallbackJob): string {
+  return `${job.namespace}/${job.queue}`;
+}
+
+/** Adds `delta` to a per-queue count, dropping it at zero so the map holds only queues with callbacks. */
+function count(map: Map<string, number>, key: string, delta: number): void {
+  const n = (map.get(key) ?? 0) + delta;
+  if (n > 0) map.set(key, n);
+  else map.delete(key);
+}
+
 export class CallbackDispatcher {
   private readonly entries = new Set<Entry>();
   private readonly ready: Entry[] = [];
@@ -104,6 +120,9 @@ export class CallbackDispatcher {
   private active = 0;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  /** Per Service queue (namespace/queue): callbacks held, and tries in flight. */
+  private readonly heldBy = new Map<string, number>();
+  private readonly activeBy = new Map<string, number>();
   /** onDeadLetter calls still running: close() waits for them. */
   private readonly hooks = new Set<Promise<void>>();
 
@@ -136,6 +155,8 @@ export class CallbackDispatcher {
     const entry: Entry = { job, attempts: 0, acceptedAt: this.now() };
     const size = job.response.body.length;
     const max = { count: this.options.maxQueued ?? 10_000, bytes: this.options.maxQueuedBytes ?? 64 * 1024 * 1024 };
+    const perQueue = this.options.maxQueuedPerQueue ?? 2_500;
+    const held = this.heldBy.get(tenant(job)) ?? 0;
     if (this.closed) {
       this.deadLetter(entry, 'shutdown', 'the responder is stopping');
       return false;
@@ -145,7 +166,12 @@ export class CallbackDispatcher {
       this.deadLetter(entry, 'queue_full', detail);
       return false;
     }
+    if (held >= perQueue) {
+      this.deadLetter(entry, 'queue_full', `${held} callbacks of queue ${tenant(job)} already held; bound ${perQueue} per queue`);
+      return false;
+    }
     this.entries.add(entry);
+    count(this.heldBy, tenant(job), 1);
     this.bytes += size;
     this.metrics.queuedSet(this.entries.size);
     this.ready.push(entry);
@@ -177,12 +203,19 @@ export class CallbackDispatcher {
     return (this.options.now ?? Date.now)();
   }
 
+  /** Starts the first ready callbacks whose queue is under its share of tries, while tries are free. */
   private pump(): void {
-    while (!this.closed && this.active < (this.options.concurrency ?? 32) && this.ready.length) {
-      const entry = this.ready.shift()!;
+    const perQueue = this.options.perQueueConcurrency ?? 8;
+    while (!this.closed && this.active < (this.options.concurrency ?? 32)) {
+      const next = this.ready.findIndex((e) => (this.activeBy.get(tenant(e.job)) ?? 0) < perQueue);
+      if (next < 0) return;
+      const [entry] = this.ready.splice(next, 1) as [Entry];
+      const key = tenant(entry.job);
       this.active++;
+      count(this.activeBy, key, 1);
       void this.run(entry).finally(() => {
         this.active--;
+        count(this.activeBy, key, -1);
         this.pump();
       });
     }
@@ -257,7 +290,10 @@ export class CallbackDispatcher {
   }
 
   private finish(entry: Entry): void {
-    if (this.entries.delete(entry)) this.bytes -= entry.job.response.body.length;
+    if (this.entries.delete(entry)) {
+      this.bytes -= entry.job.response.body.length;
+      count(this.heldBy, tenant(entry.job), -1);
+    }
     this.metrics.queuedSet(this.entries.size);
     if (this.entries.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }

@@ -45,6 +45,19 @@ async function receiver(script: Array<number | ((res: ServerResponse) => void)>)
   return { server, port: (server.address() as AddressInfo).port, seen };
 }
 
+/** A receiver that answers 200 only once release() is called; onRequest sees each request as it arrives. */
+async function heldReceiver(onRequest: () => void = () => undefined) {
+  let release = () => undefined as void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const r = await receiver([
+    (res) => {
+      onRequest();
+      void held.then(() => res.writeHead(200).end());
+    },
+  ]);
+  return { ...r, release };
+}
+
 const servers: Server[] = [];
 const dispatchers: CallbackDispatcher[] = [];
 afterEach(async () => {
@@ -75,11 +88,11 @@ function setup(allow: string, options: Partial<CallbackDispatcherOptions> = {}) 
   dispatchers.push(dispatcher);
   const settings = parseCallbackSettings({ 'kueuer.io/async-callback-allow': allow, 'kueuer.io/async-callback-secret': 'hooks' });
   if (!settings.ok || !settings.value) throw new Error(String(settings.ok || settings.problems));
-  const send = (callbackUrl: string, requestId = ids[0]!, status = 201) =>
+  const send = (callbackUrl: string, requestId = ids[0]!, status = 201, queue = 'orders') =>
     dispatcher.deliver({
       requestId,
       namespace: 'shop',
-      queue: 'orders',
+      queue,
       callbackUrl,
       settings: settings.value,
       response: {
@@ -196,15 +209,45 @@ describe('callback delivery', () => {
     expect(r.seen).toHaveLength(1);
   });
 
+  it("keeps one Service's hung receiver from taking every try: at most perQueueConcurrency in flight per queue", async () => {
+    let open = 0;
+    let most = 0;
+    const slow = await heldReceiver(() => (most = Math.max(most, ++open)));
+    const fast = await receiver([200]);
+    const { dispatcher, send } = setup(`http://127.0.0.1:${slow.port}, http://127.0.0.1:${fast.port}`, { concurrency: 4, perQueueConcurrency: 2 });
+    for (const id of ids.slice(0, 6)) expect(send(`http://127.0.0.1:${slow.port}/done`, id, 200, 'slow')).toBe(true);
+    expect(send(`http://127.0.0.1:${fast.port}/done`, ids[6], 200, 'orders')).toBe(true);
+    for (let waited = 0; (fast.seen.length === 0 || slow.seen.length < 2) && waited < 3000; waited += 20)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(fast.seen).toHaveLength(1);
+    expect(slow.seen).toHaveLength(2);
+    expect(most).toBe(2);
+    slow.release();
+    await dispatcher.idle();
+    expect(slow.seen).toHaveLength(6);
+  });
+
+  it("keeps one Service from holding every place: past maxQueuedPerQueue its callbacks are shed, other Services' are taken", async () => {
+    const r = await heldReceiver();
+    const { dispatcher, send, deadLetters } = setup(`http://127.0.0.1:${r.port}`, { maxQueued: 4, maxQueuedPerQueue: 2 });
+    expect(send(`http://127.0.0.1:${r.port}/a`, ids[0], 200, 'slow')).toBe(true);
+    expect(send(`http://127.0.0.1:${r.port}/a`, ids[1], 200, 'slow')).toBe(true);
+    expect(send(`http://127.0.0.1:${r.port}/a`, ids[2], 200, 'slow')).toBe(false);
+    expect(deadLetters).toMatchObject([{ requestId: ids[2], queue: 'slow', reason: 'queue_full', detail: expect.stringMatching(/slow/) }]);
+    expect(send(`http://127.0.0.1:${r.port}/b`, ids[3], 200, 'orders')).toBe(true);
+    r.release();
+    await dispatcher.idle();
+    expect(r.seen).toHaveLength(3);
+  });
+
   it('bounds the queue: past maxQueued a callback is dead-lettered at once as queue_full', async () => {
-    let release = () => undefined as void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const r = await receiver([(res) => void held.then(() => res.writeHead(200).end())]);
+    const r = await heldReceiver();
     const { dispatcher, send, deadLetters } = setup(`http://127.0.0.1:${r.port}`, { maxQueued: 1, concurrency: 1 });
     expect(send(`http://127.0.0.1:${r.port}/a`, ids[1])).toBe(true);
     expect(send(`http://127.0.0.1:${r.port}/b`, ids[2])).toBe(false);
     expect(deadLetters).toMatchObject([{ requestId: ids[2], reason: 'queue_full', attempts: 0 }]);
-    release();
+    r.release();
     await dispatcher.idle();
     expect(r.seen).toHaveLength(1);
   });
