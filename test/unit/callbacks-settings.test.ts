@@ -91,6 +91,18 @@ describe('CallbackKeys', () => {
     expect(readSecret).toHaveBeenCalledTimes(2);
   });
 
+  it('gives up on a read that never answers after loadTimeoutMs, and reads again once the failure expires', async () => {
+    let now = 0;
+    let hang = true;
+    const readSecret = vi.fn(() => (hang ? new Promise<Record<string, string>>(() => undefined) : Promise.resolve({ key: b64(KEY) })));
+    const keys = new CallbackKeys(readSecret, { loadTimeoutMs: 50, failureTtlMs: 1000, now: () => now });
+    expect(await keys.get('ns', { name: 'hooks', key: 'key' })).toMatchObject({ ok: false, problem: /Secret ns\/hooks could not be read within 50 ms/ });
+    hang = false;
+    now = 1001;
+    expect((await keys.get('ns', { name: 'hooks', key: 'key' })).ok).toBe(true);
+    expect(readSecret).toHaveBeenCalledTimes(2);
+  });
+
   it('reads a Secret once for concurrent callers (no burst of reads when the key expires under load)', async () => {
     const answers: Array<(data: Record<string, string>) => void> = [];
     const readSecret = vi.fn(() => new Promise<Record<string, string>>((resolve) => answers.push(resolve)));
