@@ -11,13 +11,13 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Parsed } from '../../shared/annotations.js';
-import { DEFAULT_BACKOFF, type BackoffOptions } from '../../shared/retry.js';
+import type { BackoffOptions } from '../../shared/retry.js';
 import { safeTimerMs } from '../../shared/timers.js';
 import { kueuerVersion } from '../../shared/version.js';
 import { attemptDelivery, systemLookup, type AttemptOutcome, type Lookup } from './attempt.js';
 import { checkCallbackUrl } from './callback-url.js';
 import { callbackMetrics, type CallbackMetrics, type DeadLetterReason } from './metrics.js';
-import { callbackHeaders, nextWaitMs, type CallbackResponse } from './policy.js';
+import { CALLBACK_DEFAULTS, callbackHeaders, nextWaitMs, type CallbackResponse } from './policy.js';
 import { CallbackKeys, type CallbackSettings, type ReadSecret } from './settings.js';
 import { checkCallbackSubmit, misconfigured, type SubmitCheck } from './submit.js';
 
@@ -56,7 +56,7 @@ export interface CallbackDispatcherOptions {
   registry?: Registry;
   /** Called once per callback given up; errors it throws are logged. */
   onDeadLetter?: (record: DeadLetterRecord) => void | Promise<void>;
-  /** Tries in all, the first included (default 10: 10 to 14 minutes with the default backoff). */
+  /** Tries in all, the first included (default 10: 6.75 to 13.5 minutes of waits with the default backoff). */
   maxAttempts?: number;
   /** Default 2 s doubling to 5 min, jittered. */
   backoff?: BackoffOptions;
@@ -237,14 +237,14 @@ export class CallbackDispatcher {
       this.finish(entry);
     } else if (outcome.kind === 'final') {
       this.deadLetter(entry, outcome.reason, outcome.detail);
-    } else if (entry.attempts >= (this.options.maxAttempts ?? 10)) {
+    } else if (entry.attempts >= (this.options.maxAttempts ?? CALLBACK_DEFAULTS.maxAttempts)) {
       this.deadLetter(entry, 'exhausted', outcome.detail);
     } else if (this.closed) {
       this.deadLetter(entry, 'shutdown', outcome.detail);
     } else {
       const policy = {
-        backoff: this.options.backoff ?? { ...DEFAULT_BACKOFF, baseMs: 2000, capMs: 300_000 },
-        maxRetryAfterMs: this.options.maxRetryAfterMs ?? 300_000,
+        backoff: this.options.backoff ?? CALLBACK_DEFAULTS.backoff,
+        maxRetryAfterMs: this.options.maxRetryAfterMs ?? CALLBACK_DEFAULTS.maxRetryAfterMs,
       };
       const wait = nextWaitMs(entry.attempts, outcome.retryAfterMs, policy, this.options.random);
       this.metrics.retried(job.queue);
