@@ -70,7 +70,7 @@ export interface CallbackDispatcherOptions {
   perQueueConcurrency?: number;
   /** Callbacks held at once, waiting, in flight or waiting to retry (default 10,000); past it a new one is dead-lettered as queue_full. */
   maxQueued?: number;
-  /** Body bytes held at once (default 64 MiB); past it, likewise. */
+  /** Bytes held at once, bodies, app headers and URLs (default 64 MiB); past it, likewise. */
   maxQueuedBytes?: number;
   /** Callbacks held at once for one Service's queue (default 2,500); past it, likewise, so one Service cannot fill the replica's bound. */
   maxQueuedPerQueue?: number;
@@ -97,6 +97,11 @@ const FIX: Record<DeadLetterReason, string> = {
   queue_full: 'too many callbacks held by this replica (receivers slow or down): fix the receivers or add responder replicas; the result can still be polled',
   shutdown: 'the responder stopped before the callback was delivered; the result can still be polled',
 };
+
+/** What a held callback costs in memory, roughly: its body, the app's headers and the URL. */
+function heldBytes(job: CallbackJob): number {
+  return job.response.body.length + job.callbackUrl.length + job.response.headers.reduce((n, [name, value]) => n + name.length + value.length, 0);
+}
 
 /** The fairness key: one Service's queue. */
 function tenant(job: CallbackJob): string {
@@ -153,7 +158,7 @@ export class CallbackDispatcher {
   /** Queues a callback; false when it was dead-lettered at once (queue full, or closed). */
   deliver(job: CallbackJob): boolean {
     const entry: Entry = { job, attempts: 0, acceptedAt: this.now() };
-    const size = job.response.body.length;
+    const size = heldBytes(job);
     const max = { count: this.options.maxQueued ?? 10_000, bytes: this.options.maxQueuedBytes ?? 64 * 1024 * 1024 };
     const perQueue = this.options.maxQueuedPerQueue ?? 2_500;
     const held = this.heldBy.get(tenant(job)) ?? 0;
@@ -291,7 +296,7 @@ export class CallbackDispatcher {
 
   private finish(entry: Entry): void {
     if (this.entries.delete(entry)) {
-      this.bytes -= entry.job.response.body.length;
+      this.bytes -= heldBytes(entry.job);
       count(this.heldBy, tenant(entry.job), -1);
     }
     this.metrics.queuedSet(this.entries.size);

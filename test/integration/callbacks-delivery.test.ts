@@ -111,7 +111,7 @@ function setup(allow: string, options: Partial<CallbackDispatcherOptions> = {}) 
     );
     return v?.value ?? 0;
   };
-  return { dispatcher, send, deadLetters, lines, metric };
+  return { dispatcher, send, deadLetters, lines, metric, settings: settings.value };
 }
 
 describe('callback delivery', () => {
@@ -239,6 +239,25 @@ describe('callback delivery', () => {
     r.release();
     await dispatcher.idle();
     expect(r.seen).toHaveLength(3);
+  });
+
+  it("counts the app's headers and the URL in maxQueuedBytes, not only the body", async () => {
+    const r = await heldReceiver();
+    const { dispatcher, deadLetters, settings } = setup(`http://127.0.0.1:${r.port}`, { maxQueuedBytes: 30_000 });
+    const job = (requestId: string) => ({
+      requestId,
+      namespace: 'shop',
+      queue: 'orders',
+      callbackUrl: `http://127.0.0.1:${r.port}/done`,
+      settings,
+      response: { status: 200, headers: [['x-big', 'v'.repeat(12_000)]] as Array<[string, string]>, body: Buffer.alloc(0) },
+    });
+    expect(dispatcher.deliver(job(ids[0]!))).toBe(true);
+    expect(dispatcher.deliver(job(ids[1]!))).toBe(true);
+    expect(dispatcher.deliver(job(ids[2]!))).toBe(false);
+    expect(deadLetters).toMatchObject([{ requestId: ids[2], reason: 'queue_full' }]);
+    r.release();
+    await dispatcher.idle();
   });
 
   it('bounds the queue: past maxQueued a callback is dead-lettered at once as queue_full', async () => {
