@@ -17,9 +17,16 @@ const NEVER: Array<[string, BlockList]> = [
   [
     'a cloud metadata address',
     blockList([
+      // AWS, GCP, Azure, OCI, DigitalOcean… instance metadata; ECS task metadata; EKS Pod Identity Agent.
       ['169.254.169.254', 32, 'ipv4'],
       ['169.254.170.2', 32, 'ipv4'],
+      ['169.254.170.23', 32, 'ipv4'],
       ['fd00:ec2::254', 128, 'ipv6'],
+      ['fd00:ec2::23', 128, 'ipv6'],
+      // Alibaba Cloud metadata (in 100.64/10, which an exact entry would otherwise open).
+      ['100.100.100.200', 32, 'ipv4'],
+      // Azure WireServer: a public address, so no private range covers it; it hands out node credentials.
+      ['168.63.129.16', 32, 'ipv4'],
     ]),
   ],
   [

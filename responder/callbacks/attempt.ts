@@ -1,7 +1,7 @@
 /**
  * One callback delivery attempt: resolve the host, refuse any address the
- * policy forbids, then POST to exactly the address that was checked (the
- * connection's lookup is pinned to it, so DNS cannot rebind between the check
+ * policy forbids, then POST to exactly the addresses that were checked (the
+ * connection's lookup is pinned to them, so DNS cannot rebind between the check
  * and the connect). Redirects are not followed. The outcome says whether the
  * callback was delivered, should be retried, or failed for good.
  */
@@ -38,26 +38,37 @@ export interface AttemptInput {
   now: () => number;
 }
 
-/** net.connect's lookup, answering only the address that was checked. */
-function pinned({ address, family }: ResolvedAddress): LookupFunction {
+/**
+ * net.connect's lookup, answering only the addresses that were checked: all of
+ * them when it asks for all (Happy Eyeballs tries the next on failure, so a
+ * dual-stack receiver is reached from an IPv4-only pod), else the first.
+ */
+function pinned(addresses: ResolvedAddress[]): LookupFunction {
   return (_hostname, options, callback) => {
-    if (options.all) (callback as unknown as (err: null, all: ResolvedAddress[]) => void)(null, [{ address, family }]);
-    else callback(null, address, family);
+    if (options.all) (callback as unknown as (err: null, all: ResolvedAddress[]) => void)(null, addresses);
+    else callback(null, addresses[0]!.address, addresses[0]!.family);
   };
 }
 
+/** `work`, or a rejection when `signal` (the try's deadline) aborts first. */
+function beforeDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(new Error('timed out'));
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
 /** The addresses to connect to, all allowed, or why not. */
-async function resolve(target: CallbackTarget, lookup: Lookup, timeoutMs: number): Promise<ResolvedAddress | AttemptOutcome> {
+async function resolve(target: CallbackTarget, lookup: Lookup, signal: AbortSignal): Promise<ResolvedAddress[] | AttemptOutcome> {
   const host = matchHost(target.url.hostname);
   const literal = ipLiteral(host);
   let addresses: ResolvedAddress[];
   if (literal) addresses = [{ address: literal, family: literal.includes(':') ? 6 : 4 }];
   else {
     try {
-      addresses = await Promise.race([
-        lookup(host),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
-      ]);
+      addresses = await beforeDeadline(lookup(host), signal);
     } catch (err) {
       return { kind: 'retry', detail: `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
     }
@@ -68,7 +79,7 @@ async function resolve(target: CallbackTarget, lookup: Lookup, timeoutMs: number
     const refusal = addressRefusal(a.address, target.exact);
     if (refusal) return { kind: 'final', reason: 'refused', detail: `${host} resolves to ${refusal}` };
   }
-  return addresses[0]!;
+  return addresses;
 }
 
 function errorText(err: unknown): string {
@@ -77,17 +88,23 @@ function errorText(err: unknown): string {
   return [e.code ?? e.cause?.code, e.cause?.message ?? e.message].filter(Boolean).join(': ');
 }
 
+/** One try: `timeoutMs` covers the resolution, the connect, the send and the answer's headers together. */
 export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutcome> {
-  const resolved = await resolve(input.target, input.lookup, input.timeoutMs);
-  if ('kind' in resolved) return resolved;
-  const agent = new Agent({ connect: { lookup: pinned(resolved), timeout: input.timeoutMs }, headersTimeout: input.timeoutMs, bodyTimeout: input.timeoutMs });
+  const signal = AbortSignal.timeout(input.timeoutMs);
+  const resolved = await resolve(input.target, input.lookup, signal);
+  if (!Array.isArray(resolved)) return resolved;
+  const agent = new Agent({
+    connect: { lookup: pinned(resolved), autoSelectFamily: true, timeout: input.timeoutMs },
+    headersTimeout: input.timeoutMs,
+    bodyTimeout: input.timeoutMs,
+  });
   try {
     const res = await request(input.target.url, {
       method: 'POST',
       headers: flattenPairs(input.headers),
       body: input.body,
       dispatcher: agent,
-      signal: AbortSignal.timeout(input.timeoutMs),
+      signal,
     });
     // The answer's body is not used: read a bounded amount so the connection ends cleanly, then drop it.
     await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);

@@ -11,13 +11,13 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Parsed } from '../../shared/annotations.js';
-import { DEFAULT_BACKOFF, type BackoffOptions } from '../../shared/retry.js';
+import type { BackoffOptions } from '../../shared/retry.js';
 import { safeTimerMs } from '../../shared/timers.js';
 import { kueuerVersion } from '../../shared/version.js';
 import { attemptDelivery, systemLookup, type AttemptOutcome, type Lookup } from './attempt.js';
 import { checkCallbackUrl } from './callback-url.js';
 import { callbackMetrics, type CallbackMetrics, type DeadLetterReason } from './metrics.js';
-import { callbackHeaders, nextWaitMs, type CallbackResponse } from './policy.js';
+import { CALLBACK_DEFAULTS, callbackHeaders, nextWaitMs, type CallbackResponse } from './policy.js';
 import { CallbackKeys, type CallbackSettings, type ReadSecret } from './settings.js';
 import { checkCallbackSubmit, misconfigured, type SubmitCheck } from './submit.js';
 
@@ -56,7 +56,7 @@ export interface CallbackDispatcherOptions {
   registry?: Registry;
   /** Called once per callback given up; errors it throws are logged. */
   onDeadLetter?: (record: DeadLetterRecord) => void | Promise<void>;
-  /** Tries in all, the first included (default 10: 10 to 14 minutes with the default backoff). */
+  /** Tries in all, the first included (default 10: 6.75 to 13.5 minutes of waits with the default backoff). */
   maxAttempts?: number;
   /** Default 2 s doubling to 5 min, jittered. */
   backoff?: BackoffOptions;
@@ -66,10 +66,14 @@ export interface CallbackDispatcherOptions {
   attemptTimeoutMs?: number;
   /** Attempts in flight at once (default 32). */
   concurrency?: number;
+  /** Attempts in flight at once for one Service's queue (default 8), so one Service's hung receivers cannot take every try. */
+  perQueueConcurrency?: number;
   /** Callbacks held at once, waiting, in flight or waiting to retry (default 10,000); past it a new one is dead-lettered as queue_full. */
   maxQueued?: number;
-  /** Body bytes held at once (default 64 MiB); past it, likewise. */
+  /** Bytes held at once, bodies, app headers and URLs (default 64 MiB); past it, likewise. */
   maxQueuedBytes?: number;
+  /** Callbacks held at once for one Service's queue (default 2,500); past it, likewise, so one Service cannot fill the replica's bound. */
+  maxQueuedPerQueue?: number;
   lookup?: Lookup;
   now?: () => number;
   random?: () => number;
@@ -94,6 +98,23 @@ const FIX: Record<DeadLetterReason, string> = {
   shutdown: 'the responder stopped before the callback was delivered; the result can still be polled',
 };
 
+/** What a held callback costs in memory, roughly: its body, the app's headers and the URL. */
+function heldBytes(job: CallbackJob): number {
+  return job.response.body.length + job.callbackUrl.length + job.response.headers.reduce((n, [name, value]) => n + name.length + value.length, 0);
+}
+
+/** The fairness key: one Service's queue. */
+function tenant(job: CallbackJob): string {
+  return `${job.namespace}/${job.queue}`;
+}
+
+/** Adds `delta` to a per-queue count, dropping it at zero so the map holds only queues with callbacks. */
+function count(map: Map<string, number>, key: string, delta: number): void {
+  const n = (map.get(key) ?? 0) + delta;
+  if (n > 0) map.set(key, n);
+  else map.delete(key);
+}
+
 export class CallbackDispatcher {
   private readonly entries = new Set<Entry>();
   private readonly ready: Entry[] = [];
@@ -104,6 +125,11 @@ export class CallbackDispatcher {
   private active = 0;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  /** Per Service queue (namespace/queue): callbacks held, and tries in flight. */
+  private readonly heldBy = new Map<string, number>();
+  private readonly activeBy = new Map<string, number>();
+  /** onDeadLetter calls still running: close() waits for them. */
+  private readonly hooks = new Set<Promise<void>>();
 
   constructor(private readonly options: CallbackDispatcherOptions) {
     this.keys = new CallbackKeys(options.readSecret);
@@ -132,8 +158,10 @@ export class CallbackDispatcher {
   /** Queues a callback; false when it was dead-lettered at once (queue full, or closed). */
   deliver(job: CallbackJob): boolean {
     const entry: Entry = { job, attempts: 0, acceptedAt: this.now() };
-    const size = job.response.body.length;
+    const size = heldBytes(job);
     const max = { count: this.options.maxQueued ?? 10_000, bytes: this.options.maxQueuedBytes ?? 64 * 1024 * 1024 };
+    const perQueue = this.options.maxQueuedPerQueue ?? 2_500;
+    const held = this.heldBy.get(tenant(job)) ?? 0;
     if (this.closed) {
       this.deadLetter(entry, 'shutdown', 'the responder is stopping');
       return false;
@@ -143,7 +171,12 @@ export class CallbackDispatcher {
       this.deadLetter(entry, 'queue_full', detail);
       return false;
     }
+    if (held >= perQueue) {
+      this.deadLetter(entry, 'queue_full', `${held} callbacks of queue ${tenant(job)} already held; bound ${perQueue} per queue`);
+      return false;
+    }
     this.entries.add(entry);
+    count(this.heldBy, tenant(job), 1);
     this.bytes += size;
     this.metrics.queuedSet(this.entries.size);
     this.ready.push(entry);
@@ -157,7 +190,7 @@ export class CallbackDispatcher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Stops taking callbacks, dead-letters those waiting (reason shutdown) and waits for the attempts in flight. */
+  /** Stops taking callbacks, dead-letters those waiting (reason shutdown) and waits for the attempts in flight and the onDeadLetter calls. */
   async close(): Promise<void> {
     this.closed = true;
     for (const entry of [...this.entries]) {
@@ -168,18 +201,26 @@ export class CallbackDispatcher {
     }
     this.ready.length = 0;
     await this.idle();
+    await Promise.all(this.hooks);
   }
 
   private now(): number {
     return (this.options.now ?? Date.now)();
   }
 
+  /** Starts the first ready callbacks whose queue is under its share of tries, while tries are free. */
   private pump(): void {
-    while (!this.closed && this.active < (this.options.concurrency ?? 32) && this.ready.length) {
-      const entry = this.ready.shift()!;
+    const perQueue = this.options.perQueueConcurrency ?? 8;
+    while (!this.closed && this.active < (this.options.concurrency ?? 32)) {
+      const next = this.ready.findIndex((e) => (this.activeBy.get(tenant(e.job)) ?? 0) < perQueue);
+      if (next < 0) return;
+      const [entry] = this.ready.splice(next, 1) as [Entry];
+      const key = tenant(entry.job);
       this.active++;
+      count(this.activeBy, key, 1);
       void this.run(entry).finally(() => {
         this.active--;
+        count(this.activeBy, key, -1);
         this.pump();
       });
     }
@@ -201,14 +242,14 @@ export class CallbackDispatcher {
       this.finish(entry);
     } else if (outcome.kind === 'final') {
       this.deadLetter(entry, outcome.reason, outcome.detail);
-    } else if (entry.attempts >= (this.options.maxAttempts ?? 10)) {
+    } else if (entry.attempts >= (this.options.maxAttempts ?? CALLBACK_DEFAULTS.maxAttempts)) {
       this.deadLetter(entry, 'exhausted', outcome.detail);
     } else if (this.closed) {
       this.deadLetter(entry, 'shutdown', outcome.detail);
     } else {
       const policy = {
-        backoff: this.options.backoff ?? { ...DEFAULT_BACKOFF, baseMs: 2000, capMs: 300_000 },
-        maxRetryAfterMs: this.options.maxRetryAfterMs ?? 300_000,
+        backoff: this.options.backoff ?? CALLBACK_DEFAULTS.backoff,
+        maxRetryAfterMs: this.options.maxRetryAfterMs ?? CALLBACK_DEFAULTS.maxRetryAfterMs,
       };
       const wait = nextWaitMs(entry.attempts, outcome.retryAfterMs, policy, this.options.random);
       this.metrics.retried(job.queue);
@@ -254,7 +295,10 @@ export class CallbackDispatcher {
   }
 
   private finish(entry: Entry): void {
-    if (this.entries.delete(entry)) this.bytes -= entry.job.response.body.length;
+    if (this.entries.delete(entry)) {
+      this.bytes -= heldBytes(entry.job);
+      count(this.heldBy, tenant(entry.job), -1);
+    }
     this.metrics.queuedSet(this.entries.size);
     if (this.entries.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
@@ -285,11 +329,15 @@ export class CallbackDispatcher {
       { reqId: job.requestId, namespace: job.namespace, queue: job.queue, destination, attempts: entry.attempts, reason, cause: detail, fix: FIX[reason] },
       'callback dead-lettered',
     );
+    const failed = (err: unknown) => this.options.log.error({ reqId: job.requestId, err }, 'onDeadLetter hook failed');
     try {
       const done = this.options.onDeadLetter?.(record);
-      if (done) done.catch((err: unknown) => this.options.log.error({ reqId: job.requestId, err }, 'onDeadLetter hook failed'));
+      if (done) {
+        const running: Promise<void> = done.catch(failed).finally(() => this.hooks.delete(running));
+        this.hooks.add(running);
+      }
     } catch (err) {
-      this.options.log.error({ reqId: job.requestId, err }, 'onDeadLetter hook failed');
+      failed(err);
     }
     // Last, so idle() resolves after the hook was called.
     this.finish(entry);

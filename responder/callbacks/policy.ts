@@ -81,6 +81,15 @@ export interface WaitPolicy {
   maxRetryAfterMs: number;
 }
 
+/** The dispatcher's retry defaults (docs/async-callbacks.md states the waits they give; a test checks it). */
+export const CALLBACK_DEFAULTS = {
+  /** Tries in all, the first included. */
+  maxAttempts: 10,
+  /** 2 s doubling to 5 min, each wait drawn from [half, all] of it. */
+  backoff: { baseMs: 2000, capMs: 300_000, jitter: true },
+  maxRetryAfterMs: 300_000,
+} as const satisfies WaitPolicy & { maxAttempts: number };
+
 /** The wait after failed attempt `attempt` (1-based): the backoff, or the receiver's Retry-After (capped) when longer. */
 export function nextWaitMs(attempt: number, retryAfterMs: number | undefined, policy: WaitPolicy, random: () => number = Math.random): number {
   const wait = backoff(policy.backoff, attempt, random);

@@ -7,6 +7,7 @@
  * resourceNames list narrows it to the named Secrets).
  */
 import { ANNOTATIONS, type Annotations, type Parsed } from '../../shared/annotations.js';
+import { settleWithin } from '../../shared/timers.js';
 import { parseAllowList, type AllowList } from './allow-list.js';
 import { parseSigningKey } from './signature.js';
 
@@ -97,28 +98,42 @@ export async function loadCallbackKey(readSecret: ReadSecret, namespace: string,
 /**
  * Signing keys by namespace and Secret, each kept for `ttlMs` (default 60 s)
  * so a delivery does not read the Secret each time and a rotated key is
- * picked up within a minute. Failures are not kept.
+ * picked up within a minute. A failure is kept for `failureTtlMs` (default
+ * 5 s), and callers asking at once share one read: a flood of requests to a
+ * Service whose Secret is missing or unreadable, or a burst when a key
+ * expires under load, is at most one API read per Secret at a time. A read
+ * that has not answered within `loadTimeoutMs` (default 10 s) is a failure,
+ * so a hung API call is not shared by every later caller.
  */
 export class CallbackKeys {
-  private readonly cache = new Map<string, { key: Buffer; until: number }>();
+  private readonly cache = new Map<string, { loaded: Promise<LoadedKey>; until: number }>();
   private readonly ttlMs: number;
+  private readonly failureTtlMs: number;
+  private readonly loadTimeoutMs: number;
   private readonly now: () => number;
 
   constructor(
     private readonly readSecret: ReadSecret,
-    options: { ttlMs?: number; now?: () => number } = {},
+    options: { ttlMs?: number; failureTtlMs?: number; loadTimeoutMs?: number; now?: () => number } = {},
   ) {
     this.ttlMs = options.ttlMs ?? 60_000;
+    this.failureTtlMs = options.failureTtlMs ?? 5_000;
+    this.loadTimeoutMs = options.loadTimeoutMs ?? 10_000;
     this.now = options.now ?? Date.now;
   }
 
-  async get(namespace: string, ref: SecretRef): Promise<LoadedKey> {
+  get(namespace: string, ref: SecretRef): Promise<LoadedKey> {
     const id = `${namespace}/${ref.name}/${ref.key}`;
     const hit = this.cache.get(id);
-    if (hit && hit.until >= this.now()) return { ok: true, key: hit.key };
-    this.cache.delete(id);
-    const loaded = await loadCallbackKey(this.readSecret, namespace, ref);
-    if (loaded.ok) this.cache.set(id, { key: loaded.key, until: this.now() + this.ttlMs });
+    if (hit && hit.until >= this.now()) return hit.loaded;
+    const late = () => new Error(`Secret ${namespace}/${ref.name} could not be read within ${this.loadTimeoutMs} ms; is the API server reachable?`);
+    const loaded = settleWithin(loadCallbackKey(this.readSecret, namespace, ref), this.loadTimeoutMs, late).catch((err: Error): LoadedKey => ({
+      ok: false,
+      problem: err.message,
+    }));
+    const slot = { loaded, until: Infinity };
+    this.cache.set(id, slot);
+    void loaded.then((key) => (slot.until = this.now() + (key.ok ? this.ttlMs : this.failureTtlMs)));
     return loaded;
   }
 }

@@ -45,6 +45,19 @@ async function receiver(script: Array<number | ((res: ServerResponse) => void)>)
   return { server, port: (server.address() as AddressInfo).port, seen };
 }
 
+/** A receiver that answers 200 only once release() is called; onRequest sees each request as it arrives. */
+async function heldReceiver(onRequest: () => void = () => undefined) {
+  let release = () => undefined as void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const r = await receiver([
+    (res) => {
+      onRequest();
+      void held.then(() => res.writeHead(200).end());
+    },
+  ]);
+  return { ...r, release };
+}
+
 const servers: Server[] = [];
 const dispatchers: CallbackDispatcher[] = [];
 afterEach(async () => {
@@ -75,11 +88,11 @@ function setup(allow: string, options: Partial<CallbackDispatcherOptions> = {}) 
   dispatchers.push(dispatcher);
   const settings = parseCallbackSettings({ 'kueuer.io/async-callback-allow': allow, 'kueuer.io/async-callback-secret': 'hooks' });
   if (!settings.ok || !settings.value) throw new Error(String(settings.ok || settings.problems));
-  const send = (callbackUrl: string, requestId = ids[0]!, status = 201) =>
+  const send = (callbackUrl: string, requestId = ids[0]!, status = 201, queue = 'orders') =>
     dispatcher.deliver({
       requestId,
       namespace: 'shop',
-      queue: 'orders',
+      queue,
       callbackUrl,
       settings: settings.value,
       response: {
@@ -98,7 +111,7 @@ function setup(allow: string, options: Partial<CallbackDispatcherOptions> = {}) 
     );
     return v?.value ?? 0;
   };
-  return { dispatcher, send, deadLetters, lines, metric };
+  return { dispatcher, send, deadLetters, lines, metric, settings: settings.value };
 }
 
 describe('callback delivery', () => {
@@ -181,15 +194,79 @@ describe('callback delivery', () => {
     expect(r.seen[0]!.headers.host).toBe(`receiver.kueuer.test:${r.port}`);
   });
 
+  it('tries every checked address of a name: a first address that refuses does not fail the try', async () => {
+    const r = await receiver([200]);
+    const { dispatcher, send, deadLetters } = setup(`http://dual.kueuer.test:${r.port}`, {
+      maxAttempts: 1,
+      lookup: async () => [
+        { address: '::1', family: 6 },
+        { address: '127.0.0.1', family: 4 },
+      ],
+    });
+    send(`http://dual.kueuer.test:${r.port}/done`);
+    await dispatcher.idle();
+    expect(deadLetters).toEqual([]);
+    expect(r.seen).toHaveLength(1);
+  });
+
+  it("keeps one Service's hung receiver from taking every try: at most perQueueConcurrency in flight per queue", async () => {
+    let open = 0;
+    let most = 0;
+    const slow = await heldReceiver(() => (most = Math.max(most, ++open)));
+    const fast = await receiver([200]);
+    const { dispatcher, send } = setup(`http://127.0.0.1:${slow.port}, http://127.0.0.1:${fast.port}`, { concurrency: 4, perQueueConcurrency: 2 });
+    for (const id of ids.slice(0, 6)) expect(send(`http://127.0.0.1:${slow.port}/done`, id, 200, 'slow')).toBe(true);
+    expect(send(`http://127.0.0.1:${fast.port}/done`, ids[6], 200, 'orders')).toBe(true);
+    for (let waited = 0; (fast.seen.length === 0 || slow.seen.length < 2) && waited < 3000; waited += 20)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(fast.seen).toHaveLength(1);
+    expect(slow.seen).toHaveLength(2);
+    expect(most).toBe(2);
+    slow.release();
+    await dispatcher.idle();
+    expect(slow.seen).toHaveLength(6);
+  });
+
+  it("keeps one Service from holding every place: past maxQueuedPerQueue its callbacks are shed, other Services' are taken", async () => {
+    const r = await heldReceiver();
+    const { dispatcher, send, deadLetters } = setup(`http://127.0.0.1:${r.port}`, { maxQueued: 4, maxQueuedPerQueue: 2 });
+    expect(send(`http://127.0.0.1:${r.port}/a`, ids[0], 200, 'slow')).toBe(true);
+    expect(send(`http://127.0.0.1:${r.port}/a`, ids[1], 200, 'slow')).toBe(true);
+    expect(send(`http://127.0.0.1:${r.port}/a`, ids[2], 200, 'slow')).toBe(false);
+    expect(deadLetters).toMatchObject([{ requestId: ids[2], queue: 'slow', reason: 'queue_full', detail: expect.stringMatching(/slow/) }]);
+    expect(send(`http://127.0.0.1:${r.port}/b`, ids[3], 200, 'orders')).toBe(true);
+    r.release();
+    await dispatcher.idle();
+    expect(r.seen).toHaveLength(3);
+  });
+
+  it("counts the app's headers and the URL in maxQueuedBytes, not only the body", async () => {
+    const r = await heldReceiver();
+    const { dispatcher, deadLetters, settings } = setup(`http://127.0.0.1:${r.port}`, { maxQueuedBytes: 30_000 });
+    const job = (requestId: string) => ({
+      requestId,
+      namespace: 'shop',
+      queue: 'orders',
+      callbackUrl: `http://127.0.0.1:${r.port}/done`,
+      settings,
+      response: { status: 200, headers: [['x-big', 'v'.repeat(12_000)]] as Array<[string, string]>, body: Buffer.alloc(0) },
+    });
+    expect(dispatcher.deliver(job(ids[0]!))).toBe(true);
+    expect(dispatcher.deliver(job(ids[1]!))).toBe(true);
+    expect(dispatcher.deliver(job(ids[2]!))).toBe(false);
+    expect(deadLetters).toMatchObject([{ requestId: ids[2], reason: 'queue_full' }]);
+    r.release();
+    await dispatcher.idle();
+  });
+
   it('bounds the queue: past maxQueued a callback is dead-lettered at once as queue_full', async () => {
-    let release = () => undefined as void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const r = await receiver([(res) => void held.then(() => res.writeHead(200).end())]);
+    const r = await heldReceiver();
     const { dispatcher, send, deadLetters } = setup(`http://127.0.0.1:${r.port}`, { maxQueued: 1, concurrency: 1 });
     expect(send(`http://127.0.0.1:${r.port}/a`, ids[1])).toBe(true);
     expect(send(`http://127.0.0.1:${r.port}/b`, ids[2])).toBe(false);
     expect(deadLetters).toMatchObject([{ requestId: ids[2], reason: 'queue_full', attempts: 0 }]);
-    release();
+    r.release();
     await dispatcher.idle();
     expect(r.seen).toHaveLength(1);
   });
@@ -215,6 +292,24 @@ describe('network errors, shutdown and the submit check', () => {
     expect(r.seen).toHaveLength(2);
     expect(deadLetters).toMatchObject([{ reason: 'exhausted', attempts: 2, detail: expect.stringMatching(/timed out/) }]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+    r.server.closeAllConnections();
+  });
+
+  it('counts the resolution in the try: a slow lookup leaves only the rest of attemptTimeoutMs to connect and answer', async () => {
+    const r = await receiver([() => undefined]);
+    const { dispatcher, send, deadLetters } = setup(`http://slow-dns.kueuer.test:${r.port}`, {
+      maxAttempts: 1,
+      attemptTimeoutMs: 1000,
+      lookup: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 900));
+        return [{ address: '127.0.0.1', family: 4 }];
+      },
+    });
+    const started = Date.now();
+    send(`http://slow-dns.kueuer.test:${r.port}/done`);
+    await dispatcher.idle();
+    expect(deadLetters).toMatchObject([{ reason: 'exhausted', attempts: 1, detail: expect.stringMatching(/timed out/) }]);
+    expect(Date.now() - started).toBeLessThan(1600);
     r.server.closeAllConnections();
   });
 
@@ -247,6 +342,23 @@ describe('network errors, shutdown and the submit check', () => {
     expect(deadLetters).toMatchObject([{ requestId: ids[4], reason: 'shutdown', attempts: 1, lastStatus: 500 }]);
     expect(send(`http://127.0.0.1:${r.port}/done`, ids[5])).toBe(false);
     expect(deadLetters[1]).toMatchObject({ requestId: ids[5], reason: 'shutdown', attempts: 0 });
+  });
+
+  it('waits on close for the onDeadLetter hooks it called (a hook that persists dead letters finishes before the responder exits)', async () => {
+    const r = await receiver([500]);
+    const persisted: string[] = [];
+    const { dispatcher, send } = setup(`http://127.0.0.1:${r.port}`, {
+      backoff: { baseMs: 60_000, capMs: 60_000 },
+      onDeadLetter: async (record) => {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        persisted.push(record.requestId);
+      },
+    });
+    send(`http://127.0.0.1:${r.port}/done`, ids[7]);
+    while (r.seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await dispatcher.close();
+    expect(persisted).toEqual([ids[7]]);
   });
 
   it('refuses at submit a callback whose signing key cannot be read (500), and accepts one whose key can', async () => {

@@ -138,6 +138,17 @@ describe('addressRefusal (delivery time)', () => {
     },
   );
 
+  it.each([
+    ['169.254.170.23', 'EKS Pod Identity Agent'],
+    ['fd00:ec2::23', 'EKS Pod Identity Agent, IPv6'],
+    ['100.100.100.200', 'Alibaba Cloud metadata'],
+    ['168.63.129.16', 'Azure WireServer (a public address: a wildcard name could reach it)'],
+    ['::ffff:168.63.129.16', 'Azure WireServer, IPv4-mapped'],
+  ])('always refuses %s (%s) as a cloud metadata address', (ip) => {
+    expect(addressRefusal(ip, true)).toMatch(/metadata/);
+    expect(addressRefusal(ip, false)).toMatch(/metadata/);
+  });
+
   it('lets public addresses through', () => {
     expect(addressRefusal('93.184.216.34', false)).toBeUndefined();
     expect(addressRefusal('2606:2800:220:1:248:1893:25c8:1946', false)).toBeUndefined();

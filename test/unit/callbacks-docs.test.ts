@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { CALLBACK_DEFAULTS, nextWaitMs } from '../../responder/callbacks/policy.js';
 import { signCallback } from '../../responder/callbacks/signature.js';
 
 const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'async-callbacks.md'), 'utf8');
@@ -41,5 +42,18 @@ describe('docs/async-callbacks.md', () => {
     writeFileSync(join(dir, 'body.bin'), body);
     const out = execFileSync('bash', ['-c', line!], { cwd: dir, env: { PATH: process.env.PATH!, ID: id, TS: '1700000000', SECRET: secret }, encoding: 'utf8' });
     expect(out.trim()).toBe(signCallback(key, id, 1700000000, body));
+  });
+});
+
+describe('docs/async-callbacks.md delivery rules', () => {
+  it('states the waits before a dead letter that the default retry policy gives', () => {
+    const stated = /after (\d+) tries in all \(([\d.]+) to ([\d.]+) minutes of waiting between them/.exec(doc);
+    expect(stated).not.toBeNull();
+    const waits = (random: () => number) =>
+      Array.from({ length: CALLBACK_DEFAULTS.maxAttempts - 1 }, (_, i) => nextWaitMs(i + 1, undefined, CALLBACK_DEFAULTS, random)).reduce((a, b) => a + b, 0) /
+      60_000;
+    expect(Number(stated![1])).toBe(CALLBACK_DEFAULTS.maxAttempts);
+    expect(Number(stated![2])).toBe(waits(() => 0));
+    expect(Number(stated![3])).toBe(waits(() => 1));
   });
 });

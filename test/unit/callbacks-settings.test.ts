@@ -79,12 +79,40 @@ describe('CallbackKeys', () => {
     expect(readSecret).toHaveBeenCalledTimes(2);
   });
 
-  it('does not keep failures', async () => {
+  it('keeps a failure only for failureTtlMs: a flood of submits to a Service with a missing Secret is not a flood of API reads', async () => {
+    let now = 0;
     const readSecret = vi.fn(async () => undefined);
-    const keys = new CallbackKeys(readSecret);
+    const keys = new CallbackKeys(readSecret, { failureTtlMs: 1000, now: () => now });
     expect((await keys.get('ns', { name: 'hooks', key: 'key' })).ok).toBe(false);
+    expect(await keys.get('ns', { name: 'hooks', key: 'key' })).toMatchObject({ ok: false, problem: /does not exist/ });
+    expect(readSecret).toHaveBeenCalledTimes(1);
+    now = 1001;
     expect((await keys.get('ns', { name: 'hooks', key: 'key' })).ok).toBe(false);
     expect(readSecret).toHaveBeenCalledTimes(2);
+  });
+
+  it('gives up on a read that never answers after loadTimeoutMs, and reads again once the failure expires', async () => {
+    let now = 0;
+    let hang = true;
+    const readSecret = vi.fn(() => (hang ? new Promise<Record<string, string>>(() => undefined) : Promise.resolve({ key: b64(KEY) })));
+    const keys = new CallbackKeys(readSecret, { loadTimeoutMs: 50, failureTtlMs: 1000, now: () => now });
+    expect(await keys.get('ns', { name: 'hooks', key: 'key' })).toMatchObject({ ok: false, problem: /Secret ns\/hooks could not be read within 50 ms/ });
+    hang = false;
+    now = 1001;
+    expect((await keys.get('ns', { name: 'hooks', key: 'key' })).ok).toBe(true);
+    expect(readSecret).toHaveBeenCalledTimes(2);
+  });
+
+  it('reads a Secret once for concurrent callers (no burst of reads when the key expires under load)', async () => {
+    const answers: Array<(data: Record<string, string>) => void> = [];
+    const readSecret = vi.fn(() => new Promise<Record<string, string>>((resolve) => answers.push(resolve)));
+    const keys = new CallbackKeys(readSecret);
+    const pending = Array.from({ length: 50 }, () => keys.get('ns', { name: 'hooks', key: 'key' }));
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const answer of answers) answer({ key: b64(KEY) });
+    const all = await Promise.all(pending);
+    expect(all.every((k) => k.ok)).toBe(true);
+    expect(readSecret).toHaveBeenCalledTimes(1);
   });
 });
 
