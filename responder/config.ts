@@ -29,7 +29,7 @@ export function responderBehaviourOptions() {
       flag: 'publish-timeout',
       env: 'KUEUER_PUBLISH_TIMEOUT',
       description: 'how long to wait for the broker to confirm a request before answering 503',
-      defaultValue: '15s',
+      defaultValue: '30s',
       parse: durationIn(10, 60_000),
     },
     headersTimeoutMs: {
