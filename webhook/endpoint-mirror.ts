@@ -11,7 +11,8 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS } from '../shared/annotations.js';
 import { ManagedSet, withResourceVersion, type ManagedStore } from '../shared/kube/managed-set.js';
-import { informerSource, kubeConfig, type ObjectSource } from '../shared/kube/object-source.js';
+import type { Cluster } from '../shared/kube/cluster.js';
+import { informerSource, type ObjectSource } from '../shared/kube/object-source.js';
 import { routesFromServices } from '../shared/service-routes.js';
 import { stableJson } from '../shared/stable-json.js';
 import { SerialRuns } from '../shared/serial.js';
@@ -83,6 +84,7 @@ export interface EndpointMirror {
 }
 
 export async function runEndpointMirror(
+  cluster: Cluster,
   services: ObjectSource<V1Service>,
   systemNamespace: string,
   responderService: string,
@@ -90,11 +92,9 @@ export async function runEndpointMirror(
   /** Only the leader writes slices. */
   isLeader: () => boolean = () => true,
 ): Promise<EndpointMirror> {
-  const { CoreV1Api, DiscoveryV1Api } = await import('@kubernetes/client-node');
-  const kc = await kubeConfig();
-  const api = kc.makeApiClient(DiscoveryV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
+  const { discovery: api, core } = cluster.clients;
   const responderSlices = await informerSource<V1EndpointSlice>(
+    cluster,
     `/apis/discovery.k8s.io/v1/namespaces/${systemNamespace}/endpointslices`,
     () => api.listNamespacedEndpointSlice({ namespace: systemNamespace, labelSelector: `${SERVICE_NAME_LABEL}=${responderService}` }),
     log,
@@ -103,6 +103,7 @@ export async function runEndpointMirror(
   const managedSelector = `${MANAGED_BY_LABEL}=${SLICE_MANAGED_BY}`;
   const store: ManagedStore<V1EndpointSlice> = {
     source: await informerSource<V1EndpointSlice>(
+      cluster,
       '/apis/discovery.k8s.io/v1/endpointslices',
       () => api.listEndpointSliceForAllNamespaces({ labelSelector: managedSelector }),
       log,

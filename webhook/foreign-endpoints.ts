@@ -14,6 +14,7 @@
  * may be a dry run or be refused after the webhook answered.
  */
 import type { CoreV1Api, DiscoveryV1Api, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { statusOf } from '../shared/kube/cluster.js';
 import type { Logger } from 'pino';
 import { ANNOTATIONS } from '../shared/annotations.js';
 import { routesFromServices } from '../shared/service-routes.js';
@@ -61,7 +62,7 @@ function stillRewritten(service: V1Service | undefined): boolean {
   return service !== undefined && rewrittenServices([service]).length === 1;
 }
 
-const isNotFound = (err: unknown) => (err as { code?: unknown } | null)?.code === 404;
+const isNotFound = (err: unknown) => statusOf(err) === 404;
 
 /**
  * One pass over the rewritten Services: deletes what the Kubernetes

@@ -4,7 +4,8 @@
  * behind one ManagedStore that watches only the ones labelled managed-by
  * Kueuer. Also what counts as drift in either.
  */
-import type { KubeConfig, KubernetesObject, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { KubernetesObject, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { Cluster } from '../../shared/kube/cluster.js';
 import type { Logger } from 'pino';
 import { withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
 import { informerSource } from '../../shared/kube/object-source.js';
@@ -42,14 +43,14 @@ export function desiredAutoscaler(mode: MetricMode, plan: ScalingPlan, backlogUr
   return mode === 'keda' ? desiredScaledObject(plan, backlogUrl, cap) : desiredHpa(plan, cap);
 }
 
-export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log: Logger): Promise<ManagedStore<Managed>> {
-  const k8s = await import('@kubernetes/client-node');
+export async function openAutoscalerStore(mode: MetricMode, cluster: Cluster, log: Logger): Promise<ManagedStore<Managed>> {
   const managedSelector = `${MANAGED_BY_LABEL}=${AUTOSCALER_MANAGED_BY}`;
   if (mode === 'keda') {
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    const custom = cluster.clients.custom;
     const g = { group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects' };
     return {
       source: await informerSource<Managed>(
+        cluster,
         '/apis/keda.sh/v1alpha1/scaledobjects',
         () => custom.listClusterCustomObject({ ...g, labelSelector: managedSelector }) as never,
         log,
@@ -66,9 +67,10 @@ export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log:
       remove: async (namespace, name) => void (await custom.deleteNamespacedCustomObject({ ...g, namespace, name })),
     };
   }
-  const autoscaling = kc.makeApiClient(k8s.AutoscalingV2Api);
+  const autoscaling = cluster.clients.autoscaling;
   return {
     source: await informerSource<V2HorizontalPodAutoscaler>(
+      cluster,
       '/apis/autoscaling/v2/horizontalpodautoscalers',
       () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managedSelector }),
       log,
