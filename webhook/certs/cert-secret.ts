@@ -8,7 +8,7 @@
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import { statusOf } from '../../shared/kube/cluster.js';
 import type { StoredCerts } from './rotation-plan.js';
-import { splitPem } from './rotation-plan.js';
+import { splitPem } from '../../shared/pem.js';
 
 /**
  * The Secret's keys. ca.crt is every CA a client must trust (the new and the old one during a CA
