@@ -14,7 +14,7 @@ import { amqpHostUrls } from '../shared/transport/amqp/url.js';
 import { EXTERNAL_METRICS_APISERVICE, KUEUER_METRICS_SERVICE } from '../webhook/autoscaling/metrics-owner.js';
 import { webhookOptions } from '../webhook/config.js';
 import { SIDECAR_NAME } from '../webhook/pod-injection.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, openCommandCluster } from './kube-call.js';
 import {
   apiServiceCheck,

@@ -13,7 +13,7 @@ import { dnsLabel } from '../shared/options.js';
 import { kueuerVersion } from '../shared/version.js';
 import { defaultWebhookSettings, injectionConfig, webhookOptions } from '../webhook/config.js';
 import { injectObject } from '../webhook/manifest-injection.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 import { manifestAdvice } from './inject-advice.js';
 import { parseManifest, printManifest, type ManifestDocument } from './inject-yaml.js';
 

@@ -15,7 +15,7 @@ import { openQueueDepth } from '../shared/transport/create-transport.js';
 import type { QueueDepthReader } from '../shared/transport/transport.js';
 import { autoscalerName } from '../webhook/autoscaling/desired-objects.js';
 import { webhookOptions } from '../webhook/config.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 import { checkOptions } from './check.js';
 import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, noKubeconfig, openCommandCluster, withinTimeout } from './kube-call.js';
 import { readServiceTraffic } from './traffic-checks.js';

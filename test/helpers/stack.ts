@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { inject } from 'vitest';
 import { Registry } from 'prom-client';
-import { startResponder, startSidecar, type RunningResponder, type RunningSidecar } from '../../cli/components.js';
+import { startResponder, startSidecar, type RunningResponder, type RunningSidecar } from './components.js';
 import type { ResponderSettings } from '../../responder/config.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
 import { parseBackend } from '../../shared/transport/backend.js';

@@ -7,7 +7,7 @@
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSidecar } from '../../cli/components.js';
+import { startSidecar } from '../helpers/components.js';
 import { registerAdminRoutes } from '../../shared/admin-server.js';
 import { drainHook } from '../../webhook/pod-injection.js';
 import { msgIs, spawnKueuer } from '../helpers/processes.js';
