@@ -13,7 +13,7 @@ import { parseBackend } from '../shared/transport/backend.js';
 import { amqpHostUrls } from '../shared/transport/amqp/url.js';
 import { EXTERNAL_METRICS_APISERVICE, KUEUER_METRICS_SERVICE } from '../webhook/autoscaling/metrics-owner.js';
 import { webhookOptions } from '../webhook/config.js';
-import { SIDECAR_NAME } from '../webhook/pod-injection.js';
+import { SIDECAR_NAME } from '../webhook/admission/pod-injection.js';
 import type { Command } from './command.js';
 import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, openCommandCluster } from './kube-call.js';
 import {

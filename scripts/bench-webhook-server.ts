@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { defaultWebhookSettings, injectionConfig } from '../webhook/config.js';
 import { webhookMetrics } from '../webhook/metrics.js';
 import { buildWebhookServer } from '../webhook/server.js';
-import { JobWorkloads } from '../webhook/workload-queue.js';
+import { JobWorkloads } from '../webhook/admission/workload-queue.js';
 
 const certs = process.argv[2]!;
 const registry = new Registry();

@@ -10,14 +10,14 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { registerAdminRoutes } from '../shared/admin-server.js';
 import type { ClientErrorCode } from '../shared/error-catalogue.js';
-import { BadReviewError, mayLeaveTraces, parseAdmissionReview, reviewOf } from './admission-review.js';
+import { BadReviewError, mayLeaveTraces, parseAdmissionReview, reviewOf } from './admission/admission-review.js';
 import type { WebhookMetrics } from './metrics.js';
-import { mutate, type PortRegistry } from './mutate.js';
+import { mutate, type PortRegistry } from './admission/mutate.js';
 import { registerExternalMetrics, type ExternalMetricsOptions } from './autoscaling/external-metrics-api.js';
-import type { InjectionConfig } from './pod-injection.js';
+import type { InjectionConfig } from './admission/pod-injection.js';
 import { readTls, watchTls, type TlsFiles } from './tls-reloader.js';
-import type { JobWorkloads } from './workload-queue.js';
-import type { RefusalEvents } from './refusal-events.js';
+import type { JobWorkloads } from './admission/workload-queue.js';
+import type { RefusalEvents } from './admission/refusal-events.js';
 
 export interface WebhookServerOptions {
   tls: TlsFiles;

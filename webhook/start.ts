@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import { LeaderElection } from '../shared/kube/lease.js';
-import { PortAllocations } from './port-allocations.js';
+import { PortAllocations } from './admission/port-allocations.js';
 import { listen } from '../shared/admin-server.js';
 import { watchAllServices } from '../shared/kube/services.js';
 import { newRegistry } from '../shared/metrics.js';
@@ -30,12 +30,12 @@ import { BACKLOG_AUTH_SECRET } from './autoscaling/desired-objects.js';
 import type { Cluster } from '../shared/kube/cluster.js';
 import { certSettingsProblems, injectionConfig, type WebhookSettings } from './config.js';
 import type { TlsFiles } from './tls-reloader.js';
-import { runEndpointMirror } from './endpoint-mirror.js';
+import { runEndpointMirror } from './endpoints/endpoint-mirror.js';
 import { webhookMetrics } from './metrics.js';
 import { checkKubernetesApi, checkTlsFiles } from './preflight.js';
 import { buildWebhookServer } from './server.js';
-import { clusterJobReader, JobWorkloads } from './workload-queue.js';
-import { clusterRefusalEvents } from './refusal-events.js';
+import { clusterJobReader, JobWorkloads } from './admission/workload-queue.js';
+import { clusterRefusalEvents } from './admission/refusal-events.js';
 
 /** The external metrics API (and /backlog), answered from the queue depths and the autoscaler's plans. */
 async function externalMetrics(
@@ -79,7 +79,7 @@ async function servingFiles(cluster: Cluster, o: WebhookSettings, log: Logger): 
 
 /** The Lease the replicas compete for; its holder runs the controllers (mirror, autoscaler, Events, scale to zero). */
 export const CONTROLLERS_LEASE = 'kueuer-webhook-controllers';
-/** The ConfigMap holding responder port reservations (webhook/port-allocations.ts). */
+/** The ConfigMap holding responder port reservations (webhook/admission/port-allocations.ts). */
 export const PORT_ALLOCATIONS = 'kueuer-responder-ports';
 
 /** Competes for the controllers' Lease; `kueuer_webhook_leader` is 1 on the leader, 0 elsewhere. Returns after the first attempt. */

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drainHook, existingDrainToken, SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
+import { drainHook, existingDrainToken, SIDECAR_NAME, type InjectionConfig } from '../../webhook/admission/pod-injection.js';
 import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { clusterJobs, review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
 

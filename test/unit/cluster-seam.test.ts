@@ -15,8 +15,8 @@ import { ApiTimeoutError, bounded, retryOnConflict, statusOf } from '../../share
 import { syncKedaCaSecret } from '../../webhook/certs/keda-ca-secret.js';
 import { issueCa, issueClientCert } from '../../webhook/certs/issue.js';
 import { startSelfIssuer } from '../../webhook/certs/self-issuer.js';
-import { PortAllocations } from '../../webhook/port-allocations.js';
-import { clusterRefusalEvents, REFUSED_REASON } from '../../webhook/refusal-events.js';
+import { PortAllocations } from '../../webhook/admission/port-allocations.js';
+import { clusterRefusalEvents, REFUSED_REASON } from '../../webhook/admission/refusal-events.js';
 import { fakeCluster, FakeApiServer } from '../helpers/fake-cluster.js';
 
 const silent = pino({ level: 'silent' });

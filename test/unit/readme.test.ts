@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
 import type { OptionSpecs } from '../../shared/options.js';
 import { defaultWebhookSettings } from '../../webhook/config.js';
-import { heapCeilingMiB, HEAP_SHARE } from '../../webhook/pod-injection.js';
+import { heapCeilingMiB, HEAP_SHARE } from '../../webhook/admission/pod-injection.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');

@@ -9,11 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
-import { defined } from '../shared/defined.js';
-import { quantityValue } from '../shared/quantity.js';
-import { qualifiedQueueName, replyNamespaceProblem } from '../shared/queue-names.js';
-import { sidecarOptions } from '../sidecar/config.js';
+import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../../shared/annotations.js';
+import { defined } from '../../shared/defined.js';
+import { quantityValue } from '../../shared/quantity.js';
+import { qualifiedQueueName, replyNamespaceProblem } from '../../shared/queue-names.js';
+import { sidecarOptions } from '../../sidecar/config.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
 export const SIDECAR_NAME = 'kueuer-sidecar';

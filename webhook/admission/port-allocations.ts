@@ -12,8 +12,8 @@
  * deleted or restored Services free their ports without a cleanup loop.
  */
 import type { CoreV1Api, V1ConfigMap, V1Service } from '@kubernetes/client-node';
-import { retryOnConflict, statusOf } from '../shared/kube/cluster.js';
-import { usedResponderPorts } from '../shared/service-routes.js';
+import { retryOnConflict, statusOf } from '../../shared/kube/cluster.js';
+import { usedResponderPorts } from '../../shared/service-routes.js';
 
 export interface Reservation {
   service: string;

@@ -12,8 +12,8 @@
  *   through the API, once per Job, within a bound (`JobWorkloads`).
  */
 import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
-import { statusOf, type Cluster } from '../shared/kube/cluster.js';
-import { settleWithin } from '../shared/timers.js';
+import { statusOf, type Cluster } from '../../shared/kube/cluster.js';
+import { settleWithin } from '../../shared/timers.js';
 
 export function owningWorkloadName(meta: V1ObjectMeta): string {
   const owner = meta.ownerReferences?.find((o) => o.controller) ?? meta.ownerReferences?.[0];

@@ -9,13 +9,13 @@
  */
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ANNOTATIONS } from '../shared/annotations.js';
-import { ManagedSet, withResourceVersion, type ManagedStore } from '../shared/kube/managed-set.js';
-import type { Cluster } from '../shared/kube/cluster.js';
-import { informerSource, type ObjectSource } from '../shared/kube/object-source.js';
-import { routesFromServices } from '../shared/service-routes.js';
-import { stableJson } from '../shared/stable-json.js';
-import { SerialRuns } from '../shared/serial.js';
+import { ANNOTATIONS } from '../../shared/annotations.js';
+import { ManagedSet, withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
+import type { Cluster } from '../../shared/kube/cluster.js';
+import { informerSource, type ObjectSource } from '../../shared/kube/object-source.js';
+import { routesFromServices } from '../../shared/service-routes.js';
+import { stableJson } from '../../shared/stable-json.js';
+import { SerialRuns } from '../../shared/serial.js';
 import { MANAGED_BY_LABEL, removeForeignEndpoints, SERVICE_NAME_LABEL } from './foreign-endpoints.js';
 
 /**

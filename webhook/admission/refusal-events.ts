@@ -10,8 +10,8 @@
  */
 import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Cluster } from '../shared/kube/cluster.js';
-import { EventRecorder, type EventSubject } from '../shared/kube/event-recorder.js';
+import type { Cluster } from '../../shared/kube/cluster.js';
+import { EventRecorder, type EventSubject } from '../../shared/kube/event-recorder.js';
 import { owningWorkloadName } from './workload-queue.js';
 
 export const REFUSED_REASON = 'KueuerRefusedPod';
