@@ -119,3 +119,9 @@ export async function informerSource<T extends KubernetesObject>(
     },
   };
 }
+
+/** informerSource bound to one Cluster and log: what a controller opening several watches holds. */
+export function watcher(cluster: Cluster, log: Logger) {
+  return <T extends KubernetesObject>(path: string, list: ListFn<T>, labelSelector?: string): Promise<ObjectSource<T>> =>
+    informerSource(cluster, path, list, log, labelSelector);
+}

@@ -8,7 +8,7 @@ import type { KubernetesObject, V2HorizontalPodAutoscaler } from '@kubernetes/cl
 import type { Cluster } from '../../shared/kube/cluster.js';
 import type { Logger } from 'pino';
 import { withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
-import { informerSource } from '../../shared/kube/object-source.js';
+import { watcher } from '../../shared/kube/object-source.js';
 import { stableJson } from '../../shared/stable-json.js';
 import { AUTOSCALER_MANAGED_BY, desiredHpa, desiredScaledObject, MANAGED_BY_LABEL, QUEUE_LABEL, type MetricMode, type ScalingPlan } from './desired-objects.js';
 
@@ -44,16 +44,15 @@ export function desiredAutoscaler(mode: MetricMode, plan: ScalingPlan, backlogUr
 }
 
 export async function openAutoscalerStore(mode: MetricMode, cluster: Cluster, log: Logger): Promise<ManagedStore<Managed>> {
+  const watch = watcher(cluster, log);
   const managedSelector = `${MANAGED_BY_LABEL}=${AUTOSCALER_MANAGED_BY}`;
   if (mode === 'keda') {
     const custom = cluster.clients.custom;
     const g = { group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects' };
     return {
-      source: await informerSource<Managed>(
-        cluster,
+      source: await watch<Managed>(
         '/apis/keda.sh/v1alpha1/scaledobjects',
         () => custom.listClusterCustomObject({ ...g, labelSelector: managedSelector }) as never,
-        log,
         managedSelector,
       ),
       create: async (o) => void (await custom.createNamespacedCustomObject({ ...g, namespace: o.metadata!.namespace!, body: o })),
@@ -69,11 +68,9 @@ export async function openAutoscalerStore(mode: MetricMode, cluster: Cluster, lo
   }
   const autoscaling = cluster.clients.autoscaling;
   return {
-    source: await informerSource<V2HorizontalPodAutoscaler>(
-      cluster,
+    source: await watch<V2HorizontalPodAutoscaler>(
       '/apis/autoscaling/v2/horizontalpodautoscalers',
       () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managedSelector }),
-      log,
       managedSelector,
     ),
     create: async (o) =>

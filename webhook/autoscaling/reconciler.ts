@@ -16,7 +16,7 @@ import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations
 import { EventRecorder } from '../../shared/kube/event-recorder.js';
 import { ManagedSet, type Wanted } from '../../shared/kube/managed-set.js';
 import { statusOf, type Cluster } from '../../shared/kube/cluster.js';
-import { informerSource } from '../../shared/kube/object-source.js';
+import { watcher } from '../../shared/kube/object-source.js';
 import { SerialRuns } from '../../shared/serial.js';
 import { autoscalerKind, autoscalerFingerprint, desiredAutoscaler, openAutoscalerStore, type Managed } from './autoscaler-store.js';
 import { BacklogPoll } from './backlog-poll.js';
@@ -76,16 +76,15 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
   // Before anything starts: refuse to take over another metrics server's APIService.
   if (mode === 'external') await checkExternalMetricsOwner(cluster, options.metricsService ?? expectedMetricsService(), log);
   const { core, apps } = cluster.clients;
+  const watch = watcher(cluster, log);
 
-  const namespaces = await informerSource<V1Namespace>(
-    cluster,
+  const namespaces = await watch<V1Namespace>(
     '/api/v1/namespaces',
     () => core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }),
-    log,
     `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`,
   );
-  const deployments = await informerSource<V1Deployment>(cluster, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces(), log);
-  const statefulSets = await informerSource<V1StatefulSet>(cluster, '/apis/apps/v1/statefulsets', () => apps.listStatefulSetForAllNamespaces(), log);
+  const deployments = await watch<V1Deployment>('/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces());
+  const statefulSets = await watch<V1StatefulSet>('/apis/apps/v1/statefulsets', () => apps.listStatefulSetForAllNamespaces());
   const store = await openAutoscalerStore(mode, cluster, log);
   const events = new EventRecorder(core, log, 'workload', isLeader);
   const backlogs = options.depth ? new BacklogPoll(options.depth, mode, new ScaleToZero(workloadScaler(cluster), events, log), options.metrics, log) : null;

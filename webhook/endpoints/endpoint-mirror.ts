@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { ANNOTATIONS } from '../../shared/annotations.js';
 import { ManagedSet, withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
 import type { Cluster } from '../../shared/kube/cluster.js';
-import { informerSource, type ObjectSource } from '../../shared/kube/object-source.js';
+import { watcher, type ObjectSource } from '../../shared/kube/object-source.js';
 import { routesFromServices } from '../../shared/service-routes.js';
 import { stableJson } from '../../shared/stable-json.js';
 import { SerialRuns } from '../../shared/serial.js';
@@ -93,20 +93,17 @@ export async function runEndpointMirror(
   isLeader: () => boolean = () => true,
 ): Promise<EndpointMirror> {
   const { discovery: api, core } = cluster.clients;
-  const responderSlices = await informerSource<V1EndpointSlice>(
-    cluster,
+  const watch = watcher(cluster, log);
+  const responderSlices = await watch<V1EndpointSlice>(
     `/apis/discovery.k8s.io/v1/namespaces/${systemNamespace}/endpointslices`,
     () => api.listNamespacedEndpointSlice({ namespace: systemNamespace, labelSelector: `${SERVICE_NAME_LABEL}=${responderService}` }),
-    log,
     `${SERVICE_NAME_LABEL}=${responderService}`,
   );
   const managedSelector = `${MANAGED_BY_LABEL}=${SLICE_MANAGED_BY}`;
   const store: ManagedStore<V1EndpointSlice> = {
-    source: await informerSource<V1EndpointSlice>(
-      cluster,
+    source: await watch<V1EndpointSlice>(
       '/apis/discovery.k8s.io/v1/endpointslices',
       () => api.listEndpointSliceForAllNamespaces({ labelSelector: managedSelector }),
-      log,
       managedSelector,
     ),
     create: async (body) => void (await api.createNamespacedEndpointSlice({ namespace: body.metadata!.namespace!, body })),
