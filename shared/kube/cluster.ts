@@ -33,7 +33,7 @@ import type {
   V1MicroTime,
   VersionApi,
 } from '@kubernetes/client-node';
-import { retry, type RetryOptions } from '../retry.js';
+import { retry, type BackoffOptions, type RetryOptions } from '../retry.js';
 
 /** The typed clients of the API groups Kueuer uses. */
 export interface KubeClients {
@@ -157,6 +157,8 @@ export interface ConflictRetryOptions extends Pick<RetryOptions, 'onRetry' | 'si
   retries: number;
   /** What counts as a conflict (default: HTTP 409). */
   isConflict?: (err: unknown) => boolean;
+  /** The waits between tries (default CONFLICT_BACKOFF). */
+  backoff?: BackoffOptions;
 }
 
 /**
@@ -167,7 +169,7 @@ export interface ConflictRetryOptions extends Pick<RetryOptions, 'onRetry' | 'si
 export function retryOnConflict<T>(attempt: () => Promise<T>, o: ConflictRetryOptions): Promise<T> {
   const isConflict = o.isConflict ?? ((err: unknown) => statusOf(err) === 409);
   return retry(attempt, {
-    ...CONFLICT_BACKOFF,
+    ...(o.backoff ?? CONFLICT_BACKOFF),
     maxAttempts: o.retries + 1,
     retryable: isConflict,
     ...(o.onRetry ? { onRetry: o.onRetry } : {}),

@@ -23,6 +23,11 @@ export interface Reservation {
 /** How long a reservation holds without its Service in the cache. */
 export const RESERVATION_GRACE_MS = 60_000;
 const CONFLICT_RETRIES = 20;
+/**
+ * Between tries after losing a write: a short random pause (10–20 ms), so the writers spread out and
+ * an admission (5 s for the apiserver) fits all 20 tries even when many Services arrive at once.
+ */
+const CONFLICT_PAUSE = { baseMs: 20, capMs: 20, jitter: true };
 
 export function parseReservations(data: Record<string, string> | undefined): Map<number, Reservation> {
   const out = new Map<number, Reservation>();
@@ -93,7 +98,11 @@ export class PortAllocations {
   async reserve(service: string, port: number): Promise<boolean> {
     try {
       // Another replica wrote first (409), or deleted the ConfigMap between our read and replace (404): read again.
-      return await retryOnConflict(() => this.tryReserve(service, port), { retries: CONFLICT_RETRIES, isConflict: (err) => err instanceof Contended });
+      return await retryOnConflict(() => this.tryReserve(service, port), {
+        retries: CONFLICT_RETRIES,
+        isConflict: (err) => err instanceof Contended,
+        backoff: CONFLICT_PAUSE,
+      });
     } catch (err) {
       const cause = err instanceof Contended ? err.cause : err;
       throw new Error(`cannot reserve responder port ${port} in ConfigMap ${this.ref.namespace}/${this.ref.name}: ${(cause as Error).message}`, { cause });
