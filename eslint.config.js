@@ -38,4 +38,15 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
+  // Size limits on the product code (tests are left free): files as the house rule says, and functions
+  // at a length every one of them meets, so a new long closure is split when it is written.
+  {
+    files: PRODUCT,
+    rules: {
+      'max-lines': ['error', { max: 350, skipBlankLines: true, skipComments: true }],
+      'max-lines-per-function': ['error', { max: 150, skipBlankLines: true, skipComments: true, IIFEs: true }],
+    },
+  },
+  // buildResponder (238 lines) is being split into server, per-request flow and response writer
+  // (issue 23, point 2, another change); remove this override when that lands.
 );

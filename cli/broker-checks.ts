@@ -10,10 +10,10 @@
  * On a single node or broker there is no replica to lose: those are reported, not failed.
  * Pure decisions first; the reads after them.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import { parsePodSettings } from '../shared/annotations.js';
 import { brokerSettings, decodedSecret } from '../shared/broker-secret/shapes.js';
 import { isKueuerError } from '../shared/errors.js';
+import type { Cluster } from '../shared/kube/cluster.js';
 import { parseBackend } from '../shared/transport/backend.js';
 import { managementUrlFor } from '../shared/transport/amqp/depth.js';
 import { kafkaAuth, requestTopic, type KafkaSpec, type TopicReplication } from '../shared/transport/kafka/config.js';
@@ -21,10 +21,7 @@ import { readReplication, singlePointsOfFailure } from '../shared/transport/kafk
 import { deadLetterQueue } from '../sidecar/worker.js';
 import { fail, ok, readFailure, type CheckResult } from './install-checks.js';
 import { apiError, KubeTimeoutError } from './kube-call.js';
-import type { Bound } from './traffic-checks.js';
 import { optedInWorkloads, workloadQueue } from './workload-status.js';
-
-type K8s = typeof import('@kubernetes/client-node');
 
 /** A RabbitMQ queue as the management API shows it; `type` undefined: not declared yet. */
 export interface QueueFound {
@@ -150,9 +147,9 @@ export async function brokerReplicationResults(where: string, settings: Readonly
 }
 
 /** Every opted-in Deployment and StatefulSet, grouped by the broker Secret its pods read (namespace/name). */
-async function workloadsBySecret(k8s: K8s, kc: KubeConfig, call: Bound, defaultSecret: string): Promise<Map<string, string[]>> {
-  const apps = kc.makeApiClient(k8s.AppsV1Api);
-  const [deployments, statefulSets] = await Promise.all([call(apps.listDeploymentForAllNamespaces()), call(apps.listStatefulSetForAllNamespaces())]);
+async function workloadsBySecret(cluster: Cluster, defaultSecret: string): Promise<Map<string, string[]>> {
+  const apps = cluster.clients.apps;
+  const [deployments, statefulSets] = await Promise.all([apps.listDeploymentForAllNamespaces(), apps.listStatefulSetForAllNamespaces()]);
   const groups = new Map<string, string[]>();
   for (const w of optedInWorkloads(deployments.items, statefulSets.items)) {
     const settings = parsePodSettings(w.template.metadata?.annotations);
@@ -163,10 +160,10 @@ async function workloadsBySecret(k8s: K8s, kc: KubeConfig, call: Bound, defaultS
 }
 
 /** `kueuer check`'s replication lines: for each broker Secret the opted-in workloads use, their queues' or topics' replication. */
-export async function replicationChecks(k8s: K8s, kc: KubeConfig, call: Bound, defaultSecret: string): Promise<CheckResult[]> {
+export async function replicationChecks(cluster: Cluster, defaultSecret: string): Promise<CheckResult[]> {
   let groups;
   try {
-    groups = await workloadsBySecret(k8s, kc, call, defaultSecret);
+    groups = await workloadsBySecret(cluster, defaultSecret);
   } catch (err) {
     const why = err instanceof KubeTimeoutError ? { message: err.message, timedOutAfterS: err.seconds } : apiError(err);
     return [readFailure('replication of the queues unknown', { verb: 'list', resource: 'deployments.apps and statefulsets.apps' }, why)];
@@ -180,7 +177,7 @@ export async function replicationChecks(k8s: K8s, kc: KubeConfig, call: Bound, d
     let settings;
     try {
       // kueuer.io/backend may name several Secrets (the broker's, then e.g. a KafkaUser's and a cluster CA's): read together.
-      const secrets = await Promise.all(names.split(',').map((name) => call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace, name }))));
+      const secrets = await Promise.all(names.split(',').map((name) => cluster.clients.core.readNamespacedSecret({ namespace, name })));
       settings = brokerSettings(secrets.map((s, i) => decodedSecret(names.split(',')[i]!, s.data)));
     } catch (err) {
       if (isKueuerError(err)) {

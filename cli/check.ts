@@ -7,17 +7,17 @@
 import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
 import { replicationChecks } from './broker-checks.js';
 import net from 'node:net';
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
-import { kubeConfig } from '../shared/kube/object-source.js';
+import type { Cluster } from '../shared/kube/cluster.js';
 import { dnsLabel, type OptionValues } from '../shared/options.js';
 import { parseBackend } from '../shared/transport/backend.js';
 import { amqpHostUrls } from '../shared/transport/amqp/url.js';
 import { EXTERNAL_METRICS_APISERVICE, KUEUER_METRICS_SERVICE } from '../webhook/autoscaling/metrics-owner.js';
 import { webhookOptions } from '../webhook/config.js';
-import { SIDECAR_NAME } from '../webhook/pod-injection.js';
-import type { Command } from './commands.js';
-import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, withinTimeout } from './kube-call.js';
+import { SIDECAR_NAME } from '../webhook/admission/pod-injection.js';
+import type { Command } from './command.js';
+import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, openCommandCluster } from './kube-call.js';
 import {
   apiServiceCheck,
   certificateChecks,
@@ -32,7 +32,7 @@ import {
   type CheckResult,
   type Permission,
 } from './install-checks.js';
-import { depthCheck, serviceTrafficCheck, type Bound } from './traffic-checks.js';
+import { depthCheck, serviceTrafficCheck } from './traffic-checks.js';
 
 export const checkOptions = {
   systemNamespace: webhookOptions.systemNamespace,
@@ -66,20 +66,18 @@ export const checkOptions = {
 
 type CheckOptions = OptionValues<typeof checkOptions>;
 
-type K8s = typeof import('@kubernetes/client-node');
-
 /** An error as readFailure takes it: the API's code and message, or the timeout. */
 function failure(err: unknown): { code?: number; message: string; timedOutAfterS?: number } {
   return err instanceof KubeTimeoutError ? { message: err.message, timedOutAfterS: err.seconds } : apiError(err);
 }
 
 /** A dry-run create of an opted-in pod: the apiserver calls the webhook, which must answer with the sidecar. */
-async function webhookReachable(k8s: K8s, kc: KubeConfig, call: Bound, o: CheckOptions): Promise<CheckResult> {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+async function webhookReachable(cluster: Cluster, o: CheckOptions): Promise<CheckResult> {
+  const core = cluster.clients.core;
   let namespace = o.probeNamespace;
   if (!namespace) {
     try {
-      const labelled = await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`, limit: 1 }));
+      const labelled = await core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`, limit: 1 });
       namespace = labelled.items[0]?.metadata?.name;
     } catch (err) {
       return readFailure('webhook not checked: cannot find an opted-in namespace to probe', { verb: 'list', resource: 'namespaces' }, failure(err));
@@ -97,7 +95,7 @@ async function webhookReachable(k8s: K8s, kc: KubeConfig, call: Bound, o: CheckO
   };
   let pod;
   try {
-    pod = await call(core.createNamespacedPod({ namespace, body, dryRun: 'All' }));
+    pod = await core.createNamespacedPod({ namespace, body, dryRun: 'All' });
   } catch (err) {
     if (err instanceof KubeTimeoutError) {
       return readFailure(`webhook not checked (dry-run pod in namespace ${namespace})`, { verb: 'create', resource: 'pods', namespace }, failure(err));
@@ -143,12 +141,12 @@ export function brokerAddresses(backend: string): Array<{ host: string; port: nu
 }
 
 /** The broker named by the backend Secret answers a TCP connection from here. Credentials are never printed. */
-async function brokerReachable(k8s: K8s, kc: KubeConfig, call: Bound, namespace: string, secretName: string): Promise<CheckResult> {
+async function brokerReachable(cluster: Cluster, namespace: string, secretName: string): Promise<CheckResult> {
   const where = `Secret ${namespace}/${secretName}`;
   const create = `kubectl -n ${namespace} create secret generic ${secretName} --from-literal=KUEUER_BACKEND=amqp://USER:PASS@HOST:5672`;
   let data: Record<string, string> | undefined;
   try {
-    data = (await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace, name: secretName }))).data;
+    data = (await cluster.clients.core.readNamespacedSecret({ namespace, name: secretName })).data;
   } catch (err) {
     const why = failure(err);
     if (why.code === 403 || why.timedOutAfterS !== undefined) {
@@ -190,21 +188,19 @@ async function brokerReachable(k8s: K8s, kc: KubeConfig, call: Bound, namespace:
   return ok(`broker reachable: ${addresses.map((a) => `${a.host}:${a.port}`).join(', ')} (${where})`);
 }
 
-async function deniedPermissions(k8s: K8s, kc: KubeConfig, call: Bound, namespace: string): Promise<Array<{ permission: Permission; reason: string }>> {
-  const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
+async function deniedPermissions(cluster: Cluster, namespace: string): Promise<Array<{ permission: Permission; reason: string }>> {
+  const authz = cluster.clients.authorization;
   const reviews = await Promise.all(
     REQUIRED_PERMISSIONS.map(async (permission) => {
-      const review = await call(
-        authz.createSubjectAccessReview({
-          body: {
-            spec: {
-              user: `system:serviceaccount:${namespace}:${permission.serviceAccount}`,
-              groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
-              resourceAttributes: { verb: permission.verb, group: permission.group, resource: permission.resource },
-            },
+      const review = await authz.createSubjectAccessReview({
+        body: {
+          spec: {
+            user: `system:serviceaccount:${namespace}:${permission.serviceAccount}`,
+            groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+            resourceAttributes: { verb: permission.verb, group: permission.group, resource: permission.resource },
           },
-        }),
-      );
+        },
+      });
       return { permission, allowed: review.status?.allowed === true, reason: review.status?.reason ?? '' };
     }),
   );
@@ -212,10 +208,10 @@ async function deniedPermissions(k8s: K8s, kc: KubeConfig, call: Bound, namespac
 }
 
 /** The webhook configuration's one caBundle, and its check. */
-async function webhookConfigurationCheck(k8s: K8s, kc: KubeConfig, call: Bound, name: string): Promise<{ result: CheckResult; caBundle?: string }> {
+async function webhookConfigurationCheck(cluster: Cluster, name: string): Promise<{ result: CheckResult; caBundle?: string }> {
   const what = `MutatingWebhookConfiguration ${name}`;
   try {
-    const config = await call(kc.makeApiClient(k8s.AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name }));
+    const config = await cluster.clients.admission.readMutatingWebhookConfiguration({ name });
     const bundles = new Set((config.webhooks ?? []).map((w) => w.clientConfig.caBundle ?? ''));
     if (bundles.size > 1) return { result: fail(`${what}: its webhooks have different caBundles`, 'give every webhook the same caBundle') };
     const caBundle = [...bundles][0] || undefined;
@@ -228,11 +224,11 @@ async function webhookConfigurationCheck(k8s: K8s, kc: KubeConfig, call: Bound, 
 }
 
 /** The serving certificate (tls.crt of the TLS Secret) and the caBundle, judged together. */
-async function certificateCheck(k8s: K8s, kc: KubeConfig, call: Bound, o: CheckOptions, caBundle: string | undefined): Promise<CheckResult[]> {
+async function certificateCheck(cluster: Cluster, o: CheckOptions, caBundle: string | undefined): Promise<CheckResult[]> {
   const ns = o.systemNamespace;
   let servingPem: string | undefined;
   try {
-    const secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: ns, name: o.certSecret }));
+    const secret = await cluster.clients.core.readNamespacedSecret({ namespace: ns, name: o.certSecret });
     const crt = secret.data?.['tls.crt'];
     servingPem = crt === undefined ? undefined : Buffer.from(crt, 'base64').toString('utf8');
   } catch (err) {
@@ -244,19 +240,19 @@ async function certificateCheck(k8s: K8s, kc: KubeConfig, call: Bound, o: CheckO
 }
 
 /** KUEUER_AUTOSCALING of the ConfigMap kueuer-config; without it (or unreadable), the webhook's default mode. */
-async function autoscalingMode(k8s: K8s, kc: KubeConfig, call: Bound, ns: string): Promise<string> {
+async function autoscalingMode(cluster: Cluster, ns: string): Promise<string> {
   try {
-    const config = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedConfigMap({ namespace: ns, name: 'kueuer-config' }));
+    const config = await cluster.clients.core.readNamespacedConfigMap({ namespace: ns, name: 'kueuer-config' });
     return config.data?.KUEUER_AUTOSCALING ?? 'external';
   } catch {
     return 'external';
   }
 }
 
-async function externalMetricsCheck(k8s: K8s, kc: KubeConfig, call: Bound, ns: string, mode: string): Promise<CheckResult> {
+async function externalMetricsCheck(cluster: Cluster, ns: string, mode: string): Promise<CheckResult> {
   let apiService = null;
   try {
-    apiService = await call(kc.makeApiClient(k8s.ApiregistrationV1Api).readAPIService({ name: EXTERNAL_METRICS_APISERVICE }));
+    apiService = await cluster.clients.registration.readAPIService({ name: EXTERNAL_METRICS_APISERVICE });
   } catch (err) {
     const why = failure(err);
     if (why.code !== 404)
@@ -265,9 +261,9 @@ async function externalMetricsCheck(k8s: K8s, kc: KubeConfig, call: Bound, ns: s
   return apiServiceCheck(mode, apiService, { namespace: ns, name: KUEUER_METRICS_SERVICE.name });
 }
 
-async function rbacSufficient(k8s: K8s, kc: KubeConfig, call: Bound, ns: string): Promise<CheckResult> {
+async function rbacSufficient(cluster: Cluster, ns: string): Promise<CheckResult> {
   try {
-    return rbacCheck(ns, await deniedPermissions(k8s, kc, call, ns));
+    return rbacCheck(ns, await deniedPermissions(cluster, ns));
   } catch (err) {
     return readFailure('RBAC unknown', { verb: 'create', resource: 'subjectaccessreviews.authorization.k8s.io' }, failure(err));
   }
@@ -275,29 +271,27 @@ async function rbacSufficient(k8s: K8s, kc: KubeConfig, call: Bound, ns: string)
 
 /** Runs every check against the current kubeconfig's cluster; each check reports its own failure and the rest still run. */
 export async function runChecks(o: CheckOptions): Promise<CheckResult[]> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = await kubeConfig();
-  const server = kc.getCurrentCluster()?.server ?? '(no cluster configured)';
-  const call: Bound = (work) => withinTimeout(work, o.apiTimeout);
+  const cluster = await openCommandCluster(o.apiTimeout);
+  const { server } = cluster;
   const ns = o.systemNamespace;
   let version;
   try {
-    version = await call(kc.makeApiClient(k8s.VersionApi).getCode());
+    version = await cluster.clients.version.getCode();
   } catch (err) {
     return [fail(apiDoesNotAnswer(server, err), kubeconfigFix(server))];
   }
   const results: CheckResult[] = [ok(`Kubernetes API answers at ${server} (${version.gitVersion})`), nativeSidecarCheck(version)];
-  const configuration = await webhookConfigurationCheck(k8s, kc, call, o.webhookConfiguration);
+  const configuration = await webhookConfigurationCheck(cluster, o.webhookConfiguration);
   results.push(configuration.result);
-  results.push(...(await certificateCheck(k8s, kc, call, o, configuration.caBundle)));
-  results.push(await webhookReachable(k8s, kc, call, o));
-  const mode = await autoscalingMode(k8s, kc, call, ns);
-  results.push(await externalMetricsCheck(k8s, kc, call, ns, mode));
-  results.push(await brokerReachable(k8s, kc, call, ns, o.backendSecret));
-  results.push(await depthCheck(k8s, kc, call, ns, o.backendSecret, mode));
-  results.push(...(await replicationChecks(k8s, kc, call, o.backendSecret)));
-  results.push(await rbacSufficient(k8s, kc, call, ns));
-  results.push(...(await serviceTrafficCheck(k8s, kc, call)));
+  results.push(...(await certificateCheck(cluster, o, configuration.caBundle)));
+  results.push(await webhookReachable(cluster, o));
+  const mode = await autoscalingMode(cluster, ns);
+  results.push(await externalMetricsCheck(cluster, ns, mode));
+  results.push(await brokerReachable(cluster, ns, o.backendSecret));
+  results.push(await depthCheck(cluster, ns, o.backendSecret, mode));
+  results.push(...(await replicationChecks(cluster, o.backendSecret)));
+  results.push(await rbacSufficient(cluster, ns));
+  results.push(...(await serviceTrafficCheck(cluster)));
   return results;
 }
 

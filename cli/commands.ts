@@ -13,6 +13,7 @@ import { sidecarOptions } from '../sidecar/config.js';
 import { runSidecar } from '../sidecar/start.js';
 import { webhookOptions } from '../webhook/config.js';
 import { runWebhook } from '../webhook/start.js';
+import type { Command } from './command.js';
 import { exitOnSignal } from './lifecycle.js';
 import { checkCommand } from './check.js';
 import { injectCommand } from './inject.js';
@@ -20,20 +21,7 @@ import { localOptions, runLocal } from './local.js';
 import { statusCommand } from './status.js';
 
 export { localOptions } from './local.js';
-
-export interface Command<S extends OptionSpecs> {
-  name: string;
-  usage: string;
-  /** One line, for `kueuer --help`. */
-  summary: string;
-  /** More for the command's own --help, after the summary. */
-  details?: string;
-  options: S;
-  /** Short flags, each rewritten to its long flag before parsing (`-f` → `--filename`). */
-  aliases?: Record<string, string>;
-  /** Resolves with an exit code for a command that ends (inject, check, status); servers resolve with nothing and keep running. */
-  run(values: OptionValues<S>): Promise<number | void>;
-}
+export type { Command } from './command.js';
 
 /** A command that starts `start` with its logger and stops it on SIGTERM or SIGINT. */
 function command<S extends OptionSpecs & { logLevel: OptionSpec<LogLevel> }>(

@@ -1,7 +1,7 @@
 /**
  * `kueuer inject -f FILE`: prints a manifest's objects as the webhook would
  * admit their pods (like `istioctl kube-inject`), through the webhook's own
- * pipeline (webhook/manifest-injection.ts calls webhook/mutate.ts). Any
+ * pipeline (webhook/admission/manifest-injection.ts calls webhook/admission/mutate.ts). Any
  * refusal prints nothing on stdout, so `kueuer inject -f x | kubectl apply -f -`
  * never applies half a manifest. What would not work as meant in the cluster
  * is a warning on stderr (cli/inject-advice.ts); the YAML keeps the user's
@@ -12,8 +12,8 @@ import pino from 'pino';
 import { dnsLabel } from '../shared/options.js';
 import { kueuerVersion } from '../shared/version.js';
 import { defaultWebhookSettings, injectionConfig, webhookOptions } from '../webhook/config.js';
-import { injectObject } from '../webhook/manifest-injection.js';
-import type { Command } from './commands.js';
+import { injectObject } from '../webhook/admission/manifest-injection.js';
+import type { Command } from './command.js';
 import { manifestAdvice } from './inject-advice.js';
 import { parseManifest, printManifest, type ManifestDocument } from './inject-yaml.js';
 

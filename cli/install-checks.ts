@@ -4,7 +4,8 @@
  * reading (the Kubernetes API, a TCP connection to the broker) is in
  * cli/check.ts.
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
+import { parseCertificate, parsePemBundle } from '../shared/pem.js';
 import { supportsNativeSidecars } from '../webhook/cluster-version.js';
 import { decideMetricsOwner, EXTERNAL_METRICS_APISERVICE, type ApiServiceLike, type ServiceRef } from '../webhook/autoscaling/metrics-owner.js';
 
@@ -44,28 +45,6 @@ function validity(name: string, cert: X509Certificate, now: Date, fix: string): 
   return ok(`${name} valid, ${days} days to expiry (${cert.validTo})`);
 }
 
-function parsePem(pem: string): X509Certificate | null {
-  try {
-    return new X509Certificate(pem);
-  } catch {
-    return null;
-  }
-}
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-
-/**
- * Every certificate of a PEM bundle; null when any block does not parse or
- * there is none. During a CA rotation the caBundle holds the old and the new
- * CA, and the serving certificate may be signed by either.
- */
-export function parsePemBundle(pem: string): X509Certificate[] | null {
-  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
-  const certs = blocks.map(parsePem);
-  if (certs.length === 0 || certs.some((cert) => cert === null)) return null;
-  return certs as X509Certificate[];
-}
-
 /**
  * The caBundle of the webhook configuration and the serving certificate (the
  * Secret's tls.crt): both parse, both are valid for more than a week, the CA
@@ -84,7 +63,7 @@ export function certificateChecks(caBundleBase64: string | undefined, servingPem
       ),
     );
   } else if (!bundle) results.push(fail('the caBundle is not a PEM certificate', 'set the caBundle to the base64 of the CA certificate (ca.crt)'));
-  const serving = servingPem ? parsePem(servingPem) : null;
+  const serving = servingPem ? parseCertificate(servingPem) : null;
   // The CA judged is the one that signed the serving certificate (the newest
   // of the bundle when none did: that failure is reported below).
   const signer = bundle && serving ? bundle.find((ca) => serving.checkIssued(ca) && serving.verify(ca.publicKey)) : undefined;

@@ -1,13 +1,14 @@
 /**
- * Bounded Kubernetes API calls for the CLI's read-only commands (check,
- * status): an apiserver that accepts the connection but never answers ends
- * the call with a KubeTimeoutError instead of hanging the command, and an
- * API error is reduced to one line.
+ * The CLI's side of reaching the cluster (check, status): the --api-timeout
+ * its Cluster (shared/kube/cluster.ts) bounds every call with, an API error
+ * reduced to one line, and what to say when the apiserver does not answer.
+ * Broker work (not a cluster call) is bounded by withinTimeout.
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { durationIn } from '../shared/options.js';
+import { KubeTimeoutError, openCluster, type Cluster } from '../shared/kube/cluster.js';
 import { settleWithin } from '../shared/timers.js';
 
 /** How long one Kubernetes API call may take, in seconds, unless --api-timeout says otherwise. */
@@ -22,14 +23,9 @@ export const apiTimeoutOption = {
   parse: (raw: string) => durationIn(1000, 600_000, 's')(raw) / 1000,
 };
 
-/** A call that did not end within its time (a Kubernetes API call, or broker work in kueuer status). */
-export class KubeTimeoutError extends Error {
-  constructor(readonly seconds: number) {
-    super(`no answer within ${seconds} s`);
-  }
-}
+export { KubeTimeoutError };
 
-/** `work`, or a KubeTimeoutError after `seconds`. */
+/** `work` (broker work: cluster calls are bounded by their Cluster), or a KubeTimeoutError after `seconds`. */
 export function withinTimeout<T>(work: Promise<T>, seconds: number): Promise<T> {
   return settleWithin(work, seconds * 1000, () => new KubeTimeoutError(seconds));
 }
@@ -76,4 +72,9 @@ export function apiDoesNotAnswer(server: string, err: unknown, env: NodeJS.Proce
   return err instanceof KubeTimeoutError
     ? `Kubernetes API at ${server} does not answer within ${err.seconds} s`
     : `Kubernetes API at ${server} does not answer: ${apiError(err).message}`;
+}
+
+/** The command's Cluster: every call bounded by --api-timeout (seconds). Once per command. */
+export function openCommandCluster(apiTimeoutS: number): Promise<Cluster> {
+  return openCluster({ timeoutMs: apiTimeoutS * 1000 });
 }

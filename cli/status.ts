@@ -5,20 +5,20 @@
  * replicas of the generated HPA, and how many pods carry the sidecar. This
  * module reads the cluster and the broker; cli/workload-status.ts builds the rows.
  */
+import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
-import type { KubeConfig, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import pino from 'pino';
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
-import { kubeConfig } from '../shared/kube/object-source.js';
+import type { Cluster } from '../shared/kube/cluster.js';
 import type { OptionValues } from '../shared/options.js';
 import { parseBackend, type BackendSpec } from '../shared/transport/backend.js';
 import { openQueueDepth } from '../shared/transport/create-transport.js';
 import type { QueueDepthReader } from '../shared/transport/transport.js';
 import { autoscalerName } from '../webhook/autoscaling/desired-objects.js';
 import { webhookOptions } from '../webhook/config.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 import { checkOptions } from './check.js';
-import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, noKubeconfig, withinTimeout } from './kube-call.js';
+import { apiDoesNotAnswer, apiError, apiTimeoutOption, kubeconfigFix, KubeTimeoutError, noKubeconfig, openCommandCluster, withinTimeout } from './kube-call.js';
 import { readServiceTraffic } from './traffic-checks.js';
 import {
   formatStatus,
@@ -64,9 +64,6 @@ export function parseNamespaces(raw: string): string[] {
 }
 
 type StatusOptions = OptionValues<typeof statusOptions>;
-type K8s = typeof import('@kubernetes/client-node');
-/** One Kubernetes API call, bounded by --api-timeout. */
-type Bound = <T>(work: Promise<T>) => Promise<T>;
 
 /** Why a read failed, for a cell shown as unknown: forbidden names the verb and resource. */
 function unknownRead(err: unknown, verb: string, resource: string, namespace: string): { unknown: string } {
@@ -80,16 +77,11 @@ function unknownRead(err: unknown, verb: string, resource: string, namespace: st
 export class ApiUnreachable extends Error {}
 
 /** Where the broker is: --backend, else the backend Secret; the management URL as the components read it (flag, else the Secret); or why there is none. */
-async function brokerSettings(
-  k8s: K8s,
-  kc: KubeConfig,
-  call: Bound,
-  o: StatusOptions,
-): Promise<{ backend: BackendSpec; managementUrl: string | undefined } | { unknown: string }> {
+async function brokerSettings(cluster: Cluster, o: StatusOptions): Promise<{ backend: BackendSpec; managementUrl: string | undefined } | { unknown: string }> {
   if (o.backend) return { backend: o.backend, managementUrl: o.rabbitmqManagementUrl };
   let secret;
   try {
-    secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret }));
+    secret = await cluster.clients.core.readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret });
   } catch (err) {
     return { unknown: `cannot read the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message.split('\n')[0]}` };
   }
@@ -115,10 +107,10 @@ function withinBrokerTimeout<T>(work: Promise<T>, what: string): Promise<T> {
   });
 }
 
-async function openDepth(k8s: K8s, kc: KubeConfig, call: Bound, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
+async function openDepth(cluster: Cluster, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
   let broker;
   try {
-    broker = await brokerSettings(k8s, kc, call, o);
+    broker = await brokerSettings(cluster, o);
   } catch (err) {
     return { unknown: `KUEUER_BACKEND in the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message}` };
   }
@@ -161,17 +153,13 @@ export interface StatusReport {
 }
 
 export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = await kubeConfig();
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const apps = kc.makeApiClient(k8s.AppsV1Api);
-  const hpas = kc.makeApiClient(k8s.AutoscalingV2Api);
-  const call: Bound = (work) => withinTimeout(work, o.apiTimeout);
-  const server = kc.getCurrentCluster()?.server ?? '(no cluster configured)';
+  const cluster = await openCommandCluster(o.apiTimeout);
+  const { core, apps, autoscaling: hpas } = cluster.clients;
+  const { server } = cluster;
   let namespaces: string[];
   try {
     namespaces =
-      o.namespace ?? (await call(core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }))).items.map((n) => n.metadata!.name!);
+      o.namespace ?? (await core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` })).items.map((n) => n.metadata!.name!);
   } catch (err) {
     throwIfUnreachable(err, server);
     if (apiError(err).code === 403) {
@@ -187,8 +175,8 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
   const readable: string[] = [];
   for (const ns of [...namespaces].sort()) {
     const [deploymentList, statefulSetList] = await Promise.allSettled([
-      call(apps.listNamespacedDeployment({ namespace: ns })),
-      call(apps.listNamespacedStatefulSet({ namespace: ns })),
+      apps.listNamespacedDeployment({ namespace: ns }),
+      apps.listNamespacedStatefulSet({ namespace: ns }),
     ]);
     // One namespace this user cannot read is a note, not the end of the listing.
     if (deploymentList.status === 'rejected' || statefulSetList.status === 'rejected') {
@@ -205,29 +193,29 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
   }
   for (const ns of readable) {
     try {
-      services.push(...(await readServiceTraffic(k8s, kc, call, (await call(core.listNamespacedService({ namespace: ns }))).items)));
+      services.push(...(await readServiceTraffic(cluster, (await core.listNamespacedService({ namespace: ns })).items)));
     } catch (err) {
       throwIfUnreachable(err, server);
       namespaceNotes.push(`${ns}: traffic of the opted-in Services unknown: ${unknownRead(err, 'list', 'services', ns).unknown}`);
     }
   }
-  const depth = workloads.length > 0 ? await openDepth(k8s, kc, call, o) : { unknown: 'no workloads' };
+  const depth = workloads.length > 0 ? await openDepth(cluster, o) : { unknown: 'no workloads' };
   try {
     const rows = await Promise.all(
       workloads.map(async (w) => {
         const [pods, hpa, backlog] = await Promise.all([
-          call(core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector })).then(
+          core.listNamespacedPod({ namespace: w.namespace, labelSelector: w.selector }).then(
             (list): Read<typeof list.items> => list.items,
             (err: unknown) => unknownRead(err, 'list', 'pods', w.namespace),
           ),
-          call(
-            hpas.readNamespacedHorizontalPodAutoscaler({
+          hpas
+            .readNamespacedHorizontalPodAutoscaler({
               namespace: w.namespace,
               name: autoscalerName({ kind: w.kind, metadata: { name: w.name, namespace: w.namespace, uid: '' } }),
-            }),
-          ).catch((err: unknown): Read<V2HorizontalPodAutoscaler> | undefined =>
-            apiError(err).code === 404 ? undefined : unknownRead(err, 'get', 'horizontalpodautoscalers.autoscaling', w.namespace),
-          ),
+            })
+            .catch((err: unknown): Read<V2HorizontalPodAutoscaler> | undefined =>
+              apiError(err).code === 404 ? undefined : unknownRead(err, 'get', 'horizontalpodautoscalers.autoscaling', w.namespace),
+            ),
           readBacklog(depth, workloadQueue(w)),
         ]);
         return statusRow(w, pods, hpa, backlog);

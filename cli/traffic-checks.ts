@@ -7,21 +7,18 @@
  * them (KUEUER_BACKEND and KUEUER_RABBITMQ_MANAGEMENT_URL of the broker
  * Secret). `serviceTrafficProblem` judges; the rest reads.
  */
+import type { V1EndpointSlice, V1Endpoints, V1Service } from '@kubernetes/client-node';
 import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
-import type { KubeConfig, V1EndpointSlice, V1Endpoints, V1Service } from '@kubernetes/client-node';
+import type { Cluster } from '../shared/kube/cluster.js';
 import pino from 'pino';
 import { parseBackend } from '../shared/transport/backend.js';
 import { MANAGEMENT_FIX } from '../shared/transport/amqp/depth.js';
 import { openQueueDepth } from '../shared/transport/create-transport.js';
-import { SLICE_MANAGED_BY, sliceName } from '../webhook/endpoint-mirror.js';
-import { MANAGED_BY_LABEL, rewrittenServices, SERVICE_NAME_LABEL } from '../webhook/foreign-endpoints.js';
+import { SLICE_MANAGED_BY, sliceName } from '../webhook/endpoints/endpoint-mirror.js';
+import { MANAGED_BY_LABEL, rewrittenServices, SERVICE_NAME_LABEL } from '../webhook/endpoints/foreign-endpoints.js';
 import { fail, ok, readFailure, type CheckResult } from './install-checks.js';
 import { apiError, KubeTimeoutError, withinTimeout } from './kube-call.js';
 import type { ServiceNote } from './workload-status.js';
-
-type K8s = typeof import('@kubernetes/client-node');
-/** One Kubernetes API call, bounded by --api-timeout. */
-export type Bound = <T>(work: Promise<T>) => Promise<T>;
 
 const addressesOf = (e: V1Endpoints | undefined) => (e?.subsets ?? []).reduce((n, s) => n + (s.addresses?.length ?? 0) + (s.notReadyAddresses?.length ?? 0), 0);
 
@@ -54,17 +51,17 @@ export function serviceTrafficFix(namespace: string, name: string): string {
 }
 
 /** The traffic of every rewritten Service among `services`: one Endpoints read and one slice list per Service. */
-export async function readServiceTraffic(k8s: K8s, kc: KubeConfig, call: Bound, services: readonly V1Service[]): Promise<ServiceNote[]> {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
+export async function readServiceTraffic(cluster: Cluster, services: readonly V1Service[]): Promise<ServiceNote[]> {
+  const core = cluster.clients.core;
+  const discovery = cluster.clients.discovery;
   return Promise.all(
     rewrittenServices(services).map(async ({ namespace, name }) => {
       const [endpoints, slices] = await Promise.all([
-        call(core.readNamespacedEndpoints({ namespace, name })).catch((err: unknown) => {
+        core.readNamespacedEndpoints({ namespace, name }).catch((err: unknown) => {
           if (apiError(err).code === 404) return undefined;
           throw err;
         }),
-        call(discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `${SERVICE_NAME_LABEL}=${name}` })),
+        discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `${SERVICE_NAME_LABEL}=${name}` }),
       ]);
       return { service: `${namespace}/${name}`, problem: serviceTrafficProblem(name, endpoints, slices.items), fix: serviceTrafficFix(namespace, name) };
     }),
@@ -72,18 +69,18 @@ export async function readServiceTraffic(k8s: K8s, kc: KubeConfig, call: Bound, 
 }
 
 /** `kueuer check`'s line: every rewritten Service in the cluster sends all its traffic to the responders. */
-export async function serviceTrafficCheck(k8s: K8s, kc: KubeConfig, call: Bound): Promise<CheckResult[]> {
+export async function serviceTrafficCheck(cluster: Cluster): Promise<CheckResult[]> {
   const what = 'traffic of the opted-in Services unknown';
   let services: V1Service[];
   try {
-    services = (await call(kc.makeApiClient(k8s.CoreV1Api).listServiceForAllNamespaces())).items;
+    services = (await cluster.clients.core.listServiceForAllNamespaces()).items;
   } catch (err) {
     const why = err instanceof KubeTimeoutError ? { message: err.message, timedOutAfterS: err.seconds } : apiError(err);
     return [readFailure(what, { verb: 'list', resource: 'services' }, why)];
   }
   let traffic: ServiceNote[];
   try {
-    traffic = await readServiceTraffic(k8s, kc, call, services);
+    traffic = await readServiceTraffic(cluster, services);
   } catch (err) {
     const why = err instanceof KubeTimeoutError ? `the Kubernetes API did not answer within ${err.seconds} s` : apiError(err).message;
     return [
@@ -103,12 +100,12 @@ const PROBE_QUEUE = 'kueuer.check';
 const DEPTH_TIMEOUT_S = 8;
 
 /** The autoscaler's view: a queue depth read from the broker with the broker Secret's settings, as the webhook reads it. */
-export async function depthCheck(k8s: K8s, kc: KubeConfig, call: Bound, namespace: string, secretName: string, mode: string): Promise<CheckResult> {
+export async function depthCheck(cluster: Cluster, namespace: string, secretName: string, mode: string): Promise<CheckResult> {
   if (mode === 'off') return ok('queue depths not needed (autoscaling off)');
   const where = `Secret ${namespace}/${secretName}`;
   let secret;
   try {
-    secret = await call(kc.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ namespace, name: secretName }));
+    secret = await cluster.clients.core.readNamespacedSecret({ namespace, name: secretName });
   } catch {
     return fail(`queue depths not checked: cannot read ${where}`, 'see the broker line above');
   }

@@ -6,7 +6,7 @@
 import type { V1Deployment, V1LabelSelector, V1StatefulSet, V2HorizontalPodAutoscaler, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { ANNOTATIONS, optIn, parsePodSettings } from '../shared/annotations.js';
 import { qualifiedQueueName } from '../shared/queue-names.js';
-import { SIDECAR_NAME } from '../webhook/pod-injection.js';
+import { SIDECAR_NAME } from '../webhook/admission/pod-injection.js';
 
 export interface Workload {
   kind: 'Deployment' | 'StatefulSet';

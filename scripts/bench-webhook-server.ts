@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { defaultWebhookSettings, injectionConfig } from '../webhook/config.js';
 import { webhookMetrics } from '../webhook/metrics.js';
 import { buildWebhookServer } from '../webhook/server.js';
+import { JobWorkloads } from '../webhook/admission/workload-queue.js';
 
 const certs = process.argv[2]!;
 const registry = new Registry();
@@ -18,6 +19,9 @@ const server = buildWebhookServer({
   tls: { cert: join(certs, 'tls.crt'), key: join(certs, 'tls.key') },
   config: injectionConfig(defaultWebhookSettings(), true, 'bench'),
   ports: { usedPorts: () => new Set() },
+  // No cluster here: a Job-owned pod is refused (no Job to read) and refusals raise no Event.
+  jobs: new JobWorkloads(() => Promise.reject(new Error('the benchmark has no cluster'))),
+  refusalEvents: () => undefined,
   registry,
   metrics: webhookMetrics(registry),
   log: pino({ level: 'warn' }),

@@ -5,6 +5,7 @@
  * what it accepts. A typo refuses the object; it is never silently ignored.
  */
 import { concurrencyOption, kafkaOptions, timeoutOption } from './common-options.js';
+import { defined } from './defined.js';
 import { isValidQueueName } from './envelope.js';
 import { dnsLabel, durationIn, oneOf, portNumber } from './options.js';
 import { parseQuantity } from './quantity.js';
@@ -289,11 +290,6 @@ export function parsePodSettings(annotations: Annotations): Parsed<PodSettings> 
   }
 
   return problems.length ? { ok: false, problems } : { ok: true, value: settings };
-}
-
-/** The object without its undefined fields, so a setting that is absent stays absent. */
-function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 export interface ServiceSettings {

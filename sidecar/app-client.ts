@@ -19,7 +19,6 @@
 import { STATUS_CODES } from 'node:http';
 import { connect } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { QueuedRequest } from '../shared/envelope.js';
 import {
@@ -35,7 +34,8 @@ import {
 import type { HostPort } from '../shared/options.js';
 import { responseHeadersProblem } from '../shared/request-rules.js';
 import { safeTimerMs } from '../shared/timers.js';
-import { backoffMs, isRetryableConnectError } from './retry-policy.js';
+import { retry } from '../shared/retry.js';
+import { APP_CALL_BACKOFF, CallFailure, describeFailure, IDEMPOTENT_METHODS } from './retry-policy.js';
 
 export interface AppResponse {
   status: number;
@@ -67,25 +67,14 @@ const ASCII_REASON = /^[\t\u0020-\u007e]*$/;
 /** Statuses whose response never has a body, whatever Content-Length says (RFC 9110 §6.4.1). */
 const BODYLESS_STATUSES = new Set([204, 304]);
 
-/** Why one call of the app failed, and whether it may be repeated. */
-class CallFailure extends Error {
-  constructor(
-    readonly kind: 'unreachable' | 'invalid_response' | 'timeout' | 'too_large',
-    message: string,
-    /** True only when nothing of the request reached a connection. */
-    readonly retryable: boolean,
-    /** The connection was lost after the request was handed to it, before any answer. */
-    readonly cutAfterSending = false,
-  ) {
-    super(message);
-  }
-}
-
 /**
  * Thrown by `call` once `handBackUnsent` was called and the app refuses connections: the request
  * was never sent, so the worker's handler rejects and the broker gives it to another consumer.
  */
 class HandedBackError extends Error {}
+
+/** The deadline passed before the next call of the app. */
+class DeadlinePassed extends Error {}
 
 export class AppClient {
   private pool: Pool;
@@ -107,44 +96,59 @@ export class AppClient {
   }
 
   async call(req: QueuedRequest, redelivered: boolean, log: Logger, onRetry: () => void): Promise<AppOutcome> {
-    let flat = this.headersFor(req, redelivered);
-    let resentAfterCut = false;
-    for (let attempt = 1; ; attempt++) {
-      const remaining = req.deadline - Date.now();
-      if (remaining <= 0) return { kind: 'timeout', attempts: attempt - 1 };
-      try {
-        const response = await this.once(req, flat, remaining);
-        return { kind: 'response', response, attempts: attempt };
-      } catch (err) {
-        if (!(err instanceof CallFailure)) throw err;
-        if (err.kind === 'timeout' || err.kind === 'too_large') return { kind: err.kind, attempts: attempt };
-        let retryable = err.retryable;
-        if (err.cutAfterSending && !resentAfterCut) {
-          const appDown = !(await this.acceptsConnections());
-          if (appDown || IDEMPOTENT_METHODS.has(req.method)) {
-            // The app went down in the middle of the request (its port refuses connections now), like a
-            // crashed pod; or an idempotent request met a kept-alive connection the app closed (RFC 9110
-            // §9.2.2 allows retrying those). Sent once more, flagged, so the app knows it may be a repeat.
-            resentAfterCut = true;
-            retryable = true;
-            flat = this.headersFor(req, true);
-            log.warn(
-              { err: err.message, appDown },
-              appDown
-                ? 'the app went down during the request; it is sent again with x-kueuer-redelivered: true once the app is back'
-                : 'the connection closed before an answer to an idempotent request; it is sent again with x-kueuer-redelivered: true',
-            );
-          }
-        }
-        if (this.handingBack && err.retryable) throw new HandedBackError(`the sidecar is stopping and the app refuses connections: ${err.message}`);
-        const wait = backoffMs(attempt);
-        if (!retryable || Date.now() + wait >= req.deadline - ANSWER_MARGIN_MS) {
-          return { kind: err.kind, error: err.message, attempts: attempt };
-        }
-        onRetry();
-        log.warn({ err: err.message, attempt, retryInMs: wait }, 'app unreachable; retrying');
-        await sleep(wait);
-      }
+    const state = { flat: this.headersFor(req, redelivered), resentAfterCut: false, attempts: 0 };
+    try {
+      const response = await retry((attempt) => this.attempt(req, state, attempt, log), {
+        ...APP_CALL_BACKOFF,
+        until: req.deadline - ANSWER_MARGIN_MS,
+        retryable: (err) => err instanceof CallFailure && err.retryable,
+        onRetry: (err, attempt, waitMs) => {
+          onRetry();
+          log.warn({ err: (err as Error).message, attempt, retryInMs: waitMs }, 'app unreachable; retrying');
+        },
+      });
+      return { kind: 'response', response, attempts: state.attempts };
+    } catch (err) {
+      if (err instanceof DeadlinePassed) return { kind: 'timeout', attempts: state.attempts - 1 };
+      if (!(err instanceof CallFailure)) throw err;
+      if (err.kind === 'timeout' || err.kind === 'too_large') return { kind: err.kind, attempts: state.attempts };
+      return { kind: err.kind, error: err.message, attempts: state.attempts };
+    }
+  }
+
+  /**
+   * One call of the app, for `call`'s retry: a failure is thrown as a CallFailure whose `retryable`
+   * says whether it may be sent again (the replay rule), with the headers of the next attempt in `state`.
+   */
+  private async attempt(
+    req: QueuedRequest,
+    state: { flat: string[]; resentAfterCut: boolean; attempts: number },
+    attempt: number,
+    log: Logger,
+  ): Promise<AppResponse> {
+    state.attempts = attempt;
+    const remaining = req.deadline - Date.now();
+    if (remaining <= 0) throw new DeadlinePassed();
+    try {
+      return await this.once(req, state.flat, remaining);
+    } catch (err) {
+      if (!(err instanceof CallFailure) || err.kind === 'timeout' || err.kind === 'too_large') throw err;
+      if (this.handingBack && err.retryable) throw new HandedBackError(`the sidecar is stopping and the app refuses connections: ${err.message}`);
+      if (!err.cutAfterSending || state.resentAfterCut) throw err;
+      const appDown = !(await this.acceptsConnections());
+      if (!appDown && !IDEMPOTENT_METHODS.has(req.method)) throw err;
+      // The app went down in the middle of the request (its port refuses connections now), like a
+      // crashed pod; or an idempotent request met a kept-alive connection the app closed (RFC 9110
+      // §9.2.2 allows retrying those). Sent once more, flagged, so the app knows it may be a repeat.
+      state.resentAfterCut = true;
+      state.flat = this.headersFor(req, true);
+      log.warn(
+        { err: err.message, appDown },
+        appDown
+          ? 'the app went down during the request; it is sent again with x-kueuer-redelivered: true once the app is back'
+          : 'the connection closed before an answer to an idempotent request; it is sent again with x-kueuer-redelivered: true',
+      );
+      throw new CallFailure(err.kind, err.message, true);
     }
   }
 
@@ -318,38 +322,4 @@ export class AppClient {
 
 function statusProblem(status: number): string {
   return `the app answered status ${status}; only 200–599 can be forwarded`;
-}
-
-/** Parser and protocol errors: what the app sent is not a response we can forward. */
-function isMalformedResponse(code: string, err: Error): boolean {
-  const message = err.message;
-  return (
-    err.name === 'HTTPParserError' ||
-    code.startsWith('HPE_') ||
-    code === 'UND_ERR_HEADERS_OVERFLOW' ||
-    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ||
-    code === 'ERR_ASSERTION' ||
-    (code === 'UND_ERR_SOCKET' && (message === 'bad upgrade' || message === 'bad response'))
-  );
-}
-
-/** Methods RFC 9110 §9.2.2 lets a client retry automatically. */
-const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-/** A failed call: retryable only when the request never reached a connection. */
-function describeFailure(err: Error, handedToConnection: boolean, gotHeaders: boolean): CallFailure {
-  const code = (err as { code?: string }).code ?? '';
-  const cause = (err as { cause?: unknown }).cause as NodeJS.ErrnoException | undefined;
-  if (gotHeaders || isMalformedResponse(code, err)) {
-    return new CallFailure('invalid_response', `the app's response was malformed or cut off: ${err.message}`, false);
-  }
-  if (!handedToConnection) {
-    return new CallFailure('unreachable', err.message, isRetryableConnectError(err) || isRetryableConnectError(cause));
-  }
-  return new CallFailure(
-    'unreachable',
-    `the app closed the connection before answering (${err.message}); not sent again, since the app may have read the request`,
-    false,
-    true,
-  );
 }

@@ -3,6 +3,7 @@
  * SidecarContainers feature on by default (beta), 1.33 made it GA.
  */
 import type { Logger } from 'pino';
+import type { Cluster } from '../shared/kube/cluster.js';
 
 export function supportsNativeSidecars(major: string, minor: string): boolean {
   const ma = Number.parseInt(major, 10);
@@ -11,13 +12,9 @@ export function supportsNativeSidecars(major: string, minor: string): boolean {
 }
 
 /** Asks the apiserver for its version; a cluster that cannot be asked gets classic sidecars. */
-export async function detectNativeSidecars(log: Logger): Promise<boolean> {
+export async function detectNativeSidecars(cluster: Cluster, log: Logger): Promise<boolean> {
   try {
-    // Loaded on demand: the other commands never pay for the Kubernetes client.
-    const { KubeConfig, VersionApi } = await import('@kubernetes/client-node');
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
-    const info = await kc.makeApiClient(VersionApi).getCode();
+    const info = await cluster.clients.version.getCode();
     const native = supportsNativeSidecars(info.major, info.minor);
     log.info({ version: info.gitVersion, nativeSidecars: native }, 'detected the cluster version');
     return native;

@@ -4,7 +4,7 @@ import { dnsLabel, durationIn, integerIn, oneOf, parseHostPort, parseOptions, ty
 import { parseQuantity } from '../shared/quantity.js';
 import { SIDECAR_ADMIN_PORT } from '../sidecar/config.js';
 import { METRIC_MODES } from './autoscaling/desired-objects.js';
-import type { InjectionConfig } from './pod-injection.js';
+import type { InjectionConfig } from './admission/pod-injection.js';
 import { kueuerVersion } from '../shared/version.js';
 
 function fileOption(flag: string, env: string, description: string): OptionSpec<string> {

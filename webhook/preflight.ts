@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { describeNetworkCause } from '../shared/connect-errors.js';
 import { KueuerError } from '../shared/errors.js';
-import { settleWithin } from '../shared/timers.js';
+import { ApiTimeoutError, openCluster, statusOf, type Cluster } from '../shared/kube/cluster.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 const API_TIMEOUT_MS = 10_000;
@@ -71,8 +71,11 @@ export function kubeConfigSource(env: Record<string, string | undefined>, fileEx
   return null;
 }
 
-/** A Kubernetes configuration exists and its API server answers (any HTTP answer counts: permissions are checked later). */
-export async function checkKubernetesApi(env: Record<string, string | undefined> = process.env): Promise<void> {
+/**
+ * A Kubernetes configuration exists and its API server answers (any HTTP answer counts: permissions are
+ * checked later); returns the process's Cluster, opened from that configuration.
+ */
+export async function checkKubernetesApi(env: Record<string, string | undefined> = process.env): Promise<Cluster> {
   const source = kubeConfigSource(env);
   if (source === null) {
     throw new KueuerError(
@@ -80,29 +83,29 @@ export async function checkKubernetesApi(env: Record<string, string | undefined>
       'no Kubernetes configuration: KUBECONFIG is not set, ~/.kube/config does not exist, and this is not a pod with a ServiceAccount token; set KUBECONFIG to a kubeconfig file, or run the webhook in the cluster with its ServiceAccount (see manifests/)',
     );
   }
-  const { KubeConfig, VersionApi } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
+  let cluster: Cluster;
   try {
-    kc.loadFromDefault();
+    cluster = await openCluster();
   } catch (err) {
     throw new KueuerError(
       'KUEUER_ERR_KUBERNETES_UNAVAILABLE',
       `cannot load the Kubernetes configuration from ${source}: ${(err as Error).message.split('\n')[0]}`,
     );
   }
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) {
+  const server = cluster.server;
+  if (!cluster.configured) {
     throw new KueuerError('KUEUER_ERR_KUBERNETES_UNAVAILABLE', `the Kubernetes configuration from ${source} has no current cluster: set its current-context`);
   }
   try {
-    await settleWithin(kc.makeApiClient(VersionApi).getCode(), API_TIMEOUT_MS, () => new Error(`no answer within ${API_TIMEOUT_MS / 1000} s`));
+    await cluster.within(API_TIMEOUT_MS).version.getCode();
   } catch (err) {
     // An HTTP status (e.g. 401, 403) means the server answered.
-    if (typeof (err as { code?: unknown }).code === 'number') return;
+    if (statusOf(err) !== undefined) return cluster;
     throw new KueuerError(
       'KUEUER_ERR_KUBERNETES_UNAVAILABLE',
-      `cannot reach the Kubernetes API at ${server} (from ${source}): ${describeNetworkCause(err)}; check that the cluster is running and that this address is right and reachable from here`,
+      `cannot reach the Kubernetes API at ${server} (from ${source}): ${err instanceof ApiTimeoutError ? `no answer within ${err.seconds} s` : describeNetworkCause(err)}; check that the cluster is running and that this address is right and reachable from here`,
       { cause: err },
     );
   }
+  return cluster;
 }

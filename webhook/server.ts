@@ -11,14 +11,14 @@ import type { Registry } from 'prom-client';
 import { registerAdminRoutes } from '../shared/admin-server.js';
 import { errorBody } from '../shared/error-catalogue.js';
 import { newRequestId } from '../shared/request-id.js';
-import { BadReviewError, mayLeaveTraces, parseAdmissionReview, reviewOf } from './admission-review.js';
+import { BadReviewError, mayLeaveTraces, parseAdmissionReview, reviewOf } from './admission/admission-review.js';
 import type { WebhookMetrics } from './metrics.js';
-import { mutate, type PortRegistry } from './mutate.js';
+import { mutate, type PortRegistry } from './admission/mutate.js';
 import { registerExternalMetrics, type ExternalMetricsOptions } from './autoscaling/external-metrics-api.js';
-import type { InjectionConfig } from './pod-injection.js';
+import type { InjectionConfig } from './admission/pod-injection.js';
 import { readTls, watchTls, type TlsFiles } from './tls-reloader.js';
-import { clusterJobReader, JobWorkloads } from './workload-queue.js';
-import { clusterRefusalEvents, type RefusalEvents } from './refusal-events.js';
+import type { JobWorkloads } from './admission/workload-queue.js';
+import type { RefusalEvents } from './admission/refusal-events.js';
 
 export interface WebhookServerOptions {
   tls: TlsFiles;
@@ -34,10 +34,10 @@ export interface WebhookServerOptions {
   clientCa?: Buffer;
   /** Serves external.metrics.k8s.io (and /backlog) when set. */
   externalMetrics?: ExternalMetricsOptions;
-  /** Reads the Jobs of Job-owned pods; default: the cluster, with the process's credentials, on first use. */
-  jobs?: JobWorkloads;
-  /** Records a refused pod on its workload; default: Events through the cluster, on first use. */
-  refusalEvents?: RefusalEvents;
+  /** Reads the Jobs of Job-owned pods (the cluster's in production: clusterJobReader). */
+  jobs: JobWorkloads;
+  /** Records a refused pod on its workload (Events through the cluster in production: clusterRefusalEvents). */
+  refusalEvents: RefusalEvents;
 }
 
 /** An AdmissionReview of the largest pod etcd stores (1.5 MiB), with room for its old object. */
@@ -48,8 +48,7 @@ export type WebhookServer = FastifyInstance<Server, IncomingMessage, ServerRespo
 
 export function buildWebhookServer(options: WebhookServerOptions): WebhookServer {
   const { log, metrics } = options;
-  const jobs = options.jobs ?? new JobWorkloads(clusterJobReader());
-  const refusalEvents = options.refusalEvents ?? clusterRefusalEvents(log);
+  const { jobs, refusalEvents } = options;
   // A client certificate is asked for, never required: the apiserver calls /mutate without one.
   const clientAuth = options.clientCa ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: false } : {};
   const app: WebhookServer = Fastify({

@@ -6,11 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { LeaderElection } from '../shared/kube/lease.js';
-import { PortAllocations } from './port-allocations.js';
+import { PortAllocations } from './admission/port-allocations.js';
 import { listen } from '../shared/admin-server.js';
 import { watchAllServices } from '../shared/kube/services.js';
 import { newRegistry } from '../shared/metrics.js';
@@ -28,16 +27,19 @@ import { detectNativeSidecars } from './cluster-version.js';
 import { startSelfIssuer, serviceDnsNames, type SelfIssuer } from './certs/self-issuer.js';
 import { KUEUER_METRICS_SERVICE } from './autoscaling/metrics-owner.js';
 import { BACKLOG_AUTH_SECRET } from './autoscaling/desired-objects.js';
-import { kubeConfig } from '../shared/kube/object-source.js';
+import type { Cluster } from '../shared/kube/cluster.js';
 import { certSettingsProblems, injectionConfig, type WebhookSettings } from './config.js';
 import type { TlsFiles } from './tls-reloader.js';
-import { runEndpointMirror } from './endpoint-mirror.js';
+import { runEndpointMirror } from './endpoints/endpoint-mirror.js';
 import { leaderGauge, webhookMetrics } from './metrics.js';
 import { checkKubernetesApi, checkTlsFiles } from './preflight.js';
 import { buildWebhookServer } from './server.js';
+import { clusterJobReader, JobWorkloads } from './admission/workload-queue.js';
+import { clusterRefusalEvents } from './admission/refusal-events.js';
 
 /** The external metrics API (and /backlog), answered from the queue depths and the autoscaler's plans. */
 async function externalMetrics(
+  cluster: Cluster,
   depth: QueueDepthReader | null,
   autoscaling: AutoscalingReconciler,
   allowedProxyNames: readonly string[],
@@ -49,7 +51,7 @@ async function externalMetrics(
     },
     isManagedQueue: (queue: string) => autoscaling.plans().has(queue),
     allowedProxyNames,
-    authorize: await subjectAccessReviewer(),
+    authorize: subjectAccessReviewer(cluster),
   };
 }
 
@@ -57,9 +59,9 @@ async function externalMetrics(
  * The serving certificate's files: given (secret, cert-manager: checked now), or issued by this
  * process into the Secret it shares with the other replicas, with the caBundles set before it returns.
  */
-async function servingFiles(o: WebhookSettings, log: Logger): Promise<{ files: TlsFiles; issuer: SelfIssuer | null }> {
+async function servingFiles(cluster: Cluster, o: WebhookSettings, log: Logger): Promise<{ files: TlsFiles; issuer: SelfIssuer | null }> {
   if (o.certSource !== 'self') return { files: { cert: o.tlsCert!, key: o.tlsKey! }, issuer: null };
-  const issuer = await startSelfIssuer(await kubeConfig(), {
+  const issuer = await startSelfIssuer(cluster, {
     secret: { namespace: o.systemNamespace, name: o.certSecret },
     targets: { webhookConfiguration: o.webhookConfiguration, metricsService: { namespace: o.systemNamespace, name: KUEUER_METRICS_SERVICE.name } },
     policy: {
@@ -77,15 +79,20 @@ async function servingFiles(o: WebhookSettings, log: Logger): Promise<{ files: T
 
 /** The Lease the replicas compete for; its holder runs the controllers (mirror, autoscaler, Events, scale to zero). */
 export const CONTROLLERS_LEASE = 'kueuer-webhook-controllers';
-/** The ConfigMap holding responder port reservations (webhook/port-allocations.ts). */
+/** The ConfigMap holding responder port reservations (webhook/admission/port-allocations.ts). */
 export const PORT_ALLOCATIONS = 'kueuer-responder-ports';
 
 /** Competes for the controllers' Lease; `kueuer_webhook_leader` is 1 on the leader, 0 elsewhere. Returns after the first attempt. */
-async function electLeader(kc: KubeConfig, namespace: string, registry: Registry, log: Logger, onChange: (leading: boolean) => void): Promise<LeaderElection> {
-  const k8s = await import('@kubernetes/client-node');
+async function electLeader(
+  cluster: Cluster,
+  namespace: string,
+  registry: Registry,
+  log: Logger,
+  onChange: (leading: boolean) => void,
+): Promise<LeaderElection> {
   const gauge = leaderGauge(registry);
   gauge.set(0);
-  const election = new LeaderElection(kc.makeApiClient(k8s.CoordinationV1Api), k8s.V1MicroTime, {
+  const election = new LeaderElection(cluster.clients.coordination, (ms) => cluster.microTime(ms), {
     namespace,
     name: CONTROLLERS_LEASE,
     identity: `${hostname()}_${randomUUID().slice(0, 8)}`,
@@ -104,21 +111,22 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
   if (problems.length > 0) throw new ConfigError(problems);
   // Before anything touches the cluster: the TLS files, then a configuration and an API server that answers.
   if (o.certSource !== 'self') checkTlsFiles({ cert: o.tlsCert!, key: o.tlsKey! });
-  await checkKubernetesApi();
+  // The one Cluster of this process: every part below reaches the API through it.
+  const cluster = await checkKubernetesApi();
   const registry = newRegistry();
-  const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(log) : o.nativeSidecars === 'true';
+  const nativeSidecars = o.nativeSidecars === 'auto' ? await detectNativeSidecars(cluster, log) : o.nativeSidecars === 'true';
   const depth = o.backend && o.autoscaling !== 'off' ? await openQueueDepth(o.backend, log, o.rabbitmqManagementUrl) : null;
-  const requestHeader = o.autoscaling === 'external' ? await readRequestHeaderAuth(log) : null;
+  const requestHeader = o.autoscaling === 'external' ? await readRequestHeaderAuth(cluster, log) : null;
   // Responder ports are handed out against every Service in the cluster.
-  const services = await watchAllServices(log);
-  const kc = await kubeConfig();
+  const services = await watchAllServices(log, cluster);
   let leading = false;
   const isLeader = () => leading;
-  const mirror = await runEndpointMirror(services, o.systemNamespace, o.responderService, log, isLeader);
+  const mirror = await runEndpointMirror(cluster, services, o.systemNamespace, o.responderService, log, isLeader);
   const autoscaling =
     o.autoscaling === 'off'
       ? null
       : await runAutoscaling({
+          cluster,
           mode: o.autoscaling,
           depth,
           backlogUrl: o.backlogUrl,
@@ -127,19 +135,18 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
           log: log.child({ part: 'autoscaling' }),
           isLeader,
         });
-  const election = await electLeader(kc, o.systemNamespace, registry, log, (now) => {
+  const election = await electLeader(cluster, o.systemNamespace, registry, log, (now) => {
     leading = now;
     // A new leader writes at once what the previous one may have left undone.
     if (now) void mirror.reconcile().then(() => autoscaling?.reconcile());
   });
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const allocations = new PortAllocations(kc.makeApiClient(CoreV1Api), { namespace: o.systemNamespace, name: PORT_ALLOCATIONS }, () => services.list());
+  const allocations = new PortAllocations(cluster.clients.core, { namespace: o.systemNamespace, name: PORT_ALLOCATIONS }, () => services.list());
   // Last before the server: with self-issued certificates, the caBundles are set once this returns.
-  const { files, issuer } = await servingFiles(o, log);
+  const { files, issuer } = await servingFiles(cluster, o, log);
   const app = buildWebhookServer({
     ...(requestHeader ? { clientCa: requestHeader.ca } : {}),
     // Without a requestheader CA no client certificate verifies, so every metrics request is refused.
-    ...(autoscaling ? { externalMetrics: await externalMetrics(depth, autoscaling, requestHeader?.allowedNames ?? []) } : {}),
+    ...(autoscaling ? { externalMetrics: await externalMetrics(cluster, depth, autoscaling, requestHeader?.allowedNames ?? []) } : {}),
     ports: {
       usedPorts: (except) => new Set([...usedResponderPorts(services.list(), except), ...allocations.reservedPorts(except)]),
       reserve: (service, port) => allocations.reserve(service, port),
@@ -149,6 +156,8 @@ export async function runWebhook(o: WebhookSettings, log: Logger): Promise<Runni
     config: injectionConfig(o, nativeSidecars, kueuerVersion()),
     registry,
     metrics: webhookMetrics(registry),
+    jobs: new JobWorkloads(clusterJobReader(cluster)),
+    refusalEvents: clusterRefusalEvents(cluster, log),
     log,
   });
   const address = await listen(app, o.listen);

@@ -15,8 +15,9 @@
  * Lease declares (`spec.leaseDurationSeconds`), as client-go does. On stop,
  * a leader releases the Lease so a successor takes over at once.
  */
-import type { ConfigurationOptions, CoordinationV1Api, Observable, V1Lease, V1MicroTime } from '@kubernetes/client-node';
+import type { CoordinationV1Api, V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { callWithin, statusOf } from './cluster.js';
 
 export interface LeaseTiming {
   leaseDurationMs: number;
@@ -62,47 +63,6 @@ function recordOf(lease: V1Lease): LeaseRecord {
   };
 }
 
-/** Thrown for a Lease request that did not answer within its budget. */
-export class LeaseRequestTimeout extends Error {
-  constructor(what: string, ms: number) {
-    super(`${what} did not answer within ${ms} ms`);
-  }
-}
-
-/** The client's Observable stub as its call-time middleware returns it: client-node 1.x only calls `toPromise` on it. */
-const passOn = <T>(value: T): Observable<T> => ({ toPromise: () => Promise.resolve(value) }) as unknown as Observable<T>;
-
-/**
- * Runs one API call with an abort signal (handed to the client as request
- * middleware) and settles within `ms` whatever the call does: on time-out
- * the request is aborted and its late answer, if any, is ignored.
- */
-export function withTimeout<T>(call: (options: ConfigurationOptions) => Promise<T>, ms: number, what: string): Promise<T> {
-  const controller = new AbortController();
-  const options: ConfigurationOptions = {
-    middleware: [
-      {
-        pre: (ctx) => {
-          ctx.setSignal(controller.signal);
-          return passOn(ctx);
-        },
-        post: passOn,
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  };
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      controller.abort();
-      reject(new LeaseRequestTimeout(what, ms));
-    }, ms);
-    Promise.resolve()
-      .then(() => call(options))
-      .then(resolve, reject)
-      .finally(() => clearTimeout(timer));
-  });
-}
-
 export interface LeaderElectionOptions {
   namespace: string;
   name: string;
@@ -112,8 +72,6 @@ export interface LeaderElectionOptions {
   /** Called with true on becoming leader, false on stepping down. */
   onChange(leading: boolean): void;
 }
-
-const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
 
 export class LeaderElection {
   private leading = false;
@@ -130,10 +88,10 @@ export class LeaderElection {
   /** Budget of one Lease read or write: an attempt's read and write together fit within the renew deadline. */
   private readonly requestTimeoutMs: number;
 
-  /** `MicroTime`: the client's V1MicroTime class (passed in: this module loads no client code itself). */
+  /** `microTime`: makes the client's V1MicroTime (Cluster.microTime: this module loads no client code itself). */
   constructor(
     private readonly api: CoordinationV1Api,
-    private readonly MicroTime: new (ms: number) => V1MicroTime,
+    private readonly microTime: (ms: number) => V1MicroTime,
     private readonly o: LeaderElectionOptions,
   ) {
     this.timing = o.timing ?? DEFAULT_LEASE_TIMING;
@@ -205,7 +163,7 @@ export class LeaderElection {
   private async read(): Promise<V1Lease | null> {
     const { namespace, name } = this.o;
     try {
-      return await withTimeout((options) => this.api.readNamespacedLease({ namespace, name }, options), this.requestTimeoutMs, 'reading the leader lease');
+      return await callWithin((options) => this.api.readNamespacedLease({ namespace, name }, options), this.requestTimeoutMs, 'reading the leader lease');
     } catch (err) {
       if (statusOf(err) === 404) return null;
       throw err;
@@ -214,7 +172,7 @@ export class LeaderElection {
 
   private replace(body: V1Lease): Promise<V1Lease> {
     const { namespace, name } = this.o;
-    return withTimeout((options) => this.api.replaceNamespacedLease({ namespace, name, body }, options), this.requestTimeoutMs, 'writing the leader lease');
+    return callWithin((options) => this.api.replaceNamespacedLease({ namespace, name, body }, options), this.requestTimeoutMs, 'writing the leader lease');
   }
 
   /** Leads from a renewal written at `renewedAtMs` until that plus the renew deadline, unless renewed again. */
@@ -246,9 +204,9 @@ export class LeaderElection {
         this.setLeading(false);
         return;
       }
-      const body = this.leaseBody(lease, new this.MicroTime(now));
+      const body = this.leaseBody(lease, this.microTime(now));
       if (action === 'create')
-        await withTimeout((options) => this.api.createNamespacedLease({ namespace, body }, options), this.requestTimeoutMs, 'creating the leader lease');
+        await callWithin((options) => this.api.createNamespacedLease({ namespace, body }, options), this.requestTimeoutMs, 'creating the leader lease');
       else await this.replace(body);
       this.renewed(now);
     } catch (err) {

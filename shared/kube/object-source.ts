@@ -7,6 +7,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { backoff, retry, type BackoffOptions } from '../retry.js';
+import { statusOf, type Cluster } from './cluster.js';
 
 export interface ObjectSource<T> {
   list(): readonly T[];
@@ -39,14 +40,6 @@ export class StaticObjectSource<T> implements ObjectSource<T> {
   async stop(): Promise<void> {}
 }
 
-/** Connects to the cluster from in-cluster config or $KUBECONFIG. */
-export async function kubeConfig() {
-  const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
-}
-
 /**
  * The wait before restarting a failed watch: a fixed 2 s. A restart whose
  * list or watch fails again reports another error, so this repeats until
@@ -61,8 +54,8 @@ const TRANSIENT_STATUSES = new Set([429, 500, 502, 503, 504]);
 
 /** 429, 500, 502, 503 and 504 from the API (client-node's ApiException carries `code`); anything else fails at once. */
 export function isTransientApiError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' && TRANSIENT_STATUSES.has(code);
+  const code = statusOf(err);
+  return code !== undefined && TRANSIENT_STATUSES.has(code);
 }
 
 type ListFn<T extends KubernetesObject> = () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
@@ -71,9 +64,13 @@ type ListFn<T extends KubernetesObject> = () => Promise<{ items: T[]; metadata?:
  * An informer (list, then watch, restarting after errors) as an ObjectSource.
  * Resolves once the first list has arrived, so callers start from the truth.
  */
-export async function informerSource<T extends KubernetesObject>(path: string, list: ListFn<T>, log: Logger, labelSelector?: string): Promise<ObjectSource<T>> {
-  const { makeInformer } = await import('@kubernetes/client-node');
-  const kc = await kubeConfig();
+export async function informerSource<T extends KubernetesObject>(
+  cluster: Cluster,
+  path: string,
+  list: ListFn<T>,
+  log: Logger,
+  labelSelector?: string,
+): Promise<ObjectSource<T>> {
   // Fail start-up with a clear reason when the API cannot be read at all,
   // instead of running on an empty cache.
   // A transient refusal (429 "storage is (re)initializing" right after a CRD is
@@ -87,9 +84,9 @@ export async function informerSource<T extends KubernetesObject>(path: string, l
       onRetry: (err, attempt, waitMs) => log.warn({ path, attempt, waitMs, err: (err as Error).message.split('\n')[0] }, 'listing failed; retrying'),
     });
   } catch (err) {
-    throw new Error(`cannot list ${path} from the Kubernetes API at ${kc.getCurrentCluster()?.server ?? '(no cluster configured)'}: ${(err as Error).message}`);
+    throw new Error(`cannot list ${path} from the Kubernetes API at ${cluster.server}: ${(err as Error).message}`);
   }
-  const informer = makeInformer<T>(kc, path, list, labelSelector);
+  const informer = cluster.informer<T>(path, list, labelSelector);
   const listeners: Array<() => void> = [];
   let scheduled = false;
   const changed = (): void => {
@@ -121,4 +118,10 @@ export async function informerSource<T extends KubernetesObject>(path: string, l
       await informer.stop();
     },
   };
+}
+
+/** informerSource bound to one Cluster and log: what a controller opening several watches holds. */
+export function watcher(cluster: Cluster, log: Logger) {
+  return <T extends KubernetesObject>(path: string, list: ListFn<T>, labelSelector?: string): Promise<ObjectSource<T>> =>
+    informerSource(cluster, path, list, log, labelSelector);
 }

@@ -1,10 +1,10 @@
 import type { V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { informerSource, kubeConfig, type ObjectSource } from './object-source.js';
+import { openCluster, type Cluster } from './cluster.js';
+import { informerSource, type ObjectSource } from './object-source.js';
 
-/** Every Service in the cluster, kept current by a watch. */
-export async function watchAllServices(log: Logger): Promise<ObjectSource<V1Service>> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const core = (await kubeConfig()).makeApiClient(CoreV1Api);
-  return informerSource<V1Service>('/api/v1/services', () => core.listServiceForAllNamespaces(), log);
+/** Every Service in the cluster, kept current by a watch (on `cluster`, or one opened for it). */
+export async function watchAllServices(log: Logger, cluster?: Cluster): Promise<ObjectSource<V1Service>> {
+  const c = cluster ?? (await openCluster());
+  return informerSource<V1Service>(c, '/api/v1/services', () => c.clients.core.listServiceForAllNamespaces(), log);
 }

@@ -1,6 +1,6 @@
 /** A responder answering asynchronously and a sidecar, on a chosen backend, for the asynchronous request tests. */
 import { Registry } from 'prom-client';
-import { startResponder, startSidecar } from '../../cli/components.js';
+import { startResponder, startSidecar } from './components.js';
 import type { AsyncSettings } from '../../responder/config.js';
 import type { AsyncStore } from '../../responder/async/store.js';
 import type { Transport } from '../../shared/transport/transport.js';

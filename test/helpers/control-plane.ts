@@ -18,6 +18,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './net.js';
+import { waitFor } from './poll.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -62,26 +63,6 @@ export function startLogged(bin: string, args: string[], logFile: string): Child
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   return child;
-}
-
-/** Polls `check` until it holds; fails with the log's tail after `timeoutMs`, or at once when `child` has exited. */
-export async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, logFile: string, child?: ChildProcess): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    const exited = child && (child.exitCode !== null || child.signalCode !== null);
-    if (exited || Date.now() > until) {
-      let tail = '';
-      try {
-        tail = readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n');
-      } catch {
-        // no log
-      }
-      const why = exited ? `exited (${child.exitCode ?? child.signalCode}) before it was ready` : `did not become ready within ${timeoutMs} ms`;
-      throw new Error(`${what} ${why}; its log ends:\n${tail}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export function get(url: string, options: https.RequestOptions = {}): Promise<number> {
@@ -188,7 +169,12 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
       etcdLog,
     ),
   );
-  await waitUntil('etcd', 30_000, async () => (await get(`${etcdUrl}/health`)) === 200, etcdLog, children.at(-1));
+  await waitFor(async () => (await get(`${etcdUrl}/health`)) === 200, 30_000, 'etcd', {
+    logFile: etcdLog,
+    child: children.at(-1),
+    intervalMs: 200,
+    tolerateErrors: true,
+  });
 
   const server = `https://${address}:${apiPort}`;
   const podFlags = options.forPods
@@ -234,7 +220,12 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
     ),
   );
   const clientTls = { ca: readFileSync(join(certs, 'ca.crt')), cert: readFileSync(join(certs, 'admin.crt')), key: readFileSync(join(certs, 'admin.key')) };
-  await waitUntil('kube-apiserver', 90_000, async () => (await get(`${server}/readyz`, clientTls)) === 200, apiLog, children.at(-1));
+  await waitFor(async () => (await get(`${server}/readyz`, clientTls)) === 200, 90_000, 'kube-apiserver', {
+    logFile: apiLog,
+    child: children.at(-1),
+    intervalMs: 200,
+    tolerateErrors: true,
+  });
 
   /** A kubeconfig for this cluster with the given `user:` lines (client certificate or token). */
   const writeKubeconfig = (file: string, user: string, userLines: string[]): string => {
@@ -283,7 +274,12 @@ export async function startControlPlane(binDir: string, options: ControlPlaneOpt
         log,
       ),
     );
-    await waitUntil(name, 60_000, async () => (await get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false })) === 200, log, children.at(-1));
+    await waitFor(async () => (await get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false })) === 200, 60_000, name, {
+      logFile: log,
+      child: children.at(-1),
+      intervalMs: 200,
+      tolerateErrors: true,
+    });
   };
   await startComponent('kube-controller-manager', kcmPort, [
     `--controllers=${['deployment', 'replicaset', 'horizontalpodautoscaling', 'namespace', 'garbagecollector', ...(options.forPods ? podControllers : []), ...(options.controllers ?? [])].join(',')}`,

@@ -24,7 +24,8 @@ import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { get, startControlPlane, startLogged, waitUntil, type ControlPlane } from './control-plane.js';
+import { get, startControlPlane, startLogged, type ControlPlane } from './control-plane.js';
+import { waitFor } from './poll.js';
 import { freePort } from './net.js';
 
 const run = promisify(execFile);
@@ -535,7 +536,12 @@ async function startMountNamespace(logFile: string): Promise<ChildProcess> {
     ],
     logFile,
   );
-  await waitUntil('the node mount namespace', 10_000, async () => existsSync(join(BASE, 'mount-namespace.ready')), logFile, holder);
+  await waitFor(async () => existsSync(join(BASE, 'mount-namespace.ready')), 10_000, 'the node mount namespace', {
+    logFile,
+    child: holder,
+    intervalMs: 200,
+    tolerateErrors: true,
+  });
   return holder;
 }
 
@@ -600,7 +606,7 @@ export async function startRealCluster(options: { binDir: string; nodeDir?: stri
 
     const containerdLog = join(LOG_DIR, 'containerd.log');
     const containerd = startLogged('nsenter', inNodeNamespace(['containerd', '--config', join(BASE, 'containerd.toml')]), containerdLog);
-    await waitUntil('containerd', 30_000, containerdReady, containerdLog, containerd);
+    await waitFor(containerdReady, 30_000, 'containerd', { logFile: containerdLog, child: containerd, intervalMs: 200, tolerateErrors: true });
     await importArchive(join(nodeDir, 'images', 'current', 'pause.tar'));
     await importArchive(join(nodeDir, 'images', 'current', 'busybox.tar'));
 
@@ -621,14 +627,29 @@ export async function startRealCluster(options: { binDir: string; nodeDir?: stri
       kubeletLog,
     );
     const cp = controlPlane;
-    await waitUntil('the node (kubelet) to be Ready', 60_000, async () => nodeReady(cp), kubeletLog, kubelet);
+    await waitFor(async () => nodeReady(cp), 60_000, 'the node (kubelet) to be Ready', {
+      logFile: kubeletLog,
+      child: kubelet,
+      intervalMs: 200,
+      tolerateErrors: true,
+    });
     const nodeReadyMs = Date.now() - kubeletStarted;
-    await waitUntil('the kubelet healthz', 10_000, async () => (await get(`http://127.0.0.1:${ports.kubeletHealthz}/healthz`)) === 200, kubeletLog, kubelet);
+    await waitFor(async () => (await get(`http://127.0.0.1:${ports.kubeletHealthz}/healthz`)) === 200, 10_000, 'the kubelet healthz', {
+      logFile: kubeletLog,
+      child: kubelet,
+      intervalMs: 200,
+      tolerateErrors: true,
+    });
 
     const proxyLog = join(LOG_DIR, 'kube-proxy.log');
     // The config file is in BASE, so the lock's process marker names kube-proxy too.
     const proxy = startLogged(join(binDir, 'kube-proxy'), [`--config=${join(BASE, 'kube-proxy.yaml')}`], proxyLog);
-    await waitUntil('kube-proxy', 30_000, async () => (await get(`http://127.0.0.1:${ports.proxyHealthz}/healthz`)) === 200, proxyLog, proxy);
+    await waitFor(async () => (await get(`http://127.0.0.1:${ports.proxyHealthz}/healthz`)) === 200, 30_000, 'kube-proxy', {
+      logFile: proxyLog,
+      child: proxy,
+      intervalMs: 200,
+      tolerateErrors: true,
+    });
 
     assertRoutedViaBridge(BRIDGE_GATEWAY.replace(/\.1$/, '.2'));
     assertRoutedViaBridge(SERVICE_CIDR.replace(/0\/24$/, '1'));

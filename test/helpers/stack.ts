@@ -7,12 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { inject } from 'vitest';
 import { Registry } from 'prom-client';
-import { startResponder, startSidecar, type RunningResponder, type RunningSidecar } from '../../cli/components.js';
+import { startResponder, startSidecar, type RunningResponder, type RunningSidecar } from './components.js';
 import type { ResponderSettings } from '../../responder/config.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
 import type { Transport } from '../../shared/transport/transport.js';
+import { waitFor } from './poll.js';
 
 export type BackendName = 'memory' | 'amqp' | 'kafka';
 
@@ -107,13 +108,7 @@ export async function startStack(backend: BackendName, options: StackOptions): P
   };
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitFor };
 
 /** The value of one sample of a metric, or 0 when it has none yet. */
 export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {

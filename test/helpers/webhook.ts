@@ -5,13 +5,13 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import type { InjectionConfig } from '../../webhook/pod-injection.js';
+import type { InjectionConfig } from '../../webhook/admission/pod-injection.js';
 import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js';
 import { webhookMetrics } from '../../webhook/metrics.js';
 import { buildWebhookServer } from '../../webhook/server.js';
 import { silentLog } from './stack.js';
 import type { V1ObjectMeta, V1Service } from '@kubernetes/client-node';
-import { JobWorkloads } from '../../webhook/workload-queue.js';
+import { JobWorkloads } from '../../webhook/admission/workload-queue.js';
 import { StaticObjectSource } from '../../shared/kube/object-source.js';
 import { usedResponderPorts } from '../../shared/service-routes.js';
 

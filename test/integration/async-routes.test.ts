@@ -6,7 +6,7 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSidecar } from '../../cli/components.js';
+import { startSidecar } from '../helpers/components.js';
 import { RouteServer } from '../../responder/route-server.js';
 import { routesFromServices } from '../../shared/service-routes.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';

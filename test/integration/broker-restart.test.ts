@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { startResponder, startSidecar } from '../../cli/components.js';
+import { startResponder, startSidecar } from '../helpers/components.js';
 import { json, request } from '../helpers/http.js';
 import { newTransport, silentLog, uniqueQueue, waitFor } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { loadAllYaml, dumpYaml } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startSidecar, type RunningSidecar } from '../../cli/components.js';
+import { startSidecar, type RunningSidecar } from '../helpers/components.js';
 import type { Transport } from '../../shared/transport/transport.js';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { request } from '../helpers/http.js';

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { startResponder } from '../../cli/components.js';
+import { startResponder } from '../helpers/components.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { startResponder, startSidecar } from '../../cli/components.js';
+import { startResponder, startSidecar } from '../helpers/components.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
 import { decodeResponse, encodeRequest, type QueuedRequest, type QueuedResponse, type WireMessage } from '../../shared/envelope.js';
 import { newRequestId } from '../../shared/request-id.js';

@@ -8,7 +8,7 @@
  */
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startResponder, startSidecar } from '../../cli/components.js';
+import { startResponder, startSidecar } from '../helpers/components.js';
 import { KueuerError } from '../../shared/errors.js';
 import type { Transport } from '../../shared/transport/transport.js';
 import { REPLY_RETRY_WINDOW_MS } from '../../sidecar/worker.js';

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
 import jsonpatch from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { allocateResponderPort } from '../../webhook/service-rewrite.js';
+import { allocateResponderPort } from '../../webhook/admission/service-rewrite.js';
 import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
 import { freePort } from '../helpers/net.js';
 import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';

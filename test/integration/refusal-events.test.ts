@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dumpYaml } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { workloadOfPod } from '../../webhook/refusal-events.js';
+import { workloadOfPod } from '../../webhook/admission/refusal-events.js';
 import { startControlPlane, type ControlPlane, type KubeJson } from '../helpers/control-plane.js';
 import type { KueuerProcess } from '../helpers/processes.js';
 import { waitFor } from '../helpers/stack.js';

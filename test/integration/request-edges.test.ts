@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startResponder, startSidecar } from '../../cli/components.js';
+import { startResponder, startSidecar } from '../helpers/components.js';
 import type { ResponderSettings } from '../../responder/config.js';
 import { localOptions, runLocal } from '../../cli/local.js';
 import { ConfigError, parseOptions } from '../../shared/options.js';

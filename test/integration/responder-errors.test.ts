@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startResponder } from '../../cli/components.js';
+import { startResponder } from '../helpers/components.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
 import { errorCode, header, parseResponses } from '../helpers/foreign.js';
 import { silentLog, waitFor } from '../helpers/stack.js';

@@ -7,7 +7,7 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startSidecar, type RunningSidecar } from '../../cli/components.js';
+import { startSidecar, type RunningSidecar } from '../helpers/components.js';
 import { RouteServer } from '../../responder/route-server.js';
 import { StaticObjectSource } from '../../shared/kube/object-source.js';
 import { routesFromServices } from '../../shared/service-routes.js';

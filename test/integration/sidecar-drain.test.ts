@@ -1,15 +1,15 @@
 /**
  * The sidecar's drain, which the app containers' preStop hook calls (GET
- * /drain on the admin port, webhook/pod-injection.ts): it stops taking
+ * /drain on the admin port, webhook/admission/pod-injection.ts): it stops taking
  * requests and answers once those in flight are answered, so the kubelet
  * sends the app SIGTERM only after that. On the real RabbitMQ.
  */
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSidecar } from '../../cli/components.js';
+import { startSidecar } from '../helpers/components.js';
 import { registerAdminRoutes } from '../../shared/admin-server.js';
-import { drainHook } from '../../webhook/pod-injection.js';
+import { drainHook } from '../../webhook/admission/pod-injection.js';
 import { msgIs, spawnKueuer } from '../helpers/processes.js';
 import { brokers, newTransport, silentLog, startStack, uniqueQueue, waitFor } from '../helpers/stack.js';
 import { delay, startTestApp } from '../helpers/test-app.js';

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drainHook, existingDrainToken, SIDECAR_NAME, type InjectionConfig } from '../../webhook/pod-injection.js';
+import { drainHook, existingDrainToken, SIDECAR_NAME, type InjectionConfig } from '../../webhook/admission/pod-injection.js';
 import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { clusterJobs, review, startWebhook, testInjectionConfig, type RunningWebhook } from '../helpers/webhook.js';
 
@@ -124,9 +124,11 @@ describe('webhook golden files', () => {
         ...(spec(o).containers ?? []).filter((c) => c.name !== SIDECAR_NAME).map((c) => (strip ? withoutDrainHook(c) : c)),
       ]);
     expect(users(patched, outcome.allowed)).toBe(users(input.object, false));
-    if (outcome.allowed && originalApps.size > 0 && patched !== input.object && JSON.stringify(patched) !== JSON.stringify(input.object)) {
-      // Every app container ends with a preStop hook: ours, or its own.
-      for (const c of spec(patched).containers ?? []) if (c.name !== SIDECAR_NAME) expect(c.lifecycle?.preStop).toBeDefined();
+    // A pod the webhook changed has app containers, and every one ends with a preStop hook: ours, or its own.
+    if (kind === 'Pod' && outcome.allowed && JSON.stringify(patched) !== JSON.stringify(input.object)) {
+      const apps = (spec(patched).containers ?? []).filter((c) => c.name !== SIDECAR_NAME);
+      expect(apps.map((c) => c.name)).not.toEqual([]);
+      expect(apps.filter((c) => c.lifecycle?.preStop === undefined).map((c) => c.name)).toEqual([]);
     }
 
     // Idempotent: admitting the result again (a reinvocation: same oldObject) changes nothing, the drain token included.

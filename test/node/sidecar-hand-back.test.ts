@@ -8,7 +8,7 @@
  */
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSidecar } from '../../cli/components.js';
+import { startSidecar } from '../helpers/components.js';
 import { metricValue, newTransport, silentLog, startStack, waitFor, type Stack } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { request } from './load.js';

@@ -8,7 +8,7 @@ import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { parsePodSettings } from '../../shared/annotations.js';
-import { decidePod } from '../../webhook/pod-injection.js';
+import { decidePod } from '../../webhook/admission/pod-injection.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 
 function pod(annotations: Record<string, string>): V1Pod {

@@ -9,7 +9,8 @@ import { createServer, type Socket } from 'node:net';
 import { CoordinationV1Api, KubeConfig, type ConfigurationOptions, type RequestContext, type V1Lease, type V1MicroTime } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LeaderElection, LeaseRequestTimeout, withTimeout, type LeaseTiming } from '../../shared/kube/lease.js';
+import { ApiTimeoutError, callWithin } from '../../shared/kube/cluster.js';
+import { LeaderElection, type LeaseTiming } from '../../shared/kube/lease.js';
 
 const TIMING: LeaseTiming = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 
@@ -55,7 +56,7 @@ class FakeLeaseApi {
   replaceNamespacedLease = (p: { body: V1Lease }, options?: ConfigurationOptions) => this.write(p.body, options);
 }
 
-describe('withTimeout with the real client', () => {
+describe('callWithin (shared/kube/cluster.ts) with the real client', () => {
   it('aborts a Lease read an apiserver accepts but never answers, and rejects within its budget', async () => {
     const sockets: Socket[] = [];
     const blackhole = createServer((socket) => sockets.push(socket));
@@ -72,8 +73,12 @@ describe('withTimeout with the real client', () => {
       const api = kc.makeApiClient(CoordinationV1Api);
       let request: Promise<V1Lease> | undefined;
       const started = Date.now();
-      const read = withTimeout((options) => (request = api.readNamespacedLease({ namespace: 'ns', name: 'l' }, options)), 300, 'reading the lease');
-      await expect(read).rejects.toBeInstanceOf(LeaseRequestTimeout);
+      const read = callWithin(
+        (options: ConfigurationOptions) => (request = api.readNamespacedLease({ namespace: 'ns', name: 'l' }, options)),
+        300,
+        'reading the lease',
+      );
+      await expect(read).rejects.toBeInstanceOf(ApiTimeoutError);
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(sockets).toHaveLength(1); // the request reached the server...
       await expect(request).rejects.toThrow(/aborted/); // ...and the client's own request was aborted, not left open
@@ -91,7 +96,7 @@ const lease = (holder: string, leaseDurationSeconds: number): V1Lease => ({
 
 function candidate(api: FakeLeaseApi, identity: string) {
   const changes: boolean[] = [];
-  const election = new LeaderElection(api as unknown as CoordinationV1Api, Date as unknown as new (ms: number) => V1MicroTime, {
+  const election = new LeaderElection(api as unknown as CoordinationV1Api, (ms) => new Date(ms) as unknown as V1MicroTime, {
     namespace: 'kueuer-system',
     name: 'controllers',
     identity,

@@ -1,7 +1,7 @@
-/** The pure parts of leader election (shared/kube/lease.ts) and of responder port reservations (webhook/port-allocations.ts). */
+/** The pure parts of leader election (shared/kube/lease.ts) and of responder port reservations (webhook/admission/port-allocations.ts). */
 import { describe, expect, it } from 'vitest';
 import { leaseAction } from '../../shared/kube/lease.js';
-import { heldPorts, parseReservations, RESERVATION_GRACE_MS } from '../../webhook/port-allocations.js';
+import { heldPorts, parseReservations, RESERVATION_GRACE_MS } from '../../webhook/admission/port-allocations.js';
 
 const record = (holder: string, version = `${holder}|t1|0`) => ({ holder, version });
 

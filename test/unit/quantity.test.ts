@@ -8,10 +8,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parsePodSettings } from '../../shared/annotations.js';
 import { parseQuantity, quantityValue } from '../../shared/quantity.js';
-import type { AdmissionRequest } from '../../webhook/admission-review.js';
-import { mutate } from '../../webhook/mutate.js';
-import { decidePod, heapFlags } from '../../webhook/pod-injection.js';
-import { JobWorkloads } from '../../webhook/workload-queue.js';
+import type { AdmissionRequest } from '../../webhook/admission/admission-review.js';
+import { mutate } from '../../webhook/admission/mutate.js';
+import { decidePod, heapFlags } from '../../webhook/admission/pod-injection.js';
+import { JobWorkloads } from '../../webhook/admission/workload-queue.js';
 import { silentLog } from '../helpers/stack.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 

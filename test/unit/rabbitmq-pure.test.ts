@@ -5,7 +5,7 @@ import { parsePodSettings } from '../../shared/annotations.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { existingQueueType, queueArguments } from '../../shared/transport/amqp/queues.js';
 import { amqpHostUrls, connectTarget, redactRaw } from '../../shared/transport/amqp/url.js';
-import { decidePod } from '../../webhook/pod-injection.js';
+import { decidePod } from '../../webhook/admission/pod-injection.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 
 describe('amqp cluster URLs', () => {

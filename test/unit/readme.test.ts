@@ -12,8 +12,8 @@ import { parseAllDocuments } from 'yaml';
 import { optIn, parsePodSettings, parseServiceSettings } from '../../shared/annotations.js';
 import { parseAutoscalingSettings } from '../../webhook/autoscaling/settings.js';
 import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js';
-import { injectObject } from '../../webhook/manifest-injection.js';
-import { heapCeilingMiB, HEAP_SHARE } from '../../webhook/pod-injection.js';
+import { injectObject } from '../../webhook/admission/manifest-injection.js';
+import { heapCeilingMiB, HEAP_SHARE } from '../../webhook/admission/pod-injection.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const source = (path: string): string => readFileSync(join(root, path), 'utf8');

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { durationIn } from '../../shared/options.js';
-import { quantityBytes } from '../../webhook/pod-injection.js';
+import { quantityBytes } from '../../webhook/admission/pod-injection.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');

@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, isRetryableConnectError } from '../../sidecar/retry-policy.js';
+import { backoff } from '../../shared/retry.js';
+import { APP_CALL_BACKOFF, isRetryableConnectError } from '../../sidecar/retry-policy.js';
+
+const backoffMs = (attempt: number, random?: () => number) => backoff(APP_CALL_BACKOFF, attempt, random);
 
 describe('retry policy', () => {
   it('backs off exponentially with jitter, capped at 1 s', () => {
-    expect(backoffMs(0, () => 0)).toBe(25);
+    expect(backoffMs(1, () => 0)).toBe(50); // the wait after the first failed call
     expect(backoffMs(1, () => 0.999)).toBeLessThanOrEqual(100);
     expect(backoffMs(3, () => 0)).toBe(200);
-    for (let a = 0; a < 30; a++) expect(backoffMs(a)).toBeLessThanOrEqual(1000);
+    for (let a = 1; a < 30; a++) expect(backoffMs(a)).toBeLessThanOrEqual(1000);
   });
 
   it('retries refused and reset connections only', () => {

@@ -1,8 +1,8 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { routesFromServices, usedResponderPorts } from '../../shared/service-routes.js';
-import { desiredSlices, sliceName } from '../../webhook/endpoint-mirror.js';
-import { allocateResponderPort, RESPONDER_PORT_RANGE } from '../../webhook/service-rewrite.js';
+import { desiredSlices, sliceName } from '../../webhook/endpoints/endpoint-mirror.js';
+import { allocateResponderPort, RESPONDER_PORT_RANGE } from '../../webhook/admission/service-rewrite.js';
 
 function svc(ns: string, name: string, port: number | undefined, extra: Record<string, string> = {}, created = '2026-01-01T00:00:00Z'): V1Service {
   return {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js';
-import { decidePod, heapCeilingMiB, heapFlags, quantityBytes } from '../../webhook/pod-injection.js';
+import { decidePod, heapCeilingMiB, heapFlags, quantityBytes } from '../../webhook/admission/pod-injection.js';
 
 describe("the injected sidecar's heap ceiling", () => {
   it('reads Kubernetes memory quantities', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { serviceTrafficProblem } from '../../cli/traffic-checks.js';
 import { formatStatus } from '../../cli/workload-status.js';
 import { managementUnreachable, RabbitMqDepth } from '../../shared/transport/amqp/depth.js';
-import { isKubernetesManagedSlice, rewrittenServices } from '../../webhook/foreign-endpoints.js';
+import { isKubernetesManagedSlice, rewrittenServices } from '../../webhook/endpoints/foreign-endpoints.js';
 import { freePort } from '../helpers/net.js';
 
 let nextPort = 21000;

@@ -6,14 +6,14 @@ import { Writable } from 'node:stream';
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { mayLeaveTraces, type AdmissionRequest } from '../../webhook/admission-review.js';
-import { mutate, type PortRegistry } from '../../webhook/mutate.js';
+import { mayLeaveTraces, type AdmissionRequest } from '../../webhook/admission/admission-review.js';
+import { mutate, type PortRegistry } from '../../webhook/admission/mutate.js';
 import { responderOptions } from '../../responder/config.js';
 import { ConfigError, parseOptions } from '../../shared/options.js';
 import { isReplyAddress } from '../../shared/transport/transport.js';
 import { sidecarOptions } from '../../sidecar/config.js';
-import { EVENT_MESSAGE_MAX, eventMessage } from '../../webhook/refusal-events.js';
-import { JobWorkloads } from '../../webhook/workload-queue.js';
+import { EVENT_MESSAGE_MAX, eventMessage } from '../../webhook/admission/refusal-events.js';
+import { JobWorkloads } from '../../webhook/admission/workload-queue.js';
 import { silentLog } from '../helpers/stack.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 

@@ -4,8 +4,8 @@
  */
 import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { decidePod } from '../../webhook/pod-injection.js';
-import { jobOwner, JobWorkloads, workloadOfJob } from '../../webhook/workload-queue.js';
+import { decidePod } from '../../webhook/admission/pod-injection.js';
+import { jobOwner, JobWorkloads, workloadOfJob } from '../../webhook/admission/workload-queue.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 
 const jobRef = { apiVersion: 'batch/v1', kind: 'Job', name: 'nightly-29000000', uid: 'job-uid', controller: true };

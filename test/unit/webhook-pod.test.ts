@@ -2,7 +2,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import jsonpatch from 'fast-json-patch';
-import { decidePod, drainHook, existingDrainToken } from '../../webhook/pod-injection.js';
+import { decidePod, drainHook, existingDrainToken } from '../../webhook/admission/pod-injection.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 
 function pod(annotations: Record<string, string>, extra: Partial<V1Pod['spec']> = {}): V1Pod {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { deprecationWarning, optIn, parsePodSettings, parseServiceSettings, wantsInjection } from '../../shared/annotations.js';
 import { supportsNativeSidecars } from '../../webhook/cluster-version.js';
-import { overlay } from '../../webhook/pod-injection.js';
+import { overlay } from '../../webhook/admission/pod-injection.js';
 import { qualifiedQueueName } from '../../shared/queue-names.js';
-import { owningWorkloadName } from '../../webhook/workload-queue.js';
+import { owningWorkloadName } from '../../webhook/admission/workload-queue.js';
 
 describe('owning workload', () => {
   it('strips the pod-template-hash from a Deployment ReplicaSet name', () => {

@@ -8,10 +8,10 @@
 import type { V1Service } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
-import type { AdmissionRequest } from '../../webhook/admission-review.js';
-import { mutate } from '../../webhook/mutate.js';
-import { userChanges } from '../../webhook/service-rewrite.js';
-import { JobWorkloads } from '../../webhook/workload-queue.js';
+import type { AdmissionRequest } from '../../webhook/admission/admission-review.js';
+import { mutate } from '../../webhook/admission/mutate.js';
+import { userChanges } from '../../webhook/admission/service-rewrite.js';
+import { JobWorkloads } from '../../webhook/admission/workload-queue.js';
 import { silentLog } from '../helpers/stack.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 

@@ -4,10 +4,11 @@
  * behind one ManagedStore that watches only the ones labelled managed-by
  * Kueuer. Also what counts as drift in either.
  */
-import type { KubeConfig, KubernetesObject, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { KubernetesObject, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { Cluster } from '../../shared/kube/cluster.js';
 import type { Logger } from 'pino';
 import { withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
-import { informerSource } from '../../shared/kube/object-source.js';
+import { watcher } from '../../shared/kube/object-source.js';
 import { stableJson } from '../../shared/stable-json.js';
 import { AUTOSCALER_MANAGED_BY, desiredHpa, desiredScaledObject, MANAGED_BY_LABEL, QUEUE_LABEL, type MetricMode, type ScalingPlan } from './desired-objects.js';
 
@@ -42,17 +43,16 @@ export function desiredAutoscaler(mode: MetricMode, plan: ScalingPlan, backlogUr
   return mode === 'keda' ? desiredScaledObject(plan, backlogUrl, cap) : desiredHpa(plan, cap);
 }
 
-export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log: Logger): Promise<ManagedStore<Managed>> {
-  const k8s = await import('@kubernetes/client-node');
+export async function openAutoscalerStore(mode: MetricMode, cluster: Cluster, log: Logger): Promise<ManagedStore<Managed>> {
+  const watch = watcher(cluster, log);
   const managedSelector = `${MANAGED_BY_LABEL}=${AUTOSCALER_MANAGED_BY}`;
   if (mode === 'keda') {
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    const custom = cluster.clients.custom;
     const g = { group: 'keda.sh', version: 'v1alpha1', plural: 'scaledobjects' };
     return {
-      source: await informerSource<Managed>(
+      source: await watch<Managed>(
         '/apis/keda.sh/v1alpha1/scaledobjects',
         () => custom.listClusterCustomObject({ ...g, labelSelector: managedSelector }) as never,
-        log,
         managedSelector,
       ),
       create: async (o) => void (await custom.createNamespacedCustomObject({ ...g, namespace: o.metadata!.namespace!, body: o })),
@@ -66,12 +66,11 @@ export async function openAutoscalerStore(mode: MetricMode, kc: KubeConfig, log:
       remove: async (namespace, name) => void (await custom.deleteNamespacedCustomObject({ ...g, namespace, name })),
     };
   }
-  const autoscaling = kc.makeApiClient(k8s.AutoscalingV2Api);
+  const autoscaling = cluster.clients.autoscaling;
   return {
-    source: await informerSource<V2HorizontalPodAutoscaler>(
+    source: await watch<V2HorizontalPodAutoscaler>(
       '/apis/autoscaling/v2/horizontalpodautoscalers',
       () => autoscaling.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector: managedSelector }),
-      log,
       managedSelector,
     ),
     create: async (o) =>

@@ -5,7 +5,7 @@
  * SubjectAccessReviews for the user named in the headers.
  */
 import type { Logger } from 'pino';
-import { kubeConfig } from '../../shared/kube/object-source.js';
+import type { Cluster } from '../../shared/kube/cluster.js';
 import type { RequestIdentity } from './external-metrics-api.js';
 
 export interface RequestHeaderAuth {
@@ -13,10 +13,8 @@ export interface RequestHeaderAuth {
   allowedNames: string[];
 }
 
-export async function readRequestHeaderAuth(log: Logger): Promise<RequestHeaderAuth | null> {
-  const { CoreV1Api } = await import('@kubernetes/client-node');
-  const core = (await kubeConfig()).makeApiClient(CoreV1Api);
-  const cm = await core.readNamespacedConfigMap({ name: 'extension-apiserver-authentication', namespace: 'kube-system' });
+export async function readRequestHeaderAuth(cluster: Cluster, log: Logger): Promise<RequestHeaderAuth | null> {
+  const cm = await cluster.clients.core.readNamespacedConfigMap({ name: 'extension-apiserver-authentication', namespace: 'kube-system' });
   const ca = cm.data?.['requestheader-client-ca-file'];
   if (!ca) {
     log.warn('the apiserver has no requestheader CA (no aggregation layer): the external metrics API refuses every request');
@@ -32,9 +30,8 @@ export async function readRequestHeaderAuth(log: Logger): Promise<RequestHeaderA
 }
 
 /** SubjectAccessReviews, with answers cached for 10 s per identity and resource. */
-export async function subjectAccessReviewer(): Promise<(who: RequestIdentity, namespace: string, metric: string) => Promise<boolean>> {
-  const { AuthorizationV1Api } = await import('@kubernetes/client-node');
-  const api = (await kubeConfig()).makeApiClient(AuthorizationV1Api);
+export function subjectAccessReviewer(cluster: Cluster): (who: RequestIdentity, namespace: string, metric: string) => Promise<boolean> {
+  const api = cluster.clients.authorization;
   const cache = new Map<string, { allowed: boolean; until: number }>();
   return async (who, namespace, metric) => {
     const key = JSON.stringify([who.user, who.groups, namespace, metric]);

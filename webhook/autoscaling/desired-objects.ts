@@ -83,6 +83,12 @@ function autoscalerMetadata(plan: ScalingPlan) {
   };
 }
 
+/** What every autoscaler of a plan starts with: its type, its metadata, the workload it scales. */
+function autoscalerOf(plan: ScalingPlan, apiVersion: string, kind: string) {
+  const target = { apiVersion: 'apps/v1', kind: plan.workload.kind, name: plan.workload.metadata.name };
+  return { head: { apiVersion, kind, metadata: autoscalerMetadata(plan) }, scaleTargetRef: target };
+}
+
 /** Max replicas after the Kafka partition cap (never below 1). */
 export function cappedMax(settings: AutoscalingSettings, maxCap: number | undefined): number {
   return maxCap !== undefined ? Math.max(1, Math.min(settings.maxReplicas, maxCap)) : settings.maxReplicas;
@@ -94,14 +100,13 @@ export function cappedMax(settings: AutoscalingSettings, maxCap: number | undefi
  * topic's partition count) bounds max replicas.
  */
 export function desiredHpa(plan: ScalingPlan, maxCap?: number): V2HorizontalPodAutoscaler {
-  const { workload, queue, settings } = plan;
+  const { queue, settings } = plan;
   const max = cappedMax(settings, maxCap);
+  const { head, scaleTargetRef } = autoscalerOf(plan, 'autoscaling/v2', 'HorizontalPodAutoscaler');
   return {
-    apiVersion: 'autoscaling/v2',
-    kind: 'HorizontalPodAutoscaler',
-    metadata: autoscalerMetadata(plan),
+    ...head,
     spec: {
-      scaleTargetRef: { apiVersion: 'apps/v1', kind: workload.kind, name: workload.metadata.name },
+      scaleTargetRef,
       minReplicas: Math.max(1, Math.min(settings.minReplicas, max)),
       maxReplicas: max,
       metrics: [
@@ -148,14 +153,13 @@ export function desiredBacklogAuthentication(): Record<string, unknown> {
 
 /** A KEDA ScaledObject reading the backlog from Kueuer's /backlog endpoint (KEDA's metrics-api scaler); KEDA does 0↔1 itself. */
 export function desiredScaledObject(plan: ScalingPlan, backlogUrl: string, maxCap?: number): Record<string, unknown> {
-  const { workload, queue, settings } = plan;
+  const { queue, settings } = plan;
   const max = cappedMax(settings, maxCap);
+  const { head, scaleTargetRef } = autoscalerOf(plan, 'keda.sh/v1alpha1', 'ScaledObject');
   return {
-    apiVersion: 'keda.sh/v1alpha1',
-    kind: 'ScaledObject',
-    metadata: autoscalerMetadata(plan),
+    ...head,
     spec: {
-      scaleTargetRef: { apiVersion: 'apps/v1', kind: workload.kind, name: workload.metadata.name },
+      scaleTargetRef,
       minReplicaCount: Math.min(settings.minReplicas, max),
       maxReplicaCount: max,
       cooldownPeriod: settings.idleCooldownSeconds,

@@ -8,7 +8,7 @@
  * scripts/install.sh makes the same check, with the same message, before it
  * applies anything.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import { statusOf, type Cluster } from '../../shared/kube/cluster.js';
 import type { Logger } from 'pino';
 
 export const EXTERNAL_METRICS_APISERVICE = 'v1beta1.external.metrics.k8s.io';
@@ -73,14 +73,12 @@ export class MetricsOwnerError extends Error {
  * one line and exits 1) when another service owns it. When the webhook may
  * not read APIServices it warns and goes on: the check is a guard, not a need.
  */
-export async function checkExternalMetricsOwner(kc: KubeConfig, expected: ServiceRef, log?: Logger): Promise<OwnerDecision> {
-  const k8s = await import('@kubernetes/client-node');
-  const api = kc.makeApiClient(k8s.ApiregistrationV1Api);
+export async function checkExternalMetricsOwner(cluster: Cluster, expected: ServiceRef, log?: Logger): Promise<OwnerDecision> {
   let found: ApiServiceLike | null;
   try {
-    found = await api.readAPIService({ name: EXTERNAL_METRICS_APISERVICE });
+    found = await cluster.clients.registration.readAPIService({ name: EXTERNAL_METRICS_APISERVICE });
   } catch (err) {
-    const code = (err as { code?: number }).code;
+    const code = statusOf(err);
     if (code === 404) found = null;
     else if (code === 403) {
       log?.warn(

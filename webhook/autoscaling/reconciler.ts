@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../../shared/annotations.js';
 import { EventRecorder } from '../../shared/kube/event-recorder.js';
 import { ManagedSet, type Wanted } from '../../shared/kube/managed-set.js';
-import { informerSource, kubeConfig } from '../../shared/kube/object-source.js';
+import { statusOf, type Cluster } from '../../shared/kube/cluster.js';
+import { watcher } from '../../shared/kube/object-source.js';
 import { SerialRuns } from '../../shared/serial.js';
 import { autoscalerKind, autoscalerFingerprint, desiredAutoscaler, openAutoscalerStore, type Managed } from './autoscaler-store.js';
 import { BacklogPoll } from './backlog-poll.js';
@@ -26,6 +27,7 @@ import type { QueueDepthReader } from '../../shared/transport/transport.js';
 import { ScaleToZero, workloadScaler } from './scale-to-zero.js';
 
 export interface AutoscalingOptions {
+  cluster: Cluster;
   mode: MetricMode;
   /** Where queue depth comes from; null when the webhook has no --backend (no scale to zero, no Kafka cap). */
   depth: QueueDepthReader | null;
@@ -70,24 +72,22 @@ function asWorkload(kind: Workload['kind'], o: V1Deployment | V1StatefulSet): Wo
 export async function runAutoscaling(options: AutoscalingOptions): Promise<AutoscalingReconciler> {
   const { log, mode } = options;
   const isLeader = options.isLeader ?? (() => true);
-  const k8s = await import('@kubernetes/client-node');
-  const kc = await kubeConfig();
+  const { cluster } = options;
   // Before anything starts: refuse to take over another metrics server's APIService.
-  if (mode === 'external') await checkExternalMetricsOwner(kc, options.metricsService ?? expectedMetricsService(), log);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  if (mode === 'external') await checkExternalMetricsOwner(cluster, options.metricsService ?? expectedMetricsService(), log);
+  const { core, apps } = cluster.clients;
+  const watch = watcher(cluster, log);
 
-  const namespaces = await informerSource<V1Namespace>(
+  const namespaces = await watch<V1Namespace>(
     '/api/v1/namespaces',
     () => core.listNamespace({ labelSelector: `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}` }),
-    log,
     `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`,
   );
-  const deployments = await informerSource<V1Deployment>('/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces(), log);
-  const statefulSets = await informerSource<V1StatefulSet>('/apis/apps/v1/statefulsets', () => apps.listStatefulSetForAllNamespaces(), log);
-  const store = await openAutoscalerStore(mode, kc, log);
+  const deployments = await watch<V1Deployment>('/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces());
+  const statefulSets = await watch<V1StatefulSet>('/apis/apps/v1/statefulsets', () => apps.listStatefulSetForAllNamespaces());
+  const store = await openAutoscalerStore(mode, cluster, log);
   const events = new EventRecorder(core, log, 'workload', isLeader);
-  const backlogs = options.depth ? new BacklogPoll(options.depth, mode, new ScaleToZero(await workloadScaler(kc), events, log), options.metrics, log) : null;
+  const backlogs = options.depth ? new BacklogPoll(options.depth, mode, new ScaleToZero(workloadScaler(cluster), events, log), options.metrics, log) : null;
   const kindName = autoscalerKind(mode);
 
   let currentPlans = new Map<string, ScalingPlan>();
@@ -140,7 +140,7 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
       else await events.record(ref, 'Normal', 'KueuerAutoscalerUpdated', `updated ${kindName} ${object.metadata!.name}${capNote(wanted)}`);
     },
     async writeFailed(err, { object, context: plan }, existed, key) {
-      if (!existed && (err as { code?: number }).code === 409) {
+      if (!existed && statusOf(err) === 409) {
         const message = `a ${kindName} named ${object.metadata!.name} exists and is not managed by Kueuer; Kueuer leaves it alone`;
         await events.record(workloadRef(plan.workload), 'Warning', 'KueuerAutoscalerRefused', message);
       } else {
@@ -159,7 +159,7 @@ export async function runAutoscaling(options: AutoscalingOptions): Promise<Autos
       else log.info({ autoscaler: key }, 'deleted an autoscaler whose workload no longer asks for it');
     },
     removeFailed(err, _stale, key) {
-      if ((err as { code?: number }).code !== 404) log.warn({ err: (err as Error).message, autoscaler: key }, 'could not delete a stale autoscaler');
+      if (statusOf(err) !== 404) log.warn({ err: (err as Error).message, autoscaler: key }, 'could not delete a stale autoscaler');
     },
     runFailed: (err) => log.error({ err: (err as Error).message }, 'autoscaling reconcile failed'),
     active: isLeader,

@@ -4,7 +4,7 @@
  * only 1↔N): the workload goes to 0 once its backlog has stayed at 0 for the
  * idle cooldown, and back to 1 as soon as the backlog is non-zero.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { Cluster } from '../../shared/kube/cluster.js';
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../shared/kube/event-recorder.js';
 import { workloadRef, type ScalingPlan, type Workload } from './desired-objects.js';
@@ -12,12 +12,11 @@ import { workloadRef, type ScalingPlan, type Workload } from './desired-objects.
 export type ScaleWorkload = (workload: Workload, replicas: number) => Promise<void>;
 
 /** Sets a Deployment's or StatefulSet's replicas through its scale subresource. */
-export async function workloadScaler(kc: KubeConfig): Promise<ScaleWorkload> {
-  const k8s = await import('@kubernetes/client-node');
-  const apps = kc.makeApiClient(k8s.AppsV1Api);
+export function workloadScaler(cluster: Cluster): ScaleWorkload {
+  const apps = cluster.clients.apps;
   return async (w, replicas) => {
     const body = { spec: { replicas } };
-    const headers = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+    const headers = cluster.mergePatch;
     if (w.kind === 'Deployment') await apps.patchNamespacedDeploymentScale({ name: w.metadata.name, namespace: w.metadata.namespace, body }, headers);
     else await apps.patchNamespacedStatefulSetScale({ name: w.metadata.name, namespace: w.metadata.namespace, body }, headers);
   };

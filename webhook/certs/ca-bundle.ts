@@ -6,6 +6,7 @@
  * concurrent change is retried, never overwritten.
  */
 import type { AdmissionregistrationV1Api, ApiregistrationV1Api } from '@kubernetes/client-node';
+import { retryOnConflict, statusOf } from '../../shared/kube/cluster.js';
 import { decideMetricsOwner, EXTERNAL_METRICS_APISERVICE, type ServiceRef } from '../autoscaling/metrics-owner.js';
 
 export interface CaBundleTargets {
@@ -14,23 +15,20 @@ export interface CaBundleTargets {
   metricsService: ServiceRef;
 }
 
-const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
 const CONFLICT_RETRIES = 5;
 
-async function retryOnConflict(what: string, attempt: () => Promise<boolean>): Promise<boolean> {
-  for (let i = 0; ; i++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (statusOf(err) === 409 && i < CONFLICT_RETRIES) continue;
-      throw new Error(`cannot set the caBundle of ${what}: ${(err as Error).message}`, { cause: err });
-    }
+/** `attempt` (read, then replace with the version read), again after a conflict; a failure names `what`. */
+async function setWithRetry(what: string, attempt: () => Promise<boolean>): Promise<boolean> {
+  try {
+    return await retryOnConflict(attempt, { retries: CONFLICT_RETRIES });
+  } catch (err) {
+    throw new Error(`cannot set the caBundle of ${what}: ${(err as Error).message}`, { cause: err });
   }
 }
 
 /** Returns whether it wrote. A missing configuration is an error: the apiserver cannot call the webhook without it. */
 async function patchWebhookConfiguration(api: AdmissionregistrationV1Api, name: string, caBundle: string): Promise<boolean> {
-  return retryOnConflict(`MutatingWebhookConfiguration ${name}`, async () => {
+  return setWithRetry(`MutatingWebhookConfiguration ${name}`, async () => {
     const config = await api.readMutatingWebhookConfiguration({ name });
     const webhooks = config.webhooks ?? [];
     if (webhooks.every((w) => w.clientConfig.caBundle === caBundle)) return false;
@@ -42,7 +40,7 @@ async function patchWebhookConfiguration(api: AdmissionregistrationV1Api, name: 
 
 /** Returns whether it wrote. No APIService (keda or prometheus-adapter mode), or another owner's: left alone. */
 async function patchApiService(api: ApiregistrationV1Api, owner: ServiceRef, caBundle: string): Promise<boolean> {
-  return retryOnConflict(`APIService ${EXTERNAL_METRICS_APISERVICE}`, async () => {
+  return setWithRetry(`APIService ${EXTERNAL_METRICS_APISERVICE}`, async () => {
     let apiService;
     try {
       apiService = await api.readAPIService({ name: EXTERNAL_METRICS_APISERVICE });

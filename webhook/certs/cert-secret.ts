@@ -6,8 +6,9 @@
  * loser re-reads and adopts the winner's certificates.
  */
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
+import { statusOf } from '../../shared/kube/cluster.js';
 import type { StoredCerts } from './rotation-plan.js';
-import { splitPem } from './rotation-plan.js';
+import { splitPem } from '../../shared/pem.js';
 
 /**
  * The Secret's keys. ca.crt is every CA a client must trust (the new and the old one during a CA
@@ -35,8 +36,6 @@ export class WriteConflict extends Error {
     this.name = 'WriteConflict';
   }
 }
-
-export const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
 
 /** The certificates a Secret's data holds, or null when a key is missing. Pure. */
 export function certsFromData(data: Record<string, string> | undefined): StoredCerts | null {

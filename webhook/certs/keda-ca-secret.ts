@@ -15,7 +15,8 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
-import { statusOf, type SecretRef } from './cert-secret.js';
+import { retryOnConflict, statusOf } from '../../shared/kube/cluster.js';
+import type { SecretRef } from './cert-secret.js';
 import type { KeyPair } from './issue.js';
 
 export const KEDA_SECRET_KEYS = { bundle: 'ca.crt', cert: 'tls.crt', key: 'tls.key' } as const;
@@ -68,7 +69,8 @@ export async function syncKedaCaSecret(
   bundlePem: string,
   issueClient: () => Promise<KeyPair>,
 ): Promise<'unchanged' | 'created' | 'updated'> {
-  for (let conflicts = 0; ; conflicts++) {
+  const secretName = `${ref.namespace}/${ref.name}`;
+  const attempt = async (): Promise<'unchanged' | 'created' | 'updated'> => {
     const current = await readSecret(core, ref);
     const client = usableClientPair(current?.data, Date.now()) ?? (await issueClient());
     const data = kedaSecretData(current?.data, bundlePem, client);
@@ -88,10 +90,16 @@ export async function syncKedaCaSecret(
     try {
       if (current) await core.replaceNamespacedSecret({ ...ref, body });
       else await core.createNamespacedSecret({ namespace: ref.namespace, body });
-      return current ? 'updated' : 'created';
     } catch (err) {
-      if (statusOf(err) === 409 && conflicts < MAX_CONFLICTS) continue;
-      throw new Error(`cannot write Secret ${ref.namespace}/${ref.name}: ${(err as Error).message}`, { cause: err });
+      if (statusOf(err) === 409) throw err;
+      throw new Error(`cannot write Secret ${secretName}: ${(err as Error).message}`, { cause: err });
     }
+    return current ? 'updated' : 'created';
+  };
+  try {
+    return await retryOnConflict(attempt, { retries: MAX_CONFLICTS });
+  } catch (err) {
+    if (statusOf(err) === 409) throw new Error(`cannot write Secret ${secretName}: ${(err as Error).message}`, { cause: err });
+    throw err;
   }
 }

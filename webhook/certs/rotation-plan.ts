@@ -11,6 +11,7 @@
  * meets a certificate it cannot verify.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { parseCertificate as parse } from '../../shared/pem.js';
 import type { KeyPair } from './issue.js';
 
 export interface CertPolicy {
@@ -47,25 +48,12 @@ function outlivesPolicy(cert: X509Certificate, lifetimeMs: number, now: number):
   return validityOf(cert).to > now + lifetimeMs + 1000;
 }
 
-function parse(pem: string): X509Certificate | null {
-  try {
-    return new X509Certificate(pem);
-  } catch {
-    return null;
-  }
-}
-
 function pairMatches(cert: X509Certificate, keyPem: string): boolean {
   try {
     return cert.checkPrivateKey(createPrivateKey(keyPem));
   } catch {
     return false;
   }
-}
-
-/** Splits a PEM bundle into its certificates. */
-export function splitPem(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((c) => `${c}\n`) ?? [];
 }
 
 /** The bundle after `current` became the CA: it first, then the older CAs that have not expired. */

@@ -19,8 +19,8 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { retryOnConflict, type Cluster } from '../../shared/kube/cluster.js';
 import type { TlsFiles } from '../tls-reloader.js';
 import { ensureCaBundle, type CaBundleTargets } from './ca-bundle.js';
 import { readCertSecret, WriteConflict, writeCertSecret, type SecretRef } from './cert-secret.js';
@@ -77,10 +77,9 @@ function readOrEmpty(path: string): string {
   }
 }
 
-export async function startSelfIssuer(kc: KubeConfig, o: SelfIssuerOptions): Promise<SelfIssuer> {
-  const k8s = await import('@kubernetes/client-node');
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const apis = { admission: kc.makeApiClient(k8s.AdmissionregistrationV1Api), registration: kc.makeApiClient(k8s.ApiregistrationV1Api) };
+export async function startSelfIssuer(cluster: Cluster, o: SelfIssuerOptions): Promise<SelfIssuer> {
+  const { core, admission, registration } = cluster.clients;
+  const apis = { admission, registration };
   mkdirSync(o.dir, { recursive: true });
   const files: TlsFiles = { cert: join(o.dir, 'tls.crt'), key: join(o.dir, 'tls.key') };
   const log = o.log;
@@ -97,39 +96,36 @@ export async function startSelfIssuer(kc: KubeConfig, o: SelfIssuerOptions): Pro
     }
   };
 
-  /** Steps 1–4; returns when the next pass is due (at the latest). */
-  const pass = async (): Promise<number> => {
-    for (let conflicts = 0; ; conflicts++) {
-      const read = await readCertSecret(core, o.secret);
-      const now = Date.now();
-      const plan = planCerts(read.stored, o.policy, now);
-      let certs = read.stored;
-      if (plan.action !== 'none') {
-        const next = await issue(plan.action, read.stored, o.policy, now);
-        try {
-          await writeCertSecret(core, o.secret, read, next);
-        } catch (err) {
-          if (err instanceof WriteConflict && conflicts < MAX_CONFLICTS) {
-            log.info({ secret: `${o.secret.namespace}/${o.secret.name}` }, 'another replica wrote the certificates first; adopting them');
-            continue;
-          }
-          throw err;
-        }
-        log.info({ action: plan.action, reason: plan.reason, secret: `${o.secret.namespace}/${o.secret.name}` }, 'issued webhook certificates');
-        certs = next;
-      }
-      if (!certs) throw new Error('no certificates after issuing'); // unreachable: a plan on null issues
-      const changed = await ensureCaBundle(apis, o.targets, certs.bundle.join(''));
-      if (changed.length > 0) log.info({ changed, cas: certs.bundle.length }, 'set the caBundle');
-      if (readOrEmpty(files.cert) !== certs.serving.cert || readOrEmpty(files.key) !== certs.serving.key) {
-        writeAtomically(files.key, certs.serving.key);
-        writeAtomically(files.cert, certs.serving.cert);
-      }
-      if (o.kedaSecret) await syncKeda(o.kedaSecret, certs);
-      // After a write, look again a second later (the caBundle has reached the apiserver by then).
-      return plan.action === 'none' ? plan.nextCheckAt : now + 1000;
+  /** Steps 1–4 once; returns when the next pass is due (at the latest). */
+  const tryPass = async (): Promise<number> => {
+    const read = await readCertSecret(core, o.secret);
+    const now = Date.now();
+    const plan = planCerts(read.stored, o.policy, now);
+    let certs = read.stored;
+    if (plan.action !== 'none') {
+      const next = await issue(plan.action, read.stored, o.policy, now);
+      await writeCertSecret(core, o.secret, read, next);
+      log.info({ action: plan.action, reason: plan.reason, secret: `${o.secret.namespace}/${o.secret.name}` }, 'issued webhook certificates');
+      certs = next;
     }
+    if (!certs) throw new Error('no certificates after issuing'); // unreachable: a plan on null issues
+    const changed = await ensureCaBundle(apis, o.targets, certs.bundle.join(''));
+    if (changed.length > 0) log.info({ changed, cas: certs.bundle.length }, 'set the caBundle');
+    if (readOrEmpty(files.cert) !== certs.serving.cert || readOrEmpty(files.key) !== certs.serving.key) {
+      writeAtomically(files.key, certs.serving.key);
+      writeAtomically(files.cert, certs.serving.cert);
+    }
+    if (o.kedaSecret) await syncKeda(o.kedaSecret, certs);
+    // After a write, look again a second later (the caBundle has reached the apiserver by then).
+    return plan.action === 'none' ? plan.nextCheckAt : now + 1000;
   };
+  /** A pass that lost the Secret to another replica reads it again and adopts what that one wrote. */
+  const pass = (): Promise<number> =>
+    retryOnConflict(tryPass, {
+      retries: MAX_CONFLICTS,
+      isConflict: (err) => err instanceof WriteConflict,
+      onRetry: () => log.info({ secret: `${o.secret.namespace}/${o.secret.name}` }, 'another replica wrote the certificates first; adopting them'),
+    });
 
   await pass();
   let timer: NodeJS.Timeout | undefined;

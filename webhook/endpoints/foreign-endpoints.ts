@@ -14,10 +14,11 @@
  * may be a dry run or be refused after the webhook answered.
  */
 import type { CoreV1Api, DiscoveryV1Api, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { statusOf } from '../../shared/kube/cluster.js';
 import type { Logger } from 'pino';
-import { ANNOTATIONS } from '../shared/annotations.js';
-import { routesFromServices } from '../shared/service-routes.js';
-import { parseOriginal } from './service-rewrite.js';
+import { ANNOTATIONS } from '../../shared/annotations.js';
+import { routesFromServices } from '../../shared/service-routes.js';
+import { parseOriginal } from '../admission/service-rewrite.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
@@ -61,7 +62,7 @@ function stillRewritten(service: V1Service | undefined): boolean {
   return service !== undefined && rewrittenServices([service]).length === 1;
 }
 
-const isNotFound = (err: unknown) => (err as { code?: unknown } | null)?.code === 404;
+const isNotFound = (err: unknown) => statusOf(err) === 404;
 
 /**
  * One pass over the rewritten Services: deletes what the Kubernetes

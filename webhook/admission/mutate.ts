@@ -5,8 +5,8 @@
  */
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ANNOTATIONS, deprecationWarning } from '../shared/annotations.js';
-import { replyNamespaceProblem } from '../shared/queue-names.js';
+import { ANNOTATIONS, deprecationWarning } from '../../shared/annotations.js';
+import { replyNamespaceProblem } from '../../shared/queue-names.js';
 import { allow, mayLeaveTraces, refuse, shapedAsApiserver, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
 import { decidePod, REPLY_FIX, type InjectionConfig } from './pod-injection.js';
 import { decideServiceReserved } from './service-rewrite.js';

@@ -12,8 +12,8 @@
  */
 import type { V1Service, V1ServicePort } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { ANNOTATIONS, LABELS, optIn, parseServiceSettings } from '../shared/annotations.js';
-import { serviceQueue } from '../shared/queue-names.js';
+import { ANNOTATIONS, LABELS, optIn, parseServiceSettings } from '../../shared/annotations.js';
+import { serviceQueue } from '../../shared/queue-names.js';
 
 /** Responder ports handed to Services. */
 export const RESPONDER_PORT_RANGE = { first: 20000, last: 29999 } as const;

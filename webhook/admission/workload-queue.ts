@@ -12,7 +12,8 @@
  *   through the API, once per Job, within a bound (`JobWorkloads`).
  */
 import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
-import { settleWithin } from '../shared/timers.js';
+import { statusOf, type Cluster } from '../../shared/kube/cluster.js';
+import { settleWithin } from '../../shared/timers.js';
 
 export function owningWorkloadName(meta: V1ObjectMeta): string {
   const owner = meta.ownerReferences?.find((o) => o.controller) ?? meta.ownerReferences?.[0];
@@ -100,26 +101,14 @@ class LookupTimeout extends Error {}
 
 function describeFailure(err: unknown, timeoutMs: number): string {
   if (err instanceof LookupTimeout) return `reading the Job: the API did not answer within ${timeoutMs} ms`;
-  const code = (err as { code?: unknown }).code;
+  const code = statusOf(err);
   if (code === 404) return 'the Job does not exist';
   if (code === 401 || code === 403) return `the webhook may not read Jobs (HTTP ${code}); grant its ServiceAccount get on jobs.batch`;
   const message = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
   return `reading the Job failed: ${typeof code === 'number' ? `HTTP ${code}: ` : ''}${message}`;
 }
 
-/** Reads Jobs with the webhook's own credentials (in-cluster or $KUBECONFIG), connecting on first use. */
-export function clusterJobReader(): JobReader {
-  let api: Promise<import('@kubernetes/client-node').BatchV1Api> | undefined;
-  return async (namespace, name) => {
-    api ??= (async () => {
-      const { BatchV1Api } = await import('@kubernetes/client-node');
-      const { kubeConfig } = await import('../shared/kube/object-source.js');
-      return (await kubeConfig()).makeApiClient(BatchV1Api);
-    })().catch((err: unknown) => {
-      api = undefined; // a kubeconfig that could not be loaded is tried again next time
-      throw err;
-    });
-    const job = await (await api).readNamespacedJob({ namespace, name });
-    return job.metadata ?? {};
-  };
+/** Reads Jobs through the process's Cluster (with the webhook's own credentials). */
+export function clusterJobReader(cluster: Cluster): JobReader {
+  return async (namespace, name) => (await cluster.clients.batch.readNamespacedJob({ namespace, name })).metadata ?? {};
 }

@@ -9,12 +9,13 @@
  */
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ANNOTATIONS } from '../shared/annotations.js';
-import { ManagedSet, withResourceVersion, type ManagedStore } from '../shared/kube/managed-set.js';
-import { informerSource, kubeConfig, type ObjectSource } from '../shared/kube/object-source.js';
-import { routesFromServices } from '../shared/service-routes.js';
-import { stableJson } from '../shared/stable-json.js';
-import { SerialRuns } from '../shared/serial.js';
+import { ANNOTATIONS } from '../../shared/annotations.js';
+import { ManagedSet, withResourceVersion, type ManagedStore } from '../../shared/kube/managed-set.js';
+import type { Cluster } from '../../shared/kube/cluster.js';
+import { watcher, type ObjectSource } from '../../shared/kube/object-source.js';
+import { routesFromServices } from '../../shared/service-routes.js';
+import { stableJson } from '../../shared/stable-json.js';
+import { SerialRuns } from '../../shared/serial.js';
 import { MANAGED_BY_LABEL, removeForeignEndpoints, SERVICE_NAME_LABEL } from './foreign-endpoints.js';
 
 /**
@@ -83,6 +84,7 @@ export interface EndpointMirror {
 }
 
 export async function runEndpointMirror(
+  cluster: Cluster,
   services: ObjectSource<V1Service>,
   systemNamespace: string,
   responderService: string,
@@ -90,22 +92,18 @@ export async function runEndpointMirror(
   /** Only the leader writes slices. */
   isLeader: () => boolean = () => true,
 ): Promise<EndpointMirror> {
-  const { CoreV1Api, DiscoveryV1Api } = await import('@kubernetes/client-node');
-  const kc = await kubeConfig();
-  const api = kc.makeApiClient(DiscoveryV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
-  const responderSlices = await informerSource<V1EndpointSlice>(
+  const { discovery: api, core } = cluster.clients;
+  const watch = watcher(cluster, log);
+  const responderSlices = await watch<V1EndpointSlice>(
     `/apis/discovery.k8s.io/v1/namespaces/${systemNamespace}/endpointslices`,
     () => api.listNamespacedEndpointSlice({ namespace: systemNamespace, labelSelector: `${SERVICE_NAME_LABEL}=${responderService}` }),
-    log,
     `${SERVICE_NAME_LABEL}=${responderService}`,
   );
   const managedSelector = `${MANAGED_BY_LABEL}=${SLICE_MANAGED_BY}`;
   const store: ManagedStore<V1EndpointSlice> = {
-    source: await informerSource<V1EndpointSlice>(
+    source: await watch<V1EndpointSlice>(
       '/apis/discovery.k8s.io/v1/endpointslices',
       () => api.listEndpointSliceForAllNamespaces({ labelSelector: managedSelector }),
-      log,
       managedSelector,
     ),
     create: async (body) => void (await api.createNamespacedEndpointSlice({ namespace: body.metadata!.namespace!, body })),

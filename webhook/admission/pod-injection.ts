@@ -9,10 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Container, V1LifecycleHandler, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../shared/annotations.js';
-import { quantityValue } from '../shared/quantity.js';
-import { qualifiedQueueName, replyNamespaceProblem } from '../shared/queue-names.js';
-import { sidecarOptions } from '../sidecar/config.js';
+import { ANNOTATIONS, LABELS, optIn, parsePodSettings, type PodSettings } from '../../shared/annotations.js';
+import { defined } from '../../shared/defined.js';
+import { quantityValue } from '../../shared/quantity.js';
+import { qualifiedQueueName, replyNamespaceProblem } from '../../shared/queue-names.js';
+import { sidecarOptions } from '../../sidecar/config.js';
 import { brokerSecretVolumes, withMountedSecrets } from './broker-secret-mounts.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
@@ -265,7 +266,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function sidecarContainer(config: InjectionConfig, settings: PodSettings, status: InjectionStatus, adminPort: number, drainToken: string): V1Container {
-  const r = { ...config.resources, ...stripUndefined(settings.resources) };
+  const r = { ...config.resources, ...defined(settings.resources) };
   const resources: V1ResourceRequirements = {
     requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
     limits: { memory: r.memoryLimit, ...(r.cpuLimit ? { cpu: r.cpuLimit } : {}) },
@@ -349,8 +350,4 @@ export function heapFlags(memoryLimit: string): string {
 function sidecarEnv(option: keyof typeof sidecarOptions, value: string | undefined): { name: string; value: string } {
   if (value === undefined) throw new Error(`the sidecar option ${option} has no value to inject`);
   return { name: sidecarOptions[option].env, value };
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -10,7 +10,8 @@
  */
 import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { EventSubject } from '../shared/kube/event-recorder.js';
+import type { Cluster } from '../../shared/kube/cluster.js';
+import { EventRecorder, type EventSubject } from '../../shared/kube/event-recorder.js';
 import { owningWorkloadName } from './workload-queue.js';
 
 export const REFUSED_REASON = 'KueuerRefusedPod';
@@ -45,37 +46,19 @@ export function eventMessage(message: string): string {
   return clean.length <= EVENT_MESSAGE_MAX ? clean : `${clean.slice(0, EVENT_MESSAGE_MAX - 1)}…`;
 }
 
-/** Records refusals with the webhook's own credentials (in-cluster or $KUBECONFIG), connecting on first use. */
-export function clusterRefusalEvents(log: Logger): RefusalEvents {
-  let ready:
-    | Promise<{ record: (subject: EventSubject, message: string) => Promise<void>; deploymentUid: (ns: string, name: string) => Promise<string | undefined> }>
-    | undefined;
-  const connect = async () => {
-    const k8s = await import('@kubernetes/client-node');
-    const { kubeConfig } = await import('../shared/kube/object-source.js');
-    const { EventRecorder } = await import('../shared/kube/event-recorder.js');
-    const kc = await kubeConfig();
-    const recorder = new EventRecorder(kc.makeApiClient(k8s.CoreV1Api), log, 'workload');
-    const apps = kc.makeApiClient(k8s.AppsV1Api);
-    return {
-      record: (subject: EventSubject, message: string) => recorder.record(subject, 'Warning', REFUSED_REASON, message),
-      // list with a field selector: the webhook's RBAC lists Deployments (for autoscaling) but does not get them.
-      deploymentUid: async (namespace: string, name: string) =>
-        (await apps.listNamespacedDeployment({ namespace, fieldSelector: `metadata.name=${name}`, limit: 1 })).items[0]?.metadata?.uid,
-    };
-  };
+/** Records refusals through the process's Cluster (with the webhook's own credentials). */
+export function clusterRefusalEvents(cluster: Cluster, log: Logger): RefusalEvents {
+  const recorder = new EventRecorder(cluster.clients.core, log, 'workload');
+  // list with a field selector: the webhook's RBAC lists Deployments (for autoscaling) but does not get them.
+  const deploymentUid = async (namespace: string, name: string) =>
+    (await cluster.clients.apps.listNamespacedDeployment({ namespace, fieldSelector: `metadata.name=${name}`, limit: 1 })).items[0]?.metadata?.uid;
   return (pod, namespace, message) => {
     const subject = workloadOfPod(pod.metadata ?? {}, namespace);
     void (async () => {
-      ready ??= connect().catch((err: unknown) => {
-        ready = undefined;
-        throw err;
-      });
-      const cluster = await ready;
       // Read each time: a Deployment deleted and created again has a new uid (the ReplicaSet controller backs off, so refusals are few).
-      const uid = subject.uid ?? (subject.kind === 'Deployment' ? await cluster.deploymentUid(namespace, subject.name) : undefined);
+      const uid = subject.uid ?? (subject.kind === 'Deployment' ? await deploymentUid(namespace, subject.name) : undefined);
       if (!uid) return;
-      await cluster.record({ ...subject, uid }, eventMessage(message));
+      await recorder.record({ ...subject, uid }, 'Warning', REFUSED_REASON, eventMessage(message));
     })().catch((err: unknown) =>
       log.warn({ err: (err as Error).message, workload: `${subject.kind}/${namespace}/${subject.name}` }, 'could not record the refusal on the workload'),
     );

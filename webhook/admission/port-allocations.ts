@@ -12,7 +12,8 @@
  * deleted or restored Services free their ports without a cleanup loop.
  */
 import type { CoreV1Api, V1ConfigMap, V1Service } from '@kubernetes/client-node';
-import { usedResponderPorts } from '../shared/service-routes.js';
+import { retryOnConflict, statusOf } from '../../shared/kube/cluster.js';
+import { usedResponderPorts } from '../../shared/service-routes.js';
 
 export interface Reservation {
   service: string;
@@ -22,6 +23,11 @@ export interface Reservation {
 /** How long a reservation holds without its Service in the cache. */
 export const RESERVATION_GRACE_MS = 60_000;
 const CONFLICT_RETRIES = 20;
+/**
+ * Between tries after losing a write: a short random pause (10–20 ms), so the writers spread out and
+ * an admission (5 s for the apiserver) fits all 20 tries even when many Services arrive at once.
+ */
+const CONFLICT_PAUSE = { baseMs: 20, capMs: 20, jitter: true };
 
 export function parseReservations(data: Record<string, string> | undefined): Map<number, Reservation> {
   const out = new Map<number, Reservation>();
@@ -47,7 +53,12 @@ export function heldPorts(
   return held;
 }
 
-const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
+/** A write that lost to another replica's. */
+class Contended extends Error {
+  constructor(cause: unknown) {
+    super((cause as Error).message, { cause });
+  }
+}
 
 export class PortAllocations {
   /** The last ConfigMap read: what usedPorts adds to the Service cache between reservations. */
@@ -85,42 +96,51 @@ export class PortAllocations {
    * holds it, after which reservedPorts includes it. Throws when the API cannot be written.
    */
   async reserve(service: string, port: number): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      let map: V1ConfigMap | null = null;
-      try {
-        map = await this.core.readNamespacedConfigMap(this.ref);
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
-      this.reservations = parseReservations(map?.data);
-      const now = Date.now();
-      const holder = this.reservations.get(port);
-      if (holder && holder.service !== service && heldPorts(new Map([[port, holder]]), this.carriesPort, service, now).has(port)) return false;
-      const data: Record<string, string> = {};
-      for (const [p, r] of this.reservations) {
-        // Drop this Service's other ports and every stale reservation.
-        if (r.service !== service && (this.carriesPort(r.service, p) || now - r.atMs < RESERVATION_GRACE_MS)) data[String(p)] = `${r.service} at ${r.atMs}`;
-      }
-      data[String(port)] = `${service} at ${now}`;
-      const body: V1ConfigMap = {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { ...this.ref, ...(map ? { resourceVersion: map.metadata?.resourceVersion } : {}) },
-        data,
-      };
-      try {
-        if (map) await this.core.replaceNamespacedConfigMap({ ...this.ref, body });
-        else await this.core.createNamespacedConfigMap({ namespace: this.ref.namespace, body });
-        this.reservations = parseReservations(data);
-        return true;
-      } catch (err) {
-        if ((statusOf(err) === 409 || (statusOf(err) === 404 && map)) && attempt < CONFLICT_RETRIES) {
-          // Another replica wrote first: re-read after a short random pause, so the writers spread out.
-          await new Promise((r) => setTimeout(r, Math.random() * 20));
-          continue;
-        }
-        throw new Error(`cannot reserve responder port ${port} in ConfigMap ${this.ref.namespace}/${this.ref.name}: ${(err as Error).message}`, { cause: err });
-      }
+    try {
+      // Another replica wrote first (409), or deleted the ConfigMap between our read and replace (404): read again.
+      return await retryOnConflict(() => this.tryReserve(service, port), {
+        retries: CONFLICT_RETRIES,
+        isConflict: (err) => err instanceof Contended,
+        backoff: CONFLICT_PAUSE,
+      });
+    } catch (err) {
+      const cause = err instanceof Contended ? err.cause : err;
+      throw new Error(`cannot reserve responder port ${port} in ConfigMap ${this.ref.namespace}/${this.ref.name}: ${(cause as Error).message}`, { cause });
     }
+  }
+
+  /** One read-decide-write; a write another replica got in first throws Contended. */
+  private async tryReserve(service: string, port: number): Promise<boolean> {
+    let map: V1ConfigMap | null = null;
+    try {
+      map = await this.core.readNamespacedConfigMap(this.ref);
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    this.reservations = parseReservations(map?.data);
+    const now = Date.now();
+    const holder = this.reservations.get(port);
+    if (holder && holder.service !== service && heldPorts(new Map([[port, holder]]), this.carriesPort, service, now).has(port)) return false;
+    const data: Record<string, string> = {};
+    for (const [p, r] of this.reservations) {
+      // Drop this Service's other ports and every stale reservation.
+      if (r.service !== service && (this.carriesPort(r.service, p) || now - r.atMs < RESERVATION_GRACE_MS)) data[String(p)] = `${r.service} at ${r.atMs}`;
+    }
+    data[String(port)] = `${service} at ${now}`;
+    const body: V1ConfigMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { ...this.ref, ...(map ? { resourceVersion: map.metadata?.resourceVersion } : {}) },
+      data,
+    };
+    try {
+      if (map) await this.core.replaceNamespacedConfigMap({ ...this.ref, body });
+      else await this.core.createNamespacedConfigMap({ namespace: this.ref.namespace, body });
+    } catch (err) {
+      if (statusOf(err) === 409 || (statusOf(err) === 404 && map)) throw new Contended(err);
+      throw err;
+    }
+    this.reservations = parseReservations(data);
+    return true;
   }
 }
