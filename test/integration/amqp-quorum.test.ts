@@ -7,6 +7,7 @@
  * declared and sent again, a republished copy seen as a redelivery, and a URL
  * naming several nodes.
  */
+import net from 'node:net';
 import amqp from 'amqplib';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -234,6 +235,30 @@ describe('amqp failover duties', () => {
       await t.close();
     }
   });
+
+  it('moves on from a node that accepts the TCP connection but never answers the AMQP handshake', async () => {
+    // A stuck broker, or a balancer that accepts and holds the socket: without a handshake timeout
+    // the attempt waited forever and the next node was never tried.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const single = new URL(amqpUrl());
+    const url = `amqp://${single.username}:${single.password}@127.0.0.1:${(silent.address() as net.AddressInfo).port},${single.host}${single.pathname === '/' ? '' : single.pathname}`;
+    try {
+      const { t, lines } = await transportWithLog({ url });
+      try {
+        const queue = uniqueQueue('silent');
+        await t.publishRequest(queue, request(queue, ids(10)), { timeoutMs: 5000 });
+        await expect.poll(async () => (await queueInfo(queue))?.messages, { timeout: 10_000 }).toBe(1);
+        expect(lines.some((l) => /timed out/.test(String(l.msg)))).toBe(true);
+      } finally {
+        await t.close();
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+  }, 40_000);
 
   it('refuses a cluster URL with an empty host as a bad backend URL', () => {
     expect(() => parseBackend('amqp://guest:guest@host1,,host3/')).toThrow(/empty host/);

@@ -67,6 +67,14 @@ export interface AmqpOptions {
  */
 const RECONNECT_GRACE_MS = 3_000;
 
+/**
+ * How long one connection attempt may take, TCP connect and AMQP handshake together (RabbitMQ's own
+ * handshake_timeout): a node that accepts the socket but never answers (a stuck broker, a balancer
+ * holding the connection, a blackholed address) fails the attempt, and the next node is tried. Without
+ * it an attempt waited forever and the other nodes of the URL were never tried.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
 /** Poll interval of a publish that waits for the connection to come back. */
 const RECONNECT_POLL_MS = 25;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -110,6 +118,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     };
     transport.connection = await amqp.connect(target, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
+      timeout: CONNECT_TIMEOUT_MS, // amqplib clears it once the connection is open
       recovery: {
         initialDelay: 100,
         maxDelay: 5_000,
