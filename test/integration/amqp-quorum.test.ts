@@ -15,7 +15,7 @@ import { encodeRequest, encodeResponse, type WireMessage } from '../../shared/en
 import { isKueuerError } from '../../shared/errors.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
-import { managementUrlFor } from '../../shared/transport/amqp/depth.js';
+import { managementUrlFor, RabbitMqDepth } from '../../shared/transport/amqp/depth.js';
 import { REPUBLISHED_HEADER } from '../../shared/transport/amqp/consumer.js';
 import { REPLY_INBOX_EXPIRES_MS } from '../../shared/transport/amqp/queues.js';
 import type { Delivery, Transport } from '../../shared/transport/transport.js';
@@ -259,6 +259,16 @@ describe('amqp failover duties', () => {
       silent.close();
     }
   }, 40_000);
+
+  it('reads a depth of 0 for a queue not declared yet from the real management API, and names a vhost that does not exist', async () => {
+    const mgmt = `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`;
+    expect(await new RabbitMqDepth(amqpUrl(), mgmt).read(uniqueQueue('undeclared'))).toEqual({ backlog: 0 });
+    const single = new URL(amqpUrl());
+    const err = (await new RabbitMqDepth(`amqp://${single.username}:${single.password}@${single.host}/no-such-vhost`, mgmt)
+      .read('x')
+      .catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/vhost "no-such-vhost" does not exist/);
+  });
 
   it('refuses a cluster URL with an empty host as a bad backend URL', () => {
     expect(() => parseBackend('amqp://guest:guest@host1,,host3/')).toThrow(/empty host/);
