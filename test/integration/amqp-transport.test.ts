@@ -5,6 +5,28 @@ import { encodeRequest, encodeResponse } from '../../shared/envelope.js';
 import { isKueuerError } from '../../shared/errors.js';
 import { brokers, newTransport, uniqueQueue } from '../helpers/stack.js';
 
+/** A TCP proxy to the shared node whose client side can stop being read (`stall`), as a blocked broker does. */
+async function stallingProxy(): Promise<{ url: string; stall: () => void; clients: net.Socket[]; proxy: net.Server }> {
+  const broker = new URL(brokers().amqp);
+  const clients: net.Socket[] = [];
+  const proxy = net.createServer((client) => {
+    clients.push(client);
+    const upstream = net.connect(Number(broker.port), broker.hostname);
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const port = (proxy.address() as net.AddressInfo).port;
+  const stall = (): void => {
+    for (const client of clients) {
+      client.unpipe();
+      client.pause();
+    }
+  };
+  return { url: `amqp://${broker.username}:${broker.password}@127.0.0.1:${port}${broker.pathname}`, stall, clients, proxy };
+}
+
 describe('amqp transport', () => {
   it('a reply whose inbox does not exist fails as KUEUER_ERR_REPLY_INBOX_GONE (the sidecar retries briefly, then drops it without rerunning the app)', async () => {
     const t = await newTransport('amqp');
@@ -26,19 +48,8 @@ describe('amqp transport', () => {
   });
 
   it('does not buffer requests without bound when the broker stops reading (a memory or disk alarm, a stalled network)', async () => {
-    // A TCP proxy to the shared node whose client side can stop being read, as a blocked broker does.
-    const broker = new URL(brokers().amqp);
-    const clients: net.Socket[] = [];
-    const proxy = net.createServer((client) => {
-      clients.push(client);
-      const upstream = net.connect(Number(broker.port), broker.hostname);
-      client.pipe(upstream).pipe(client);
-      client.on('error', () => upstream.destroy());
-      upstream.on('error', () => client.destroy());
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const port = (proxy.address() as net.AddressInfo).port;
-    const t = await newTransport('amqp', `amqp://${broker.username}:${broker.password}@127.0.0.1:${port}${broker.pathname}`);
+    const { url, stall, clients, proxy } = await stallingProxy();
+    const t = await newTransport('amqp', url);
     try {
       const queue = uniqueQueue('stalled');
       const body = Buffer.alloc(16 * 1024, 'x');
@@ -55,10 +66,7 @@ describe('amqp transport', () => {
           body,
         });
       await t.publishRequest(queue, request(1), { timeoutMs: 5000 }); // declared while the broker reads
-      for (const client of clients) {
-        client.unpipe();
-        client.pause();
-      }
+      stall();
       // 3,000 × 16 KiB: far more than the kernel's socket buffers take; before, every one was kept in memory.
       const results = await Promise.all(
         Array.from({ length: 3000 }, (_, i) =>
@@ -74,8 +82,22 @@ describe('amqp transport', () => {
     } finally {
       for (const client of clients) client.destroy();
       proxy.close();
-      // amqplib's close waits for the broker's close-ok behind the stalled frames: bounded here (see the report).
-      await Promise.race([t.close(), new Promise((resolve) => setTimeout(resolve, 5000))]);
+      await t.close();
+    }
+  }, 60_000);
+
+  it('closes within a bounded time when the broker stops answering (a stalled shutdown would hang until SIGKILL)', async () => {
+    const { url, stall, clients, proxy } = await stallingProxy();
+    const t = await newTransport('amqp', url);
+    try {
+      await t.openReplyInbox(uniqueQueue('closing'), () => undefined);
+      stall();
+      const started = Date.now();
+      await Promise.race([t.close(), new Promise((resolve) => setTimeout(resolve, 20_000))]);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      for (const client of clients) client.destroy();
+      proxy.close();
     }
   }, 60_000);
 });
