@@ -4,7 +4,7 @@
  * (create-transport.ts does, when a transport is actually opened).
  */
 import { KueuerError } from '../errors.js';
-import { amqpHostUrls } from './amqp/url.js';
+import { amqpHostUrls, redactRaw } from './amqp/url.js';
 import { parseKafkaUrl, type KafkaSpec } from './kafka/config.js';
 
 export type BackendSpec = { kind: 'memory' } | { kind: 'amqp'; url: string } | { kind: 'kafka'; spec: KafkaSpec };
@@ -33,7 +33,7 @@ export function parseBackend(value: string): BackendSpec {
   try {
     url = new URL(value);
   } catch {
-    throw new KueuerError('KUEUER_ERR_BACKEND_URL', `expected "memory", an amqp://… URL or kafka://host:port, got ${JSON.stringify(value)}`);
+    throw new KueuerError('KUEUER_ERR_BACKEND_URL', `expected "memory", an amqp://… URL or kafka://host:port, got ${JSON.stringify(redactRaw(value))}`);
   }
   if (url.protocol === 'amqp:' || url.protocol === 'amqps:') {
     if (!url.hostname) throw new KueuerError('KUEUER_ERR_BACKEND_URL', 'the amqp URL has no host');

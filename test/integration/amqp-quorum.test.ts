@@ -7,6 +7,7 @@
  * declared and sent again, a republished copy seen as a redelivery, and a URL
  * naming several nodes.
  */
+import net from 'node:net';
 import amqp from 'amqplib';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import { encodeRequest, encodeResponse, type WireMessage } from '../../shared/en
 import { isKueuerError } from '../../shared/errors.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
-import { managementUrlFor } from '../../shared/transport/amqp/depth.js';
+import { managementUrlFor, RabbitMqDepth } from '../../shared/transport/amqp/depth.js';
 import { REPUBLISHED_HEADER } from '../../shared/transport/amqp/consumer.js';
 import { REPLY_INBOX_EXPIRES_MS } from '../../shared/transport/amqp/queues.js';
 import type { Delivery, Transport } from '../../shared/transport/transport.js';
@@ -233,6 +234,41 @@ describe('amqp failover duties', () => {
     } finally {
       await t.close();
     }
+  });
+
+  it('moves on from a node that accepts the TCP connection but never answers the AMQP handshake', async () => {
+    // A stuck broker, or a balancer that accepts and holds the socket: without a handshake timeout
+    // the attempt waited forever and the next node was never tried.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const single = new URL(amqpUrl());
+    const url = `amqp://${single.username}:${single.password}@127.0.0.1:${(silent.address() as net.AddressInfo).port},${single.host}${single.pathname === '/' ? '' : single.pathname}`;
+    try {
+      const { t, lines } = await transportWithLog({ url });
+      try {
+        const queue = uniqueQueue('silent');
+        await t.publishRequest(queue, request(queue, ids(10)), { timeoutMs: 5000 });
+        // A passive declare counts it at once (the management API's counts lag by its stats interval).
+        expect((await withRawChannel((ch) => ch.checkQueue(queue))).messageCount).toBe(1);
+        expect(lines.some((l) => /timed out/.test(String(l.msg)))).toBe(true);
+      } finally {
+        await t.close();
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+  }, 40_000);
+
+  it('reads a depth of 0 for a queue not declared yet from the real management API, and names a vhost that does not exist', async () => {
+    const mgmt = `http://127.0.0.1:${Number(new URL(amqpUrl()).port) + 3}`;
+    expect(await new RabbitMqDepth(amqpUrl(), mgmt).read(uniqueQueue('undeclared'))).toEqual({ backlog: 0 });
+    const single = new URL(amqpUrl());
+    const err = (await new RabbitMqDepth(`amqp://${single.username}:${single.password}@${single.host}/no-such-vhost`, mgmt)
+      .read('x')
+      .catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/vhost "no-such-vhost" does not exist/);
   });
 
   it('refuses a cluster URL with an empty host as a bad backend URL', () => {

@@ -25,6 +25,25 @@ describe('amqp cluster URLs', () => {
     expect(redactRaw('amqp://u:secret@r1,r2/')).toBe('amqp://u:***@r1,r2/');
   });
 
+  it("never puts the password in an error or a log's URL, even unescaped '@' in it, and gives it whole to every node", () => {
+    // One host with a bad port: the message used to echo the whole URL.
+    const bad = (() => {
+      try {
+        parseBackend('amqp://u:s3cret@rabbit:99999/');
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    expect(bad).toMatch(/amqp/);
+    expect(bad).not.toContain('s3cret');
+    // A password with a raw '@' (WHATWG URLs and amqplib take it): the redaction stopped at the first '@'.
+    expect(redactRaw('amqp://u:p@ss@r1,r2/')).toBe('amqp://u:***@r1,r2/');
+    expect(redactRaw('amqp://u:p@ss@rabbit/prod')).toBe('amqp://u:***@rabbit/prod');
+    // ... and the second node got the password cut at it ("p"), so a failover to it was refused as a bad login.
+    expect(amqpHostUrls('amqp://u:p@ss@r1,r2/').map((u) => connectTarget(u).password)).toEqual(['p@ss', 'p@ss']);
+  });
+
   it('gives amqplib the object form of one host with what the URL string carried', () => {
     expect(connectTarget('amqp://u:p%40ss@r2:5673/prod%2Fa?heartbeat=10&frameMax=8192')).toEqual({
       protocol: 'amqp',

@@ -79,17 +79,52 @@ export class RabbitMqDepth implements QueueDepthReader {
   async close(): Promise<void> {}
 }
 
-/** One node's depth of `queue`, or why it could not give it (with the fix). */
-async function readFrom(node: ManagementNode, queue: string): Promise<QueueDepth | string> {
-  const url = `${node.base}/api/queues/${encodeURIComponent(node.vhost)}/${encodeURIComponent(queue)}`;
-  let res: Response;
+/** How long one node may take to give a depth (connect, headers and body; a 404's vhost check included). */
+const NODE_TIMEOUT_MS = 5000;
+
+/** RabbitMQ's own 404 body (a missing queue or vhost), as against a proxy's or another server's 404 page. */
+const isRabbitNotFound = (body: unknown): boolean => (body as { error?: unknown } | undefined)?.error === 'Object Not Found';
+
+const isDepth = (body: unknown): body is { messages_ready?: number; messages_unacknowledged?: number } =>
+  typeof body === 'object' &&
+  body !== null &&
+  ['messages_ready', 'messages_unacknowledged'].every((k) => ['number', 'undefined'].includes(typeof (body as Record<string, unknown>)[k]));
+
+/** The status and parsed JSON body (undefined when not JSON) of one GET, or why it failed; the body is read within `signal` too. */
+async function getJson(node: ManagementNode, url: string, signal: AbortSignal): Promise<{ status: number; body: unknown } | string> {
   try {
-    res = await fetch(url, { headers: { authorization: node.authorization }, signal: AbortSignal.timeout(5000) });
+    const res = await fetch(url, { headers: { authorization: node.authorization }, signal });
+    const text = await res.text();
+    try {
+      return { status: res.status, body: JSON.parse(text) as unknown };
+    } catch {
+      return { status: res.status, body: undefined };
+    }
   } catch (err) {
     return managementUnreachable(node.base, err);
   }
-  if (res.status === 404) return { backlog: 0 }; // not declared yet: nothing queued
-  if (!res.ok) return `RabbitMQ management API answered ${res.status} for ${url}; ${MANAGEMENT_FIX}`;
-  const body = (await res.json()) as { messages_ready?: number; messages_unacknowledged?: number };
-  return { backlog: (body.messages_ready ?? 0) + (body.messages_unacknowledged ?? 0) };
+}
+
+/**
+ * One node's depth of `queue`, or why it could not give it (with the fix). A stalled body or a
+ * non-JSON answer (a proxy, a login page) sends the read to the next node like a refused connection.
+ * A 404 reads as 0 (not declared yet) only when it is RabbitMQ's and the vhost exists: a wrong URL
+ * or vhost would otherwise read as an empty queue forever, and the autoscaler scale the pods away.
+ */
+async function readFrom(node: ManagementNode, queue: string): Promise<QueueDepth | string> {
+  const signal = AbortSignal.timeout(NODE_TIMEOUT_MS);
+  const url = `${node.base}/api/queues/${encodeURIComponent(node.vhost)}/${encodeURIComponent(queue)}`;
+  const got = await getJson(node, url, signal);
+  if (typeof got === 'string') return got;
+  if (got.status === 404 && isRabbitNotFound(got.body)) {
+    const vhost = await getJson(node, `${node.base}/api/vhosts/${encodeURIComponent(node.vhost)}`, signal);
+    if (typeof vhost === 'string') return vhost;
+    if (vhost.status === 200) return { backlog: 0 }; // not declared yet: nothing queued
+    if (vhost.status === 404)
+      return `vhost "${node.vhost}" does not exist on RabbitMQ at ${node.base}: fix the vhost of --backend (KUEUER_BACKEND) or ${MANAGEMENT_FIX}`;
+    return `RabbitMQ management API answered ${vhost.status} for ${node.base}/api/vhosts/${encodeURIComponent(node.vhost)}; ${MANAGEMENT_FIX}`;
+  }
+  if (got.status !== 200) return `RabbitMQ management API answered ${got.status} for ${url}; ${MANAGEMENT_FIX}`;
+  if (!isDepth(got.body)) return `${url} answered 200 with something that is not RabbitMQ's JSON (a proxy, or another server?); ${MANAGEMENT_FIX}`;
+  return { backlog: (got.body.messages_ready ?? 0) + (got.body.messages_unacknowledged ?? 0) };
 }

@@ -67,6 +67,17 @@ export interface AmqpOptions {
  */
 const RECONNECT_GRACE_MS = 3_000;
 
+/**
+ * How long one connection attempt may take, TCP connect and AMQP handshake together (RabbitMQ's own
+ * handshake_timeout): a node that accepts the socket but never answers (a stuck broker, a balancer
+ * holding the connection, a blackholed address) fails the attempt, and the next node is tried. Without
+ * it an attempt waited forever and the other nodes of the URL were never tried.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+/** How long close() waits for the broker (inbox deletion, close-ok) before dropping the connection. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
 /** Poll interval of a publish that waits for the connection to come back. */
 const RECONNECT_POLL_MS = 25;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -110,6 +121,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     };
     transport.connection = await amqp.connect(target, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
+      timeout: CONNECT_TIMEOUT_MS, // amqplib clears it once the connection is open
       recovery: {
         initialDelay: 100,
         maxDelay: 5_000,
@@ -340,9 +352,29 @@ export class AmqpTransport implements Transport, ConsumerHost {
 
   async close(): Promise<void> {
     this.disconnectedAt = null;
-    for (const inbox of [...this.inboxes]) await inbox.close();
+    const model = this.model;
+    const orderly = async (): Promise<void> => {
+      for (const inbox of [...this.inboxes]) await inbox.close();
+      this.model = null;
+      this.publisher = null;
+      await this.connection.close().catch(() => undefined);
+    };
+    // A broker that stopped answering (an alarm, a stalled network) never sends close-ok, and amqplib
+    // waits for it: past CLOSE_TIMEOUT_MS the socket is dropped, so shutdown does not hang until SIGKILL.
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      orderly().then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), CLOSE_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!late) return;
+    this.log.warn(
+      { host: this.endpoint.host, port: this.endpoint.port, timeoutMs: CLOSE_TIMEOUT_MS },
+      'the broker did not answer the close; dropping the connection',
+    );
     this.model = null;
     this.publisher = null;
-    await this.connection.close().catch(() => undefined);
+    const socket = model ? amqpSocketOf(model) : null;
+    socket?.destroy();
   }
 }

@@ -6,7 +6,8 @@
  * A single host (a load-balanced Service) is the one-element case. Pure: no
  * amqplib.
  */
-const MULTI = /^(amqps?):\/\/(?:([^@/?#]*)@)?([^/?#]*)([/?#].*)?$/;
+// The userinfo runs to the last '@' of the authority: a password may hold a raw '@' (WHATWG URLs and amqplib take it).
+const MULTI = /^(amqps?):\/\/(?:([^/?#]*)@)?([^/?#@]*)([/?#].*)?$/;
 
 /** The single-host URLs of a (possibly comma-separated) amqp URL, in order; throws on a malformed one. */
 export function amqpHostUrls(url: string): string[] {
@@ -17,15 +18,20 @@ export function amqpHostUrls(url: string): string[] {
   if (list.some((h) => h.trim() === '')) throw new Error('the amqp URL has an empty host (two commas, or a comma at an end)');
   return list.map((host) => {
     const single = `${scheme}://${auth !== undefined ? `${auth}@` : ''}${host.trim()}${rest ?? ''}`;
-    const parsed = new URL(single); // throws on a bad port or host
+    let parsed: URL;
+    try {
+      parsed = new URL(single);
+    } catch {
+      throw new Error(`the amqp URL has a bad host or port: ${JSON.stringify(host.trim())}`);
+    }
     if (!parsed.hostname) throw new Error('the amqp URL has no host');
     return single;
   });
 }
 
-/** The URL with its password hidden, without parsing it as one URL (it may have several hosts). */
+/** The URL (any scheme) with its password hidden, without parsing it as one URL (it may have several hosts or be malformed). */
 export function redactRaw(url: string): string {
-  return url.replace(/^(amqps?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^/?#]*@/i, '$1***@');
 }
 
 /** What amqplib's connect takes for one host: the object form, so the transport can point it at another host before a reconnect. */
