@@ -160,3 +160,13 @@ describe('broker Secrets in a component', () => {
     expect(() => brokerSecretEnv({ KUEUER_BROKER_SECRET_DIRS: '/nonexistent/kueuer' })).toThrow(/KUEUER_BROKER_SECRET_DIRS names \/nonexistent\/kueuer/);
   });
 });
+
+describe('kafkaAuth with settings from broker Secrets and from the container', () => {
+  it('trusts the CA file set on the container over the cluster CA a mounted Secret implies', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kueuer-ca-'));
+    writeFileSync(join(dir, 'ca.pem'), pem('CERTIFICATE', 'T1dOLUNB'));
+    const env = { KUEUER_BACKEND: 'kafka://k:9093', KUEUER_KAFKA_CA_FILE: join(dir, 'ca.pem') };
+    const merged = { ...env, ...brokerSettings([strimziClusterCa]) };
+    expect(kafkaAuth(parseKafkaUrl(env.KUEUER_BACKEND), merged).ssl).toEqual({ ca: [pem('CERTIFICATE', 'T1dOLUNB')] });
+  });
+});

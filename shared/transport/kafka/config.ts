@@ -64,7 +64,8 @@ export interface KafkaClientAuth {
 export function kafkaAuth(spec: KafkaSpec, env: Record<string, string | undefined>): KafkaClientAuth {
   const auth: KafkaClientAuth = {};
   const caFile = env.KUEUER_KAFKA_CA_FILE;
-  const ca = env.KUEUER_KAFKA_CA ?? (caFile ? readFileSync(caFile, 'utf8') : undefined);
+  // A CA file set on the container wins over the CA a mounted Secret implies, as the _FILE forms do in secret().
+  const ca = caFile ? readFileSync(caFile, 'utf8') : env.KUEUER_KAFKA_CA;
   const client = env.KUEUER_KAFKA_CERT && env.KUEUER_KAFKA_KEY ? { cert: env.KUEUER_KAFKA_CERT, key: env.KUEUER_KAFKA_KEY } : {};
   if (ca || client.cert) auth.ssl = { ...(ca ? { ca: [ca] } : {}), ...client };
   else if (spec.tls) auth.ssl = true;
