@@ -169,4 +169,9 @@ describe('kafkaAuth with settings from broker Secrets and from the container', (
     const merged = { ...env, ...brokerSettings([strimziClusterCa]) };
     expect(kafkaAuth(parseKafkaUrl(env.KUEUER_BACKEND), merged).ssl).toEqual({ ca: [pem('CERTIFICATE', 'T1dOLUNB')] });
   });
+
+  it('refuses a KUEUER_KAFKA_SASL kafkajs does not support, naming it and the mechanisms', () => {
+    const env = { KUEUER_KAFKA_SASL: 'gssapi', KUEUER_KAFKA_USERNAME: 'u', KUEUER_KAFKA_PASSWORD: 'p' };
+    expect(() => kafkaAuth(parseKafkaUrl('kafka://k:9093'), env)).toThrow(/KUEUER_KAFKA_SASL "gssapi" is not supported \(plain, scram-sha-256, scram-sha-512/);
+  });
 });
