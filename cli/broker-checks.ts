@@ -120,6 +120,9 @@ export async function readKafkaTopics(
     ...(auth.ssl ? { ssl: auth.ssl } : {}),
     ...(auth.sasl ? { sasl: auth.sasl as never } : {}),
     logLevel: logLevel.NOTHING,
+    // Bounded like the management API's reads (5 s): kafkajs waits 30 s for a broker that accepts and never answers.
+    connectionTimeout: 5000,
+    requestTimeout: 5000,
     retry: { retries: 2 },
   }).admin();
   await admin.connect();

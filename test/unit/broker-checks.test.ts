@@ -1,6 +1,7 @@
 /** kueuer check's replication verdicts: a single point of failure on a cluster FAILs with the fix; on one node it is reported. */
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { kafkaTopicResults, rabbitQueueResults } from '../../cli/broker-checks.js';
+import { brokerReplicationResults, kafkaTopicResults, rabbitQueueResults } from '../../cli/broker-checks.js';
 
 describe('RabbitMQ queue types', () => {
   it('FAILs a classic queue on a 3-node cluster, naming it, its node and the migration', () => {
@@ -81,4 +82,37 @@ describe('Kafka topic replication', () => {
       },
     ]);
   });
+});
+
+describe('a broker that accepts connections and never answers', () => {
+  /** A TCP server that accepts and stays silent, as a hung broker or a black-holing proxy does. */
+  async function silentServer(): Promise<{ port: number; close: () => void }> {
+    const sockets: Socket[] = [];
+    const server = createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { port: (server.address() as AddressInfo).port, close: () => (sockets.forEach((s) => s.destroy()), server.close()) };
+  }
+
+  it('Kafka: the replication read gives up within 20 s', async () => {
+    const broker = await silentServer();
+    const started = Date.now();
+    try {
+      await expect(brokerReplicationResults('Secret shop/b', { KUEUER_BACKEND: `kafka://127.0.0.1:${broker.port}` }, ['shop.web'])).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      broker.close();
+    }
+  }, 120_000);
+
+  it('RabbitMQ: the management API read gives up within 20 s', async () => {
+    const mgmt = await silentServer();
+    const started = Date.now();
+    try {
+      const settings = { KUEUER_BACKEND: 'amqp://u:p@127.0.0.1:5672', KUEUER_RABBITMQ_MANAGEMENT_URL: `http://u:p@127.0.0.1:${mgmt.port}` };
+      await expect(brokerReplicationResults('Secret shop/b', settings, ['shop.web'])).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      mgmt.close();
+    }
+  }, 120_000);
 });
