@@ -15,7 +15,7 @@ import { parsePodSettings } from '../shared/annotations.js';
 import { brokerSettings, decodedSecret } from '../shared/broker-secret/shapes.js';
 import { isKueuerError } from '../shared/errors.js';
 import { parseBackend } from '../shared/transport/backend.js';
-import { managementUrlFor } from '../shared/transport/amqp/depth.js';
+import { managementUnreachable, managementUrlFor } from '../shared/transport/amqp/depth.js';
 import { kafkaAuth, requestTopic, type KafkaSpec, type TopicReplication } from '../shared/transport/kafka/config.js';
 import { readReplication, singlePointsOfFailure } from '../shared/transport/kafka/topics.js';
 import { deadLetterQueue } from '../sidecar/worker.js';
@@ -91,7 +91,12 @@ export async function readRabbitQueues(
 ): Promise<{ nodes: number; queues: QueueFound[] }> {
   const mgmt = managementUrlFor(amqpUrl, managementUrl);
   const get = async (path: string): Promise<unknown> => {
-    const res = await fetch(`${mgmt.base}/api/${path}`, { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) });
+    let res: Response;
+    try {
+      res = await fetch(`${mgmt.base}/api/${path}`, { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      throw new Error(managementUnreachable(mgmt.base, err)); // fetch's own message is only "fetch failed"
+    }
     if (res.status === 404) return undefined;
     if (!res.ok) throw new Error(`RabbitMQ's management API at ${mgmt.base} answered ${res.status} for /api/${path}`);
     return res.json();

@@ -116,3 +116,16 @@ describe('a broker that accepts connections and never answers', () => {
     }
   }, 120_000);
 });
+
+describe('an unreachable management API', () => {
+  it("names the API's address and the cause, never the password", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const settings = { KUEUER_BACKEND: 'amqp://u:s3cr%40t@127.0.0.1:5672', KUEUER_RABBITMQ_MANAGEMENT_URL: `http://u:s3cr%40t@127.0.0.1:${port}` };
+    const err = (await brokerReplicationResults('Secret shop/b', settings, ['shop.web']).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(new RegExp(`^RabbitMQ's management API at http://127\\.0\\.0\\.1:${port} did not answer: .*refused`));
+    expect(err.message).not.toMatch(/s3cr/);
+  });
+});
