@@ -109,6 +109,14 @@ describe('broker Secret shapes', () => {
     expect(brokerSettings([strimziScramUser, own]).KUEUER_KAFKA_USERNAME).toBe('other');
   });
 
+  it('brackets an IPv6 host in the URLs built from a default-user Secret', () => {
+    const ipv6 = { ...rabbitmqDefaultUser(), data: { ...rabbitmqDefaultUser().data, host: 'fd00:10:96::1a' } };
+    const env = brokerSettings([ipv6]);
+    expect(env.KUEUER_BACKEND).toMatch(/@\[fd00:10:96::1a\]:5672$/);
+    expect(env.KUEUER_RABBITMQ_MANAGEMENT_URL).toMatch(/@\[fd00:10:96::1a\]:15672$/);
+    expect(parseBackend(env.KUEUER_BACKEND!).kind).toBe('amqp');
+  });
+
   it('reads the user name from the JAAS line, quotes escaped', () => {
     expect(jaasUsername(strimziScramUser.data['sasl.jaas.config']!)).toBe('kueuer');
     expect(jaasUsername('x required username="a\\"b" password="p";')).toBe('a"b');
