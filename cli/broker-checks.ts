@@ -151,6 +151,14 @@ export async function brokerReplicationResults(where: string, settings: Readonly
     return rabbitQueueResults(where, read.queues, read.nodes);
   }
   if (backend.kind === 'kafka') {
+    // The Secret is its workload's owner's to write: a file it names (KUEUER_KAFKA_PASSWORD_FILE=~/.ssh/id_rsa) would be read
+    // on this machine and sent to the broker the same Secret names. Its _FILE paths are the pod's, never read here.
+    const file = Object.keys(settings).find((k) => k.endsWith('_FILE'));
+    if (file) {
+      throw new Error(
+        `${file} names a file inside the pods; kueuer check reads no file a workload's Secret names: put the value itself in the Secret (${file.slice(0, -'_FILE'.length)}) to have its replication checked`,
+      );
+    }
     const read = await readKafkaTopics(backend.spec, settings, queues);
     return kafkaTopicResults(where, read.topics, read.brokers);
   }

@@ -1,5 +1,8 @@
 /** kueuer check's replication verdicts: a single point of failure on a cluster FAILs with the fix; on one node it is reported. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { brokerReplicationResults, kafkaTopicResults, rabbitQueueResults } from '../../cli/broker-checks.js';
 
@@ -127,5 +130,25 @@ describe('an unreachable management API', () => {
     const err = (await brokerReplicationResults('Secret shop/b', settings, ['shop.web']).catch((e: unknown) => e)) as Error;
     expect(err.message).toMatch(new RegExp(`^RabbitMQ's management API at http://127\\.0\\.0\\.1:${port} did not answer: .*refused`));
     expect(err.message).not.toMatch(/s3cr/);
+  });
+});
+
+describe("a workload's Secret naming files", () => {
+  it("never reads a file of this machine that a workload's Secret names (it would go to the broker the Secret names)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kueuer-check-'));
+    writeFileSync(join(dir, 'id_rsa'), 'PRIVATE-KEY-OF-THE-ADMIN');
+    const broker = createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => broker.listen(0, '127.0.0.1', resolve));
+    try {
+      const settings = {
+        KUEUER_BACKEND: `kafka://127.0.0.1:${(broker.address() as AddressInfo).port}?sasl=plain`,
+        KUEUER_KAFKA_USERNAME: 'tenant',
+        KUEUER_KAFKA_PASSWORD_FILE: join(dir, 'id_rsa'),
+      };
+      const err = (await brokerReplicationResults('Secret shop/b', settings, ['shop.web']).catch((e: unknown) => e)) as Error;
+      expect(err.message).toMatch(/KUEUER_KAFKA_PASSWORD_FILE names a file inside the pods; kueuer check reads no file a workload's Secret names/);
+    } finally {
+      broker.close();
+    }
   });
 });
