@@ -71,6 +71,7 @@ describe('several broker Secrets', () => {
     ['a,a', /names the Secret a twice/],
     ['a,b,c,d,e', /at most 4 Secrets/],
     ['a,B', /"a,B" is not accepted/],
+    ['a, b', /"a, b" has a space: separate the Secret names by commas only/],
   ])('refuses kueuer.io/backend: %s', (value, message) => {
     const parsed = parsePodSettings({ 'kueuer.io/backend': value });
     expect(parsed.ok).toBe(false);
