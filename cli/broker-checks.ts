@@ -15,7 +15,7 @@ import { brokerSettings, decodedSecret } from '../shared/broker-secret/shapes.js
 import { isKueuerError } from '../shared/errors.js';
 import type { Cluster } from '../shared/kube/cluster.js';
 import { parseBackend } from '../shared/transport/backend.js';
-import { managementUrlFor } from '../shared/transport/amqp/depth.js';
+import { managementUnreachable, managementUrlFor } from '../shared/transport/amqp/depth.js';
 import { kafkaAuth, requestTopic, type KafkaSpec, type TopicReplication } from '../shared/transport/kafka/config.js';
 import { readReplication, singlePointsOfFailure } from '../shared/transport/kafka/topics.js';
 import { deadLetterQueue } from '../sidecar/worker.js';
@@ -88,7 +88,12 @@ export async function readRabbitQueues(
 ): Promise<{ nodes: number; queues: QueueFound[] }> {
   const mgmt = managementUrlFor(amqpUrl, managementUrl);
   const get = async (path: string): Promise<unknown> => {
-    const res = await fetch(`${mgmt.base}/api/${path}`, { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) });
+    let res: Response;
+    try {
+      res = await fetch(`${mgmt.base}/api/${path}`, { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      throw new Error(managementUnreachable(mgmt.base, err)); // fetch's own message is only "fetch failed"
+    }
     if (res.status === 404) return undefined;
     if (!res.ok) throw new Error(`RabbitMQ's management API at ${mgmt.base} answered ${res.status} for /api/${path}`);
     return res.json();
@@ -117,6 +122,9 @@ export async function readKafkaTopics(
     ...(auth.ssl ? { ssl: auth.ssl } : {}),
     ...(auth.sasl ? { sasl: auth.sasl as never } : {}),
     logLevel: logLevel.NOTHING,
+    // Bounded like the management API's reads (5 s): kafkajs waits 30 s for a broker that accepts and never answers.
+    connectionTimeout: 5000,
+    requestTimeout: 5000,
     retry: { retries: 2 },
   }).admin();
   await admin.connect();
@@ -140,6 +148,14 @@ export async function brokerReplicationResults(where: string, settings: Readonly
     return rabbitQueueResults(where, read.queues, read.nodes);
   }
   if (backend.kind === 'kafka') {
+    // The Secret is its workload's owner's to write: a file it names (KUEUER_KAFKA_PASSWORD_FILE=~/.ssh/id_rsa) would be read
+    // on this machine and sent to the broker the same Secret names. Its _FILE paths are the pod's, never read here.
+    const file = Object.keys(settings).find((k) => k.endsWith('_FILE'));
+    if (file) {
+      throw new Error(
+        `${file} names a file inside the pods; kueuer check reads no file a workload's Secret names: put the value itself in the Secret (${file.slice(0, -'_FILE'.length)}) to have its replication checked`,
+      );
+    }
     const read = await readKafkaTopics(backend.spec, settings, queues);
     return kafkaTopicResults(where, read.topics, read.brokers);
   }

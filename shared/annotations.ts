@@ -206,6 +206,7 @@ const POD_RULES = {
       throw new Error('names the Secret that holds the broker settings; broker URLs and credentials never go in annotations');
     // One Secret, or several (the broker Secret, then e.g. Strimzi's KafkaUser and cluster CA Secrets, mounted: docs/kafka.md).
     const names = raw.split(',');
+    if (/\s/.test(raw)) throw new Error(`${JSON.stringify(raw)} has a space: separate the Secret names by commas only (a,b,c)`);
     try {
       names.forEach((n) => dnsLabel('a Secret name')(n));
     } catch {

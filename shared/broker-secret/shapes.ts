@@ -62,10 +62,11 @@ export function jaasUsername(jaas: string): string | undefined {
 function rabbitmqSettings(d: NamedSecret['data']): Record<string, string> {
   const tls = d.port === '5671';
   const auth = `${encodeURIComponent(d.username!)}:${encodeURIComponent(d.password!)}`;
+  const host = d.host!.includes(':') && !d.host!.startsWith('[') ? `[${d.host}]` : d.host!; // an IPv6 address
   return {
-    KUEUER_BACKEND: `${tls ? 'amqps' : 'amqp'}://${auth}@${d.host}:${d.port}`,
+    KUEUER_BACKEND: `${tls ? 'amqps' : 'amqp'}://${auth}@${host}:${d.port}`,
     // The operator's Service exposes the management API beside AMQP (15671 with TLS).
-    KUEUER_RABBITMQ_MANAGEMENT_URL: `${tls ? 'https' : 'http'}://${auth}@${d.host}:${tls ? 15671 : 15672}`,
+    KUEUER_RABBITMQ_MANAGEMENT_URL: `${tls ? 'https' : 'http'}://${auth}@${host}:${tls ? 15671 : 15672}`,
   };
 }
 

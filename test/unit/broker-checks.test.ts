@@ -1,6 +1,10 @@
 /** kueuer check's replication verdicts: a single point of failure on a cluster FAILs with the fix; on one node it is reported. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kafkaTopicResults, rabbitQueueResults } from '../../cli/broker-checks.js';
+import { brokerReplicationResults, kafkaTopicResults, rabbitQueueResults } from '../../cli/broker-checks.js';
 
 describe('RabbitMQ queue types', () => {
   it('FAILs a classic queue on a 3-node cluster, naming it, its node and the migration', () => {
@@ -80,5 +84,71 @@ describe('Kafka topic replication', () => {
         what: 'Kafka topics (s, 1 broker): kueuer.a RF 1, min.insync.replicas 1 (single broker: no other broker to fail over to), kueuer.b not created yet',
       },
     ]);
+  });
+});
+
+describe('a broker that accepts connections and never answers', () => {
+  /** A TCP server that accepts and stays silent, as a hung broker or a black-holing proxy does. */
+  async function silentServer(): Promise<{ port: number; close: () => void }> {
+    const sockets: Socket[] = [];
+    const server = createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { port: (server.address() as AddressInfo).port, close: () => (sockets.forEach((s) => s.destroy()), server.close()) };
+  }
+
+  it('Kafka: the replication read gives up within 20 s', async () => {
+    const broker = await silentServer();
+    const started = Date.now();
+    try {
+      await expect(brokerReplicationResults('Secret shop/b', { KUEUER_BACKEND: `kafka://127.0.0.1:${broker.port}` }, ['shop.web'])).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      broker.close();
+    }
+  }, 120_000);
+
+  it('RabbitMQ: the management API read gives up within 20 s', async () => {
+    const mgmt = await silentServer();
+    const started = Date.now();
+    try {
+      const settings = { KUEUER_BACKEND: 'amqp://u:p@127.0.0.1:5672', KUEUER_RABBITMQ_MANAGEMENT_URL: `http://u:p@127.0.0.1:${mgmt.port}` };
+      await expect(brokerReplicationResults('Secret shop/b', settings, ['shop.web'])).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      mgmt.close();
+    }
+  }, 120_000);
+});
+
+describe('an unreachable management API', () => {
+  it("names the API's address and the cause, never the password", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const settings = { KUEUER_BACKEND: 'amqp://u:s3cr%40t@127.0.0.1:5672', KUEUER_RABBITMQ_MANAGEMENT_URL: `http://u:s3cr%40t@127.0.0.1:${port}` };
+    const err = (await brokerReplicationResults('Secret shop/b', settings, ['shop.web']).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(new RegExp(`^RabbitMQ's management API at http://127\\.0\\.0\\.1:${port} did not answer: .*refused`));
+    expect(err.message).not.toMatch(/s3cr/);
+  });
+});
+
+describe("a workload's Secret naming files", () => {
+  it("never reads a file of this machine that a workload's Secret names (it would go to the broker the Secret names)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kueuer-check-'));
+    writeFileSync(join(dir, 'id_rsa'), 'PRIVATE-KEY-OF-THE-ADMIN');
+    const broker = createServer((s) => s.destroy());
+    await new Promise<void>((resolve) => broker.listen(0, '127.0.0.1', resolve));
+    try {
+      const settings = {
+        KUEUER_BACKEND: `kafka://127.0.0.1:${(broker.address() as AddressInfo).port}?sasl=plain`,
+        KUEUER_KAFKA_USERNAME: 'tenant',
+        KUEUER_KAFKA_PASSWORD_FILE: join(dir, 'id_rsa'),
+      };
+      const err = (await brokerReplicationResults('Secret shop/b', settings, ['shop.web']).catch((e: unknown) => e)) as Error;
+      expect(err.message).toMatch(/KUEUER_KAFKA_PASSWORD_FILE names a file inside the pods; kueuer check reads no file a workload's Secret names/);
+    } finally {
+      broker.close();
+    }
   });
 });

@@ -50,6 +50,15 @@ describe('several broker Secrets', () => {
     expect(sidecarOf(twice).volumeMounts).toHaveLength(2);
   });
 
+  it("refuses a pod whose own volume has the name of a broker Secret's mount, naming both", () => {
+    const p = pod({ 'kueuer.io/backend': 'kueuer-backend,kueuer' });
+    p.spec!.volumes = [{ name: 'kueuer-broker-1', configMap: { name: 'settings' } }];
+    expect(decidePod(p, 'shop', testInjectionConfig)).toEqual({
+      kind: 'refuse',
+      message: expect.stringMatching(/the pod's own volume kueuer-broker-1 has the name Kueuer gives the Secret kueuer .*rename that volume/),
+    });
+  });
+
   it('adds nothing for one Secret', () => {
     const p = injected({ 'kueuer.io/backend': 'rabbit' });
     expect(p.spec!.volumes).toBeUndefined();
@@ -62,6 +71,7 @@ describe('several broker Secrets', () => {
     ['a,a', /names the Secret a twice/],
     ['a,b,c,d,e', /at most 4 Secrets/],
     ['a,B', /"a,B" is not accepted/],
+    ['a, b', /"a, b" has a space: separate the Secret names by commas only/],
   ])('refuses kueuer.io/backend: %s', (value, message) => {
     const parsed = parsePodSettings({ 'kueuer.io/backend': value });
     expect(parsed.ok).toBe(false);

@@ -109,6 +109,14 @@ describe('broker Secret shapes', () => {
     expect(brokerSettings([strimziScramUser, own]).KUEUER_KAFKA_USERNAME).toBe('other');
   });
 
+  it('brackets an IPv6 host in the URLs built from a default-user Secret', () => {
+    const ipv6 = { ...rabbitmqDefaultUser(), data: { ...rabbitmqDefaultUser().data, host: 'fd00:10:96::1a' } };
+    const env = brokerSettings([ipv6]);
+    expect(env.KUEUER_BACKEND).toMatch(/@\[fd00:10:96::1a\]:5672$/);
+    expect(env.KUEUER_RABBITMQ_MANAGEMENT_URL).toMatch(/@\[fd00:10:96::1a\]:15672$/);
+    expect(parseBackend(env.KUEUER_BACKEND!).kind).toBe('amqp');
+  });
+
   it('reads the user name from the JAAS line, quotes escaped', () => {
     expect(jaasUsername(strimziScramUser.data['sasl.jaas.config']!)).toBe('kueuer');
     expect(jaasUsername('x required username="a\\"b" password="p";')).toBe('a"b');
@@ -158,5 +166,20 @@ describe('broker Secrets in a component', () => {
 
   it('names a directory that is not there', () => {
     expect(() => brokerSecretEnv({ KUEUER_BROKER_SECRET_DIRS: '/nonexistent/kueuer' })).toThrow(/KUEUER_BROKER_SECRET_DIRS names \/nonexistent\/kueuer/);
+  });
+});
+
+describe('kafkaAuth with settings from broker Secrets and from the container', () => {
+  it('trusts the CA file set on the container over the cluster CA a mounted Secret implies', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kueuer-ca-'));
+    writeFileSync(join(dir, 'ca.pem'), pem('CERTIFICATE', 'T1dOLUNB'));
+    const env = { KUEUER_BACKEND: 'kafka://k:9093', KUEUER_KAFKA_CA_FILE: join(dir, 'ca.pem') };
+    const merged = { ...env, ...brokerSettings([strimziClusterCa]) };
+    expect(kafkaAuth(parseKafkaUrl(env.KUEUER_BACKEND), merged).ssl).toEqual({ ca: [pem('CERTIFICATE', 'T1dOLUNB')] });
+  });
+
+  it('refuses a KUEUER_KAFKA_SASL kafkajs does not support, naming it and the mechanisms', () => {
+    const env = { KUEUER_KAFKA_SASL: 'gssapi', KUEUER_KAFKA_USERNAME: 'u', KUEUER_KAFKA_PASSWORD: 'p' };
+    expect(() => kafkaAuth(parseKafkaUrl('kafka://k:9093'), env)).toThrow(/KUEUER_KAFKA_SASL "gssapi" is not supported \(plain, scram-sha-256, scram-sha-512/);
   });
 });

@@ -5,7 +5,7 @@
  * their shape (shared/broker-secret/). Their keys (ca.crt, sasl.jaas.config)
  * are not valid variable names on every Kubernetes, so not envFrom.
  */
-import type { V1Container, V1Volume } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 
 /** Where the sidecar finds the broker Secrets after the first (shared/broker-secret/env.ts): one directory per Secret, named after it. */
 export const BROKER_SECRETS_DIR = '/etc/kueuer/broker';
@@ -13,6 +13,22 @@ export const BROKER_SECRETS_DIR = '/etc/kueuer/broker';
 /** The pod's volumes of the Secrets after the first that kueuer.io/backend names (their keys, e.g. ca.crt, are not all valid variable names). */
 export function brokerSecretVolumes(secrets: readonly string[]): V1Volume[] {
   return secrets.map((secretName, i) => ({ name: `kueuer-broker-${i + 1}`, secret: { secretName } }));
+}
+
+/**
+ * A volume of the pod's own with the name Kueuer gives a broker Secret's
+ * volume: merging the two would give one volume of two types, which the API
+ * refuses with a message that names neither. Ours from an earlier admission
+ * (that Secret, nothing else) is not a collision.
+ */
+export function brokerSecretVolumeCollision(pod: V1Pod, secrets: readonly string[]): string | undefined {
+  for (const ours of brokerSecretVolumes(secrets)) {
+    const theirs = pod.spec?.volumes?.find((v) => v.name === ours.name);
+    if (theirs && !(Object.keys(theirs).length === 2 && theirs.secret?.secretName === ours.secret!.secretName)) {
+      return `the pod's own volume ${ours.name} has the name Kueuer gives the Secret ${ours.secret!.secretName} of kueuer.io/backend (mounted at ${BROKER_SECRETS_DIR}/${ours.secret!.secretName}); rename that volume`;
+    }
+  }
+  return undefined;
 }
 
 export function withMountedSecrets(sidecar: V1Container, secrets: readonly string[]): V1Container {

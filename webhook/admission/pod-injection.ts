@@ -14,7 +14,7 @@ import { defined } from '../../shared/defined.js';
 import { quantityValue } from '../../shared/quantity.js';
 import { qualifiedQueueName, replyNamespaceProblem } from '../../shared/queue-names.js';
 import { sidecarOptions } from '../../sidecar/config.js';
-import { brokerSecretVolumes, withMountedSecrets } from './broker-secret-mounts.js';
+import { brokerSecretVolumeCollision, brokerSecretVolumes, withMountedSecrets } from './broker-secret-mounts.js';
 import { jobOwner, owningWorkloadName, type JobWorkload } from './workload-queue.js';
 
 export const SIDECAR_NAME = 'kueuer-sidecar';
@@ -87,6 +87,8 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
   const drainToken = existingDrainToken(pod) ?? (config.newDrainToken ?? randomDrainToken)();
   const [backendSecret = config.defaultBackendSecret, ...mountedSecrets] = (settings.backendSecret ?? config.defaultBackendSecret).split(',');
+  const volumeCollision = brokerSecretVolumeCollision(pod, mountedSecrets);
+  if (volumeCollision) return { kind: 'refuse', message: volumeCollision };
   const sidecar = withMountedSecrets(sidecarContainer(config, { ...settings, backendSecret }, status, adminPort, drainToken), mountedSecrets);
 
   const desired = structuredClone(pod);

@@ -17,7 +17,10 @@ import { KueuerError } from '../../errors.js';
 export const requestTopic = (queue: string): string => `kueuer.${queue}`;
 export const consumerGroup = (queue: string): string => `kueuer.${queue}`;
 
-export type SaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
+const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+const SASL_SUPPORTED = `${SASL_MECHANISMS.join(', ')}; kafkajs has no GSSAPI/Kerberos`;
+const isSaslMechanism = (v: string): v is SaslMechanism => (SASL_MECHANISMS as readonly string[]).includes(v);
 
 export interface KafkaSpec {
   brokers: string[];
@@ -44,10 +47,8 @@ export function parseKafkaUrl(value: string): KafkaSpec {
   const tls = params.get('tls');
   if (tls !== null && tls !== 'true' && tls !== 'false') throw bad('tls must be true or false');
   const sasl = params.get('sasl');
-  if (sasl !== null && !['plain', 'scram-sha-256', 'scram-sha-512'].includes(sasl)) {
-    throw bad(`sasl ${JSON.stringify(sasl)} is not supported (plain, scram-sha-256, scram-sha-512; kafkajs has no GSSAPI/Kerberos)`);
-  }
-  return { brokers, tls: tls === 'true', ...(sasl ? { sasl: sasl as SaslMechanism } : {}) };
+  if (sasl !== null && !isSaslMechanism(sasl)) throw bad(`sasl ${JSON.stringify(sasl)} is not supported (${SASL_SUPPORTED})`);
+  return { brokers, tls: tls === 'true', ...(sasl ? { sasl } : {}) };
 }
 
 function secret(env: Record<string, string | undefined>, name: string): string | undefined {
@@ -64,11 +65,16 @@ export interface KafkaClientAuth {
 export function kafkaAuth(spec: KafkaSpec, env: Record<string, string | undefined>): KafkaClientAuth {
   const auth: KafkaClientAuth = {};
   const caFile = env.KUEUER_KAFKA_CA_FILE;
-  const ca = env.KUEUER_KAFKA_CA ?? (caFile ? readFileSync(caFile, 'utf8') : undefined);
+  // A CA file set on the container wins over the CA a mounted Secret implies, as the _FILE forms do in secret().
+  const ca = caFile ? readFileSync(caFile, 'utf8') : env.KUEUER_KAFKA_CA;
   const client = env.KUEUER_KAFKA_CERT && env.KUEUER_KAFKA_KEY ? { cert: env.KUEUER_KAFKA_CERT, key: env.KUEUER_KAFKA_KEY } : {};
   if (ca || client.cert) auth.ssl = { ...(ca ? { ca: [ca] } : {}), ...client };
   else if (spec.tls) auth.ssl = true;
-  const mechanism = spec.sasl ?? (env.KUEUER_KAFKA_SASL as SaslMechanism | undefined);
+  const fromEnv = env.KUEUER_KAFKA_SASL;
+  if (fromEnv && !isSaslMechanism(fromEnv)) {
+    throw new KueuerError('KUEUER_ERR_BACKEND_URL', `kafka backend: KUEUER_KAFKA_SASL ${JSON.stringify(fromEnv)} is not supported (${SASL_SUPPORTED})`);
+  }
+  const mechanism = spec.sasl ?? (fromEnv && isSaslMechanism(fromEnv) ? fromEnv : undefined);
   if (mechanism) {
     const username = secret(env, 'KUEUER_KAFKA_USERNAME');
     const password = secret(env, 'KUEUER_KAFKA_PASSWORD');
