@@ -8,11 +8,10 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
 import { META } from '../../envelope.js';
-import type { ConsumeOptions, Consumer, DeliveryHandler } from '../transport.js';
+import type { ConsumeOptions, Consumer, DeliveryHandler, ReplyInbox } from '../transport.js';
 import { closedChannels, metaFromHeaders, track } from './channels.js';
 import { declareDurableQueue, type QueueType } from './queues.js';
 import { Resumer } from './resume.js';
-import type { AmqpReplyInbox } from './inbox.js';
 
 /** Set by a publisher on a request it published again after losing the first publish's confirm: that copy may be a second one. */
 export const REPUBLISHED_HEADER = 'x-kueuer-republished';
@@ -21,8 +20,8 @@ export const REPUBLISHED_HEADER = 'x-kueuer-republished';
 export interface ConsumerHost {
   currentModel(): ChannelModel | null;
   readonly queueType: QueueType;
-  forgetConsumer(consumer: AmqpConsumer): void;
-  forgetInbox(inbox: AmqpReplyInbox): void;
+  forgetConsumer(consumer: Consumer): void;
+  forgetInbox(inbox: ReplyInbox): void;
 }
 
 export class AmqpConsumer implements Consumer {
