@@ -1,6 +1,7 @@
 /** The responder's one configuration source: flags, then KUEUER_* env vars, then defaults. */
 import type { AsyncMode } from '../shared/annotations.js';
 import { adminListenOption, backendOption, kafkaOptions, logLevelOption, queueOption, timeoutOption } from '../shared/common-options.js';
+import { parseTrustedProxies, type TrustedProxies } from '../shared/trusted-proxies.js';
 import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec, type OptionValue, type OptionValues } from '../shared/options.js';
 
 export function listenOption(defaultValue: string): OptionSpec<ReturnType<typeof parseHostPort>> {
@@ -52,6 +53,14 @@ export function responderBehaviourOptions() {
       description: 'how long a client may take to read its answer once it is written; slower readers are disconnected',
       defaultValue: '30s',
       parse: durationIn(100, 3_600_000),
+    },
+    trustedProxies: {
+      flag: 'trusted-proxies',
+      env: 'KUEUER_TRUSTED_PROXIES',
+      description:
+        "comma-separated CIDRs of proxies in front of the responder (an ingress controller's pods); their X-Real-IP reaches the app as sent, anyone else's is replaced by the peer's address",
+      defaultValue: '',
+      parse: parseTrustedProxies,
     },
     drainTimeoutMs: {
       flag: 'drain-timeout',
@@ -109,8 +118,10 @@ export function parseAsyncStore(raw: string): 'memory' | URL {
 export type ResponderOptions = OptionValues<typeof responderOptions>;
 
 /** What one responder (one queue on one port) needs, from its options; draining is its starter's business. */
-export type ResponderSettings = Omit<OptionValues<ReturnType<typeof responderBehaviourOptions>>, 'drainTimeoutMs'> & {
+export type ResponderSettings = Omit<OptionValues<ReturnType<typeof responderBehaviourOptions>>, 'drainTimeoutMs' | 'trustedProxies'> & {
   queue: OptionValue<ReturnType<typeof queueOption>>;
+  /** --trusted-proxies; none when left out. */
+  trustedProxies?: TrustedProxies;
   /** Asynchronous requests (docs/async.md): from the Service's kueuer.io/async; absent when off. */
   async?: AsyncSettings;
 };

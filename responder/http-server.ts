@@ -27,7 +27,7 @@ const MAX_HEADER_FIELDS = 1000;
 const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 
 export interface HttpServerContext {
-  settings: Pick<ResponderSettings, 'headersTimeoutMs' | 'maxBodyBytes'>;
+  settings: Pick<ResponderSettings, 'headersTimeoutMs' | 'maxBodyBytes' | 'trustedProxies'>;
   metrics: ResponderMetrics;
   log: Logger;
   /** Connections whose request body is being read: a close there is that request's client disconnect, counted by the flow. */
@@ -86,7 +86,7 @@ export function createHttpServer(ctx: HttpServerContext): FastifyInstance {
   // Expect: 100-continue is settled here: a request Kueuer would refuse gets its answer instead
   // of an invitation to send the body.
   app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const problem = expectedBodyProblem(req, settings.maxBodyBytes) ?? requestProblem(req, forwardedHeaders(req));
+    const problem = expectedBodyProblem(req, settings.maxBodyBytes) ?? requestProblem(req, forwardedHeaders(req, settings.trustedProxies));
     if (problem) {
       const id = newRequestId();
       writeResponse(res, id, problem.status, [['content-type', 'application/json']], errorBody(problem.code, problem.message, id), { closeConnection: true });

@@ -5,14 +5,15 @@
 import type { IncomingMessage } from 'node:http';
 import type { ClientErrorCode } from '../shared/error-catalogue.js';
 import { forwardableHeaders, pairsFromRaw, withClientAddress, type HeaderPairs } from '../shared/http-headers.js';
+import type { TrustedProxies } from '../shared/trusted-proxies.js';
 import { headersProblem, targetProblem, type RequestProblem } from '../shared/request-rules.js';
 import { BodyTooLargeError } from './read-body.js';
 
 export type RefusalProblem = Pick<RequestProblem, 'message'> & { status: number; code: ClientErrorCode };
 
 /** The headers the app is sent: the client's, less hop-by-hop ones, plus X-Forwarded-For. */
-export function forwardedHeaders(req: IncomingMessage): HeaderPairs {
-  return withClientAddress(forwardableHeaders(pairsFromRaw(req.rawHeaders)), req.socket.remoteAddress);
+export function forwardedHeaders(req: IncomingMessage, trusted?: TrustedProxies): HeaderPairs {
+  return withClientAddress(forwardableHeaders(pairsFromRaw(req.rawHeaders)), req.socket.remoteAddress, trusted);
 }
 
 /** Over --max-body by its declared length: known before a byte of the body is read. */

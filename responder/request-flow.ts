@@ -78,7 +78,7 @@ function refuseEarly(req: IncomingMessage, answer: Answer, problem: RefusalProbl
 /** Refuse, then read: the request as it will be queued, or null when it was answered or its client left. */
 export async function readRequest(ctx: FlowContext, req: IncomingMessage, answer: Answer): Promise<ReadRequest | null> {
   const { settings, metrics } = ctx;
-  const headers = forwardedHeaders(req);
+  const headers = forwardedHeaders(req, settings.trustedProxies);
   const problem = requestProblem(req, headers) ?? expectedBodyProblem(req, settings.maxBodyBytes);
   if (problem) {
     refuseEarly(req, answer, problem);

@@ -10,6 +10,7 @@ import type { OptionSpec, OptionSpecs } from '../shared/options.js';
 
 /** The default column of an option: its raw default, or whether it must be given. */
 export function defaultCell(spec: Pick<OptionSpec<unknown>, 'defaultValue' | 'optional'>): string {
+  if (spec.defaultValue === '') return 'none';
   if (spec.defaultValue !== undefined) return `\`${spec.defaultValue}\``;
   return spec.optional ? 'optional' : 'required';
 }

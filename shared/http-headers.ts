@@ -74,9 +74,10 @@ export function forwardableHeaders(pairs: HeaderPairs): HeaderPairs {
  * (RFC 9110 §5.3), in any spelling that normalises to the name.
  * - X-Forwarded-For: the peer is appended (one is added when the client sent none);
  * - Forwarded (RFC 7239): a `for=` element naming the peer is appended, when the client sent one;
- * - X-Real-IP (a single address): replaced by the peer's, when the client sent one.
+ * - X-Real-IP (a single address): replaced by the peer's, when the client sent one, unless
+ *   the peer is a trusted proxy (--trusted-proxies), which set it to the client it saw.
  */
-export function withClientAddress(pairs: HeaderPairs, remote: string | undefined): HeaderPairs {
+export function withClientAddress(pairs: HeaderPairs, remote: string | undefined, trusted: TrustedProxies = NO_TRUSTED_PROXIES): HeaderPairs {
   if (!remote) return pairs;
   const sent = new Map<string, string[]>();
   const out: HeaderPairs = [];
@@ -88,7 +89,8 @@ export function withClientAddress(pairs: HeaderPairs, remote: string | undefined
   out.push(['x-forwarded-for', [...(sent.get('x-forwarded-for') ?? []), remote].join(', ')]);
   const forwarded = sent.get('forwarded');
   if (forwarded) out.push(['forwarded', [...forwarded, `for=${forwardedNode(remote)}`].join(', ')]);
-  if (sent.has('x-real-ip')) out.push(['x-real-ip', remote]);
+  const realIp = sent.get('x-real-ip');
+  if (realIp) out.push(['x-real-ip', trusted.has(remote) && realIp.length === 1 ? realIp[0]! : remote]);
   return out;
 }
 
@@ -108,3 +110,4 @@ export function withoutHeader(pairs: HeaderPairs, name: string): HeaderPairs {
   const lower = name.toLowerCase();
   return pairs.filter(([n]) => n.toLowerCase() !== lower);
 }
+import { NO_TRUSTED_PROXIES, type TrustedProxies } from './trusted-proxies.js';

@@ -30,7 +30,8 @@ describe('the generated reference docs', () => {
     const cli = read('docs/reference/cli.md');
     for (const command of COMMANDS)
       for (const spec of Object.values(command.options as OptionSpecs)) {
-        const dflt = spec.defaultValue === undefined ? (spec.optional ? 'optional' : 'required') : `\`${spec.defaultValue}\``;
+        const dflt =
+          spec.defaultValue === undefined ? (spec.optional ? 'optional' : 'required') : spec.defaultValue === '' ? 'none' : `\`${spec.defaultValue}\``;
         expect(cli, `${command.name} --${spec.flag}`).toMatch(
           new RegExp(`^\\| \`--${spec.flag}\`[^|]* \\| \`${spec.env}\` \\| ${dflt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\|`, 'm'),
         );

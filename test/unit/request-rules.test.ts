@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, UnforwardableRequestError } from '../../shared/envelope.js';
 import { forwardableHeaders, normalisedHeaderName, withClientAddress, type HeaderPairs } from '../../shared/http-headers.js';
 import { headersProblem, REQUEST_LIMITS, targetProblem } from '../../shared/request-rules.js';
+import { parseTrustedProxies } from '../../shared/trusted-proxies.js';
 import { statusLabel } from '../../shared/status-label.js';
 import { MAX_TIMER_MS, safeTimerMs } from '../../shared/timers.js';
 import { describeMessage } from '../../sidecar/worker.js';
@@ -131,6 +132,33 @@ describe('Forwarded and X-Real-IP (issue 22, point 8): the same trust rule as X-
       '10.0.0.9',
     );
     expect(out.filter(([n]) => normalisedHeaderName(n) === 'x-real-ip')).toEqual([['x-real-ip', '10.0.0.9']]);
+  });
+
+  it("keeps the X-Real-IP a trusted proxy (--trusted-proxies) set, e.g. ingress-nginx's, and still appends the peer to X-Forwarded-For", () => {
+    const ingress = parseTrustedProxies('10.0.0.0/8, fd00::/8');
+    const sent: HeaderPairs = [
+      ['X-Real-IP', '203.0.113.7'],
+      ['X-Forwarded-For', '203.0.113.7'],
+    ];
+    const realIp = (out: HeaderPairs) => out.filter(([n]) => normalisedHeaderName(n) === 'x-real-ip');
+    expect(realIp(withClientAddress(sent, '10.0.0.9', ingress))).toEqual([['x-real-ip', '203.0.113.7']]);
+    expect(realIp(withClientAddress(sent, '::ffff:10.0.0.9', ingress))).toEqual([['x-real-ip', '203.0.113.7']]);
+    expect(realIp(withClientAddress(sent, 'fd00::1', ingress))).toEqual([['x-real-ip', '203.0.113.7']]);
+    expect(withClientAddress(sent, '10.0.0.9', ingress)).toContainEqual(['x-forwarded-for', '203.0.113.7, 10.0.0.9']);
+    // Any other peer: the header is the client's own claim.
+    expect(realIp(withClientAddress(sent, '192.0.2.1', ingress))).toEqual([['x-real-ip', '192.0.2.1']]);
+    // Two X-Real-IP values are no single address a proxy set: the peer's.
+    expect(realIp(withClientAddress([...sent, ['x-real-ip', '1.2.3.4']], '10.0.0.9', ingress))).toEqual([['x-real-ip', '10.0.0.9']]);
+  });
+
+  it.each(['10.0.0.0/33', 'ingress', '10.0.0.0/8/1', '10.0.0/8', 'fd00::/129', '10.0.0.0/-1'])('refuses --trusted-proxies %s, naming it', (raw) => {
+    expect(() => parseTrustedProxies(raw)).toThrow(JSON.stringify(raw));
+  });
+
+  it('trusts no one by default', () => {
+    expect(parseTrustedProxies('').has('10.0.0.9')).toBe(false);
+    expect(parseTrustedProxies('10.0.0.1').has('10.0.0.1')).toBe(true);
+    expect(parseTrustedProxies('10.0.0.1').has('10.0.0.2')).toBe(false);
   });
 
   it('adds neither when the client sent neither (only X-Forwarded-For is always set)', () => {
