@@ -207,6 +207,12 @@ export const CLIENT_ERRORS = {
       "The request names a callback, but the Service's kueuer.io/async-callback-allow or kueuer.io/async-callback-secret annotation is invalid, or the signing key's Secret cannot be read. Nothing was queued.",
     action: 'Operators: fix the annotation or the Secret the message (or the responder log) names; the request can be sent again unchanged.',
   },
+  callback_requires_async: {
+    status: 400,
+    meaning:
+      "The request names a callback (Kueuer-Callback-Url) but is answered synchronously: the Service's kueuer.io/async is off, or on-request and the request has no `Prefer: respond-async`. A callback is never silently dropped; nothing was queued.",
+    action: 'Send the request with `Prefer: respond-async` to a Service with kueuer.io/async on-request or always, or drop the header.',
+  },
   async_request_not_found: {
     status: 404,
     meaning:

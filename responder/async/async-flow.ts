@@ -13,6 +13,7 @@ import { newRequestAnswer, publishFailed, publishRequest } from '../request-flow
 import type { AsyncMetrics } from './metrics.js';
 import { isAsyncRequest, parseStatusTarget, prefersRespondAsync, requestFingerprint, RETRY_AFTER_SECONDS, statusLocation } from './protocol.js';
 import type { AsyncStore, IdempotencyClaim } from './store.js';
+import { callbackOfSubmit, type AsyncCallbacks } from './callback-submit.js';
 
 export interface AsyncContext {
   mode: Exclude<AsyncMode, 'off'>;
@@ -21,6 +22,8 @@ export interface AsyncContext {
   metrics: AsyncMetrics;
   /** Where sidecars send the answers of asynchronous requests: one address every replica of the queue consumes. */
   resultsAddress: string;
+  /** The Service's callbacks and the dispatcher that checks and sends them. */
+  callbacks: AsyncCallbacks;
 }
 
 /** How long after a request's deadline a poll still waits for its answer (a reply in flight). */
@@ -58,6 +61,8 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
     ctx.metrics.publishError();
     return answer.fail(503, 'broker_unavailable', 'the queue is unreachable; retry shortly', [['retry-after', '1']]);
   }
+  const callback = await callbackOfSubmit(a.callbacks, req, answer, request);
+  if (!callback.ok) return;
   const key = req.headers['idempotency-key'];
   const claim: IdempotencyClaim | undefined =
     typeof key === 'string' && key.length > 0
@@ -65,7 +70,7 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
       : undefined;
   let outcome;
   try {
-    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim);
+    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim, callback.url);
   } catch (err) {
     return storeFailed(answer, err);
   }
@@ -81,7 +86,7 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
     return accepted(answer, req, outcome.id);
   }
   try {
-    await publishRequest(ctx, id, a.resultsAddress, request);
+    await publishRequest(ctx, id, a.resultsAddress, callback.request);
   } catch (err) {
     await a.store.remove(settings.queue, id).catch(() => undefined);
     return publishFailed(ctx, answer, err);
