@@ -117,7 +117,7 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
     answer.fail(404, 'async_request_not_found', `no asynchronous request ${id} here: unknown, expired, removed, or another Service's`);
   let record = await a.store.get(queue, id);
   if (!record) return notFound();
-  if (method === 'DELETE') return cancel(ctx, a, answer, id, record.result !== undefined);
+  if (method === 'DELETE') return cancel(ctx, a, answer, id, record.result !== undefined, notFound);
   if (!record.result && waitMs > 0) {
     // A long poll ends when the result arrives, at ?wait=, or when the client leaves.
     const left = new Promise<void>((r) => res.once('close', r));
@@ -144,10 +144,11 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
 }
 
 /** DELETE: removes a stored result, or cancels a request no consumer took yet; one already handed out is said so (409). */
-async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, id: string, done: boolean): Promise<void> {
+async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, id: string, done: boolean, notFound: () => void): Promise<void> {
   const queue = ctx.settings.queue;
   if (done) {
-    await a.store.remove(queue, id);
+    // Another DELETE (here or on another replica) removed it meanwhile: only one of them deleted it.
+    if (!(await a.store.remove(queue, id))) return notFound();
     return answer.send(200, [JSON_TYPE], json({ id, status: 'deleted' }));
   }
   if (ctx.transport.withdrawRequest?.(queue, id) === true) {

@@ -4,9 +4,10 @@
  * with another callback. Each case was a finding; the test failed before its fix.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryAsyncStore } from '../../responder/async/store.js';
 import { startAsyncStack, type AsyncStack } from '../helpers/async-stack.js';
 import { json, request } from '../helpers/http.js';
-import { startTestApp, type TestApp } from '../helpers/test-app.js';
+import { delay, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
 const appSaw: string[] = [];
@@ -48,5 +49,24 @@ describe('a hostile client of the asynchronous requests', () => {
       expect(r.status, path).toBe(404);
       expect(json(r)).toMatchObject({ error: 'async_request_not_found' });
     }
+  });
+
+  it('two DELETEs racing on one result: one is 200 deleted, the other 404', async () => {
+    const inner = new MemoryAsyncStore(1 << 20);
+    cleanups.push(() => inner.close());
+    // A store whose removal takes a while: both DELETEs have read the record before either removes it.
+    const store = Object.assign(Object.create(inner) as MemoryAsyncStore, {
+      remove: async (queue: string, id: string) => {
+        await delay(100);
+        return inner.remove(queue, id);
+      },
+    });
+    const s = await stack({ store });
+    const id = await done(s);
+    const [a, b] = await Promise.all([
+      request(s.url, { method: 'DELETE', path: `/.kueuer/requests/${id}` }),
+      request(s.url, { method: 'DELETE', path: `/.kueuer/requests/${id}` }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 404]);
   });
 });
