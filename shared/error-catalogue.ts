@@ -238,7 +238,7 @@ export const CLIENT_ERRORS = {
   idempotency_key_reused: {
     status: 422,
     meaning:
-      "An asynchronous request repeats an `Idempotency-Key` that, within the result's lifetime, was used for a request with another method, target or body. Nothing was queued.",
+      "An asynchronous request repeats an `Idempotency-Key` that, within the result's lifetime, was used for a request with another method, target, `Kueuer-Callback-Url` or body. Nothing was queued.",
     action: 'Use a new key for a new request; a true repeat must send the same method, target and body.',
   },
   async_store_unavailable: {

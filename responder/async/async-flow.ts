@@ -66,7 +66,7 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
   const key = req.headers['idempotency-key'];
   const claim: IdempotencyClaim | undefined =
     typeof key === 'string' && key.length > 0
-      ? { key: createHash('sha256').update(key).digest('hex'), fingerprint: requestFingerprint(request.method, request.path, request.body) }
+      ? { key: createHash('sha256').update(key).digest('hex'), fingerprint: requestFingerprint(request.method, request.path, request.body, callback.url) }
       : undefined;
   let outcome;
   try {
@@ -79,7 +79,7 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
       return answer.fail(
         422,
         'idempotency_key_reused',
-        `Idempotency-Key was first used for another request (${outcome.id}) with a different method, target or body`,
+        `Idempotency-Key was first used for another request (${outcome.id}) with a different method, target, callback URL or body`,
       );
     }
     answer.log().info({ firstId: outcome.id }, 'a repeat of an asynchronous request (same Idempotency-Key): not run again');

@@ -59,7 +59,10 @@ export function parseStatusTarget(target: string): StatusTarget {
   return { ok: true, id, waitMs: ms };
 }
 
-/** What a repeat with the same Idempotency-Key must match: method, target and body. */
-export function requestFingerprint(method: string, path: string, body: Buffer): string {
-  return createHash('sha256').update(method).update('\0').update(path).update('\0').update(body).digest('hex');
+/** What a repeat with the same Idempotency-Key must match: method, target, callback URL and body. */
+export function requestFingerprint(method: string, path: string, body: Buffer, callbackUrl?: string): string {
+  const h = createHash('sha256').update(method).update('\0').update(path).update('\0');
+  // Without a callback, the fingerprint of before callbacks: keys claimed before an upgrade still match.
+  if (callbackUrl !== undefined) h.update('callback\0').update(callbackUrl).update('\0');
+  return h.update(body).digest('hex');
 }

@@ -5,8 +5,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryAsyncStore } from '../../responder/async/store.js';
+import { CallbackDispatcher, parseCallbackSettings } from '../../responder/callbacks/index.js';
 import { startAsyncStack, type AsyncStack } from '../helpers/async-stack.js';
 import { json, request } from '../helpers/http.js';
+import { silentLog } from '../helpers/stack.js';
 import { delay, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
@@ -68,5 +70,33 @@ describe('a hostile client of the asynchronous requests', () => {
       request(s.url, { method: 'DELETE', path: `/.kueuer/requests/${id}` }),
     ]);
     expect([a.status, b.status].sort()).toEqual([200, 404]);
+  });
+
+  it('an Idempotency-Key reused with another callback URL is 422 idempotency_key_reused; the app runs once', async () => {
+    const dispatcher = new CallbackDispatcher({ readSecret: async () => ({ key: Buffer.alloc(32, 3).toString('base64') }), log: silentLog });
+    cleanups.push(() => dispatcher.close());
+    const settings = parseCallbackSettings({ 'kueuer.io/async-callback-allow': 'https://hooks.example', 'kueuer.io/async-callback-secret': 'cb' });
+    const s = await stack({ async: { mode: 'on-request', callbacks: { namespace: 'shop', settings } }, callbacks: dispatcher });
+    const headers = { prefer: 'respond-async', 'idempotency-key': 'order-1' };
+    const first = await request(s.url, {
+      method: 'POST',
+      path: '/pay',
+      headers: { ...headers, 'kueuer-callback-url': 'https://hooks.example/a' },
+      body: 'ten',
+    });
+    expect(first.status, first.body.toString()).toBe(202);
+    const same = await request(s.url, { method: 'POST', path: '/pay', headers: { ...headers, 'kueuer-callback-url': 'https://hooks.example/a' }, body: 'ten' });
+    expect(same.status).toBe(202);
+    expect(same.headers.location).toBe(first.headers.location);
+    const other = await request(s.url, {
+      method: 'POST',
+      path: '/pay',
+      headers: { ...headers, 'kueuer-callback-url': 'https://hooks.example/b' },
+      body: 'ten',
+    });
+    expect(other.status).toBe(422);
+    expect(json(other)).toMatchObject({ error: 'idempotency_key_reused' });
+    await delay(200);
+    expect(appSaw.filter((x) => x.startsWith('POST /pay'))).toHaveLength(1);
   });
 });
