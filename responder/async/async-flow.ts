@@ -11,7 +11,15 @@ import type { Answer } from '../answer.js';
 import type { AsyncSubmit, FlowContext, ReadRequest } from '../request-flow.js';
 import { newRequestAnswer, publishFailed, publishRequest } from '../request-flow.js';
 import type { AsyncMetrics } from './metrics.js';
-import { isAsyncRequest, parseStatusTarget, prefersRespondAsync, requestFingerprint, RETRY_AFTER_SECONDS, statusLocation } from './protocol.js';
+import {
+  isAsyncRequest,
+  parseStatusTarget,
+  prefersRespondAsync,
+  requestFingerprint,
+  RETRY_AFTER_SECONDS,
+  statusLocation,
+  withoutRespondAsync,
+} from './protocol.js';
 import type { AsyncStore, IdempotencyClaim } from './store.js';
 import { callbackOfSubmit, type AsyncCallbacks } from './callback-submit.js';
 
@@ -86,7 +94,7 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
     return accepted(answer, req, outcome.id);
   }
   try {
-    await publishRequest(ctx, id, a.resultsAddress, callback.request);
+    await publishRequest(ctx, id, a.resultsAddress, { ...callback.request, headers: withoutRespondAsync(callback.request.headers) });
   } catch (err) {
     await a.store.remove(settings.queue, id).catch(() => undefined);
     return publishFailed(ctx, answer, err);

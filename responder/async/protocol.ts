@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { AsyncMode } from '../../shared/annotations.js';
+import type { HeaderPairs } from '../../shared/http-headers.js';
 import { isRequestId } from '../../shared/request-id.js';
 
 /**
@@ -23,11 +24,34 @@ export function statusLocation(id: string): string {
   return `${STATUS_PREFIX}${id}`;
 }
 
+const isRespondAsync = (preference: string): boolean => preference.split(';')[0]!.split('=')[0]!.trim().toLowerCase() === 'respond-async';
+
 /** Whether a request with these Prefer header values asks to be answered asynchronously (RFC 7240 §4.1). */
 export function prefersRespondAsync(prefer: string | string[] | undefined): boolean {
   if (prefer === undefined) return false;
   const values = Array.isArray(prefer) ? prefer : [prefer];
-  return values.some((v) => v.split(',').some((p) => p.split(';')[0]!.split('=')[0]!.trim().toLowerCase() === 'respond-async'));
+  return values.some((v) => v.split(',').some(isRespondAsync));
+}
+
+/**
+ * The request's headers without the respond-async preference Kueuer applied: an app that knows
+ * RFC 7240 would otherwise answer 202 itself, and that 202 would be the stored result. Other
+ * preferences pass; a Prefer left empty is dropped.
+ */
+export function withoutRespondAsync(headers: HeaderPairs): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (const [name, value] of headers) {
+    if (name.toLowerCase() !== 'prefer') {
+      out.push([name, value]);
+      continue;
+    }
+    const kept = value
+      .split(',')
+      .filter((p) => p.trim() !== '' && !isRespondAsync(p))
+      .map((p) => p.trim());
+    if (kept.length > 0) out.push([name, kept.join(', ')]);
+  }
+  return out;
 }
 
 /** Whether this request is answered 202 and run in the background. */

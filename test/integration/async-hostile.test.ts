@@ -13,10 +13,12 @@ import { delay, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp;
 const appSaw: string[] = [];
+const preferSaw: Array<string | string[] | undefined> = [];
 beforeAll(async () => {
   app = await startTestApp();
   app.handle((req, res) => {
     appSaw.push(`${req.method} ${req.url}`);
+    preferSaw.push(req.headers.prefer);
     res.end(`app got ${req.url}`);
   });
 });
@@ -26,6 +28,7 @@ const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
   appSaw.length = 0;
+  preferSaw.length = 0;
 });
 
 async function stack(extra: Partial<Parameters<typeof startAsyncStack>[1]> = {}): Promise<AsyncStack> {
@@ -98,5 +101,15 @@ describe('a hostile client of the asynchronous requests', () => {
     expect(json(other)).toMatchObject({ error: 'idempotency_key_reused' });
     await delay(200);
     expect(appSaw.filter((x) => x.startsWith('POST /pay'))).toHaveLength(1);
+  });
+
+  it('the app does not see the respond-async preference Kueuer applied (it would answer 202 itself); other preferences pass', async () => {
+    const s = await stack();
+    for (const prefer of ['respond-async', 'RESPOND-ASYNC, return=minimal', 'return=minimal; x=1, respond-async, wait=10']) {
+      const res = await request(s.url, { method: 'POST', path: '/p', headers: { prefer }, body: 'b' });
+      expect(res.status).toBe(202);
+      expect((await request(s.url, { path: `${String(res.headers.location)}?wait=10s` })).status).toBe(200);
+    }
+    expect(preferSaw).toEqual([undefined, 'return=minimal', 'return=minimal; x=1, wait=10']);
   });
 });
