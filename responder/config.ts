@@ -1,5 +1,6 @@
 /** The responder's one configuration source: flags, then KUEUER_* env vars, then defaults. */
-import type { AsyncMode } from '../shared/annotations.js';
+import type { AsyncMode, Parsed } from '../shared/annotations.js';
+import type { CallbackSettings } from './callbacks/index.js';
 import { adminListenOption, backendOption, kafkaOptions, logLevelOption, queueOption, timeoutOption } from '../shared/common-options.js';
 import { parseTrustedProxies, type TrustedProxies } from '../shared/trusted-proxies.js';
 import { byteSizeIn, durationIn, integerIn, oneOf, parseHostPort, type OptionSpec, type OptionValue, type OptionValues } from '../shared/options.js';
@@ -132,6 +133,14 @@ export interface AsyncSettings {
   resultTtlMs?: number;
   /** Largest result kept; default 10 MiB, the sidecar's default --max-response. */
   maxResultBytes?: number;
+  /** The Service's callback settings (kueuer.io/async-callback-allow, -secret), parsed once per Service change. */
+  callbacks?: RouteCallbacks;
+}
+
+/** Where a Service's callbacks may go and what signs them: read in the Service's namespace. */
+export interface RouteCallbacks {
+  namespace: string;
+  settings: Parsed<CallbackSettings | undefined>;
 }
 
 export const ASYNC_DEFAULTS = { resultTtlMs: 24 * 3_600_000, maxResultBytes: 10 * 1024 ** 2, storeMaxBytes: 256 * 1024 ** 2 } as const;

@@ -10,6 +10,8 @@ import { isKueuerError } from '../shared/errors.js';
 import { forwardableHeaders, pairsFromRaw, type HeaderPairs } from '../shared/http-headers.js';
 import { responseHeadersProblem } from '../shared/request-rules.js';
 import type { Transport } from '../shared/transport/transport.js';
+import { requestNamesCallback } from './async/callback-submit.js';
+import { CALLBACK_URL_HEADER } from './callbacks/index.js';
 import { newAnswer, type Answer } from './answer.js';
 import type { ResponderSettings } from './config.js';
 import { lingerAfterAnswer } from './linger.js';
@@ -59,6 +61,10 @@ async function forward(ctx: FlowContext, req: IncomingMessage, res: ServerRespon
   const request = await readRequest(ctx, req, answer);
   if (!request) return;
   if (ctx.async?.wants(req)) return ctx.async.submit(req, answer, request);
+  if (requestNamesCallback(req)) {
+    const how = ctx.async ? 'send it with Prefer: respond-async' : "the Service's kueuer.io/async is off";
+    return answer.fail(400, 'callback_requires_async', `${CALLBACK_URL_HEADER} needs a request answered asynchronously: ${how}; nothing was queued`);
+  }
   if (!publishable(ctx, answer)) return;
   await holdAndPublish(ctx, req, res, answer, request);
 }

@@ -10,7 +10,8 @@ import type { Registry } from 'prom-client';
 import { SerialRuns } from '../shared/serial.js';
 import type { Route, RouteTable } from '../shared/service-routes.js';
 import type { Transport } from '../shared/transport/transport.js';
-import type { ResponderSettings } from './config.js';
+import { parseCallbackSettings } from './callbacks/index.js';
+import type { AsyncSettings, ResponderSettings } from './config.js';
 import { responderMetrics } from './metrics.js';
 import { buildResponder, type Responder, type ResponderDeps } from './server.js';
 
@@ -63,7 +64,7 @@ export class RouteServer {
         ...this.defaults,
         queue: route.queue,
         timeoutMs: route.timeoutMs ?? this.defaults.timeoutMs,
-        ...(route.async ? { async: route.async } : {}),
+        ...(route.async ? { async: asyncSettings(route, route.async) } : {}),
       };
       const log = this.log.child({ route: route.service, queue: route.queue });
       const responder = await buildResponder(settings, this.transport, responderMetrics(this.registry, route.queue), log, {
@@ -91,5 +92,13 @@ export class RouteServer {
 
 /** Whether two routes answer asynchronously the same way (a change restarts the route). */
 function sameAsync(a: Route, b: Route): boolean {
-  return a.async?.mode === b.async?.mode && a.async?.resultTtlMs === b.async?.resultTtlMs;
+  const cb = (r: Route): string => JSON.stringify(Object.entries(r.async?.callbacks ?? {}).sort());
+  return a.async?.mode === b.async?.mode && a.async?.resultTtlMs === b.async?.resultTtlMs && cb(a) === cb(b);
+}
+
+/** A route's asynchronous settings; its callback annotations parsed once, here (a change restarts the route). */
+function asyncSettings(route: Route, a: NonNullable<Route['async']>): AsyncSettings {
+  const { callbacks, ...rest } = a;
+  if (!callbacks) return rest;
+  return { ...rest, callbacks: { namespace: route.service.split('/')[0]!, settings: parseCallbackSettings(callbacks) } };
 }

@@ -17,10 +17,11 @@ import { isRequestId } from '../shared/request-id.js';
 import type { Consumer, ReplyInbox, Transport } from '../shared/transport/transport.js';
 import { asyncSubmit, handleStatus, type AsyncContext } from './async/async-flow.js';
 import { asyncMetrics } from './async/metrics.js';
+import type { CallbackDispatcher } from './callbacks/index.js';
 import { RESERVED_PREFIX } from './async/protocol.js';
 import { asyncResultsAddress, consumeResults, type OnResultStored } from './async/results.js';
 import { MemoryAsyncStore, type AsyncStore } from './async/store.js';
-import { ASYNC_DEFAULTS, type ResponderSettings } from './config.js';
+import { ASYNC_DEFAULTS, type ResponderSettings, type RouteCallbacks } from './config.js';
 import { createHttpServer } from './http-server.js';
 import type { ResponderMetrics } from './metrics.js';
 import { PendingRequests } from './pending-requests.js';
@@ -40,6 +41,8 @@ export interface ResponderDeps {
   asyncStore?: AsyncStore;
   /** Called for each asynchronous result stored (the callbacks seam, docs/async.md). */
   onResultStored?: OnResultStored;
+  /** Sends the callbacks of stored results (responder/callbacks/); without one, a request naming a callback is refused. */
+  callbacks?: CallbackDispatcher;
 }
 
 export async function buildResponder(
@@ -105,13 +108,16 @@ async function startAsync(
     store,
     metrics,
     resultsAddress: asyncResultsAddress(settings.queue),
+    callbacks: { ...(deps.callbacks ? { dispatcher: deps.callbacks } : {}), ...(a.callbacks ? { route: a.callbacks } : {}) },
   };
+  const callbacksOn = a.callbacks?.settings.ok === true && a.callbacks.settings.value !== undefined;
   const results: Consumer = await consumeResults(transport, {
     queue: settings.queue,
     store,
     maxResultBytes: a.maxResultBytes ?? ASYNC_DEFAULTS.maxResultBytes,
     metrics,
-    onResultStored: deps.onResultStored ?? (() => undefined),
+    onResultStored: withCallbacks(settings.queue, a.callbacks, deps),
+    readCallback: callbacksOn && deps.callbacks !== undefined,
     log,
   });
   const gauge = setInterval(() => void store.size().then(metrics.records, () => undefined), 5_000);
@@ -123,6 +129,23 @@ async function startAsync(
       await results.stop();
       await ownStore?.close();
     },
+  };
+}
+
+/** The seam: the deps' own hook, then the stored result's callback, sent by the dispatcher. */
+function withCallbacks(queue: string, route: RouteCallbacks | undefined, deps: ResponderDeps): OnResultStored {
+  return (stored) => {
+    deps.onResultStored?.(stored);
+    if (stored.callbackUrl === undefined || !deps.callbacks || !route) return;
+    const { status, headers, body } = stored.result;
+    deps.callbacks.deliver({
+      requestId: stored.id,
+      namespace: route.namespace,
+      queue,
+      callbackUrl: stored.callbackUrl,
+      settings: route.settings.ok ? route.settings.value : undefined,
+      response: { status, headers, body },
+    });
   };
 }
 

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { listen, serveAdmin } from '../shared/admin-server.js';
+import { openCluster, type Cluster } from '../shared/kube/cluster.js';
 import { watchAllServices } from '../shared/kube/services.js';
 import { newRegistry } from '../shared/metrics.js';
 import { notReadyReason, openBackend, type Running } from '../shared/open-backend.js';
@@ -18,6 +19,7 @@ import type { Transport } from '../shared/transport/transport.js';
 import type { ResponderOptions, ResponderSettings } from './config.js';
 import { RedisAsyncStore } from './async/redis-store.js';
 import type { AsyncStore } from './async/store.js';
+import { CallbackDispatcher, kubeReadSecret } from './callbacks/index.js';
 import { responderMetrics } from './metrics.js';
 import { RouteServer } from './route-server.js';
 import { buildResponder, type Responder, type ResponderDeps } from './server.js';
@@ -41,8 +43,10 @@ export async function startResponder(
 
 /** --routes cluster: one port per annotated Service, following the Services as they change. */
 async function serveClusterRoutes(o: ResponderOptions, transport: Transport, registry: Registry, log: Logger, store: AsyncStore | undefined): Promise<Running> {
-  const routes = new RouteServer({ ...o, host: o.listen.host }, transport, registry, log, store ? { asyncStore: store } : {});
-  const services = await watchAllServices(log);
+  const cluster = await openCluster();
+  const callbacks = clusterCallbacks(cluster, registry, log);
+  const routes = new RouteServer({ ...o, host: o.listen.host }, transport, registry, log, { ...(store ? { asyncStore: store } : {}), callbacks });
+  const services = await watchAllServices(log, cluster);
   const apply = (): void => void routes.apply(routesFromServices(services.list()));
   services.onChange(apply);
   apply();
@@ -50,8 +54,18 @@ async function serveClusterRoutes(o: ResponderOptions, transport: Transport, reg
     async stop() {
       await services.stop();
       await routes.drain(o.drainTimeoutMs);
+      // No result is stored past here: callbacks waiting to retry are dead-lettered (shutdown), those in flight end.
+      await callbacks.close();
     },
   };
+}
+
+/**
+ * The callbacks of the cluster's Services: signing keys read from the Secret each Service names,
+ * in its namespace, with the responder's ServiceAccount (RBAC: docs/async-callbacks.md).
+ */
+function clusterCallbacks(cluster: Cluster, registry: Registry, log: Logger): CallbackDispatcher {
+  return new CallbackDispatcher({ readSecret: kubeReadSecret(cluster.clients.core), log, registry });
 }
 
 /**

@@ -207,6 +207,12 @@ export const CLIENT_ERRORS = {
       "The request names a callback, but the Service's kueuer.io/async-callback-allow or kueuer.io/async-callback-secret annotation is invalid, or the signing key's Secret cannot be read. Nothing was queued.",
     action: 'Operators: fix the annotation or the Secret the message (or the responder log) names; the request can be sent again unchanged.',
   },
+  callback_requires_async: {
+    status: 400,
+    meaning:
+      "The request names a callback (Kueuer-Callback-Url) but is answered synchronously: the Service's kueuer.io/async is off, or on-request and the request has no `Prefer: respond-async`. A callback is never silently dropped; nothing was queued.",
+    action: 'Send the request with `Prefer: respond-async` to a Service with kueuer.io/async on-request or always, or drop the header.',
+  },
   async_request_not_found: {
     status: 404,
     meaning:
@@ -232,7 +238,7 @@ export const CLIENT_ERRORS = {
   idempotency_key_reused: {
     status: 422,
     meaning:
-      "An asynchronous request repeats an `Idempotency-Key` that, within the result's lifetime, was used for a request with another method, target or body. Nothing was queued.",
+      "An asynchronous request repeats an `Idempotency-Key` that, within the result's lifetime, was used for a request with another method, target, `Kueuer-Callback-Url` or body. Nothing was queued.",
     action: 'Use a new key for a new request; a true repeat must send the same method, target and body.',
   },
   async_store_unavailable: {

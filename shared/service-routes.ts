@@ -16,7 +16,16 @@ export interface Route {
   /** From the Service's kueuer.io/timeout; else the responder's --timeout. */
   timeoutMs?: number;
   /** From the Service's kueuer.io/async and kueuer.io/async-result-ttl; absent when off. */
-  async?: { mode: Exclude<AsyncMode, 'off'>; resultTtlMs?: number };
+  async?: { mode: Exclude<AsyncMode, 'off'>; resultTtlMs?: number; callbacks?: CallbackAnnotations };
+}
+
+/** The Service's callback annotations as written; the responder parses them once per route start (responder/callbacks/). */
+export type CallbackAnnotations = Partial<Record<typeof ANNOTATIONS.asyncCallbackAllow | typeof ANNOTATIONS.asyncCallbackSecret, string>>;
+
+function callbackAnnotations(a: Record<string, string> | undefined): CallbackAnnotations | undefined {
+  const out: CallbackAnnotations = {};
+  for (const name of [ANNOTATIONS.asyncCallbackAllow, ANNOTATIONS.asyncCallbackSecret] as const) if (a?.[name] !== undefined) out[name] = a[name];
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 export interface RouteTable {
@@ -57,7 +66,12 @@ export function routesFromServices(services: readonly V1Service[]): RouteTable {
     const route: Route = { service: key(s), port, queue: serviceQueue(s.metadata?.namespace ?? 'default', s.metadata?.name ?? '', value.queue) };
     if (value.timeoutMs !== undefined) route.timeoutMs = value.timeoutMs;
     if (value.asyncMode !== undefined && value.asyncMode !== 'off') {
-      route.async = { mode: value.asyncMode, ...(value.asyncResultTtlMs !== undefined ? { resultTtlMs: value.asyncResultTtlMs } : {}) };
+      const callbacks = callbackAnnotations(s.metadata?.annotations);
+      route.async = {
+        mode: value.asyncMode,
+        ...(value.asyncResultTtlMs !== undefined ? { resultTtlMs: value.asyncResultTtlMs } : {}),
+        ...(callbacks ? { callbacks } : {}),
+      };
     }
     byPort.set(port, route);
   }

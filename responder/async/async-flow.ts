@@ -11,8 +11,17 @@ import type { Answer } from '../answer.js';
 import type { AsyncSubmit, FlowContext, ReadRequest } from '../request-flow.js';
 import { newRequestAnswer, publishFailed, publishRequest } from '../request-flow.js';
 import type { AsyncMetrics } from './metrics.js';
-import { isAsyncRequest, parseStatusTarget, prefersRespondAsync, requestFingerprint, RETRY_AFTER_SECONDS, statusLocation } from './protocol.js';
+import {
+  isAsyncRequest,
+  parseStatusTarget,
+  prefersRespondAsync,
+  requestFingerprint,
+  RETRY_AFTER_SECONDS,
+  statusLocation,
+  withoutRespondAsync,
+} from './protocol.js';
 import type { AsyncStore, IdempotencyClaim } from './store.js';
+import { callbackOfSubmit, type AsyncCallbacks } from './callback-submit.js';
 
 export interface AsyncContext {
   mode: Exclude<AsyncMode, 'off'>;
@@ -21,6 +30,8 @@ export interface AsyncContext {
   metrics: AsyncMetrics;
   /** Where sidecars send the answers of asynchronous requests: one address every replica of the queue consumes. */
   resultsAddress: string;
+  /** The Service's callbacks and the dispatcher that checks and sends them. */
+  callbacks: AsyncCallbacks;
 }
 
 /** How long after a request's deadline a poll still waits for its answer (a reply in flight). */
@@ -58,14 +69,16 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
     ctx.metrics.publishError();
     return answer.fail(503, 'broker_unavailable', 'the queue is unreachable; retry shortly', [['retry-after', '1']]);
   }
+  const callback = await callbackOfSubmit(a.callbacks, req, answer, request);
+  if (!callback.ok) return;
   const key = req.headers['idempotency-key'];
   const claim: IdempotencyClaim | undefined =
     typeof key === 'string' && key.length > 0
-      ? { key: createHash('sha256').update(key).digest('hex'), fingerprint: requestFingerprint(request.method, request.path, request.body) }
+      ? { key: createHash('sha256').update(key).digest('hex'), fingerprint: requestFingerprint(request.method, request.path, request.body, callback.url) }
       : undefined;
   let outcome;
   try {
-    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim);
+    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim, callback.url);
   } catch (err) {
     return storeFailed(answer, err);
   }
@@ -74,14 +87,14 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
       return answer.fail(
         422,
         'idempotency_key_reused',
-        `Idempotency-Key was first used for another request (${outcome.id}) with a different method, target or body`,
+        `Idempotency-Key was first used for another request (${outcome.id}) with a different method, target, callback URL or body`,
       );
     }
     answer.log().info({ firstId: outcome.id }, 'a repeat of an asynchronous request (same Idempotency-Key): not run again');
     return accepted(answer, req, outcome.id);
   }
   try {
-    await publishRequest(ctx, id, a.resultsAddress, request);
+    await publishRequest(ctx, id, a.resultsAddress, { ...callback.request, headers: withoutRespondAsync(callback.request.headers) });
   } catch (err) {
     await a.store.remove(settings.queue, id).catch(() => undefined);
     return publishFailed(ctx, answer, err);
@@ -112,7 +125,7 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
     answer.fail(404, 'async_request_not_found', `no asynchronous request ${id} here: unknown, expired, removed, or another Service's`);
   let record = await a.store.get(queue, id);
   if (!record) return notFound();
-  if (method === 'DELETE') return cancel(ctx, a, answer, id, record.result !== undefined);
+  if (method === 'DELETE') return cancel(ctx, a, answer, id, record.result !== undefined, notFound);
   if (!record.result && waitMs > 0) {
     // A long poll ends when the result arrives, at ?wait=, or when the client leaves.
     const left = new Promise<void>((r) => res.once('close', r));
@@ -139,10 +152,11 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
 }
 
 /** DELETE: removes a stored result, or cancels a request no consumer took yet; one already handed out is said so (409). */
-async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, id: string, done: boolean): Promise<void> {
+async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, id: string, done: boolean, notFound: () => void): Promise<void> {
   const queue = ctx.settings.queue;
   if (done) {
-    await a.store.remove(queue, id);
+    // Another DELETE (here or on another replica) removed it meanwhile: only one of them deleted it.
+    if (!(await a.store.remove(queue, id))) return notFound();
     return answer.send(200, [JSON_TYPE], json({ id, status: 'deleted' }));
   }
   if (ctx.transport.withdrawRequest?.(queue, id) === true) {

@@ -19,7 +19,7 @@ const claimKey = (queue: string, key: string): string => `kueuer:async:{${queue}
 
 /**
  * KEYS[1] record, KEYS[2] the idempotency key (optional); ARGV: id, fingerprint, ttl ms, acceptedAt,
- * expiresAt. Atomically: '' when recorded, else the holder of the key ("<id>\n<fingerprint>").
+ * expiresAt, callback URL ('' for none). Atomically: '' when recorded, else the holder of the key ("<id>\n<fingerprint>").
  */
 const ACCEPT = `
 if #KEYS == 2 then
@@ -29,6 +29,7 @@ if #KEYS == 2 then
   redis.call('HSET', KEYS[1], 'claim', KEYS[2])
 end
 redis.call('HSET', KEYS[1], 'acceptedAt', ARGV[4], 'expiresAt', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'callback', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return ''`;
 
@@ -88,10 +89,20 @@ export class RedisAsyncStore implements AsyncStore {
     return (this.subscribed ??= this.subscriber.subscribe(CHANNEL));
   }
 
-  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim): Promise<AcceptOutcome> {
+  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string): Promise<AcceptOutcome> {
     const now = Date.now();
     const keys = claim ? [recordKey(queue, id), claimKey(queue, claim.key)] : [recordKey(queue, id)];
-    const held = (await this.redis.eval(ACCEPT, keys.length, ...keys, id, claim?.fingerprint ?? '', String(ttlMs), String(now), String(now + ttlMs))) as string;
+    const held = (await this.redis.eval(
+      ACCEPT,
+      keys.length,
+      ...keys,
+      id,
+      claim?.fingerprint ?? '',
+      String(ttlMs),
+      String(now),
+      String(now + ttlMs),
+      callbackUrl ?? '',
+    )) as string;
     if (held === '') return { accepted: true };
     const [heldId = '', fingerprint = ''] = held.split('\n');
     return { accepted: false, id: heldId, fingerprint };
@@ -113,6 +124,7 @@ export class RedisAsyncStore implements AsyncStore {
     const h = await this.redis.hgetallBuffer(recordKey(queue, id));
     if (!h.acceptedAt || !h.expiresAt) return undefined;
     const record: AsyncRecord = { id, acceptedAt: Number(h.acceptedAt.toString()), expiresAt: Number(h.expiresAt.toString()) };
+    if (h.callback) record.callbackUrl = h.callback.toString();
     if (h.status && h.headers && h.body) {
       record.result = {
         status: Number(h.status.toString()),

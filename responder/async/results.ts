@@ -20,9 +20,10 @@ export function asyncResultsAddress(queue: string): string {
 /**
  * The seam for callbacks (responder/callbacks/, another module): called once
  * for each result stored, after it is stored. It must not throw; it runs on
- * whichever replica stored the result.
+ * whichever replica stored the result (exactly one: the store writes a
+ * result once). `callbackUrl` is the callback accepted with the request.
  */
-export type OnResultStored = (stored: { queue: string; id: string; result: StoredResult }) => void;
+export type OnResultStored = (stored: { queue: string; id: string; result: StoredResult; callbackUrl?: string }) => void;
 
 export interface ResultsOptions {
   queue: string;
@@ -31,6 +32,8 @@ export interface ResultsOptions {
   maxResultBytes: number;
   metrics: AsyncMetrics;
   onResultStored: OnResultStored;
+  /** Whether the Service has callbacks: the stored callback URL is read then only. */
+  readCallback: boolean;
   log: Logger;
 }
 
@@ -65,10 +68,21 @@ export function consumeResults(transport: Transport, o: ResultsOptions): Promise
     }
     o.metrics.completed();
     o.log.info({ reqId: id, status: result.status }, 'stored an asynchronous result');
+    const callbackUrl = o.readCallback ? await callbackOf(o, id) : undefined;
     try {
-      o.onResultStored({ queue: o.queue, id, result });
+      o.onResultStored({ queue: o.queue, id, result, ...(callbackUrl !== undefined ? { callbackUrl } : {}) });
     } catch (err) {
       o.log.error({ reqId: id, err: (err as Error).message }, 'onResultStored failed');
     }
   });
+}
+
+/** The callback stored with a request; a store error here is logged, not retried (the result is stored). */
+async function callbackOf(o: ResultsOptions, id: string): Promise<string | undefined> {
+  try {
+    return (await o.store.get(o.queue, id))?.callbackUrl;
+  } catch (err) {
+    o.log.error({ reqId: id, err: (err as Error).message }, 'could not read the callback of a stored result; it is not sent (the result can be polled)');
+    return undefined;
+  }
 }

@@ -26,6 +26,8 @@ export interface AsyncRecord {
   expiresAt: number;
   /** Set once the app answered. */
   result?: StoredResult;
+  /** The Kueuer-Callback-Url accepted with the request (docs/async-callbacks.md). */
+  callbackUrl?: string;
 }
 
 export interface IdempotencyClaim {
@@ -42,7 +44,7 @@ export interface AsyncStore {
    * Records an accepted request. With a claim, atomically: when the key is already held (within
    * its lifetime) nothing is recorded and the holder's id and fingerprint come back.
    */
-  accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim): Promise<AcceptOutcome>;
+  accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string): Promise<AcceptOutcome>;
   /** Stores the result of a request still recorded; false when it is unknown, expired or removed. */
   complete(queue: string, id: string, result: StoredResult): Promise<boolean>;
   get(queue: string, id: string): Promise<AsyncRecord | undefined>;
@@ -85,14 +87,21 @@ export class MemoryAsyncStore implements AsyncStore {
     this.sweeper.unref();
   }
 
-  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim): Promise<AcceptOutcome> {
+  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string): Promise<AcceptOutcome> {
     const now = Date.now();
     if (claim) {
       const held = this.claims.get(`${queue}\n${claim.key}`);
       if (held && held.expiresAt > now) return { accepted: false, id: held.id, fingerprint: held.fingerprint };
       this.claims.set(`${queue}\n${claim.key}`, { id, fingerprint: claim.fingerprint, expiresAt: now + ttlMs });
     }
-    this.entries.set(`${queue}\n${id}`, { id, acceptedAt: now, expiresAt: now + ttlMs, bytes: 0, ...(claim ? { claimKey: `${queue}\n${claim.key}` } : {}) });
+    this.entries.set(`${queue}\n${id}`, {
+      id,
+      acceptedAt: now,
+      expiresAt: now + ttlMs,
+      bytes: 0,
+      ...(claim ? { claimKey: `${queue}\n${claim.key}` } : {}),
+      ...(callbackUrl !== undefined ? { callbackUrl } : {}),
+    });
     return { accepted: true };
   }
 
@@ -110,7 +119,15 @@ export class MemoryAsyncStore implements AsyncStore {
 
   async get(queue: string, id: string): Promise<AsyncRecord | undefined> {
     const e = this.live(`${queue}\n${id}`);
-    return e && { id: e.id, acceptedAt: e.acceptedAt, expiresAt: e.expiresAt, ...(e.result ? { result: e.result } : {}) };
+    return (
+      e && {
+        id: e.id,
+        acceptedAt: e.acceptedAt,
+        expiresAt: e.expiresAt,
+        ...(e.result ? { result: e.result } : {}),
+        ...(e.callbackUrl !== undefined ? { callbackUrl: e.callbackUrl } : {}),
+      }
+    );
   }
 
   async remove(queue: string, id: string): Promise<boolean> {

@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import { startResponder, startSidecar } from './components.js';
 import type { AsyncSettings } from '../../responder/config.js';
 import type { AsyncStore } from '../../responder/async/store.js';
+import type { ResponderDeps } from '../../responder/server.js';
 import type { Transport } from '../../shared/transport/transport.js';
 import { newTransport, silentLog, uniqueQueue, waitFor, type BackendName } from './stack.js';
 
@@ -16,6 +17,8 @@ export interface AsyncStackOptions {
   transport?: Transport;
   withSidecar?: boolean;
   timeoutMs?: number;
+  /** The callbacks dispatcher (responder/callbacks/). */
+  callbacks?: ResponderDeps['callbacks'];
 }
 
 export interface AsyncStack {
@@ -56,7 +59,7 @@ export async function startAsyncStack(backend: BackendName, o: AsyncStackOptions
     transport,
     registry,
     silentLog,
-    o.store ? { asyncStore: o.store } : {},
+    { ...(o.store ? { asyncStore: o.store } : {}), ...(o.callbacks ? { callbacks: o.callbacks } : {}) },
   );
   if (backend !== 'memory') await waitFor(() => transport.isReady(), 20_000, 'the responder to be ready');
   let responderStopped = false;

@@ -98,3 +98,25 @@ describe('the responder as shipped', () => {
     });
   }
 });
+
+describe('callback signing keys (docs/async-callbacks.md)', () => {
+  for (const path of ['manifests/base/rbac.yaml', 'manifests/install.yaml', 'manifests/install-cert-manager.yaml']) {
+    it(`${path}: ClusterRole kueuer-callback-keys may get secrets, and nothing binds it cluster-wide`, () => {
+      const docs = parseAllDocuments(read(path)).map((d) => d.toJS() as Json);
+      const role = docs.find((d) => d?.kind === 'ClusterRole' && d.metadata?.name === 'kueuer-callback-keys');
+      expect(role?.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]);
+      const clusterWide = docs.filter((d) => d?.kind === 'ClusterRoleBinding' && d.roleRef?.name === 'kueuer-callback-keys');
+      expect(clusterWide).toEqual([]);
+      // The responder's own ClusterRole reads no Secrets.
+      const responder = docs.find((d) => d?.kind === 'ClusterRole' && d.metadata?.name === 'kueuer-responder');
+      expect(JSON.stringify(responder?.rules)).not.toContain('secrets');
+    });
+  }
+  it('the chart binds it per namespace listed in responder.callbackNamespaces, none by default', () => {
+    expect(chartValues.responder.callbackNamespaces).toEqual([]);
+    const rbac = read('charts/kueuer/templates/rbac.yaml');
+    expect(rbac).toContain('{{- range .Values.responder.callbackNamespaces }}');
+    expect(rbac).toMatch(/kind: RoleBinding\n[\s\S]*roleRef: \{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kueuer-callback-keys\}/);
+    expect(rbac).not.toMatch(/kind: ClusterRoleBinding\n[^-]*name: kueuer-callback-keys/);
+  });
+});
