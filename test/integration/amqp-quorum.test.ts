@@ -11,7 +11,7 @@ import net from 'node:net';
 import amqp from 'amqplib';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { encodeRequest, encodeResponse, type WireMessage } from '../../shared/envelope.js';
+import { encodeResponse, type WireMessage } from '../../shared/envelope.js';
 import { isKueuerError } from '../../shared/errors.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
@@ -19,6 +19,7 @@ import { managementUrlFor, RabbitMqDepth } from '../../shared/transport/amqp/dep
 import { REPUBLISHED_HEADER } from '../../shared/transport/amqp/consumer.js';
 import { REPLY_INBOX_EXPIRES_MS } from '../../shared/transport/amqp/queues.js';
 import type { Delivery, Transport } from '../../shared/transport/transport.js';
+import { emptyGet } from '../helpers/envelopes.js';
 import { brokers, uniqueQueue, waitFor } from '../helpers/stack.js';
 
 const amqpUrl = (): string => brokers().amqp;
@@ -75,17 +76,7 @@ async function withRawChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<
 }
 
 function request(queue: string, id: string): WireMessage {
-  return encodeRequest({
-    id,
-    queue,
-    replyTo: `kueuer.reply.${queue}.0000000000000000`,
-    deadline: Date.now() + 60_000,
-    enqueuedAt: Date.now(),
-    method: 'GET',
-    path: '/',
-    headers: [],
-    body: Buffer.alloc(0),
-  });
+  return emptyGet(queue, id, `kueuer.reply.${queue}.0000000000000000`);
 }
 
 const ids = (n: number): string => n.toString(16).padStart(32, '0');

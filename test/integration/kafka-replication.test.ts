@@ -7,12 +7,11 @@
 import { ConfigResourceTypes, type Admin } from 'kafkajs';
 import pino, { type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { encodeRequest } from '../../shared/envelope.js';
-import { newRequestId } from '../../shared/request-id.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport, type TransportOptions } from '../../shared/transport/create-transport.js';
 import { requestTopic } from '../../shared/transport/kafka/config.js';
 import type { Transport } from '../../shared/transport/transport.js';
+import { emptyGet } from '../helpers/envelopes.js';
 import { kafkaClient } from '../helpers/kafka.js';
 import { uniqueQueue, waitFor } from '../helpers/stack.js';
 
@@ -47,17 +46,7 @@ export async function describeTopic(admin: Admin, topic: string): Promise<{ repl
 export async function publishOne(url: string, log: Logger, extra: Partial<TransportOptions> = {}, queue = uniqueQueue('repl')) {
   const transport = await createTransport(parseBackend(url), log, { visibilityTimeoutMs: 5000, kafkaPartitions: 2, delivery: 'at-least-once', ...extra });
   await waitFor(() => transport.isReady(), 20_000, 'the kafka transport to connect');
-  const message = encodeRequest({
-    id: newRequestId(),
-    queue,
-    replyTo: 'kueuer.reply.x',
-    deadline: Date.now() + 60_000,
-    enqueuedAt: Date.now(),
-    method: 'GET',
-    path: '/',
-    headers: [],
-    body: Buffer.alloc(0),
-  });
+  const message = emptyGet(queue);
   await transport.publishRequest(queue, message, { timeoutMs: 10_000 });
   return { transport, topic: requestTopic(queue) };
 }

@@ -3,12 +3,11 @@ import { Kafka, logLevel } from 'kafkajs';
 // The test's own clients get the same guard as Kueuer's (no TimeoutNegativeWarning on Node 24).
 import '../../shared/transport/kafka/client.js';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { encodeRequest } from '../../shared/envelope.js';
-import { newRequestId } from '../../shared/request-id.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { openQueueDepth } from '../../shared/transport/create-transport.js';
 import type { KafkaTransport } from '../../shared/transport/kafka/transport.js';
 import type { QueueDepthReader } from '../../shared/transport/transport.js';
+import { emptyGet } from '../helpers/envelopes.js';
 import { newTransport, silentLog, uniqueQueue, waitFor } from '../helpers/stack.js';
 
 const kafkaUrl = inject('kafkaUrl');
@@ -36,18 +35,7 @@ describe('kafka transport', () => {
     const t = await open();
     const depth = await openDepth();
     const queue = uniqueQueue('lag');
-    const request = () =>
-      encodeRequest({
-        id: newRequestId(),
-        queue,
-        replyTo: 'kueuer.reply.x',
-        deadline: Date.now() + 60_000,
-        enqueuedAt: Date.now(),
-        method: 'GET',
-        path: '/',
-        headers: [],
-        body: Buffer.alloc(0),
-      });
+    const request = () => emptyGet(queue);
     for (let i = 0; i < 5; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
     expect((await depth.read(queue)).backlog).toBe(5);
     let handled = 0;
@@ -64,18 +52,7 @@ describe('kafka transport', () => {
     const depth = await openDepth();
     const queue = uniqueQueue('depth');
     expect(await depth.read(queue)).toEqual({ backlog: 0 }); // no topic yet: nothing waits, no partition cap
-    const request = () =>
-      encodeRequest({
-        id: newRequestId(),
-        queue,
-        replyTo: 'kueuer.reply.x',
-        deadline: Date.now() + 60_000,
-        enqueuedAt: Date.now(),
-        method: 'GET',
-        path: '/',
-        headers: [],
-        body: Buffer.alloc(0),
-      });
+    const request = () => emptyGet(queue);
     for (let i = 0; i < 3; i++) await t.publishRequest(queue, request(), { timeoutMs: 5000 });
     expect(await depth.read(queue)).toEqual({ backlog: 3, partitions: 3 }); // newTransport creates request topics with 3
   });

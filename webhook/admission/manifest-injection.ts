@@ -8,6 +8,7 @@
  * untouched: the webhook rewrites a Service when it is created, against the
  * responder ports other Services hold, which only the cluster knows.
  */
+import { createHmac } from 'node:crypto';
 import type { V1ObjectMeta, V1OwnerReference, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import type { Logger } from 'pino';
@@ -85,6 +86,19 @@ function decodePatch(response: AdmissionResponse): Operation[] {
   return response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as Operation[]) : [];
 }
 
+/**
+ * The drain token `kueuer inject` writes into a pod template: derived from the pod as its
+ * controller would create it (namespace, owner, labels and the input template itself), not random,
+ * so the same manifest renders byte-identical output (no GitOps diff on every render). A workload's
+ * token changes only when its pod template does, which rolls its pods anyway; scaling it does not.
+ * Same length and alphabet as the webhook's random token (192 bits, base64url). Anyone who reads
+ * the manifest can read the token in the output just as well; the webhook, for pods it injects
+ * itself, still draws a random token per pod.
+ */
+export function templateDrainToken(pod: V1Pod): string {
+  return createHmac('sha256', 'kueuer-inject-drain-token/v1').update(JSON.stringify(pod)).digest().subarray(0, 24).toString('base64url');
+}
+
 /** Runs one pod through the webhook's pipeline; returns the admitted pod, or the refusal. */
 async function admitPod(
   pod: V1Pod,
@@ -94,7 +108,8 @@ async function admitPod(
   log: Logger,
 ): Promise<{ pod: V1Pod; warnings: string[] } | { refusal: string }> {
   const request = { uid: 'kueuer-inject', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace, operation: 'CREATE', object: pod };
-  const { response } = await mutate(request, config, { usedPorts: () => new Set() }, jobs, log);
+  const derived = { ...config, newDrainToken: config.newDrainToken ?? (() => templateDrainToken(pod)) };
+  const { response } = await mutate(request, derived, { usedPorts: () => new Set() }, jobs, log);
   if (!response.allowed) return { refusal: response.status?.message ?? 'refused' };
   const admitted = jsonpatch.applyPatch(structuredClone(pod), decodePatch(response), true, false).newDocument;
   return { pod: admitted, warnings: response.warnings ?? [] };
