@@ -55,7 +55,7 @@ export function gnuplotScript(runs: readonly RunForPlot[], plan: readonly Planne
   const lines: string[] = [
     `set terminal pngcairo size ${600 * runs.length},900 font 'DejaVu Sans,10'`,
     `set output '${png}'`,
-    `set multiplot layout 2,${runs.length} title '${title.replaceAll("'", '')}' font ',12'`,
+    `set multiplot layout 2,${runs.length} title '${title.replaceAll("'", '')}' font ',${runs.length > 1 ? 12 : 8}'`,
     'set grid',
     `set xrange [0:${xmax}]`,
     "set datafile separator '\\t'",

@@ -134,6 +134,8 @@ export async function withVariant<T>(
 ): Promise<T> {
   const cleanups: Array<() => Promise<void> | void> = [];
   const notes: string[] = [];
+  const step = (what: string) => console.error(`scenario ${setup.app} (${variant}): ${what}`);
+  step('starting a fresh node');
   const cluster = await startRealCluster({ binDir: tools.binDir, nodeDir: tools.nodeDir });
   cleanups.push(() => cluster.stop());
   const cp = cluster.controlPlane;
@@ -151,6 +153,7 @@ export async function withVariant<T>(
     cleanups.unshift(() => metrics.stop());
 
     const kueuer = variant !== 'a';
+    step(kueuer ? 'installing Kueuer' : 'metrics-server up; no Kueuer');
     let createSecret: (ns: string) => void = () => undefined;
     if (variant === 'b') {
       const install = await installKueuer(cluster, { image: images.kueuer.ref, amqpUrl: tools.amqpUrl, config: { KUEUER_AUTOSCALING_POLL_INTERVAL: '1s' } });
@@ -221,6 +224,7 @@ export async function withVariant<T>(
     });
     if (metricRead) notes.push(`HPA ${hpa} metric before the load: ${JSON.stringify(metricRead)}`);
     // Ready is not yet routed: give kube-proxy (and Kueuer's EndpointSlice mirror) a sync.
+    step(`app ready, HPA ${metricRead ? 'reads its metric' : 'has read no metric yet'}; starting the load`);
     const clusterIp = (cp.getJson('service', setup.app, '-n', NS) as { spec: { clusterIP: string } }).spec.clusterIP;
     await sleep(5000);
     cluster.assertRoutedViaBridge(clusterIp);

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { APPS, expectedRequests, loadSeconds, planLoad, ratePerUser, vegetaRate } from '../../scripts/scenario/plan.js';
 import { parseArgs } from '../../scripts/scenario/cli.js';
+import { gnuplotScript, outcomeGroup, requestsTsv, samplesTsv } from '../../scripts/scenario/plot.js';
 import { classify, parseVegeta, quantile, summarize, type Sample } from '../../scripts/scenario/results.js';
 
 describe('the load plan', () => {
@@ -126,5 +127,30 @@ describe('npm run scenario’s command line', () => {
     expect(() => parseArgs(['worker', '--factor', '0.5'])).toThrow(/--factor: expected a number ≥ 1, got "0.5"/);
     expect(() => parseArgs(['worker', '--factor'])).toThrow(/--factor: expected a number ≥ 1, got undefined/);
     expect(() => parseArgs(['worker', '--users', '3'])).toThrow(/unknown argument "--users"/);
+  });
+});
+
+describe('the picture’s data and gnuplot script', () => {
+  const plan = planLoad(APPS.worker!, { factor: 6, maxReplicas: 30, spikeLoad: 1 });
+  const req = (outcome: 'answered' | 'client-timeout' | 'http-504' | 'refused') =>
+    ({ stage: 's', startS: 1.5, latencyS: 2, code: 0, error: '', outcome }) as const;
+
+  it('groups outcomes into the four colours and writes one row per request and per second', () => {
+    expect(['answered', 'client-timeout', 'http-504', 'refused'].map((o) => outcomeGroup({ outcome: o as 'answered' }))).toEqual([0, 1, 2, 3]);
+    expect(requestsTsv([req('http-504')]).split('\n')).toEqual(['# start_s\tlatency_s\tgroup\toutcome', '1.500\t2.000\t2\thttp-504']);
+    expect(samplesTsv([{ t: 3, ready: 2, replicas: 4, desired: 4, backlog: null, cpuMillis: 40, hostCpuPercent: 97 }]).split('\n')[1]).toBe(
+      '3\t2\t4\t4\tNaN\t40\t97',
+    );
+  });
+
+  it('draws (a) beside (b) and (c): latency on top, replicas and backlog (CPU without Kueuer) below, stage lines in each', () => {
+    const run = (id: string, kueuer: boolean) => ({ id, title: id, requests: [req('answered')], samples: [], kueuer });
+    const gp = gnuplotScript([run('a', false), run('b', true), run('c', true)], plan, 'worker.png', 'worker');
+    expect(gp).toContain('set multiplot layout 2,3');
+    expect(gp).toContain("set output 'worker.png'");
+    expect(gp.match(/^plot '(a|b|c)-requests\.tsv'/gm)).toEqual(["plot 'a-requests.tsv'", "plot 'b-requests.tsv'", "plot 'c-requests.tsv'"]);
+    expect(gp).toContain("plot 'a-samples.tsv' using 1:6 axes x1y2");
+    expect(gp).toContain("plot 'b-samples.tsv' using 1:5 axes x1y2");
+    expect(gp.match(/^set arrow from 10\.0,/gm)).toHaveLength(6);
   });
 });
