@@ -5,7 +5,8 @@
  * (external.metrics.k8s.io `kueuer_queue_backlog`, Kueuer's runs only), the
  * app pods' CPU (metrics.k8s.io, from metrics-server), and the machine's busy
  * CPU from /proc/stat. A read that fails or times out is recorded as null
- * (the sample is kept).
+ * (the sample is kept), except the Deployment's counts, which keep the last
+ * value read.
  */
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -114,8 +115,9 @@ export function startSampler(access: ApiAccess, target: SamplerTarget, startMs: 
       cpu = now;
       samples.push({
         t: Math.round(t * 10) / 10,
-        ready: deploy?.status?.readyReplicas ?? 0,
-        replicas: deploy?.spec?.replicas ?? 0,
+        // A failed read keeps the last known counts (a loaded apiserver sometimes misses the 900 ms).
+        ready: deploy ? (deploy.status?.readyReplicas ?? 0) : (samples.at(-1)?.ready ?? 0),
+        replicas: deploy ? (deploy.spec?.replicas ?? 0) : (samples.at(-1)?.replicas ?? 0),
         desired: hpa?.status?.desiredReplicas ?? null,
         backlog: backlogItem ? parseQuantity(backlogItem.value) : null,
         cpuMillis: podMetrics
