@@ -64,14 +64,20 @@ const NS = 'shop';
 /** A Kafka broker of the scenario's own: not the suite's 29092, nor kafka-node.test.ts's 29392. */
 const KAFKA_PORT = '29492';
 
+/**
+ * The node has 2 vCPUs: with the sidecar's default 50m request only ~24 pods (20m + 50m each, beside Kueuer's
+ * 300m) fit; 30m is the most at which 30 fit. (10m, tried first, starved the sidecars of CPU weight against their
+ * busy apps on the loaded machine: their 1 s liveness probe failed and the kubelet restarted them.)
+ */
+export const SIDECAR_CPU_REQUEST = '30m';
+
 /** The app's Deployment and Service, written as a user would; `kueuer` adds the opt-in labels and the scaling annotations. */
 export function appManifests(namespace: string, setup: AppSetup, image: string, kueuer: boolean): string {
   const optIn = kueuer ? ', kueuer.io/inject: "true"' : '';
   const annotations = kueuer
     ? JSON.stringify({ 'kueuer.io/min-replicas': '1', 'kueuer.io/max-replicas': String(setup.maxReplicas), 'kueuer.io/target-backlog': '1' })
     : '{}';
-  // The node has 2 vCPUs: with the sidecar's default 50m request only ~24 pods (20m + 50m each, beside Kueuer's 300m) fit.
-  const podAnnotations = kueuer ? '\n      annotations: {kueuer.io/sidecar-cpu-request: "10m"}' : '';
+  const podAnnotations = kueuer ? `\n      annotations: {kueuer.io/sidecar-cpu-request: "${SIDECAR_CPU_REQUEST}"}` : '';
   return `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -199,7 +205,10 @@ export async function withVariant<T>(
       cp.apply(`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}${kueuer ? ', labels: {kueuer.io/injection: enabled}' : ''}}\n`),
       `namespace ${NS}`,
     );
-    if (kueuer) createSecret(NS);
+    if (kueuer) {
+      createSecret(NS);
+      notes.push(`pod template: kueuer.io/sidecar-cpu-request ${SIDECAR_CPU_REQUEST} (30 pods must fit the 2-vCPU node)`);
+    }
     mustSucceed(cp.apply(appManifests(NS, setup, images.scenarioApps.ref, kueuer)), setup.app);
     const hpa = kueuer ? `kueuer-deploy-${setup.app}` : setup.app;
     if (!kueuer)
