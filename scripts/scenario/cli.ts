@@ -16,13 +16,16 @@ export interface CliOptions {
   maxReplicas: number;
   spikeLoad: number;
   out: string;
+  /** Draw the picture and write the page from the records already in <out>/data, running nothing. */
+  redraw: boolean;
 }
 
-const USAGE = 'usage: npm run scenario -- <random-delay|worker> [--variants a,b,c] [--factor 6] [--max-replicas 30] [--spike-load 1] [--out docs/scenarios]';
+const USAGE =
+  'usage: npm run scenario -- <random-delay|worker> [--variants a,b,c] [--factor 6] [--max-replicas 30] [--spike-load 1] [--out docs/scenarios] [--redraw]';
 
 /** Parses the command line; throws with the usage on anything unknown or malformed. */
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { name: '', variants: ['a', 'b', 'c'], factor: 6, maxReplicas: 30, spikeLoad: 1, out: 'docs/scenarios' };
+  const options: CliOptions = { name: '', variants: ['a', 'b', 'c'], factor: 6, maxReplicas: 30, spikeLoad: 1, out: 'docs/scenarios', redraw: false };
   const number = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag}: expected a number ≥ ${min}, got ${JSON.stringify(v)}\n${USAGE}`);
@@ -39,6 +42,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       i++;
     } else if (a === '--factor') options.factor = number(a, argv[++i], 1);
     else if (a === '--max-replicas') options.maxReplicas = Math.round(number(a, argv[++i], 1));
+    else if (a === '--redraw') options.redraw = true;
     else if (a === '--spike-load') options.spikeLoad = number(a, argv[++i], 0.01);
     else if (a === '--out') {
       if (!v) throw new Error(`--out needs a directory\n${USAGE}`);

@@ -46,7 +46,7 @@ export function samplesTsv(samples: readonly Sample[]): string {
 /** The gnuplot script for the runs' data files (in gnuplot's working directory), writing `png` (relative to it). */
 export function gnuplotScript(runs: readonly RunForPlot[], plan: readonly PlannedStage[], png: string, title: string): string {
   const xmax = Math.ceil(Math.max(60, ...runs.flatMap((r) => [...r.samples.map((s) => s.t), ...r.requests.map((q) => q.startS + q.latencyS)])) / 10) * 10;
-  const lmax = Math.ceil(Math.max(65, ...runs.flatMap((r) => r.requests.map((q) => q.latencyS))) / 10) * 10;
+  const lmax = Math.ceil(Math.max(75, ...runs.flatMap((r) => r.requests.map((q) => q.latencyS))) / 10) * 10;
   const rmax = Math.max(5, ...runs.flatMap((r) => r.samples.flatMap((s) => [s.ready, s.desired ?? 0, s.replicas]))) + 2;
   const stageLines = plan
     .slice(1)
@@ -60,7 +60,7 @@ export function gnuplotScript(runs: readonly RunForPlot[], plan: readonly Planne
     `set xrange [0:${xmax}]`,
     "set datafile separator '\\t'",
     "set datafile missing 'NaN'",
-    "set key top left opaque font ',9'",
+    "set key top center horizontal samplen 1 font ',8'",
   ];
   for (const run of runs) {
     const f = `${run.id}-requests.tsv`;

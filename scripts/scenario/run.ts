@@ -37,11 +37,12 @@ async function main(argv: readonly string[]): Promise<void> {
   };
   const gnuplot = scriptOutput('scripts/scenario/gnuplot.sh');
   let stopRabbit = false;
+  if (options.redraw) options.variants = [];
   if (options.variants.includes('b') && !tools.amqpUrl) {
     tools.amqpUrl = scriptOutput('scripts/rabbitmq.sh', ['start']);
     stopRabbit = true;
   }
-  const images = await buildImagesAsync();
+  const images = options.variants.length ? await buildImagesAsync() : null;
   const plan = planLoad(app, options);
   const out = resolve(root, options.out);
   const dataDir = join(out, 'data', app.name);
@@ -49,10 +50,18 @@ async function main(argv: readonly string[]): Promise<void> {
   try {
     for (const variant of options.variants) {
       const run = await runVariant(
-        { tools, images, app, plan, maxReplicas: options.maxReplicas, clientTimeoutS: 60, workDir: join(root, '.cache', 'scenario', app.name, variant) },
+        {
+          tools,
+          images: images!,
+          app,
+          plan,
+          maxReplicas: options.maxReplicas,
+          clientTimeoutS: 60,
+          workDir: join(root, '.cache', 'scenario', app.name, variant),
+        },
         variant,
       );
-      writeFileSync(join(dataDir, `${variant}.json`), JSON.stringify(run));
+      writeFileSync(join(dataDir, `${variant}.json`), JSON.stringify({ ...run, command: `npm run scenario -- ${argv.join(' ')}` }));
     }
   } finally {
     if (stopRabbit) execFileSync('bash', [join(root, 'scripts', 'rabbitmq.sh'), 'stop'], { stdio: 'inherit' });
@@ -79,7 +88,7 @@ async function main(argv: readonly string[]): Promise<void> {
     ratePerUser: ratePerUser(app, options),
     runs,
     machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
-    command: `npm run scenario -- ${argv.join(' ')}`,
+    command: [...new Set(runs.map((r) => r.command ?? `npm run scenario -- ${app.name}`))].join('`, `'),
     picture: relative(out, png),
   });
   writeFileSync(join(out, `${app.name}.md`), page);

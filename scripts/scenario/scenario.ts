@@ -23,6 +23,8 @@ export interface VariantRun {
   notes: string[];
   /** The machine's 1-minute load average when the load started and when it ended. */
   loadAvg: [number, number];
+  /** The command line that ran it (written by run.ts). */
+  command?: string;
 }
 
 export interface RunOptions {

@@ -109,7 +109,15 @@ describe('the summary', () => {
 
 describe('npm run scenario’s command line', () => {
   it('takes the scenario name and options, with defaults for the full runs', () => {
-    expect(parseArgs(['worker'])).toEqual({ name: 'worker', variants: ['a', 'b', 'c'], factor: 6, maxReplicas: 30, spikeLoad: 1, out: 'docs/scenarios' });
+    expect(parseArgs(['worker'])).toEqual({
+      name: 'worker',
+      variants: ['a', 'b', 'c'],
+      factor: 6,
+      maxReplicas: 30,
+      spikeLoad: 1,
+      out: 'docs/scenarios',
+      redraw: false,
+    });
     expect(parseArgs(['random-delay', '--variants', 'b,c', '--factor', '8', '--max-replicas', '10', '--spike-load', '0.5', '--out', '/tmp/x'])).toEqual({
       name: 'random-delay',
       variants: ['b', 'c'],
@@ -117,7 +125,9 @@ describe('npm run scenario’s command line', () => {
       maxReplicas: 10,
       spikeLoad: 0.5,
       out: '/tmp/x',
+      redraw: false,
     });
+    expect(parseArgs(['worker', '--redraw']).redraw).toBe(true);
   });
 
   it('refuses an unknown scenario, variant, flag or a malformed number, with the usage', () => {
