@@ -12,6 +12,12 @@ const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const source = (path: string): string => readFileSync(join(root, path), 'utf8');
 const rows = readme.split('\n').filter((l) => l.startsWith('| `--'));
 
+/** Every markdown page under docs/ (docs/scenarios/ holds pages beside pictures and data), relative to docs/. */
+const docsPages = (): string[] =>
+  readdirSync(join(root, 'docs'), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.md'))
+    .sort();
+
 describe('README', () => {
   for (const command of COMMANDS) {
     for (const spec of Object.values(command.options as OptionSpecs)) {
@@ -71,7 +77,7 @@ describe('README', () => {
 
   it('calls the opt-in a label: no "annotated" pods, Services or workloads, no "none (annotation)"', () => {
     // docs/errors.md is generated from shared/error-catalogue.ts: its words are the code's.
-    const docs = readdirSync(join(root, 'docs')).filter((f) => f !== 'errors.md');
+    const docs = docsPages().filter((f) => f !== 'errors.md');
     for (const [path, text] of [['README.md', readme], ...docs.map((f) => [`docs/${f}`, source(`docs/${f}`)])])
       for (const bad of [/\bannotated (pods?|Services?|workloads?)\b/i, /none \(annotation\)/]) expect(text, path).not.toMatch(bad);
   });
@@ -85,7 +91,7 @@ describe('README', () => {
 
   it('points at no git tag that does not exist (?ref=) in README, docs and manifests', () => {
     const tags = new Set(execFileSync('git', ['tag', '--list'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean));
-    const files = ['README.md', 'manifests/kustomization.yaml', ...readdirSync(join(root, 'docs')).map((f) => `docs/${f}`)];
+    const files = ['README.md', 'manifests/kustomization.yaml', ...docsPages().map((f) => `docs/${f}`)];
     for (const path of files) for (const [, ref] of source(path).matchAll(/\?ref=([\w.-]+)/g)) expect(tags.has(ref!), `${path}: ?ref=${ref}`).toBe(true);
   });
 
