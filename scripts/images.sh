@@ -11,6 +11,9 @@
 #      scripts/third-party-apps.sh in an image FROM scratch. Entrypoint
 #      /go-httpbin; it listens on 0.0.0.0:$PORT, PORT=8080 in the image (set
 #      PORT in the pod's env, or pass `-port N` as args to override).
+#   4. localhost/scenario-apps:dev     the scenario runner's two plain apps
+#      (test/scenario-apps/*.mjs, in /app/) on the base image; run one with
+#      `node /app/random-delay.mjs` or `node /app/worker.mjs` (scripts/scenario/).
 # Each image's archive (docker-archive, which `ctr -n k8s.io images import`
 # names from its RepoTags) is cached under .cache/images/ keyed by a hash of
 # its inputs; a warm run only hashes those inputs and returns.
@@ -24,7 +27,8 @@
 # Last line of stdout (a CONTRACT: test/helpers/images.ts and the node harness
 # parse it):
 #   {"kueuer":{"archive":"/abs/kueuer.tar","ref":"localhost/kueuer:dev"},
-#    "httpbin":{"archive":"/abs/go-httpbin.tar","ref":"localhost/go-httpbin:dev"}}
+#    "httpbin":{"archive":"/abs/go-httpbin.tar","ref":"localhost/go-httpbin:dev"},
+#    "scenarioApps":{"archive":"/abs/scenario-apps.tar","ref":"localhost/scenario-apps:dev"}}
 # (on one line). Everything else goes to stderr. Any failure exits non-zero.
 #
 # Measured here (2 vCPUs shared with other work, 2026-11-28, overlay storage):
@@ -51,6 +55,7 @@ mirror="${KUEUER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 base_ref="localhost/kueuer-node-base:$node_version"
 kueuer_ref="localhost/kueuer:dev"
 httpbin_ref="localhost/go-httpbin:dev"
+scenario_ref="localhost/scenario-apps:dev"
 
 short_hash() { sha256sum | cut -c1-16; }
 # A hash of the named files' contents and paths (directories walked, in order).
@@ -68,15 +73,19 @@ base_key="$( { echo "$node_version $npm_version $mirror"; cat "$here/base-rootfs
 kueuer_key="$( { echo "$base_key"; hash_files Dockerfile .dockerignore $(dockerfile_sources); } | short_hash)"
 httpbin_bin="$(bash "$root/scripts/third-party-apps.sh" | tail -1)"
 [ -x "$httpbin_bin" ] || { log "scripts/third-party-apps.sh printed no go-httpbin binary: $httpbin_bin"; exit 1; }
-httpbin_key="$( { sha256sum <"$httpbin_bin"; sed -n '/^# --- httpbin/,$p' "$0"; } | short_hash)"
+httpbin_key="$( { sha256sum <"$httpbin_bin"; sed -n '/^# --- httpbin/,/^# --- scenario-apps/p' "$0"; } | short_hash)"
+
+scenario_key="$( { echo "$base_key"; hash_files test/scenario-apps; sed -n '/^# --- scenario-apps/,/^# --- end scenario-apps/p' "$0"; } | short_hash)"
 
 kueuer_archive="$cache/kueuer-dev-$kueuer_key.tar"
 httpbin_archive="$cache/go-httpbin-dev-$httpbin_key.tar"
+scenario_archive="$cache/scenario-apps-dev-$scenario_key.tar"
 contract() {
-  printf '{"kueuer":{"archive":"%s","ref":"%s"},"httpbin":{"archive":"%s","ref":"%s"}}\n' \
-    "$kueuer_archive" "$kueuer_ref" "$httpbin_archive" "$httpbin_ref"
+  printf '{"kueuer":{"archive":"%s","ref":"%s"},"httpbin":{"archive":"%s","ref":"%s"},"scenarioApps":{"archive":"%s","ref":"%s"}}\n' \
+    "$kueuer_archive" "$kueuer_ref" "$httpbin_archive" "$httpbin_ref" "$scenario_archive" "$scenario_ref"
 }
-if [ -s "$kueuer_archive" ] && [ -s "$httpbin_archive" ]; then
+all_built() { [ -s "$kueuer_archive" ] && [ -s "$httpbin_archive" ] && [ -s "$scenario_archive" ]; }
+if all_built; then
   contract
   exit 0
 fi
@@ -90,7 +99,7 @@ if ! flock -n 9; then
   log "another scripts/images.sh is building in $cache; waiting for it"
   flock 9
 fi
-if [ -s "$kueuer_archive" ] && [ -s "$httpbin_archive" ]; then
+if all_built; then
   contract
   exit 0
 fi
@@ -126,8 +135,8 @@ export_archive() {
   find "$cache" -maxdepth 1 -name "$prefix-*.tar" ! -path "$archive" -delete
 }
 
-# --- base: Debian bookworm + Node
-if [ ! -s "$kueuer_archive" ]; then
+# --- base: Debian bookworm + Node (for the Kueuer image and the scenario apps)
+ensure_base() {
   if [ "$(cat "$cache/base.key" 2>/dev/null)" != "$base_key" ] || ! "${B[@]}" inspect --type image "$base_ref" >/dev/null 2>&1; then
     start=$SECONDS
     work="$cache/work"
@@ -150,7 +159,10 @@ if [ ! -s "$kueuer_archive" ]; then
     echo "$base_key" >"$cache/base.key"
     log "base image built in $((SECONDS - start)) s"
   fi
+}
 
+if [ ! -s "$kueuer_archive" ]; then
+  ensure_base
   # --- the Kueuer image from the shipped Dockerfile
   # Where egress goes through a TLS-inspecting proxy, this machine's npm trusts
   # its CA (NODE_EXTRA_CA_CERTS or npm's cafile); the RUN steps' npm must too.
@@ -189,5 +201,16 @@ if [ ! -s "$httpbin_archive" ]; then
   "${B[@]}" commit --quiet --rm "$c" "$httpbin_ref" >&2
   export_archive "$httpbin_ref" "$httpbin_archive" go-httpbin-dev
 fi
+
+# --- scenario-apps: test/scenario-apps/*.mjs on the base image
+if [ ! -s "$scenario_archive" ]; then
+  ensure_base
+  c="$("${B[@]}" from --pull=never "$base_ref")"
+  "${B[@]}" copy --chmod 0644 "$c" "$root"/test/scenario-apps/*.mjs /app/ >&2
+  "${B[@]}" config --entrypoint '["node"]' --cmd '/app/random-delay.mjs' --env PORT=8080 --port 8080 --user 65532:65532 "$c"
+  "${B[@]}" commit --quiet --rm "$c" "$scenario_ref" >&2
+  export_archive "$scenario_ref" "$scenario_archive" scenario-apps-dev
+fi
+# --- end scenario-apps
 
 contract

@@ -50,6 +50,9 @@ declare module 'vitest' {
     goHttpbin: string;
     /** redis://127.0.0.1:PORT of scripts/redis.sh's server (asynchronous requests' store), or KUEUER_TEST_REDIS_URL. */
     redisUrl: string;
+    /** vegeta (scripts/vegeta.sh) and metrics-server (scripts/scenario/metrics-server.sh), for test/node/scenario-short.test.ts. */
+    vegetaBin: string;
+    metricsServerBin: string;
   }
 }
 
@@ -94,6 +97,8 @@ export default async function setup(project: TestProject): Promise<() => void> {
     const nodeDir = lastLine(nodeScript);
     if (!nodeDir.endsWith('/.cache/node')) throw new Error(`scripts/node.sh printed no node directory:\n${nodeDir}`);
     project.provide('nodeDir', nodeDir);
+    project.provide('vegetaBin', lastLine(join(import.meta.dirname, '..', 'scripts', 'vegeta.sh')));
+    project.provide('metricsServerBin', lastLine(join(import.meta.dirname, '..', 'scripts', 'scenario', 'metrics-server.sh')));
   }
   {
     const out = execFileSync('bash', [thirdPartyApps], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });

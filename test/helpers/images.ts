@@ -1,7 +1,8 @@
 /**
  * The container images scripts/images.sh builds from the project's own files
  * (docs/images.md): the Kueuer image from the shipped Dockerfile on a local
- * Node 24 base, and go-httpbin from scratch. Each is a docker-archive that
+ * Node 24 base, go-httpbin from scratch, and the scenario runner's two plain
+ * apps (test/scenario-apps/) on the Node base. Each is a docker-archive that
  * `ctr -n k8s.io images import <archive>` names `ref`.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -17,6 +18,8 @@ export interface ImageArchive {
 export interface ImagesJson {
   kueuer: ImageArchive;
   httpbin: ImageArchive;
+  /** test/scenario-apps/*.mjs in /app/, entrypoint `node` (scripts/scenario/, test/node/scenario-short.test.ts). */
+  scenarioApps: ImageArchive;
 }
 
 const script = join(import.meta.dirname, '..', '..', 'scripts', 'images.sh');
@@ -41,7 +44,11 @@ export function parseImagesJson(stdout: string): ImagesJson {
   } catch {
     throw new Error(`scripts/images.sh printed no JSON on its last line:\n${stdout}`);
   }
-  return { kueuer: imageArchive(parsed.kueuer, 'kueuer'), httpbin: imageArchive(parsed.httpbin, 'httpbin') };
+  return {
+    kueuer: imageArchive(parsed.kueuer, 'kueuer'),
+    httpbin: imageArchive(parsed.httpbin, 'httpbin'),
+    scenarioApps: imageArchive(parsed.scenarioApps, 'scenarioApps'),
+  };
 }
 
 /**

@@ -1,0 +1,70 @@
+/**
+ * One variant of a scenario, end to end: a fresh node set up as the variant
+ * (variants.ts), the plan's load from vegeta (vegeta.ts) against the app's
+ * Service ClusterIP, the sampler (sampler.ts) every second from the load's
+ * start until the last request is answered or timed out and the backlog is
+ * empty (or 60 s more), then the summary (results.ts).
+ */
+import { mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import type { ImagesJson } from '../../test/helpers/images.js';
+import type { AppProfile, PlannedStage } from './plan.js';
+import { summarize, type RequestRecord, type Sample, type Summary } from './results.js';
+import { startSampler } from './sampler.js';
+import { runPlan } from './vegeta.js';
+import { withVariant, type Tools, type VariantId } from './variants.js';
+
+export interface VariantRun {
+  variant: VariantId;
+  startedAt: string;
+  requests: RequestRecord[];
+  samples: Sample[];
+  summary: Summary;
+  notes: string[];
+  /** The machine's 1-minute load average when the load started and when it ended. */
+  loadAvg: [number, number];
+  /** The command line that ran it (written by run.ts). */
+  command?: string;
+}
+
+export interface RunOptions {
+  tools: Tools & { vegeta: string };
+  images: ImagesJson;
+  app: AppProfile;
+  plan: PlannedStage[];
+  maxReplicas: number;
+  clientTimeoutS: number;
+  /** Where vegeta's binary results go. */
+  workDir: string;
+}
+
+export async function runVariant(options: RunOptions, variant: VariantId): Promise<VariantRun> {
+  const { tools, images, app, plan } = options;
+  mkdirSync(options.workDir, { recursive: true });
+  return withVariant(tools, images, variant, { app: app.name, maxReplicas: options.maxReplicas }, async (ctx) => {
+    const startedAt = new Date().toISOString();
+    const load1 = loadavg()[0]!;
+    const vegeta = runPlan(tools.vegeta, plan, ctx.url, options.workDir, options.clientTimeoutS);
+    const sampler = startSampler(
+      { server: ctx.cluster.controlPlane.server, certs: ctx.cluster.controlPlane.certs },
+      { namespace: ctx.namespace, deployment: app.name, hpa: ctx.hpa, queue: ctx.queue },
+      vegeta.startMs,
+    );
+    let requests: RequestRecord[] = [];
+    let failure: Error | null = null;
+    try {
+      requests = await vegeta.done;
+      // Keep sampling a little after the last answer: the replicas as the load left them.
+      await new Promise((r) => setTimeout(r, 10_000));
+    } catch (err) {
+      failure = err as Error;
+    }
+    // The sampler stops whatever happens (a failed attack must not leave it polling).
+    const samples = await sampler.stop();
+    if (failure) throw failure;
+    const spike = plan.reduce((a, b) => (b.users > a.users ? b : a));
+    const summary = summarize(requests, samples, spike.startS);
+    console.log(`${app.name} (${variant}): ${JSON.stringify(summary)}`);
+    return { variant, startedAt, requests, samples, summary, notes: ctx.notes, loadAvg: [load1, loadavg()[0]!] };
+  });
+}
