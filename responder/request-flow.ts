@@ -5,7 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { encodeRequest, type QueuedRequest } from '../shared/envelope.js';
+import { encodeRequest } from '../shared/envelope.js';
+import type { ReadRequest } from './read-request.js';
 import { isKueuerError } from '../shared/errors.js';
 import { forwardableHeaders, pairsFromRaw, type HeaderPairs } from '../shared/http-headers.js';
 import { responseHeadersProblem } from '../shared/request-rules.js';
@@ -42,7 +43,7 @@ export interface AsyncSubmit {
 }
 
 /** A request read whole and fit to queue: everything its envelope needs but the routing. */
-export type ReadRequest = Pick<QueuedRequest, 'method' | 'path' | 'headers' | 'body' | 'trailers'>;
+export type { ReadRequest };
 
 export function newRequestAnswer(ctx: FlowContext, res: ServerResponse, id: string): Answer {
   return newAnswer(res, id, { sendTimeoutMs: ctx.settings.sendTimeoutMs, metrics: ctx.metrics, log: ctx.log, heldCount: () => ctx.pending.size });

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { CALLBACK_URL_HEADER, checkCallbackSubmit, type CallbackDispatcher, type SubmitCheck } from '../callbacks/index.js';
 import type { Answer } from '../answer.js';
 import type { RouteCallbacks } from '../config.js';
-import type { ReadRequest } from '../request-flow.js';
+import type { ReadRequest } from '../read-request.js';
 
 export interface AsyncCallbacks {
   /** Absent: the responder sends no callbacks (a request naming one is refused). */
