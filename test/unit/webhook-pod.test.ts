@@ -93,3 +93,25 @@ describe('the drain token (issue 22, item 5)', () => {
     for (const t of tokens) expect(t).toMatch(/^[A-Za-z0-9_-]{32}$/);
   });
 });
+
+describe('the sidecar probes (slow start on a CPU-starved node)', () => {
+  const sidecarOf = (p: V1Pod) => {
+    const d = decidePod(p, 'shop', testInjectionConfig);
+    if (d.kind !== 'patch') throw new Error(`expected a patch, got ${JSON.stringify(d)}`);
+    const spec = jsonpatch.applyPatch(structuredClone(p), d.patch, true, false).newDocument.spec!;
+    return [...(spec.initContainers ?? []), ...spec.containers].find((c) => c.name === 'kueuer-sidecar')!;
+  };
+
+  it.each([
+    ['native', {}],
+    ['classic', { 'kueuer.io/native-sidecar': 'false' }],
+  ])('%s: a startup probe on /healthz gives ~2 min to listen before liveness starts; liveness and readiness unchanged', (_mode, annotations) => {
+    const c = sidecarOf(pod(annotations));
+    const startup = c.startupProbe!;
+    expect(startup.httpGet).toEqual({ path: '/healthz', port: 'kueuer-admin' });
+    expect(startup.periodSeconds! * startup.failureThreshold!).toBeGreaterThanOrEqual(120);
+    expect(startup.periodSeconds).toBeLessThanOrEqual(2);
+    expect(c.livenessProbe).toEqual({ httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, failureThreshold: 3 });
+    expect(c.readinessProbe).toEqual({ httpGet: { path: '/readyz', port: 'kueuer-admin' }, periodSeconds: 5 });
+  });
+});

@@ -295,6 +295,8 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
     ports: [{ name: 'kueuer-admin', containerPort: adminPort, protocol: 'TCP' }],
     readinessProbe: { httpGet: { path: '/readyz', port: 'kueuer-admin' }, periodSeconds: 5 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, failureThreshold: 3 },
+    // Liveness (and readiness) wait for this: a sidecar slow to listen on a CPU-starved node gets 2 min, not 30 s and a kill.
+    startupProbe: { httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 2, failureThreshold: 60 },
     resources,
     securityContext: {
       runAsNonRoot: true,
