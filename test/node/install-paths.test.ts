@@ -39,6 +39,23 @@ describe('the install paths on a real node', () => {
   const readyPods = (ns: string, app: string): KubeJson[] =>
     (getJson('pods', '-n', ns, '-l', `app=${app}`).items as KubeJson[]).filter((p) => !p.metadata.deletionTimestamp && hasCondition(p, 'Ready'));
   const serviceUrl = (ns: string, name: string) => `http://${getJson('service', name, '-n', ns).spec.clusterIP as string}:80`;
+  /**
+   * A Service whose selector was just given back (or whose pod just became Ready) is not routed at once: Kubernetes'
+   * EndpointSlice controller writes its slice and kube-proxy programs the ClusterIP a moment later (connection refused
+   * meanwhile). Waits up to 60 s for the first direct answer and returns it; the seconds it took are logged.
+   */
+  const answeredDirectly = async (ns: string, name: string) => {
+    const started = Date.now();
+    for (;;) {
+      const answer = await request(`${serviceUrl(ns, name)}/get`, { timeoutMs: 2000 });
+      if (answer.status === 200) {
+        console.log(`${ns}/${name} answered directly ${((Date.now() - started) / 1000).toFixed(1)} s after it was restored`);
+        return answer;
+      }
+      if (Date.now() - started > 60_000) throw new Error(`${ns}/${name} did not answer through its ClusterIP within 60 s (last status ${answer.status})`);
+      await sleep(250);
+    }
+  };
 
   /** An opted-in namespace with its broker Secret and go-httpbin `name` in it, ready. */
   const deployApp = async (ns: string, name: string, annotations: Record<string, string>, replicas = 1) => {
@@ -191,11 +208,7 @@ describe('the install paths on a real node', () => {
       expect(notOptedIn).not.toContain('kueuer.io/inject');
       ok(cluster.controlPlane.apply(notOptedIn), 'legacy/web');
       await waitFor('1 ready pod of legacy/web', 120_000, () => readyPods('legacy', 'web').length === 1, podState('legacy'));
-      // Ready is not yet routed: kube-proxy programs the Service a moment later.
-      for (const until = Date.now() + 60_000; (await request(`${serviceUrl('legacy', 'web')}/get`, { timeoutMs: 2000 })).status !== 200;) {
-        if (Date.now() > until) throw new Error('legacy/web did not answer through its ClusterIP within 60 s');
-        await sleep(250);
-      }
+      await answeredDirectly('legacy', 'web');
       const before = await load({ count: 10, concurrency: 2, url: (i) => `${serviceUrl('legacy', 'web')}/get?i=${i}` });
       expect(summarize(before).failures).toEqual({});
       expect(before.filter((a) => a.headers['x-kueuer-request-id'])).toEqual([]);
@@ -232,8 +245,7 @@ describe('the install paths on a real node', () => {
         const svc = getJson('service', 'web', '-n', 'plain');
         expect(svc.spec.selector).toEqual({ app: 'web' });
         expect(tryGetJson('mutatingwebhookconfiguration', 'kueuer')).toBeNull();
-        const direct = await request(`${serviceUrl('plain', 'web')}/get`);
-        expect(direct.status).toBe(200);
+        const direct = await answeredDirectly('plain', 'web');
         expect(direct.headers['x-kueuer-request-id']).toBeUndefined();
         // The Service that was running before Kueuer: restored, its traffic goes to its pods directly again, none to a gone responder.
         expect(getJson('service', 'web', '-n', 'legacy').spec.selector).toEqual({ app: 'web' });
@@ -353,8 +365,7 @@ describe('the install paths on a real node', () => {
       ok(kubectl('delete', 'scaledobjects.keda.sh', '--all-namespaces', '-l', 'app.kubernetes.io/managed-by=kueuer', '--ignore-not-found'), 'ScaledObjects');
       expect(tryGetJson('endpointslice', 'kueuer-worker', '-n', 'burst')).toBeNull();
       expect(getJson('service', 'worker', '-n', 'burst').spec.selector).toEqual({ app: 'worker' });
-      const direct = await request(`${serviceUrl('burst', 'worker')}/get`);
-      expect(direct.status).toBe(200);
+      const direct = await answeredDirectly('burst', 'worker');
       expect(direct.headers['x-kueuer-request-id']).toBeUndefined();
     },
     20 * 60_000,
