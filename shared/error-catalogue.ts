@@ -232,8 +232,14 @@ export const CLIENT_ERRORS = {
   async_already_started: {
     status: 409,
     meaning:
-      'DELETE of an asynchronous request that cannot be cancelled: a consumer already took it, or (RabbitMQ, Kafka) it cannot be taken back from the queue. Nothing changed.',
+      'DELETE of an asynchronous request that cannot be cancelled: on the embedded broker a consumer already took it; on Kafka a queued request cannot be cancelled. Nothing changed.',
     action: 'Poll it for its result and DELETE it once done.',
+  },
+  async_request_cancelled: {
+    status: 410,
+    meaning:
+      'A poll of an asynchronous request cancelled by a DELETE. `app` says what became of it: `queued` (no sidecar took it yet; none will call the app), `not-run` (a sidecar acked it without calling the app), `running` (the app had already started it) or `ran` (the app answered; its answer was discarded).',
+    action: 'Nothing to fetch. DELETE it again to forget it; submit it again to run it.',
   },
   idempotency_key_reused: {
     status: 422,

@@ -7,7 +7,7 @@ function createInstruments(registry: Registry) {
   const registers = [registry];
   const requests = new Counter({
     name: 'kueuer_sidecar_requests_total',
-    help: 'Requests processed, by the status sent back (registered codes as themselves, others as 2xx…5xx), or "expired" when the deadline passed first',
+    help: 'Requests processed, by the status sent back (registered codes as themselves, others as 2xx…5xx), "expired" when the deadline passed first, or "cancelled" when a DELETE cancelled it first (the app was not called)',
     labelNames: ['queue', 'code'] as const,
     registers,
   });

@@ -11,6 +11,7 @@ import { isKueuerError } from '../shared/errors.js';
 import { statusLabel } from '../shared/metrics.js';
 import type { HeaderPairs } from '../shared/http-headers.js';
 import type { Consumer, Delivery, Transport } from '../shared/transport/transport.js';
+import { watchCancelled } from './cancelled.js';
 import type { AppClient, AppOutcome } from './app-client.js';
 import type { SidecarMetrics } from './metrics.js';
 import { retry, type BackoffOptions } from '../shared/retry.js';
@@ -74,6 +75,7 @@ export interface Worker {
 }
 
 export async function startWorker(settings: WorkerSettings, transport: Transport, appClient: AppClient, metrics: SidecarMetrics, log: Logger): Promise<Worker> {
+  const cancelled = await watchCancelled(transport, settings.queue, REPLY_CONFIRM_TIMEOUT_MS, log);
   const handle = async (delivery: Delivery): Promise<void> => {
     let req: QueuedRequest;
     try {
@@ -105,6 +107,11 @@ export async function startWorker(settings: WorkerSettings, transport: Transport
       reqLog.warn('request expired in the queue; its client has had its 504');
       return;
     }
+    if (cancelled.skip(req)) {
+      metrics.processed('cancelled');
+      return;
+    }
+    cancelled.started(req);
     metrics.queueWait(Math.max(0, Date.now() - req.enqueuedAt) / 1000);
     metrics.inFlightInc();
     try {
@@ -121,6 +128,7 @@ export async function startWorker(settings: WorkerSettings, transport: Transport
       metrics.processed(statusLabel(response.status));
       reqLog.debug({ status: response.status, attempts: outcome.attempts }, 'replied');
     } finally {
+      cancelled.ended(req);
       metrics.inFlightDec();
     }
   };
@@ -228,7 +236,10 @@ export async function startWorker(settings: WorkerSettings, transport: Transport
   const consumer = await transport.consume(settings.queue, { concurrency: settings.concurrency }, handle);
   return {
     consumer,
-    stop: () => consumer.stop(),
+    async stop() {
+      await consumer.stop();
+      await cancelled.close();
+    },
   };
 }
 

@@ -20,7 +20,7 @@ import {
   statusLocation,
   withoutRespondAsync,
 } from './protocol.js';
-import type { AsyncStore, IdempotencyClaim } from './store.js';
+import type { AsyncRecord, AsyncStore, CancelState, IdempotencyClaim } from './store.js';
 import { callbackOfSubmit, type AsyncCallbacks } from './callback-submit.js';
 
 export interface AsyncContext {
@@ -36,6 +36,17 @@ export interface AsyncContext {
 
 /** How long after a request's deadline a poll still waits for its answer (a reply in flight). */
 const DEADLINE_GRACE_MS = 2_000;
+/** How long a DELETE waits for a sidecar to report the request it cancelled (skipped, or running). */
+export const CANCEL_SETTLE_MS = 1_000;
+const CANCEL_CHECK_MS = 50;
+
+/** What a client is told of a cancelled request, per state (docs/async.md, "Cancel"). */
+const CANCEL_MESSAGES: Record<CancelState, string> = {
+  queued: 'cancelled while queued: no sidecar has taken it, and the one that does acks it without calling the app',
+  'not-run': 'cancelled before the app started it: a sidecar acked it without calling the app',
+  running: 'the app had already started it when it was cancelled: it may still be running, and its answer will be discarded',
+  ran: 'the app had already started it when it was cancelled: it ran, and its answer was discarded',
+};
 
 const JSON_TYPE: [string, string] = ['content-type', 'application/json'];
 const json = (o: object): Buffer => Buffer.from(JSON.stringify(o));
@@ -125,8 +136,8 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
     answer.fail(404, 'async_request_not_found', `no asynchronous request ${id} here: unknown, expired, removed, or another Service's`);
   let record = await a.store.get(queue, id);
   if (!record) return notFound();
-  if (method === 'DELETE') return cancel(ctx, a, answer, id, record.result !== undefined, notFound);
-  if (!record.result && waitMs > 0) {
+  if (method === 'DELETE') return cancel(ctx, a, answer, record, notFound);
+  if (!record.result && !record.cancelled && waitMs > 0) {
     // A long poll ends when the result arrives, at ?wait=, or when the client leaves.
     const left = new Promise<void>((r) => res.once('close', r));
     const untilDeadline = record.acceptedAt + ctx.settings.timeoutMs + DEADLINE_GRACE_MS - Date.now();
@@ -134,6 +145,12 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
     if (res.destroyed) return;
     record = await a.store.get(queue, id);
     if (!record) return notFound();
+  }
+  if (record.cancelled) {
+    a.metrics.polled('cancelled');
+    const { app } = record.cancelled;
+    const body = json({ error: 'async_request_cancelled', message: CANCEL_MESSAGES[app], requestId: id, app });
+    return answer.send(410, [JSON_TYPE], body, { isHead: method === 'HEAD' });
   }
   const r = record.result;
   if (!r && Date.now() > record.acceptedAt + ctx.settings.timeoutMs + DEADLINE_GRACE_MS) {
@@ -151,22 +168,64 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
   answer.abandon();
 }
 
-/** DELETE: removes a stored result, or cancels a request no consumer took yet; one already handed out is said so (409). */
-async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, id: string, done: boolean, notFound: () => void): Promise<void> {
+/**
+ * DELETE: removes a stored result (or a cancel that is settled); cancels a request without one.
+ * The embedded broker takes a request no consumer took out of its queue; RabbitMQ cannot, so the
+ * cancel is recorded and sent to every sidecar of the queue (cancelRequest), and the answer says
+ * what a sidecar reported within CANCEL_SETTLE_MS: skipped, running, or none yet (still queued).
+ * Where neither can (Kafka, or a request the embedded broker already handed out): 409.
+ */
+async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, record: AsyncRecord, notFound: () => void): Promise<void> {
   const queue = ctx.settings.queue;
-  if (done) {
+  const { id } = record;
+  const deadline = record.acceptedAt + ctx.settings.timeoutMs;
+  const settled = record.cancelled && (record.cancelled.app === 'not-run' || record.cancelled.app === 'ran' || Date.now() > deadline + DEADLINE_GRACE_MS);
+  const remove = async (): Promise<void> => {
     // Another DELETE (here or on another replica) removed it meanwhile: only one of them deleted it.
     if (!(await a.store.remove(queue, id))) return notFound();
-    return answer.send(200, [JSON_TYPE], json({ id, status: 'deleted' }));
-  }
-  if (ctx.transport.withdrawRequest?.(queue, id) === true) {
-    await a.store.remove(queue, id);
+    answer.send(200, [JSON_TYPE], json({ id, status: 'deleted' }));
+  };
+  if (record.result || settled) return remove();
+  const cancelled = (app: CancelState): void => answer.send(200, [JSON_TYPE], json({ id, status: 'cancelled', app, message: CANCEL_MESSAGES[app] }));
+  if (!record.cancelled && ctx.transport.withdrawRequest?.(queue, id) === true) {
+    await a.store.cancel(queue, id);
+    await a.store.noteCancel(queue, id, 'not-run');
     a.metrics.cancelled();
-    return answer.send(200, [JSON_TYPE], json({ id, status: 'cancelled' }));
+    return cancelled('not-run');
   }
-  answer.fail(
-    409,
-    'async_already_started',
-    `request ${id} was already handed to the app (or, on RabbitMQ and Kafka, cannot be taken back from the queue); poll it for its result, or DELETE it once done`,
-  );
+  if (!ctx.transport.cancelRequest) {
+    return answer.fail(
+      409,
+      'async_already_started',
+      `request ${id} was already handed to the app (or, on Kafka, cannot be cancelled in the queue); poll it for its result, or DELETE it once done`,
+    );
+  }
+  const outcome = await a.store.cancel(queue, id);
+  if (outcome === 'gone') return notFound();
+  if (outcome === 'done') return remove(); // answered meanwhile: the result goes, as for any DELETE of one
+  if (outcome === 'cancelled') a.metrics.cancelled();
+  // Sent again on a repeated DELETE of a request still queued or running: the first may not have reached the broker.
+  try {
+    await ctx.transport.cancelRequest(queue, id, deadline, { timeoutMs: ctx.settings.publishTimeoutMs });
+  } catch (err) {
+    answer.log().warn({ err: (err as Error).message }, 'could not send a cancel to the sidecars');
+    return answer.fail(
+      503,
+      'broker_unavailable',
+      "the cancel is recorded (the app's answer will be discarded) but the sidecars could not be told; DELETE again shortly",
+      [['retry-after', '1']],
+    );
+  }
+  answer.log().info({ outcome }, 'cancelled an asynchronous request');
+  return cancelled(await reported(a, queue, id));
+}
+
+/** The cancelled request's state once a sidecar reported on it, or after CANCEL_SETTLE_MS. */
+async function reported(a: AsyncContext, queue: string, id: string): Promise<CancelState> {
+  const until = Date.now() + CANCEL_SETTLE_MS;
+  for (;;) {
+    const app = (await a.store.get(queue, id))?.cancelled?.app ?? 'queued';
+    if (app !== 'queued' || Date.now() >= until) return app;
+    await new Promise((r) => setTimeout(r, CANCEL_CHECK_MS));
+  }
 }

@@ -19,13 +19,13 @@ const instrumentsFor = perRegistry((registry: Registry) => {
     }),
     polls: new Counter({
       name: 'kueuer_responder_async_polls_total',
-      help: 'Polls of asynchronous requests, by what they found (pending, done, expired: no answer by the deadline)',
+      help: 'Polls of asynchronous requests, by what they found (pending, done, expired: no answer by the deadline, cancelled: by a DELETE)',
       labelNames: ['queue', 'state'] as const,
       registers,
     }),
     cancelled: new Counter({
       name: 'kueuer_responder_async_cancelled_total',
-      help: 'Asynchronous requests cancelled before the app took them',
+      help: 'Asynchronous requests cancelled by a DELETE before their result (on RabbitMQ the app may already have started one; its answer is then discarded)',
       labelNames: ['queue'] as const,
       registers,
     }),
@@ -55,7 +55,7 @@ export function asyncMetrics(registry: Registry, queue: string) {
   return {
     accepted: () => m.accepted.inc(q),
     completed: () => m.completed.inc(q),
-    polled: (state: 'pending' | 'done' | 'expired') => m.polls.inc({ ...q, state }),
+    polled: (state: 'pending' | 'done' | 'expired' | 'cancelled') => m.polls.inc({ ...q, state }),
     cancelled: () => m.cancelled.inc(q),
     dropped: () => m.dropped.inc(q),
     /** For the store, shared by the queues of one process. */

@@ -10,7 +10,16 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Waiters } from './waiters.js';
-import type { AcceptOutcome, AsyncRecord, AsyncStore, IdempotencyClaim, StoredResult } from './store.js';
+import {
+  CANCEL_STATES,
+  type AcceptOutcome,
+  type AsyncRecord,
+  type AsyncStore,
+  type CancelOutcome,
+  type CancelState,
+  type IdempotencyClaim,
+  type StoredResult,
+} from './store.js';
 
 const CHANNEL = 'kueuer:async:done';
 
@@ -33,13 +42,35 @@ if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'callback', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return ''`;
 
-/** KEYS[1] record; ARGV: status, reason, headers, trailers, body, channel message. 1 when stored. */
+/** KEYS[1] record; ARGV: status, reason, headers, trailers, body, channel message. 1 when stored; a cancelled request's is noted as run, not stored. */
 const COMPLETE = `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'status') == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'cancelledAt') == 1 then
+  redis.call('HSET', KEYS[1], 'cancelApp', 'ran')
+  return 0
+end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'headers', ARGV[3], 'body', ARGV[5])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'trailers', ARGV[4]) end
 redis.call('PUBLISH', '${CHANNEL}', ARGV[6])
+return 1`;
+
+/** KEYS[1] record; ARGV: now, channel message. Marks a request without a result cancelled, once. */
+const CANCEL = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
+if redis.call('HEXISTS', KEYS[1], 'status') == 1 then return 'done' end
+if redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1]) == 0 then return 'already' end
+redis.call('HSET', KEYS[1], 'cancelApp', 'queued')
+redis.call('PUBLISH', '${CHANNEL}', ARGV[2])
+return 'cancelled'`;
+
+/** KEYS[1] record; ARGV: the new state, then every state in order. Moves a cancelled request's state on, never back. */
+const NOTE_CANCEL = `
+if redis.call('HEXISTS', KEYS[1], 'cancelledAt') == 0 then return 0 end
+local rank = {}
+for i = 2, #ARGV do rank[ARGV[i]] = i end
+local current = redis.call('HGET', KEYS[1], 'cancelApp')
+if (rank[ARGV[1]] or 0) > (rank[current] or 0) then redis.call('HSET', KEYS[1], 'cancelApp', ARGV[1]) end
 return 1`;
 
 /** KEYS[1] record; ARGV[1] id. Deletes the record and the idempotency key that names it. */
@@ -125,6 +156,10 @@ export class RedisAsyncStore implements AsyncStore {
     if (!h.acceptedAt || !h.expiresAt) return undefined;
     const record: AsyncRecord = { id, acceptedAt: Number(h.acceptedAt.toString()), expiresAt: Number(h.expiresAt.toString()) };
     if (h.callback) record.callbackUrl = h.callback.toString();
+    if (h.cancelledAt) {
+      const app = h.cancelApp?.toString() as CancelState | undefined;
+      record.cancelled = { at: Number(h.cancelledAt.toString()), app: app && CANCEL_STATES.includes(app) ? app : 'queued' };
+    }
     if (h.status && h.headers && h.body) {
       record.result = {
         status: Number(h.status.toString()),
@@ -137,6 +172,14 @@ export class RedisAsyncStore implements AsyncStore {
     return record;
   }
 
+  async cancel(queue: string, id: string): Promise<CancelOutcome> {
+    return (await this.redis.eval(CANCEL, 1, recordKey(queue, id), String(Date.now()), `${queue}\n${id}`)) as CancelOutcome;
+  }
+
+  async noteCancel(queue: string, id: string, app: CancelState): Promise<boolean> {
+    return (await this.redis.eval(NOTE_CANCEL, 1, recordKey(queue, id), app, ...CANCEL_STATES)) === 1;
+  }
+
   async remove(queue: string, id: string): Promise<boolean> {
     return (await this.redis.eval(REMOVE, 1, recordKey(queue, id), id, `${queue}\n${id}`)) === 1;
   }
@@ -146,8 +189,8 @@ export class RedisAsyncStore implements AsyncStore {
     await this.subscribe();
     // Stored (or removed) before this waiter listened: done at once.
     await this.waiters.wait(`${queue}\n${id}`, ms, (done) => {
-      this.redis.hexists(recordKey(queue, id), 'status').then(
-        (has) => has === 1 && done(),
+      this.redis.hmget(recordKey(queue, id), 'status', 'cancelledAt').then(
+        ([status, cancelledAt]) => (status !== null || cancelledAt !== null) && done(),
         () => done(),
       );
       this.redis.exists(recordKey(queue, id)).then(

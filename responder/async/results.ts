@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { decodeResponse } from '../../shared/envelope.js';
 import { errorBody } from '../../shared/error-catalogue.js';
-import { REPLY_ADDRESS_PREFIX, type Consumer, type Transport } from '../../shared/transport/transport.js';
+import { decodeCancelReport, REPLY_ADDRESS_PREFIX, type Consumer, type Transport } from '../../shared/transport/transport.js';
 import type { AsyncMetrics } from './metrics.js';
 import { resultBytes, type AsyncStore, type StoredResult } from './store.js';
 
@@ -45,6 +45,17 @@ function tooLarge(id: string, bytes: number, limit: number): StoredResult {
 
 export function consumeResults(transport: Transport, o: ResultsOptions): Promise<Consumer> {
   return transport.consume(asyncResultsAddress(o.queue), { concurrency: 16 }, async ({ message }) => {
+    // A sidecar's word on a cancelled request: it skipped it, or was running it (docs/async.md, "Cancel").
+    const report = decodeCancelReport(message);
+    if (report === null || (report && report.queue !== o.queue)) {
+      o.log.warn({ queue: report?.queue }, 'dropped a malformed cancel report, or one of another queue');
+      return;
+    }
+    if (report) {
+      await o.store.noteCancel(o.queue, report.id, report.app);
+      o.log.info({ reqId: report.id, app: report.app }, 'a sidecar reported on a cancelled request');
+      return;
+    }
     let response;
     try {
       response = decodeResponse(message);
@@ -63,7 +74,7 @@ export function consumeResults(transport: Transport, o: ResultsOptions): Promise
     // A store error rejects: the broker hands the result out again.
     if (!(await o.store.complete(o.queue, id, result))) {
       o.metrics.dropped();
-      o.log.info({ reqId: id }, 'dropped an asynchronous result: its request is unknown, expired or removed, or the store is full');
+      o.log.info({ reqId: id }, 'dropped an asynchronous result: its request is unknown, expired, removed or cancelled, or the store is full');
       return;
     }
     o.metrics.completed();

@@ -28,7 +28,21 @@ export interface AsyncRecord {
   result?: StoredResult;
   /** The Kueuer-Callback-Url accepted with the request (docs/async-callbacks.md). */
   callbackUrl?: string;
+  /** Set once a DELETE cancelled it before its result: what became of it in the app. */
+  cancelled?: { at: number; app: CancelState };
 }
+
+/**
+ * What became of a cancelled request, as far as Kueuer knows: `queued` (no sidecar has reported
+ * it yet), `not-run` (a sidecar acked it without calling the app), `running` (a sidecar was
+ * running it when the cancel came), `ran` (the app answered; its answer was discarded). A state
+ * only ever moves to a later one of these.
+ */
+export type CancelState = 'queued' | 'not-run' | 'running' | 'ran';
+export const CANCEL_STATES: readonly CancelState[] = ['queued', 'not-run', 'running', 'ran'];
+
+/** The outcome of a cancel: marked now, already cancelled, already answered, or unknown. */
+export type CancelOutcome = 'cancelled' | 'already' | 'done' | 'gone';
 
 export interface IdempotencyClaim {
   /** Identifies one idempotency key of one Service. */
@@ -45,9 +59,13 @@ export interface AsyncStore {
    * its lifetime) nothing is recorded and the holder's id and fingerprint come back.
    */
   accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string): Promise<AcceptOutcome>;
-  /** Stores the result of a request still recorded; false when it is unknown, expired or removed. */
+  /** Stores the result of a request still recorded; false when it is unknown, expired, removed or cancelled (then noted as `ran`). */
   complete(queue: string, id: string, result: StoredResult): Promise<boolean>;
   get(queue: string, id: string): Promise<AsyncRecord | undefined>;
+  /** Marks a request without a result cancelled (`queued`), atomically; wakes its long polls. */
+  cancel(queue: string, id: string): Promise<CancelOutcome>;
+  /** Moves a cancelled request's state on (never back); false when it is not cancelled. */
+  noteCancel(queue: string, id: string, app: CancelState): Promise<boolean>;
   /** Removes a request and its result; false when there was none. */
   remove(queue: string, id: string): Promise<boolean>;
   /** Resolves when the request has a result or is gone, or after `ms`. */
@@ -108,6 +126,10 @@ export class MemoryAsyncStore implements AsyncStore {
   async complete(queue: string, id: string, result: StoredResult): Promise<boolean> {
     const entry = this.live(`${queue}\n${id}`);
     if (!entry || entry.result) return false;
+    if (entry.cancelled) {
+      entry.cancelled.app = 'ran';
+      return false;
+    }
     const bytes = resultBytes(result);
     if (this.bytes + bytes > this.maxBytes) return false;
     entry.result = result;
@@ -126,8 +148,26 @@ export class MemoryAsyncStore implements AsyncStore {
         expiresAt: e.expiresAt,
         ...(e.result ? { result: e.result } : {}),
         ...(e.callbackUrl !== undefined ? { callbackUrl: e.callbackUrl } : {}),
+        ...(e.cancelled ? { cancelled: { ...e.cancelled } } : {}),
       }
     );
+  }
+
+  async cancel(queue: string, id: string): Promise<CancelOutcome> {
+    const e = this.live(`${queue}\n${id}`);
+    if (!e) return 'gone';
+    if (e.result) return 'done';
+    if (e.cancelled) return 'already';
+    e.cancelled = { at: Date.now(), app: 'queued' };
+    this.wake(`${queue}\n${id}`);
+    return 'cancelled';
+  }
+
+  async noteCancel(queue: string, id: string, app: CancelState): Promise<boolean> {
+    const e = this.live(`${queue}\n${id}`);
+    if (!e?.cancelled) return false;
+    if (CANCEL_STATES.indexOf(app) > CANCEL_STATES.indexOf(e.cancelled.app)) e.cancelled.app = app;
+    return true;
   }
 
   async remove(queue: string, id: string): Promise<boolean> {
@@ -142,7 +182,7 @@ export class MemoryAsyncStore implements AsyncStore {
   async waitFor(queue: string, id: string, ms: number): Promise<void> {
     const key = `${queue}\n${id}`;
     const e = this.live(key);
-    if (!e || e.result || ms <= 0) return;
+    if (!e || e.result || e.cancelled || ms <= 0) return;
     await this.waiters.wait(key, Math.min(ms, e.expiresAt - Date.now()));
   }
 

@@ -11,7 +11,8 @@
  * This file and backend.ts are the vocabulary: they load no broker client.
  * Only create-transport.ts (and the amqp/ and kafka/ folders it loads) do.
  */
-import type { WireMessage } from '../envelope.js';
+import { META, type WireMessage } from '../envelope.js';
+import { isRequestId } from '../request-id.js';
 
 /** Every broker backend names a responder's private inbox `kueuer.reply.<queue>.<random>`. */
 export const REPLY_ADDRESS_PREFIX = 'kueuer.reply.';
@@ -88,7 +89,48 @@ export interface Transport {
    * to RabbitMQ or Kafka stays there, and a sidecar skips it only once its deadline has passed.
    */
   withdrawRequest?(queue: string, id: string): boolean;
+  /**
+   * Tells every consumer of the queue, now and those that start before `deadline`, that the
+   * request `id` is cancelled: a consumer that takes it then acks it without running it
+   * (docs/async.md, "Cancel"). Resolves once the broker has durably accepted the cancellation.
+   * RabbitMQ only (a stream per queue, amqp/cancellations.ts); rejects a malformed id.
+   */
+  cancelRequest?(queue: string, id: string, deadline: number, options: PublishOptions): Promise<void>;
+  /**
+   * A consumer's view of the queue's cancellations: resolves once it has read those already
+   * published (or after a bounded wait), then calls onCancel for each new one.
+   */
+  watchCancellations?(queue: string, onCancel: (id: string) => void, options?: { capacity?: number }): Promise<CancellationWatch>;
   close(): Promise<void>;
+}
+
+/** The cancelled ids a consumer knows of: bounded, each kept until its request's deadline. */
+export interface CancellationWatch {
+  isCancelled(id: string): boolean;
+  /** Ids held now. */
+  readonly size: number;
+  /** Ids dropped before their deadline to stay within the bound (their requests fall back to the deadline skip). */
+  readonly evicted: number;
+  close(): Promise<void>;
+}
+
+/** What a sidecar reports of a cancelled asynchronous request, to its results address. */
+export type CancelReport = 'not-run' | 'running';
+const CANCEL_REPORT_TYPE = 'cancel-report';
+const CANCEL_REPORT_KEY = 'kueuer-cancel';
+
+export function encodeCancelReport(queue: string, id: string, app: CancelReport): WireMessage {
+  return { meta: { [META.type]: CANCEL_REPORT_TYPE, [META.id]: id, [META.queue]: queue, [CANCEL_REPORT_KEY]: app }, body: Buffer.alloc(0) };
+}
+
+/** The report a message carries; undefined when it is no cancel report; null when it is a malformed one. */
+export function decodeCancelReport(message: WireMessage): { queue: string; id: string; app: CancelReport } | null | undefined {
+  if (message.meta[META.type] !== CANCEL_REPORT_TYPE) return undefined;
+  const id = message.meta[META.id] ?? '';
+  const queue = message.meta[META.queue] ?? '';
+  const app = message.meta[CANCEL_REPORT_KEY];
+  if (!isRequestId(id) || (app !== 'not-run' && app !== 'running')) return null;
+  return { queue, id, app };
 }
 
 /** A queue's backlog as the autoscaler sees it. */

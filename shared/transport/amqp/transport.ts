@@ -28,6 +28,7 @@ import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
 import { closedChannels, confirmPublish, returnedIds, track } from './channels.js';
 import { AmqpConsumer, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
 import { AmqpReplyInbox } from './inbox.js';
+import { CancellationWatcher, publishCancellation } from './cancellations.js';
 import { declareDurableQueue, type QueueType } from './queues.js';
 import { amqpHostUrls, connectTarget, redactRaw } from './url.js';
 import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../../connect-errors.js';
@@ -40,6 +41,7 @@ import {
   type DeliveryHandler,
   type PublishOptions,
   type ReplyInbox,
+  type CancellationWatch,
   type Transport,
 } from '../transport.js';
 
@@ -89,6 +91,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private declared = new Set<string>();
   private readonly consumers = new Set<AmqpConsumer>();
   private readonly inboxes = new Set<AmqpReplyInbox>();
+  private readonly watchers = new Set<CancellationWatcher>();
   private connection!: RecoveringChannelModel;
   private readonly hosts: string[];
   private hostIndex = 0;
@@ -193,6 +196,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.declared = new Set();
     this.publisher = await this.openPublisher(model);
     for (const inbox of this.inboxes) await inbox.attachOrResume(model);
+    for (const watcher of this.watchers) await watcher.attach(model); // read up to now before consuming requests
     for (const consumer of this.consumers) await consumer.attach(model);
   }
 
@@ -340,6 +344,18 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.consumers.add(consumer);
     if (this.model) await consumer.attach(this.model);
     return consumer;
+  }
+
+  async cancelRequest(queue: string, id: string, deadline: number, options: PublishOptions): Promise<void> {
+    const channel = await this.publisherBy(Date.now() + options.timeoutMs);
+    await publishCancellation(this.model!, channel, this.declared, queue, id, deadline, options.timeoutMs);
+  }
+
+  async watchCancellations(queue: string, onCancel: (id: string) => void, options: { capacity?: number } = {}): Promise<CancellationWatch> {
+    const watcher: CancellationWatcher = new CancellationWatcher(queue, onCancel, this.log, options.capacity, () => this.watchers.delete(watcher));
+    this.watchers.add(watcher);
+    if (this.model) await watcher.attach(this.model);
+    return watcher;
   }
 
   forgetConsumer(consumer: AmqpConsumer): void {

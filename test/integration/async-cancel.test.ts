@@ -1,0 +1,178 @@
+/**
+ * DELETE of a queued asynchronous request on RabbitMQ (docs/async.md, "Cancel"): the responder
+ * records the cancel and appends it to the queue's cancellation stream; every sidecar reads that
+ * stream (back over its retention when it starts) and acks a cancelled delivery without calling
+ * the app. The DELETE and the poll say truthfully whether the app ran.
+ */
+import { Registry } from 'prom-client';
+import { describe, expect, inject, it } from 'vitest';
+import { RedisAsyncStore } from '../../responder/async/redis-store.js';
+import { CancelledIds } from '../../shared/transport/amqp/cancellations.js';
+import { newRequestId } from '../../shared/request-id.js';
+import type { CancellationWatch, Transport } from '../../shared/transport/transport.js';
+import { request, json, type RawResponse } from '../helpers/http.js';
+import { startSidecar } from '../helpers/components.js';
+import { metricValue, newTransport, silentLog, waitFor } from '../helpers/stack.js';
+import { delay } from '../helpers/test-app.js';
+import { holdingApp } from '../helpers/holding-app.js';
+import { startAsyncStack, type AsyncStack } from '../helpers/async-stack.js';
+
+const LOCATION = /^\/\.kueuer\/requests\/([0-9a-f]{32})$/;
+
+const t = holdingApp((req, res) => {
+  res.statusCode = 201;
+  res.end(`app got ${req.method} ${req.url}`);
+});
+const { held, cleanups: stops } = t;
+
+async function stack(o: Partial<Parameters<typeof startAsyncStack>[1]> = {}): Promise<AsyncStack> {
+  const s = await startAsyncStack('amqp', { appPort: t.app.port, async: { mode: 'on-request' }, ...o });
+  stops.push(() => s.stop());
+  return s;
+}
+
+async function submit(s: AsyncStack, path: string): Promise<string> {
+  const res = await request(s.url, { method: 'POST', path, headers: { prefer: 'respond-async' }, body: 'x' });
+  expect(res.status, res.body.toString()).toBe(202);
+  const loc = res.headers.location;
+  return LOCATION.exec(typeof loc === 'string' ? loc : '')![1]!;
+}
+
+const del = (s: AsyncStack, id: string): Promise<RawResponse> => request(s.url, { method: 'DELETE', path: `/.kueuer/requests/${id}` });
+const poll = (s: AsyncStack, id: string): Promise<RawResponse> => request(s.url, { path: `/.kueuer/requests/${id}` });
+
+async function sidecarOn(queue: string, concurrency = 2): Promise<{ registry: Registry }> {
+  const transport = await newTransport('amqp');
+  const registry = new Registry();
+  const sidecar = await startSidecar(
+    { app: { host: '127.0.0.1', port: t.app.port }, queue, concurrency, maxResponseBytes: 1 << 20 },
+    transport,
+    registry,
+    silentLog,
+  );
+  stops.push(async () => {
+    await sidecar.stop();
+    await transport.close();
+  });
+  await sidecar.consuming;
+  return { registry };
+}
+
+describe('cancelling a queued asynchronous request on RabbitMQ', () => {
+  it('cancelled before any sidecar runs: the app is never called, and the DELETE and the poll say so', async () => {
+    const s = await stack({ withSidecar: false });
+    const id = await submit(s, '/never');
+    const other = await submit(s, '/kept');
+    const d = await del(s, id);
+    expect(d.status, d.body.toString()).toBe(200);
+    expect(json(d)).toMatchObject({ id, status: 'cancelled', app: 'queued' });
+    // A sidecar started after the cancel (scale from zero) reads it back from the stream.
+    const { registry } = await sidecarOn(s.queue);
+    await waitFor(async () => (await poll(s, other)).status === 201, 20_000, 'the request not cancelled to be answered');
+    await waitFor(async () => json(await poll(s, id)).app === 'not-run', 20_000, 'the sidecar to report the skip');
+    const p = await poll(s, id);
+    expect(p.status).toBe(410);
+    expect(json(p)).toMatchObject({ error: 'async_request_cancelled', requestId: id, app: 'not-run' });
+    expect(t.app.received.some((r) => r.url === '/never')).toBe(false);
+    expect(await metricValue(registry, 'kueuer_sidecar_requests_total', { queue: s.queue, code: 'cancelled' })).toBe(1);
+    // The cancel is final: a second DELETE removes it, and then the id is unknown.
+    expect(json(await del(s, id))).toEqual({ id, status: 'deleted' });
+    expect((await poll(s, id)).status).toBe(404);
+  });
+
+  it('cancelled while the app runs it: the DELETE says it may be running, and its answer is discarded', async () => {
+    const s = await stack({ concurrency: 1 });
+    const id = await submit(s, '/held/running');
+    await waitFor(() => held.length === 1, 10_000, 'the app to get the request');
+    const d = await del(s, id);
+    expect(d.status, d.body.toString()).toBe(200);
+    expect(json(d)).toMatchObject({ id, status: 'cancelled', app: 'running' });
+    expect(json(d).message).toMatch(/answer .* discarded/);
+    held.shift()!();
+    await waitFor(async () => json(await poll(s, id)).app === 'ran', 20_000, 'the discarded answer to be noted');
+    const p = await poll(s, id);
+    expect(p.status).toBe(410);
+    expect(p.body.toString()).not.toContain('app got');
+  });
+
+  it('cancelled while queued behind a busy sidecar: the app never sees it', async () => {
+    const s = await stack({ concurrency: 1 });
+    const busy = await submit(s, '/held/busy');
+    await waitFor(() => held.length === 1, 10_000, 'the app to get the first request');
+    const id = await submit(s, '/queued');
+    const d = await del(s, id);
+    expect(json(d)).toMatchObject({ id, status: 'cancelled', app: 'queued' });
+    held.shift()!();
+    await waitFor(async () => (await poll(s, busy)).status === 201, 20_000, 'the first request to be answered');
+    await waitFor(async () => json(await poll(s, id)).app === 'not-run', 20_000, 'the skip to be reported');
+    await delay(200);
+    expect(t.app.received.some((r) => r.url === '/queued')).toBe(false);
+  });
+
+  it('on Redis, shared by two replicas: one cancels, the other polls; the discarded answer is noted, not stored', async () => {
+    const store = new RedisAsyncStore(inject('redisUrl'), silentLog);
+    await store.ready(10_000);
+    stops.push(() => store.close());
+    const a = await stack({ store, concurrency: 1 });
+    const b = await stack({ store, queue: a.queue, withSidecar: false });
+    const running = await submit(a, '/held/redis');
+    await waitFor(() => held.length === 1, 10_000, 'the app to get the request');
+    const queued = await submit(a, '/queued-redis');
+    expect(json(await del(b, running))).toMatchObject({ status: 'cancelled', app: 'running' });
+    expect(json(await del(b, queued))).toMatchObject({ status: 'cancelled', app: 'queued' });
+    expect(json(await del(a, queued))).toMatchObject({ status: 'cancelled', app: 'queued' }); // a repeat: told again, not removed
+    held.shift()!();
+    await waitFor(async () => json(await poll(a, running)).app === 'ran', 20_000, 'the discarded answer to be noted');
+    await waitFor(async () => json(await poll(b, queued)).app === 'not-run', 20_000, 'the skip to be reported');
+    expect(t.app.received.some((r) => r.url === '/queued-redis')).toBe(false);
+    expect((await poll(b, running)).status).toBe(410);
+    expect(json(await del(a, running))).toEqual({ id: running, status: 'deleted' });
+    expect((await poll(b, running)).status).toBe(404);
+  });
+
+  it('a flood of cancels keeps the set of cancelled ids bounded; the latest still count', async () => {
+    const queue = `cancel-flood-${newRequestId().slice(0, 8)}`;
+    const publisher: Transport = await newTransport('amqp');
+    const reader: Transport = await newTransport('amqp');
+    stops.push(async () => {
+      await publisher.close();
+      await reader.close();
+    });
+    await waitFor(() => publisher.isReady() && reader.isReady(), 20_000, 'the broker');
+    const watch: CancellationWatch = await reader.watchCancellations!(queue, () => undefined, { capacity: 1_000 });
+    stops.push(() => watch.close());
+    const deadline = Date.now() + 60_000;
+    const ids = Array.from({ length: 5_000 }, () => newRequestId());
+    for (let i = 0; i < ids.length; i += 500) {
+      await Promise.all(ids.slice(i, i + 500).map((id) => publisher.cancelRequest!(queue, id, deadline, { timeoutMs: 10_000 })));
+    }
+    await waitFor(() => watch.isCancelled(ids.at(-1)!), 20_000, 'the last cancel to be read');
+    expect(watch.size).toBeLessThanOrEqual(1_000);
+    expect(watch.isCancelled(ids[0]!)).toBe(false); // evicted: its request falls back to the deadline skip
+    expect(watch.evicted).toBeGreaterThanOrEqual(4_000);
+    // Hostile input: a malformed id or a deadline far off is refused before it is published.
+    await expect(publisher.cancelRequest!(queue, '../x', deadline, { timeoutMs: 1_000 })).rejects.toThrow(/request id/);
+  });
+});
+
+describe('the set of cancelled ids', () => {
+  it('is bounded, expires entries at their deadline, and clamps a deadline far in the future', () => {
+    let now = 1_000_000;
+    const set = new CancelledIds(3, () => now);
+    const [a, b, c, d] = [newRequestId(), newRequestId(), newRequestId(), newRequestId()];
+    expect(set.add(a, now + 100)).toBe(true);
+    expect(set.add(a, now + 100)).toBe(false); // already there
+    set.add(b, now + 10_000);
+    set.add(c, now + 10_000_000_000);
+    expect(set.has(a)).toBe(true);
+    now += 200;
+    expect(set.has(a)).toBe(false); // past its deadline
+    set.add(d, now + 10_000);
+    expect(set.size).toBeLessThanOrEqual(3);
+    expect(set.has(d)).toBe(true);
+    expect(set.add('not-an-id', now + 10)).toBe(false);
+    expect(set.add(newRequestId(), now - 1)).toBe(false); // already past
+    now += 25 * 3_600_000; // past the clamp (the longest deadline is 24 h)
+    expect(set.has(c)).toBe(false);
+  });
+});
