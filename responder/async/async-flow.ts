@@ -200,11 +200,19 @@ async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, record:
       `request ${id} was already handed to the app (or, on Kafka, cannot be cancelled in the queue); poll it for its result, or DELETE it once done`,
     );
   }
+  if (!ctx.transport.isReady()) {
+    return answer.fail(503, 'broker_unavailable', 'the queue is unreachable, so the cancel cannot reach the sidecars; nothing changed, retry shortly', [
+      ['retry-after', '1'],
+    ]);
+  }
   const outcome = await a.store.cancel(queue, id);
   if (outcome === 'gone') return notFound();
   if (outcome === 'done') return remove(); // answered meanwhile: the result goes, as for any DELETE of one
   if (outcome === 'cancelled') a.metrics.cancelled();
-  // Sent again on a repeated DELETE of a request still queued or running: the first may not have reached the broker.
+  // A repeated DELETE sends it again (the first may not have reached the broker), at most once per
+  // RESEND_EVERY_MS per id and replica: repeats cannot flood the stream and push older cancels out.
+  const due = resends.due(`${queue}\n${id}`);
+  if (outcome === 'already' && !due) return cancelled(record.cancelled?.app ?? 'queued');
   try {
     await ctx.transport.cancelRequest(queue, id, deadline, { timeoutMs: ctx.settings.publishTimeoutMs });
   } catch (err) {
@@ -219,6 +227,22 @@ async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, record:
   answer.log().info({ outcome }, 'cancelled an asynchronous request');
   return cancelled(await reported(a, queue, id));
 }
+
+/** Ids whose cancel a repeated DELETE sent again lately, bounded (the oldest forgotten first). */
+const RESEND_EVERY_MS = 5_000;
+const RESENDS_KEPT = 10_000;
+const resends = {
+  sent: new Map<string, number>(),
+  due(key: string): boolean {
+    const now = Date.now();
+    const last = this.sent.get(key);
+    if (last !== undefined && now - last < RESEND_EVERY_MS) return false;
+    this.sent.delete(key);
+    if (this.sent.size >= RESENDS_KEPT) this.sent.delete(this.sent.keys().next().value!);
+    this.sent.set(key, now);
+    return true;
+  },
+};
 
 /** The cancelled request's state once a sidecar reported on it, or after CANCEL_SETTLE_MS. */
 async function reported(a: AsyncContext, queue: string, id: string): Promise<CancelState> {
