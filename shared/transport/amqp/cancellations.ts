@@ -1,7 +1,7 @@
 /**
  * Cancelling queued requests on RabbitMQ. A message in a queue cannot be taken back, so a cancel
  * travels beside it: the responder appends `{id, deadline}` to the queue's cancellation stream
- * (`kueuer.cancel.<queue>`, a RabbitMQ stream, replicated like a quorum queue), and every sidecar
+ * (`kueuer_cancel.<queue>`, a RabbitMQ stream, replicated like a quorum queue), and every sidecar
  * of the queue reads that stream into a bounded set of cancelled ids; a delivery whose id is in it
  * is acked without calling the app (sidecar/worker.ts).
  *
@@ -26,7 +26,13 @@ import { isRequestId } from '../../request-id.js';
 import type { CancellationWatch } from '../transport.js';
 import { closedChannels, confirmPublish, track } from './channels.js';
 
-export const cancellationStream = (queue: string): string => `kueuer.cancel.${queue}`;
+/**
+ * The stream of a queue's cancellations. Not under `kueuer.`: a Service in namespace `kueuer`
+ * (`kueuer.io/queue: cancel.x`) could name that request queue, publish its clients' bodies into
+ * another queue's cancellations and read them. A qualified queue name starts with a namespace,
+ * which never holds `_`, so no request queue of the cluster can be this.
+ */
+export const cancellationStream = (queue: string): string => `kueuer_cancel.${queue}`;
 
 /** How far back a sidecar reads, and how long the stream keeps a cancel: the longest request deadline. */
 export const CANCEL_RETENTION_MS = 24 * 3_600_000;
