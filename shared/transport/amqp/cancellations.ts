@@ -164,9 +164,24 @@ export class CancellationWatcher implements CancellationWatch {
     return this.ids.has(id);
   }
 
-  /** Consumes the stream on `model`, and resolves once it read its own marker (caught up) or after CATCH_UP_WAIT_MS. */
+  /**
+   * Consumes the stream on `model`, and resolves once it read its own marker (caught up) or after
+   * CATCH_UP_WAIT_MS. Never rejects: a stream that cannot be read (a user without permission on
+   * it) leaves the sidecar consuming without cancellations, said in the log.
+   */
   async attach(model: ChannelModel): Promise<void> {
     if (this.closed) return;
+    try {
+      await this.consumeStream(model);
+    } catch (err) {
+      this.log.error(
+        { queue: this.queue, stream: cancellationStream(this.queue), err: (err as Error).message },
+        "cannot read the queue's cancellations: a cancelled request reaches the app (its answer is discarded). Grant the broker user configure, write and read on the stream",
+      );
+    }
+  }
+
+  private async consumeStream(model: ChannelModel): Promise<void> {
     const stream = cancellationStream(this.queue);
     await declareStream(model, stream);
     const channel = track(await model.createChannel(), this.log, 'cancellations');
