@@ -4,7 +4,7 @@
  * always, answered 202, and polled at its Location until done; the polled
  * answer must be the synchronous answer (status, reason phrase, headers
  * other than Date, hop-by-hop ones and x-kueuer-request-id, body bytes). On
- * the embedded broker and on RabbitMQ.
+ * the embedded broker, on RabbitMQ and on Kafka.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange, rawHeader, startGoHttpbin, type ForeignApp, type FullResponse } from '../helpers/foreign.js';
@@ -39,7 +39,7 @@ async function viaAsync(url: string, req: Case): Promise<FullResponse> {
   throw new Error(`${req.name}: still pending`);
 }
 
-describe.each(['memory', 'amqp'] as const)('go-httpbin behind Kueuer asynchronously (%s): the polled answer is the synchronous one', (backend) => {
+describe.each(['memory', 'amqp', 'kafka'] as const)('go-httpbin behind Kueuer asynchronously (%s): the polled answer is the synchronous one', (backend) => {
   let asyncUrl: string;
   let syncUrl: string;
   const stops: Array<() => Promise<void>> = [];

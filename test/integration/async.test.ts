@@ -3,7 +3,7 @@
  * (kueuer.io/async: on-request) or every request (always) is answered 202
  * with a Location under /.kueuer/requests/; polling it gives 202 until the app
  * answered, then the app's exact answer. Long-poll, cancel, idempotency keys,
- * lifetimes and the 404s, on the embedded broker and on RabbitMQ.
+ * lifetimes and the 404s, on the embedded broker, on RabbitMQ and on Kafka.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryAsyncStore } from '../../responder/async/store.js';
@@ -70,7 +70,7 @@ async function pollUntilDone(s: AsyncStack, id: string): Promise<RawResponse> {
   throw new Error('never done');
 }
 
-describe.each(['memory', 'amqp'] as const)('asynchronous requests on %s', (backend) => {
+describe.each(['memory', 'amqp', 'kafka'] as const)('asynchronous requests on %s', (backend) => {
   it('on-request: Prefer: respond-async gets 202, Preference-Applied, Location and Retry-After; other requests stay synchronous', async () => {
     const s = await stack(backend, 'on-request');
     const sync = await request(s.url, { method: 'POST', path: '/now', body: 'x' });
@@ -223,15 +223,6 @@ describe.each(['memory', 'amqp'] as const)('asynchronous requests on %s', (backe
       }
     },
   );
-});
-
-describe('kueuer.io/async on Kafka', () => {
-  it('is not available yet: the Service is answered synchronously', async () => {
-    const s = await stack('kafka', 'always');
-    const r = await request(s.url, { method: 'POST', path: '/sync', headers: { prefer: 'respond-async' }, body: 'k' });
-    expect(r.status).toBe(201);
-    expect(r.body.toString()).toBe('app got POST /sync k');
-  });
 });
 
 describe('kueuer.io/async off', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka/config.js';
+import { isInboxTopic, kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka/config.js';
 import { computeLag } from '../../shared/transport/kafka/depth.js';
 import type { Producer } from 'kafkajs';
 import pino from 'pino';
@@ -268,5 +268,16 @@ describe('isRebalancing (stop dispatching a fetched batch once the group rebalan
     for (const type of ['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION']) expect(isRebalancing({ type })).toBe(true);
     for (const err of [{ type: 'REQUEST_TIMED_OUT' }, new Error('socket hang up'), null, undefined, 'REBALANCE_IN_PROGRESS'])
       expect(isRebalancing(err)).toBe(false);
+  });
+});
+
+describe('the reply-topic sweeper', () => {
+  it("takes only responders' inbox topics, never a queue's results topic or a request topic", () => {
+    expect(isInboxTopic('kueuer.reply.shop-orders.0123456789abcdef')).toBe(true);
+    expect(isInboxTopic('kueuer.reply.shop-orders.async')).toBe(false);
+    // A queue named like an inbox's suffix still has its results topic end in .async.
+    expect(isInboxTopic('kueuer.reply.0123456789abcdef.async')).toBe(false);
+    expect(isInboxTopic('kueuer.shop-orders')).toBe(false);
+    expect(isInboxTopic('kueuer.reply.shop-orders.0123456789ABCDEF')).toBe(false);
   });
 });

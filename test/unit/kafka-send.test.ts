@@ -207,8 +207,10 @@ describe('sending a request again after a failed produce', () => {
 });
 
 describe('the request consumer', () => {
-  it('hands the app a republished copy of a request as a possible rerun (x-kueuer-redelivered)', async () => {
+  /** A kafkajs consumer that records commits; `batch` hands the worker one batch of partition 0. */
+  function fakeConsumer() {
     let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
+    const commits: string[] = [];
     const consumer = {
       subscribe: async () => undefined,
       run: async (config: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
@@ -216,8 +218,23 @@ describe('the request consumer', () => {
       },
       pause: () => undefined,
       resume: () => undefined,
-      commitOffsets: async () => undefined,
+      stop: async () => undefined,
+      disconnect: async () => undefined,
+      commitOffsets: async (offsets: Array<{ offset: string }>) => void commits.push(...offsets.map((o) => o.offset)),
     } as unknown as KafkaConsumer;
+    const batch = (topic: string, messages: unknown[]) =>
+      eachBatch!({
+        batch: { topic, partition: 0, highWatermark: String(messages.length), messages },
+        resolveOffset: () => undefined,
+        heartbeat: async () => undefined,
+        isRunning: () => true,
+        isStale: () => false,
+      } as unknown as EachBatchPayload);
+    return { consumer, commits, batch };
+  }
+
+  it('hands the app a republished copy of a request as a possible rerun (x-kueuer-redelivered)', async () => {
+    const { consumer, batch } = fakeConsumer();
     const deliveries: Delivery[] = [];
     const worker = new KafkaRequestConsumer(
       consumer,
@@ -238,17 +255,71 @@ describe('the request consumer', () => {
       timestamp: '0',
       attributes: 0,
     });
-    await eachBatch!({
-      batch: { topic: 't', partition: 0, highWatermark: '2', messages: [message(0, {}), message(1, { [REPUBLISHED_HEADER]: '1' })] },
-      resolveOffset: () => undefined,
-      heartbeat: async () => undefined,
-      isRunning: () => true,
-      isStale: () => false,
-    } as unknown as EachBatchPayload);
+    await batch('t', [message(0, {}), message(1, { [REPUBLISHED_HEADER]: '1' })]);
     await new Promise((r) => setTimeout(r, 50));
     expect(deliveries.map((d) => [d.message.meta['kueuer-id'], d.redelivered])).toEqual([
       ['req-0', false],
       ['req-1', true],
     ]);
+  });
+
+  /** A request consumer on a fake kafkajs consumer given one record without a deadline (as results are), and its commits. */
+  async function resultsConsumer(retryMode: 'until-deadline' | 'until-stopped', handler: (d: Delivery) => Promise<void>) {
+    const { consumer, commits, batch } = fakeConsumer();
+    const worker = new KafkaRequestConsumer(
+      consumer,
+      'kueuer.reply.q.async',
+      { concurrency: 4 },
+      'at-least-once',
+      handler,
+      pino({ level: 'silent' }),
+      async () => new Map([[0, 0n]]),
+      null,
+      retryMode,
+    );
+    worker.assigned([0]);
+    await worker.start();
+    await batch('kueuer.reply.q.async', [
+      { offset: '0', key: Buffer.from('r'), value: Buffer.from('x'), headers: { 'kueuer-id': 'r' }, timestamp: '0', attributes: 0 },
+    ]);
+    return { worker, commits };
+  }
+
+  it('until-stopped (asynchronous results): a failing handler is called again until it succeeds, and only then committed past', async () => {
+    let calls = 0;
+    const { worker, commits } = await resultsConsumer('until-stopped', async () => {
+      if (++calls < 4) throw new Error('store down');
+    });
+    await new Promise((r) => setTimeout(r, 250));
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(commits).toEqual([]);
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(calls).toBe(4);
+    expect(commits).toEqual(['1']);
+    await worker.stop();
+  });
+
+  it('until-stopped: a handler still failing when the consumer stops leaves its record uncommitted for the next reader', async () => {
+    let calls = 0;
+    const { worker, commits } = await resultsConsumer('until-stopped', async () => {
+      calls++;
+      throw new Error('store down');
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    await worker.stop();
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(commits).toEqual([]);
+  });
+
+  it('until-deadline (requests): a record without a deadline is given up after its first failure and committed past', async () => {
+    let calls = 0;
+    const { worker, commits } = await resultsConsumer('until-deadline', async () => {
+      calls++;
+      throw new Error('reply failed');
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(calls).toBe(1);
+    expect(commits).toEqual(['1']);
+    await worker.stop();
   });
 });
