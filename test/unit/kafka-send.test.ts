@@ -201,6 +201,42 @@ describe('sending a request again after a failed produce', () => {
     expect(seen.map((m) => m.headers[REPUBLISHED_HEADER])).toEqual([undefined, undefined]);
   });
 
+  /**
+   * The reply-leader fault row's 503s (docs/kafka.md, fault rows): a request in flight to a broker
+   * that dies may be in the log, so its copy waits for that partition's new leader, which comes
+   * only once the controller has fenced the dead broker (9 s and more). Meanwhile every attempt is
+   * refused at connect (nothing written), and the copy must still not move: the first copy may
+   * surface on the new leader, and the app would then get it after a flagged copy, unflagged.
+   */
+  function leaderDiesMidSend(leaderBackAfterMs: number) {
+    const { KafkaJSConnectionClosedError, KafkaJSConnectionError } = kafkajsErrors;
+    const seen: Array<OutgoingRecord['message']> = [];
+    const diedAt = Date.now();
+    const send = async (_topic: string, message: OutgoingRecord['message']) => {
+      seen.push(message);
+      if (seen.length === 1) throw exhausted(new KafkaJSConnectionClosedError!('Closed connection', { host: 'b1', port: 9092 }));
+      if (message.partition === 0 && Date.now() - diedAt < leaderBackAfterMs)
+        throw exhausted(new KafkaJSConnectionError!('Failed to connect: connect ECONNREFUSED', { code: 'ECONNREFUSED' }));
+    };
+    return { seen, send };
+  }
+
+  it('keeps a request whose leader died mid-send on its partition, flagged, through refused connects until the new leader takes it', async () => {
+    const { seen, send } = leaderDiesMidSend(400);
+    await sendRequestRecord(send, leaders, 't', record('req-1'), Date.now() + 5_000);
+    expect(seen.length).toBeGreaterThan(2);
+    expect(new Set(seen.map((m) => m.partition))).toEqual(new Set([0]));
+    expect(seen.slice(1).every((m) => m.headers[REPUBLISHED_HEADER] === '1')).toBe(true);
+  });
+
+  it('gives up at the deadline (the responder answers 503 at --publish-timeout) when the new leader comes later', async () => {
+    const { seen, send } = leaderDiesMidSend(60_000);
+    const started = Date.now();
+    await expect(sendRequestRecord(send, leaders, 't', record('req-1'), started + 600)).rejects.toThrow(/ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(new Set(seen.map((m) => m.partition))).toEqual(new Set([0]));
+  });
+
   it('gives up at once on a refusal for good', async () => {
     await expect(sends(createErrorFromCode(29))).rejects.toThrow(/authoriz/i);
   });
