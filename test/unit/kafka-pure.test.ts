@@ -212,6 +212,34 @@ describe('transactional commits', () => {
     await tx.close();
     expect(committed).toEqual([{ replies: ['a'], offsets: [{ partition: 3, offset: '1' }] }]);
   });
+
+  it('retries with a backoff until it commits while running, and gives up after three failures in a row once stopping', async () => {
+    const { producer, committed, failNextCommit } = fakeProducer();
+    let attempts = 0;
+    const failing = {
+      ...(producer as unknown as Record<string, unknown>),
+      transaction: async () => {
+        attempts++;
+        const t = await producer.transaction();
+        failNextCommit();
+        return t;
+      },
+    } as unknown as Producer;
+    const tx = new TransactionalCommits(() => failing, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const tracker = new ContiguousOffsets(0n);
+    const started = Date.now();
+    tx.finished(0, tracker, 0n, reply('a'), tracker.complete(0n));
+    // The first transaction is connect()'s begin-and-abort; then a commit at 0, 100, 300 and 700 ms:
+    // still trying after the third failure while running, with the backoff between.
+    while (attempts < 5 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 10));
+    expect(attempts).toBe(5);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100 + 200 + 400);
+    const before = attempts;
+    await tx.close();
+    // Stopping: the attempt under way and at most two more, then the replies are dropped (redelivered elsewhere).
+    expect(attempts - before).toBeLessThanOrEqual(3);
+    expect(committed).toEqual([]);
+  });
 });
 
 describe('transactional commits when the coordinator dies mid-commit', () => {
