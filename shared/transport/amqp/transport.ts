@@ -29,6 +29,7 @@ import { closedChannels, confirmPublish, returnedIds, track } from './channels.j
 import { AmqpConsumer, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
 import { AmqpReplyInbox } from './inbox.js';
 import { declareDurableQueue, REPLY_INBOX_EXPIRES_MS, type QueueType } from './queues.js';
+import { trustedCas } from './tls.js';
 import { amqpHostUrls, connectTarget, redactRaw } from './url.js';
 import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../../connect-errors.js';
 import { reportFatal } from '../../fatal.js';
@@ -61,6 +62,8 @@ export interface AmqpOptions {
   queueType: QueueType;
   /** x-expires of the replicated reply inboxes (REPLY_INBOX_EXPIRES_MS unless given; tests make it short). */
   inboxExpiresMs?: number;
+  /** amqps: PEM of a private CA trusted besides Node's own (tls.ts). */
+  ca?: string;
 }
 
 /**
@@ -131,6 +134,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     transport.connection = await amqp.connect(target, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
       timeout: CONNECT_TIMEOUT_MS, // amqplib clears it once the connection is open
+      ...(options.ca !== undefined ? { ca: trustedCas(options.ca) } : {}),
       recovery: {
         initialDelay: 100,
         maxDelay: 5_000,
