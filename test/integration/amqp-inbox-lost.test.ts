@@ -4,7 +4,6 @@
  * held for that inbox at once with `reply_inbox_lost`, logs them, and serves new requests on a
  * fresh inbox. Against the shared RabbitMQ node, through a TCP proxy the test cuts.
  */
-import net from 'node:net';
 import amqp from 'amqplib';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -13,52 +12,13 @@ import { CLIENT_ERRORS } from '../../shared/error-catalogue.js';
 import { AmqpTransport } from '../../shared/transport/amqp/transport.js';
 import { managementUrlFor } from '../../shared/transport/amqp/depth.js';
 import { startResponder, startSidecar } from '../helpers/components.js';
+import { brokerProxy, throughProxy } from '../helpers/broker-proxy.js';
 import { responderSettings } from '../helpers/responder-settings.js';
 import { request, json } from '../helpers/http.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { brokers, silentLog, uniqueQueue, waitFor } from '../helpers/stack.js';
 
 const amqpUrl = (): string => brokers().amqp;
-
-/** A TCP proxy to the broker that the test can cut: open connections are dropped and new ones refused until restored. */
-async function brokerProxy(): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
-  const target = new URL(amqpUrl());
-  const sockets = new Set<net.Socket>();
-  let open = true;
-  const server = net.createServer((client) => {
-    if (!open) return client.destroy();
-    const upstream = net.connect(Number(target.port), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  const url = new URL(amqpUrl());
-  url.host = `127.0.0.1:${port}`;
-  return {
-    url: url.toString(),
-    cut() {
-      open = false;
-      for (const s of sockets) s.destroy();
-    },
-    restore() {
-      open = true;
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** Whether the shared node has this queue (the management API answers 404 once it is gone). */
 async function queueExists(queue: string): Promise<boolean> {
@@ -163,10 +123,10 @@ async function expectServedLater(base: string, queue: string): Promise<void> {
 
 describe('a reply inbox the broker deleted while its responder lived', () => {
   it('answers the held clients at once with reply_inbox_lost when the responder reconnects past x-expires, and serves new requests', async () => {
-    const proxy = await brokerProxy();
+    const proxy = await brokerProxy(amqpUrl());
     cleanups.push(() => proxy.close());
     const queue = uniqueQueue('inbox-lost');
-    const r = await responderOn(proxy.url, queue, 2_000);
+    const r = await responderOn(throughProxy(amqpUrl(), proxy), queue, 2_000);
     const lostInbox = await inboxOf(queue);
     // No sidecar yet: the client is held, its request queued with the inbox as reply destination.
     const held = request(r.base, { path: '/held' });
@@ -208,10 +168,10 @@ describe('a reply inbox the broker deleted while its responder lived', () => {
   }, 60_000);
 
   it('with classic queues, answers the held clients when the connection was away longer than sidecars retry a missing inbox', async () => {
-    const proxy = await brokerProxy();
+    const proxy = await brokerProxy(amqpUrl());
     cleanups.push(() => proxy.close());
     const queue = uniqueQueue('inbox-lost-classic');
-    const r = await responderOn(proxy.url, queue, 60_000, 'classic');
+    const r = await responderOn(throughProxy(amqpUrl(), proxy), queue, 60_000, 'classic');
     const lostInbox = await inboxOf(queue);
     const held = request(r.base, { path: '/held' });
     await waitFor(() => r.pending.size === 1, 10_000, 'the client to be held');
