@@ -176,6 +176,9 @@ export function inboxLostMessage(cause: string): string {
   );
 }
 
+/** Request ids a lost inbox's log line names at most (the count is always there): 1,000 ids are ~35 KB. */
+const LOST_IDS_LOGGED = 1000;
+
 /**
  * The transport lost this replica's reply inbox (LostInbox) and consumes a fresh one: every client
  * held for the lost address is answered reply_inbox_lost now instead of waiting for its deadline.
@@ -183,7 +186,7 @@ export function inboxLostMessage(cause: string): string {
 export function inboxLost(ctx: FlowContext, lost: LostInbox): void {
   const held = ctx.pending.takeRoutedTo(lost.address);
   ctx.log.error(
-    { inbox: lost.address, cause: lost.cause, held: held.length, reqIds: held.map((h) => h.id), fresh: ctx.replyTo() },
+    { inbox: lost.address, cause: lost.cause, held: held.length, reqIds: held.slice(0, LOST_IDS_LOGGED).map((h) => h.id), fresh: ctx.replyTo() },
     'reply inbox lost: its held clients are answered reply_inbox_lost',
   );
   for (const { entry } of held) entry.onInboxLost(lost.cause);
