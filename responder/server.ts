@@ -25,7 +25,7 @@ import { ASYNC_DEFAULTS, type ResponderSettings, type RouteCallbacks } from './c
 import { createHttpServer } from './http-server.js';
 import type { ResponderMetrics } from './metrics.js';
 import { PendingRequests } from './pending-requests.js';
-import { handleRequest, type FlowContext } from './request-flow.js';
+import { handleRequest, inboxLost, type FlowContext } from './request-flow.js';
 
 export interface Responder {
   app: FastifyInstance;
@@ -53,7 +53,11 @@ export async function buildResponder(
   deps: ResponderDeps = {},
 ): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
-  const inbox: ReplyInbox = await transport.openReplyInbox(settings.queue, (message) => onReply(message, settings, pending, metrics, log));
+  const inbox: ReplyInbox = await transport.openReplyInbox(
+    settings.queue,
+    (message) => onReply(message, settings, pending, metrics, log),
+    (lost) => inboxLost(flow, lost),
+  );
   const flow: FlowContext = { settings, transport, metrics, log, pending, replyTo: () => inbox.address, readingBody: new WeakSet() };
   const async = settings.async ? await startAsync(settings, transport, log, deps) : undefined;
   if (async) flow.async = asyncSubmit(flow, async.context);
