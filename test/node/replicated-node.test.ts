@@ -208,6 +208,20 @@ describe('Kueuer in real pods on replicated brokers', () => {
     let stallMs = after.length ? after[0]! - faultAt : 0;
     for (let k = 1; k < after.length; k++) stallMs = Math.max(stallMs, after[k]! - after[k - 1]!);
     const summary = summarize(answers);
+    // Kueuer's warnings and errors meanwhile (pino's level ≥ 40), counted by message: what the failover cost it.
+    const warned: Record<string, number> = {};
+    const responders = (getJson('pods', '-n', 'kueuer-system', '-l', 'app.kubernetes.io/component=responder').items as KubeJson[]).map((p) => [
+      'kueuer-system',
+      p.metadata.name as string,
+      'responder',
+    ]);
+    for (const [ns, pod, container] of [...pods(namespace).map((p) => [namespace, p.metadata.name as string, 'kueuer-sidecar']), ...responders]) {
+      for (const line of cluster.controlPlane.kubectl(['logs', '-n', ns!, pod!, '-c', container!]).stdout.split('\n')) {
+        const entry = /^\{/.test(line) ? (JSON.parse(line) as { level?: number; msg?: string }) : {};
+        if ((entry.level ?? 0) >= 40)
+          warned[`${container}: ${String(entry.msg).slice(0, 80)}`] = (warned[`${container}: ${String(entry.msg).slice(0, 80)}`] ?? 0) + 1;
+      }
+    }
     const report =
       `sent ${summary.sent}, answered exactly ${summary.ok}, lost or wrong ${summary.lost} ${JSON.stringify(summary.failures)}; ` +
       `app calls ${appCalls} for ${calls.size} requests (${appCalls - calls.size} reruns, unflagged ${unflaggedReruns.length}); ` +
@@ -216,7 +230,8 @@ describe('Kueuer in real pods on replicated brokers', () => {
         .filter((a) => a.error || a.status !== 200)
         .slice(0, 3)
         .map((a) => `; request ${a.i}: ${a.error ?? a.status} after ${a.ms} ms ${a.body.toString().slice(0, 200)}`)
-        .join('');
+        .join('') +
+      `; warnings ${JSON.stringify(warned)}`;
     return { summary, requestsRun: calls.size, appCalls, unflaggedReruns, stallMs, report };
   }
 
