@@ -5,7 +5,8 @@
  * AMQP port + 20), read from this machine.
  */
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const script = join(import.meta.dirname, '..', '..', 'scripts', 'rabbitmq-cluster.sh');
@@ -39,4 +40,39 @@ export async function leaderNodeOf(name: string, nodesUrl: string): Promise<numb
   const n = /kueuer-cluster(\d)-/.exec(q.leader ?? q.node ?? '')?.[1];
   if (!n) throw new Error(`no node named the leader of ${name}`);
   return Number(n);
+}
+
+/** Held by a test file while it kills or restarts the cluster's nodes (see holdClusterFaults). */
+const FAULT_LOCK = join(import.meta.dirname, '..', '..', '.cache', 'rabbitmq-cluster-faults.lock');
+
+/**
+ * Vitest runs files in parallel (one worker per core but one), and the files that kill the
+ * shared cluster's nodes (test/faults/replicated-rabbitmq.test.ts, test/node/replicated-node.test.ts)
+ * must not overlap: two nodes down leave no quorum. Waits (up to `waitMs`) until no live
+ * process holds the lock, takes it (an exclusive create naming this process; a dead owner's
+ * lock is taken over) and resolves the release.
+ */
+export async function holdClusterFaults(waitMs = 30 * 60_000): Promise<() => void> {
+  mkdirSync(dirname(FAULT_LOCK), { recursive: true });
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      writeFileSync(FAULT_LOCK, String(process.pid), { flag: 'wx' });
+      return () => rmSync(FAULT_LOCK, { force: true });
+    } catch {
+      const owner = Number(readFileSync(FAULT_LOCK, { encoding: 'utf8', flag: 'a+' }));
+      if (!Number.isInteger(owner) || owner <= 0 || !isAlive(owner)) rmSync(FAULT_LOCK, { force: true });
+      else if (Date.now() > until) throw new Error(`process ${owner} still kills the RabbitMQ cluster's nodes after ${waitMs} ms (${FAULT_LOCK})`);
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -34,7 +34,7 @@ import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-pla
 import { buildImagesAsync } from '../helpers/images.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { kafkaClient, partitionLeaders, waitForBrokers } from '../helpers/kafka.js';
-import { clusterCommand, leaderNodeOf, managementOf } from '../helpers/rabbitmq-cluster.js';
+import { clusterCommand, holdClusterFaults, leaderNodeOf, managementOf } from '../helpers/rabbitmq-cluster.js';
 import { installKueuer, rollout, type KueuerInstall } from '../helpers/real-install.js';
 import { requestTopic } from '../../shared/transport/kafka/config.js';
 import { sleep, waitFor } from './fixtures.js';
@@ -136,6 +136,8 @@ describe('Kueuer in real pods on replicated brokers', () => {
   let appImage = '';
   /** The RabbitMQ node the test killed and has not revived yet. */
   let killed = 0;
+  /** Releases the shared RabbitMQ cluster to the other file that kills its nodes. */
+  let releaseFaults: (() => void) | undefined;
   let kafkaStarted: Promise<{ stdout: string }> | undefined;
   const { lb, nodes } = inject('amqpCluster');
   const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
@@ -264,6 +266,7 @@ describe('Kueuer in real pods on replicated brokers', () => {
   afterAll(async () => {
     // The next files share the RabbitMQ cluster: bring the killed node back (with its data; it rejoins).
     if (killed) await clusterCommand('revive', String(killed));
+    releaseFaults?.();
     if (kafkaStarted) await kafkaCluster(cluster.bridgeGateway, 'stop');
     await install?.close();
     await cluster?.stop();
@@ -272,6 +275,7 @@ describe('Kueuer in real pods on replicated brokers', () => {
   it('RabbitMQ: loses no request when the node leading the request queue is SIGKILLed under load, and reruns none unflagged', async () => {
     const base = await deployApp(NS, () => install!.createBackendSecret(NS));
     const queue = `${NS}.${APP}`;
+    releaseFaults = await holdClusterFaults();
     const leader = await leaderNodeOf(queue, nodes);
     const outcome = await underLoad(NS, base, () => {
       killed = leader;
@@ -286,6 +290,8 @@ describe('Kueuer in real pods on replicated brokers', () => {
 
     await clusterCommand('revive', String(leader));
     killed = 0;
+    releaseFaults();
+    releaseFaults = undefined;
     // Whole again: requests still go through with the revived node back in the quorum.
     await sleep(500);
     const again = await load({ count: 12, concurrency: 4, url: (i) => `${base}/again?i=${i}` });
