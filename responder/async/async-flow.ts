@@ -13,6 +13,7 @@ import { newRequestAnswer, publishFailed, publishRequest } from '../request-flow
 import type { AsyncMetrics } from './metrics.js';
 import {
   isAsyncRequest,
+  isReservedTarget,
   parseStatusTarget,
   prefersRespondAsync,
   requestFingerprint,
@@ -58,6 +59,8 @@ export function asyncSubmit(ctx: FlowContext, a: AsyncContext): AsyncSubmit {
   return {
     wants: (req) => isAsyncRequest(a.mode, req.headers.prefer),
     submit: (req, answer, request) => submitAsync(ctx, a, req, answer, request),
+    reserves: isReservedTarget,
+    status: (req, res, id) => handleStatus(ctx, a, req, res, id),
   };
 }
 
