@@ -81,7 +81,7 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
       : undefined;
   let outcome;
   try {
-    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim, callback.url);
+    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim, callback.url, Date.now() + settings.timeoutMs + DEADLINE_GRACE_MS);
   } catch (err) {
     return storeFailed(answer, err);
   }
