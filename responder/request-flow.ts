@@ -40,6 +40,10 @@ export interface AsyncSubmit {
   /** Whether this request is answered 202 and run in the background. */
   wants(req: IncomingMessage): boolean;
   submit(req: IncomingMessage, answer: Answer, request: ReadRequest): Promise<void>;
+  /** Whether a target is Kueuer's status path in any of its forms (protocol.ts isReservedTarget): never the app's. */
+  reserves(target: string): boolean;
+  /** Answers a request for the status path (poll, long-poll, cancel). */
+  status(req: IncomingMessage, res: ServerResponse, id: string): void;
 }
 
 /** A request read whole and fit to queue: everything its envelope needs but the routing. */
@@ -51,6 +55,7 @@ export function newRequestAnswer(ctx: FlowContext, res: ServerResponse, id: stri
 
 /** Runs one request through the flow; a failure of the flow itself is logged and cuts the connection. */
 export function handleRequest(ctx: FlowContext, req: IncomingMessage, res: ServerResponse, id: string): void {
+  if (ctx.async?.reserves(req.url ?? '/')) return ctx.async.status(req, res, id);
   const answer = newRequestAnswer(ctx, res, id);
   forward(ctx, req, res, answer).catch((err: unknown) => {
     ctx.log.error({ reqId: id, err }, 'the proxy failed on a request');
