@@ -5,7 +5,9 @@
  * replicas of the generated HPA, and how many pods carry the sidecar. This
  * module reads the cluster and the broker; cli/workload-status.ts builds the rows.
  */
-import type { V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import type { V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { parseAsyncStore } from '../responder/config.js';
+import { asyncRoutes, asyncStoreChoice, formatAsyncRows, readAsyncRows, type AsyncRow, type AsyncStoreChoice } from './async-status.js';
 import { apiSecretSettings } from '../shared/broker-secret/shapes.js';
 import pino from 'pino';
 import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE } from '../shared/annotations.js';
@@ -40,6 +42,14 @@ export const statusOptions = {
     description: 'broker to read backlogs from (default: KUEUER_BACKEND of the backend Secret in the system namespace)',
   },
   rabbitmqManagementUrl: webhookOptions.rabbitmqManagementUrl,
+  asyncStore: {
+    flag: 'async-store',
+    env: 'KUEUER_ASYNC_STORE',
+    description:
+      "the responders' store of asynchronous requests, to read their backlog from (redis://host:port; default: KUEUER_ASYNC_STORE of the backend Secret)",
+    optional: true,
+    parse: parseAsyncStore,
+  },
   apiTimeout: apiTimeoutOption,
   namespace: {
     flag: 'namespace',
@@ -76,21 +86,32 @@ function unknownRead(err: unknown, verb: string, resource: string, namespace: st
 /** The Kubernetes API does not answer at all: the one line `kueuer status` prints, with the fix. */
 export class ApiUnreachable extends Error {}
 
-/** Where the broker is: --backend, else the backend Secret; the management URL as the components read it (flag, else the Secret); or why there is none. */
-async function brokerSettings(cluster: Cluster, o: StatusOptions): Promise<{ backend: BackendSpec; managementUrl: string | undefined } | { unknown: string }> {
-  if (o.backend) return { backend: o.backend, managementUrl: o.rabbitmqManagementUrl };
+/** The KUEUER_* settings of the backend Secret, as the components read them; or why they cannot be read. */
+async function backendSecretValues(cluster: Cluster, o: StatusOptions): Promise<{ values: Record<string, string> } | { unknown: string }> {
   let secret;
   try {
     secret = await cluster.clients.core.readNamespacedSecret({ namespace: o.systemNamespace, name: o.backendSecret });
   } catch (err) {
     return { unknown: `cannot read the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message.split('\n')[0]}` };
   }
-  let values;
   try {
-    values = apiSecretSettings(o.backendSecret, secret.data); // Kueuer's keys, or an operator's Secret read by its shape
+    return { values: apiSecretSettings(o.backendSecret, secret.data) }; // Kueuer's keys, or an operator's Secret read by its shape
   } catch (err) {
     return { unknown: (err as Error).message };
   }
+}
+
+type SecretRead = () => Promise<{ values: Record<string, string> } | { unknown: string }>;
+
+/** Where the broker is: --backend, else the backend Secret; the management URL as the components read it (flag, else the Secret); or why there is none. */
+async function brokerSettings(
+  o: StatusOptions,
+  readSecret: SecretRead,
+): Promise<{ backend: BackendSpec; managementUrl: string | undefined } | { unknown: string }> {
+  if (o.backend) return { backend: o.backend, managementUrl: o.rabbitmqManagementUrl };
+  const secret = await readSecret();
+  if ('unknown' in secret) return secret;
+  const { values } = secret;
   const raw = values.KUEUER_BACKEND;
   if (!raw) return { unknown: `the Secret ${o.systemNamespace}/${o.backendSecret} has no KUEUER_BACKEND` };
   // A URL that does not parse throws: the caller names KUEUER_BACKEND.
@@ -107,10 +128,10 @@ function withinBrokerTimeout<T>(work: Promise<T>, what: string): Promise<T> {
   });
 }
 
-async function openDepth(cluster: Cluster, o: StatusOptions): Promise<QueueDepthReader | { unknown: string }> {
+async function openDepth(o: StatusOptions, readSecret: SecretRead): Promise<QueueDepthReader | { unknown: string }> {
   let broker;
   try {
-    broker = await brokerSettings(cluster, o);
+    broker = await brokerSettings(o, readSecret);
   } catch (err) {
     return { unknown: `KUEUER_BACKEND in the Secret ${o.systemNamespace}/${o.backendSecret}: ${(err as Error).message}` };
   }
@@ -150,6 +171,17 @@ export interface StatusReport {
   notes: string[];
   /** Every opted-in Service, and whether all its traffic reaches the responders. */
   services: ServiceNote[];
+  /** Every Service with kueuer.io/async, and its backlog in the responders' store. */
+  async: AsyncRow[];
+}
+
+/** The responders' store of asynchronous requests: --async-store, else the backend Secret's KUEUER_ASYNC_STORE. */
+async function asyncStoreOf(o: StatusOptions, readSecret: SecretRead): Promise<AsyncStoreChoice> {
+  const where = `the Secret ${o.systemNamespace}/${o.backendSecret}`;
+  if (o.asyncStore) return asyncStoreChoice(o.asyncStore, undefined, parseAsyncStore, where);
+  const secret = await readSecret();
+  if ('unknown' in secret) return secret;
+  return asyncStoreChoice(undefined, secret.values.KUEUER_ASYNC_STORE, parseAsyncStore, where);
 }
 
 export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
@@ -172,6 +204,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
   const workloads: Array<Workload & { selector: string }> = [];
   const namespaceNotes: string[] = [];
   const services: ServiceNote[] = [];
+  const serviceObjects: V1Service[] = [];
   const readable: string[] = [];
   for (const ns of [...namespaces].sort()) {
     const [deploymentList, statefulSetList] = await Promise.allSettled([
@@ -193,13 +226,20 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
   }
   for (const ns of readable) {
     try {
-      services.push(...(await readServiceTraffic(cluster, (await core.listNamespacedService({ namespace: ns })).items)));
+      const items = (await core.listNamespacedService({ namespace: ns })).items;
+      serviceObjects.push(...items);
+      services.push(...(await readServiceTraffic(cluster, items)));
     } catch (err) {
       throwIfUnreachable(err, server);
       namespaceNotes.push(`${ns}: traffic of the opted-in Services unknown: ${unknownRead(err, 'list', 'services', ns).unknown}`);
     }
   }
-  const depth = workloads.length > 0 ? await openDepth(cluster, o) : { unknown: 'no workloads' };
+  // The backend Secret is read once, when something needs it.
+  let secret: ReturnType<SecretRead> | undefined;
+  const readSecret: SecretRead = () => (secret ??= backendSecretValues(cluster, o));
+  const asyncRows =
+    asyncRoutes(serviceObjects).length > 0 ? readAsyncRows(serviceObjects, await asyncStoreOf(o, readSecret), withinBrokerTimeout) : Promise.resolve([]);
+  const depth = workloads.length > 0 ? await openDepth(o, readSecret) : { unknown: 'no workloads' };
   try {
     const rows = await Promise.all(
       workloads.map(async (w) => {
@@ -221,7 +261,7 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
         return statusRow(w, pods, hpa, backlog);
       }),
     );
-    return { rows, notes: namespaceNotes, services };
+    return { rows, notes: namespaceNotes, services, async: await asyncRows };
   } finally {
     if (!('unknown' in depth)) await depth.close();
   }
@@ -230,12 +270,13 @@ export async function collectStatus(o: StatusOptions): Promise<StatusReport> {
 export const statusCommand: Command<typeof statusOptions> = {
   name: 'status',
   usage: 'kueuer status [--namespace NS[,NS…]] [--system-namespace NS] [--backend URL] [options]',
-  summary: 'Lists the opted-in workloads: queue, backlog, replicas, desired replicas, and how many pods carry the sidecar (and why not).',
+  summary:
+    'Lists the opted-in workloads: queue, backlog, replicas, desired replicas, and how many pods carry the sidecar (and why not); and the asynchronous backlog of each Service with kueuer.io/async.',
   options: statusOptions,
   async run(o) {
     try {
       const report = await collectStatus(o);
-      process.stdout.write(formatStatus(report.rows, report.notes, report.services));
+      process.stdout.write(formatStatus(report.rows, report.notes, report.services) + formatAsyncRows(report.async));
       return 0;
     } catch (err) {
       if (err instanceof ApiUnreachable) process.stderr.write(`${err.message}\n`);

@@ -168,9 +168,17 @@ export function formatStatus(rows: readonly StatusRow[], unreadable: readonly st
   if (rows.length === 0)
     return `No opted-in workloads (Deployments and StatefulSets whose pod template has the label kueuer.io/inject: "true" in a namespace labelled kueuer.io/injection=enabled).\n${unreadableLines}`;
   const header = ['NAMESPACE', 'WORKLOAD', 'QUEUE', 'BACKLOG', 'READY/REPLICAS', 'DESIRED', 'INJECTED'];
-  const table = [header, ...rows.map((r) => [r.namespace, r.workload, r.queue, r.backlog, r.replicas, r.desired, r.injected])];
-  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  const lines = table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+  const lines = alignedTable(
+    header,
+    rows.map((r) => [r.namespace, r.workload, r.queue, r.backlog, r.replicas, r.desired, r.injected]),
+  );
   const notes = rows.flatMap((r) => r.notes);
   return `${lines.join('\n')}\n${notes.length > 0 ? `\n${notes.join('\n')}\n` : ''}${unreadableLines}`;
+}
+
+/** A header and rows as lines of columns two spaces apart, each as wide as its widest cell. */
+export function alignedTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string[] {
+  const table = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
 }

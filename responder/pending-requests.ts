@@ -10,7 +10,17 @@ export interface PendingRequest {
   onReply: (response: QueuedResponse) => void;
   /** Its reply arrived but could not be decoded: the client is answered 502 at once. */
   onInvalidReply: (reason: string) => void;
+  /** The inbox its reply was routed to was lost (LostInbox): the client is answered at once. */
+  onInboxLost: (cause: string) => void;
+  /** The reply destination its request was published with. */
+  replyTo: string | undefined;
   timer: NodeJS.Timeout;
+}
+
+/** Where a held request's reply goes, and what to do when that inbox is lost. */
+export interface ReplyRoute {
+  replyTo: string;
+  onInboxLost: (cause: string) => void;
 }
 
 export class PendingRequests {
@@ -33,11 +43,12 @@ export class PendingRequests {
     onReply: (response: QueuedResponse) => void,
     onTimeout: () => void,
     onInvalidReply: (reason: string) => void = () => onTimeout(),
+    route?: ReplyRoute,
   ): void {
     const timer = setTimeout(() => {
       if (this.entries.delete(id)) onTimeout();
     }, timeoutMs);
-    this.entries.set(id, { onReply, onInvalidReply, timer });
+    this.entries.set(id, { onReply, onInvalidReply, onInboxLost: route?.onInboxLost ?? (() => onTimeout()), replyTo: route?.replyTo, timer });
   }
 
   /** Removes and returns the entry, or undefined if it was already answered, timed out or released. */
@@ -47,6 +58,18 @@ export class PendingRequests {
     this.entries.delete(id);
     clearTimeout(entry.timer);
     return entry;
+  }
+
+  /** Removes and returns, with their ids, the entries whose reply was routed to `replyTo`. */
+  takeRoutedTo(replyTo: string): Array<{ id: string; entry: PendingRequest }> {
+    const taken: Array<{ id: string; entry: PendingRequest }> = [];
+    for (const [id, entry] of this.entries) {
+      if (entry.replyTo !== replyTo) continue;
+      this.entries.delete(id);
+      clearTimeout(entry.timer);
+      taken.push({ id, entry });
+    }
+    return taken;
   }
 
   /** Resolves once no client is held, or after `timeoutMs`. */

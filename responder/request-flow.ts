@@ -10,7 +10,7 @@ import type { ReadRequest } from './read-request.js';
 import { isKueuerError } from '../shared/errors.js';
 import { forwardableHeaders, pairsFromRaw, type HeaderPairs } from '../shared/http-headers.js';
 import { responseHeadersProblem } from '../shared/request-rules.js';
-import type { Transport } from '../shared/transport/transport.js';
+import type { LostInbox, Transport } from '../shared/transport/transport.js';
 import { requestNamesCallback } from './async/callback-submit.js';
 import { CALLBACK_URL_HEADER } from './callbacks/index.js';
 import { newAnswer, type Answer } from './answer.js';
@@ -40,6 +40,10 @@ export interface AsyncSubmit {
   /** Whether this request is answered 202 and run in the background. */
   wants(req: IncomingMessage): boolean;
   submit(req: IncomingMessage, answer: Answer, request: ReadRequest): Promise<void>;
+  /** Whether a target is Kueuer's status path in any of its forms (protocol.ts isReservedTarget): never the app's. */
+  reserves(target: string): boolean;
+  /** Answers a request for the status path (poll, long-poll, cancel). */
+  status(req: IncomingMessage, res: ServerResponse, id: string): void;
 }
 
 /** A request read whole and fit to queue: everything its envelope needs but the routing. */
@@ -51,6 +55,7 @@ export function newRequestAnswer(ctx: FlowContext, res: ServerResponse, id: stri
 
 /** Runs one request through the flow; a failure of the flow itself is logged and cuts the connection. */
 export function handleRequest(ctx: FlowContext, req: IncomingMessage, res: ServerResponse, id: string): void {
+  if (ctx.async?.reserves(req.url ?? '/')) return ctx.async.status(req, res, id);
   const answer = newRequestAnswer(ctx, res, id);
   forward(ctx, req, res, answer).catch((err: unknown) => {
     ctx.log.error({ reqId: id, err }, 'the proxy failed on a request');
@@ -140,12 +145,14 @@ async function holdAndPublish(ctx: FlowContext, req: IncomingMessage, res: Serve
   const { settings, metrics, pending } = ctx;
   const id = answer.id;
   const isHead = request.method === 'HEAD';
+  const replyTo = ctx.replyTo();
   pending.hold(
     id,
     settings.timeoutMs,
     (response) => answer.send(response.status, response.headers, response.body, { isHead, reason: response.reason, trailers: response.trailers }),
     () => answer.fail(504, 'deadline_exceeded', `no answer within ${settings.timeoutMs} ms`),
     (reason) => answer.fail(502, 'invalid_app_response', `the app's answer could not be carried back: ${reason}`),
+    { replyTo, onInboxLost: (cause) => answer.fail(504, 'reply_inbox_lost', inboxLostMessage(cause)) },
   );
   metrics.pendingSet(pending.size);
   res.on('close', () => {
@@ -159,11 +166,36 @@ async function holdAndPublish(ctx: FlowContext, req: IncomingMessage, res: Serve
     }
   });
   try {
-    await publishRequest(ctx, id, ctx.replyTo(), request);
+    await publishRequest(ctx, id, replyTo, request);
   } catch (err) {
     if (!pending.take(id)) return; // answered or gone meanwhile
     publishFailed(ctx, answer, err);
   }
+}
+
+/** What a client whose reply inbox was lost reads: the cause, that the request may have run, and what to do. */
+export function inboxLostMessage(cause: string): string {
+  return (
+    `the reply inbox this request's answer was to reach is gone (${cause}), so its answer cannot come back; ` +
+    'the request may have run, or may still run once. Retry if it is safe to run it again; operators: see reply_inbox_lost in docs/errors.md'
+  );
+}
+
+/** Request ids a lost inbox's log line names at most (the count is always there): 1,000 ids are ~35 KB. */
+const LOST_IDS_LOGGED = 1000;
+
+/**
+ * The transport lost this replica's reply inbox (LostInbox) and consumes a fresh one: every client
+ * held for the lost address is answered reply_inbox_lost now instead of waiting for its deadline.
+ */
+export function inboxLost(ctx: FlowContext, lost: LostInbox): void {
+  const held = ctx.pending.takeRoutedTo(lost.address);
+  ctx.log.error(
+    { inbox: lost.address, cause: lost.cause, held: held.length, reqIds: held.slice(0, LOST_IDS_LOGGED).map((h) => h.id), fresh: ctx.replyTo() },
+    'reply inbox lost: its held clients are answered reply_inbox_lost',
+  );
+  for (const { entry } of held) entry.onInboxLost(lost.cause);
+  ctx.metrics.pendingSet(ctx.pending.size);
 }
 
 /** Publishes a read request with its routing: id, reply destination, deadline. */

@@ -25,7 +25,7 @@ import { ASYNC_DEFAULTS, type ResponderSettings, type RouteCallbacks } from './c
 import { createHttpServer } from './http-server.js';
 import type { ResponderMetrics } from './metrics.js';
 import { PendingRequests } from './pending-requests.js';
-import { handleRequest, type FlowContext } from './request-flow.js';
+import { handleRequest, inboxLost, type FlowContext } from './request-flow.js';
 
 export interface Responder {
   app: FastifyInstance;
@@ -53,9 +53,13 @@ export async function buildResponder(
   deps: ResponderDeps = {},
 ): Promise<Responder> {
   const pending = new PendingRequests(settings.maxPending);
-  const inbox: ReplyInbox = await transport.openReplyInbox(settings.queue, (message) => onReply(message, settings, pending, metrics, log));
+  const inbox: ReplyInbox = await transport.openReplyInbox(
+    settings.queue,
+    (message) => onReply(message, settings, pending, metrics, log),
+    (lost) => inboxLost(flow, lost),
+  );
   const flow: FlowContext = { settings, transport, metrics, log, pending, replyTo: () => inbox.address, readingBody: new WeakSet() };
-  const async = asyncAvailable(settings, transport, log) ? await startAsync(settings, transport, log, deps) : undefined;
+  const async = settings.async ? await startAsync(settings, transport, log, deps) : undefined;
   if (async) flow.async = asyncSubmit(flow, async.context);
   const handle = async
     ? (req: Parameters<typeof handleRequest>[1], res: Parameters<typeof handleRequest>[2], id: string) =>
@@ -74,21 +78,6 @@ export async function buildResponder(
       await async?.stop();
     },
   };
-}
-
-/**
- * Whether this responder answers asynchronously. Not on Kafka yet: its transport reads a queue's
- * requests from `kueuer.<queue>` and sweeps reply topics without a member, so a shared results
- * topic needs a change there (docs/async.md). The Service is then served synchronously, said once.
- */
-function asyncAvailable(settings: ResponderSettings, transport: Transport, log: Logger): boolean {
-  if (!settings.async) return false;
-  if (transport.kind !== 'kafka') return true;
-  log.error(
-    { queue: settings.queue, mode: settings.async.mode },
-    'kueuer.io/async is not available on Kafka yet; this Service is answered synchronously. Use RabbitMQ, or remove the annotation',
-  );
-  return false;
 }
 
 /** The asynchronous side of a responder: its store, and its share of the queue's results. */

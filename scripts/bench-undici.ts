@@ -8,33 +8,21 @@
  *   node dist/scripts/bench-undici.js ORIGIN CONCURRENCY SECONDS
  */
 import { Pool } from 'undici';
+import { closedLoop, percentile } from './bench-closed-loop.js';
 
 const [origin = '', concurrencyArg = '1', secondsArg = '1'] = process.argv.slice(2);
 const concurrency = Number(concurrencyArg);
 const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
 const latencies: number[] = [];
-let errors = 0;
 const body = JSON.stringify({ hello: 'kueuer', n: 42 });
-const until = performance.now() + Number(secondsArg) * 1000;
 
-async function worker(): Promise<void> {
-  while (performance.now() < until) {
-    const t0 = performance.now();
-    try {
-      const res = await pool.request({ method: 'POST', path: '/bench?x=1', body, headers: { 'content-type': 'application/json' } });
-      await res.body.arrayBuffer();
-      if (res.statusCode !== 200) errors++;
-      else latencies.push(performance.now() - t0);
-    } catch {
-      errors++;
-    }
-  }
-}
-
-const started = performance.now();
-await Promise.all(Array.from({ length: concurrency }, worker));
-const elapsed = (performance.now() - started) / 1000;
+const { errors, seconds } = await closedLoop(concurrency, Number(secondsArg), async () => {
+  const t0 = performance.now();
+  const res = await pool.request({ method: 'POST', path: '/bench?x=1', body, headers: { 'content-type': 'application/json' } });
+  await res.body.arrayBuffer();
+  if (res.statusCode !== 200) return false;
+  latencies.push(performance.now() - t0);
+  return true;
+});
 await pool.close();
-latencies.sort((a, b) => a - b);
-const pct = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
-console.log(JSON.stringify({ requests: latencies.length, errors, seconds: elapsed, p50: pct(0.5), p99: pct(0.99) }));
+console.log(JSON.stringify({ requests: latencies.length, errors, seconds, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) }));

@@ -14,11 +14,13 @@
  * an undici client. Each row has req/s, p50, p99, its ratio to direct and to
  * queue-proxy, and the µs of CPU per request of the processes on the path,
  * the broker and the app. Then: 10,000 clients held at once by one responder,
- * and the admission webhook's p99. Writes it all to docs/benchmarks.md.
+ * and the admission webhook's p99. Then asynchronous requests against
+ * synchronous ones on the same `kueuer local` and app (scripts/bench-async.ts).
+ * Writes it all to docs/benchmarks.md.
  *
  * Env: BENCH_SECONDS (default 8 per measurement), BENCH_WARMUP_SECONDS (2),
  * BENCH_GENERATORS (wrk,undici), BENCH_PATHS (direct,queue-proxy,local,amqp,kafka,amqp-quorum,amqp-classic,kafka-rf3,kafka-rf1),
- * BENCH_HELD (10000; 0 skips), BENCH_ROWS (1; 0 skips the load rows), BENCH_ADMISSION (1; 0 skips),
+ * BENCH_HELD (10000; 0 skips), BENCH_ROWS (1; 0 skips the load rows), BENCH_ADMISSION (1; 0 skips), BENCH_ASYNC (1; 0 skips),
  * BENCH_WRITE_DOC (1; 0 only prints).
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -26,6 +28,7 @@ import { cpus, totalmem } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchAdmission } from './bench-admission.js';
+import { asyncTable, benchAsync, type AsyncRow } from './bench-async.js';
 import { measureOnce, type Generator, type PathPids } from './bench-load.js';
 import { Netns } from './bench-netns.js';
 import { heldClientsLines, PATHS, REPLICATED_PATHS, replicationLines, table, targets, type HeldClients, type Row } from './bench-report.js';
@@ -236,6 +239,16 @@ async function main(): Promise<void> {
     if (chosen[i + 1]?.broker !== path.broker) brokers.stopAll();
   }
 
+  let asyncRows: AsyncRow[] = [];
+  if (process.env.BENCH_ASYNC !== '0') {
+    const backends = [
+      { label: 'embedded', url: async () => 'memory' },
+      { label: 'RabbitMQ', url: () => brokers.rabbitmq() },
+    ];
+    asyncRows = await benchAsync(netns, root, apps, backends, timing, children);
+    brokers.stopAll();
+  }
+
   const fast = apps[0]!.label;
   const slow = apps[1]!.label;
   const replicated = new Set<string>(Object.values(REPLICATED_PATHS));
@@ -248,6 +261,11 @@ async function main(): Promise<void> {
   const docPath = join(root, 'docs', 'benchmarks.md');
   const runLine = `Run on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${machine()}; load average (1, 5, 15 min) ${loadAtStart} when the load rows started, ${uptimeLoad()} at the end. ${timing.seconds} s per measurement after a ${timing.warmupSeconds} s warm-up; load generators: ${generators.join(', ')} (wrk -t1).`;
   let doc = readFileSync(docPath, 'utf8');
+  if (asyncRows.length > 0) {
+    const asyncRunLine = runLine.replace(/load generators: .*$/, 'load generator: scripts/bench-async-client.ts (undici).');
+    const section = ['<!-- bench-async:start (written by `npm run bench`) -->', asyncRunLine, '', ...asyncTable(asyncRows), '<!-- bench-async:end -->'];
+    doc = doc.replace(/<!-- bench-async:start[\s\S]*<!-- bench-async:end -->/, section.join('\n'));
+  }
   // Each section is rewritten only when this run measured its paths, so a narrower run (BENCH_PATHS) keeps the other.
   if (rows.some((r) => replicated.has(r.path))) {
     const section = [
@@ -263,7 +281,7 @@ async function main(): Promise<void> {
   }
   if (!mainRows.some((r) => r.path !== PATHS.direct) && admission.length === 0 && !held) {
     writeFileSync(docPath, doc);
-    console.log(`\nwrote ${docPath} (replication section only)`);
+    console.log(`\nwrote ${docPath} (replication and asynchronous sections only)`);
     return;
   }
   const generated = [

@@ -12,11 +12,15 @@
 # the others with their data kept (a broker restart). It returns once every
 # node listens (test/global-setup.ts then waits until all three are registered). KUEUER_KAFKA_CLUSTER_PORT (default 29101): client
 # ports PORT..PORT+2, controller ports PORT+10..PORT+12 (below 32768, clear of
-# scripts/kafka.sh's 29092-29093); KUEUER_KAFKA_CLUSTER_DIR the data.
+# scripts/kafka.sh's 29092-29093); KUEUER_KAFKA_CLUSTER_DIR the data;
+# KUEUER_KAFKA_CLUSTER_HOST (default 127.0.0.1) the address the client
+# listeners bind and advertise (test/node/replicated-node.test.ts uses the node
+# bridge's, which pods reach; the controllers stay on loopback).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 port="${KUEUER_KAFKA_CLUSTER_PORT:-29101}"
+host="${KUEUER_KAFKA_CLUSTER_HOST:-127.0.0.1}"
 base="${KUEUER_KAFKA_CLUSTER_DIR:-$root/.cache/kafka-cluster-$port}"
 nodes=(1 2 3)
 client_port() { echo $((port + $1 - 1)); }
@@ -27,7 +31,7 @@ running() {
   pid="$(pid_of "$1")"
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+listening() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 write_config() {
   local n="$1" dir="$base/node-$1" voters=""
@@ -37,8 +41,8 @@ write_config() {
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+listeners=PLAINTEXT://$host:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+advertised.listeners=PLAINTEXT://$host:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -91,13 +95,13 @@ case "${1:-}" in
     for n in "${started[@]}"; do
       log="$base/node-$n/logs/server.log"
       for _ in $(seq 1 240); do
-        listening "$(client_port "$n")" && break
+        listening "$(client_port "$n")" "$host" && break
         if ! running "$n"; then echo "Kafka node $n exited while starting; its log:" >&2; tail -n 40 "$log" >&2; exit 1; fi
         sleep 0.5
       done
-      listening "$(client_port "$n")" || { echo "Kafka node $n did not listen on $(client_port "$n") within 120 s" >&2; tail -n 40 "$log" >&2; exit 1; }
+      listening "$(client_port "$n")" "$host" || { echo "Kafka node $n did not listen on $(client_port "$n") within 120 s" >&2; tail -n 40 "$log" >&2; exit 1; }
     done
-    echo "127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(client_port 3)"
+    echo "$host:$(client_port 1),$host:$(client_port 2),$host:$(client_port 3)"
     ;;
   kill)
     n="${2:?usage: $0 kill N [SIGNAL]}"

@@ -3,6 +3,7 @@ import { isValidQueueName } from './envelope.js';
 import { replyNamespaceProblem } from './queue-names.js';
 import { durationIn, integerIn, oneOf, parseHostPort, type OptionSpec } from './options.js';
 import { KAFKA_DELIVERIES, parseBackend, RABBITMQ_QUEUE_TYPES, type BackendSpec } from './transport/backend.js';
+import { readCaFile } from './transport/amqp/tls.js';
 import { DEFAULT_TOPIC_REPLICATION } from './transport/kafka/config.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -78,6 +79,14 @@ export function kafkaOptions() {
         'amqp: type of the request and dead-letter queues Kueuer declares: quorum (replicated across a cluster) or classic (one node); an existing queue is used as it is',
       defaultValue: 'quorum',
       parse: oneOf(RABBITMQ_QUEUE_TYPES),
+    },
+    rabbitmqCaFile: {
+      flag: 'rabbitmq-ca-file',
+      env: 'KUEUER_RABBITMQ_CA_FILE',
+      description:
+        "amqps: PEM file of a private CA that signed the broker's certificate, trusted besides Node's CAs (default: the broker Secret's ca.crt, if any)",
+      optional: true,
+      parse: readCaFile,
     },
     kafkaPartitions: {
       flag: 'kafka-partitions',

@@ -80,6 +80,13 @@ export const CLIENT_ERRORS = {
     meaning: "No answer from the app before the request deadline (`--timeout`, or the Service's kueuer.io/timeout).",
     action: 'Retry later, or raise the timeout if the app is legitimately that slow; the request may still run once.',
   },
+  reply_inbox_lost: {
+    status: 504,
+    meaning:
+      "(RabbitMQ) The responder replica's reply inbox was deleted by the broker while the responder held this client: the responder's connection was cut for longer than the inbox's expiry (60 s, e.g. a network partition), or an operator deleted the queue. The answer can no longer reach this replica, so the client is answered at once instead of at its deadline; the request may have run, or may still run once. The responder logs the request ids and serves new requests on a fresh inbox.",
+    action:
+      "Retry (idempotently: the request may have run). Operators: find what cut the responder from RabbitMQ for that long (the responder's 'amqp reply inbox lost' log line names the inbox and the cause), and do not delete kueuer.reply.* queues of running responders.",
+  },
   body_too_large: {
     status: 413,
     meaning:

@@ -1,6 +1,7 @@
 /** What the components' start functions share: their broker connection, readiness and the handle they return. */
 import type { Logger } from 'pino';
 import type { BackendSpec, KafkaDelivery, RabbitMqQueueType } from './transport/backend.js';
+import { rabbitmqCa } from './transport/amqp/tls.js';
 import { createTransport } from './transport/create-transport.js';
 import type { Transport } from './transport/transport.js';
 
@@ -18,6 +19,8 @@ export interface BackendOptions {
   kafkaTransactionalId?: string | undefined;
   /** amqp only (absent: quorum). */
   rabbitmqQueueType?: RabbitMqQueueType;
+  /** amqps only: the PEM of --rabbitmq-ca-file (absent: the broker Secret's ca.crt, if any). */
+  rabbitmqCaFile?: string | undefined;
   /** memory backend only (`kueuer local`, which has the option). */
   visibilityTimeoutMs?: number;
   /** memory backend only: the embedded queue's bounds. */
@@ -40,7 +43,15 @@ export async function openBackend(o: BackendOptions, log: Logger, component: 're
     delivery: o.delivery,
     ...(o.kafkaTransactionalId ? { kafkaTransactionalId: o.kafkaTransactionalId } : {}),
     ...(o.rabbitmqQueueType ? { rabbitmqQueueType: o.rabbitmqQueueType } : {}),
+    ...amqpCa(o),
   });
+}
+
+/** The private CA of an amqp backend: the file's, else the broker Secret's (checked: a bad one fails start-up). */
+function amqpCa(o: BackendOptions): { rabbitmqCa?: string } {
+  if (o.backend.kind !== 'amqp') return {};
+  const ca = rabbitmqCa(o.rabbitmqCaFile, process.env);
+  return ca !== undefined ? { rabbitmqCa: ca } : {};
 }
 
 /** /readyz's reason: the broker first, then what the component itself waits for. */

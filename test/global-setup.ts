@@ -59,7 +59,7 @@ declare module 'vitest' {
 const script = join(import.meta.dirname, '..', 'scripts', 'rabbitmq.sh');
 const clusterScript = join(import.meta.dirname, '..', 'scripts', 'rabbitmq-cluster.sh');
 /** Test files that use the 3-node RabbitMQ cluster; it starts only when the run includes one. */
-const CLUSTER_TESTS = ['test/faults/replicated-rabbitmq.test.ts', 'test/integration/broker-checks.test.ts'];
+const CLUSTER_TESTS = ['test/faults/replicated-rabbitmq.test.ts', 'test/integration/broker-checks.test.ts', 'test/node/replicated-node.test.ts'];
 
 /** Whether this run's file filters (none: the whole suite) select a test that needs the cluster. */
 function runNeedsCluster(): boolean {

@@ -13,6 +13,7 @@ import { newRequestAnswer, publishFailed, publishRequest } from '../request-flow
 import type { AsyncMetrics } from './metrics.js';
 import {
   isAsyncRequest,
+  isReservedTarget,
   parseStatusTarget,
   prefersRespondAsync,
   requestFingerprint,
@@ -69,6 +70,8 @@ export function asyncSubmit(ctx: FlowContext, a: AsyncContext): AsyncSubmit {
   return {
     wants: (req) => isAsyncRequest(a.mode, req.headers.prefer),
     submit: (req, answer, request) => submitAsync(ctx, a, req, answer, request),
+    reserves: isReservedTarget,
+    status: (req, res, id) => handleStatus(ctx, a, req, res, id),
   };
 }
 
@@ -89,7 +92,7 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
       : undefined;
   let outcome;
   try {
-    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim, callback.url);
+    outcome = await a.store.accept(settings.queue, id, a.resultTtlMs, claim, callback.url, Date.now() + settings.timeoutMs + DEADLINE_GRACE_MS);
   } catch (err) {
     return storeFailed(answer, err);
   }

@@ -61,14 +61,85 @@ export function isAsyncRequest(mode: AsyncMode, prefer: string | string[] | unde
 
 export type StatusTarget = { ok: true; id: string; waitMs: number } | { ok: false; notFound: boolean; message: string };
 
-/** Parses `/.kueuer/requests/<id>[?wait=30s]`; a malformed id is a 404 like an unknown one. */
+/** An absolute-form target's scheme and authority (RFC 9112 §3.2.2: a server must accept it). */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+/** Anything that can make a target's path read differently once normalized. */
+const NEEDS_NORMALIZING = /[%\\]|\/\/|\/\.\.?(?:[/?#]|$)/;
+/** RFC 3986 §2.3: percent-encoded unreserved characters are the characters themselves. */
+const ENCODED_UNRESERVED = /%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])/g;
+
+/** The path of a request target as sent: without scheme and authority (absolute form), query and fragment. */
+function pathOf(target: string): string {
+  const path = target.replace(ABSOLUTE_FORM, '');
+  const end = path.search(/[?#]/);
+  return end < 0 ? path : path.slice(0, end);
+}
+
+/** Removes `.` and `..` segments (RFC 3986 §5.2.4); with `mergeSlashes`, empty segments too. */
+function removeDotSegments(segments: readonly string[], mergeSlashes: boolean): string {
+  const out: string[] = [];
+  segments.forEach((seg, i) => {
+    const last = i === segments.length - 1;
+    if (seg === '.' || seg === '..') {
+      if (seg === '..') out.pop();
+      if (last) out.push('');
+    } else if (seg !== '' || !mergeSlashes || last) out.push(seg);
+  });
+  return `/${out.join('/')}`;
+}
+
+/** Decodes every percent escape once; a malformed one stays as sent. */
+function decodeOnce(path: string): string {
+  return path.replace(/%[0-9A-Fa-f]{2}/g, (e) => String.fromCharCode(parseInt(e.slice(1), 16)));
+}
+
+/**
+ * The forms of a target's path that an app, a framework or a proxy in front of it may act on:
+ * as sent; normalized as RFC 3986 §6.2.2 says (percent-encoded unreserved characters decoded,
+ * `.` and `..` segments removed); and loosely, as many servers do (every escape decoded once,
+ * `\` read as `/`, runs of `/` merged, dot segments removed). The last is what a status request
+ * is resolved on.
+ */
+export function pathForms(target: string): string[] {
+  const raw = pathOf(target);
+  if (!NEEDS_NORMALIZING.test(raw) && raw.startsWith('/')) return [raw];
+  const rfc = removeDotSegments(
+    raw
+      .replace(ENCODED_UNRESERVED, (e) => String.fromCharCode(parseInt(e.slice(1), 16)))
+      .split('/')
+      .slice(1),
+    false,
+  );
+  const loose = removeDotSegments(decodeOnce(raw).replaceAll('\\', '/').split('/').slice(1), true);
+  return [raw, rfc, loose];
+}
+
+const underReserved = (path: string): boolean => path === RESERVED_PREFIX.slice(0, -1) || path.startsWith(RESERVED_PREFIX);
+
+/**
+ * Whether a request target is Kueuer's (with kueuer.io/async on): its path, in any of its
+ * forms (pathForms), is `/.kueuer` or under `/.kueuer/`. So the app never receives a target
+ * that it, or a proxy in front of it, could read as the status path; every other target
+ * reaches it unchanged.
+ */
+export function isReservedTarget(target: string): boolean {
+  return pathForms(target).some(underReserved);
+}
+
+/**
+ * Parses a reserved target: `/.kueuer/requests/<id>[?wait=30s]`, resolved on its loosely
+ * normalized path (pathForms). A malformed id, or any other reserved path, is a 404 like an
+ * unknown id.
+ */
 export function parseStatusTarget(target: string): StatusTarget {
-  const q = target.indexOf('?');
-  const path = target.slice(0, q < 0 ? undefined : q);
+  const path = pathForms(target).at(-1)!;
   // Any other path under the reserved prefix (a look-alike such as /.kueuer/requestsX<id>) is no request.
   const id = path.startsWith(STATUS_PREFIX) ? path.slice(STATUS_PREFIX.length) : path;
   if (!isRequestId(id)) return { ok: false, notFound: true, message: `no asynchronous request ${JSON.stringify(id.slice(0, 64))} here` };
-  const params = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+  const query = target.replace(ABSOLUTE_FORM, '');
+  const q = query.indexOf('?');
+  const hash = query.indexOf('#', q);
+  const params = new URLSearchParams(q < 0 ? '' : query.slice(q + 1, hash < 0 ? undefined : hash));
   const raw = params.get('wait');
   if (raw === null) return { ok: true, id, waitMs: 0 };
   const m = /^(\d{1,6})(ms|s)?$/.exec(raw);

@@ -13,6 +13,7 @@ import { Waiters } from './waiters.js';
 import {
   CANCEL_STATES,
   type AcceptOutcome,
+  type AsyncBacklog,
   type AsyncRecord,
   type AsyncStore,
   type CancelOutcome,
@@ -25,25 +26,45 @@ const CHANNEL = 'kueuer:async:done';
 
 const recordKey = (queue: string, id: string): string => `kueuer:async:{${queue}}:${id}`;
 const claimKey = (queue: string, key: string): string => `kueuer:async:{${queue}}:key:${key}`;
+/** The backlog indexes: in the queue's slot (hash tag), so a script may touch them with the record. */
+const pendingKey = (queue: string): string => `kueuer:async:{${queue}}:index:pending`;
+const doneKey = (queue: string): string => `kueuer:async:{${queue}}:index:done`;
 
 /**
- * KEYS[1] record, KEYS[2] the idempotency key (optional); ARGV: id, fingerprint, ttl ms, acceptedAt,
- * expiresAt, callback URL ('' for none). Atomically: '' when recorded, else the holder of the key ("<id>\n<fingerprint>").
+ * Lua: adds an id to a backlog index with its score, trims what is past `now`, and keeps the index
+ * no longer than its latest entry (an index of a queue no longer used expires too).
  */
-const ACCEPT = `
-if #KEYS == 2 then
-  local held = redis.call('GET', KEYS[2])
+const INDEX = `
+local function index(key, score, id, now)
+  redis.call('ZADD', key, score, id)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local ttl = tonumber(score) - tonumber(now)
+  if ttl > 0 and redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end`;
+
+/**
+ * KEYS[1] record, KEYS[2] pending index, KEYS[3] the idempotency key (optional); ARGV: id, fingerprint,
+ * ttl ms, acceptedAt, expiresAt, callback URL ('' for none), answer-by (epoch ms). Atomically: '' when
+ * recorded, else the holder of the key ("<id>\n<fingerprint>").
+ */
+const ACCEPT = `${INDEX}
+if #KEYS == 3 then
+  local held = redis.call('GET', KEYS[3])
   if held then return held end
-  redis.call('SET', KEYS[2], ARGV[1] .. '\\n' .. ARGV[2], 'PX', ARGV[3])
-  redis.call('HSET', KEYS[1], 'claim', KEYS[2])
+  redis.call('SET', KEYS[3], ARGV[1] .. '\\n' .. ARGV[2], 'PX', ARGV[3])
+  redis.call('HSET', KEYS[1], 'claim', KEYS[3])
 end
 redis.call('HSET', KEYS[1], 'acceptedAt', ARGV[4], 'expiresAt', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'callback', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+index(KEYS[2], ARGV[7], ARGV[1], ARGV[4])
 return ''`;
 
-/** KEYS[1] record; ARGV: status, reason, headers, trailers, body, channel message. 1 when stored; a cancelled request's is noted as run, not stored. */
-const COMPLETE = `
+/**
+ * KEYS[1] record, KEYS[2] pending index, KEYS[3] done index; ARGV: status, reason, headers, trailers,
+ * body, channel message, id, now. 1 when stored; a cancelled request's is noted as run, not stored.
+ */
+const COMPLETE = `${INDEX}
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'status') == 1 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'cancelledAt') == 1 then
   redis.call('HSET', KEYS[1], 'cancelApp', 'ran')
@@ -52,6 +73,8 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'headers', ARGV[3], 'body', ARGV[5])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'trailers', ARGV[4]) end
+redis.call('ZREM', KEYS[2], ARGV[7])
+index(KEYS[3], redis.call('HGET', KEYS[1], 'expiresAt'), ARGV[7], ARGV[8])
 redis.call('PUBLISH', '${CHANNEL}', ARGV[6])
 return 1`;
 
@@ -73,7 +96,7 @@ local current = redis.call('HGET', KEYS[1], 'cancelApp')
 if (rank[ARGV[1]] or 0) > (rank[current] or 0) then redis.call('HSET', KEYS[1], 'cancelApp', ARGV[1]) end
 return 1`;
 
-/** KEYS[1] record; ARGV[1] id. Deletes the record and the idempotency key that names it. */
+/** KEYS[1] record, KEYS[2] pending index, KEYS[3] done index; ARGV[1] id. Deletes the record and the idempotency key that names it. */
 const REMOVE = `
 local claim = redis.call('HGET', KEYS[1], 'claim')
 local n = redis.call('DEL', KEYS[1])
@@ -81,6 +104,8 @@ if claim then
   local v = redis.call('GET', claim)
   if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then redis.call('DEL', claim) end
 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 if n == 1 then redis.call('PUBLISH', '${CHANNEL}', ARGV[2]) end
 return n`;
 
@@ -120,9 +145,9 @@ export class RedisAsyncStore implements AsyncStore {
     return (this.subscribed ??= this.subscriber.subscribe(CHANNEL));
   }
 
-  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string): Promise<AcceptOutcome> {
+  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string, answerBy?: number): Promise<AcceptOutcome> {
     const now = Date.now();
-    const keys = claim ? [recordKey(queue, id), claimKey(queue, claim.key)] : [recordKey(queue, id)];
+    const keys = [recordKey(queue, id), pendingKey(queue), ...(claim ? [claimKey(queue, claim.key)] : [])];
     const held = (await this.redis.eval(
       ACCEPT,
       keys.length,
@@ -133,6 +158,7 @@ export class RedisAsyncStore implements AsyncStore {
       String(now),
       String(now + ttlMs),
       callbackUrl ?? '',
+      String(Math.min(answerBy ?? now + ttlMs, now + ttlMs)),
     )) as string;
     if (held === '') return { accepted: true };
     const [heldId = '', fingerprint = ''] = held.split('\n');
@@ -147,8 +173,10 @@ export class RedisAsyncStore implements AsyncStore {
       result.trailers ? JSON.stringify(result.trailers) : '',
       result.body,
       `${queue}\n${id}`,
+      id,
+      String(Date.now()),
     ];
-    return (await this.redis.eval(COMPLETE, 1, recordKey(queue, id), ...args)) === 1;
+    return (await this.redis.eval(COMPLETE, 3, recordKey(queue, id), pendingKey(queue), doneKey(queue), ...args)) === 1;
   }
 
   async get(queue: string, id: string): Promise<AsyncRecord | undefined> {
@@ -181,7 +209,7 @@ export class RedisAsyncStore implements AsyncStore {
   }
 
   async remove(queue: string, id: string): Promise<boolean> {
-    return (await this.redis.eval(REMOVE, 1, recordKey(queue, id), id, `${queue}\n${id}`)) === 1;
+    return (await this.redis.eval(REMOVE, 3, recordKey(queue, id), pendingKey(queue), doneKey(queue), id, `${queue}\n${id}`)) === 1;
   }
 
   async waitFor(queue: string, id: string, ms: number): Promise<void> {
@@ -200,6 +228,10 @@ export class RedisAsyncStore implements AsyncStore {
     });
   }
 
+  async backlog(queue: string): Promise<AsyncBacklog> {
+    return readRedisBacklog(this.redis, queue);
+  }
+
   /** Keys in the Redis database: requests, results and idempotency keys (DBSIZE, no scan). */
   async size(): Promise<number> {
     return this.redis.dbsize();
@@ -210,4 +242,21 @@ export class RedisAsyncStore implements AsyncStore {
     this.redis.disconnect();
     this.subscriber.disconnect();
   }
+}
+
+/** A queue's backlog from its two indexes: two counts, no scan. */
+async function readRedisBacklog(redis: Redis, queue: string): Promise<AsyncBacklog> {
+  const now = String(Date.now());
+  const [pending, results] = await Promise.all([redis.zcount(pendingKey(queue), `(${now}`, '+inf'), redis.zcount(doneKey(queue), `(${now}`, '+inf')]);
+  return { pending, results };
+}
+
+/**
+ * Reads the backlogs of queues from a Redis store (`kueuer status`): one connection, commands failing
+ * at once while it is down.
+ */
+export function openRedisBacklog(url: string): { read(queue: string): Promise<AsyncBacklog>; close(): void } {
+  const redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 0, connectTimeout: 5_000, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  return { read: (queue) => readRedisBacklog(redis, queue), close: () => redis.disconnect() };
 }

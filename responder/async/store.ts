@@ -51,14 +51,23 @@ export interface IdempotencyClaim {
   fingerprint: string;
 }
 
+/** A queue's asynchronous requests awaiting their answer, and results stored (kueuer status). */
+export interface AsyncBacklog {
+  /** Accepted, not answered, and an answer still expected (before the request's deadline). */
+  pending: number;
+  /** Answers stored and not yet expired or deleted. */
+  results: number;
+}
+
 export type AcceptOutcome = { accepted: true } | { accepted: false; id: string; fingerprint: string };
 
 export interface AsyncStore {
   /**
    * Records an accepted request. With a claim, atomically: when the key is already held (within
-   * its lifetime) nothing is recorded and the holder's id and fingerprint come back.
+   * its lifetime) nothing is recorded and the holder's id and fingerprint come back. `answerBy`:
+   * when no answer is expected any more (the request's deadline); it counts as pending until then.
    */
-  accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string): Promise<AcceptOutcome>;
+  accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string, answerBy?: number): Promise<AcceptOutcome>;
   /** Stores the result of a request still recorded; false when it is unknown, expired, removed or cancelled (then noted as `ran`). */
   complete(queue: string, id: string, result: StoredResult): Promise<boolean>;
   get(queue: string, id: string): Promise<AsyncRecord | undefined>;
@@ -70,6 +79,8 @@ export interface AsyncStore {
   remove(queue: string, id: string): Promise<boolean>;
   /** Resolves when the request has a result or is gone, or after `ms`. */
   waitFor(queue: string, id: string, ms: number): Promise<void>;
+  /** The queue's backlog: requests awaiting an answer, results stored. */
+  backlog(queue: string): Promise<AsyncBacklog>;
   /** Records held now (accepted or with a result). */
   size(): Promise<number>;
   close(): Promise<void>;
@@ -77,6 +88,7 @@ export interface AsyncStore {
 
 interface Entry extends AsyncRecord {
   claimKey?: string;
+  answerBy: number;
   bytes: number;
 }
 
@@ -105,7 +117,7 @@ export class MemoryAsyncStore implements AsyncStore {
     this.sweeper.unref();
   }
 
-  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string): Promise<AcceptOutcome> {
+  async accept(queue: string, id: string, ttlMs: number, claim?: IdempotencyClaim, callbackUrl?: string, answerBy?: number): Promise<AcceptOutcome> {
     const now = Date.now();
     if (claim) {
       const held = this.claims.get(`${queue}\n${claim.key}`);
@@ -116,6 +128,7 @@ export class MemoryAsyncStore implements AsyncStore {
       id,
       acceptedAt: now,
       expiresAt: now + ttlMs,
+      answerBy: Math.min(answerBy ?? now + ttlMs, now + ttlMs),
       bytes: 0,
       ...(claim ? { claimKey: `${queue}\n${claim.key}` } : {}),
       ...(callbackUrl !== undefined ? { callbackUrl } : {}),
@@ -184,6 +197,18 @@ export class MemoryAsyncStore implements AsyncStore {
     const e = this.live(key);
     if (!e || e.result || e.cancelled || ms <= 0) return;
     await this.waiters.wait(key, Math.min(ms, e.expiresAt - Date.now()));
+  }
+
+  /** Counted over the entries (the embedded store is one process's, read off the request path). */
+  async backlog(queue: string): Promise<AsyncBacklog> {
+    const now = Date.now();
+    const b = { pending: 0, results: 0 };
+    for (const [key, e] of this.entries) {
+      if (!key.startsWith(`${queue}\n`) || e.expiresAt <= now) continue;
+      if (e.result) b.results++;
+      else if (e.answerBy > now) b.pending++;
+    }
+    return b;
   }
 
   async size(): Promise<number> {

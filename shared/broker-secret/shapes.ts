@@ -96,7 +96,8 @@ export function shapeSettings(s: NamedSecret): Record<string, string> {
     case 'strimzi-tls-user':
       return { KUEUER_KAFKA_CERT: d['user.crt']!, KUEUER_KAFKA_KEY: d['user.key']! };
     case 'strimzi-cluster-ca':
-      return { KUEUER_KAFKA_CA: clusterCa(d) };
+      // The same key is the CA of a RabbitMQ cluster's TLS Secret (cert-manager's, the operator's caSecretName).
+      return { KUEUER_KAFKA_CA: clusterCa(d), KUEUER_RABBITMQ_CA: clusterCa(d) };
   }
 }
 

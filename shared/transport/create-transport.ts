@@ -26,6 +26,8 @@ export interface TransportOptions {
   kafkaTransactionalId?: string;
   /** amqp only: type of the durable queues declared (quorum unless given). */
   rabbitmqQueueType?: RabbitMqQueueType;
+  /** amqps only: PEM of a private CA trusted besides Node's own (amqp/tls.ts). */
+  rabbitmqCa?: string;
 }
 
 export async function createTransport(spec: BackendSpec, log: Logger, options: TransportOptions): Promise<Transport> {
@@ -38,7 +40,10 @@ export async function createTransport(spec: BackendSpec, log: Logger, options: T
       });
     case 'amqp': {
       const { AmqpTransport } = await import('./amqp/transport.js');
-      return AmqpTransport.connect(spec.url, log, { queueType: options.rabbitmqQueueType ?? 'quorum' });
+      return AmqpTransport.connect(spec.url, log, {
+        queueType: options.rabbitmqQueueType ?? 'quorum',
+        ...(options.rabbitmqCa !== undefined ? { ca: options.rabbitmqCa } : {}),
+      });
     }
     case 'kafka': {
       const { KafkaTransport } = await import('./kafka/transport.js');

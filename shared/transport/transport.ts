@@ -57,9 +57,25 @@ export interface Consumer {
 }
 
 export interface ReplyInbox {
-  /** Transport address to put in a request's reply destination. */
+  /**
+   * Transport address to put in a request's reply destination, read at each publish: after the
+   * inbox was lost (see LostInbox) it names the fresh inbox that replaced it.
+   */
   readonly address: string;
   close(): Promise<void>;
+}
+
+/**
+ * A reply inbox the broker deleted while its owner lived (amqp: it expired while the connection
+ * was cut for longer than its x-expires, or an operator deleted it). The replies sent to `address`
+ * are gone or will never come; the transport already consumes a fresh inbox (ReplyInbox.address)
+ * when it reports this.
+ */
+export interface LostInbox {
+  /** The address that was lost: requests published with it as reply destination get no reply. */
+  address: string;
+  /** Why, for logs and for the clients answered. */
+  cause: string;
 }
 
 export interface PublishOptions {
@@ -74,8 +90,12 @@ export interface Transport {
   isReady(): boolean;
   /** Resolves once the broker has durably accepted the request. */
   publishRequest(queue: string, message: WireMessage, options: PublishOptions): Promise<void>;
-  /** A destination only this caller reads; its replies are passed to onReply. */
-  openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox>;
+  /**
+   * A destination only this caller reads; its replies are passed to onReply. onLost is called when
+   * the broker deleted the inbox under its owner (only backends whose inbox can be lost so call it:
+   * amqp); the inbox's address then names a fresh one.
+   */
+  openReplyInbox(queue: string, onReply: (message: WireMessage) => void, onLost?: (lost: LostInbox) => void): Promise<ReplyInbox>;
   /**
    * Resolves once the broker has accepted the reply. Fails with KUEUER_ERR_ENVELOPE when replyTo is
    * not a reply inbox (never worth retrying), KUEUER_ERR_REPLY_INBOX_GONE when (amqp) the inbox

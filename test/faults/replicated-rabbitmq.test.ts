@@ -21,13 +21,14 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { request } from '../helpers/http.js';
 import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
 import { uniqueQueue, waitFor } from '../helpers/stack.js';
 import { RabbitMqDepth } from '../../shared/transport/amqp/depth.js';
 import amqp from 'amqplib';
 import { delay, startTestApp } from '../helpers/test-app.js';
+import { holdClusterFaults } from '../helpers/rabbitmq-cluster.js';
 
 const clusterScript = join(import.meta.dirname, '..', '..', 'scripts', 'rabbitmq-cluster.sh');
 const cluster = (...args: string[]): Promise<unknown> => promisify(execFile)('bash', [clusterScript, ...args]);
@@ -114,6 +115,11 @@ async function faultFor(row: Row, queue: string, nodes: string): Promise<Fault> 
       };
   }
 }
+
+// test/node/replicated-node.test.ts kills the same cluster's nodes: never both at once.
+let releaseFaults: (() => void) | undefined;
+beforeAll(async () => void (releaseFaults = await holdClusterFaults()), 30 * 60_000);
+afterAll(() => releaseFaults?.());
 
 describe('replicated RabbitMQ: a node lost under load', () => {
   const started: KueuerProcess[] = [];

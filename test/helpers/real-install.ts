@@ -115,6 +115,8 @@ export interface InstallOptions {
   amqpUrl: string;
   /** Extra keys of the ConfigMap kueuer-config (KUEUER_* settings), patched in by the kustomization. */
   config?: Record<string, string>;
+  /** The management APIs pods are to read (one forwarder each); by default scripts/rabbitmq.sh's, on the AMQP port + 3. */
+  management?: Array<{ host: string; port: number }>;
 }
 
 /** The user's kustomization: the shipped base, the local image, and the ConfigMap settings. */
@@ -156,16 +158,22 @@ export interface BrokerForPods {
   close(): Promise<void>;
 }
 
-export async function brokerForPods(cluster: ClusterForInstall, amqpUrl: string): Promise<BrokerForPods> {
+export async function brokerForPods(
+  cluster: ClusterForInstall,
+  amqpUrl: string,
+  managementTargets?: Array<{ host: string; port: number }>,
+): Promise<BrokerForPods> {
   const cp = cluster.controlPlane;
   const broker = new URL(amqpUrl);
   const amqpPort = Number(broker.port || 5672);
-  // scripts/rabbitmq.sh runs the management plugin on the AMQP port + 3.
   const amqp = await forwardTcp(cluster.bridgeGateway, { host: broker.hostname, port: amqpPort });
-  const management = await forwardTcp(cluster.bridgeGateway, { host: broker.hostname, port: amqpPort + 3 });
+  // scripts/rabbitmq.sh runs the management plugin on the AMQP port + 3.
+  const management = await Promise.all(
+    (managementTargets ?? [{ host: broker.hostname, port: amqpPort + 3 }]).map((target) => forwardTcp(cluster.bridgeGateway, target)),
+  );
   const credentials = `${broker.username}:${broker.password}@`;
   const backendUrl = `amqp://${credentials}${amqp.host}:${amqp.port}`;
-  const managementUrl = `http://${management.host}:${management.port}`;
+  const managementUrl = management.map((m) => `http://${m.host}:${m.port}`).join(',');
   return {
     backendUrl,
     managementUrl,
@@ -189,7 +197,7 @@ export async function brokerForPods(cluster: ClusterForInstall, amqpUrl: string)
     },
     async close() {
       await amqp.close();
-      await management.close();
+      for (const m of management) await m.close();
     },
   };
 }
@@ -201,7 +209,7 @@ export function userEnv(cp: ControlPlane, extra: Record<string, string> = {}, to
 
 export async function installKueuer(cluster: ClusterForInstall, options: InstallOptions): Promise<KueuerInstall> {
   const cp = cluster.controlPlane;
-  const broker = await brokerForPods(cluster, options.amqpUrl);
+  const broker = await brokerForPods(cluster, options.amqpUrl, options.management);
   const { backendUrl, managementUrl, createBackendSecret } = broker;
 
   const cacheDir = join(root, '.cache', 'real-node');

@@ -56,6 +56,62 @@ describe('a hostile client of the asynchronous requests', () => {
     }
   });
 
+  it("the status path in any form a server or proxy may normalize to it is Kueuer's; every other path reaches the app unchanged", async () => {
+    const s = await stack();
+    const id = await done(s);
+    appSaw.length = 0;
+    // Each is the poll of the request: its stored answer (the app got /job), with its id.
+    const polls = [
+      `//.kueuer/requests/${id}`, // runs of / merged (nginx merge_slashes, Go's ServeMux)
+      `///.kueuer//requests/${id}`,
+      `/./.kueuer/requests/${id}`, // dot segments (RFC 3986 §5.2.4)
+      `/x/../.kueuer/requests/${id}`,
+      `/%2ekueuer/requests/${id}`, // a percent-encoded unreserved character (RFC 3986 §6.2.2.2)
+      `/%2Ekueuer/requests/${id}?wait=1s`,
+      `/.kueuer/requests/%${id.charCodeAt(0).toString(16)}${id.slice(1)}`,
+      `/.kueuer%2frequests%2f${id}`, // %2F decoded by frameworks that decode before routing
+      `/\\.kueuer/requests/${id}`, // \ read as / (WHATWG URL)
+      `http://shop.example/.kueuer/requests/${id}`, // absolute form (RFC 9112 §3.2.2)
+    ];
+    for (const path of polls) {
+      const r = await request(s.url, { path });
+      expect(r.status, path).toBe(200);
+      expect(r.body.toString(), path).toBe('app got /job');
+      expect(r.headers['x-kueuer-request-id'], path).toBe(id);
+    }
+    // Reserved in one of its forms, but no request: a 404, and the app never sees it.
+    for (const path of [
+      '/.kueuer/../x',
+      '/.kueuer/%2e%2e/x',
+      `/.kueuer/requests/${id}/`,
+      '/.kueuer',
+      '/%2ekueuer/..%2f..%2fx',
+      `/.kueuer/requests/../requests/${id.slice(1)}`,
+    ]) {
+      const r = await request(s.url, { path });
+      expect(r.status, path).toBe(404);
+      expect(json(r), path).toMatchObject({ error: 'async_request_not_found' });
+    }
+    expect(appSaw).toEqual([]);
+    // Not under /.kueuer/ in any form: the app's, byte for byte.
+    const apps = [
+      `/x/.kueuer/requests/${id}`,
+      `/.kueuerx/requests/${id}`,
+      `/.KUEUER/requests/${id}`,
+      '/.kueuer.html',
+      '/..kueuer/',
+      `/x?next=/.kueuer/requests/${id}`,
+      `/%252ekueuer/requests/${id}`,
+      `/x/..%2e/`,
+    ];
+    for (const path of apps) {
+      const r = await request(s.url, { path });
+      expect(r.status, path).toBe(200);
+      expect(r.body.toString(), path).toBe(`app got ${path}`);
+    }
+    expect(appSaw).toEqual(apps.map((p) => `GET ${p}`));
+  });
+
   it('two DELETEs racing on one result: one is 200 deleted, the other 404', async () => {
     const inner = new MemoryAsyncStore(1 << 20);
     cleanups.push(() => inner.close());

@@ -7,6 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RedisAsyncStore } from '../../responder/async/redis-store.js';
+import { MemoryAsyncStore } from '../../responder/async/store.js';
 import { startAsyncStack, type AsyncStack } from '../helpers/async-stack.js';
 import { json, request, type RawResponse } from '../helpers/http.js';
 import { silentLog, uniqueQueue, waitFor } from '../helpers/stack.js';
@@ -125,6 +126,40 @@ describe('asynchronous requests on Redis, two responder replicas', () => {
     await delay(500);
     expect(await s.get(queue, 'a'.repeat(32))).toBeUndefined();
     expect(await s.complete(queue, 'a'.repeat(32), { status: 200, headers: [], body: Buffer.from('x') })).toBe(false);
+  });
+});
+
+describe.each(['redis', 'memory'] as const)('the backlog of a queue in the %s store (kueuer status)', (kind) => {
+  it('counts requests awaiting an answer until answered, removed or past their deadline, and results until they expire or are deleted; the indexes expire too', async () => {
+    const s = kind === 'redis' ? await store() : new MemoryAsyncStore(1 << 20);
+    if (kind === 'memory') cleanups.push(() => s.close());
+    const [queue, other] = [uniqueQueue('async-backlog'), uniqueQueue('async-backlog')];
+    const ids = ['1', '2', '3', '4', '5'].map((c) => c.repeat(32));
+    const now = Date.now();
+    for (const id of ids.slice(0, 4)) await s.accept(queue, id, 60_000, undefined, undefined, now + 60_000);
+    await s.accept(queue, ids[4]!, 400, undefined, undefined, now + 200); // a result kept 400 ms, answer expected for 200 ms
+    await s.accept(other, ids[0]!, 60_000);
+    expect(await s.backlog(queue)).toEqual({ pending: 5, results: 0 });
+    expect(await s.complete(queue, ids[0]!, { status: 200, headers: [], body: Buffer.from('x') })).toBe(true);
+    expect(await s.complete(queue, ids[0]!, { status: 200, headers: [], body: Buffer.from('again') })).toBe(false);
+    expect(await s.complete(queue, ids[1]!, { status: 500, headers: [], body: Buffer.from('y') })).toBe(true);
+    expect(await s.remove(queue, ids[2]!)).toBe(true);
+    expect(await s.backlog(queue)).toEqual({ pending: 2, results: 2 });
+    expect(await s.remove(queue, ids[1]!)).toBe(true);
+    expect(await s.backlog(queue)).toEqual({ pending: 2, results: 1 });
+    expect(await s.backlog(other)).toEqual({ pending: 1, results: 0 });
+    await delay(250); // past ids[4]'s deadline: no answer expected any more
+    expect(await s.backlog(queue)).toEqual({ pending: 1, results: 1 });
+    if (kind === 'redis') {
+      // An index of a queue no longer written expires with its last entry.
+      const q = uniqueQueue('async-backlog');
+      await s.accept(q, ids[0]!, 300);
+      await delay(400);
+      const { Redis } = await import('ioredis');
+      const redis = new Redis(inject('redisUrl'));
+      cleanups.push(async () => redis.disconnect());
+      expect(await redis.exists(`kueuer:async:{${q}}:index:pending`, `kueuer:async:{${q}}:${ids[0]}`)).toBe(0);
+    }
   });
 });
 

@@ -10,10 +10,10 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSidecar } from '../helpers/components.js';
 import { CallbackDispatcher } from '../../responder/callbacks/index.js';
-import { RouteServer } from '../../responder/route-server.js';
 import { routesFromServices } from '../../shared/service-routes.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
 import { json, request } from '../helpers/http.js';
+import { routedService, testRouteServer } from '../helpers/route-server.js';
 import { freePort } from '../helpers/net.js';
 import { silentLog, waitFor } from '../helpers/stack.js';
 import { startTestApp } from '../helpers/test-app.js';
@@ -23,34 +23,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function service(port: number, annotations: Record<string, string>): V1Service {
-  return {
-    metadata: { namespace: 'shop', name: 'reports', annotations: { 'kueuer.io/inject': 'true', 'kueuer.io/responder-port': String(port), ...annotations } },
-    spec: { ports: [{ name: 'http', port: 80, targetPort: port as never }] },
-  };
-}
-
-function routeServer(transport: MemoryTransport, deps: ConstructorParameters<typeof RouteServer>[4] = {}): RouteServer {
-  const routes = new RouteServer(
-    {
-      host: '127.0.0.1',
-      timeoutMs: 5_000,
-      maxBodyBytes: 1 << 20,
-      maxPending: 100,
-      publishTimeoutMs: 1_000,
-      headersTimeoutMs: 60_000,
-      bodyTimeoutMs: 30_000,
-      sendTimeoutMs: 30_000,
-      drainTimeoutMs: 500,
-    },
-    transport,
-    new Registry(),
-    silentLog,
-    deps,
-  );
-  cleanups.push(() => routes.drain(100));
-  return routes;
-}
+const service = (port: number, annotations: Record<string, string>): V1Service => routedService('shop', 'reports', port, annotations);
+const routeServer = (transport: MemoryTransport, deps: Parameters<typeof testRouteServer>[2] = {}) => testRouteServer(transport, cleanups, deps);
 
 describe('kueuer.io/async on a route', () => {
   it('the callback annotations reach the responder: an allowed callback is delivered, and a change of the allow-list restarts the route', async () => {

@@ -8,20 +8,13 @@ import type { V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startSidecar, type RunningSidecar } from '../helpers/components.js';
-import { RouteServer } from '../../responder/route-server.js';
+import { routedService, testRouteServer } from '../helpers/route-server.js';
 import { StaticObjectSource } from '../../shared/kube/object-source.js';
 import { routesFromServices } from '../../shared/service-routes.js';
 import { json, request } from '../helpers/http.js';
 import { newTransport, silentLog, waitFor, type BackendName } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { freePort } from '../helpers/net.js';
-
-function service(ns: string, name: string, port: number, annotations: Record<string, string> = {}): V1Service {
-  return {
-    metadata: { namespace: ns, name, annotations: { 'kueuer.io/inject': 'true', 'kueuer.io/responder-port': String(port), ...annotations } },
-    spec: { ports: [{ name: 'http', port: 80, targetPort: port as never }] },
-  };
-}
 
 describe.each<BackendName>(['memory', 'amqp', 'kafka'])('route server on %s', (backend) => {
   const cleanup: Array<() => Promise<void>> = [];
@@ -58,28 +51,15 @@ describe.each<BackendName>(['memory', 'amqp', 'kafka'])('route server on %s', (b
       for (const s of sidecars) await s.stop();
     });
 
-    const routes = new RouteServer(
-      {
-        host: '127.0.0.1',
-        timeoutMs: 5000,
-        maxBodyBytes: 1 << 20,
-        maxPending: 100,
-        publishTimeoutMs: 1000,
-        headersTimeoutMs: 60_000,
-        bodyTimeoutMs: 30_000,
-        sendTimeoutMs: 30_000,
-        drainTimeoutMs: 500,
-      },
-      transport,
-      new Registry(),
-      silentLog,
-    );
-    cleanup.push(() => routes.drain(100));
+    const routes = testRouteServer(transport, cleanup);
     const services = new StaticObjectSource<V1Service>();
     services.onChange(() => void routes.apply(routesFromServices(services.list())));
 
     const [webPort, checkoutPort] = [await freePort(), await freePort()];
-    services.set([service(ns, 'web', webPort), service(ns, 'checkout', checkoutPort, { 'kueuer.io/queue': 'orders', 'kueuer.io/timeout': '300ms' })]);
+    services.set([
+      routedService(ns, 'web', webPort),
+      routedService(ns, 'checkout', checkoutPort, { 'kueuer.io/queue': 'orders', 'kueuer.io/timeout': '300ms' }),
+    ]);
     await routes.apply(routesFromServices(services.list()));
     await waitFor(() => transport.isReady(), 20_000, 'the route inboxes to be ready');
 
@@ -95,7 +75,7 @@ describe.each<BackendName>(['memory', 'amqp', 'kafka'])('route server on %s', (b
     expect(json(slow).error).toBe('deadline_exceeded');
 
     // Removing the annotation (restoring the Service) closes its route.
-    services.set([service(ns, 'web', webPort)]);
+    services.set([routedService(ns, 'web', webPort)]);
     await routes.apply(routesFromServices(services.list()));
     await expect(request(`http://127.0.0.1:${checkoutPort}`, { path: '/gone' })).rejects.toThrow();
     expect(routes.routes().map((r) => r.service)).toEqual([`${ns}/web`]);

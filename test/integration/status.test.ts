@@ -8,7 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { dumpYaml } from '@kubernetes/client-node';
 import amqp from 'amqplib';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { RedisAsyncStore } from '../../responder/async/redis-store.js';
 import { kueuerVersion } from '../../shared/version.js';
 import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { freePort } from '../helpers/net.js';
@@ -17,6 +19,7 @@ import { waitFor } from '../helpers/stack.js';
 import { startWebhookProcess } from '../helpers/webhook-process.js';
 
 const amqpUrl = inject('amqpUrl');
+const redisUrl = inject('redisUrl');
 /** scripts/rabbitmq.sh runs the management API on the AMQP port + 3. */
 const managementUrl = (() => {
   const u = new URL(amqpUrl);
@@ -167,6 +170,63 @@ spec:
     const badName = await runKueuer(['status', '--namespace', 'Not_A_Namespace'], asTeam);
     expect(badName.code).not.toBe(0);
     expect(badName.stderr).toContain('"Not_A_Namespace" is not a namespace name');
+  }, 60_000);
+
+  it("shows the asynchronous backlog of each Service with kueuer.io/async, read from the responders' Redis store (KUEUER_ASYNC_STORE of the Secret, or --async-store)", async () => {
+    const service = `apiVersion: v1\nkind: Service\nmetadata: {name: reports, namespace: ${ns}, labels: {kueuer.io/inject: "true"}, annotations: {kueuer.io/async: always}}\nspec: {selector: {app: reports}, ports: [{port: 80, targetPort: 8080}]}\n`;
+    const applied = cp.apply(service);
+    expect(applied.code, applied.stderr).toBe(0);
+    await waitFor(
+      () => cp.getJson('service', '-n', ns, 'reports').metadata.annotations?.['kueuer.io/responder-port'] !== undefined,
+      30_000,
+      'a responder port',
+    );
+    // What the responders would have stored: three accepted, one of them answered; another Service's request apart.
+    const store = new RedisAsyncStore(redisUrl, pino({ level: 'silent' }));
+    await store.ready(10_000);
+    const queue = `${ns}.reports`;
+    const ids = ['1', '2', '3'].map((c) => c.repeat(32));
+    for (const id of ids) await store.accept(queue, id, 300_000, undefined, undefined, Date.now() + 300_000);
+    await store.accept(`${ns}.other`, ids[0]!, 300_000);
+    expect(await store.complete(queue, ids[0]!, { status: 200, headers: [], body: Buffer.from('done') })).toBe(true);
+    await store.close();
+    const backendSecret = (data: Record<string, string>) =>
+      `apiVersion: v1\nkind: Secret\nmetadata: {name: kueuer-backend, namespace: kueuer-system}\nstringData: ${JSON.stringify(data)}\n`;
+    const backend = ['--rabbitmq-management-url', managementUrl];
+    const rowOf = (out: string) =>
+      out
+        .split('\n')
+        .find((l) => l.startsWith(`${ns}/reports `))
+        ?.trim()
+        .split(/\s{2,}/);
+    try {
+      expect(cp.apply(backendSecret({ KUEUER_BACKEND: amqpUrl, KUEUER_ASYNC_STORE: redisUrl })).code).toBe(0);
+      const r = await status(...backend);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(
+        "\nAsynchronous requests: PENDING accepted and awaiting the app's answer, RESULTS stored and not yet expired or deleted\nSERVICE",
+      );
+      expect(r.stdout).toMatch(/\nSERVICE +QUEUE +ASYNC +PENDING +RESULTS\n/);
+      expect(rowOf(r.stdout)).toEqual([`${ns}/reports`, queue, 'always', '2', '1']);
+
+      const closed = await freePort();
+      const down = await status(...backend, '--async-store', `redis://user:secret@127.0.0.1:${closed}`);
+      expect(down.code, down.stderr).toBe(0);
+      expect(rowOf(down.stdout)).toEqual([`${ns}/reports`, queue, 'always', 'unknown', 'unknown']);
+      expect(down.stdout).toContain(`service/${ns}/reports: asynchronous backlog unknown: the store at redis://127.0.0.1:${closed} did not answer: `);
+      expect(down.stdout).not.toContain('secret');
+
+      // (kubectl apply does not remove a stringData key it applied before: set it.)
+      expect(cp.apply(backendSecret({ KUEUER_BACKEND: amqpUrl, KUEUER_ASYNC_STORE: 'memory' })).code).toBe(0);
+      const memory = await status(...backend);
+      expect(rowOf(memory.stdout)).toEqual([`${ns}/reports`, queue, 'always', 'unknown', 'unknown']);
+      expect(memory.stdout).toContain(
+        `service/${ns}/reports: asynchronous backlog unknown: the responders keep asynchronous requests in their own memory (KUEUER_ASYNC_STORE in the Secret kueuer-system/kueuer-backend is memory, or not set)`,
+      );
+    } finally {
+      expect(cp.apply(backendSecret({ KUEUER_BACKEND: amqpUrl, KUEUER_ASYNC_STORE: 'memory' })).code).toBe(0);
+      expect(cp.kubectl(['delete', 'service', '-n', ns, 'reports']).code).toBe(0);
+    }
   }, 60_000);
 
   it('does not wait for an unreachable Kafka: unknown within seconds', async () => {

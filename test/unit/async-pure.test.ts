@@ -1,6 +1,6 @@
 /** Asynchronous requests, the pure parts: the Service annotations, RFC 7240 Prefer, the status target. */
 import { describe, expect, it } from 'vitest';
-import { isAsyncRequest, parseStatusTarget, prefersRespondAsync, requestFingerprint } from '../../responder/async/protocol.js';
+import { isAsyncRequest, isReservedTarget, parseStatusTarget, pathForms, prefersRespondAsync, requestFingerprint } from '../../responder/async/protocol.js';
 import { parsePodSettings, parseServiceSettings } from '../../shared/annotations.js';
 import { routesFromServices } from '../../shared/service-routes.js';
 
@@ -68,6 +68,34 @@ describe('the status target', () => {
   it('calls a malformed id not found', () => {
     expect(parseStatusTarget('/.kueuer/requests/XYZ')).toMatchObject({ ok: false, notFound: true });
     expect(parseStatusTarget(`/.kueuer/requests/${id}/more`)).toMatchObject({ ok: false, notFound: true });
+  });
+  it("is Kueuer's when the path is under /.kueuer/ as sent, RFC 3986-normalized or loosely normalized; resolved on the loose form", () => {
+    const cases: Array<[string, boolean, string]> = [
+      // target, reserved, the form a status request is resolved on
+      [`/.kueuer/requests/${id}`, true, `/.kueuer/requests/${id}`],
+      [`//.kueuer/requests/${id}`, true, `/.kueuer/requests/${id}`],
+      [`/./.kueuer/requests/${id}`, true, `/.kueuer/requests/${id}`],
+      [`/%2ekueuer/requests/${id}?wait=1s`, true, `/.kueuer/requests/${id}`],
+      [`/.kueuer%2Frequests%2F${id}`, true, `/.kueuer/requests/${id}`],
+      [`/\\.kueuer\\requests\\${id}`, true, `/.kueuer/requests/${id}`],
+      [`http://h.example:80/.kueuer/requests/${id}#x`, true, `/.kueuer/requests/${id}`],
+      ['/.kueuer/../x', true, '/x'],
+      ['/.kueuer', true, '/.kueuer'],
+      ['/%2ekueuer/..%2f..%2fx', true, '/x'],
+      ['/x/..', false, '/'],
+      ['/x/.kueuer/', false, '/x/.kueuer/'],
+      ['/.kueuerx', false, '/.kueuerx'],
+      ['/%252ekueuer/', false, '/%2ekueuer/'],
+      ['/x?p=/.kueuer/', false, '/x'],
+      ['*', false, '/'],
+    ];
+    for (const [target, reserved, resolved] of cases) {
+      expect(isReservedTarget(target), target).toBe(reserved);
+      expect(pathForms(target).at(-1), target).toBe(resolved);
+    }
+    expect(parseStatusTarget(`/%2ekueuer/requests/${id}?wait=1s`)).toEqual({ ok: true, id, waitMs: 1_000 });
+    expect(parseStatusTarget(`http://h/.kueuer/requests/${id}?wait=2s#f`)).toEqual({ ok: true, id, waitMs: 2_000 });
+    expect(parseStatusTarget('/.kueuer/../x')).toMatchObject({ ok: false, notFound: true });
   });
   it('fingerprints method, target and body', () => {
     const f = requestFingerprint('POST', '/a', Buffer.from('x'));

@@ -154,6 +154,8 @@ describe('broker Secrets in a component', () => {
       KUEUER_KAFKA_PASSWORD: 'Vh3kq9Lr0sTzWm2cNp8bXa4fGy6dJe1u',
       KUEUER_KAFKA_SASL: 'scram-sha-512',
       KUEUER_KAFKA_CA: expect.stringContaining('Q0xVU1RFUi1DQQ=='),
+      // The same ca.crt key is a RabbitMQ cluster's CA Secret (read only with an amqps backend).
+      KUEUER_RABBITMQ_CA: expect.stringContaining('Q0xVU1RFUi1DQQ=='),
     });
   });
 

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka/config.js';
+import { isInboxTopic, kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka/config.js';
 import { computeLag } from '../../shared/transport/kafka/depth.js';
 import type { Producer } from 'kafkajs';
 import pino from 'pino';
@@ -212,6 +212,34 @@ describe('transactional commits', () => {
     await tx.close();
     expect(committed).toEqual([{ replies: ['a'], offsets: [{ partition: 3, offset: '1' }] }]);
   });
+
+  it('retries with a backoff until it commits while running, and gives up after three failures in a row once stopping', async () => {
+    const { producer, committed, failNextCommit } = fakeProducer();
+    let attempts = 0;
+    const failing = {
+      ...(producer as unknown as Record<string, unknown>),
+      transaction: async () => {
+        attempts++;
+        const t = await producer.transaction();
+        failNextCommit();
+        return t;
+      },
+    } as unknown as Producer;
+    const tx = new TransactionalCommits(() => failing, 'group', 'kueuer.q', pino({ level: 'silent' }));
+    const tracker = new ContiguousOffsets(0n);
+    const started = Date.now();
+    tx.finished(0, tracker, 0n, reply('a'), tracker.complete(0n));
+    // The first transaction is connect()'s begin-and-abort; then a commit at 0, 100, 300 and 700 ms:
+    // still trying after the third failure while running, with the backoff between.
+    while (attempts < 5 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 10));
+    expect(attempts).toBe(5);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100 + 200 + 400);
+    const before = attempts;
+    await tx.close();
+    // Stopping: the attempt under way and at most two more, then the replies are dropped (redelivered elsewhere).
+    expect(attempts - before).toBeLessThanOrEqual(3);
+    expect(committed).toEqual([]);
+  });
 });
 
 describe('transactional commits when the coordinator dies mid-commit', () => {
@@ -268,5 +296,16 @@ describe('isRebalancing (stop dispatching a fetched batch once the group rebalan
     for (const type of ['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION']) expect(isRebalancing({ type })).toBe(true);
     for (const err of [{ type: 'REQUEST_TIMED_OUT' }, new Error('socket hang up'), null, undefined, 'REBALANCE_IN_PROGRESS'])
       expect(isRebalancing(err)).toBe(false);
+  });
+});
+
+describe('the reply-topic sweeper', () => {
+  it("takes only responders' inbox topics, never a queue's results topic or a request topic", () => {
+    expect(isInboxTopic('kueuer.reply.shop-orders.0123456789abcdef')).toBe(true);
+    expect(isInboxTopic('kueuer.reply.shop-orders.async')).toBe(false);
+    // A queue named like an inbox's suffix still has its results topic end in .async.
+    expect(isInboxTopic('kueuer.reply.0123456789abcdef.async')).toBe(false);
+    expect(isInboxTopic('kueuer.shop-orders')).toBe(false);
+    expect(isInboxTopic('kueuer.reply.shop-orders.0123456789ABCDEF')).toBe(false);
   });
 });

@@ -201,14 +201,52 @@ describe('sending a request again after a failed produce', () => {
     expect(seen.map((m) => m.headers[REPUBLISHED_HEADER])).toEqual([undefined, undefined]);
   });
 
+  /**
+   * The reply-leader fault row's 503s (docs/kafka.md, fault rows): a request in flight to a broker
+   * that dies may be in the log, so its copy waits for that partition's new leader, which comes
+   * only once the controller has fenced the dead broker (9 s and more). Meanwhile every attempt is
+   * refused at connect (nothing written), and the copy must still not move: the first copy may
+   * surface on the new leader, and the app would then get it after a flagged copy, unflagged.
+   */
+  function leaderDiesMidSend(leaderBackAfterMs: number) {
+    const { KafkaJSConnectionClosedError, KafkaJSConnectionError } = kafkajsErrors;
+    const seen: Array<OutgoingRecord['message']> = [];
+    const diedAt = Date.now();
+    const send = async (_topic: string, message: OutgoingRecord['message']) => {
+      seen.push(message);
+      if (seen.length === 1) throw exhausted(new KafkaJSConnectionClosedError!('Closed connection', { host: 'b1', port: 9092 }));
+      if (message.partition === 0 && Date.now() - diedAt < leaderBackAfterMs)
+        throw exhausted(new KafkaJSConnectionError!('Failed to connect: connect ECONNREFUSED', { code: 'ECONNREFUSED' }));
+    };
+    return { seen, send };
+  }
+
+  it('keeps a request whose leader died mid-send on its partition, flagged, through refused connects until the new leader takes it', async () => {
+    const { seen, send } = leaderDiesMidSend(400);
+    await sendRequestRecord(send, leaders, 't', record('req-1'), Date.now() + 5_000);
+    expect(seen.length).toBeGreaterThan(2);
+    expect(new Set(seen.map((m) => m.partition))).toEqual(new Set([0]));
+    expect(seen.slice(1).every((m) => m.headers[REPUBLISHED_HEADER] === '1')).toBe(true);
+  });
+
+  it('gives up at the deadline (the responder answers 503 at --publish-timeout) when the new leader comes later', async () => {
+    const { seen, send } = leaderDiesMidSend(60_000);
+    const started = Date.now();
+    await expect(sendRequestRecord(send, leaders, 't', record('req-1'), started + 600)).rejects.toThrow(/ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(new Set(seen.map((m) => m.partition))).toEqual(new Set([0]));
+  });
+
   it('gives up at once on a refusal for good', async () => {
     await expect(sends(createErrorFromCode(29))).rejects.toThrow(/authoriz/i);
   });
 });
 
 describe('the request consumer', () => {
-  it('hands the app a republished copy of a request as a possible rerun (x-kueuer-redelivered)', async () => {
+  /** A kafkajs consumer that records commits; `batch` hands the worker one batch of partition 0. */
+  function fakeConsumer() {
     let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
+    const commits: string[] = [];
     const consumer = {
       subscribe: async () => undefined,
       run: async (config: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
@@ -216,8 +254,23 @@ describe('the request consumer', () => {
       },
       pause: () => undefined,
       resume: () => undefined,
-      commitOffsets: async () => undefined,
+      stop: async () => undefined,
+      disconnect: async () => undefined,
+      commitOffsets: async (offsets: Array<{ offset: string }>) => void commits.push(...offsets.map((o) => o.offset)),
     } as unknown as KafkaConsumer;
+    const batch = (topic: string, messages: unknown[]) =>
+      eachBatch!({
+        batch: { topic, partition: 0, highWatermark: String(messages.length), messages },
+        resolveOffset: () => undefined,
+        heartbeat: async () => undefined,
+        isRunning: () => true,
+        isStale: () => false,
+      } as unknown as EachBatchPayload);
+    return { consumer, commits, batch };
+  }
+
+  it('hands the app a republished copy of a request as a possible rerun (x-kueuer-redelivered)', async () => {
+    const { consumer, batch } = fakeConsumer();
     const deliveries: Delivery[] = [];
     const worker = new KafkaRequestConsumer(
       consumer,
@@ -238,17 +291,71 @@ describe('the request consumer', () => {
       timestamp: '0',
       attributes: 0,
     });
-    await eachBatch!({
-      batch: { topic: 't', partition: 0, highWatermark: '2', messages: [message(0, {}), message(1, { [REPUBLISHED_HEADER]: '1' })] },
-      resolveOffset: () => undefined,
-      heartbeat: async () => undefined,
-      isRunning: () => true,
-      isStale: () => false,
-    } as unknown as EachBatchPayload);
+    await batch('t', [message(0, {}), message(1, { [REPUBLISHED_HEADER]: '1' })]);
     await new Promise((r) => setTimeout(r, 50));
     expect(deliveries.map((d) => [d.message.meta['kueuer-id'], d.redelivered])).toEqual([
       ['req-0', false],
       ['req-1', true],
     ]);
+  });
+
+  /** A request consumer on a fake kafkajs consumer given one record without a deadline (as results are), and its commits. */
+  async function resultsConsumer(retryMode: 'until-deadline' | 'until-stopped', handler: (d: Delivery) => Promise<void>) {
+    const { consumer, commits, batch } = fakeConsumer();
+    const worker = new KafkaRequestConsumer(
+      consumer,
+      'kueuer.reply.q.async',
+      { concurrency: 4 },
+      'at-least-once',
+      handler,
+      pino({ level: 'silent' }),
+      async () => new Map([[0, 0n]]),
+      null,
+      retryMode,
+    );
+    worker.assigned([0]);
+    await worker.start();
+    await batch('kueuer.reply.q.async', [
+      { offset: '0', key: Buffer.from('r'), value: Buffer.from('x'), headers: { 'kueuer-id': 'r' }, timestamp: '0', attributes: 0 },
+    ]);
+    return { worker, commits };
+  }
+
+  it('until-stopped (asynchronous results): a failing handler is called again until it succeeds, and only then committed past', async () => {
+    let calls = 0;
+    const { worker, commits } = await resultsConsumer('until-stopped', async () => {
+      if (++calls < 4) throw new Error('store down');
+    });
+    await new Promise((r) => setTimeout(r, 250));
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(commits).toEqual([]);
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(calls).toBe(4);
+    expect(commits).toEqual(['1']);
+    await worker.stop();
+  });
+
+  it('until-stopped: a handler still failing when the consumer stops leaves its record uncommitted for the next reader', async () => {
+    let calls = 0;
+    const { worker, commits } = await resultsConsumer('until-stopped', async () => {
+      calls++;
+      throw new Error('store down');
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    await worker.stop();
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(commits).toEqual([]);
+  });
+
+  it('until-deadline (requests): a record without a deadline is given up after its first failure and committed past', async () => {
+    let calls = 0;
+    const { worker, commits } = await resultsConsumer('until-deadline', async () => {
+      calls++;
+      throw new Error('reply failed');
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(calls).toBe(1);
+    expect(commits).toEqual(['1']);
+    await worker.stop();
   });
 });

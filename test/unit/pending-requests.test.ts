@@ -46,4 +46,23 @@ describe('PendingRequests', () => {
     pending.take('a');
     pending.take('b');
   });
+
+  it('hands out, at once and only once, the entries routed to a lost inbox, leaving the others held', () => {
+    vi.useFakeTimers();
+    const pending = new PendingRequests(10);
+    const onTimeout = vi.fn();
+    const lost = vi.fn();
+    pending.hold('a', 100, () => undefined, onTimeout, undefined, { replyTo: 'inbox.1', onInboxLost: lost });
+    pending.hold('b', 100, () => undefined, onTimeout, undefined, { replyTo: 'inbox.2', onInboxLost: lost });
+    pending.hold('c', 100, () => undefined, onTimeout);
+    const taken = pending.takeRoutedTo('inbox.1');
+    expect(taken.map((t) => t.id)).toEqual(['a']);
+    taken[0]!.entry.onInboxLost('gone');
+    expect(lost).toHaveBeenCalledWith('gone');
+    expect(pending.takeRoutedTo('inbox.1')).toEqual([]);
+    expect(pending.size).toBe(2);
+    vi.advanceTimersByTime(100);
+    expect(onTimeout).toHaveBeenCalledTimes(2); // b and c; a's timer was cancelled
+    vi.useRealTimers();
+  });
 });

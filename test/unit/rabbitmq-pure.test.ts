@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePodSettings } from '../../shared/annotations.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { existingQueueType, queueArguments } from '../../shared/transport/amqp/queues.js';
-import { amqpHostUrls, connectTarget, redactRaw } from '../../shared/transport/amqp/url.js';
+import { amqpHostUrls, connectTarget, DEFAULT_HEARTBEAT_S, redactRaw } from '../../shared/transport/amqp/url.js';
 import { decidePod } from '../../webhook/admission/pod-injection.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
 
@@ -55,7 +55,7 @@ describe('amqp cluster URLs', () => {
       heartbeat: 10,
       frameMax: 8192,
     });
-    expect(connectTarget('amqps://r1')).toEqual({ protocol: 'amqps', hostname: 'r1', port: 5671, vhost: '' });
+    expect(connectTarget('amqps://r1')).toEqual({ protocol: 'amqps', hostname: 'r1', port: 5671, vhost: '', heartbeat: DEFAULT_HEARTBEAT_S });
   });
 });
 

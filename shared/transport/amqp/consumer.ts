@@ -20,6 +20,10 @@ export const REPUBLISHED_HEADER = 'x-kueuer-republished';
 export interface ConsumerHost {
   currentModel(): ChannelModel | null;
   readonly queueType: QueueType;
+  /** x-expires of the reply inboxes (replicated ones). */
+  readonly inboxExpiresMs: number;
+  /** How long the connection was lost before the one being set up (0 when none was lost). */
+  outageMs(): number;
   forgetConsumer(consumer: Consumer): void;
   forgetInbox(inbox: ReplyInbox): void;
 }

@@ -12,11 +12,18 @@ import type { QueueDepth, QueueDepthReader } from '../transport.js';
 
 type ManagementNode = { base: string; vhost: string; authorization: string };
 
-/** One management node: `explicit` (its own credentials, else the AMQP URL's), or `amqpHost`'s host on port 15672. */
+/**
+ * The management API's default port per AMQP scheme: RabbitMQ serves it over TLS on 15671 (and the
+ * Cluster Operator's Service exposes 15671 beside amqps' 5671), plain HTTP on 15672.
+ */
+const MANAGEMENT_PORT = { 'amqp:': { scheme: 'http', port: 15672 }, 'amqps:': { scheme: 'https', port: 15671 } } as const;
+
+/** One management node: `explicit` (its own credentials, else the AMQP URL's), or `amqpHost`'s host on 15672 (https on 15671 for amqps). */
 function managementNode(amqpHost: string, explicit?: string): ManagementNode {
   const amqp = new URL(amqpHost);
   const vhost = amqp.pathname.length > 1 ? decodeURIComponent(amqp.pathname.slice(1)) : '/';
-  const mgmt = new URL(explicit ?? `${amqp.protocol === 'amqps:' ? 'https' : 'http'}://${amqp.hostname}:15672`);
+  const { scheme, port } = MANAGEMENT_PORT[amqp.protocol === 'amqps:' ? 'amqps:' : 'amqp:'];
+  const mgmt = new URL(explicit ?? `${scheme}://${amqp.hostname}:${port}`);
   const user = decodeURIComponent(mgmt.username || amqp.username || 'guest');
   const pass = decodeURIComponent(mgmt.password || amqp.password || 'guest');
   mgmt.username = '';
@@ -26,7 +33,7 @@ function managementNode(amqpHost: string, explicit?: string): ManagementNode {
 
 /**
  * The management API of each node to read depths from, in order: the comma-separated URLs of
- * KUEUER_RABBITMQ_MANAGEMENT_URL, or by default each node of the AMQP URL on port 15672.
+ * KUEUER_RABBITMQ_MANAGEMENT_URL, or by default each node of the AMQP URL on port 15672 (https on 15671 for amqps).
  */
 export function managementUrlsFor(amqpUrl: string, explicit?: string): ManagementNode[] {
   const hosts = amqpHostUrls(amqpUrl);
@@ -34,7 +41,7 @@ export function managementUrlsFor(amqpUrl: string, explicit?: string): Managemen
   return explicit.split(',').map((url) => managementNode(hosts[0]!, url.trim()));
 }
 
-/** The first management node (`http://user:pass@host:15672` by default: the AMQP URL's first host and credentials on the management port). */
+/** The first management node (`http://user:pass@host:15672` by default, `https://…:15671` for amqps: the AMQP URL's first host and credentials on the management port). */
 export function managementUrlFor(amqpUrl: string, explicit?: string): ManagementNode {
   return managementUrlsFor(amqpUrl, explicit)[0]!;
 }

@@ -84,7 +84,7 @@ export const REPLY_INBOX_EXPIRES_MS = 60_000;
  * unused for REPLY_INBOX_EXPIRES_MS. With classic queues (a user who chose no replication) it stays an
  * exclusive, auto-deleted queue on the node of the connection.
  */
-export function inboxDeclaration(type: QueueType): Options.AssertQueue {
+export function inboxDeclaration(type: QueueType, expiresMs = REPLY_INBOX_EXPIRES_MS): Options.AssertQueue {
   if (type === 'classic') return { exclusive: true, autoDelete: true, durable: false };
-  return { durable: true, exclusive: false, autoDelete: false, arguments: { 'x-queue-type': 'quorum', 'x-expires': REPLY_INBOX_EXPIRES_MS } };
+  return { durable: true, exclusive: false, autoDelete: false, arguments: { 'x-queue-type': 'quorum', 'x-expires': expiresMs } };
 }

@@ -29,7 +29,8 @@ import { closedChannels, confirmPublish, returnedIds, track } from './channels.j
 import { AmqpConsumer, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
 import { AmqpReplyInbox } from './inbox.js';
 import { CancellationWatcher, publishCancellation } from './cancellations.js';
-import { declareDurableQueue, type QueueType } from './queues.js';
+import { declareDurableQueue, REPLY_INBOX_EXPIRES_MS, type QueueType } from './queues.js';
+import { trustedCas } from './tls.js';
 import { amqpHostUrls, connectTarget, redactRaw } from './url.js';
 import { amqpEndpoint, describeAmqpConnectFailure, type AmqpEndpoint } from '../../connect-errors.js';
 import { reportFatal } from '../../fatal.js';
@@ -39,6 +40,7 @@ import {
   type ConsumeOptions,
   type Consumer,
   type DeliveryHandler,
+  type LostInbox,
   type PublishOptions,
   type ReplyInbox,
   type CancellationWatch,
@@ -60,6 +62,10 @@ const nextReplyToken = (): string => `${REPLY_TOKEN_PREFIX}${(replyTokens++).toS
 export interface AmqpOptions {
   /** Type of the durable queues this transport declares (request and dead-letter queues). */
   queueType: QueueType;
+  /** x-expires of the replicated reply inboxes (REPLY_INBOX_EXPIRES_MS unless given; tests make it short). */
+  inboxExpiresMs?: number;
+  /** amqps: PEM of a private CA trusted besides Node's own (tls.ts). */
+  ca?: string;
 }
 
 /**
@@ -102,6 +108,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     url: string,
     private readonly log: Logger,
     readonly queueType: QueueType,
+    readonly inboxExpiresMs: number,
   ) {
     this.hosts = amqpHostUrls(url);
     this.endpoint = amqpEndpoint(this.hosts[0]!);
@@ -112,7 +119,12 @@ export class AmqpTransport implements Transport, ConsumerHost {
    * isReady() is false and publishes fail fast with KUEUER_ERR_BROKER_UNAVAILABLE.
    */
   static async connect(url: string, log: Logger, options: AmqpOptions = { queueType: 'quorum' }): Promise<AmqpTransport> {
-    const transport = new AmqpTransport(url, log.child({ backend: 'amqp', url: redactRaw(url) }), options.queueType);
+    const transport = new AmqpTransport(
+      url,
+      log.child({ backend: 'amqp', url: redactRaw(url) }),
+      options.queueType,
+      options.inboxExpiresMs ?? REPLY_INBOX_EXPIRES_MS,
+    );
     // The object form, so the next attempt can go to another node: amqplib reads it on each attempt.
     const target = connectTarget(transport.hosts[0]!);
     transport.moveOn = () => {
@@ -125,6 +137,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     transport.connection = await amqp.connect(target, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
       timeout: CONNECT_TIMEOUT_MS, // amqplib clears it once the connection is open
+      ...(options.ca !== undefined ? { ca: trustedCas(options.ca) } : {}),
       recovery: {
         initialDelay: 100,
         maxDelay: 5_000,
@@ -223,6 +236,10 @@ export class AmqpTransport implements Transport, ConsumerHost {
 
   currentModel(): ChannelModel | null {
     return this.model;
+  }
+
+  outageMs(): number {
+    return this.disconnectedAt === null ? 0 : Date.now() - this.disconnectedAt;
   }
 
   isReady(): boolean {
@@ -332,8 +349,9 @@ export class AmqpTransport implements Transport, ConsumerHost {
     }
   }
 
-  async openReplyInbox(queue: string, onReply: (message: WireMessage) => void): Promise<ReplyInbox> {
-    const inbox = new AmqpReplyInbox(`${REPLY_ADDRESS_PREFIX}${queue}.${randomBytes(8).toString('hex')}`, onReply, this, this.log);
+  async openReplyInbox(queue: string, onReply: (message: WireMessage) => void, onLost?: (lost: LostInbox) => void): Promise<ReplyInbox> {
+    const freshAddress = (): string => `${REPLY_ADDRESS_PREFIX}${queue}.${randomBytes(8).toString('hex')}`;
+    const inbox = new AmqpReplyInbox(freshAddress(), onReply, this, this.log, { freshAddress, ...(onLost ? { onLost } : {}) });
     this.inboxes.add(inbox);
     if (this.model) await inbox.attach(this.model);
     return inbox;

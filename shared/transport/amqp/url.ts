@@ -49,7 +49,16 @@ export interface ConnectTarget {
   locale?: string;
 }
 
-/** The object form of a single-host amqp URL, with what amqplib reads from a URL string (credentials, vhost, query). */
+/**
+ * The AMQP heartbeat (seconds) unless the URL sets `heartbeat=` (0 turns it off). Without one amqplib
+ * takes the broker's proposal, RabbitMQ's 60 s, and a peer that is gone without a FIN or RST (a node
+ * powered off, a partition, a blackholed address) is noticed only after two missed intervals, 2-3 min.
+ * 20 s, the top of RabbitMQ's advised 5-20 s, notices it within 40-60 s and costs one 8-byte frame
+ * each way per 10 s of silence.
+ */
+export const DEFAULT_HEARTBEAT_S = 20;
+
+/** The object form of a single-host amqp URL, with what amqplib reads from a URL string (credentials, vhost, query), and the heartbeat default. */
 export function connectTarget(url: string): ConnectTarget {
   const u = new URL(url);
   const protocol = u.protocol.replace(/:$/, '');
@@ -58,6 +67,7 @@ export function connectTarget(url: string): ConnectTarget {
     hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: u.port ? Number(u.port) : protocol === 'amqps' ? 5671 : 5672,
     vhost: u.pathname.slice(1),
+    heartbeat: DEFAULT_HEARTBEAT_S,
   };
   if (u.username !== '' || u.password !== '') {
     target.username = decodeURIComponent(u.username);

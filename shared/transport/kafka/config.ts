@@ -12,10 +12,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { KueuerError } from '../../errors.js';
+import { REPLY_ADDRESS_PREFIX } from '../transport.js';
 
 /** One topic and one consumer group per queue. */
 export const requestTopic = (queue: string): string => `kueuer.${queue}`;
 export const consumerGroup = (queue: string): string => `kueuer.${queue}`;
+
+/**
+ * A responder's private reply topic, `kueuer.reply.<queue>.<16 hex digits>` (openReplyInbox): the
+ * only topics the sweeper may delete. A queue's results topic ends in `.async` and is never one.
+ */
+export function isInboxTopic(topic: string): boolean {
+  return topic.startsWith(REPLY_ADDRESS_PREFIX) && /\.[0-9a-f]{16}$/.test(topic);
+}
 
 const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 export type SaslMechanism = (typeof SASL_MECHANISMS)[number];

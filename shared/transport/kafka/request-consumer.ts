@@ -15,7 +15,16 @@ import { metaFromHeaders, REPUBLISHED_HEADER, type OutgoingRecord } from './reco
 import { Slots } from './slots.js';
 import { replyCapture, type TransactionalCommits } from './transactions.js';
 
-/** A handler that failed runs again, marked redelivered, after 100 ms doubling to 1 s, until the request's deadline. */
+/**
+ * How long a failed handler is called again (marked redelivered, after 100 ms doubling to 1 s):
+ * - `until-deadline` (requests): until the request's deadline, then it counts as done;
+ * - `until-stopped` (a queue's asynchronous results): until it resolves, the consumer stops or the
+ *   partition moves to another member; a record never handled is then not done, so the offset is
+ *   not committed past it and the group's next reader gets it again.
+ */
+export type HandlerRetry = 'until-deadline' | 'until-stopped';
+
+/** A handler that failed runs again, marked redelivered, after 100 ms doubling to 1 s (see HandlerRetry). */
 const HANDLER_RETRY: BackoffOptions = { baseMs: 100, capMs: 1000, jitter: false };
 /** How long a failing offset commit is tried again: past a coordinator's move after a broker loss (~9 s). */
 const COMMIT_RETRY_MS = 20_000;
@@ -57,6 +66,7 @@ export class KafkaRequestConsumer implements Consumer {
     private readonly endOffsets: () => Promise<Map<number, bigint>>,
     /** transactional only: where finished requests' replies and positions go. */
     private readonly transactions: TransactionalCommits | null = null,
+    private readonly handlerRetry: HandlerRetry = 'until-deadline',
   ) {
     this.slots = new Slots(
       options.concurrency,
@@ -215,9 +225,10 @@ export class KafkaRequestConsumer implements Consumer {
         }
         this.running++;
         // at-most-once commits before the app sees a record, so nothing past the committed position ever ran.
-        const work = this.process(message, this.delivery !== 'at-most-once' && tracker.mayHaveRun(offset))
+        const work = this.process(message, this.delivery !== 'at-most-once' && tracker.mayHaveRun(offset), () => this.abandoned.has(tracker))
           .then((replies) => {
-            if (this.abandoned.has(tracker)) return;
+            // Not handled (until-stopped): not done, so never committed past; the next reader gets it again.
+            if (replies === null || this.abandoned.has(tracker)) return;
             const next = tracker.complete(offset);
             if (this.transactions) this.transactions.finished(partition, tracker, offset, replies, next);
             else if (next !== null && this.delivery === 'at-least-once') void this.commit(partition, next);
@@ -239,14 +250,17 @@ export class KafkaRequestConsumer implements Consumer {
    * Runs the handler. A handler that rejects (the sidecar's worker has already retried its reply
    * until the deadline: see docs/kafka.md, "Who tries again") cannot be handed back to Kafka, so
    * it runs again here, marked redelivered (the app sees `x-kueuer-redelivered: true`), until the
-   * request's deadline. In transactional mode the replies it published are captured and
-   * returned, to be sent with the offset commit.
+   * request's deadline, or (until-stopped) until it resolves, the consumer stops or `lost()`. In
+   * transactional mode the replies it published are captured and returned, to be sent with the
+   * offset commit. Null: given up without handling it (until-stopped), so it is not done.
    */
-  private async process(message: KafkaMessage, mayHaveRun: boolean): Promise<OutgoingRecord[]> {
+  private async process(message: KafkaMessage, mayHaveRun: boolean, lost: () => boolean): Promise<OutgoingRecord[] | null> {
     const meta = metaFromHeaders(message.headers);
     // A copy the responder sent again after a lost answer: the first copy may have run (publish.ts), in any delivery mode.
     const first = { message: { meta, body: message.value ?? Buffer.alloc(0) }, redelivered: mayHaveRun || meta[REPUBLISHED_HEADER] !== undefined };
+    const untilStopped = this.handlerRetry === 'until-stopped';
     const deadline = Number(first.message.meta[META.deadline] ?? 0);
+    const giveUp = untilStopped ? () => this.stopping || lost() : () => Date.now() >= deadline || this.stopping;
     try {
       return await retry(
         async (attempt) => {
@@ -256,9 +270,23 @@ export class KafkaRequestConsumer implements Consumer {
           else await this.handler(delivery);
           return replies;
         },
-        { ...HANDLER_RETRY, retryable: () => !(Date.now() >= deadline || this.stopping) },
+        {
+          ...HANDLER_RETRY,
+          retryable: () => !giveUp(),
+          ...(untilStopped
+            ? {
+                onRetry: (err: unknown, attempt: number) => {
+                  if (attempt === 1) this.log.warn({ err: (err as Error).message, offset: message.offset }, 'handling failed; trying again until it succeeds');
+                },
+              }
+            : {}),
+        },
       );
     } catch (err) {
+      if (untilStopped) {
+        this.log.warn({ err: (err as Error).message, offset: message.offset }, 'not handled before the consumer stopped; left uncommitted for the next reader');
+        return null;
+      }
       this.log.warn({ err: (err as Error).message, reqId: first.message.meta[META.id] }, 'giving up on a request past its deadline');
       return [];
     }

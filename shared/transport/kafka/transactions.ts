@@ -11,10 +11,9 @@
  * before it in its partition: the price of "offset committed iff reply was".
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Producer, Transaction } from 'kafkajs';
 import type { Logger } from 'pino';
-import { backoff, type BackoffOptions } from '../../retry.js';
+import { retry, type BackoffOptions } from '../../retry.js';
 import type { ContiguousOffsets } from './offsets.js';
 import type { OutgoingRecord } from './records.js';
 import { byPartition } from './tick-batcher.js';
@@ -25,8 +24,10 @@ export const replyCapture = new AsyncLocalStorage<OutgoingRecord[]>();
 /** How long the broker lets a transaction stay open; a sidecar that dies mid-transaction blocks its replies' readers at most this long (plus the broker's abort sweep). */
 export const TRANSACTION_TIMEOUT_MS = 10_000;
 
-/** Between attempts at a failed transaction: 100 ms doubling to 2 s. */
-const TRANSACTION_RETRY: BackoffOptions = { baseMs: 100, capMs: 2000 };
+/** Between attempts at a failed transaction: 100 ms doubling to 2 s, not jittered (one sidecar's own loop). */
+const TRANSACTION_RETRY: BackoffOptions = { baseMs: 100, capMs: 2000, jitter: false };
+/** While stopping, a transaction failing this many times in a row is given up: its requests are redelivered. */
+const STOPPING_ATTEMPTS = 3;
 
 interface PendingCommit {
   position: bigint;
@@ -117,32 +118,49 @@ export class TransactionalCommits {
     });
   }
 
+  /**
+   * Commits what is pending until nothing is. The owner of a failed transaction's retry (docs/kafka.md,
+   * "Who tries again"): `retry()` until it commits; while stopping, up to STOPPING_ATTEMPTS in a row.
+   */
   private async loop(): Promise<void> {
-    let failures = 0;
     while (this.pending.size > 0) {
-      const batch = this.pending;
-      this.pending = new Map();
+      let attempts = 0;
       try {
-        await this.commit(batch);
-        failures = 0;
+        await retry(
+          (attempt) => {
+            attempts = attempt;
+            return this.commitPending();
+          },
+          {
+            ...TRANSACTION_RETRY,
+            retryable: () => !(this.stopping && attempts >= STOPPING_ATTEMPTS),
+            onRetry: (err, attempt) => this.log.warn({ err: (err as Error).message, attempt }, 'transaction failed and was aborted; retrying'),
+          },
+        );
       } catch (err) {
-        failures++;
-        // Put the batch back in front of anything queued since: its replies are older, its positions lower.
-        for (const [partition, b] of batch) {
-          const newer = this.pending.get(partition);
-          this.pending.set(partition, {
-            position: newer && newer.position > b.position ? newer.position : b.position,
-            records: [...b.records, ...(newer?.records ?? [])],
-          });
-        }
-        if (this.stopping && failures >= 3) {
-          this.log.error({ err: (err as Error).message }, 'transaction failed while stopping; its requests will be redelivered to another sidecar');
-          this.pending.clear();
-          return;
-        }
-        this.log.warn({ err: (err as Error).message, attempt: failures }, 'transaction failed and was aborted; retrying');
-        await sleep(backoff(TRANSACTION_RETRY, failures));
+        this.log.error({ err: (err as Error).message }, 'transaction failed while stopping; its requests will be redelivered to another sidecar');
+        this.pending.clear();
+        return;
       }
+    }
+  }
+
+  /** One transaction of everything pending; when it fails, the batch goes back in front of anything queued since. */
+  private async commitPending(): Promise<void> {
+    const batch = this.pending;
+    this.pending = new Map();
+    try {
+      await this.commit(batch);
+    } catch (err) {
+      // Its replies are older and its positions lower than anything queued meanwhile.
+      for (const [partition, b] of batch) {
+        const newer = this.pending.get(partition);
+        this.pending.set(partition, {
+          position: newer && newer.position > b.position ? newer.position : b.position,
+          records: [...b.records, ...(newer?.records ?? [])],
+        });
+      }
+      throw err;
     }
   }
 

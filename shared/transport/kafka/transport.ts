@@ -18,6 +18,13 @@
  * Replies: each responder replica creates its own single-partition topic
  * `kueuer.reply.<queue>.<random>` and reads it alone; it deletes it on close,
  * and topics left by replicas that died are swept (see docs/kafka.md).
+ *
+ * Asynchronous results (responder/async/results.ts): consuming a reply
+ * address reads the queue's results topic `kueuer.reply.<queue>.async`, one
+ * partition, replicated as request topics are, by every responder replica of
+ * the queue as one consumer group; its offset moves only past results stored,
+ * and a handler that fails is called again until the consumer stops. The
+ * sweeper never touches it: it deletes only inbox topics.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -28,6 +35,7 @@ import { KueuerError } from '../../errors.js';
 import { retry, type RetryOptions } from '../../retry.js';
 import type { KafkaDelivery } from '../backend.js';
 import {
+  isReplyAddress,
   REPLY_ADDRESS_PREFIX,
   type ConsumeOptions,
   type Consumer,
@@ -37,7 +45,7 @@ import {
   type Transport,
 } from '../transport.js';
 import { KafkaClient, SETUP_RETRY } from './client.js';
-import { consumerGroup, DEFAULT_TOPIC_REPLICATION, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
+import { consumerGroup, DEFAULT_TOPIC_REPLICATION, isInboxTopic, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
 import { metaFromHeaders, recordOf } from './records.js';
 import { sendRequestRecord } from './publish.js';
 import { LeaderMap } from './leaders.js';
@@ -239,7 +247,8 @@ export class KafkaTransport implements Transport {
    * the grace covers. `only` narrows the sweep to some topics.
    */
   async sweepAbandonedInboxes(graceMs = 60_000, only: (topic: string) => boolean = () => true): Promise<string[]> {
-    const candidates = (await this.admin.listTopics()).filter((t) => t.startsWith(REPLY_ADDRESS_PREFIX) && !this.inboxes.has(t) && only(t));
+    // Inbox topics only: a results topic without members still holds results no replica has stored.
+    const candidates = (await this.admin.listTopics()).filter((t) => isInboxTopic(t) && !this.inboxes.has(t) && only(t));
     if (candidates.length === 0) return [];
     const { groups } = await this.admin.describeGroups(candidates);
     const empty = new Set(groups.filter((g) => g.members.length === 0).map((g) => g.groupId));
@@ -260,11 +269,20 @@ export class KafkaTransport implements Transport {
     this.sweepTimer.unref();
   }
 
-  /** Returns at once; the consumer joins its group as soon as Kafka answers, and keeps trying until then. */
+  /**
+   * Returns at once; the consumer joins its group as soon as Kafka answers, and keeps trying until
+   * then. A reply address (a queue's results, responder/async/results.ts) is read as its own topic
+   * and group, at least once whatever --delivery says, its handler called again until it resolves.
+   */
   async consume(queue: string, options: ConsumeOptions, handler: DeliveryHandler): Promise<Consumer> {
-    const topic = requestTopic(queue);
+    const results = isReplyAddress(queue);
+    const topic = results ? queue : requestTopic(queue);
+    const groupId = results ? queue : consumerGroup(queue);
+    // One partition, as a reply inbox: the sidecar publishes replies to partition 0 (publishReply).
+    const partitions = results ? 1 : this.options.partitions;
+    const delivery: KafkaDelivery = results ? 'at-least-once' : this.options.delivery;
     const consumer = this.kafka.consumer({
-      groupId: consumerGroup(queue),
+      groupId,
       // Short, since the consumer heartbeats while requests run: a dead sidecar's partitions move on within 10 s.
       sessionTimeout: 10_000,
       heartbeatInterval: 3000,
@@ -276,12 +294,12 @@ export class KafkaTransport implements Transport {
     // Set below; the event can only fire once the worker runs.
     let onAssigned: (partitions: number[]) => void = () => undefined;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      const partitions = e.payload.memberAssignment[topic] ?? [];
-      log.info({ memberId: e.payload.memberId, partitions }, 'joined the consumer group');
-      onAssigned(partitions);
+      const assigned = e.payload.memberAssignment[topic] ?? [];
+      log.info({ memberId: e.payload.memberId, partitions: assigned }, 'joined the consumer group');
+      onAssigned(assigned);
     });
     let transactions: TransactionalCommits | null = null;
-    if (this.options.delivery === 'transactional') {
+    if (delivery === 'transactional') {
       const transactionalId = this.options.transactionalId ?? `kueuer.${queue}.${hostname()}`;
       const txProducer = () =>
         this.kafka.producer({
@@ -293,17 +311,30 @@ export class KafkaTransport implements Transport {
           // The broker answers CONCURRENT_TRANSACTIONS while it writes the previous transaction's markers: retry soon.
           retry: { initialRetryTime: 10, retries: 20 },
         });
-      transactions = new TransactionalCommits(txProducer, consumerGroup(queue), topic, log.child({ transactionalId }));
+      transactions = new TransactionalCommits(txProducer, groupId, topic, log.child({ transactionalId }));
     }
     const endOffsets = async () => new Map((await this.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)] as const));
-    const worker = new KafkaRequestConsumer(consumer, topic, options, this.options.delivery, handler, log, endOffsets, transactions);
-    onAssigned = (partitions) => worker.assigned(partitions);
+    const worker = new KafkaRequestConsumer(
+      consumer,
+      topic,
+      options,
+      delivery,
+      handler,
+      log,
+      endOffsets,
+      transactions,
+      results ? 'until-stopped' : 'until-deadline',
+    );
+    onAssigned = (assigned) => worker.assigned(assigned);
+    // A results topic must exist before a request naming it is published: not ready until it does.
+    if (results) this.inboxes.set(topic, false);
     const tx = transactions;
     worker.starting = retry(
       async () => {
         if (worker.stopping) return;
         await this.waitConnected();
-        await this.ensureTopic(topic, this.options.partitions);
+        await this.ensureTopic(topic, partitions);
+        if (results && !worker.stopping) this.inboxes.set(topic, true);
         // Aborts whatever a predecessor with the same transactional id left open.
         if (tx) await tx.connect();
         await consumer.connect();
@@ -311,7 +342,16 @@ export class KafkaTransport implements Transport {
       },
       { ...SETUP_RETRY, onRetry: (err) => this.log.warn({ err: (err as Error).message, topic }, 'cannot start consuming yet; retrying') },
     );
-    return worker;
+    if (!results) return worker;
+    return {
+      get inFlight() {
+        return worker.inFlight;
+      },
+      stop: async () => {
+        this.inboxes.delete(topic);
+        await worker.stop();
+      },
+    };
   }
 
   /** Polls every 100 ms for up to 5 s. */
