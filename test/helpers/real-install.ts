@@ -160,7 +160,7 @@ export async function brokerForPods(cluster: ClusterForInstall, amqpUrl: string)
   const cp = cluster.controlPlane;
   const broker = new URL(amqpUrl);
   const amqpPort = Number(broker.port || 5672);
-  // scripts/rabbitmq.sh runs the management plugin on the AMQP port + 3.
+  // scripts/dev/rabbitmq.sh runs the management plugin on the AMQP port + 3.
   const amqp = await forwardTcp(cluster.bridgeGateway, { host: broker.hostname, port: amqpPort });
   const management = await forwardTcp(cluster.bridgeGateway, { host: broker.hostname, port: amqpPort + 3 });
   const credentials = `${broker.username}:${broker.password}@`;

@@ -17,7 +17,7 @@ import { waitFor } from '../helpers/stack.js';
 import { startWebhookProcess } from '../helpers/webhook-process.js';
 
 const amqpUrl = inject('amqpUrl');
-/** scripts/rabbitmq.sh runs the management API on the AMQP port + 3. */
+/** scripts/dev/rabbitmq.sh runs the management API on the AMQP port + 3. */
 const managementUrl = (() => {
   const u = new URL(amqpUrl);
   return `http://${u.username}:${u.password}@${u.hostname}:${Number(u.port) + 3}`;

@@ -3,7 +3,7 @@
 # the benchmark (as root: it runs every process in a private network namespace and
 # starts its own RabbitMQ and Kafka nodes there).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 if ! command -v wrk >/dev/null; then
   echo "wrk is not installed; installing Debian's package" >&2
   sudo=""
@@ -12,6 +12,6 @@ if ! command -v wrk >/dev/null; then
   $sudo apt-get update -qq >&2 || true
   $sudo apt-get install -y -qq wrk >&2
 fi
-bash scripts/queue-proxy.sh > /dev/null
+bash scripts/bench/queue-proxy.sh > /dev/null
 npm run --silent build
-node dist/scripts/bench.js
+node dist/scripts/bench/bench.js

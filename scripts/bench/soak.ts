@@ -11,14 +11,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 
-const root = join(import.meta.dirname, '..', '..');
+const root = join(import.meta.dirname, '..', '..', '..');
 const seconds = Number(process.env.SOAK_SECONDS ?? 600);
 const warmup = Math.min(60, Math.floor(seconds / 5));
 const concurrency = Number(process.env.SOAK_CONCURRENCY ?? 32);
 const port = { app: 38100, responder: 38101, responderAdmin: 38102, sidecarAdmin: 38103 };
 const rabbitEnv = { ...process.env, KUEUER_RABBITMQ_PORT: '28672', KUEUER_RABBITMQ_DIR: join(root, '.cache', 'rabbitmq-soak') };
 const rabbit = (action: string) =>
-  execFileSync('bash', [join(root, 'scripts/rabbitmq.sh'), action], { env: rabbitEnv, encoding: 'utf8' })
+  execFileSync('bash', [join(root, 'scripts/dev/rabbitmq.sh'), action], { env: rabbitEnv, encoding: 'utf8' })
     .trim()
     .split('\n')
     .pop()!;

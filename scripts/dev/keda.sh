@@ -23,7 +23,7 @@
 #   {"version":"v2.21.0","config":"/abs/src/config",
 #    "operator":{"archive":"/abs/keda.tar","ref":"localhost/keda:v2.21.0"},
 #    "adapter":{"archive":"/abs/keda-metrics-apiserver.tar","ref":"localhost/keda-metrics-apiserver:v2.21.0"}}
-# Needs go, root and buildah (scripts/images.sh installs it).
+# Needs go, root and buildah (scripts/dev/images.sh installs it).
 #
 # Measured here (2 vCPUs, 2026-11-28): a cold build (module downloads and
 # compile of both binaries) takes several minutes; warm, under a second.
@@ -31,7 +31,7 @@ set -euo pipefail
 
 version="${KUEUER_KEDA_VERSION:-v2.21.0}"
 [[ "$version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "keda: KUEUER_KEDA_VERSION must look like v2.21.0, got '$version'" >&2; exit 1; }
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="$root/.cache/keda/$version"
 src="$cache/src"
 bin="$cache/bin"

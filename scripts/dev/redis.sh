@@ -5,12 +5,12 @@
 # restart (append-only file, fsync every second): the asynchronous requests'
 # tests restart it.
 #
-#   scripts/redis.sh start   # prints the redis URL on its last line
-#   scripts/redis.sh stop
+#   scripts/dev/redis.sh start   # prints the redis URL on its last line
+#   scripts/dev/redis.sh stop
 # KUEUER_REDIS_PORT (default 26379) and KUEUER_REDIS_DIR select another server.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 port="${KUEUER_REDIS_PORT:-26379}"
 base="${KUEUER_REDIS_DIR:-$root/.cache/redis/$port}"
 pidfile="$base/redis.pid"

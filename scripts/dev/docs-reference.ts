@@ -1,17 +1,17 @@
 /**
  * Every generated reference doc, as the code renders it: the test compares
- * these with the files, `npm run docs` (scripts/docs-generate.ts) writes them.
+ * these with the files, `npm run docs` (scripts/dev/docs-generate.ts) writes them.
  * `read` gives a file's current text (its hand-written parts are kept).
  */
 import { Registry } from 'prom-client';
-import { COMMANDS } from '../cli/commands.js';
-import { renderCatalogue } from '../shared/error-catalogue.js';
-import { asyncMetrics } from '../responder/async/metrics.js';
-import { callbackMetrics } from '../responder/callbacks/metrics.js';
-import { responderMetrics } from '../responder/metrics.js';
-import { sidecarMetrics } from '../sidecar/metrics.js';
-import { autoscalingMetrics } from '../webhook/autoscaling/metrics.js';
-import { leaderGauge, webhookMetrics } from '../webhook/metrics.js';
+import { COMMANDS } from '../../cli/commands.js';
+import { renderCatalogue } from '../../shared/error-catalogue.js';
+import { asyncMetrics } from '../../responder/async/metrics.js';
+import { callbackMetrics } from '../../responder/callbacks/metrics.js';
+import { responderMetrics } from '../../responder/metrics.js';
+import { sidecarMetrics } from '../../sidecar/metrics.js';
+import { autoscalingMetrics } from '../../webhook/autoscaling/metrics.js';
+import { leaderGauge, webhookMetrics } from '../../webhook/metrics.js';
 import { annotationBodies } from './docs-annotations.js';
 import { fillGenerated, metricBodies, renderCliReference, type MetricDoc } from './docs-render.js';
 

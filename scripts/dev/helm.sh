@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds helm (the Go module helm.sh/helm/v3) once from the Go module proxy
 # into .cache/helm/<version>/bin, and prints the binary's path on its last
-# line, the way scripts/k8s-binaries.sh caches the control plane. A second
+# line, the way scripts/dev/k8s-binaries.sh caches the control plane. A second
 # run finds the binary and returns at once. A failed build exits non-zero
 # (the test run fails; nothing is skipped).
 #   KUEUER_HELM_VERSION   default v3.19.0
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 version="${KUEUER_HELM_VERSION:-v3.19.0}"
 bin="$root/.cache/helm/$version/bin"
 

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the same closed-loop load against five paths in one run,
- * every process in one private network namespace (scripts/bench-netns.ts):
+ * every process in one private network namespace (scripts/bench/bench-netns.ts):
  *   1. the app called directly (the baseline),
  *   2. Knative Serving's queue-proxy v0.50.0 in front of it (the peer),
  *   3. `kueuer local` on the embedded backend,
@@ -31,7 +31,7 @@ import { Netns } from './bench-netns.js';
 import { heldClientsLines, PATHS, REPLICATED_PATHS, replicationLines, table, targets, type HeldClients, type Row } from './bench-report.js';
 import { BrokerNodes, measureHeldClients, startKueuer, waitHttp, type BrokerKind } from './bench-processes.js';
 
-const root = join(import.meta.dirname, '..', '..');
+const root = join(import.meta.dirname, '..', '..', '..');
 const timing = { seconds: Number(process.env.BENCH_SECONDS ?? 8), warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 2) };
 const generators = (process.env.BENCH_GENERATORS ?? 'wrk,undici').split(',') as Generator[];
 const pathIds = (process.env.BENCH_PATHS ?? 'direct,queue-proxy,local,amqp,kafka,amqp-quorum,amqp-classic,kafka-rf3,kafka-rf1').split(',');
@@ -65,7 +65,7 @@ const children: ChildProcess[] = [];
 const stopChildren = (list: ChildProcess[]): void => list.forEach((c) => c.kill('SIGKILL'));
 
 function queueProxyBinary(): string {
-  return execFileSync('bash', [join(root, 'scripts/queue-proxy.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  return execFileSync('bash', [join(root, 'scripts/bench/queue-proxy.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
     .trim()
     .split('\n')
     .pop()!;

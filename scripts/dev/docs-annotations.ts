@@ -6,11 +6,11 @@
  * checks the tables list exactly the keys the parsers in shared/annotations.ts
  * and webhook/autoscaling/settings.ts read on each kind of object.
  */
-import { ANNOTATIONS, LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, parsePodSettings, parseServiceSettings, PREFIX } from '../shared/annotations.js';
-import { concurrencyOption, kafkaOptions, timeoutOption } from '../shared/common-options.js';
-import { parseCallbackSettings } from '../responder/callbacks/settings.js';
-import { AUTOSCALING_DEFAULTS, parseAutoscalingSettings } from '../webhook/autoscaling/settings.js';
-import { defaultWebhookSettings, webhookOptions } from '../webhook/config.js';
+import { ANNOTATIONS, LABELS, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, parsePodSettings, parseServiceSettings, PREFIX } from '../../shared/annotations.js';
+import { concurrencyOption, kafkaOptions, timeoutOption } from '../../shared/common-options.js';
+import { parseCallbackSettings } from '../../responder/callbacks/settings.js';
+import { AUTOSCALING_DEFAULTS, parseAutoscalingSettings } from '../../webhook/autoscaling/settings.js';
+import { defaultWebhookSettings, webhookOptions } from '../../webhook/config.js';
 import { annotationTable, type AnnotationRow } from './docs-render.js';
 
 const webhookDefault = (key: 'sidecarAdminPort' | 'backendSecret' | 'nativeSidecars') =>

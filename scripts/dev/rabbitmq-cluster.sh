@@ -2,18 +2,18 @@
 # A private 3-node RabbitMQ cluster for tests, on loopback, behind HAProxy (one
 # TCP address that health-checks and balances like a Kubernetes Service). Own
 # node names, ports, data and Erlang cookie under .cache/rabbitmq-cluster; it
-# never touches scripts/rabbitmq.sh's nodes. Installs Debian's rabbitmq-server
+# never touches scripts/dev/rabbitmq.sh's nodes. Installs Debian's rabbitmq-server
 # and haproxy when missing.
 #
-#   scripts/rabbitmq-cluster.sh start      # prints the nodes' URL (host1,host2,host3), then the HAProxy URL on its last line
-#   scripts/rabbitmq-cluster.sh stop
-#   scripts/rabbitmq-cluster.sh kill N     # SIGKILL node N (1-3), as a node crash
-#   scripts/rabbitmq-cluster.sh revive N   # start node N again with its data (it rejoins)
-#   scripts/rabbitmq-cluster.sh restart N  # an upgrade step, as the Cluster Operator's preStop does it: wait until
+#   scripts/dev/rabbitmq-cluster.sh start      # prints the nodes' URL (host1,host2,host3), then the HAProxy URL on its last line
+#   scripts/dev/rabbitmq-cluster.sh stop
+#   scripts/dev/rabbitmq-cluster.sh kill N     # SIGKILL node N (1-3), as a node crash
+#   scripts/dev/rabbitmq-cluster.sh revive N   # start node N again with its data (it rejoins)
+#   scripts/dev/rabbitmq-cluster.sh restart N  # an upgrade step, as the Cluster Operator's preStop does it: wait until
 #                                          # stopping N keeps every quorum queue's majority, drain N, stop it, start
 #                                          # it with its data, and wait until its quorum queue members are back
-#   scripts/rabbitmq-cluster.sh move-leader QUEUE N  # make node N the leader of quorum queue QUEUE (vhost /)
-#   scripts/rabbitmq-cluster.sh ctl N ARGS...  # rabbitmqctl against node N
+#   scripts/dev/rabbitmq-cluster.sh move-leader QUEUE N  # make node N the leader of quorum queue QUEUE (vhost /)
+#   scripts/dev/rabbitmq-cluster.sh ctl N ARGS...  # rabbitmqctl against node N
 # Ports (KUEUER_RABBITMQ_CLUSTER_PORT, default 22670): HAProxy on the port, node
 # N's AMQP on port+1+N... precisely: node N AMQP = port+N+1 (22672-22674),
 # distribution = port+N+11 (22682-22684), management = port+N+21
@@ -21,7 +21,7 @@
 # ephemeral range and apart from the single test nodes (20672, 21672, 26672-28675).
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 port="${KUEUER_RABBITMQ_CLUSTER_PORT:-22670}"
 base="${KUEUER_RABBITMQ_CLUSTER_DIR:-$root/.cache/rabbitmq-cluster/$port}"
 export HOME="$base" # one Erlang cookie ($HOME/.erlang.cookie) for the three nodes and rabbitmqctl

@@ -6,7 +6,7 @@
 #   sa.key/sa.pub       service-account signing key pair
 #   front-proxy-ca.crt, front-proxy-client.crt/.key  the aggregation layer's requestheader CA and proxy client
 #
-#   scripts/control-plane-certs.sh OUT_DIR
+#   scripts/dev/control-plane-certs.sh OUT_DIR
 set -euo pipefail
 out="${1:?usage: control-plane-certs.sh OUT_DIR}"
 mkdir -p "$out"

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 version="${KUEUER_QUEUE_PROXY_VERSION:-v0.50.0}"
-queue="$(cd "$(dirname "$0")/.." && pwd)/.cache/queue-proxy/$version/bin/queue"
+queue="$(cd "$(dirname "$0")/../.." && pwd)/.cache/queue-proxy/$version/bin/queue"
 if [ ! -x "$queue" ]; then
   command -v go >/dev/null || { echo "go is not installed; it is needed to build Knative's queue-proxy" >&2; exit 1; }
   echo "building knative.dev/serving/cmd/queue@$version (first run only, about a minute)" >&2

@@ -8,7 +8,7 @@
  * answered 200 with their own request's echo, errors, answers carrying another
  * client's reply, and how far the answer order was from the publish order.
  *
- *   node dist/scripts/bench-held-clients.js PORT ADMIN_PORT COUNT TIMEOUT_S
+ *   node dist/scripts/bench/bench-held-clients.js PORT ADMIN_PORT COUNT TIMEOUT_S
  */
 import { connect, type Socket } from 'node:net';
 

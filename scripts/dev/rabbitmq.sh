@@ -3,9 +3,9 @@
 # ports, data and Erlang cookie under .cache/rabbitmq, so it never touches a
 # system-wide RabbitMQ. Installs Debian's rabbitmq-server when it is missing.
 #
-#   scripts/rabbitmq.sh start   # prints the amqp URL on its last line (management API on port + 3)
-#   scripts/rabbitmq.sh stop
-#   scripts/rabbitmq.sh ctl ARGS...   # rabbitmqctl against this node
+#   scripts/dev/rabbitmq.sh start   # prints the amqp URL on its last line (management API on port + 3)
+#   scripts/dev/rabbitmq.sh stop
+#   scripts/dev/rabbitmq.sh ctl ARGS...   # rabbitmqctl against this node
 # KUEUER_RABBITMQ_PORT (default 21672) and KUEUER_RABBITMQ_DIR select another
 # node, so a test can restart its own broker without disturbing the others.
 # The node takes the port and the three above it (Erlang distribution, epmd,
@@ -15,7 +15,7 @@
 # matrix and the broker-restart test use 28672, 20672, 27672 and 26672.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 port="${KUEUER_RABBITMQ_PORT:-21672}"
 # One directory per port: nodes on other ports never share a pid file, config or data.
 base="${KUEUER_RABBITMQ_DIR:-$root/.cache/rabbitmq/$port}"

@@ -59,7 +59,7 @@ function runWrk(netns: Netns, root: string, origin: string, concurrency: number,
     '--timeout',
     '10s',
     '-s',
-    join(root, 'scripts/bench-wrk.lua'),
+    join(root, 'scripts/bench/bench-wrk.lua'),
     `${origin}/bench?x=1`,
   ]);
   const line = out.trim().split('\n').pop() ?? '';
@@ -68,7 +68,7 @@ function runWrk(netns: Netns, root: string, origin: string, concurrency: number,
 }
 
 function runUndici(netns: Netns, root: string, origin: string, concurrency: number, seconds: number): LoadResult {
-  const out = netns.run(process.execPath, [join(root, 'dist/scripts/bench-undici.js'), origin, String(concurrency), String(seconds)]);
+  const out = netns.run(process.execPath, [join(root, 'dist/scripts/bench/bench-undici.js'), origin, String(concurrency), String(seconds)]);
   const r = JSON.parse(out.trim().split('\n').pop() ?? '') as { requests: number; errors: number; seconds: number; p50: number; p99: number };
   return { requests: r.requests, errors: r.errors, rps: r.requests / r.seconds, p50: r.p50, p99: r.p99 };
 }

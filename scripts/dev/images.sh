@@ -8,7 +8,7 @@
 #      --build-arg NODE_IMAGE=<that base> (buildah bud, chroot isolation, host
 #      network so its RUN steps reach the npm registry and Debian apt);
 #   3. localhost/go-httpbin:dev           the static go-httpbin binary of
-#      scripts/third-party-apps.sh in an image FROM scratch. Entrypoint
+#      scripts/dev/third-party-apps.sh in an image FROM scratch. Entrypoint
 #      /go-httpbin; it listens on 0.0.0.0:$PORT, PORT=8080 in the image (set
 #      PORT in the pod's env, or pass `-port N` as args to override).
 #   4. localhost/scenario-apps:dev     the scenario runner's two plain apps
@@ -41,7 +41,7 @@
 #   warm (every archive's inputs unchanged)                    0.4 s
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 here="$root/scripts/images"
 cache="${KUEUER_IMAGES_CACHE:-$root/.cache/images}"
 mkdir -p "$cache"
@@ -71,8 +71,8 @@ dockerfile_sources() {
 base_key="$( { echo "$node_version $npm_version $mirror"; cat "$here/base-rootfs.sh"; } | short_hash)"
 # shellcheck disable=SC2046 # one word per path
 kueuer_key="$( { echo "$base_key"; hash_files Dockerfile .dockerignore $(dockerfile_sources); } | short_hash)"
-httpbin_bin="$(bash "$root/scripts/third-party-apps.sh" | tail -1)"
-[ -x "$httpbin_bin" ] || { log "scripts/third-party-apps.sh printed no go-httpbin binary: $httpbin_bin"; exit 1; }
+httpbin_bin="$(bash "$root/scripts/dev/third-party-apps.sh" | tail -1)"
+[ -x "$httpbin_bin" ] || { log "scripts/dev/third-party-apps.sh printed no go-httpbin binary: $httpbin_bin"; exit 1; }
 httpbin_key="$( { sha256sum <"$httpbin_bin"; sed -n '/^# --- httpbin/,/^# --- scenario-apps/p' "$0"; } | short_hash)"
 
 scenario_key="$( { echo "$base_key"; hash_files test/scenario-apps; sed -n '/^# --- scenario-apps/,/^# --- end scenario-apps/p' "$0"; } | short_hash)"
@@ -96,7 +96,7 @@ fi
 # second finds what the first built.
 exec 9>"$cache/.lock"
 if ! flock -n 9; then
-  log "another scripts/images.sh is building in $cache; waiting for it"
+  log "another scripts/dev/images.sh is building in $cache; waiting for it"
   flock 9
 fi
 if all_built; then
@@ -192,7 +192,7 @@ fi
 if [ ! -s "$httpbin_archive" ]; then
   # FROM scratch has no libc or loader: the binary must be static (no ELF interpreter).
   if ! readelf -l "$httpbin_bin" >/dev/null || readelf -l "$httpbin_bin" | grep -q 'INTERP'; then
-    log "$httpbin_bin is not a static ELF executable; scripts/third-party-apps.sh must build it with CGO_ENABLED=0"
+    log "$httpbin_bin is not a static ELF executable; scripts/dev/third-party-apps.sh must build it with CGO_ENABLED=0"
     exit 1
   fi
   c="$("${B[@]}" from scratch)"

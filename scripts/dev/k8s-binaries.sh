@@ -14,7 +14,7 @@
 # treatment. A second run finds the binaries and returns at once.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 k8s_version="${KUEUER_K8S_VERSION:-v1.34.4}"
 etcd_version="${KUEUER_ETCD_VERSION:-v3.6.16}"
 out="$root/.cache/k8s/$k8s_version-etcd-$etcd_version"

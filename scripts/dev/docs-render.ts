@@ -6,7 +6,7 @@
  * fillGenerated rewrites; `npm run docs` writes the files and
  * test/unit/docs-reference.test.ts fails when one is out of step.
  */
-import type { OptionSpec, OptionSpecs } from '../shared/options.js';
+import type { OptionSpec, OptionSpecs } from '../../shared/options.js';
 
 /** The default column of an option: its raw default, or whether it must be given. */
 export function defaultCell(spec: Pick<OptionSpec<unknown>, 'defaultValue' | 'optional'>): string {

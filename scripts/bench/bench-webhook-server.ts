@@ -3,15 +3,15 @@
  * buildWebhookServer as `kueuer webhook`, without the cluster watches (the
  * benchmark admits pods, which need none). Prints the port when listening.
  *
- *   node dist/scripts/bench-webhook-server.js CERT_DIR
+ *   node dist/scripts/bench/bench-webhook-server.js CERT_DIR
  */
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { defaultWebhookSettings, injectionConfig } from '../webhook/config.js';
-import { webhookMetrics } from '../webhook/metrics.js';
-import { buildWebhookServer } from '../webhook/server.js';
-import { JobWorkloads } from '../webhook/admission/workload-queue.js';
+import { defaultWebhookSettings, injectionConfig } from '../../webhook/config.js';
+import { webhookMetrics } from '../../webhook/metrics.js';
+import { buildWebhookServer } from '../../webhook/server.js';
+import { JobWorkloads } from '../../webhook/admission/workload-queue.js';
 
 const certs = process.argv[2]!;
 const registry = new Registry();

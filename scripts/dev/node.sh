@@ -13,14 +13,14 @@
 # and imported with `ctr -n k8s.io images import`. A second run finds
 # everything in .cache/node and returns at once.
 #
-#   scripts/node.sh            packages + crictl + images
-#   scripts/node.sh packages   only the Debian packages
+#   scripts/dev/node.sh            packages + crictl + images
+#   scripts/dev/node.sh packages   only the Debian packages
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 crictl_version="${KUEUER_CRICTL_VERSION:-v1.34.0}"
 # The images are rebuilt when the sandbox program or this script changes.
-images_key="$(cat "$root/scripts/pause/main.go" "$0" | sha256sum | cut -c1-12)"
+images_key="$(cat "$root/scripts/dev/pause/main.go" "$0" | sha256sum | cut -c1-12)"
 out="$root/.cache/node"
 images="$out/images/$images_key"
 
@@ -94,7 +94,7 @@ build_images() {
   local work
   work="$(mktemp -d)"
   mkdir -p "$work/pause"
-  (cd "$root/scripts/pause" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags '-s -w' -o "$work/pause/pause" .) >&2
+  (cd "$root/scripts/dev/pause" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags '-s -w' -o "$work/pause/pause" .) >&2
   oci_archive kueuer.local/pause:1 "$work/pause" '{"Entrypoint":["/pause"]}' "$images/pause.tar"
 
   mkdir -p "$work/busybox/bin" "$work/busybox/tmp" "$work/busybox/etc"

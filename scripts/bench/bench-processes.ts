@@ -13,7 +13,7 @@ import type { HeldClients } from './bench-report.js';
 
 const RABBITMQ_PORT = 20672; // below the ephemeral port range (32768+), which outgoing connections take
 const KAFKA_PORT = 20092;
-// The 3-node clusters of the replication rows (scripts/rabbitmq-cluster.sh, kafka-cluster.sh), with their own
+// The 3-node clusters of the replication rows (scripts/dev/rabbitmq-cluster.sh, kafka-cluster.sh), with their own
 // ports and data under .cache/bench: the fault tests use those scripts' default ports and directories.
 const RABBITMQ_CLUSTER_PORT = 20700;
 const KAFKA_CLUSTER_PORT = 20201;
@@ -84,7 +84,7 @@ export class BrokerNodes {
   /** The script's output lines (its URL or address is on the last; rabbitmq-cluster.sh prints the nodes' URL first). */
   private script(name: string, action: string): string[] {
     return this.netns
-      .run('bash', [join(this.root, 'scripts', name), action], this.env())
+      .run('bash', [join(this.root, 'scripts', 'dev', name), action], this.env())
       .trim()
       .split('\n');
   }
@@ -164,7 +164,7 @@ export async function measureHeldClients(netns: Netns, root: string, amqpUrl: st
   try {
     await waitHttp(netns, 'http://127.0.0.1:18184/readyz', 60_000);
     const rssIdleMb = memoryMb(responder.pid!, 'VmRSS');
-    const client = netns.spawn(process.execPath, [join(root, 'dist/scripts/bench-held-clients.js'), '18084', '18184', String(count), '120'], {
+    const client = netns.spawn(process.execPath, [join(root, 'dist/scripts/bench/bench-held-clients.js'), '18084', '18184', String(count), '120'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     started.push(client);

@@ -2,20 +2,20 @@
 # Three Apache Kafka 4.x brokers in KRaft on loopback, each a combined
 # broker+controller with its own node.id, ports and log dir, one cluster id
 # and a static controller quorum: the replicated cluster of the fault rows
-# (test/faults/kafka-cluster.test.ts). Jars from scripts/kafka.sh.
+# (test/faults/kafka-cluster.test.ts). Jars from scripts/dev/kafka.sh.
 #
-#   scripts/kafka-cluster.sh start     # prints host:port,host:port,host:port on its last line
-#   scripts/kafka-cluster.sh stop
-#   scripts/kafka-cluster.sh kill N [SIGNAL]   # node N (1-3), SIGKILL unless SIGNAL is given; waits until it is gone
+#   scripts/dev/kafka-cluster.sh start     # prints host:port,host:port,host:port on its last line
+#   scripts/dev/kafka-cluster.sh stop
+#   scripts/dev/kafka-cluster.sh kill N [SIGNAL]   # node N (1-3), SIGKILL unless SIGNAL is given; waits until it is gone
 #
 # `start` formats a fresh cluster when no node runs; when some do, it starts
 # the others with their data kept (a broker restart). It returns once every
 # node listens (test/global-setup.ts then waits until all three are registered). KUEUER_KAFKA_CLUSTER_PORT (default 29101): client
 # ports PORT..PORT+2, controller ports PORT+10..PORT+12 (below 32768, clear of
-# scripts/kafka.sh's 29092-29093); KUEUER_KAFKA_CLUSTER_DIR the data.
+# scripts/dev/kafka.sh's 29092-29093); KUEUER_KAFKA_CLUSTER_DIR the data.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 port="${KUEUER_KAFKA_CLUSTER_PORT:-29101}"
 base="${KUEUER_KAFKA_CLUSTER_DIR:-$root/.cache/kafka-cluster-$port}"
 nodes=(1 2 3)
@@ -66,7 +66,7 @@ start_node() {
 
 case "${1:-}" in
   start)
-    libs="$(bash "$root/scripts/kafka.sh" libs | tail -1)"
+    libs="$(bash "$root/scripts/dev/kafka.sh" libs | tail -1)"
     any=false
     for n in "${nodes[@]}"; do running "$n" && any=true; done
     if [ "$any" = false ]; then

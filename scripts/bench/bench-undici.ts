@@ -5,7 +5,7 @@
  * answered, for `seconds`. Prints one JSON line: requests, errors, elapsed
  * seconds, p50 and p99 in ms.
  *
- *   node dist/scripts/bench-undici.js ORIGIN CONCURRENCY SECONDS
+ *   node dist/scripts/bench/bench-undici.js ORIGIN CONCURRENCY SECONDS
  */
 import { Pool } from 'undici';
 

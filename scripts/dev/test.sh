@@ -3,7 +3,7 @@
 # global setup starts the services the tests need (a private RabbitMQ node,
 # installed from Debian if missing); a service that cannot start fails the run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 mkdir -p .cache
 
 npm run --silent build
@@ -12,7 +12,7 @@ npm run --silent lint
 npm run --silent format:check
 # The shell scripts, with Debian's shellcheck when it is installed (apt-get install shellcheck).
 if command -v shellcheck >/dev/null; then
-  shellcheck -x scripts/*.sh
+  shellcheck -x scripts/*.sh scripts/dev/*.sh scripts/bench/*.sh
 else
   echo "shellcheck is not installed (apt-get install shellcheck): the shell scripts are not checked" >&2
 fi

@@ -128,7 +128,7 @@ export async function benchAdmission(root: string, seconds: number, children: Ch
   const certs = join(root, '.cache', 'bench-certs');
   execFileSync('bash', [join(root, 'scripts/gen-certs.sh'), certs, '127.0.0.1'], { stdio: 'ignore' });
   // The webhook runs in its own process, as in a cluster; the load generator is this one.
-  const child = spawn(process.execPath, [join(root, 'dist/scripts/bench-webhook-server.js'), certs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(root, 'dist/scripts/bench/bench-webhook-server.js'), certs], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));

@@ -4,15 +4,15 @@
 # runtime dependencies are resolved from Maven Central with mvn and cached in
 # .cache/kafka/<version>/libs; every start formats a fresh log dir.
 #
-#   scripts/kafka.sh start   # prints host:port on its last line
-#   scripts/kafka.sh stop
-#   scripts/kafka.sh libs    # fetches the jars, prints their directory (scripts/kafka-cluster.sh)
+#   scripts/dev/kafka.sh start   # prints host:port on its last line
+#   scripts/dev/kafka.sh stop
+#   scripts/dev/kafka.sh libs    # fetches the jars, prints their directory (scripts/dev/kafka-cluster.sh)
 # KUEUER_KAFKA_PORT (default 29092) and KUEUER_KAFKA_DIR select another node;
 # KUEUER_KAFKA_HOST (default 127.0.0.1) is the address its client listener binds
 # and advertises (the real-node tests use the node bridge's, which pods reach).
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 version="${KUEUER_KAFKA_VERSION:-4.1.1}"
 port="${KUEUER_KAFKA_PORT:-29092}"
 host="${KUEUER_KAFKA_HOST:-127.0.0.1}"
