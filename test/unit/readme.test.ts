@@ -29,7 +29,7 @@ function markdown(dir = root, top = true): string[] {
 
 describe('README', () => {
   it('fits on a few screens, with the local stack and the cluster quick start near the top', () => {
-    expect(readme.split('\n').length).toBeLessThan(350);
+    expect(readme.split('\n').length).toBeLessThan(270);
     const line = (heading: string) => readme.split('\n').indexOf(heading);
     expect(line('## Try it locally')).toBeGreaterThan(0);
     expect(line('## Quick start on a cluster')).toBeGreaterThan(0);
