@@ -1,5 +1,5 @@
 /**
- * Every generated reference doc, as the code renders it: the test compares
+ * Every generated reference doc (and the rules file the install scripts source), as the code renders it: the test compares
  * these with the files, `npm run docs` (scripts/dev/docs-generate.ts) writes them.
  * `read` gives a file's current text (its hand-written parts are kept).
  */
@@ -13,6 +13,7 @@ import { sidecarMetrics } from '../../sidecar/metrics.js';
 import { autoscalingMetrics } from '../../webhook/autoscaling/metrics.js';
 import { leaderGauge, webhookMetrics } from '../../webhook/metrics.js';
 import { annotationBodies } from './docs-annotations.js';
+import { renderInstallRules } from './install-rules.js';
 import { fillGenerated, metricBodies, renderCliReference, type MetricDoc } from './docs-render.js';
 
 /** The metrics each component registers, read from a fresh registry (help, type and labels as Prometheus sees them). */
@@ -40,7 +41,13 @@ export function exportedMetrics(): Record<string, MetricDoc[]> {
   };
 }
 
-export const GENERATED_DOCS = ['docs/errors.md', 'docs/reference/cli.md', 'docs/reference/annotations.md', 'docs/reference/metrics.md'] as const;
+export const GENERATED_DOCS = [
+  'docs/errors.md',
+  'docs/reference/cli.md',
+  'docs/reference/annotations.md',
+  'docs/reference/metrics.md',
+  'scripts/lib/kueuer-rules.sh',
+] as const;
 
 /** Each generated file's expected text. */
 export function renderReferenceDocs(read: (path: string) => string): Record<(typeof GENERATED_DOCS)[number], string> {
@@ -49,5 +56,6 @@ export function renderReferenceDocs(read: (path: string) => string): Record<(typ
     'docs/reference/cli.md': renderCliReference(read('docs/reference/cli.md'), COMMANDS),
     'docs/reference/annotations.md': fillGenerated(read('docs/reference/annotations.md'), annotationBodies()),
     'docs/reference/metrics.md': fillGenerated(read('docs/reference/metrics.md'), metricBodies(exportedMetrics())),
+    'scripts/lib/kueuer-rules.sh': renderInstallRules(),
   };
 }

@@ -12,7 +12,7 @@ npm run --silent lint
 npm run --silent format:check
 # The shell scripts, with Debian's shellcheck when it is installed (apt-get install shellcheck).
 if command -v shellcheck >/dev/null; then
-  shellcheck -x scripts/*.sh scripts/dev/*.sh scripts/bench/*.sh
+  shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/dev/*.sh scripts/bench/*.sh
 else
   echo "shellcheck is not installed (apt-get install shellcheck): the shell scripts are not checked" >&2
 fi
