@@ -42,7 +42,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-here="$root/scripts/images"
+here="$root/scripts/dev/images"
 cache="${KUEUER_IMAGES_CACHE:-$root/.cache/images}"
 mkdir -p "$cache"
 log() { echo "images: $*" >&2; }
