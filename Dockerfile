@@ -2,7 +2,7 @@
 # Built in your CI (no Docker engine runs where Kueuer is developed):
 #   docker build -t ghcr.io/<you>/kueuer:0.1.0 .
 # NODE_IMAGE picks the Node 24 base of both stages. Leave it for the official
-# image; scripts/images.sh passes a base it assembles here (Debian bookworm
+# image; scripts/dev/images.sh passes a base it assembles here (Debian bookworm
 # from debootstrap + the npm registry's Node 24), see docs/images.md.
 ARG NODE_IMAGE=node:24-bookworm-slim
 

@@ -51,8 +51,11 @@ if [ -n "${KUEUER_CERT_DIR:-}" ]; then certs="$KUEUER_CERT_DIR"; else
   trap 'rm -rf "$certs"' EXIT
 fi
 command -v kubectl >/dev/null || { echo "kubectl is needed" >&2; exit 1; }
-# shellcheck source=scripts/kube-context.sh
-. "$root/scripts/kube-context.sh"
+# shellcheck source=scripts/lib/kube-context.sh
+. "$root/scripts/lib/kube-context.sh"
+# The names and rules shared with the webhook, generated from its TypeScript.
+# shellcheck source=scripts/lib/kueuer-rules.sh
+. "$root/scripts/lib/kueuer-rules.sh"
 echo "kueuer install: installing on $(kube_context kubectl)"
 
 rendered="$(kubectl kustomize "$dir")"
@@ -61,17 +64,10 @@ rendered="$(kubectl kustomize "$dir")"
 # install would apply Kueuer's and another metrics server (KEDA,
 # prometheus-adapter, Datadog) owns it, refuse, as the webhook itself does
 # (webhook/autoscaling/metrics-owner.ts, same message).
-apiservice=v1beta1.external.metrics.k8s.io
-if grep -q "name: $apiservice" <<<"$rendered"; then
-  owner="$(kubectl get apiservice "$apiservice" -o jsonpath='{.spec.service.namespace}/{.spec.service.name}' 2>/dev/null || true)"
-  if [ -n "$owner" ] && [ "$owner" != "kueuer-system/kueuer-webhook" ]; then
-    if [ "$owner" = "/" ]; then owner="the API server itself (no spec.service)"; fi
-    case "$owner" in
-      *keda*) fix="run Kueuer with --autoscaling keda (KUEUER_AUTOSCALING=keda; the keda component or the chart's autoscaling.mode=keda)" ;;
-      *prometheus-adapter*) fix="run Kueuer with --autoscaling prometheus-adapter (KUEUER_AUTOSCALING=prometheus-adapter; the chart's autoscaling.mode=prometheus-adapter)" ;;
-      *) fix="uninstall the other metrics server (kubectl delete apiservice $apiservice), or run Kueuer with --autoscaling keda or --autoscaling prometheus-adapter if it is KEDA or prometheus-adapter" ;;
-    esac
-    echo "APIService $apiservice is owned by $owner, not Kueuer's kueuer-system/kueuer-webhook: only one external metrics server can run per cluster, so --autoscaling external refuses to take it over; $fix" >&2
+if grep -q "name: $KUEUER_APISERVICE" <<<"$rendered"; then
+  owner="$(kubectl get apiservice "$KUEUER_APISERVICE" -o jsonpath='{.spec.service.namespace}/{.spec.service.name}' 2>/dev/null || true)"
+  if [ -n "$owner" ] && [ "$owner" != "$KUEUER_METRICS_SERVICE" ]; then
+    kueuer_metrics_owner_refusal "$owner" >&2
     exit 1
   fi
 fi
@@ -83,13 +79,13 @@ fi
 reuse_installed_certs() {
   local field
   for field in tls.crt tls.key ca.crt; do
-    kubectl -n kueuer-system get secret kueuer-webhook-tls -o "jsonpath={.data.${field//./\\.}}" 2>/dev/null | base64 -d > "$certs/$field.installed" 2>/dev/null || return 1
+    kubectl -n "$KUEUER_NAMESPACE" get secret "$KUEUER_CERT_SECRET" -o "jsonpath={.data.${field//./\\.}}" 2>/dev/null | base64 -d > "$certs/$field.installed" 2>/dev/null || return 1
     [ -s "$certs/$field.installed" ] || return 1
   done
   openssl x509 -in "$certs/tls.crt.installed" -noout -checkend 2592000 >/dev/null 2>&1 || return 1
-  openssl x509 -in "$certs/tls.crt.installed" -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:kueuer-webhook.kueuer-system.svc" || return 1
+  openssl x509 -in "$certs/tls.crt.installed" -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:$KUEUER_WEBHOOK_DNS" || return 1
   for field in tls.crt tls.key ca.crt; do mv "$certs/$field.installed" "$certs/$field"; done
-  echo "Reusing the webhook certificate of the Secret kueuer-system/kueuer-webhook-tls (valid for 30 days or more)" >&2
+  echo "Reusing the webhook certificate of the Secret $KUEUER_NAMESPACE/$KUEUER_CERT_SECRET (valid for 30 days or more)" >&2
 }
 if [ ! -f "$certs/tls.crt" ] && ! reuse_installed_certs; then
   rm -f "$certs"/*.installed
@@ -98,7 +94,7 @@ fi
 ca_bundle="$(base64 < "$certs/ca.crt" | tr -d '\n')"
 
 kubectl apply -f "$root/manifests/base/namespace.yaml"
-kubectl -n kueuer-system create secret generic kueuer-webhook-tls \
+kubectl -n "$KUEUER_NAMESPACE" create secret generic "$KUEUER_CERT_SECRET" \
   --from-file=tls.crt="$certs/tls.crt" --from-file=tls.key="$certs/tls.key" --from-file=ca.crt="$certs/ca.crt" \
   --dry-run=client -o yaml | kubectl apply -f -
 
@@ -111,7 +107,7 @@ if grep -q "kind: ClusterTriggerAuthentication" <<<"$rendered"; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj /CN=keda-kueuer-backlog \
       -keyout "$certs/keda-client.key" -out "$certs/keda-client.crt" 2>/dev/null
   fi
-  kubectl -n "$keda_ns" create secret generic kueuer-backlog-tls \
+  kubectl -n "$keda_ns" create secret generic "$KUEUER_KEDA_SECRET" \
     --from-file=ca.crt="$certs/ca.crt" --from-file=tls.crt="$certs/keda-client.crt" --from-file=tls.key="$certs/keda-client.key" \
     --dry-run=client -o yaml | kubectl apply -f -
 fi
@@ -151,7 +147,7 @@ fi
 sed -e "s|caBundle: \"\"|caBundle: $ca_bundle|" -e "s|KUEUER_CERT_SOURCE: self|KUEUER_CERT_SOURCE: secret|" <<<"$rendered" | kubectl apply -f -
 
 if [ "${KUEUER_INSTALL_WAIT:-true}" != "false" ]; then
-  kubectl -n kueuer-system rollout status deployment/kueuer-webhook --timeout=180s
-  kubectl -n kueuer-system rollout status deployment/kueuer-responder --timeout=180s
+  kubectl -n "$KUEUER_NAMESPACE" rollout status deployment/kueuer-webhook --timeout=180s
+  kubectl -n "$KUEUER_NAMESPACE" rollout status deployment/kueuer-responder --timeout=180s
 fi
-echo "Kueuer is installed. Opt a namespace in: kubectl label namespace <ns> kueuer.io/injection=enabled"
+echo "Kueuer is installed. Opt a namespace in: kubectl label namespace <ns> $KUEUER_NAMESPACE_OPT_IN"

@@ -55,13 +55,16 @@ if [ -z "$restore_only" ] && [ ! -d "$dir" ]; then
 fi
 kubectl="${KUBECTL:-kubectl}"
 timeout="${KUEUER_UNINSTALL_TIMEOUT:-120}"
-# shellcheck source=scripts/kube-context.sh
-. "$(dirname "$0")/kube-context.sh"
+# shellcheck source=scripts/lib/kube-context.sh
+. "$(dirname "$0")/lib/kube-context.sh"
+# The names and rules shared with the webhook, generated from its TypeScript.
+# shellcheck source=scripts/lib/kueuer-rules.sh
+. "$(dirname "$0")/lib/kueuer-rules.sh"
 
 # namespace/name of every Service the webhook rewrote (it records the original in this annotation).
 rewritten() {
   "$kubectl" get services --all-namespaces \
-    -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name} {.metadata.annotations.kueuer\.io/original-service}{"\n"}{end}' |
+    -o jsonpath="{range .items[*]}{.metadata.namespace}/{.metadata.name} {.metadata.annotations.${KUEUER_ORIGINAL_SERVICE//./\\.}}{\"\\n\"}{end}" |
     awk 'NF > 1 { print $1 }'
 }
 
@@ -86,7 +89,7 @@ for svc in $services; do
   name="${svc#*/}"
   # One update: label "false" (still sent to the webhook by its objectSelector) and no opt-in annotation.
   if ! out=$("$kubectl" -n "$ns" patch service "$name" --type merge \
-    -p '{"metadata":{"labels":{"kueuer.io/inject":"false"},"annotations":{"kueuer.io/inject":null}}}' 2>&1); then
+    -p "{\"metadata\":{\"labels\":{\"$KUEUER_INJECT\":\"false\"},\"annotations\":{\"$KUEUER_INJECT\":null}}}" 2>&1); then
     echo "kueuer uninstall: cannot restore Service $svc: $out" >&2
   fi
 done
@@ -97,19 +100,19 @@ while :; do
   [ -z "$left" ] && break
   if [ "$SECONDS" -ge "$deadline" ]; then
     echo "kueuer uninstall: after ${timeout}s these Services are still pointed at the responder: ${left//$'\n'/ }" >&2
-    echo "kueuer uninstall: nothing was deleted. The webhook restores a Service when its kueuer.io/inject label is removed or set to \"false\";" >&2
+    echo "kueuer uninstall: nothing was deleted. The webhook restores a Service when its $KUEUER_INJECT label is removed or set to \"false\";" >&2
     echo "kueuer uninstall: check it runs (kubectl -n kueuer-system get pods; kueuer check), then run this script again." >&2
     exit 1
   fi
   sleep 1
 done
 for svc in $services; do
-  "$kubectl" -n "${svc%%/*}" label service "${svc#*/}" kueuer.io/inject- >/dev/null
+  "$kubectl" -n "${svc%%/*}" label service "${svc#*/}" "$KUEUER_INJECT-" >/dev/null
   echo "kueuer uninstall: restored Service $svc"
 done
 
-generated_hpas=(horizontalpodautoscalers.autoscaling --all-namespaces -l app.kubernetes.io/managed-by=kueuer --ignore-not-found)
-mirrored_slices=(endpointslices.discovery.k8s.io --all-namespaces -l endpointslice.kubernetes.io/managed-by=kueuer.io --ignore-not-found)
+generated_hpas=(horizontalpodautoscalers.autoscaling --all-namespaces -l "$KUEUER_GENERATED_SELECTOR" --ignore-not-found)
+mirrored_slices=(endpointslices.discovery.k8s.io --all-namespaces -l "$KUEUER_MIRRORED_SELECTOR" --ignore-not-found)
 # Every Service routes by its selector again, so the EndpointSlices the webhook mirrored for them
 # (the responder pods) go now: left until Kueuer is removed, kube-proxy would keep sending part of
 # each Service's connections to responder pods that no longer route it, or are gone. The webhook
@@ -119,7 +122,7 @@ echo "kueuer uninstall: deleted the EndpointSlices mirrored for queued Services"
 if [ -n "$restore_only" ]; then
   echo "kueuer uninstall: every Service is restored. Now remove Kueuer (e.g. helm uninstall kueuer --namespace kueuer-system), then:"
   echo "  kubectl delete ${generated_hpas[*]}"
-  echo "  kubectl delete scaledobjects.keda.sh --all-namespaces -l app.kubernetes.io/managed-by=kueuer   # keda mode only"
+  echo "  kubectl delete scaledobjects.keda.sh --all-namespaces -l $KUEUER_GENERATED_SELECTOR   # keda mode only"
   exit 0
 fi
 
@@ -128,7 +131,7 @@ echo "kueuer uninstall: deleting Kueuer's objects (kubectl delete -k $dir)"
 # What the webhook generated, now that it no longer runs to re-create it.
 "$kubectl" delete "${generated_hpas[@]}"
 if "$kubectl" api-resources --api-group=keda.sh -o name 2>/dev/null | grep -qx 'scaledobjects.keda.sh'; then
-  "$kubectl" delete scaledobjects.keda.sh --all-namespaces -l app.kubernetes.io/managed-by=kueuer --ignore-not-found
+  "$kubectl" delete scaledobjects.keda.sh --all-namespaces -l "$KUEUER_GENERATED_SELECTOR" --ignore-not-found
 fi
 "$kubectl" delete "${mirrored_slices[@]}"
 echo "kueuer uninstall: done. Pods injected earlier keep their sidecar until they are re-created (kubectl rollout restart)."

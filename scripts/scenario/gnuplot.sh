@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure gnuplot (Debian's gnuplot-nox: no X, with the pngcairo terminal)
-# is installed, installing it with apt-get when missing, as scripts/rabbitmq.sh
+# is installed, installing it with apt-get when missing, as scripts/dev/rabbitmq.sh
 # installs rabbitmq-server; prints the path of gnuplot on its last line.
 # The scenario runner (scripts/scenario/) draws its pictures with it.
 set -euo pipefail

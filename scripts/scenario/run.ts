@@ -28,10 +28,10 @@ async function main(argv: readonly string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the scenario runs a real node: it needs root (containerd, the kubelet, iptables)');
   const app = APPS[options.name]!;
   const tools = {
-    binDir: scriptOutput('scripts/k8s-binaries.sh'),
-    nodeDir: scriptOutput('scripts/node.sh'),
-    helmBin: scriptOutput('scripts/helm.sh'),
-    vegeta: scriptOutput('scripts/vegeta.sh'),
+    binDir: scriptOutput('scripts/dev/k8s-binaries.sh'),
+    nodeDir: scriptOutput('scripts/dev/node.sh'),
+    helmBin: scriptOutput('scripts/dev/helm.sh'),
+    vegeta: scriptOutput('scripts/dev/vegeta.sh'),
     metricsServer: scriptOutput('scripts/scenario/metrics-server.sh'),
     amqpUrl: process.env.KUEUER_TEST_AMQP_URL ?? '',
   };
@@ -39,7 +39,7 @@ async function main(argv: readonly string[]): Promise<void> {
   let stopRabbit = false;
   if (options.redraw) options.variants = [];
   if (options.variants.includes('b') && !tools.amqpUrl) {
-    tools.amqpUrl = scriptOutput('scripts/rabbitmq.sh', ['start']);
+    tools.amqpUrl = scriptOutput('scripts/dev/rabbitmq.sh', ['start']);
     stopRabbit = true;
   }
   const images = options.variants.length ? await buildImagesAsync() : null;
@@ -64,7 +64,7 @@ async function main(argv: readonly string[]): Promise<void> {
       writeFileSync(join(dataDir, `${variant}.json`), JSON.stringify({ ...run, command: `npm run scenario -- ${argv.join(' ')}` }));
     }
   } finally {
-    if (stopRabbit) execFileSync('bash', [join(root, 'scripts', 'rabbitmq.sh'), 'stop'], { stdio: 'inherit' });
+    if (stopRabbit) execFileSync('bash', [join(root, 'scripts', 'dev', 'rabbitmq.sh'), 'stop'], { stdio: 'inherit' });
   }
   const runs = (['a', 'b', 'c'] as const)
     .filter((v) => existsSync(join(dataDir, `${v}.json`)))

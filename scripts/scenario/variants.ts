@@ -168,11 +168,11 @@ export async function withVariant<T>(
       cleanups.unshift(() => install.close());
       createSecret = (ns) => install.createBackendSecret(ns);
     } else if (variant === 'c') {
-      const address = execFileSync('bash', [join(root, 'scripts', 'kafka.sh'), 'start'], { encoding: 'utf8', env: kafkaEnv })
+      const address = execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'start'], { encoding: 'utf8', env: kafkaEnv })
         .trim()
         .split('\n')
         .pop()!;
-      cleanups.unshift(() => void execFileSync('bash', [join(root, 'scripts', 'kafka.sh'), 'stop'], { env: kafkaEnv, stdio: 'inherit' }));
+      cleanups.unshift(() => void execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'stop'], { env: kafkaEnv, stdio: 'inherit' }));
       const backend = `kafka://${address}`;
       mustSucceed(kubectl('create', 'namespace', 'kueuer-system'), 'namespace kueuer-system');
       createSecret = (ns) => void mustSucceed(cp.apply(kafkaSecret(ns, backend, setup.maxReplicas)), `the Secret kueuer-backend in ${ns}`);

@@ -88,7 +88,7 @@ function faultBroker(action: 'start' | 'stop', keepData = false): string {
     KUEUER_RABBITMQ_DIR: join(root, '.cache', 'rabbitmq-faults'),
     ...(keepData ? { KUEUER_RABBITMQ_KEEP_DATA: '1' } : {}),
   };
-  return execFileSync('bash', [join(root, 'scripts', 'rabbitmq.sh'), action], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  return execFileSync('bash', [join(root, 'scripts', 'dev', 'rabbitmq.sh'), action], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
     .trim()
     .split('\n')
     .pop()!;
@@ -278,7 +278,8 @@ const FAULTS: Fault[] = [
   'poison request (500 every time)',
 ];
 const NOT_RUN: Partial<Record<`${Backend}/${Fault}`, string>> = {
-  'kafka/broker restart': 'not run: scripts/kafka.sh formats a fresh log dir on every start, so a restart with kept data needs a second, persistent Kafka node',
+  'kafka/broker restart':
+    'not run: scripts/dev/kafka.sh formats a fresh log dir on every start, so a restart with kept data needs a second, persistent Kafka node',
 };
 
 describe.each(['amqp', 'kafka'] as const)('fault matrix on %s', (backend) => {

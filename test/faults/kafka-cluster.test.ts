@@ -1,5 +1,5 @@
 /**
- * Fault rows on three replicated Kafka brokers (scripts/kafka-cluster.sh,
+ * Fault rows on three replicated Kafka brokers (scripts/dev/kafka-cluster.sh,
  * started once by test/global-setup.ts): N requests of 100 ms through real
  * `kueuer responder` and `kueuer sidecar` processes, and once a third are
  * answered, a broker goes: the one leading most of the request topic's
@@ -39,7 +39,7 @@ import { startTestApp, type TestApp } from '../helpers/test-app.js';
 const N = Number(process.env.KUEUER_CLUSTER_FAULT_N ?? process.env.KUEUER_FAULT_N ?? 300);
 const clusterUrl = inject('kafkaClusterUrl');
 const kafka = kafkaClient(clusterUrl);
-const script = join(import.meta.dirname, '..', '..', 'scripts', 'kafka-cluster.sh');
+const script = join(import.meta.dirname, '..', '..', 'scripts', 'dev', 'kafka-cluster.sh');
 const cluster = (...args: string[]) => execFileSync('bash', [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 /** During a row: the test's own clients keep running while a broker stops and starts. */
 const clusterAsync = async (...args: string[]) => void (await promisify(execFile)('bash', [script, ...args], { encoding: 'utf8' }));

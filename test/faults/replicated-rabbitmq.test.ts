@@ -1,5 +1,5 @@
 /**
- * Issue 21: a 3-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh, started once per run by the global
+ * Issue 21: a 3-node RabbitMQ cluster (scripts/dev/rabbitmq-cluster.sh, started once per run by the global
  * setup) behind HAProxy. A real sidecar (given the three nodes' addresses, so it connects to node 1 and
  * its first declare puts the request queue's leader there) and a real responder carry requests of
  * 100 ms from 20 clients; once N/3 are answered, the row's fault happens:
@@ -9,7 +9,7 @@
  * - responder's inbox leader: as the previous, but the inbox's leadership is first moved to node 2, so
  *   the SIGKILL takes only the inbox's leader, while clients are held: the responder's and the sidecar's
  *   connections and the request queue's leader live on;
- * - rolling restart: each node in turn, as an operator's upgrade (scripts/rabbitmq-cluster.sh restart:
+ * - rolling restart: each node in turn, as an operator's upgrade (scripts/dev/rabbitmq-cluster.sh restart:
  *   wait for quorum + 1, drain, stop, start, wait until its quorum queue members are back), with the
  *   clients sending until the third node is back (so more than N requests).
  * Every request must get its own answer, and the app must never run a request twice without
@@ -30,7 +30,7 @@ import amqp from 'amqplib';
 import { delay, startTestApp } from '../helpers/test-app.js';
 import { holdClusterFaults } from '../helpers/rabbitmq-cluster.js';
 
-const clusterScript = join(import.meta.dirname, '..', '..', 'scripts', 'rabbitmq-cluster.sh');
+const clusterScript = join(import.meta.dirname, '..', '..', 'scripts', 'dev', 'rabbitmq-cluster.sh');
 const cluster = (...args: string[]): Promise<unknown> => promisify(execFile)('bash', [clusterScript, ...args]);
 /** Requests per row (the kill comes after N/3 answers); docs/reliability.md reports KUEUER_CLUSTER_FAULT_N=1000. */
 const N = Number(process.env.KUEUER_CLUSTER_FAULT_N ?? 300);

@@ -1,5 +1,5 @@
 /**
- * `npm run cluster -- up|down` (scripts/cluster.sh runs this with vite-node):
+ * `npm run cluster -- up|down` (scripts/dev/cluster.sh runs this with vite-node):
  * the real single-node cluster of the tests (node.ts), for a developer.
  *   up    starts it, prints the KUBECONFIG path (also copied to .cache/node/kubeconfig)
  *         and stays up until Ctrl-C, SIGTERM or `down`; then tears everything down.
@@ -16,7 +16,7 @@ import { cleanupRealCluster, LOCK_FILE, LOG_DIR, startRealCluster } from './node
 const root = join(import.meta.dirname, '..', '..');
 
 function binDir(): string {
-  const out = execFileSync('bash', [join(root, 'scripts', 'k8s-binaries.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [join(root, 'scripts', 'dev', 'k8s-binaries.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return out.trim().split('\n').pop() ?? '';
 }
 

@@ -3,7 +3,7 @@
  * envtest starts one: etcd with a temporary data dir, kube-apiserver with RBAC,
  * and kube-controller-manager running the deployment, replicaset, HPA,
  * namespace and garbage-collector controllers. No kubelet: pods are stored
- * (and admitted) but never run. Binaries come from scripts/k8s-binaries.sh.
+ * (and admitted) but never run. Binaries come from scripts/dev/k8s-binaries.sh.
  *
  * With `forPods` (the real node of test/helpers/node.ts) it is the control
  * plane of a cluster that runs pods: the apiserver listens on the node's
@@ -42,7 +42,7 @@ export interface ControlPlane {
   kubeconfig: string;
   binDir: string;
   dir: string;
-  /** ca.crt/.key, admin.crt/.key (system:masters), sa.key/.pub: what scripts/control-plane-certs.sh made. */
+  /** ca.crt/.key, admin.crt/.key (system:masters), sa.key/.pub: what scripts/dev/control-plane-certs.sh made. */
   certs: string;
   /** Runs kubectl against this cluster. */
   kubectl(args: string[], input?: string): { code: number; stdout: string; stderr: string };
@@ -141,12 +141,12 @@ function resignApiserverCert(certs: string, ips: string[]): void {
 
 /** `binDir`: from the global setup (inject('k8sBinDir')), which built the binaries before the tests started. */
 export async function startControlPlane(binDir: string, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
-  if (!binDir) throw new Error('no control-plane binaries: the global setup runs scripts/k8s-binaries.sh');
+  if (!binDir) throw new Error('no control-plane binaries: the global setup runs scripts/dev/k8s-binaries.sh');
   const serviceCidr = options.serviceCidr ?? '10.0.0.0/24';
   const address = options.forPods?.address ?? '127.0.0.1';
   const dir = mkdtempSync(join(tmpdir(), 'kueuer-cp-'));
   const certs = join(dir, 'certs');
-  execFileSync('bash', [join(root, 'scripts', 'control-plane-certs.sh'), certs], { stdio: 'ignore' });
+  execFileSync('bash', [join(root, 'scripts', 'dev', 'control-plane-certs.sh'), certs], { stdio: 'ignore' });
   if (options.forPods) resignApiserverCert(certs, [address, firstServiceIp(serviceCidr)]);
   const children: ChildProcess[] = [];
 

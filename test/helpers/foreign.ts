@@ -64,7 +64,7 @@ async function startChild(command: string, args: (port: number) => string[], wha
 
 /**
  * go-httpbin (github.com/mccutchen/go-httpbin/v2), built by
- * scripts/third-party-apps.sh in the global setup. `excludeHeaders` is its
+ * scripts/dev/third-party-apps.sh in the global setup. `excludeHeaders` is its
  * own -exclude-headers flag: request headers it leaves out of its echoes.
  */
 export function startGoHttpbin(excludeHeaders?: string): Promise<ForeignApp> {

@@ -4,7 +4,7 @@
  * config's Entrypoint/Cmd/Env/User/WorkingDir turned into an OCI runtime spec,
  * and `runc` (Debian's, which containerd uses) running it. The container
  * shares the host's network namespace, so a server in it listens on loopback.
- * Needs root and runc (scripts/images.sh installs it).
+ * Needs root and runc (scripts/dev/images.sh installs it).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The container images scripts/images.sh builds from the project's own files
+ * The container images scripts/dev/images.sh builds from the project's own files
  * (docs/images.md): the Kueuer image from the shipped Dockerfile on a local
  * Node 24 base, go-httpbin from scratch, and the scenario runner's two plain
  * apps (test/scenario-apps/) on the Node base. Each is a docker-archive that
@@ -22,27 +22,27 @@ export interface ImagesJson {
   scenarioApps: ImageArchive;
 }
 
-const script = join(import.meta.dirname, '..', '..', 'scripts', 'images.sh');
+const script = join(import.meta.dirname, '..', '..', 'scripts', 'dev', 'images.sh');
 
 function imageArchive(value: unknown, name: string): ImageArchive {
   const v = value as Partial<ImageArchive> | undefined;
   if (typeof v?.archive !== 'string' || !isAbsolute(v.archive) || !v.archive.endsWith('.tar')) {
-    throw new Error(`scripts/images.sh: ${name}.archive is not an absolute .tar path: ${JSON.stringify(v?.archive)}`);
+    throw new Error(`scripts/dev/images.sh: ${name}.archive is not an absolute .tar path: ${JSON.stringify(v?.archive)}`);
   }
   if (typeof v.ref !== 'string' || !/^localhost\/[a-z0-9._/-]+:[\w.-]+$/.test(v.ref)) {
-    throw new Error(`scripts/images.sh: ${name}.ref is not a localhost/NAME:TAG reference: ${JSON.stringify(v.ref)}`);
+    throw new Error(`scripts/dev/images.sh: ${name}.ref is not a localhost/NAME:TAG reference: ${JSON.stringify(v.ref)}`);
   }
   return { archive: v.archive, ref: v.ref };
 }
 
-/** Reads the JSON object scripts/images.sh prints on its last line (its output contract). */
+/** Reads the JSON object scripts/dev/images.sh prints on its last line (its output contract). */
 export function parseImagesJson(stdout: string): ImagesJson {
   const last = stdout.trim().split('\n').pop() ?? '';
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(last) as Record<string, unknown>;
   } catch {
-    throw new Error(`scripts/images.sh printed no JSON on its last line:\n${stdout}`);
+    throw new Error(`scripts/dev/images.sh printed no JSON on its last line:\n${stdout}`);
   }
   return {
     kueuer: imageArchive(parsed.kueuer, 'kueuer'),
@@ -54,7 +54,7 @@ export function parseImagesJson(stdout: string): ImagesJson {
 /**
  * Builds (or finds in .cache/images/) the images and returns their archives.
  * Synchronous, for test/global-setup.ts: a warm cache answers in about a
- * second, a cold machine takes several minutes (see scripts/images.sh). Needs
+ * second, a cold machine takes several minutes (see scripts/dev/images.sh). Needs
  * root. Throws with the script's exit status when a build fails; its progress
  * goes to this process's stderr.
  */

@@ -1,5 +1,5 @@
 /**
- * KEDA on the real node (test/helpers/node.ts): scripts/keda.sh builds
+ * KEDA on the real node (test/helpers/node.ts): scripts/dev/keda.sh builds
  * KEDA's operator and metrics apiserver from the Go module proxy and their
  * images; `installKeda` applies KEDA's own kustomize tree (config/minimal:
  * CRDs, RBAC, both Deployments, the APIService; no admission webhooks) with
@@ -19,7 +19,7 @@ import { runJsonScript, type ImageArchive } from './images.js';
 import { rollout } from './real-install.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const script = join(root, 'scripts', 'keda.sh');
+const script = join(root, 'scripts', 'dev', 'keda.sh');
 
 export interface KedaBuild {
   version: string;
@@ -29,23 +29,23 @@ export interface KedaBuild {
   adapter: ImageArchive;
 }
 
-/** Reads the JSON scripts/keda.sh prints on its last line. */
+/** Reads the JSON scripts/dev/keda.sh prints on its last line. */
 export function parseKedaJson(stdout: string): KedaBuild {
   const last = stdout.trim().split('\n').pop() ?? '';
   let parsed: Partial<KedaBuild>;
   try {
     parsed = JSON.parse(last) as Partial<KedaBuild>;
   } catch {
-    throw new Error(`scripts/keda.sh printed no JSON on its last line:\n${stdout}`);
+    throw new Error(`scripts/dev/keda.sh printed no JSON on its last line:\n${stdout}`);
   }
   const image = (v: Partial<ImageArchive> | undefined, name: string): ImageArchive => {
     if (typeof v?.archive !== 'string' || !isAbsolute(v.archive) || typeof v.ref !== 'string' || !v.ref.startsWith('localhost/')) {
-      throw new Error(`scripts/keda.sh: ${name} is not {archive, ref}: ${JSON.stringify(v)}`);
+      throw new Error(`scripts/dev/keda.sh: ${name} is not {archive, ref}: ${JSON.stringify(v)}`);
     }
     return { archive: v.archive, ref: v.ref };
   };
   if (typeof parsed.version !== 'string' || typeof parsed.config !== 'string' || !isAbsolute(parsed.config)) {
-    throw new Error(`scripts/keda.sh: no version or config directory in ${last}`);
+    throw new Error(`scripts/dev/keda.sh: no version or config directory in ${last}`);
   }
   return { version: parsed.version, config: parsed.config, operator: image(parsed.operator, 'operator'), adapter: image(parsed.adapter, 'adapter') };
 }

@@ -3,7 +3,7 @@
  * pods: the test control plane (control-plane.ts, `forPods`) plus containerd
  * (its own config, root, state and socket), runc, the CNI bridge plugin with
  * host-local IPAM on the bridge `kueuer0`, a kubelet and a kube-proxy
- * (iptables mode). Needs root; scripts/node.sh installs the Debian packages and
+ * (iptables mode). Needs root; scripts/dev/node.sh installs the Debian packages and
  * builds crictl and the sandbox image.
  *
  * Network safety: pods live on 10.244.77.0/24 and Services on 10.96.77.0/24,
@@ -80,7 +80,7 @@ export interface RealCluster {
   assertRoutedViaBridge(ip: string): void;
   /** Milliseconds: control plane up, kubelet start → node Ready, and the whole start. */
   timings: { controlPlaneMs: number; nodeReadyMs: number; startMs: number };
-  /** Image names of the sandbox and busybox images scripts/node.sh built (already imported). */
+  /** Image names of the sandbox and busybox images scripts/dev/node.sh built (already imported). */
   images: { pause: string; busybox: string };
   stop(): Promise<void>;
 }
@@ -366,7 +366,7 @@ async function takeLock(binDir: string, waitMs: number): Promise<HostRecord> {
   }
 }
 
-/** Undoes what a real cluster left on this machine when its process died without stop() (scripts/cluster.sh down). */
+/** Undoes what a real cluster left on this machine when its process died without stop() (scripts/dev/cluster.sh down). */
 export async function cleanupRealCluster(binDir: string): Promise<void> {
   if (existsSync(LOCK_FILE)) {
     const owner = (JSON.parse(readFileSync(LOCK_FILE, 'utf8')) as HostRecord).pid;
@@ -563,19 +563,19 @@ function nodeReady(controlPlane: ControlPlane): boolean {
 }
 
 /**
- * `binDir`: inject('k8sBinDir'); `nodeDir`: inject('nodeDir') (scripts/node.sh's output; run here when absent);
+ * `binDir`: inject('k8sBinDir'); `nodeDir`: inject('nodeDir') (scripts/dev/node.sh's output; run here when absent);
  * `lockWaitMs`: how long to wait for another real cluster on this machine to stop (default 30 min).
  */
 export async function startRealCluster(options: { binDir: string; nodeDir?: string; lockWaitMs?: number }): Promise<RealCluster> {
   let started = Date.now();
   const { binDir } = options;
   for (const b of ['kubelet', 'kube-proxy', 'kube-scheduler']) {
-    if (!existsSync(join(binDir, b))) throw new Error(`${join(binDir, b)} is missing: scripts/k8s-binaries.sh builds it`);
+    if (!existsSync(join(binDir, b))) throw new Error(`${join(binDir, b)} is missing: scripts/dev/k8s-binaries.sh builds it`);
   }
   if (process.getuid?.() !== 0) throw new Error('the real node needs root (containerd, the kubelet, iptables, the bridge)');
   const nodeDir =
     options.nodeDir ??
-    execFileSync('bash', [join(root, 'scripts', 'node.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    execFileSync('bash', [join(root, 'scripts', 'dev', 'node.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
       .trim()
       .split('\n')
       .pop()!;

@@ -1,5 +1,5 @@
 /**
- * The 3-node RabbitMQ cluster of scripts/rabbitmq-cluster.sh (started by the
+ * The 3-node RabbitMQ cluster of scripts/dev/rabbitmq-cluster.sh (started by the
  * global setup, `inject('amqpCluster')`) as a test drives it: its script's
  * commands (kill, revive, …) and its nodes' management APIs (on each node's
  * AMQP port + 20), read from this machine.
@@ -9,9 +9,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
-const script = join(import.meta.dirname, '..', '..', 'scripts', 'rabbitmq-cluster.sh');
+const script = join(import.meta.dirname, '..', '..', 'scripts', 'dev', 'rabbitmq-cluster.sh');
 
-/** `scripts/rabbitmq-cluster.sh ARGS…` (e.g. `kill 2`, `revive 2`); rejects when it fails. */
+/** `scripts/dev/rabbitmq-cluster.sh ARGS…` (e.g. `kill 2`, `revive 2`); rejects when it fails. */
 export const clusterCommand = (...args: string[]): Promise<unknown> => promisify(execFile)('bash', [script, ...args]);
 
 /** The management API (host and port on this machine) of each node of `nodesUrl` (amqp://u:p@h:p1,h:p2,h:p3). */

@@ -115,7 +115,7 @@ export interface InstallOptions {
   amqpUrl: string;
   /** Extra keys of the ConfigMap kueuer-config (KUEUER_* settings), patched in by the kustomization. */
   config?: Record<string, string>;
-  /** The management APIs pods are to read (one forwarder each); by default scripts/rabbitmq.sh's, on the AMQP port + 3. */
+  /** The management APIs pods are to read (one forwarder each); by default scripts/dev/rabbitmq.sh's, on the AMQP port + 3. */
   management?: Array<{ host: string; port: number }>;
 }
 
@@ -167,7 +167,7 @@ export async function brokerForPods(
   const broker = new URL(amqpUrl);
   const amqpPort = Number(broker.port || 5672);
   const amqp = await forwardTcp(cluster.bridgeGateway, { host: broker.hostname, port: amqpPort });
-  // scripts/rabbitmq.sh runs the management plugin on the AMQP port + 3.
+  // scripts/dev/rabbitmq.sh runs the management plugin on the AMQP port + 3.
   const management = await Promise.all(
     (managementTargets ?? [{ host: broker.hostname, port: amqpPort + 3 }]).map((target) => forwardTcp(cluster.bridgeGateway, target)),
   );

@@ -64,7 +64,7 @@ describe('RabbitMQ queue types on the 3-node cluster', () => {
     await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } });
     await ch.assertQueue(`${queue}.dead-letter`, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     await conn.close();
-    // scripts/rabbitmq-cluster.sh: each node's management API on its AMQP port + 20.
+    // scripts/dev/rabbitmq-cluster.sh: each node's management API on its AMQP port + 20.
     const settings = { KUEUER_BACKEND: cluster.nodes, KUEUER_RABBITMQ_MANAGEMENT_URL: `http://127.0.0.1:${firstNode() + 20}` };
     const results = await brokerReplicationResults('Secret t/b', settings, [queue]);
     expect(results).toEqual([

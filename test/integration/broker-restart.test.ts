@@ -18,7 +18,7 @@ const root = join(import.meta.dirname, '..', '..');
 const port = 26672;
 const env = { ...process.env, KUEUER_RABBITMQ_PORT: String(port), KUEUER_RABBITMQ_DIR: join(root, '.cache', 'rabbitmq-restart') };
 const broker = (action: 'start' | 'stop', keepData = false): string =>
-  execFileSync('bash', [join(root, 'scripts', 'rabbitmq.sh'), action], {
+  execFileSync('bash', [join(root, 'scripts', 'dev', 'rabbitmq.sh'), action], {
     env: keepData ? { ...env, KUEUER_RABBITMQ_KEEP_DATA: '1' } : env,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -1,6 +1,6 @@
 /**
  * The Helm chart's guardrails and values (issue 22, point 20), rendered by the
- * real helm (scripts/helm.sh): a choice that cannot work fails the render with
+ * real helm (scripts/dev/helm.sh): a choice that cannot work fails the render with
  * a message naming the value and the fix, instead of installing something that
  * fails later (an empty caBundle, a placeholder broker URL, a request timeout
  * the responders' drain cuts off); placement, size and pull settings reach

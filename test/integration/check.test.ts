@@ -208,7 +208,7 @@ spec:
   it('fails when the queue depths cannot be read: the real RabbitMQ with a wrong management URL, then the right one', async () => {
     const closed = await freePort();
     const u = new URL(amqpUrl);
-    const right = `http://${u.username}:${u.password}@${u.hostname}:${Number(u.port) + 3}`; // scripts/rabbitmq.sh: management on the AMQP port + 3
+    const right = `http://${u.username}:${u.password}@${u.hostname}:${Number(u.port) + 3}`; // scripts/dev/rabbitmq.sh: management on the AMQP port + 3
     const depthLine = async () => {
       const r = await check();
       const lines = r.stdout.split('\n');

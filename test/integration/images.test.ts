@@ -1,5 +1,5 @@
 /**
- * The images scripts/images.sh builds (docs/images.md), run without a node:
+ * The images scripts/dev/images.sh builds (docs/images.md), run without a node:
  * each docker-archive unpacked and its entrypoint started by runc as its
  * config says (user, env, working dir). Fails if an archive is misnamed, the
  * Kueuer image cannot start its CLI as uid 65532 or cannot serve, or
@@ -39,7 +39,7 @@ const uidsOf = (pid: number): string =>
     .slice(0, 2)
     .join(' ') ?? '';
 
-describe('images built here (scripts/images.sh), run by runc without a node', () => {
+describe('images built here (scripts/dev/images.sh), run by runc without a node', () => {
   let images: ImagesJson;
   let dir: string;
   let kueuer: UnpackedImage;

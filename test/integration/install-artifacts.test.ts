@@ -2,7 +2,7 @@
  * The install artefacts as shipped (issue 14, items 1–3): the kustomize base
  * and its components in every useful combination, the Helm chart
  * (charts/kueuer) and the rendered single-file manifests. Everything renders
- * with the real tools (kubectl's kustomize, helm built by scripts/helm.sh) and
+ * with the real tools (kubectl's kustomize, helm built by scripts/dev/helm.sh) and
  * passes a real kube-apiserver's strict validation in a server-side dry run
  * (test/helpers/control-plane.ts).
  */
@@ -346,15 +346,15 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
   });
 
   describe('rendered single-file manifests', () => {
-    it('manifests/install.yaml and install-cert-manager.yaml are what scripts/render-manifests.sh renders now (run it after changing manifests/)', () => {
+    it('manifests/install.yaml and install-cert-manager.yaml are what scripts/dev/render-manifests.sh renders now (run it after changing manifests/)', () => {
       const out = mkdtempSync(join(tmpdir(), 'kueuer-render-'));
       dirs.push(out);
-      execFileSync('bash', [join(root, 'scripts/render-manifests.sh'), out], {
+      execFileSync('bash', [join(root, 'scripts/dev/render-manifests.sh'), out], {
         env: { ...process.env, KUBECTL: kubectlBin },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       for (const file of ['install.yaml', 'install-cert-manager.yaml']) {
-        expect(readFileSync(join(root, 'manifests', file), 'utf8'), `manifests/${file} is stale: run scripts/render-manifests.sh`).toBe(
+        expect(readFileSync(join(root, 'manifests', file), 'utf8'), `manifests/${file} is stale: run scripts/dev/render-manifests.sh`).toBe(
           readFileSync(join(out, file), 'utf8'),
         );
       }

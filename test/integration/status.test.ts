@@ -20,7 +20,7 @@ import { startWebhookProcess } from '../helpers/webhook-process.js';
 
 const amqpUrl = inject('amqpUrl');
 const redisUrl = inject('redisUrl');
-/** scripts/rabbitmq.sh runs the management API on the AMQP port + 3. */
+/** scripts/dev/rabbitmq.sh runs the management API on the AMQP port + 3. */
 const managementUrl = (() => {
   const u = new URL(amqpUrl);
   return `http://${u.username}:${u.password}@${u.hostname}:${Number(u.port) + 3}`;

@@ -1,7 +1,7 @@
 /**
  * Strimzi's Secrets as they are, against a real broker that asks for what a
  * Strimzi listener asks for: a private single KRaft broker (the jars of
- * scripts/kafka.sh) with a SASL_SSL listener, SCRAM-SHA-512 users and a
+ * scripts/dev/kafka.sh) with a SASL_SSL listener, SCRAM-SHA-512 users and a
  * certificate signed by a CA of this test's own. The KafkaUser Secret
  * (password, sasl.jaas.config) and the cluster CA Secret (ca.crt, ca.p12,
  * ca.password) are mounted as files, as the webhook mounts them, and named in
@@ -52,7 +52,7 @@ describe("Strimzi's KafkaUser and cluster CA Secrets against a SASL_SSL broker",
   const started: KueuerProcess[] = [];
 
   beforeAll(async () => {
-    const libs = execFileSync('bash', [join(root, 'scripts/kafka.sh'), 'libs'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    const libs = execFileSync('bash', [join(root, 'scripts/dev/kafka.sh'), 'libs'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
       .trim()
       .split('\n')
       .pop()!;

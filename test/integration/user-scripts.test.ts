@@ -43,7 +43,7 @@ function runScript(script: string, args: string[], env: Record<string, string>, 
 }
 
 const changes = (calls: string[]) => calls.filter((c) => !/^(config |get |api-resources)/.test(c));
-const scripts = ['install.sh', 'uninstall.sh', 'render-manifests.sh', 'gen-certs.sh', 'cluster.sh'];
+const scripts = ['install.sh', 'uninstall.sh', 'dev/render-manifests.sh', 'gen-certs.sh', 'dev/cluster.sh'];
 
 describe('the scripts a user runs', () => {
   it.each(scripts)('%s --help prints its usage on stdout and exits 0, calling no kubectl', (script) => {

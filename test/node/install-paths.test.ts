@@ -3,7 +3,7 @@
  * real node (issue 14): a plain `kubectl apply -k` of the shipped base, where
  * the webhook issues its own certificate and fills both caBundles; and
  * `helm install` of charts/kueuer in keda mode beside a real KEDA (v2.21.0,
- * built from the Go module proxy by scripts/keda.sh), whose metrics-api
+ * built from the Go module proxy by scripts/dev/keda.sh), whose metrics-api
  * scaler reads the webhook's /backlog over HTTPS with the CA the webhook
  * keeps in KEDA's namespace. Each path ends with README's uninstall for it.
  *

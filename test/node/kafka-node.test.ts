@@ -1,7 +1,7 @@
 /**
  * Kueuer on Kafka in real pods: the same single-node cluster as the other
  * real-node files (test/helpers/node.ts), with a Kafka 4 broker of its own
- * (scripts/kafka.sh) bound to the node bridge's host address, which pods
+ * (scripts/dev/kafka.sh) bound to the node bridge's host address, which pods
  * reach and which the broker advertises, so kafkajs in the responder and
  * sidecar pods connects to it directly. Kueuer is installed with Helm and a
  * broker Secret of the user's own (KUEUER_BACKEND=kafka://…), the app is
@@ -55,7 +55,7 @@ describe('Kueuer on Kafka, in real pods', () => {
     await cluster.importImage(images.httpbin.archive);
     httpbinImage = images.httpbin.ref;
     // The broker on the bridge address: pods reach it there, and it advertises that address to them.
-    const address = execFileSync('bash', [join(root, 'scripts', 'kafka.sh'), 'start'], { encoding: 'utf8', env: kafkaEnv(cluster.bridgeGateway) })
+    const address = execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'start'], { encoding: 'utf8', env: kafkaEnv(cluster.bridgeGateway) })
       .trim()
       .split('\n')
       .pop()!;
@@ -101,7 +101,7 @@ describe('Kueuer on Kafka, in real pods', () => {
   }, 30 * 60_000);
 
   afterAll(async () => {
-    if (kafkaStarted) execFileSync('bash', [join(root, 'scripts', 'kafka.sh'), 'stop'], { env: kafkaEnv(cluster.bridgeGateway), stdio: 'inherit' });
+    if (kafkaStarted) execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'stop'], { env: kafkaEnv(cluster.bridgeGateway), stdio: 'inherit' });
     await cluster?.stop();
   }, 3 * 60_000);
 

@@ -2,7 +2,7 @@
  * Issue 21 on the real node: Kueuer installed as README says
  * (test/helpers/real-install.ts: the shipped base in a kustomization of one's
  * own, scripts/install.sh), with the 3-node RabbitMQ cluster of
- * scripts/rabbitmq-cluster.sh (the global setup's, shared with
+ * scripts/dev/rabbitmq-cluster.sh (the global setup's, shared with
  * test/faults/replicated-rabbitmq.test.ts) as its broker. Pods reach it as a
  * Kubernetes Service would give it: one address, HAProxy's, through a
  * forwarder on the node bridge (the cluster listens on loopback only); the
@@ -18,7 +18,7 @@
  * stall) are printed. The killed node is revived before the file ends, so the
  * files after it find the whole cluster.
  *
- * Then the same on Kafka: three KRaft brokers of scripts/kafka-cluster.sh of
+ * Then the same on Kafka: three KRaft brokers of scripts/dev/kafka-cluster.sh of
  * this file's own, on the node bridge's address (Kafka clients connect to the
  * addresses the brokers advertise, so a forwarder will not do, and the
  * suite's shared cluster advertises loopback); Kueuer's broker Secret is
@@ -52,7 +52,7 @@ const APP_MS = 100;
 
 /** This file's own three Kafka brokers, on the bridge: client ports 29401-29403 (controllers 29411-29413), clear of the suite's. */
 const kafkaCluster = (bridge: string, ...args: string[]): Promise<{ stdout: string }> =>
-  promisify(execFile)('bash', [join(root, 'scripts', 'kafka-cluster.sh'), ...args], {
+  promisify(execFile)('bash', [join(root, 'scripts', 'dev', 'kafka-cluster.sh'), ...args], {
     encoding: 'utf8',
     env: {
       ...process.env,

@@ -1,6 +1,6 @@
-/** The bench's replication lines (scripts/bench-report.ts): each pair compared from the same run's rows. */
+/** The bench's replication lines (scripts/bench/bench-report.ts): each pair compared from the same run's rows. */
 import { describe, expect, it } from 'vitest';
-import { REPLICATED_PATHS, replicationLines, type Row } from '../../scripts/bench-report.js';
+import { REPLICATED_PATHS, replicationLines, type Row } from '../../scripts/bench/bench-report.js';
 
 const row = (path: string, app: string, concurrency: number, rps: number, p50: number, proxy: number, broker: number): Row => ({
   app,

@@ -35,7 +35,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('takes its base from the NODE_IMAGE build argument in every stage (scripts/images.sh passes a local base)', () => {
+  it('takes its base from the NODE_IMAGE build argument in every stage (scripts/dev/images.sh passes a local base)', () => {
     expect(globalArgs.get('NODE_IMAGE')).toBe('node:24-bookworm-slim');
     for (const s of stages) expect(s[0]).toMatch(/^FROM \$\{NODE_IMAGE\}( AS \w+)?$/);
   });

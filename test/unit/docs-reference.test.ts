@@ -1,5 +1,5 @@
 /**
- * docs/reference/*.md and docs/errors.md are rendered from the code (scripts/docs-*.ts): each file is
+ * docs/reference/*.md and docs/errors.md are rendered from the code (scripts/dev/docs-*.ts): each file is
  * what the renderers make of it now (`npm run docs`, or UPDATE_GOLDEN=1 here, rewrites them), and the
  * tables cover what the code reads. What the renderers do with a region or a new command is tested too.
  */
@@ -7,9 +7,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.js';
-import { annotationBodies, annotationCoverage } from '../../scripts/docs-annotations.js';
-import { GENERATED_DOCS, renderReferenceDocs } from '../../scripts/docs-reference.js';
-import { fillGenerated, optionTable, region, renderCliReference } from '../../scripts/docs-render.js';
+import { annotationBodies, annotationCoverage } from '../../scripts/dev/docs-annotations.js';
+import { GENERATED_DOCS, renderReferenceDocs } from '../../scripts/dev/docs-reference.js';
+import { fillGenerated, optionTable, region, renderCliReference } from '../../scripts/dev/docs-render.js';
 import { ANNOTATIONS } from '../../shared/annotations.js';
 import type { OptionSpecs } from '../../shared/options.js';
 import { defaultWebhookSettings } from '../../webhook/config.js';

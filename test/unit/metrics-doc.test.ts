@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exportedMetrics } from '../../scripts/docs-reference.js';
+import { exportedMetrics } from '../../scripts/dev/docs-reference.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const doc = readFileSync(join(root, 'docs', 'reference', 'metrics.md'), 'utf8');

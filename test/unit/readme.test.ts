@@ -29,7 +29,7 @@ function markdown(dir = root, top = true): string[] {
 
 describe('README', () => {
   it('fits on a few screens, with the local stack and the cluster quick start near the top', () => {
-    expect(readme.split('\n').length).toBeLessThan(350);
+    expect(readme.split('\n').length).toBeLessThan(270);
     const line = (heading: string) => readme.split('\n').indexOf(heading);
     expect(line('## Try it locally')).toBeGreaterThan(0);
     expect(line('## Quick start on a cluster')).toBeGreaterThan(0);
@@ -92,8 +92,8 @@ describe('README', () => {
 describe('DEVELOPMENT.md', () => {
   const development = source('DEVELOPMENT.md');
 
-  it("states the test RabbitMQ's port as scripts/rabbitmq.sh's default, with its management port (+3)", () => {
-    const port = Number(/KUEUER_RABBITMQ_PORT:-(\d+)/.exec(source('scripts/rabbitmq.sh'))?.[1]);
+  it("states the test RabbitMQ's port as scripts/dev/rabbitmq.sh's default, with its management port (+3)", () => {
+    const port = Number(/KUEUER_RABBITMQ_PORT:-(\d+)/.exec(source('scripts/dev/rabbitmq.sh'))?.[1]);
     expect(port).not.toBe(25672); // a system RabbitMQ's inter-node port
     expect(development).toContain(`private node on 127.0.0.1:${port} (management API on\n${port + 3};`);
   });
