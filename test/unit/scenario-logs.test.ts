@@ -135,3 +135,43 @@ describe('a client request’s fate inside Kueuer', () => {
     expect(eventsTsv([{ t: 3, pod: 'p', event: 'joined', detail: 'partitions [0]' }])).toBe('# t_s\tpod\tevent\tdetail\n3.0\tp\tjoined\tpartitions [0]\n');
   });
 });
+
+describe('the page’s table of what the pods said', () => {
+  it('has one row per run that kept its logs, and none for runs recorded before', async () => {
+    const { logsTable } = await import('../../scripts/scenario/report.js');
+    const logs = {
+      appCalls: 40,
+      ranTwice: 3,
+      redelivered: 3,
+      groupJoins: 12,
+      revocations: 5,
+      restarts: 0,
+      probeFailures: 1,
+      lateReplies: 2,
+      lostNeverCalled: 1,
+      lostCalledTwice: 2,
+      lostWaitS: [31.2, 48],
+    };
+    const run = { variant: 'c' as const, startedAt: '', requests: [], samples: [], notes: [], loadAvg: [1, 1] as [number, number] };
+    const summary = {
+      sent: 0,
+      answered: 0,
+      failed: 0,
+      failedByCause: {},
+      lostPercent: 0,
+      p50S: null,
+      p95S: null,
+      maxS: null,
+      spikeToNewReadyS: null,
+      maxReady: 0,
+      maxBacklog: null,
+    };
+    expect(logsTable([{ ...run, variant: 'a', summary }])).toBe('');
+    expect(
+      logsTable([
+        { ...run, variant: 'a', summary },
+        { ...run, summary, logs },
+      ]).split('\n')[2],
+    ).toBe('| (c) Kueuer on Kafka | 40 | 3 | 3 | 12 | 5 | 0 | 1 | 2 | 1 | 2 | 31, 48 s |');
+  });
+});
