@@ -268,3 +268,36 @@ export function eventsTsv(events: readonly PodEvent[]): string {
     ['# t_s\tpod\tevent\tdetail', ...[...events].sort((a, b) => a.t - b.t).map((e) => `${e.t.toFixed(1)}\t${e.pod}\t${e.event}\t${e.detail}`)].join('\n') + '\n'
   );
 }
+
+interface NodePodJson {
+  metadata: { namespace: string };
+  spec: {
+    containers: Array<{ resources?: { requests?: Record<string, string> } }>;
+    initContainers?: Array<{ resources?: { requests?: Record<string, string> } }>;
+  };
+  status?: { phase?: string; conditions?: Array<{ type: string; status: string }> };
+}
+
+/** A Kubernetes quantity ("250m", "64Mi", "1Gi", "2") as a number (cores, bytes). */
+export function quantity(q: string | undefined): number {
+  const m = /^([0-9.]+)(m|Ki|Mi|Gi|k|M|G)?$/.exec((q ?? '0').trim());
+  if (!m) return 0;
+  const scale: Record<string, number> = { m: 1e-3, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, k: 1e3, M: 1e6, G: 1e9 };
+  return Number(m[1]) * (m[2] ? scale[m[2]]! : 1);
+}
+
+/** The node's allocatable CPU and memory, what all its pods request, and the app's pods Ready, Running and Pending. */
+export function nodeCapacity(node: { status?: { allocatable?: Record<string, string> } }, pods: readonly NodePodJson[], namespace: string): string {
+  const live = pods.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+  const sum = (what: string) =>
+    live.reduce((a, p) => a + [...p.spec.containers, ...(p.spec.initContainers ?? [])].reduce((b, c) => b + quantity(c.resources?.requests?.[what]), 0), 0);
+  const app = live.filter((p) => p.metadata.namespace === namespace);
+  const ready = app.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+  const pending = app.filter((p) => p.status?.phase === 'Pending').length;
+  const cpu = quantity(node.status?.allocatable?.cpu);
+  const mem = quantity(node.status?.allocatable?.memory);
+  return (
+    `node at the end: allocatable ${cpu} CPU, ${(mem / 2 ** 30).toFixed(1)} GiB; pods request ${Math.round(sum('cpu') * 1000)}m CPU (${Math.round((100 * sum('cpu')) / cpu)} %), ` +
+    `${(sum('memory') / 2 ** 30).toFixed(1)} GiB; app pods ${app.length}: ${ready} Ready, ${pending} Pending`
+  );
+}

@@ -12,6 +12,7 @@ import type { ImagesJson } from '../../test/helpers/images.js';
 import type { AppProfile, PlannedStage } from './plan.js';
 import {
   collectLogs,
+  nodeCapacity,
   parseAppCalls,
   parseSidecarEvents,
   podEvents,
@@ -85,6 +86,9 @@ export async function runVariant(options: RunOptions, variant: VariantId): Promi
     const kubectl = (...args: string[]) => ctx.cluster.controlPlane.kubectl(args);
     const collected = collectLogs(kubectl, ctx.namespace, join(options.workDir, 'logs', ctx.namespace));
     const system = ctx.queue ? collectLogs(kubectl, 'kueuer-system', join(options.workDir, 'logs', 'kueuer-system')) : null;
+    const nodes = ctx.cluster.controlPlane.tryGetJson('nodes') as { items?: Array<{ status?: { allocatable?: Record<string, string> } }> } | null;
+    const allPods = ctx.cluster.controlPlane.tryGetJson('pods', '-A') as { items?: Parameters<typeof nodeCapacity>[1] } | null;
+    if (nodes?.items?.[0] && allPods?.items) ctx.notes.push(nodeCapacity(nodes.items[0], allPods.items, ctx.namespace));
     const calls: AppCall[] = [];
     const events: PodEvent[] = podEvents(collected, vegeta.startMs);
     for (const [pod, containers] of Object.entries(collected.logs)) {
