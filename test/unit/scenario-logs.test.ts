@@ -175,3 +175,24 @@ describe('the page’s table of what the pods said', () => {
     ).toBe('| (c) Kueuer on Kafka | 40 | 3 | 3 | 12 | 5 | 0 | 1 | 2 | 1 | 2 | 31, 48 s |');
   });
 });
+
+describe('the node at the end of a run', () => {
+  it('says what the node can give, what all pods request, and how many app pods are Ready or Pending', async () => {
+    const { nodeCapacity, quantity } = await import('../../scripts/scenario/logs.js');
+    expect([quantity('250m'), quantity('64Mi'), quantity('2'), quantity('1Gi'), quantity(undefined)]).toEqual([0.25, 64 * 2 ** 20, 2, 2 ** 30, 0]);
+    const pod = (namespace: string, cpu: string, phase: string, ready: boolean) => ({
+      metadata: { namespace },
+      spec: { containers: [{ resources: { requests: { cpu, memory: '512Mi' } } }], initContainers: [{ resources: { requests: { cpu: '30m' } } }] },
+      status: { phase, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+    });
+    const pods = [
+      pod('shop', '20m', 'Running', true),
+      pod('shop', '20m', 'Pending', false),
+      pod('kube-system', '100m', 'Running', true),
+      pod('shop', '20m', 'Succeeded', false),
+    ];
+    expect(nodeCapacity({ status: { allocatable: { cpu: '2', memory: '4Gi' } } }, pods, 'shop')).toBe(
+      'node at the end: allocatable 2 CPU, 4.0 GiB; pods request 230m CPU (12 %), 1.5 GiB; app pods 2: 1 Ready, 1 Pending',
+    );
+  });
+});
