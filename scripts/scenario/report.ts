@@ -61,7 +61,12 @@ export function resultsTable(runs: readonly VariantRun[]): string {
 export function logsTable(runs: readonly VariantRun[]): string {
   const withLogs = runs.filter((r) => r.logs);
   if (withLogs.length === 0) return '';
-  const waits = (w: readonly number[]) => (w.length ? w.map((x) => `${x.toFixed(0)}`).join(', ') + ' s' : '–');
+  const waits = (w: readonly number[]) =>
+    w.length === 0
+      ? '–'
+      : w.length <= 5
+        ? w.map((x) => x.toFixed(0)).join(', ') + ' s'
+        : `${w[0]!.toFixed(0)}–${w[w.length - 1]!.toFixed(0)} s (median ${w[Math.floor((w.length - 1) / 2)]!.toFixed(0)} s)`;
   return [
     '| run | app calls | requests run twice | calls marked rerun | consumer-group joins | partitions revoked | container restarts | failed probes | late replies dropped | lost: never reached the app | lost: run twice | lost: wait from arrival to the app’s first call |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
