@@ -57,6 +57,26 @@ export function resultsTable(runs: readonly VariantRun[]): string {
   ].join('\n');
 }
 
+/** What the pods' logs say about each run that kept them (scripts/scenario/logs.ts). */
+export function logsTable(runs: readonly VariantRun[]): string {
+  const withLogs = runs.filter((r) => r.logs);
+  if (withLogs.length === 0) return '';
+  const waits = (w: readonly number[]) =>
+    w.length === 0
+      ? '–'
+      : w.length <= 5
+        ? w.map((x) => x.toFixed(0)).join(', ') + ' s'
+        : `${w[0]!.toFixed(0)}–${w[w.length - 1]!.toFixed(0)} s (median ${w[Math.floor((w.length - 1) / 2)]!.toFixed(0)} s)`;
+  return [
+    '| run | app calls | requests run twice | calls marked rerun | consumer-group joins | partitions revoked | container restarts | failed probes | late replies dropped | lost: never reached the app | lost: run twice | lost: wait from arrival to the app’s first call |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...withLogs.map((r) => {
+      const l = r.logs!;
+      return `| ${VARIANT_TITLES[r.variant]} | ${l.appCalls} | ${l.ranTwice} | ${l.redelivered} | ${l.groupJoins} | ${l.revocations} | ${l.restarts} | ${l.probeFailures} | ${l.lateReplies} | ${l.lostNeverCalled} | ${l.lostCalledTwice} | ${waits(l.lostWaitS)} |`;
+    }),
+  ].join('\n');
+}
+
 export function scenarioPage(input: ReportInput): string {
   const { app, plan, runs } = input;
   const m = input.machine;
@@ -79,6 +99,17 @@ export function scenarioPage(input: ReportInput): string {
     'Latency quantiles are over answered requests. Lost = failed / sent. "spike → first new replica Ready": from the start of',
     'the spike stage to the first second the Deployment had more ready replicas than when the spike began (sampled every second).',
     '',
+    ...(logsTable(runs)
+      ? [
+          '## What the pods said',
+          '',
+          logsTable(runs),
+          '',
+          `From each pod's logs, read after the load (\`data/${app.name}/<run>-calls.tsv\`: every call of the app with the client request it belonged to; \`<run>-pods.tsv\`: pods created and Ready, sidecars joining their consumer group and losing partitions, restarts, failed probes).`,
+          'A client request is matched with the app’s calls by its arrival time (the request’s deadline minus the responder’s 60 s timeout).',
+          '',
+        ]
+      : []),
     '## How it ran',
     '',
     `- **When**: ${runs.map((r) => `(${r.variant}) ${r.startedAt}`).join(', ')}.`,

@@ -16,6 +16,7 @@ import { join, relative, resolve } from 'node:path';
 import { buildImagesAsync } from '../../test/helpers/images.js';
 import { parseArgs, scriptOutput } from './cli.js';
 import { APPS, planLoad, ratePerUser } from './plan.js';
+import { callsTsv, eventsTsv, requestFates } from './logs.js';
 import { drawScenario } from './plot.js';
 import { scenarioPage } from './report.js';
 import { runVariant, type VariantRun } from './scenario.js';
@@ -62,6 +63,8 @@ async function main(argv: readonly string[]): Promise<void> {
         variant,
       );
       writeFileSync(join(dataDir, `${variant}.json`), JSON.stringify({ ...run, command: `npm run scenario -- ${argv.join(' ')}` }));
+      if (run.calls) writeFileSync(join(dataDir, `${variant}-calls.tsv`), callsTsv(requestFates(run.requests, run.calls), run.calls));
+      if (run.podEvents) writeFileSync(join(dataDir, `${variant}-pods.tsv`), eventsTsv(run.podEvents));
     }
   } finally {
     if (stopRabbit) execFileSync('bash', [join(root, 'scripts', 'dev', 'rabbitmq.sh'), 'stop'], { stdio: 'inherit' });

@@ -7,8 +7,21 @@
  */
 import { mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import type { ImagesJson } from '../../test/helpers/images.js';
 import type { AppProfile, PlannedStage } from './plan.js';
+import {
+  collectLogs,
+  nodeCapacity,
+  parseAppCalls,
+  parseSidecarEvents,
+  podEvents,
+  requestFates,
+  summarizeLogs,
+  type AppCall,
+  type LogSummary,
+  type PodEvent,
+} from './logs.js';
 import { summarize, type RequestRecord, type Sample, type Summary } from './results.js';
 import { startSampler } from './sampler.js';
 import { runPlan } from './vegeta.js';
@@ -25,7 +38,14 @@ export interface VariantRun {
   loadAvg: [number, number];
   /** The command line that ran it (written by run.ts). */
   command?: string;
+  /** Every call of the app (its access log), the pods' lives and the sidecars' consumer-group events, and their numbers. */
+  calls?: AppCall[];
+  podEvents?: PodEvent[];
+  logs?: LogSummary;
 }
+
+/** The responder's request timeout (its default): a request's deadline is its arrival plus this. */
+const RESPONDER_TIMEOUT_S = 60;
 
 export interface RunOptions {
   tools: Tools & { vegeta: string };
@@ -62,9 +82,29 @@ export async function runVariant(options: RunOptions, variant: VariantId): Promi
     // The sampler stops whatever happens (a failed attack must not leave it polling).
     const samples = await sampler.stop();
     if (failure) throw failure;
+    // What the pods said, before the node goes (raw logs in the work directory).
+    const kubectl = (...args: string[]) => ctx.cluster.controlPlane.kubectl(args);
+    const collected = collectLogs(kubectl, ctx.namespace, join(options.workDir, 'logs', ctx.namespace));
+    const system = ctx.queue ? collectLogs(kubectl, 'kueuer-system', join(options.workDir, 'logs', 'kueuer-system')) : null;
+    const nodes = ctx.cluster.controlPlane.tryGetJson('nodes') as { items?: Array<{ status?: { allocatable?: Record<string, string> } }> } | null;
+    const allPods = ctx.cluster.controlPlane.tryGetJson('pods', '-A') as { items?: Parameters<typeof nodeCapacity>[1] } | null;
+    if (nodes?.items?.[0] && allPods?.items) ctx.notes.push(nodeCapacity(nodes.items[0], allPods.items, ctx.namespace));
+    const calls: AppCall[] = [];
+    const events: PodEvent[] = podEvents(collected, vegeta.startMs);
+    for (const [pod, containers] of Object.entries(collected.logs)) {
+      for (const [container, text] of Object.entries(containers)) {
+        if (container === 'app') calls.push(...parseAppCalls(pod, text, vegeta.startMs, RESPONDER_TIMEOUT_S));
+        else events.push(...parseSidecarEvents(pod, text, vegeta.startMs));
+      }
+    }
+    events.sort((a, b) => a.t - b.t);
+    const responderLog = Object.values(system?.logs ?? {})
+      .flatMap((c) => Object.values(c))
+      .join('\n');
+    const logs = summarizeLogs(requestFates(requests, calls), calls, events, responderLog);
     const spike = plan.reduce((a, b) => (b.users > a.users ? b : a));
     const summary = summarize(requests, samples, spike.startS);
-    console.log(`${app.name} (${variant}): ${JSON.stringify(summary)}`);
-    return { variant, startedAt, requests, samples, summary, notes: ctx.notes, loadAvg: [load1, loadavg()[0]!] };
+    console.log(`${app.name} (${variant}): ${JSON.stringify(summary)} ${JSON.stringify(logs)}`);
+    return { variant, startedAt, requests, samples, summary, notes: ctx.notes, loadAvg: [load1, loadavg()[0]!], calls, podEvents: events, logs };
   });
 }

@@ -16,15 +16,12 @@
  * only (a)'s HPA reads it. It runs beside the node as a process, behind the
  * APIService v1beta1.metrics.k8s.io (metrics-server.ts).
  */
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { hasCondition, mustSucceed, type KubeJson } from '../../test/helpers/control-plane.js';
 import type { ImagesJson } from '../../test/helpers/images.js';
+import { helmInstallOnKafka, startKafkaOnBridge } from '../../test/helpers/kafka-install.js';
 import { startRealCluster, type RealCluster } from '../../test/helpers/node.js';
-import { installKueuer, runTool, userEnv } from '../../test/helpers/real-install.js';
+import { installKueuer } from '../../test/helpers/real-install.js';
 import { startMetricsServer } from './metrics-server.js';
-
-const root = join(import.meta.dirname, '..', '..');
 
 export type VariantId = 'a' | 'b' | 'c';
 
@@ -125,10 +122,6 @@ async function waitFor<T>(what: string, timeoutMs: number, check: () => T | null
   }
 }
 
-/** The broker Secret for Kafka: 30 partitions, so the request topic takes 30 consumers (the default 6 would cap max-replicas at 6). */
-const kafkaSecret = (namespace: string, backend: string, partitions: number) =>
-  `apiVersion: v1\nkind: Secret\nmetadata: {name: kueuer-backend, namespace: ${namespace}}\nstringData: {KUEUER_BACKEND: "${backend}", KUEUER_KAFKA_PARTITIONS: "${partitions}"}\n`;
-
 /**
  * Runs `fn` on a fresh node set up as `variant` with the app deployed and its HPA reading a metric;
  * stops everything after, whatever happens.
@@ -148,12 +141,6 @@ export async function withVariant<T>(
   cleanups.push(() => cluster.stop());
   const cp = cluster.controlPlane;
   const kubectl = (...args: string[]) => cp.kubectl(args);
-  const kafkaEnv = {
-    ...process.env,
-    KUEUER_KAFKA_HOST: cluster.bridgeGateway,
-    KUEUER_KAFKA_PORT: KAFKA_PORT,
-    KUEUER_KAFKA_DIR: join(root, '.cache', 'kafka', 'scenario'),
-  };
   try {
     await cluster.importImage(images.scenarioApps.archive);
     if (variant !== 'a') await cluster.importImage(images.kueuer.archive);
@@ -168,36 +155,11 @@ export async function withVariant<T>(
       cleanups.unshift(() => install.close());
       createSecret = (ns) => install.createBackendSecret(ns);
     } else if (variant === 'c') {
-      const address = execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'start'], { encoding: 'utf8', env: kafkaEnv })
-        .trim()
-        .split('\n')
-        .pop()!;
-      cleanups.unshift(() => void execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'stop'], { env: kafkaEnv, stdio: 'inherit' }));
-      const backend = `kafka://${address}`;
-      mustSucceed(kubectl('create', 'namespace', 'kueuer-system'), 'namespace kueuer-system');
-      createSecret = (ns) => void mustSucceed(cp.apply(kafkaSecret(ns, backend, setup.maxReplicas)), `the Secret kueuer-backend in ${ns}`);
-      createSecret('kueuer-system');
-      const colon = images.kueuer.ref.lastIndexOf(':');
-      const installed = await runTool(
-        tools.helmBin,
-        [
-          'install',
-          'kueuer',
-          join(root, 'charts', 'kueuer'),
-          '--namespace',
-          'kueuer-system',
-          '--set',
-          `image.repository=${images.kueuer.ref.slice(0, colon)}`,
-          '--set',
-          `image.tag=${images.kueuer.ref.slice(colon + 1)}`,
-          '--wait',
-          '--timeout',
-          '5m',
-        ],
-        userEnv(cp),
-        360_000,
-      );
-      if (installed.code !== 0) throw new Error(`helm install: ${installed.output}`);
+      // As many partitions as replicas: the request topic takes that many consumers (the default 6 would cap max-replicas at 6).
+      const kafka = startKafkaOnBridge(cluster, KAFKA_PORT, 'scenario', { KUEUER_KAFKA_PARTITIONS: String(setup.maxReplicas) });
+      cleanups.unshift(() => kafka.stop());
+      createSecret = (ns) => kafka.createBackendSecret(ns);
+      await helmInstallOnKafka(cluster, kafka, tools.helmBin, images.kueuer.ref);
       notes.push(`Kafka: KUEUER_KAFKA_PARTITIONS=${setup.maxReplicas} in the broker Secret (the default 6 partitions would cap max-replicas at 6)`);
     }
 

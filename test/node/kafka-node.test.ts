@@ -8,31 +8,23 @@
  * go-httpbin, and clients send to the Service ClusterIP through kube-proxy.
  * The webhook's autoscaler reads the request topic's lag from the same broker.
  */
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-plane.js';
 import { buildImagesAsync } from '../helpers/images.js';
+import { helmInstallOnKafka, startKafkaOnBridge, type KafkaOnNode } from '../helpers/kafka-install.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
 import { runTool, userEnv } from '../helpers/real-install.js';
 import { httpbinDeployment, waitFor } from './fixtures.js';
 import { load, request, summarize } from './load.js';
 
-const root = join(import.meta.dirname, '..', '..');
 const NS = 'orders';
 /** A port of its own (not the suite's shared broker on 29092) and a data directory of its own. */
 const KAFKA_PORT = '29392';
-const kafkaEnv = (host: string) => ({
-  ...process.env,
-  KUEUER_KAFKA_HOST: host,
-  KUEUER_KAFKA_PORT: KAFKA_PORT,
-  KUEUER_KAFKA_DIR: join(root, '.cache', 'kafka', 'node-real'),
-});
 
 describe('Kueuer on Kafka, in real pods', () => {
   let cluster: RealCluster;
-  let kafkaStarted = false;
-  let backend = '';
+  let kafka: KafkaOnNode | undefined;
   let httpbinImage = '';
   const kubectl = (...args: string[]) => cluster.controlPlane.kubectl(args);
   const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
@@ -40,13 +32,6 @@ describe('Kueuer on Kafka, in real pods', () => {
   const pods = (app: string): KubeJson[] => (getJson('pods', '-n', NS, '-l', `app=${app}`).items as KubeJson[]).filter((p) => !p.metadata.deletionTimestamp);
   const readyPods = (app: string): KubeJson[] => pods(app).filter((p) => hasCondition(p, 'Ready'));
   const serviceUrl = (name: string) => `http://${getJson('service', name, '-n', NS).spec.clusterIP as string}:80`;
-  const backendSecret = (namespace: string) =>
-    ok(
-      cluster.controlPlane.apply(
-        `apiVersion: v1\nkind: Secret\nmetadata: {name: kueuer-backend, namespace: ${namespace}}\nstringData: {KUEUER_BACKEND: "${backend}"}\n`,
-      ),
-      `the Secret kueuer-backend in ${namespace}`,
-    );
 
   beforeAll(async () => {
     const images = await buildImagesAsync();
@@ -55,42 +40,12 @@ describe('Kueuer on Kafka, in real pods', () => {
     await cluster.importImage(images.httpbin.archive);
     httpbinImage = images.httpbin.ref;
     // The broker on the bridge address: pods reach it there, and it advertises that address to them.
-    const address = execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'start'], { encoding: 'utf8', env: kafkaEnv(cluster.bridgeGateway) })
-      .trim()
-      .split('\n')
-      .pop()!;
-    kafkaStarted = true;
-    expect(address).toBe(`${cluster.bridgeGateway}:${KAFKA_PORT}`);
-    backend = `kafka://${address}`;
-
+    kafka = startKafkaOnBridge(cluster, KAFKA_PORT, 'node-real');
     // README, "Helm", with a broker Secret of one's own (broker.type ""): the namespace and the Secret first.
-    ok(kubectl('create', 'namespace', 'kueuer-system'), 'namespace');
-    backendSecret('kueuer-system');
-    const colon = images.kueuer.ref.lastIndexOf(':');
-    const helm = inject('helmBin');
-    const installed = await runTool(
-      helm,
-      [
-        'install',
-        'kueuer',
-        join(root, 'charts', 'kueuer'),
-        '--namespace',
-        'kueuer-system',
-        '--set',
-        `image.repository=${images.kueuer.ref.slice(0, colon)}`,
-        '--set',
-        `image.tag=${images.kueuer.ref.slice(colon + 1)}`,
-        '--wait',
-        '--timeout',
-        '5m',
-      ],
-      userEnv(cluster.controlPlane),
-      360_000,
-    );
-    expect(installed.code, installed.output).toBe(0);
+    await helmInstallOnKafka(cluster, kafka, inject('helmBin'), images.kueuer.ref);
 
     ok(cluster.controlPlane.apply(`apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}, labels: {kueuer.io/injection: enabled}}\n`), NS);
-    backendSecret(NS);
+    kafka.createBackendSecret(NS);
     ok(cluster.controlPlane.apply(httpbinDeployment(NS, 'web', httpbinImage, { replicas: 2, annotations: { 'kueuer.io/autoscale': 'false' } })), 'web');
     await waitFor(
       '2 ready pods of web',
@@ -101,7 +56,7 @@ describe('Kueuer on Kafka, in real pods', () => {
   }, 30 * 60_000);
 
   afterAll(async () => {
-    if (kafkaStarted) execFileSync('bash', [join(root, 'scripts', 'dev', 'kafka.sh'), 'stop'], { env: kafkaEnv(cluster.bridgeGateway), stdio: 'inherit' });
+    kafka?.stop();
     await cluster?.stop();
   }, 3 * 60_000);
 

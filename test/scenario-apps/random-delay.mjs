@@ -17,10 +17,13 @@ function work(ms) {
 }
 
 const server = createServer((req, res) => {
+  const start = Date.now();
   const ms = Math.round(Math.random() * maxSeconds * 1000);
   work(ms);
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ path: req.url, workedMs: ms }));
+  // An access log: one JSON line per request, with its headers.
+  console.log(JSON.stringify({ start: new Date(start).toISOString(), workedMs: ms, method: req.method, url: req.url, headers: req.headers }));
 });
 server.listen(port, () => console.log(`random-delay listening on ${port}`));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -16,9 +16,12 @@ function work(ms) {
 }
 
 const server = createServer((req, res) => {
+  const start = Date.now();
   work(workMs);
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ path: req.url, workedMs: workMs }));
+  // An access log: one JSON line per request, with its headers.
+  console.log(JSON.stringify({ start: new Date(start).toISOString(), workedMs: workMs, method: req.method, url: req.url, headers: req.headers }));
 });
 server.listen(port, () => console.log(`worker listening on ${port}`));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

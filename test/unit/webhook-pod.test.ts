@@ -105,13 +105,17 @@ describe('the sidecar probes (slow start on a CPU-starved node)', () => {
   it.each([
     ['native', {}],
     ['classic', { 'kueuer.io/native-sidecar': 'false' }],
-  ])('%s: a startup probe on /healthz gives ~2 min to listen before liveness starts; liveness and readiness unchanged', (_mode, annotations) => {
-    const c = sidecarOf(pod(annotations));
-    const startup = c.startupProbe!;
-    expect(startup.httpGet).toEqual({ path: '/healthz', port: 'kueuer-admin' });
-    expect(startup.periodSeconds! * startup.failureThreshold!).toBeGreaterThanOrEqual(120);
-    expect(startup.periodSeconds).toBeLessThanOrEqual(2);
-    expect(c.livenessProbe).toEqual({ httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, failureThreshold: 3 });
-    expect(c.readinessProbe).toEqual({ httpGet: { path: '/readyz', port: 'kueuer-admin' }, periodSeconds: 5 });
-  });
+  ])(
+    '%s: a startup probe on /healthz gives ~2 min to listen before liveness starts; liveness gives 5 s to answer; readiness unchanged',
+    (_mode, annotations) => {
+      const c = sidecarOf(pod(annotations));
+      const startup = c.startupProbe!;
+      expect(startup.httpGet).toEqual({ path: '/healthz', port: 'kueuer-admin' });
+      expect(startup.periodSeconds! * startup.failureThreshold!).toBeGreaterThanOrEqual(120);
+      expect(startup.periodSeconds).toBeLessThanOrEqual(2);
+      // 5 s to answer, not the kubelet's default 1 s: a running sidecar on a CPU-starved node was killed for answering late.
+      expect(c.livenessProbe).toEqual({ httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 });
+      expect(c.readinessProbe).toEqual({ httpGet: { path: '/readyz', port: 'kueuer-admin' }, periodSeconds: 5 });
+    },
+  );
 });

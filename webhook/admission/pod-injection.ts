@@ -294,7 +294,9 @@ function sidecarContainer(config: InjectionConfig, settings: PodSettings, status
     envFrom: [{ secretRef: { name: settings.backendSecret ?? config.defaultBackendSecret } }],
     ports: [{ name: 'kueuer-admin', containerPort: adminPort, protocol: 'TCP' }],
     readinessProbe: { httpGet: { path: '/readyz', port: 'kueuer-admin' }, periodSeconds: 5 },
-    livenessProbe: { httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, failureThreshold: 3 },
+    // 5 s to answer (the kubelet's default is 1 s): on a CPU-starved node a running sidecar answered later and was killed,
+    // which costs a Kafka group a rebalance and reruns the requests it was running.
+    livenessProbe: { httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
     // Liveness (and readiness) wait for this: a sidecar slow to listen on a CPU-starved node gets 2 min, not 30 s and a kill.
     startupProbe: { httpGet: { path: '/healthz', port: 'kueuer-admin' }, periodSeconds: 2, failureThreshold: 60 },
     resources,
