@@ -52,6 +52,8 @@ export class KafkaRequestConsumer implements Consumer {
    * (kafkajs rejoins only once every running batch returns).
    */
   private rebalancing = false;
+  /** Aborted when `rebalancing` is set: batches waiting for a slot stop waiting (see batch()). */
+  private rebalance = new AbortController();
   /** The partitions' end offsets when this member's current assignment began (see assigned()). */
   private ends: Promise<Map<number, bigint> | null> = Promise.resolve(null);
 
@@ -84,6 +86,7 @@ export class KafkaRequestConsumer implements Consumer {
    */
   assigned(partitions: number[]): void {
     this.rebalancing = false;
+    if (this.rebalance.signal.aborted) this.rebalance = new AbortController();
     // Read now, before the first fetch: records up to these may have been started by the previous owners.
     this.ends = settleWithin(this.endOffsets(), END_OFFSETS_WAIT_MS, () => new Error(`no answer within ${END_OFFSETS_WAIT_MS} ms`)).catch((err: Error) => {
       this.log.warn({ err: err.message }, "cannot read the partitions' end offsets; the first fetch's end offset counts instead");
@@ -96,6 +99,14 @@ export class KafkaRequestConsumer implements Consumer {
       this.toCommit.delete(partition);
       this.log.info({ partition }, 'partition revoked; its unfinished requests go to the new owner');
     }
+  }
+
+  /** A heartbeat said the group is rebalancing: stop dispatching, and stop waiting for slots. */
+  private rebalanceBegan(): void {
+    if (this.rebalancing) return;
+    this.rebalancing = true;
+    this.log.info('the group is rebalancing; records not yet dispatched are left to the next assignment');
+    this.rebalance.abort();
   }
 
   /** Backpressure: stop fetching the topic while every slot is taken, so records do not pile up in memory. */
@@ -199,7 +210,7 @@ export class KafkaRequestConsumer implements Consumer {
     const beat = setInterval(
       () =>
         void payload.heartbeat().catch((err: unknown) => {
-          if (isRebalancing(err)) this.rebalancing = true;
+          if (isRebalancing(err)) this.rebalanceBegan();
         }),
       3000,
     );
@@ -207,7 +218,10 @@ export class KafkaRequestConsumer implements Consumer {
     try {
       for (const message of batch.messages) {
         if (leave()) break;
-        await this.slots.acquire();
+        // A rebalance ends the wait at once: kafkajs rejoins only once this returns, and a request
+        // already running (maybe for minutes) must not hold up the whole group. The records not
+        // dispatched stay uncommitted, in Kafka, for whoever owns the partition next.
+        if (!(await this.slots.acquire(this.rebalance.signal))) break;
         if (leave()) {
           this.slots.release();
           break;
