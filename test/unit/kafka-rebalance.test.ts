@@ -83,6 +83,11 @@ describe('sticky assignment', () => {
     expect(a).toEqual({ z: { [T]: [0, 1] }, a: { [T]: [2] } });
   });
 
+  it('a member gives up the partitions it listed last, not the busy ones it lists first', () => {
+    expect(stickyAssign([member('z', [2, 0, 1]), member('a')], parts(3))).toEqual({ z: { [T]: [0, 2] }, a: { [T]: [1] } });
+    expect(stickyAssign([member('z', [1, 2, 0, 3]), member('a'), member('b')], parts(4))).toEqual({ z: { [T]: [1, 2] }, a: { [T]: [0] }, b: { [T]: [3] } });
+  });
+
   it('a member leaves: only its partitions move, to the members with fewest', () => {
     const a = stickyAssign([member('a', [0, 3, 6, 9]), member('c', [2, 5, 8])], parts(10));
     everyOnce(a, 10);

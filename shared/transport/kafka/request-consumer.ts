@@ -33,6 +33,8 @@ const END_OFFSETS_WAIT_MS = 5_000;
 
 export class KafkaRequestConsumer implements Consumer {
   private running = 0;
+  /** Requests running per partition (the sticky assigner keeps busy partitions with this member). */
+  private readonly runningIn = new Map<number, number>();
   stopping = false;
   /** Settles once the consumer has joined (or given up because it was stopped). */
   starting: Promise<void> = Promise.resolve();
@@ -120,6 +122,12 @@ export class KafkaRequestConsumer implements Consumer {
       // Not running yet or already stopped: nothing is being fetched either way.
       this.log.debug({ err: (err as Error).message }, 'cannot change pause state');
     }
+  }
+
+  /** `partitions` with those running a request first: what the sticky assigner gives up last. */
+  busyFirst(partitions: number[]): number[] {
+    const busy = (p: number) => (this.runningIn.has(p) ? 0 : 1);
+    return [...partitions].sort((a, b) => busy(a) - busy(b) || a - b);
   }
 
   get inFlight(): number {
@@ -238,6 +246,7 @@ export class KafkaRequestConsumer implements Consumer {
           await this.commit(partition, offset + 1n);
         }
         this.running++;
+        this.runningIn.set(partition, (this.runningIn.get(partition) ?? 0) + 1);
         // at-most-once commits before the app sees a record, so nothing past the committed position ever ran.
         const work = this.process(message, this.delivery !== 'at-most-once' && tracker.mayHaveRun(offset), () => this.abandoned.has(tracker))
           .then((replies) => {
@@ -249,6 +258,9 @@ export class KafkaRequestConsumer implements Consumer {
           })
           .finally(() => {
             this.running--;
+            const left = (this.runningIn.get(partition) ?? 1) - 1;
+            if (left > 0) this.runningIn.set(partition, left);
+            else this.runningIn.delete(partition);
             this.slots.release();
             this.inFlightWork.delete(work);
           });

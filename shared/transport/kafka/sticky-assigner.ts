@@ -23,7 +23,8 @@ export interface StickyMember {
 
 /**
  * The assignment, per member and topic (pure). `partitions` lists each topic's partitions. A
- * partition two members both claim (one of them stale) goes to the member listed first by id.
+ * partition two members both claim (one of them stale) goes to the member listed first by id. A
+ * member giving up its surplus gives the partitions it listed last (it lists busy ones first).
  */
 export function stickyAssign(members: StickyMember[], partitions: Record<string, number[]>): Record<string, Record<string, number[]>> {
   const sorted = [...members].sort((a, b) => (a.memberId < b.memberId ? -1 : a.memberId > b.memberId ? 1 : 0));
@@ -59,10 +60,8 @@ export function stickyAssign(members: StickyMember[], partitions: Record<string,
         taken.add(p);
         mine.push(p);
       }
-      kept.set(
-        m.memberId,
-        mine.sort((a, b) => a - b),
-      );
+      // In the member's order: it lists the partitions with running requests first, so its surplus is idle ones.
+      kept.set(m.memberId, mine);
     }
     // Balanced within one: `extra` members get one more; those holding the most, so fewest move.
     const base = Math.floor(all.length / subscribers.length);
@@ -87,7 +86,7 @@ export function stickyAssign(members: StickyMember[], partitions: Record<string,
   return result;
 }
 
-/** userData: what this member holds, `{"owned":{"topic":[0,2]}}`, as JSON. */
+/** userData: what this member holds, `{"owned":{"topic":[0,2]}}`, as JSON; those with running requests first. */
 export function encodeOwned(owned: Record<string, number[]>): Buffer {
   return Buffer.from(JSON.stringify({ owned }));
 }

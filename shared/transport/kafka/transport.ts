@@ -284,10 +284,12 @@ export class KafkaTransport implements Transport {
     const delivery: KafkaDelivery = results ? 'at-least-once' : this.options.delivery;
     // What this member holds, told to the group's leader at each join (sticky-assigner.ts).
     let owned: number[] = [];
+    // Set below (busy partitions first); the assigner asks only once the worker runs.
+    let ordered = (partitions: number[]) => partitions;
     const consumer = this.kafka.consumer({
       groupId,
       // Partitions stay with their live owner across rebalances; round-robin while a member without it is in the group.
-      partitionAssigners: [stickyAssigner(() => ({ [topic]: owned })), PartitionAssigners.roundRobin],
+      partitionAssigners: [stickyAssigner(() => ({ [topic]: ordered(owned) })), PartitionAssigners.roundRobin],
       // Short, since the consumer heartbeats while requests run: a dead sidecar's partitions move on within 10 s.
       sessionTimeout: 10_000,
       heartbeatInterval: 3000,
@@ -332,6 +334,7 @@ export class KafkaTransport implements Transport {
       results ? 'until-stopped' : 'until-deadline',
     );
     onAssigned = (assigned) => worker.assigned(assigned);
+    ordered = (partitions) => worker.busyFirst(partitions);
     // A results topic must exist before a request naming it is published: not ready until it does.
     if (results) this.inboxes.set(topic, false);
     const tx = transactions;
