@@ -33,6 +33,8 @@ const END_OFFSETS_WAIT_MS = 5_000;
 
 export class KafkaRequestConsumer implements Consumer {
   private running = 0;
+  /** Requests running per partition (the sticky assigner keeps busy partitions with this member). */
+  private readonly runningIn = new Map<number, number>();
   stopping = false;
   /** Settles once the consumer has joined (or given up because it was stopped). */
   starting: Promise<void> = Promise.resolve();
@@ -52,6 +54,8 @@ export class KafkaRequestConsumer implements Consumer {
    * (kafkajs rejoins only once every running batch returns).
    */
   private rebalancing = false;
+  /** Aborted when `rebalancing` is set: batches waiting for a slot stop waiting (see batch()). */
+  private rebalance = new AbortController();
   /** The partitions' end offsets when this member's current assignment began (see assigned()). */
   private ends: Promise<Map<number, bigint> | null> = Promise.resolve(null);
 
@@ -84,6 +88,7 @@ export class KafkaRequestConsumer implements Consumer {
    */
   assigned(partitions: number[]): void {
     this.rebalancing = false;
+    if (this.rebalance.signal.aborted) this.rebalance = new AbortController();
     // Read now, before the first fetch: records up to these may have been started by the previous owners.
     this.ends = settleWithin(this.endOffsets(), END_OFFSETS_WAIT_MS, () => new Error(`no answer within ${END_OFFSETS_WAIT_MS} ms`)).catch((err: Error) => {
       this.log.warn({ err: err.message }, "cannot read the partitions' end offsets; the first fetch's end offset counts instead");
@@ -98,6 +103,14 @@ export class KafkaRequestConsumer implements Consumer {
     }
   }
 
+  /** A heartbeat said the group is rebalancing: stop dispatching, and stop waiting for slots. */
+  private rebalanceBegan(): void {
+    if (this.rebalancing) return;
+    this.rebalancing = true;
+    this.log.info('the group is rebalancing; records not yet dispatched are left to the next assignment');
+    this.rebalance.abort();
+  }
+
   /** Backpressure: stop fetching the topic while every slot is taken, so records do not pile up in memory. */
   private setPaused(paused: boolean): void {
     if (paused === this.paused) return;
@@ -109,6 +122,12 @@ export class KafkaRequestConsumer implements Consumer {
       // Not running yet or already stopped: nothing is being fetched either way.
       this.log.debug({ err: (err as Error).message }, 'cannot change pause state');
     }
+  }
+
+  /** `partitions` with those running a request first: what the sticky assigner gives up last. */
+  busyFirst(partitions: number[]): number[] {
+    const busy = (p: number) => (this.runningIn.has(p) ? 0 : 1);
+    return [...partitions].sort((a, b) => busy(a) - busy(b) || a - b);
   }
 
   get inFlight(): number {
@@ -199,7 +218,7 @@ export class KafkaRequestConsumer implements Consumer {
     const beat = setInterval(
       () =>
         void payload.heartbeat().catch((err: unknown) => {
-          if (isRebalancing(err)) this.rebalancing = true;
+          if (isRebalancing(err)) this.rebalanceBegan();
         }),
       3000,
     );
@@ -207,7 +226,10 @@ export class KafkaRequestConsumer implements Consumer {
     try {
       for (const message of batch.messages) {
         if (leave()) break;
-        await this.slots.acquire();
+        // A rebalance ends the wait at once: kafkajs rejoins only once this returns, and a request
+        // already running (maybe for minutes) must not hold up the whole group. The records not
+        // dispatched stay uncommitted, in Kafka, for whoever owns the partition next.
+        if (!(await this.slots.acquire(this.rebalance.signal))) break;
         if (leave()) {
           this.slots.release();
           break;
@@ -224,6 +246,7 @@ export class KafkaRequestConsumer implements Consumer {
           await this.commit(partition, offset + 1n);
         }
         this.running++;
+        this.runningIn.set(partition, (this.runningIn.get(partition) ?? 0) + 1);
         // at-most-once commits before the app sees a record, so nothing past the committed position ever ran.
         const work = this.process(message, this.delivery !== 'at-most-once' && tracker.mayHaveRun(offset), () => this.abandoned.has(tracker))
           .then((replies) => {
@@ -235,6 +258,9 @@ export class KafkaRequestConsumer implements Consumer {
           })
           .finally(() => {
             this.running--;
+            const left = (this.runningIn.get(partition) ?? 1) - 1;
+            if (left > 0) this.runningIn.set(partition, left);
+            else this.runningIn.delete(partition);
             this.slots.release();
             this.inFlightWork.delete(work);
           });

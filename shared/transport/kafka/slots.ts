@@ -16,16 +16,35 @@ export class Slots {
   ) {
     this.free = size;
   }
-  async acquire(): Promise<void> {
+  /**
+   * Takes a slot, waiting for one if none is free. Resolves false, holding no slot, if `signal`
+   * aborts first (a rebalance: the batch stops waiting so its member can rejoin at once).
+   */
+  async acquire(signal?: AbortSignal): Promise<boolean> {
+    if (signal?.aborted) return false;
     if (this.free > 0) {
       this.free--;
-      return;
+      return true;
     }
     if (!this.full) {
       this.full = true;
       this.onFull();
     }
-    await new Promise<void>((r) => this.waiters.push(r));
+    return new Promise<boolean>((resolve) => {
+      const granted = () => {
+        signal?.removeEventListener('abort', withdraw);
+        resolve(true);
+      };
+      // Withdrawn before release() handed it a slot: nothing to give back.
+      const withdraw = () => {
+        const at = this.waiters.indexOf(granted);
+        if (at < 0) return;
+        this.waiters.splice(at, 1);
+        resolve(false);
+      };
+      this.waiters.push(granted);
+      signal?.addEventListener('abort', withdraw, { once: true });
+    });
   }
   release(): void {
     const next = this.waiters.shift();

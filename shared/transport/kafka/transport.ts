@@ -28,7 +28,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Admin, Kafka, Producer } from 'kafkajs';
+import { PartitionAssigners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { META, type WireMessage } from '../../envelope.js';
 import { KueuerError } from '../../errors.js';
@@ -50,6 +50,7 @@ import { metaFromHeaders, recordOf } from './records.js';
 import { sendRequestRecord } from './publish.js';
 import { LeaderMap } from './leaders.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
+import { stickyAssigner } from './sticky-assigner.js';
 import { TickBatcher } from './tick-batcher.js';
 import { createTopic } from './topics.js';
 import { replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits } from './transactions.js';
@@ -281,8 +282,14 @@ export class KafkaTransport implements Transport {
     // One partition, as a reply inbox: the sidecar publishes replies to partition 0 (publishReply).
     const partitions = results ? 1 : this.options.partitions;
     const delivery: KafkaDelivery = results ? 'at-least-once' : this.options.delivery;
+    // What this member holds, told to the group's leader at each join (sticky-assigner.ts).
+    let owned: number[] = [];
+    // Set below (busy partitions first); the assigner asks only once the worker runs.
+    let ordered = (partitions: number[]) => partitions;
     const consumer = this.kafka.consumer({
       groupId,
+      // Partitions stay with their live owner across rebalances; round-robin while a member without it is in the group.
+      partitionAssigners: [stickyAssigner(() => ({ [topic]: ordered(owned) })), PartitionAssigners.roundRobin],
       // Short, since the consumer heartbeats while requests run: a dead sidecar's partitions move on within 10 s.
       sessionTimeout: 10_000,
       heartbeatInterval: 3000,
@@ -295,6 +302,7 @@ export class KafkaTransport implements Transport {
     let onAssigned: (partitions: number[]) => void = () => undefined;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const assigned = e.payload.memberAssignment[topic] ?? [];
+      owned = assigned;
       log.info({ memberId: e.payload.memberId, partitions: assigned }, 'joined the consumer group');
       onAssigned(assigned);
     });
@@ -326,6 +334,7 @@ export class KafkaTransport implements Transport {
       results ? 'until-stopped' : 'until-deadline',
     );
     onAssigned = (assigned) => worker.assigned(assigned);
+    ordered = (partitions) => worker.busyFirst(partitions);
     // A results topic must exist before a request naming it is published: not ready until it does.
     if (results) this.inboxes.set(topic, false);
     const tx = transactions;
