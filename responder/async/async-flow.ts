@@ -249,10 +249,13 @@ const resends = {
 
 /** The cancelled request's state once a sidecar reported on it, or after CANCEL_SETTLE_MS. */
 async function reported(a: AsyncContext, queue: string, id: string): Promise<CancelState> {
+  // A bounded poll of the store (a sidecar's report arrives through the results address), not a retry.
   const until = Date.now() + CANCEL_SETTLE_MS;
-  for (;;) {
-    const app = (await a.store.get(queue, id))?.cancelled?.app ?? 'queued';
-    if (app !== 'queued' || Date.now() >= until) return app;
+  const state = async (): Promise<CancelState> => (await a.store.get(queue, id))?.cancelled?.app ?? 'queued';
+  let app = await state();
+  while (app === 'queued' && Date.now() < until) {
     await new Promise((r) => setTimeout(r, CANCEL_CHECK_MS));
+    app = await state();
   }
+  return app;
 }
