@@ -14,8 +14,8 @@ import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-pla
 import { buildImagesAsync } from '../helpers/images.js';
 import { helmInstallOnKafka, startKafkaOnBridge, type KafkaOnNode } from '../helpers/kafka-install.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
-import { runTool, userEnv } from '../helpers/real-install.js';
-import { httpbinDeployment, waitFor } from './fixtures.js';
+import { forwardTcp, runTool, userEnv, type TcpForward } from '../helpers/real-install.js';
+import { httpbinDeployment, sleep, waitFor } from './fixtures.js';
 import { load, request, summarize } from './load.js';
 
 const NS = 'orders';
@@ -25,6 +25,8 @@ const KAFKA_PORT = '29392';
 describe('Kueuer on Kafka, in real pods', () => {
   let cluster: RealCluster;
   let kafka: KafkaOnNode | undefined;
+  /** The suite's Redis, reached by the responder pods through the node bridge: the shared store of asynchronous requests. */
+  let redis: TcpForward | undefined;
   let httpbinImage = '';
   const kubectl = (...args: string[]) => cluster.controlPlane.kubectl(args);
   const getJson = (...args: string[]): KubeJson => cluster.controlPlane.getJson(...args);
@@ -40,7 +42,11 @@ describe('Kueuer on Kafka, in real pods', () => {
     await cluster.importImage(images.httpbin.archive);
     httpbinImage = images.httpbin.ref;
     // The broker on the bridge address: pods reach it there, and it advertises that address to them.
-    kafka = startKafkaOnBridge(cluster, KAFKA_PORT, 'node-real');
+    // docs/async.md: with more than one responder replica (the chart runs 2), asynchronous requests need the shared
+    // Redis store, named in the backend Secret; any replica then answers any poll.
+    const redisUrl = new URL(inject('redisUrl'));
+    redis = await forwardTcp(cluster.bridgeGateway, { host: redisUrl.hostname, port: Number(redisUrl.port) });
+    kafka = startKafkaOnBridge(cluster, KAFKA_PORT, 'node-real', { KUEUER_ASYNC_STORE: `redis://${redis.host}:${redis.port}` });
     // README, "Helm", with a broker Secret of one's own (broker.type ""): the namespace and the Secret first.
     await helmInstallOnKafka(cluster, kafka, inject('helmBin'), images.kueuer.ref);
 
@@ -57,6 +63,7 @@ describe('Kueuer on Kafka, in real pods', () => {
 
   afterAll(async () => {
     kafka?.stop();
+    await redis?.close();
     await cluster?.stop();
   }, 3 * 60_000);
 
@@ -133,4 +140,32 @@ describe('Kueuer on Kafka, in real pods', () => {
     console.log(`kafka: worker at 3 ready ${((scaledAt - t0) / 1000).toFixed(1)} s after the first of 30 requests; answered per pod ${JSON.stringify(perPod)}`);
     expect(perPod.filter((n) => n > 0)).toHaveLength(3);
   }, 300_000);
+
+  it("answers a Service with kueuer.io/async always: 202 through the ClusterIP, and the poll returns the app's answer from a pod", async () => {
+    ok(kubectl('annotate', 'service', 'web', '-n', NS, 'kueuer.io/async=always', '--overwrite'), 'annotate web');
+    const base = serviceUrl('web');
+    // The responders follow the Service's annotations through their watch: synchronous answers until then.
+    let accepted = await request(`${base}/get?i=async`, { timeoutMs: 10_000 });
+    for (const until = Date.now() + 60_000; accepted.status !== 202 && Date.now() < until;) {
+      await sleep(500);
+      accepted = await request(`${base}/get?i=async`, { timeoutMs: 10_000 });
+    }
+    expect(accepted.status, 'a 202 from web within 60 s of kueuer.io/async=always').toBe(202);
+    const location = accepted.headers.location as string;
+    expect(location).toMatch(/^\/\.kueuer\/requests\/[A-Za-z0-9_-]+/);
+    expect(accepted.headers['retry-after']).toMatch(/^\d+$/);
+    // A long-poll through the same ClusterIP: kube-proxy may pick either responder replica; the Redis store serves both.
+    const done = await request(`${base}${location}${location.includes('?') ? '&' : '?'}wait=30s`, { timeoutMs: 45_000 });
+    const logs = () =>
+      [
+        kubectl('logs', '-n', 'kueuer-system', '-l', 'app.kubernetes.io/component=responder', '--tail=40', '--prefix').stdout,
+        kubectl('logs', '-n', NS, '-l', 'app=web', '-c', 'kueuer-sidecar', '--tail=20', '--prefix').stdout,
+      ].join('\n');
+    expect(done.status, `${done.body.toString()}\n${done.status === 200 ? '' : logs()}`).toBe(200);
+    expect(JSON.parse(done.body.toString()).args).toEqual({ i: ['async'] });
+    const { id } = JSON.parse(accepted.body.toString()) as { id: string };
+    expect(location).toContain(id);
+    expect(done.headers['x-kueuer-request-id']).toBe(id);
+    ok(kubectl('annotate', 'service', 'web', '-n', NS, 'kueuer.io/async-'), 'remove the annotation');
+  }, 180_000);
 });

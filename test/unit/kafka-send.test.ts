@@ -114,7 +114,7 @@ describe("kafkajs 2.2.4's produce path while a partition leader moves", () => {
 describe('the tick batcher', () => {
   it('confirms a record only once a broker wrote it, even when its leader moves mid-send', async () => {
     const { written, producer } = movingLeaderCluster();
-    const batcher = new TickBatcher(producer);
+    const batcher = new TickBatcher(() => producer);
     const sent = ['a', 'b'].map((key, partition) => batcher.send('t', record(key, partition)).then(() => key));
     const confirmed = (await Promise.allSettled(sent)).flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const keys = written.map((w) => w.key);
@@ -131,7 +131,7 @@ describe('the tick batcher', () => {
         if (topicMessages.some((t) => t.topic === 't' && t.messages.some((m) => m.partition === 0))) throw createErrorFromCode(NOT_LEADER_OR_FOLLOWER);
       },
     } as unknown as Producer;
-    const batcher = new TickBatcher(producer);
+    const batcher = new TickBatcher(() => producer);
     const [p0, p1, p1b, reply] = await Promise.allSettled([
       batcher.send('t', record('a', 0)),
       batcher.send('t', record('b', 1)),

@@ -27,7 +27,14 @@ export class TickBatcher {
   private queued: Queued[] = [];
   private scheduled = false;
 
-  constructor(private readonly producer: Producer) {}
+  /**
+   * `producer` is read at each flush (the transport may renew it); `onFailure` sees each failed
+   * send's error after its records are rejected.
+   */
+  constructor(
+    private readonly producer: () => Producer,
+    private readonly onFailure: (err: unknown) => void = () => undefined,
+  ) {}
 
   send(topic: string, message: Queued['message']): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -44,10 +51,15 @@ export class TickBatcher {
     const batch = this.queued;
     this.queued = [];
     for (const group of byPartition(batch)) {
-      this.producer.sendBatch({ acks: -1, topicMessages: [{ topic: group[0]!.topic, messages: group.map((q) => q.message) }] }).then(
-        () => group.forEach((q) => q.resolve()),
-        (err: unknown) => group.forEach((q) => q.reject(err)),
-      );
+      this.producer()
+        .sendBatch({ acks: -1, topicMessages: [{ topic: group[0]!.topic, messages: group.map((q) => q.message) }] })
+        .then(
+          () => group.forEach((q) => q.resolve()),
+          (err: unknown) => {
+            group.forEach((q) => q.reject(err));
+            this.onFailure(err);
+          },
+        );
     }
   }
 }

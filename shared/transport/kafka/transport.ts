@@ -72,6 +72,18 @@ export interface KafkaTransportOptions {
 /** Until the producer is connected: a check every 100 ms for 5 s. */
 const CONNECTED_POLL: RetryOptions = { baseMs: 100, capMs: 100, jitter: false, maxAttempts: 51 };
 
+/** Least time between two producer renewals (renewProducer). */
+const PRODUCER_RENEW_MS = 5_000;
+
+/** The error kafkajs gives for a send while its metadata names a deleted topic (or the topic is gone). */
+function isStaleTopicError(err: unknown): boolean {
+  for (let e = err as { message?: string; type?: string; originalError?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
+    if (e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.message?.includes('does not host this topic-partition')) return true;
+    e = e.originalError as typeof e;
+  }
+  return false;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return settleWithin(p, ms, () => new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `${what} not confirmed within ${ms} ms`));
 }
@@ -80,7 +92,10 @@ export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
   private readonly client: KafkaClient;
   private readonly kafka: Kafka;
-  private readonly producer: Producer;
+  private producer: Producer;
+  /** A producer renewal in flight (renewProducer), and when the last one ended. */
+  private renewing: Promise<void> | null = null;
+  private renewedAt = 0;
   private readonly admin: Admin;
   private readonly batcher: TickBatcher;
   /** Steers new requests away from partitions whose leader is down (leaders.ts). */
@@ -109,17 +124,57 @@ export class KafkaTransport implements Transport {
     // such records unflagged, and a retry after a leader moved could skip
     // records and still resolve (tick-batcher.ts). Requests are tried again by
     // sendRequestRecord, replies by the sidecar's worker, until the deadline.
-    this.producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
-    this.batcher = new TickBatcher(this.producer);
+    this.producer = this.newProducer();
+    this.batcher = new TickBatcher(
+      () => this.producer,
+      (err) => {
+        if (isStaleTopicError(err)) this.renewProducer();
+      },
+    );
     this.leaders = new LeaderMap(this.admin, (broker) => this.client.recentlyUnreachable(broker));
-    this.producer.on('producer.connect', () => {
+  }
+
+  private newProducer(): Producer {
+    const producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
+    // Only the producer in use says whether the transport is connected (a renewed one's old producer disconnects).
+    producer.on('producer.connect', () => {
+      if (producer !== this.producer) return;
       this.connected = true;
-      log.info('connected to Kafka');
+      this.log.info('connected to Kafka');
     });
-    this.producer.on('producer.disconnect', () => {
+    producer.on('producer.disconnect', () => {
+      if (producer !== this.producer) return;
       this.connected = false;
-      log.warn('disconnected from Kafka');
+      this.log.warn('disconnected from Kafka');
     });
+    return producer;
+  }
+
+  /**
+   * kafkajs 2.2.4 (tulios/kafkajs#1622): once a topic this producer sent to is deleted (a
+   * responder's inbox, when it goes), its metadata refresh fails and every later send, to any
+   * topic, fails with "This server does not host this topic-partition". A new producer starts with
+   * no such topic; at most one renewal every 5 s, the old producer closed once the new one is in use.
+   */
+  private renewProducer(): void {
+    if (this.renewing || Date.now() - this.renewedAt < PRODUCER_RENEW_MS) return;
+    const fresh = this.newProducer();
+    this.renewing = fresh
+      .connect()
+      .then(() => {
+        const old = this.producer;
+        this.producer = fresh;
+        this.log.warn('renewed the Kafka producer: a topic it had sent to was deleted (kafkajs then fails every send)');
+        setTimeout(() => void old.disconnect().catch(() => undefined), PRODUCER_RENEW_MS).unref();
+      })
+      .catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message }, 'could not renew the Kafka producer; the next failed send tries again');
+        void fresh.disconnect().catch(() => undefined);
+      })
+      .finally(() => {
+        this.renewing = null;
+        this.renewedAt = Date.now();
+      });
   }
 
   /** Starts connecting and returns at once; until connected, publishes fail fast. */
@@ -372,6 +427,7 @@ export class KafkaTransport implements Transport {
 
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
+    await this.renewing;
     await this.producer.disconnect().catch(() => undefined);
     await this.admin.disconnect().catch(() => undefined);
   }
