@@ -118,7 +118,8 @@ async function expectServedLater(base: string, queue: string): Promise<void> {
   const app = await startTestApp();
   cleanups.push(() => app.close());
   await sidecarFor(queue, app);
-  expect((await request(base, { path: '/later' })).status).toBe(200);
+  const res = await request(base, { path: '/later' });
+  expect(res.status, res.body.toString('utf8')).toBe(200);
 }
 
 describe('a reply inbox the broker deleted while its responder lived', () => {

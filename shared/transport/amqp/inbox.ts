@@ -51,6 +51,8 @@ export class AmqpReplyInbox implements ReplyInbox {
   private current: string;
   /** The current address was consumed before: a later attach checks that it still exists. */
   private consumed = false;
+  /** Inboxes found lost, not reported yet (reportLosses). */
+  private readonly losses: LostInbox[] = [];
 
   constructor(
     address: string,
@@ -123,13 +125,22 @@ export class AmqpReplyInbox implements ReplyInbox {
     }
   }
 
-  /** Moves to a fresh inbox (new requests name it) and reports the lost one, whose replies will not come. */
+  /** Moves to a fresh inbox (new requests name it); the lost one, whose replies will not come, is reported by reportLoss. */
   private replace(cause: string): void {
     const lost = this.current;
     this.current = this.hooks.freshAddress();
     this.consumed = false;
     this.log.error({ inbox: lost, fresh: this.current, cause }, 'amqp reply inbox lost; consuming a fresh one');
-    this.hooks.onLost?.({ address: lost, cause });
+    this.losses.push({ address: lost, cause });
+  }
+
+  /**
+   * Reports the inboxes lost so far, once the connection is usable again (the transport calls it when
+   * it reports connected): a client answered reply_inbox_lost that retries at once is then served,
+   * not refused as broker_unavailable while the rest of the connection's set-up finishes.
+   */
+  reportLosses(): void {
+    for (const lost of this.losses.splice(0)) this.hooks.onLost?.(lost);
   }
 
   /** Attaches on the transport's connection, or, if that fails now (a leader being elected), keeps trying. */
@@ -153,6 +164,7 @@ export class AmqpReplyInbox implements ReplyInbox {
     const model = this.host.currentModel();
     if (!model || this.closed || (this.channel && !closedChannels.has(this.channel))) return false;
     await this.attach(model);
+    this.reportLosses(); // on the transport's live connection
     return true;
   }
 

@@ -188,6 +188,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
       this.model = model;
       this.disconnectedAt = null;
       this.log.info({ host: this.endpoint.host, port: this.endpoint.port }, 'connected to broker');
+      for (const inbox of this.inboxes) inbox.reportLosses();
     });
     c.on('disconnect', (err: Error) => {
       this.model = null;
