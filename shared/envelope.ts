@@ -117,18 +117,18 @@ export function isValidQueueName(name: string): boolean {
   return QUEUE_NAME.test(name);
 }
 
-/** Version and trailers: version 1 unless there are trailers to carry. */
-function versionAndTrailers(trailers: HeaderPairs | undefined): Record<string, string> {
-  return trailers && trailers.length > 0 ? { [META.version]: ENVELOPE_VERSION, [META.trailers]: JSON.stringify(trailers) } : { [META.version]: '1' };
+/** What every envelope starts with (checkVersionAndType reads it back): version 1 unless there are trailers to carry, type, id and queue. */
+function envelopeHead(type: 'request' | 'response', msg: QueuedRequest | QueuedResponse): Record<string, string> {
+  const { trailers } = msg;
+  const version: Record<string, string> =
+    trailers && trailers.length > 0 ? { [META.version]: ENVELOPE_VERSION, [META.trailers]: JSON.stringify(trailers) } : { [META.version]: '1' };
+  return { ...version, [META.type]: type, [META.id]: msg.id, [META.queue]: msg.queue };
 }
 
 export function encodeRequest(req: QueuedRequest): WireMessage {
   return {
     meta: {
-      ...versionAndTrailers(req.trailers),
-      [META.type]: 'request',
-      [META.id]: req.id,
-      [META.queue]: req.queue,
+      ...envelopeHead('request', req),
       [META.replyTo]: req.replyTo,
       [META.deadline]: String(req.deadline),
       [META.enqueuedAt]: String(req.enqueuedAt),
@@ -143,10 +143,7 @@ export function encodeRequest(req: QueuedRequest): WireMessage {
 export function encodeResponse(res: QueuedResponse): WireMessage {
   return {
     meta: {
-      ...versionAndTrailers(res.trailers),
-      [META.type]: 'response',
-      [META.id]: res.id,
-      [META.queue]: res.queue,
+      ...envelopeHead('response', res),
       [META.status]: String(res.status),
       [META.headers]: JSON.stringify(res.headers),
       ...(res.reason !== undefined ? { [META.reason]: res.reason } : {}),

@@ -1,68 +1,34 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { LATENCY_BUCKETS, perRegistry } from '../shared/metrics.js';
+import type { Registry } from 'prom-client';
+import { counter, declareMetrics, gauge, histogram, LATENCY_BUCKETS, perRegistry } from '../shared/metrics.js';
 
-const instrumentsFor = perRegistry(createInstruments);
+/** The sidecar's metrics, per queue (docs/reference/metrics.md lists them from here). */
+const SIDECAR_METRICS = {
+  requests: counter(
+    'kueuer_sidecar_requests_total',
+    'Requests processed, by the status sent back (registered codes as themselves, others as 2xx…5xx), "expired" when the deadline passed first, or "cancelled" when a DELETE cancelled it first (the app was not called)',
+    ['queue', 'code'],
+  ),
+  inFlight: gauge('kueuer_sidecar_in_flight_requests', 'Requests taken from the queue and not yet acked', ['queue']),
+  queueWait: histogram('kueuer_sidecar_queue_wait_seconds', 'Time a request waited in the queue before the sidecar took it', ['queue'], LATENCY_BUCKETS),
+  appDuration: histogram('kueuer_sidecar_app_duration_seconds', 'Time the app took to answer, retries included', ['queue'], LATENCY_BUCKETS),
+  appRetries: counter('kueuer_sidecar_app_retries_total', 'Calls to the app retried after connection refused or reset', ['queue']),
+  publishErrors: counter('kueuer_sidecar_publish_errors_total', 'Replies the broker did not accept; their requests go back to the queue', ['queue']),
+  consumeErrors: counter('kueuer_sidecar_consume_errors_total', 'Messages taken from the queue that could not be processed (malformed or from another queue)', [
+    'queue',
+  ]),
+  deadLetters: counter(
+    'kueuer_sidecar_dead_letters_total',
+    'Requests given up after --max-attempts answers in --retry-statuses (copied to <queue>.dead-letter unless --dead-letter off)',
+    ['queue'],
+  ),
+  repliesDropped: counter(
+    'kueuer_sidecar_replies_dropped_total',
+    'Replies nobody could receive, dropped after the app ran once: inbox_gone (the responder replica died) or invalid_destination (not a reply inbox)',
+    ['queue', 'reason'],
+  ),
+};
 
-function createInstruments(registry: Registry) {
-  const registers = [registry];
-  const requests = new Counter({
-    name: 'kueuer_sidecar_requests_total',
-    help: 'Requests processed, by the status sent back (registered codes as themselves, others as 2xx…5xx), "expired" when the deadline passed first, or "cancelled" when a DELETE cancelled it first (the app was not called)',
-    labelNames: ['queue', 'code'] as const,
-    registers,
-  });
-  const inFlight = new Gauge({
-    name: 'kueuer_sidecar_in_flight_requests',
-    help: 'Requests taken from the queue and not yet acked',
-    labelNames: ['queue'] as const,
-    registers,
-  });
-  const queueWait = new Histogram({
-    name: 'kueuer_sidecar_queue_wait_seconds',
-    help: 'Time a request waited in the queue before the sidecar took it',
-    labelNames: ['queue'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers,
-  });
-  const appDuration = new Histogram({
-    name: 'kueuer_sidecar_app_duration_seconds',
-    help: 'Time the app took to answer, retries included',
-    labelNames: ['queue'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers,
-  });
-  const appRetries = new Counter({
-    name: 'kueuer_sidecar_app_retries_total',
-    help: 'Calls to the app retried after connection refused or reset',
-    labelNames: ['queue'] as const,
-    registers,
-  });
-  const publishErrors = new Counter({
-    name: 'kueuer_sidecar_publish_errors_total',
-    help: 'Replies the broker did not accept; their requests go back to the queue',
-    labelNames: ['queue'] as const,
-    registers,
-  });
-  const consumeErrors = new Counter({
-    name: 'kueuer_sidecar_consume_errors_total',
-    help: 'Messages taken from the queue that could not be processed (malformed or from another queue)',
-    labelNames: ['queue'] as const,
-    registers,
-  });
-  const deadLetters = new Counter({
-    name: 'kueuer_sidecar_dead_letters_total',
-    help: 'Requests given up after --max-attempts answers in --retry-statuses (copied to <queue>.dead-letter unless --dead-letter off)',
-    labelNames: ['queue'] as const,
-    registers,
-  });
-  const repliesDropped = new Counter({
-    name: 'kueuer_sidecar_replies_dropped_total',
-    help: 'Replies nobody could receive, dropped after the app ran once: inbox_gone (the responder replica died) or invalid_destination (not a reply inbox)',
-    labelNames: ['queue', 'reason'] as const,
-    registers,
-  });
-  return { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters, repliesDropped };
-}
+const instrumentsFor = perRegistry((registry: Registry) => declareMetrics(registry, SIDECAR_METRICS));
 
 export function sidecarMetrics(registry: Registry, queue: string) {
   const { requests, inFlight, queueWait, appDuration, appRetries, publishErrors, consumeErrors, deadLetters, repliesDropped } = instrumentsFor(registry);

@@ -1,52 +1,33 @@
 /** The asynchronous requests' metrics (docs/metrics.md, docs/async.md). */
-import { Counter, Gauge, type Registry } from 'prom-client';
-import { perRegistry } from '../../shared/metrics.js';
+import type { Registry } from 'prom-client';
+import { counter, declareMetrics, gauge, perRegistry } from '../../shared/metrics.js';
 
-const instrumentsFor = perRegistry((registry: Registry) => {
-  const registers = [registry];
-  return {
-    accepted: new Counter({
-      name: 'kueuer_responder_async_accepted_total',
-      help: 'Asynchronous requests accepted (answered 202) and queued',
-      labelNames: ['queue'] as const,
-      registers,
-    }),
-    completed: new Counter({
-      name: 'kueuer_responder_async_completed_total',
-      help: "Asynchronous requests whose app's answer was stored",
-      labelNames: ['queue'] as const,
-      registers,
-    }),
-    polls: new Counter({
-      name: 'kueuer_responder_async_polls_total',
-      help: 'Polls of asynchronous requests, by what they found (pending, done, expired: no answer by the deadline, cancelled: by a DELETE)',
-      labelNames: ['queue', 'state'] as const,
-      registers,
-    }),
-    cancelled: new Counter({
-      name: 'kueuer_responder_async_cancelled_total',
-      help: 'Asynchronous requests cancelled by a DELETE before their result (on RabbitMQ the app may already have started one; its answer is then discarded)',
-      labelNames: ['queue'] as const,
-      registers,
-    }),
-    dropped: new Counter({
-      name: 'kueuer_responder_async_results_dropped_total',
-      help: 'Answers of asynchronous requests not stored: unknown, expired or removed request, or the store full',
-      labelNames: ['queue'] as const,
-      registers,
-    }),
-    expired: new Counter({
-      name: 'kueuer_responder_async_results_expired_total',
-      help: 'Asynchronous requests and results removed at the end of their lifetime (embedded store; Redis expires its keys itself)',
-      registers,
-    }),
-    records: new Gauge({
-      name: 'kueuer_responder_async_store_records',
-      help: 'Asynchronous requests and results held in the store',
-      registers,
-    }),
-  };
-});
+const ASYNC_METRICS = {
+  accepted: counter('kueuer_responder_async_accepted_total', 'Asynchronous requests accepted (answered 202) and queued', ['queue']),
+  completed: counter('kueuer_responder_async_completed_total', "Asynchronous requests whose app's answer was stored", ['queue']),
+  polls: counter(
+    'kueuer_responder_async_polls_total',
+    'Polls of asynchronous requests, by what they found (pending, done, expired: no answer by the deadline, cancelled: by a DELETE)',
+    ['queue', 'state'],
+  ),
+  cancelled: counter(
+    'kueuer_responder_async_cancelled_total',
+    'Asynchronous requests cancelled by a DELETE before their result (on RabbitMQ the app may already have started one; its answer is then discarded)',
+    ['queue'],
+  ),
+  dropped: counter(
+    'kueuer_responder_async_results_dropped_total',
+    'Answers of asynchronous requests not stored: unknown, expired or removed request, or the store full',
+    ['queue'],
+  ),
+  expired: counter(
+    'kueuer_responder_async_results_expired_total',
+    'Asynchronous requests and results removed at the end of their lifetime (embedded store; Redis expires its keys itself)',
+  ),
+  records: gauge('kueuer_responder_async_store_records', 'Asynchronous requests and results held in the store'),
+};
+
+const instrumentsFor = perRegistry((registry: Registry) => declareMetrics(registry, ASYNC_METRICS));
 
 export function asyncMetrics(registry: Registry, queue: string) {
   const m = instrumentsFor(registry);

@@ -6,77 +6,51 @@
  */
 import { BlockList, isIP } from 'node:net';
 
-function blockList(ranges: Array<[string, number, 'ipv4' | 'ipv6']>): BlockList {
+/** A named set of ranges in CIDR notation (a bare address is that one host); each range's family follows from its address. */
+function cidrSet(name: string, cidrs: string[]): [string, BlockList] {
   const list = new BlockList();
-  for (const [net, prefix, type] of ranges) list.addSubnet(net, prefix, type);
-  return list;
+  for (const cidr of cidrs) {
+    const [net = '', prefix] = cidr.split('/');
+    const type = isIP(net) === 6 ? 'ipv6' : 'ipv4';
+    list.addSubnet(net, prefix === undefined ? (type === 'ipv6' ? 128 : 32) : Number(prefix), type);
+  }
+  return [name, list];
 }
 
 /** Never a callback destination, even when named: cloud metadata, unspecified, multicast and broadcast addresses. */
 const NEVER: Array<[string, BlockList]> = [
-  [
-    'a cloud metadata address',
-    blockList([
-      // AWS, GCP, Azure, OCI, DigitalOcean… instance metadata; ECS task metadata; EKS Pod Identity Agent.
-      ['169.254.169.254', 32, 'ipv4'],
-      ['169.254.170.2', 32, 'ipv4'],
-      ['169.254.170.23', 32, 'ipv4'],
-      ['fd00:ec2::254', 128, 'ipv6'],
-      ['fd00:ec2::23', 128, 'ipv6'],
-      // Alibaba Cloud metadata (in 100.64/10, which an exact entry would otherwise open).
-      ['100.100.100.200', 32, 'ipv4'],
-      // Azure WireServer: a public address, so no private range covers it; it hands out node credentials.
-      ['168.63.129.16', 32, 'ipv4'],
-    ]),
-  ],
-  [
-    'an unspecified address',
-    blockList([
-      ['0.0.0.0', 8, 'ipv4'],
-      ['::', 128, 'ipv6'],
-    ]),
-  ],
-  [
-    'a multicast or broadcast address',
-    blockList([
-      ['224.0.0.0', 4, 'ipv4'],
-      ['240.0.0.0', 4, 'ipv4'],
-      ['ff00::', 8, 'ipv6'],
-    ]),
-  ],
+  cidrSet('a cloud metadata address', [
+    // AWS, GCP, Azure, OCI, DigitalOcean… instance metadata; ECS task metadata; EKS Pod Identity Agent.
+    '169.254.169.254',
+    '169.254.170.2',
+    '169.254.170.23',
+    'fd00:ec2::254',
+    'fd00:ec2::23',
+    // Alibaba Cloud metadata (in 100.64/10, which an exact entry would otherwise open).
+    '100.100.100.200',
+    // Azure WireServer: a public address, so no private range covers it; it hands out node credentials.
+    '168.63.129.16',
+  ]),
+  cidrSet('an unspecified address', ['0.0.0.0/8', '::/128']),
+  cidrSet('a multicast or broadcast address', ['224.0.0.0/4', '240.0.0.0/4', 'ff00::/8']),
 ];
 
 /** Refused unless the allow-list names the host exactly (not through a wildcard). */
 const UNLESS_NAMED: Array<[string, BlockList]> = [
-  [
-    'a loopback address',
-    blockList([
-      ['127.0.0.0', 8, 'ipv4'],
-      ['::1', 128, 'ipv6'],
-    ]),
-  ],
-  [
-    'a link-local address',
-    blockList([
-      ['169.254.0.0', 16, 'ipv4'],
-      ['fe80::', 10, 'ipv6'],
-    ]),
-  ],
-  [
-    'a private or cluster address',
-    blockList([
-      ['10.0.0.0', 8, 'ipv4'],
-      ['172.16.0.0', 12, 'ipv4'],
-      ['192.168.0.0', 16, 'ipv4'],
-      ['100.64.0.0', 10, 'ipv4'],
-      ['192.0.0.0', 24, 'ipv4'],
-      ['198.18.0.0', 15, 'ipv4'],
-      ['fc00::', 7, 'ipv6'],
-      // NAT64: the IPv4 address it embeds could be any of the above.
-      ['64:ff9b::', 96, 'ipv6'],
-      ['64:ff9b:1::', 48, 'ipv6'],
-    ]),
-  ],
+  cidrSet('a loopback address', ['127.0.0.0/8', '::1/128']),
+  cidrSet('a link-local address', ['169.254.0.0/16', 'fe80::/10']),
+  cidrSet('a private or cluster address', [
+    '10.0.0.0/8',
+    '172.16.0.0/12',
+    '192.168.0.0/16',
+    '100.64.0.0/10',
+    '192.0.0.0/24',
+    '198.18.0.0/15',
+    'fc00::/7',
+    // NAT64: the IPv4 address it embeds could be any of the above.
+    '64:ff9b::/96',
+    '64:ff9b:1::/48',
+  ]),
 ];
 
 function matching(ranges: Array<[string, BlockList]>, address: string, type: 'ipv4' | 'ipv6'): string | undefined {

@@ -1,38 +1,18 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
-import { perRegistry } from '../../shared/metrics.js';
+import type { Registry } from 'prom-client';
+import { counter, declareMetrics, gauge, perRegistry } from '../../shared/metrics.js';
 
 /** Why a callback was dead-lettered: the `reason` label and DeadLetterRecord.reason. */
 export type DeadLetterReason = 'refused' | 'rejected' | 'redirect' | 'exhausted' | 'queue_full' | 'shutdown';
 
-const instrumentsFor = perRegistry(createInstruments);
+/** The async callbacks' metrics (docs/reference/metrics.md lists them from here). */
+const CALLBACK_METRICS = {
+  delivered: counter('kueuer_responder_callbacks_delivered_total', 'Async callbacks the receiver answered with 2xx', ['queue']),
+  retried: counter('kueuer_responder_callbacks_retried_total', 'Async callback attempts that failed and were tried again', ['queue']),
+  deadLettered: counter('kueuer_responder_callbacks_dead_lettered_total', 'Async callbacks given up, by reason', ['queue', 'reason']),
+  queued: gauge('kueuer_responder_callbacks_queued', 'Async callbacks held by this replica: waiting, in flight or waiting to retry'),
+};
 
-function createInstruments(registry: Registry) {
-  const registers = [registry];
-  const delivered = new Counter({
-    name: 'kueuer_responder_callbacks_delivered_total',
-    help: 'Async callbacks the receiver answered with 2xx',
-    labelNames: ['queue'] as const,
-    registers,
-  });
-  const retried = new Counter({
-    name: 'kueuer_responder_callbacks_retried_total',
-    help: 'Async callback attempts that failed and were tried again',
-    labelNames: ['queue'] as const,
-    registers,
-  });
-  const deadLettered = new Counter({
-    name: 'kueuer_responder_callbacks_dead_lettered_total',
-    help: 'Async callbacks given up, by reason',
-    labelNames: ['queue', 'reason'] as const,
-    registers,
-  });
-  const queued = new Gauge({
-    name: 'kueuer_responder_callbacks_queued',
-    help: 'Async callbacks held by this replica: waiting, in flight or waiting to retry',
-    registers,
-  });
-  return { delivered, retried, deadLettered, queued };
-}
+const instrumentsFor = perRegistry((registry: Registry) => declareMetrics(registry, CALLBACK_METRICS));
 
 export function callbackMetrics(registry: Registry) {
   const { delivered, retried, deadLettered, queued } = instrumentsFor(registry);

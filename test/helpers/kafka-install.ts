@@ -12,7 +12,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { mustSucceed } from './control-plane.js';
 import type { RealCluster } from './node.js';
-import { runTool, userEnv } from './real-install.js';
+import { helmInstallKueuer } from './helm-install.js';
+import { userEnv } from './real-install.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -62,25 +63,6 @@ export function startKafkaOnBridge(cluster: RealCluster, port: string, dataDir: 
 export async function helmInstallOnKafka(cluster: RealCluster, kafka: KafkaOnNode, helmBin: string, imageRef: string): Promise<void> {
   mustSucceed(cluster.controlPlane.kubectl(['create', 'namespace', 'kueuer-system']), 'namespace kueuer-system');
   kafka.createBackendSecret('kueuer-system');
-  const colon = imageRef.lastIndexOf(':');
-  const installed = await runTool(
-    helmBin,
-    [
-      'install',
-      'kueuer',
-      join(root, 'charts', 'kueuer'),
-      '--namespace',
-      'kueuer-system',
-      '--set',
-      `image.repository=${imageRef.slice(0, colon)}`,
-      '--set',
-      `image.tag=${imageRef.slice(colon + 1)}`,
-      '--wait',
-      '--timeout',
-      '5m',
-    ],
-    userEnv(cluster.controlPlane),
-    360_000,
-  );
+  const installed = await helmInstallKueuer({ helmBin, imageRef, env: userEnv(cluster.controlPlane) });
   if (installed.code !== 0) throw new Error(`helm install: ${installed.output}`);
 }

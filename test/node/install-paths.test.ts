@@ -15,6 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hasCondition, mustSucceed, type KubeJson } from '../helpers/control-plane.js';
+import { helmInstallKueuer } from '../helpers/helm-install.js';
 import { buildImagesAsync } from '../helpers/images.js';
 import { buildKedaAsync, installKeda, setHostAliases, type KedaBuild } from '../helpers/keda.js';
 import { startRealCluster, type RealCluster } from '../helpers/node.js';
@@ -268,35 +269,18 @@ describe('the install paths on a real node', () => {
       expect(getJson('apiservice', 'v1beta1.external.metrics.k8s.io').spec.service).toMatchObject({ namespace: 'keda' });
 
       // README, "Helm", with the chart creating the broker Secret (broker.type=rabbitmq).
-      const colon = kueuerImage.lastIndexOf(':');
-      const installed = await runTool(
-        inject('helmBin'),
-        [
-          'install',
-          'kueuer',
-          join(root, 'charts', 'kueuer'),
-          '--namespace',
-          'kueuer-system',
-          '--create-namespace',
-          '--set',
-          `image.repository=${kueuerImage.slice(0, colon)}`,
-          '--set',
-          `image.tag=${kueuerImage.slice(colon + 1)}`,
-          '--set',
-          'autoscaling.mode=keda',
-          '--set',
-          'broker.type=rabbitmq',
-          '--set',
-          `broker.url=${broker.backendUrl}`,
-          '--set',
-          `broker.rabbitmq.managementUrl=${broker.managementUrl}`,
-          '--wait',
-          '--timeout',
-          '5m',
-        ],
-        env(),
-        360_000,
-      );
+      const installed = await helmInstallKueuer({
+        helmBin: inject('helmBin'),
+        imageRef: kueuerImage,
+        createNamespace: true,
+        values: {
+          'autoscaling.mode': 'keda',
+          'broker.type': 'rabbitmq',
+          'broker.url': broker.backendUrl,
+          'broker.rabbitmq.managementUrl': broker.managementUrl,
+        },
+        env: env(),
+      });
       expect(installed.code, installed.output).toBe(0);
       // Kueuer left KEDA's APIService alone, and keeps its CA in KEDA's namespace for the ClusterTriggerAuthentication.
       expect(getJson('apiservice', 'v1beta1.external.metrics.k8s.io').spec.service).toMatchObject({ namespace: 'keda' });
