@@ -20,8 +20,9 @@
 # rotate its own (KUEUER_CERT_SOURCE=self).
 # Needs kubectl and openssl. The broker Secret is yours to create (see
 # manifests/base/backend-secret.example.yaml), or use the rabbitmq or kafka
-# component. A broker Secret you created is never replaced by the rabbitmq
-# component's CHANGE-ME placeholder: that Secret is left out of the apply.
+# component. A broker Secret you created is never replaced by a CHANGE-ME
+# placeholder (the rabbitmq component's, or backend-secret.example.yaml as it
+# is): that Secret is left out of the apply.
 usage() {
   cat <<'USAGE'
 Usage: scripts/install.sh [KUSTOMIZE_DIR]   # default: manifests (the base); or an overlay, or your kustomization
