@@ -20,8 +20,9 @@
 # rotate its own (KUEUER_CERT_SOURCE=self).
 # Needs kubectl and openssl. The broker Secret is yours to create (see
 # manifests/base/backend-secret.example.yaml), or use the rabbitmq or kafka
-# component. A broker Secret you created is never replaced by the rabbitmq
-# component's CHANGE-ME placeholder: that Secret is left out of the apply.
+# component. A broker Secret you created is never replaced by a CHANGE-ME
+# placeholder (the rabbitmq component's, or backend-secret.example.yaml as it
+# is): that Secret is left out of the apply.
 usage() {
   cat <<'USAGE'
 Usage: scripts/install.sh [KUSTOMIZE_DIR]   # default: manifests (the base); or an overlay, or your kustomization
@@ -45,11 +46,11 @@ while [ $# -gt 0 ]; do
 done
 dir="${dir:-$root/manifests}"
 [ -d "$dir" ] || { echo "kueuer install: $dir is not a directory (a kustomization: manifests/, an overlay or yours)" >&2; exit 2; }
-if [ -n "${KUEUER_CERT_DIR:-}" ]; then certs="$KUEUER_CERT_DIR"; else
-  certs="$(mktemp -d)"
-  # The CA's private key must not outlive the install in /tmp.
-  trap 'rm -rf "$certs"' EXIT
-fi
+# The kustomization applied, and the certificates unless KUEUER_CERT_DIR keeps them:
+# the CA's private key must not outlive the install in /tmp.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+certs="${KUEUER_CERT_DIR:-$work}"
 command -v kubectl >/dev/null || { echo "kubectl is needed" >&2; exit 1; }
 # shellcheck source=scripts/lib/kube-context.sh
 . "$root/scripts/lib/kube-context.sh"
@@ -58,13 +59,18 @@ command -v kubectl >/dev/null || { echo "kubectl is needed" >&2; exit 1; }
 . "$root/scripts/lib/kueuer-rules.sh"
 echo "kueuer install: installing on $(kube_context kubectl)"
 
-rendered="$(kubectl kustomize "$dir")"
+kubectl kustomize "$dir" >"$work/rendered.yaml"
+# kubectl reads the rendered objects: go-template $1, printed for each (offline: --local
+# applies the empty patch to the file only).
+rendered() { kubectl patch --local -f "$work/rendered.yaml" --type merge -p '{}' -o "go-template=$1"; }
+# Template $3 printed for the rendered object of kind $1 named $2; nothing when there is none.
+rendered_object() { rendered "{{if and (eq .kind \"$1\") (eq .metadata.name \"$2\")}}$3{{end}}"; }
 
 # Only one external.metrics.k8s.io APIService can exist per cluster. When this
 # install would apply Kueuer's and another metrics server (KEDA,
 # prometheus-adapter, Datadog) owns it, refuse, as the webhook itself does
 # (webhook/autoscaling/metrics-owner.ts, same message).
-if grep -q "name: $KUEUER_APISERVICE" <<<"$rendered"; then
+if [ -n "$(rendered_object APIService "$KUEUER_APISERVICE" yes)" ]; then
   owner="$(kubectl get apiservice "$KUEUER_APISERVICE" -o jsonpath='{.spec.service.namespace}/{.spec.service.name}' 2>/dev/null || true)"
   if [ -n "$owner" ] && [ "$owner" != "$KUEUER_METRICS_SERVICE" ]; then
     kueuer_metrics_owner_refusal "$owner" >&2
@@ -101,7 +107,7 @@ kubectl -n "$KUEUER_NAMESPACE" create secret generic "$KUEUER_CERT_SECRET" \
 # keda mode: KEDA's metrics-api scaler verifies the webhook's certificate with
 # this CA (ClusterTriggerAuthentication kueuer-backlog, in KEDA's namespace).
 # Its authMode tls also wants a client certificate: a throwaway one, never sent.
-if grep -q "kind: ClusterTriggerAuthentication" <<<"$rendered"; then
+if [ -n "$(rendered '{{if eq .kind "ClusterTriggerAuthentication"}}yes{{end}}')" ]; then
   keda_ns="${KUEUER_KEDA_NAMESPACE:-keda}"
   if [ ! -f "$certs/keda-client.crt" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj /CN=keda-kueuer-backlog \
@@ -112,39 +118,40 @@ if grep -q "kind: ClusterTriggerAuthentication" <<<"$rendered"; then
     --dry-run=client -o yaml | kubectl apply -f -
 fi
 
-# The YAML documents of a multi-document stream (stdin) minus the one of kind $1 named $2.
-without_object() {
-  awk -v kind="$1" -v name="$2" '
-    function flush() {
-      if (doc != "" && !(doc ~ ("(^|\n)kind: " kind "\n") && doc ~ ("\n  name: " name "\n"))) printf "%s%s", (n++ ? "---\n" : ""), doc
-      doc = ""
-    }
-    /^---$/ { flush(); next }
-    { doc = doc $0 "\n" }
-    END { flush() }'
-}
-
-# The broker URL the rendered Secret kueuer-backend carries (decoded), or nothing.
-rendered_broker_url() {
-  awk 'function flush() { if (secret && backend && value != "") print value; secret = backend = 0; value = "" }
-       /^---$/ { flush(); next } /^kind: Secret$/ { secret = 1 } /^  name: kueuer-backend$/ { backend = 1 }
-       /^  KUEUER_BACKEND: / { value = $2 } END { flush() }' <<<"$rendered" | head -1 | base64 -d 2>/dev/null || true
-}
-
 # Step 1 of README created the broker Secret; the rabbitmq component's literal
 # is a placeholder, and applying it would replace the real credentials.
-if [[ "$(rendered_broker_url)" == *CHANGE-ME* ]]; then
+broker_url="$(rendered_object Secret kueuer-backend '{{if eq .metadata.namespace "kueuer-system"}}
+  {{- with .stringData.KUEUER_BACKEND}}{{.}}{{else}}{{with .data.KUEUER_BACKEND}}{{base64decode .}}{{end}}{{end}}{{end}}')"
+keep_secret=""
+if [[ "$broker_url" == *CHANGE-ME* ]]; then
   if kubectl -n kueuer-system get secret kueuer-backend >/dev/null 2>&1; then
     echo "Keeping the existing Secret kueuer-system/kueuer-backend: the rendered one holds the CHANGE-ME placeholder" >&2
-    rendered="$(without_object Secret kueuer-backend <<<"$rendered")"
+    keep_secret=1
   else
     echo "Warning: the Secret kueuer-system/kueuer-backend holds the CHANGE-ME placeholder: replace it with your broker's URL (README, step 1)" >&2
   fi
 fi
 
-# These certificates are served as they are (KUEUER_CERT_SOURCE=secret), and
-# the only empty caBundle fields are the webhook configuration's and the APIService's.
-sed -e "s|caBundle: \"\"|caBundle: $ca_bundle|" -e "s|KUEUER_CERT_SOURCE: self|KUEUER_CERT_SOURCE: secret|" <<<"$rendered" | kubectl apply -f -
+# What is applied: the rendered objects with kustomize's patches. json_patch KIND NAME OP PATH VALUE.
+json_patch() { printf -- "- {target: {kind: %s, name: %s}, patch: '[{\"op\": \"%s\", \"path\": \"%s\", \"value\": \"%s\"}]'}\n" "$@"; }
+{
+  echo "resources: [rendered.yaml]"
+  echo "patches:"
+  [ -z "$keep_secret" ] || echo "- patch: '{\$patch: delete, apiVersion: v1, kind: Secret, metadata: {name: kueuer-backend, namespace: kueuer-system}}'"
+  # These certificates are served as they are (KUEUER_CERT_SOURCE=secret), and their CA fills
+  # the empty caBundles of the webhook configuration and of the APIService.
+  # shellcheck disable=SC2016 # a go-template's variables
+  for i in $(rendered_object MutatingWebhookConfiguration "$KUEUER_WEBHOOK_CONFIGURATION" '{{range $i, $w := .webhooks}}{{if not $w.clientConfig.caBundle}}{{$i}} {{end}}{{end}}'); do
+    json_patch MutatingWebhookConfiguration "$KUEUER_WEBHOOK_CONFIGURATION" add "/webhooks/$i/clientConfig/caBundle" "$ca_bundle"
+  done
+  if [ "$(rendered_object APIService "$KUEUER_APISERVICE" '{{if not .spec.caBundle}}empty{{end}}')" = empty ]; then
+    json_patch APIService "$KUEUER_APISERVICE" add /spec/caBundle "$ca_bundle"
+  fi
+  if [ "$(rendered_object ConfigMap kueuer-config '{{.data.KUEUER_CERT_SOURCE}}')" = self ]; then
+    json_patch ConfigMap kueuer-config replace /data/KUEUER_CERT_SOURCE secret
+  fi
+} >"$work/kustomization.yaml"
+kubectl apply -k "$work"
 
 if [ "${KUEUER_INSTALL_WAIT:-true}" != "false" ]; then
   kubectl -n "$KUEUER_NAMESPACE" rollout status deployment/kueuer-webhook --timeout=180s

@@ -64,8 +64,7 @@ timeout="${KUEUER_UNINSTALL_TIMEOUT:-120}"
 # namespace/name of every Service the webhook rewrote (it records the original in this annotation).
 rewritten() {
   "$kubectl" get services --all-namespaces \
-    -o jsonpath="{range .items[*]}{.metadata.namespace}/{.metadata.name} {.metadata.annotations.${KUEUER_ORIGINAL_SERVICE//./\\.}}{\"\\n\"}{end}" |
-    awk 'NF > 1 { print $1 }'
+    -o jsonpath="{range .items[?(@.metadata.annotations.${KUEUER_ORIGINAL_SERVICE//./\\.})]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}"
 }
 
 echo "kueuer uninstall: acting on $(kube_context "$kubectl")"

@@ -56,6 +56,7 @@ export function renderInstallRules(): string {
     ['KUEUER_METRICS_SERVICE', `${ns}/${KUEUER_METRICS_SERVICE.name}`, 'the Service the external metrics APIService points at, when Kueuer owns it'],
     ['KUEUER_APISERVICE', EXTERNAL_METRICS_APISERVICE, 'the one external metrics APIService of a cluster'],
     ['KUEUER_CERT_SECRET', webhookOptions.certSecret.defaultValue, "the Secret of the webhook's serving certificate"],
+    ['KUEUER_WEBHOOK_CONFIGURATION', webhookOptions.webhookConfiguration.defaultValue, "the webhook configuration whose caBundles hold the webhook's CA"],
     ['KUEUER_WEBHOOK_DNS', serviceDnsNames(KUEUER_METRICS_SERVICE.name, ns)[0]!, 'the name the apiserver calls the webhook by (its certificate must carry it)'],
     ['KUEUER_KEDA_SECRET', BACKLOG_AUTH_SECRET, "keda mode: the Secret in KEDA's namespace with the CA KEDA verifies the webhook with"],
     ['KUEUER_INJECT', LABELS.inject, 'the opt-in label (and the deprecated opt-in annotation)'],

@@ -10,6 +10,8 @@ KUEUER_METRICS_SERVICE='kueuer-system/kueuer-webhook'
 KUEUER_APISERVICE='v1beta1.external.metrics.k8s.io'
 # the Secret of the webhook's serving certificate
 KUEUER_CERT_SECRET='kueuer-webhook-tls'
+# the webhook configuration whose caBundles hold the webhook's CA
+KUEUER_WEBHOOK_CONFIGURATION='kueuer'
 # the name the apiserver calls the webhook by (its certificate must carry it)
 KUEUER_WEBHOOK_DNS='kueuer-webhook.kueuer-system.svc'
 # keda mode: the Secret in KEDA's namespace with the CA KEDA verifies the webhook with

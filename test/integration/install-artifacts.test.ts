@@ -261,7 +261,7 @@ describe('install artefacts (kustomize components, Helm chart, rendered manifest
     it('certificates.caBundle fills both caBundles as scripts/install.sh does for kustomize', () => {
       const ca = Buffer.from('-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n').toString('base64');
       const fromHelm = helmTemplate(['broker.type=rabbitmq', ...COMPONENT_BROKER.rabbitmq, 'certificates.source=secret', `certificates.caBundle=${ca}`]);
-      // install.sh: kubectl kustomize DIR | sed -e "s|caBundle: \"\"|caBundle: $ca_bundle|" -e "s|KUEUER_CERT_SOURCE: self|KUEUER_CERT_SOURCE: secret|"
+      // install.sh: its CA in each empty caBundle of the rendered objects, and KUEUER_CERT_SOURCE self becomes secret (kustomize patches).
       const r = kustomizeDir(join(root, 'manifests/overlays/rabbitmq'));
       const fromKustomize = loadAllYaml(
         r.stdout.replaceAll('caBundle: ""', `caBundle: ${ca}`).replace('KUEUER_CERT_SOURCE: self', 'KUEUER_CERT_SOURCE: secret'),

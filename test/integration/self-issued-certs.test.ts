@@ -9,13 +9,14 @@
  * second replica adopts the same certificate. With lifetimes of seconds,
  * serving certificates and the CA rotate while pods are created without one
  * failed admission. Last, scripts/install.sh keeps a broker Secret the user
- * created instead of replacing it with the rabbitmq component's placeholder.
+ * created instead of replacing it with a placeholder (the rabbitmq component's,
+ * or backend-secret.example.yaml's stringData), and leaves out nothing else.
  */
 import { X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import tls from 'node:tls';
 import { CoreV1Api, dumpYaml, KubeConfig, loadAllYaml } from '@kubernetes/client-node';
 import { readCertSecret, WriteConflict, writeCertSecret } from '../../webhook/certs/cert-secret.js';
@@ -261,34 +262,84 @@ describe('self-issued webhook certificates, through a real kube-apiserver', () =
     await writeCertSecret(core, ref, await readCertSecret(core, ref), read.stored!);
   }, 120_000);
 
+  /** scripts/install.sh KUSTOMIZE_DIR as a user runs it on this cluster, not waiting for the rollout (no kubelet here). */
+  const runInstall = (dir: string) =>
+    new Promise<{ code: number; output: string }>((resolve) => {
+      execFile(
+        'bash',
+        [join(root, 'scripts', 'install.sh'), dir],
+        { env: { ...process.env, KUBECONFIG: cp.kubeconfig, PATH: `${cp.binDir}:${process.env.PATH}`, KUEUER_INSTALL_WAIT: 'false' } },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+      );
+    });
+  /** The Secret kueuer-system/kueuer-backend created as README's step 1 says, holding `url`. */
+  const createBrokerSecret = (url: string) => {
+    expect(cp.kubectl(['-n', 'kueuer-system', 'delete', 'secret', 'kueuer-backend', '--ignore-not-found']).code).toBe(0);
+    expect(cp.kubectl(['-n', 'kueuer-system', 'create', 'secret', 'generic', 'kueuer-backend', `--from-literal=KUEUER_BACKEND=${url}`]).code).toBe(0);
+  };
+  /** The decoded KUEUER_BACKEND of the Secret kueuer-backend in `namespace`. */
+  const brokerUrl = (namespace: string) =>
+    Buffer.from(cp.getJson('secret', 'kueuer-backend', '-n', namespace).data.KUEUER_BACKEND as string, 'base64').toString();
+  /** A kustomization of the base with `components` and the files `resources` (name: YAML), in a temp dir. */
+  const kustomization = (components: string[], resources: Record<string, string>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kueuer-kustomization-'));
+    const fromDir = (path: string) => relative(dir, join(root, 'manifests', path));
+    for (const [name, yaml] of Object.entries(resources)) writeFileSync(join(dir, name), yaml);
+    const text = dumpYaml({ resources: [fromDir('base'), ...Object.keys(resources)], components: components.map((c) => fromDir(`components/${c}`)) });
+    writeFileSync(join(dir, 'kustomization.yaml'), text);
+    return dir;
+  };
+
   it('scripts/install.sh keeps the broker Secret created in step 1 instead of the rabbitmq placeholder', async () => {
     await stopWebhooks();
     const url = 'amqp://app:s3cret@rabbitmq.queues.svc:5672';
-    expect(cp.kubectl(['-n', 'kueuer-system', 'create', 'secret', 'generic', 'kueuer-backend', `--from-literal=KUEUER_BACKEND=${url}`]).code).toBe(0);
-    const runInstall = () =>
-      new Promise<{ code: number; output: string }>((resolve) => {
-        execFile(
-          'bash',
-          [join(root, 'scripts', 'install.sh'), join(root, 'manifests', 'overlays', 'rabbitmq')],
-          { env: { ...process.env, KUBECONFIG: cp.kubeconfig, PATH: `${cp.binDir}:${process.env.PATH}`, KUEUER_INSTALL_WAIT: 'false' } },
-          (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
-        );
-      });
-    const result = await runInstall();
+    createBrokerSecret(url);
+    const result = await runInstall(join(root, 'manifests', 'overlays', 'rabbitmq'));
     expect(result.output).toContain('Keeping the existing Secret kueuer-system/kueuer-backend');
     expect(result.code).toBe(0);
-    const kept = cp.getJson('secret', 'kueuer-backend', '-n', 'kueuer-system');
-    expect(Buffer.from(kept.data.KUEUER_BACKEND as string, 'base64').toString()).toBe(url);
+    expect(brokerUrl('kueuer-system')).toBe(url);
     // The rest was applied: the webhook serves install.sh's certificates, whose CA is now in the caBundles.
     expect(cp.getJson('configmap', 'kueuer-config', '-n', 'kueuer-system').data.KUEUER_CERT_SOURCE).toBe('secret');
     const installed = cp.getJson('secret', 'kueuer-webhook-tls', '-n', 'kueuer-system');
-    expect(caBundles().webhooks[0]).toEqual([new X509Certificate(Buffer.from(installed.data['ca.crt'] as string, 'base64')).fingerprint256]);
+    const installedCa = [new X509Certificate(Buffer.from(installed.data['ca.crt'] as string, 'base64')).fingerprint256];
+    expect(caBundles()).toEqual({ webhooks: [installedCa, installedCa], apiService: installedCa });
 
     // Run again (docs/operations.md, "Upgrade"): the certificate the webhook serves is kept, so the caBundle never names a CA the pods do not serve yet.
-    const again = await runInstall();
+    const again = await runInstall(join(root, 'manifests', 'overlays', 'rabbitmq'));
     expect(again.code).toBe(0);
     expect(again.output).toContain('Reusing the webhook certificate of the Secret kueuer-system/kueuer-webhook-tls');
     const after = cp.getJson('secret', 'kueuer-webhook-tls', '-n', 'kueuer-system');
     expect(after.data).toEqual(installed.data);
+  }, 120_000);
+
+  it('scripts/install.sh keeps the broker Secret when the placeholder is backend-secret.example.yaml as it is (stringData)', async () => {
+    await stopWebhooks();
+    const url = 'amqp://app:other-s3cret@rabbitmq.queues.svc:5672';
+    createBrokerSecret(url);
+    const example = readFileSync(join(root, 'manifests', 'base', 'backend-secret.example.yaml'), 'utf8');
+    expect(example).toContain('stringData:');
+    const result = await runInstall(kustomization([], { 'backend-secret.yaml': example }));
+    expect(result.output).toContain('Keeping the existing Secret kueuer-system/kueuer-backend');
+    expect(result.code).toBe(0);
+    expect(brokerUrl('kueuer-system')).toBe(url);
+  }, 120_000);
+
+  it("scripts/install.sh leaves out only kueuer-system's placeholder: a kueuer-backend Secret of another namespace in the same kustomization is applied", async () => {
+    await stopWebhooks();
+    const url = 'amqp://app:s3cret@rabbitmq.queues.svc:5672';
+    createBrokerSecret(url);
+    const shopUrl = 'amqp://shop:shop-s3cret@rabbitmq.queues.svc:5672';
+    expect(cp.kubectl(['-n', 'shop', 'delete', 'secret', 'kueuer-backend', '--ignore-not-found']).code).toBe(0);
+    const shopSecret = dumpYaml({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'kueuer-backend', namespace: 'shop' },
+      data: { KUEUER_BACKEND: Buffer.from(shopUrl).toString('base64') },
+    });
+    const result = await runInstall(kustomization(['rabbitmq'], { 'shop-secret.yaml': shopSecret }));
+    expect(result.output).toContain('Keeping the existing Secret kueuer-system/kueuer-backend');
+    expect(result.code).toBe(0);
+    expect(brokerUrl('kueuer-system')).toBe(url);
+    expect(brokerUrl('shop')).toBe(shopUrl);
   }, 120_000);
 });
