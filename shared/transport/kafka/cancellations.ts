@@ -15,7 +15,10 @@
  *
  * Caught up: before the sidecar consumes requests, the reader waits (bounded, CATCH_UP_WAIT_MS) to
  * have read up to the topic's end as it was when it started. A cancel resolves only once all
- * in-sync replicas have it, so every cancel answered before then lies below that end.
+ * in-sync replicas have it, so every cancel answered before then lies below that end. When the
+ * topic does not exist yet, no cancel was ever answered: the sidecar goes on at once, and the
+ * reader creates the topic and joins meanwhile (a cancel that comes before it reads is the race of
+ * a cancel and a delivery at once: the app may run it, its answer discarded).
  *
  * Hostile input: a record that is not a cancel (anyone who may write the reply namespace can
  * write here) is skipped and counted, and said in the log at most every 10 s; the ids are checked
@@ -77,8 +80,10 @@ export interface CancellationDeps {
   admin: Admin;
   log: Logger;
   connected: () => boolean;
-  /** Resolves once connected and the topic exists (the transport creates it as its other topics). */
-  prepare: (topic: string) => Promise<void>;
+  /** Resolves once connected (or rejects after a bounded wait). */
+  waitConnected: () => Promise<void>;
+  /** Creates the topic unless it exists (as the transport's other topics, with CANCEL_TOPIC_CONFIG). */
+  ensureTopic: (topic: string) => Promise<void>;
   /** One attempt at writing records, acks=all (the transport's tick batcher). */
   send: (topic: string, message: OutgoingRecord['message']) => Promise<void>;
 }
@@ -99,7 +104,7 @@ export class KafkaCancellations {
     const topic = cancelTopic(queue);
     const until = Date.now() + options.timeoutMs;
     const sent = (async () => {
-      await this.deps.prepare(topic);
+      await this.deps.ensureTopic(topic);
       await retry(() => this.deps.send(topic, record), { ...RESEND, until, retryable: (err) => sendFailure(err) !== 'refused' });
     })();
     await settleWithin(sent, options.timeoutMs, () => new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `cancel not confirmed within ${options.timeoutMs} ms`));
@@ -186,7 +191,11 @@ export class KafkaCancellationWatcher extends CancelledIdsWatch implements Cance
 
   private async run(): Promise<void> {
     if (this.closed) return;
-    await this.deps.prepare(this.topic);
+    await this.deps.waitConnected();
+    // No topic yet: no cancel was ever written (the responder creates it before the first), so
+    // there is nothing to catch up on, and the sidecar need not wait for the topic to be created.
+    if (!(await this.deps.admin.listTopics()).includes(this.topic)) this.caughtUp();
+    await this.deps.ensureTopic(this.topic);
     const end = (await this.deps.admin.fetchTopicOffsets(this.topic)).find((p) => p.partition === 0);
     if (!end || BigInt(end.high) <= BigInt(end.low)) this.caughtUp();
     else this.target = BigInt(end.high);

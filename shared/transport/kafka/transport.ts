@@ -144,10 +144,8 @@ export class KafkaTransport implements Transport {
       admin: this.admin,
       log: this.log,
       connected: () => this.connected,
-      prepare: async (topic) => {
-        await this.waitConnected();
-        await this.ensureTopic(topic, 1, CANCEL_TOPIC_CONFIG);
-      },
+      waitConnected: () => this.waitConnected(),
+      ensureTopic: (topic) => this.ensureTopic(topic, 1, CANCEL_TOPIC_CONFIG),
       send: (topic, record) => this.batcher.send(topic, record),
     });
   }
