@@ -130,6 +130,8 @@ export class KafkaCancellationWatcher extends CancelledIdsWatch implements Cance
   private readonly groupId: string;
   private readonly consumer: Consumer;
   private closed = false;
+  /** Ends the set-up's retries when the reader closes. */
+  private readonly closing = new AbortController();
   private setUp: Promise<void> = Promise.resolve();
   /** The topic's end when the reader started: caught up once it has read the record before it. */
   private target: bigint | null = null;
@@ -169,6 +171,7 @@ export class KafkaCancellationWatcher extends CancelledIdsWatch implements Cance
   async start(): Promise<void> {
     this.setUp = retry(() => this.run(), {
       ...SETUP_RETRY,
+      signal: this.closing.signal,
       onRetry: (err) =>
         this.log.warn(
           { queue: this.queue, topic: this.topic, err: (err as Error).message },
@@ -229,6 +232,7 @@ export class KafkaCancellationWatcher extends CancelledIdsWatch implements Cance
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closing.abort();
     this.onClose();
     this.stopSweeping();
     this.caughtUp();
