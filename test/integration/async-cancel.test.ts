@@ -188,6 +188,7 @@ describe('the Kafka cancellation topic', () => {
         { key: forged, value: Buffer.from(JSON.stringify({ id: forged.toUpperCase(), deadline })) },
         { key: forged, value: Buffer.from(JSON.stringify([forged, deadline])) },
         { key: forged, value: Buffer.from('{"id":') },
+        { key: forged, value: Buffer.from(JSON.stringify({ id: forged, deadline, padding: 'x'.repeat(2048) })) },
       ],
     });
     await producer.disconnect();
