@@ -175,7 +175,7 @@ export class KafkaCancellationWatcher extends CancelledIdsWatch implements Cance
       onRetry: (err) =>
         this.log.warn(
           { queue: this.queue, topic: this.topic, err: (err as Error).message },
-          "cannot read the queue's cancellations yet; retrying (a cancelled request reaches the app meanwhile, its answer discarded). The broker user needs create, describe and read on the topic, and read on its reader groups",
+          "cannot read the queue's cancellations yet; retrying (a cancelled request reaches the app meanwhile, its answer discarded). The broker user needs create, describe and read on the topic, and read and delete on its reader groups",
         ),
     }).catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
