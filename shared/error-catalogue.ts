@@ -238,8 +238,7 @@ export const CLIENT_ERRORS = {
   },
   async_already_started: {
     status: 409,
-    meaning:
-      'DELETE of an asynchronous request that cannot be cancelled: on the embedded broker a consumer already took it; on Kafka a queued request cannot be cancelled. Nothing changed.',
+    meaning: 'DELETE of an asynchronous request that cannot be cancelled: on the embedded broker a consumer already took it. Nothing changed.',
     action: 'Poll it for its result and DELETE it once done.',
   },
   async_request_cancelled: {

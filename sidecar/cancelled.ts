@@ -1,9 +1,10 @@
 /**
  * The sidecar's side of cancelled asynchronous requests (docs/async.md, "Cancel"): the queue's
- * cancellations (RabbitMQ: its stream, read back over its retention at start), a skip for a
- * request cancelled before the app was called, and a report of each to the request's results
- * address, so the client learns whether the app ran. Without a transport that carries cancels
- * (memory, Kafka) nothing is ever skipped here.
+ * cancellations (RabbitMQ: its stream; Kafka: its cancellation topic; each read back over its
+ * retention at start), a skip for a request cancelled before the app was called, and a report of
+ * each to the request's results address, so the client learns whether the app ran. Without a
+ * transport that carries cancels (memory, which withdraws a request instead) nothing is ever
+ * skipped here.
  */
 import type { Logger } from 'pino';
 import type { QueuedRequest } from '../shared/envelope.js';

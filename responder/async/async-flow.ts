@@ -173,10 +173,11 @@ async function status(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, r
 
 /**
  * DELETE: removes a stored result (or a cancel that is settled); cancels a request without one.
- * The embedded broker takes a request no consumer took out of its queue; RabbitMQ cannot, so the
- * cancel is recorded and sent to every sidecar of the queue (cancelRequest), and the answer says
- * what a sidecar reported within CANCEL_SETTLE_MS: skipped, running, or none yet (still queued).
- * Where neither can (Kafka, or a request the embedded broker already handed out): 409.
+ * The embedded broker takes a request no consumer took out of its queue; RabbitMQ and Kafka cannot,
+ * so the cancel is recorded and sent to every sidecar of the queue (cancelRequest), and the answer
+ * says what a sidecar reported within CANCEL_SETTLE_MS: skipped, running, or none yet (still
+ * queued). Where neither can (a request the embedded broker already handed out, or a transport
+ * without cancelRequest): 409.
  */
 async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, record: AsyncRecord, notFound: () => void): Promise<void> {
   const queue = ctx.settings.queue;
@@ -197,11 +198,7 @@ async function cancel(ctx: FlowContext, a: AsyncContext, answer: Answer, record:
     return cancelled('not-run');
   }
   if (!ctx.transport.cancelRequest) {
-    return answer.fail(
-      409,
-      'async_already_started',
-      `request ${id} was already handed to the app (or, on Kafka, cannot be cancelled in the queue); poll it for its result, or DELETE it once done`,
-    );
+    return answer.fail(409, 'async_already_started', `request ${id} was already handed to the app; poll it for its result, or DELETE it once done`);
   }
   if (!ctx.transport.isReady()) {
     return answer.fail(503, 'broker_unavailable', 'the queue is unreachable, so the cancel cannot reach the sidecars; nothing changed, retry shortly', [

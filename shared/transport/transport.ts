@@ -112,13 +112,17 @@ export interface Transport {
   /**
    * Tells every consumer of the queue, now and those that start before `deadline`, that the
    * request `id` is cancelled: a consumer that takes it then acks it without running it
-   * (docs/async.md, "Cancel"). Resolves once the broker has durably accepted the cancellation.
-   * RabbitMQ only (a stream per queue, amqp/cancellations.ts); rejects a malformed id.
+   * (docs/async.md, "Cancel"). Resolves once the broker has durably accepted the cancellation
+   * (RabbitMQ: confirmed; Kafka: written to all in-sync replicas, acks=all). RabbitMQ (a stream per
+   * queue, amqp/cancellations.ts) and Kafka (a topic per queue, kafka/cancellations.ts); the
+   * embedded broker withdraws instead (withdrawRequest). Rejects a malformed id.
    */
   cancelRequest?(queue: string, id: string, deadline: number, options: PublishOptions): Promise<void>;
   /**
    * A consumer's view of the queue's cancellations: resolves once it has read those already
-   * published (or after a bounded wait), then calls onCancel for each new one.
+   * published (or after a bounded wait: RabbitMQ 5 s, Kafka 10 s), then calls onCancel for each
+   * new one. Never rejects for cancellations it cannot read: it says so in the log, and the
+   * consumer runs without them (RabbitMQ until its next connection; Kafka until a retry succeeds).
    */
   watchCancellations?(queue: string, onCancel: (id: string) => void, options?: { capacity?: number }): Promise<CancellationWatch>;
   close(): Promise<void>;

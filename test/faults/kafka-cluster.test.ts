@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { META } from '../../shared/envelope.js';
 import { retry } from '../../shared/retry.js';
-import { consumerGroup, requestTopic } from '../../shared/transport/kafka/config.js';
+import { consumerGroup, isInboxTopic, requestTopic } from '../../shared/transport/kafka/config.js';
 import {
   coordinatorPartition,
   fenceTransactionalId,
@@ -130,7 +130,7 @@ describe('fault rows on three Kafka brokers', () => {
       await s.waitForLog(msgIs('sidecar ready'), 60_000);
     }
     await new Promise((r) => setTimeout(r, 3000)); // both sidecars in the group before load
-    const [replyTopic] = await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`);
+    const [replyTopic] = (await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`)).filter(isInboxTopic);
 
     let killedAt = 0;
     let faultDone = false;

@@ -1,18 +1,21 @@
 /**
- * DELETE of a queued asynchronous request on RabbitMQ (docs/async.md, "Cancel"): the responder
- * records the cancel and appends it to the queue's cancellation stream; every sidecar reads that
- * stream (back over its retention when it starts) and acks a cancelled delivery without calling
- * the app. The DELETE and the poll say truthfully whether the app ran.
+ * DELETE of a queued asynchronous request on RabbitMQ and on Kafka (docs/async.md, "Cancel"): the
+ * responder records the cancel and appends it to the queue's cancellations (RabbitMQ: a stream;
+ * Kafka: a topic); every sidecar reads them (back over their retention when it starts) and acks a
+ * cancelled delivery without calling the app. The DELETE and the poll say truthfully whether the
+ * app ran.
  */
 import { Registry } from 'prom-client';
 import { describe, expect, inject, it } from 'vitest';
+import { cancelTopic } from '../../shared/transport/kafka/topics.js';
+import { kafkaClient } from '../helpers/kafka.js';
 import { RedisAsyncStore } from '../../responder/async/redis-store.js';
-import { CancelledIds } from '../../shared/transport/amqp/cancellations.js';
+import { CancelledIds } from '../../shared/transport/cancelled-ids.js';
 import { newRequestId } from '../../shared/request-id.js';
 import type { CancellationWatch, Transport } from '../../shared/transport/transport.js';
 import { request, json, type RawResponse } from '../helpers/http.js';
 import { startSidecar } from '../helpers/components.js';
-import { metricValue, newTransport, silentLog, waitFor } from '../helpers/stack.js';
+import { metricValue, newTransport, silentLog, waitFor, type BackendName } from '../helpers/stack.js';
 import { delay } from '../helpers/test-app.js';
 import { holdingApp } from '../helpers/holding-app.js';
 import { startAsyncStack, type AsyncStack } from '../helpers/async-stack.js';
@@ -25,8 +28,8 @@ const t = holdingApp((req, res) => {
 });
 const { held, cleanups: stops } = t;
 
-async function stack(o: Partial<Parameters<typeof startAsyncStack>[1]> = {}): Promise<AsyncStack> {
-  const s = await startAsyncStack('amqp', { appPort: t.app.port, async: { mode: 'on-request' }, ...o });
+async function stack(backend: BackendName, o: Partial<Parameters<typeof startAsyncStack>[1]> = {}): Promise<AsyncStack> {
+  const s = await startAsyncStack(backend, { appPort: t.app.port, async: { mode: 'on-request' }, ...o });
   stops.push(() => s.stop());
   return s;
 }
@@ -41,8 +44,8 @@ async function submit(s: AsyncStack, path: string): Promise<string> {
 const del = (s: AsyncStack, id: string): Promise<RawResponse> => request(s.url, { method: 'DELETE', path: `/.kueuer/requests/${id}` });
 const poll = (s: AsyncStack, id: string): Promise<RawResponse> => request(s.url, { path: `/.kueuer/requests/${id}` });
 
-async function sidecarOn(queue: string, concurrency = 2): Promise<{ registry: Registry }> {
-  const transport = await newTransport('amqp');
+async function sidecarOn(backend: BackendName, queue: string, concurrency = 2): Promise<{ registry: Registry }> {
+  const transport = await newTransport(backend);
   const registry = new Registry();
   const sidecar = await startSidecar(
     { app: { host: '127.0.0.1', port: t.app.port }, queue, concurrency, maxResponseBytes: 1 << 20 },
@@ -58,22 +61,22 @@ async function sidecarOn(queue: string, concurrency = 2): Promise<{ registry: Re
   return { registry };
 }
 
-describe('cancelling a queued asynchronous request on RabbitMQ', () => {
+describe.each(['amqp', 'kafka'] as const)('cancelling a queued asynchronous request on %s', (backend) => {
   it('cancelled before any sidecar runs: the app is never called, and the DELETE and the poll say so', async () => {
-    const s = await stack({ withSidecar: false });
-    const id = await submit(s, '/never');
-    const other = await submit(s, '/kept');
+    const s = await stack(backend, { withSidecar: false });
+    const id = await submit(s, `/never-${backend}`);
+    const other = await submit(s, `/kept-${backend}`);
     const d = await del(s, id);
     expect(d.status, d.body.toString()).toBe(200);
     expect(json(d)).toMatchObject({ id, status: 'cancelled', app: 'queued' });
     // A sidecar started after the cancel (scale from zero) reads it back from the stream.
-    const { registry } = await sidecarOn(s.queue);
+    const { registry } = await sidecarOn(backend, s.queue);
     await waitFor(async () => (await poll(s, other)).status === 201, 20_000, 'the request not cancelled to be answered');
     await waitFor(async () => json(await poll(s, id)).app === 'not-run', 20_000, 'the sidecar to report the skip');
     const p = await poll(s, id);
     expect(p.status).toBe(410);
     expect(json(p)).toMatchObject({ error: 'async_request_cancelled', requestId: id, app: 'not-run' });
-    expect(t.app.received.some((r) => r.url === '/never')).toBe(false);
+    expect(t.app.received.some((r) => r.url === `/never-${backend}`)).toBe(false);
     expect(await metricValue(registry, 'kueuer_sidecar_requests_total', { queue: s.queue, code: 'cancelled' })).toBe(1);
     // The cancel is final: a second DELETE removes it, and then the id is unknown.
     expect(json(await del(s, id))).toEqual({ id, status: 'deleted' });
@@ -81,8 +84,8 @@ describe('cancelling a queued asynchronous request on RabbitMQ', () => {
   });
 
   it('cancelled while the app runs it: the DELETE says it may be running, and its answer is discarded', async () => {
-    const s = await stack({ concurrency: 1 });
-    const id = await submit(s, '/held/running');
+    const s = await stack(backend, { concurrency: 1 });
+    const id = await submit(s, `/held/running-${backend}`);
     await waitFor(() => held.length === 1, 10_000, 'the app to get the request');
     const d = await del(s, id);
     expect(d.status, d.body.toString()).toBe(200);
@@ -96,35 +99,35 @@ describe('cancelling a queued asynchronous request on RabbitMQ', () => {
   });
 
   it('cancelled while queued behind a busy sidecar: the app never sees it', async () => {
-    const s = await stack({ concurrency: 1 });
-    const busy = await submit(s, '/held/busy');
+    const s = await stack(backend, { concurrency: 1 });
+    const busy = await submit(s, `/held/busy-${backend}`);
     await waitFor(() => held.length === 1, 10_000, 'the app to get the first request');
-    const id = await submit(s, '/queued');
+    const id = await submit(s, `/queued-${backend}`);
     const d = await del(s, id);
     expect(json(d)).toMatchObject({ id, status: 'cancelled', app: 'queued' });
     held.shift()!();
     await waitFor(async () => (await poll(s, busy)).status === 201, 20_000, 'the first request to be answered');
     await waitFor(async () => json(await poll(s, id)).app === 'not-run', 20_000, 'the skip to be reported');
     await delay(200);
-    expect(t.app.received.some((r) => r.url === '/queued')).toBe(false);
+    expect(t.app.received.some((r) => r.url === `/queued-${backend}`)).toBe(false);
   });
 
   it('on Redis, shared by two replicas: one cancels, the other polls; the discarded answer is noted, not stored', async () => {
     const store = new RedisAsyncStore(inject('redisUrl'), silentLog);
     await store.ready(10_000);
     stops.push(() => store.close());
-    const a = await stack({ store, concurrency: 1 });
-    const b = await stack({ store, queue: a.queue, withSidecar: false });
-    const running = await submit(a, '/held/redis');
+    const a = await stack(backend, { store, concurrency: 1 });
+    const b = await stack(backend, { store, queue: a.queue, withSidecar: false });
+    const running = await submit(a, `/held/redis-${backend}`);
     await waitFor(() => held.length === 1, 10_000, 'the app to get the request');
-    const queued = await submit(a, '/queued-redis');
+    const queued = await submit(a, `/queued-redis-${backend}`);
     expect(json(await del(b, running))).toMatchObject({ status: 'cancelled', app: 'running' });
     expect(json(await del(b, queued))).toMatchObject({ status: 'cancelled', app: 'queued' });
     expect(json(await del(a, queued))).toMatchObject({ status: 'cancelled', app: 'queued' }); // a repeat: told again, not removed
     held.shift()!();
     await waitFor(async () => json(await poll(a, running)).app === 'ran', 20_000, 'the discarded answer to be noted');
     await waitFor(async () => json(await poll(b, queued)).app === 'not-run', 20_000, 'the skip to be reported');
-    expect(t.app.received.some((r) => r.url === '/queued-redis')).toBe(false);
+    expect(t.app.received.some((r) => r.url === `/queued-redis-${backend}`)).toBe(false);
     expect((await poll(b, running)).status).toBe(410);
     expect(json(await del(a, running))).toEqual({ id: running, status: 'deleted' });
     expect((await poll(b, running)).status).toBe(404);
@@ -132,8 +135,8 @@ describe('cancelling a queued asynchronous request on RabbitMQ', () => {
 
   it('a flood of cancels keeps the set of cancelled ids bounded; the latest still count', async () => {
     const queue = `cancel-flood-${newRequestId().slice(0, 8)}`;
-    const publisher: Transport = await newTransport('amqp');
-    const reader: Transport = await newTransport('amqp');
+    const publisher: Transport = await newTransport(backend);
+    const reader: Transport = await newTransport(backend);
     stops.push(async () => {
       await publisher.close();
       await reader.close();
@@ -152,6 +155,72 @@ describe('cancelling a queued asynchronous request on RabbitMQ', () => {
     expect(watch.evicted).toBeGreaterThanOrEqual(4_000);
     // Hostile input: a malformed id or a deadline far off is refused before it is published.
     await expect(publisher.cancelRequest!(queue, '../x', deadline, { timeoutMs: 1_000 })).rejects.toThrow(/request id/);
+  });
+});
+
+describe('the Kafka cancellation topic', () => {
+  it('is one partition, replicated as the request topics, kept 24 h; hostile records in it are skipped; the reader leaves no group behind', async () => {
+    const queue = `cancel-topic-${newRequestId().slice(0, 8)}`;
+    const topic = cancelTopic(queue);
+    expect(topic).toBe(`kueuer.reply.${queue}.cancel`);
+    const publisher = await newTransport('kafka');
+    const reader = await newTransport('kafka');
+    stops.push(async () => {
+      await publisher.close();
+      await reader.close();
+    });
+    const deadline = Date.now() + 60_000;
+    const before = newRequestId();
+    await publisher.cancelRequest!(queue, before, deadline, { timeoutMs: 10_000 });
+    // Written by anyone who may write the topic: none of these is a cancel, and none stops the reader.
+    const kafka = kafkaClient(inject('kafkaUrl'));
+    const producer = kafka.producer();
+    await producer.connect();
+    const forged = newRequestId();
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [
+        { key: null, value: Buffer.from('not json') },
+        { key: 'x', value: null },
+        { key: forged, value: Buffer.from(JSON.stringify({ id: forged, deadline: 'soon' })) },
+        { key: '../etc', value: Buffer.from(JSON.stringify({ id: '../etc', deadline })) },
+        { key: forged, value: Buffer.from(JSON.stringify({ id: forged.toUpperCase(), deadline })) },
+        { key: forged, value: Buffer.from(JSON.stringify([forged, deadline])) },
+        { key: forged, value: Buffer.from('{"id":') },
+        { key: forged, value: Buffer.from(JSON.stringify({ id: forged, deadline, padding: 'x'.repeat(2048) })) },
+      ],
+    });
+    await producer.disconnect();
+    const seen: string[] = [];
+    // Started after those records: it reads them back before it resolves.
+    const watch = await reader.watchCancellations!(queue, (id) => seen.push(id));
+    expect(watch.isCancelled(before)).toBe(true);
+    expect(watch.isCancelled(forged)).toBe(false);
+    expect(watch.size).toBe(1);
+    const after = newRequestId();
+    await publisher.cancelRequest!(queue, after, deadline, { timeoutMs: 10_000 });
+    await waitFor(() => watch.isCancelled(after), 10_000, 'a cancel after the hostile records to be read');
+    expect(seen).toEqual([before, after]);
+
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      expect(topics[0]!.partitions).toHaveLength(1);
+      const { resources } = await admin.describeConfigs({
+        resources: [{ type: 2, name: topic, configNames: ['cleanup.policy', 'retention.ms', 'retention.bytes', 'min.insync.replicas'] }],
+        includeSynonyms: false,
+      });
+      const config = Object.fromEntries(resources[0]!.configEntries.map((e) => [e.configName, e.configValue]));
+      expect(config).toMatchObject({ 'cleanup.policy': 'delete', 'retention.ms': String(24 * 3_600_000), 'retention.bytes': String(16 * 1024 * 1024) });
+      const readers = async () => (await admin.listGroups()).groups.filter((g) => g.groupId.startsWith(topic)).map((g) => g.groupId);
+      expect(await readers()).toHaveLength(1);
+      await watch.close();
+      expect(await readers()).toEqual([]);
+    } finally {
+      await admin.disconnect();
+    }
   });
 });
 

@@ -9,6 +9,7 @@ import http from 'node:http';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { request } from '../helpers/http.js';
 import { committedPositions, fenceTransactionalId, kafkaClient, readCommitted, topicsWithPrefix } from '../helpers/kafka.js';
+import { isInboxTopic } from '../../shared/transport/kafka/config.js';
 import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js';
 import { uniqueQueue, waitFor } from '../helpers/stack.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -209,7 +210,8 @@ describe('responder and sidecar processes on Kafka', () => {
       const kafka = kafkaClient(kafkaUrl);
       await fenceTransactionalId(kafka, txId);
       const requestTopic = `kueuer.${queue}`;
-      const replyTopics = await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`);
+      // The responder's inbox (the queue's cancellation topic `kueuer.reply.<queue>.cancel` is no reply topic).
+      const replyTopics = (await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`)).filter(isInboxTopic);
       expect(replyTopics).toHaveLength(1);
       const [requests, replies, positions] = await Promise.all([
         readCommitted(kafka, [requestTopic]),

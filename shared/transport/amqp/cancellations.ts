@@ -23,6 +23,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqp
 import type { Logger } from 'pino';
 import { KueuerError } from '../../errors.js';
 import { isRequestId } from '../../request-id.js';
+import { CANCEL_RETENTION_MS, CANCELLED_IDS_CAPACITY, CancelledIdsWatch } from '../cancelled-ids.js';
 import type { CancellationWatch } from '../transport.js';
 import { closedChannels, confirmPublish, track } from './channels.js';
 
@@ -34,63 +35,16 @@ import { closedChannels, confirmPublish, track } from './channels.js';
  */
 export const cancellationStream = (queue: string): string => `kueuer_cancel.${queue}`;
 
-/** How far back a sidecar reads, and how long the stream keeps a cancel: the longest request deadline. */
-export const CANCEL_RETENTION_MS = 24 * 3_600_000;
 const STREAM_ARGUMENTS = {
   'x-queue-type': 'stream',
   'x-max-age': '24h',
   'x-max-length-bytes': 16 * 1024 * 1024,
   'x-stream-max-segment-size-bytes': 1024 * 1024,
 };
-/** Cancelled ids one sidecar holds at most. */
-export const CANCELLED_IDS_CAPACITY = 100_000;
 /** How long a sidecar waits to have read the stream up to now before consuming requests anyway. */
 const CATCH_UP_WAIT_MS = 5_000;
 /** Unacked stream messages the broker may send ahead. */
 const STREAM_PREFETCH = 1_000;
-
-/** Ids cancelled, each until its deadline; at most `capacity`, the oldest cancel evicted first. */
-export class CancelledIds {
-  /** Insertion order is the order of the cancels: the first key is the oldest. */
-  private readonly ids = new Map<string, number>();
-  evicted = 0;
-
-  constructor(
-    private readonly capacity: number = CANCELLED_IDS_CAPACITY,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  get size(): number {
-    return this.ids.size;
-  }
-
-  /** True when `id` is newly cancelled (a valid id, its deadline still ahead). */
-  add(id: string, deadline: number): boolean {
-    const now = this.now();
-    if (!isRequestId(id) || !Number.isFinite(deadline) || deadline <= now || this.ids.has(id)) return false;
-    if (this.ids.size >= this.capacity) this.sweep();
-    while (this.ids.size >= this.capacity) {
-      this.ids.delete(this.ids.keys().next().value!);
-      this.evicted++;
-    }
-    this.ids.set(id, Math.min(deadline, now + CANCEL_RETENTION_MS));
-    return true;
-  }
-
-  has(id: string): boolean {
-    const until = this.ids.get(id);
-    if (until === undefined) return false;
-    if (until > this.now()) return true;
-    this.ids.delete(id);
-    return false;
-  }
-
-  /** Drops the ids whose deadline passed. */
-  sweep(): void {
-    const now = this.now();
-    for (const [id, until] of this.ids) if (until <= now) this.ids.delete(id);
-  }
-}
 
 /** Declares the stream on a channel of its own (a refused declaration closes its channel). */
 async function declareStream(model: ChannelModel, stream: string): Promise<void> {
@@ -132,13 +86,11 @@ export async function publishCancellation(
 }
 
 /** A sidecar's reader of the queue's cancellation stream, attached again on every new connection. */
-export class CancellationWatcher implements CancellationWatch {
-  private readonly ids: CancelledIds;
+export class CancellationWatcher extends CancelledIdsWatch implements CancellationWatch {
   private channel: Channel | null = null;
   private closed = false;
   /** The next stream offset to read after a reconnection; the retention window before the first. */
   private nextOffset: number | undefined;
-  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly queue: string,
@@ -147,21 +99,7 @@ export class CancellationWatcher implements CancellationWatch {
     capacity = CANCELLED_IDS_CAPACITY,
     private readonly onClose: () => void = () => undefined,
   ) {
-    this.ids = new CancelledIds(capacity);
-    this.sweeper = setInterval(() => this.ids.sweep(), 30_000);
-    this.sweeper.unref();
-  }
-
-  get size(): number {
-    return this.ids.size;
-  }
-
-  get evicted(): number {
-    return this.ids.evicted;
-  }
-
-  isCancelled(id: string): boolean {
-    return this.ids.has(id);
+    super(capacity);
   }
 
   /**
@@ -232,7 +170,7 @@ export class CancellationWatcher implements CancellationWatch {
   async close(): Promise<void> {
     this.closed = true;
     this.onClose();
-    clearInterval(this.sweeper);
+    this.stopSweeping();
     const channel = this.channel;
     this.channel = null;
     if (channel && !closedChannels.has(channel)) await channel.close().catch(() => undefined);

@@ -1,6 +1,6 @@
 /**
- * Creating the topics Kueuer owns (request topics and reply topics) with the
- * replication the user asked for, and reporting existing topics that would
+ * Creating the topics Kueuer owns (request topics, reply topics and the
+ * queues' cancellation topics) with the replication the user asked for, and reporting existing topics that would
  * lose records with one broker: Kueuer never changes a topic it finds.
  *
  * Replication factor `--kafka-replication-factor` (3), fewer only when the
@@ -12,7 +12,34 @@
 import type { Admin, ConfigResourceTypes } from 'kafkajs';
 import type { Logger } from 'pino';
 import { KueuerError } from '../../errors.js';
+import { CANCEL_RETENTION_MS } from '../cancelled-ids.js';
+import { REPLY_ADDRESS_PREFIX } from '../transport.js';
 import type { TopicReplication } from './config.js';
+
+/**
+ * A queue's cancellations (kafka/cancellations.ts): `kueuer.reply.<queue>.cancel`, beside its
+ * results topic `kueuer.reply.<queue>.async`, in the reply namespace, where no request queue may
+ * be (shared/queue-names.ts), never an inbox (those end in 16 hex digits, the only topics the
+ * sweeper deletes), and no other queue's: a suffix of its own. Not RabbitMQ's `kueuer_cancel.<queue>`:
+ * Kafka refuses a topic whose name equals another's once `.` and `_` are made one (metric names),
+ * so that one would collide with the request topic `kueuer.cancel.<queue>` of namespace `cancel`.
+ */
+export const cancelTopic = (queue: string): string => `${REPLY_ADDRESS_PREFIX}${queue}.cancel`;
+
+/**
+ * A cancellation topic's own settings: kept by time (the longest request deadline) and size,
+ * never compacted (each id is written once; a time bound drops all of them alike), in 1 MiB
+ * segments rolled at least hourly, so whole old segments can go; records of 1 MiB at most (a
+ * tick's batch of cancels, about 100 bytes each), not the request topics' 101 MiB.
+ */
+export const CANCEL_TOPIC_CONFIG: Record<string, string> = {
+  'cleanup.policy': 'delete',
+  'retention.ms': String(CANCEL_RETENTION_MS),
+  'retention.bytes': String(16 * 1024 * 1024),
+  'segment.bytes': String(1024 * 1024),
+  'segment.ms': String(3_600_000),
+  'max.message.bytes': String(1024 * 1024),
+};
 
 /** Topics Kueuer creates accept records up to 101 MiB: the largest --max-body / --max-response plus headers (Kafka's default is 1 MiB). */
 const MAX_MESSAGE_BYTES = 101 * 1024 * 1024;
@@ -63,10 +90,17 @@ async function liveBrokers(admin: Admin): Promise<number> {
 
 /**
  * Creates the topic with the replication `wanted` asks for (fewer replicas
- * on a smaller cluster, with a warning); a topic that already exists is
- * checked and reported, never changed.
+ * on a smaller cluster, with a warning) and `config` over the defaults; a
+ * topic that already exists is checked and reported, never changed.
  */
-export async function createTopic(admin: Admin, log: Logger, topic: string, partitions: number, wanted: TopicReplication): Promise<void> {
+export async function createTopic(
+  admin: Admin,
+  log: Logger,
+  topic: string,
+  partitions: number,
+  wanted: TopicReplication,
+  config: Record<string, string> = {},
+): Promise<void> {
   const brokers = await liveBrokers(admin);
   const replication = replicationOn(wanted, brokers);
   let created: boolean;
@@ -78,10 +112,11 @@ export async function createTopic(admin: Admin, log: Logger, topic: string, part
           topic,
           numPartitions: partitions,
           replicationFactor: replication.replicationFactor,
-          configEntries: [
-            { name: 'max.message.bytes', value: String(MAX_MESSAGE_BYTES) },
-            { name: 'min.insync.replicas', value: String(replication.minInsyncReplicas) },
-          ],
+          configEntries: Object.entries({
+            'max.message.bytes': String(MAX_MESSAGE_BYTES),
+            ...config,
+            'min.insync.replicas': String(replication.minInsyncReplicas),
+          }).map(([name, value]) => ({ name, value })),
         },
       ],
       waitForLeaders: true,

@@ -25,6 +25,9 @@
  * the queue as one consumer group; its offset moves only past results stored,
  * and a handler that fails is called again until the consumer stops. The
  * sweeper never touches it: it deletes only inbox topics.
+ *
+ * Cancels of asynchronous requests (cancellations.ts): appended to the queue's cancellation topic
+ * `kueuer.reply.<queue>.cancel`, which every sidecar of the queue reads alone.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -37,6 +40,7 @@ import type { KafkaDelivery } from '../backend.js';
 import {
   isReplyAddress,
   REPLY_ADDRESS_PREFIX,
+  type CancellationWatch,
   type ConsumeOptions,
   type Consumer,
   type DeliveryHandler,
@@ -52,7 +56,8 @@ import { LeaderMap } from './leaders.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { stickyAssigner } from './sticky-assigner.js';
 import { TickBatcher } from './tick-batcher.js';
-import { createTopic } from './topics.js';
+import { CANCEL_TOPIC_CONFIG, createTopic } from './topics.js';
+import { KafkaCancellations } from './cancellations.js';
 import { replyCapture, TRANSACTION_TIMEOUT_MS, TransactionalCommits } from './transactions.js';
 import { settleWithin } from '../../timers.js';
 
@@ -107,6 +112,8 @@ export class KafkaTransport implements Transport {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Reply topics of other replicas seen without members, and since when. */
   private emptySince = new Map<string, number>();
+  /** cancelRequest and watchCancellations (cancellations.ts). */
+  private readonly cancellations: KafkaCancellations;
 
   private constructor(
     spec: KafkaSpec,
@@ -132,6 +139,15 @@ export class KafkaTransport implements Transport {
       },
     );
     this.leaders = new LeaderMap(this.admin, (broker) => this.client.recentlyUnreachable(broker));
+    this.cancellations = new KafkaCancellations({
+      kafka: this.kafka,
+      admin: this.admin,
+      log: this.log,
+      connected: () => this.connected,
+      waitConnected: () => this.waitConnected(),
+      ensureTopic: (topic) => this.ensureTopic(topic, 1, CANCEL_TOPIC_CONFIG),
+      send: (topic, record) => this.batcher.send(topic, record),
+    });
   }
 
   private newProducer(): Producer {
@@ -198,11 +214,11 @@ export class KafkaTransport implements Transport {
     return true;
   }
 
-  /** Creates the topic once; concurrent callers share one attempt. */
-  private ensureTopic(topic: string, partitions: number): Promise<void> {
+  /** Creates the topic once (with `config` over the defaults); concurrent callers share one attempt. */
+  private ensureTopic(topic: string, partitions: number, config?: Record<string, string>): Promise<void> {
     let creating = this.topics.get(topic);
     if (!creating) {
-      creating = createTopic(this.admin, this.log, topic, partitions, this.options.replication ?? DEFAULT_TOPIC_REPLICATION);
+      creating = createTopic(this.admin, this.log, topic, partitions, this.options.replication ?? DEFAULT_TOPIC_REPLICATION, config);
       this.topics.set(topic, creating);
       creating.catch(() => this.topics.delete(topic));
     }
@@ -418,6 +434,16 @@ export class KafkaTransport implements Transport {
     };
   }
 
+  /** Appends the cancel to the queue's cancellation topic (cancellations.ts); resolves once all in-sync replicas have it. */
+  cancelRequest(queue: string, id: string, deadline: number, options: PublishOptions): Promise<void> {
+    return this.cancellations.cancel(queue, id, deadline, options);
+  }
+
+  /** Reads the queue's cancellation topic alone, from its start; resolves once caught up (bounded). */
+  watchCancellations(queue: string, onCancel: (id: string) => void, options: { capacity?: number } = {}): Promise<CancellationWatch> {
+    return this.cancellations.watch(queue, onCancel, options.capacity);
+  }
+
   /** Polls every 100 ms for up to 5 s. */
   private waitConnected(): Promise<void> {
     return retry(async () => {
@@ -427,6 +453,7 @@ export class KafkaTransport implements Transport {
 
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
+    await this.cancellations.close();
     await this.renewing;
     await this.producer.disconnect().catch(() => undefined);
     await this.admin.disconnect().catch(() => undefined);
