@@ -66,13 +66,16 @@ describe('the owner of the external metrics APIService', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kueuer-install-'));
     try {
       const calls = join(dir, 'calls');
-      // A kubectl that renders an APIService and reports KEDA's as installed; any apply is recorded.
+      // A kubectl that renders an APIService (install.sh reads the render with patch --local and a
+      // go-template, which prints its argument for the APIService) and reports KEDA's as installed;
+      // any apply is recorded.
       writeFileSync(
         join(dir, 'kubectl'),
         `#!/usr/bin/env bash
 echo "$*" >> ${JSON.stringify(calls)}
 case "$1" in
   kustomize) printf 'kind: APIService\\nmetadata:\\n  name: v1beta1.external.metrics.k8s.io\\n' ;;
+  patch) [[ "$*" == *'(eq .kind "APIService")'* ]] && printf yes ;;
   get) printf 'keda/keda-metrics-apiserver' ;;
   *) exit 0 ;;
 esac
