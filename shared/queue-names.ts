@@ -19,14 +19,25 @@ export function serviceQueue(namespace: string, name: string, explicit: string |
   return qualifiedQueueName(namespace, explicit ?? name);
 }
 
+/** Kafka names a queue's request topic `kueuer.<queue>` (transport/kafka/config.ts, requestTopic). */
+const KAFKA_TOPIC_PREFIX = 'kueuer.';
+
 /**
  * Why a request queue name is refused, or undefined: the reply namespace
  * (`kueuer.reply.*`) is where responders' private inboxes live, and a sidecar
  * publishes a reply to any address in it, so a request queue there could be
  * sent "replies" by any sidecar. In namespace `kueuer`, `kueuer.io/queue: reply.x`
- * (or a workload named `reply.x`) would name one.
+ * (or a workload named `reply.x`) would name one. On Kafka a queue `reply.x`
+ * (any queue of namespace `reply`) would be the topic `kueuer.reply.x`, among the
+ * inboxes, results and cancellation topics, which the inbox sweeper may delete;
+ * queue names do not depend on the backend (a namespace may move between them),
+ * so it is refused on every backend.
  */
 export function replyNamespaceProblem(queue: string): string | undefined {
-  if (!queue.startsWith(REPLY_ADDRESS_PREFIX)) return undefined;
-  return `the queue ${JSON.stringify(queue)} falls in the reply namespace ${REPLY_ADDRESS_PREFIX}*, which only responders' reply inboxes may use`;
+  if (queue.startsWith(REPLY_ADDRESS_PREFIX)) {
+    return `the queue ${JSON.stringify(queue)} falls in the reply namespace ${REPLY_ADDRESS_PREFIX}*, which only responders' reply inboxes may use`;
+  }
+  const topic = `${KAFKA_TOPIC_PREFIX}${queue}`;
+  if (!topic.startsWith(REPLY_ADDRESS_PREFIX)) return undefined;
+  return `the queue ${JSON.stringify(queue)} would be Kafka's topic ${JSON.stringify(topic)}, which falls in the reply namespace ${REPLY_ADDRESS_PREFIX}*, where only responders' reply inboxes and their results and cancellation topics may be`;
 }

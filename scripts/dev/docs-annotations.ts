@@ -40,7 +40,7 @@ export function podRows(): AnnotationRow[] {
       default:
         "the owning workload's name: a Deployment's pods, the Deployment; a StatefulSet's, the StatefulSet; a Job's, the Job's CronJob, else the Job's `generateName` prefix, else the Job (the webhook reads the Job, see below)",
       accepts:
-        "letters, digits, `.`, `_`, `-` (at most 200, starting with a letter or digit); the namespace is always prefixed: `<namespace>.<queue>`; a name in the reply inboxes' `kueuer.reply.*` (in namespace `kueuer`, a queue starting `reply.`) is refused",
+        "letters, digits, `.`, `_`, `-` (at most 200, starting with a letter or digit); the namespace is always prefixed: `<namespace>.<queue>`; a name in the reply inboxes' `kueuer.reply.*` (in namespace `kueuer`, a queue starting `reply.`) is refused, and so is every queue of namespace `reply` (Kafka would name its topic `kueuer.reply.*`)",
     },
     {
       key: ANNOTATIONS.backend,

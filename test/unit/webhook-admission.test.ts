@@ -184,6 +184,27 @@ describe('queue names never fall into the reply namespace (issue 22, item 9)', (
     expect(response.status?.message).toContain(`the queue "kueuer.reply.web" ${REPLY}`);
   });
 
+  it('refuses a pod and a Service of namespace reply: on Kafka their queue reply.* would be the topic kueuer.reply.*, among the inboxes', async () => {
+    const KAFKA = 'would be Kafka\'s topic "kueuer.reply.web", which falls in the reply namespace kueuer.reply.*';
+    const FIX = 'Kueuer cannot queue for the namespace "reply" (every queue of a namespace starts with its name): run the workload in another namespace';
+    const pod = await mutate(
+      podRequest(appPod('reply', { 'kueuer.io/inject': 'true' }, { 'kueuer.io/queue': 'web' })),
+      testInjectionConfig,
+      { usedPorts: () => new Set() },
+      noJobs,
+      silentLog,
+    );
+    expect(pod.response.allowed).toBe(false);
+    expect(pod.response.status?.message).toContain(`the queue "reply.web" ${KAFKA}`);
+    expect(pod.response.status?.message).toContain(FIX);
+    const ports = recordingPorts();
+    const svc = await mutate(serviceRequest(service('reply', { 'kueuer.io/queue': 'web' })), testInjectionConfig, ports, noJobs, silentLog);
+    expect(svc.response.allowed).toBe(false);
+    expect(svc.response.status?.message).toContain(`the queue "reply.web" ${KAFKA}`);
+    expect(svc.response.status?.message).toContain(FIX);
+    expect(ports.reserved).toEqual([]);
+  });
+
   it('admits the same names anywhere they do not form the prefix', async () => {
     for (const [ns, queue] of [
       ['kueuer', 'replyx'],
@@ -227,6 +248,16 @@ describe('queue names never fall into the reply namespace (issue 22, item 9)', (
       }
       expect(problems).toEqual([
         'invalid --queue (KUEUER_QUEUE) from --queue: the queue "kueuer.reply.x" falls in the reply namespace kueuer.reply.*, which only responders\' reply inboxes may use; name the queue otherwise',
+      ]);
+      problems = [];
+      try {
+        parseOptions(specs, [...args, '--queue', 'reply.x'], {});
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems = err.problems;
+      }
+      expect(problems).toEqual([
+        'invalid --queue (KUEUER_QUEUE) from --queue: the queue "reply.x" would be Kafka\'s topic "kueuer.reply.x", which falls in the reply namespace kueuer.reply.*, where only responders\' reply inboxes and their results and cancellation topics may be; name the queue otherwise',
       ]);
     }
   });

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { ANNOTATIONS, deprecationWarning } from '../../shared/annotations.js';
 import { replyNamespaceProblem } from '../../shared/queue-names.js';
 import { allow, mayLeaveTraces, refuse, shapedAsApiserver, type AdmissionRequest, type AdmissionResponse } from './admission-review.js';
-import { decidePod, REPLY_FIX, type InjectionConfig } from './pod-injection.js';
+import { decidePod, replyFix, type InjectionConfig } from './pod-injection.js';
 import { decideServiceReserved } from './service-rewrite.js';
 import type { JobWorkloads } from './workload-queue.js';
 
@@ -78,7 +78,8 @@ export async function mutate(request: AdmissionRequest, config: InjectionConfig,
         // Decided without a reservation first, so that a refusal (or a dry run) writes nothing.
         const decided = await decideServiceReserved(service, old, request.namespace, used, undefined);
         const replyProblem = decided.kind === 'patch' && decided.queue !== null ? replyNamespaceProblem(decided.queue) : undefined;
-        if (replyProblem) return { response: refuse(uid, `kueuer: ${ANNOTATIONS.queue}: ${replyProblem}; ${REPLY_FIX}`), outcome: 'refused' };
+        if (replyProblem)
+          return { response: refuse(uid, `kueuer: ${ANNOTATIONS.queue}: ${replyProblem}; ${replyFix(request.namespace ?? '')}`), outcome: 'refused' };
         const reserve = writes ? ports.reserve?.bind(ports) : undefined;
         const decision =
           reserve && decided.kind === 'patch' && decided.responderPort !== null

@@ -82,7 +82,7 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
   if (typeof workload !== 'string') return workload;
   const queue = qualifiedQueueName(namespace, workload);
   const replyProblem = replyNamespaceProblem(queue);
-  if (replyProblem) return { kind: 'refuse', message: `${ANNOTATIONS.queue}: ${replyProblem}; ${REPLY_FIX}` };
+  if (replyProblem) return { kind: 'refuse', message: `${ANNOTATIONS.queue}: ${replyProblem}; ${replyFix(namespace)}` };
   const native = settings.nativeSidecar ?? config.nativeSidecars;
   const status: InjectionStatus = { version: config.version, container: SIDECAR_NAME, mode: native ? 'native' : 'classic', queue, appPort };
   const drainToken = existingDrainToken(pod) ?? (config.newDrainToken ?? randomDrainToken)();
@@ -114,7 +114,12 @@ export function decidePod(pod: V1Pod, requestNamespace: string | undefined, conf
 }
 
 /** What to do about a queue name in the reply namespace (only namespace `kueuer` can form one). */
-export const REPLY_FIX = `set ${ANNOTATIONS.queue} to a name that does not start with "reply."`;
+/** How to leave the reply namespace: another kueuer.io/queue, except in namespace `reply`, whose every queue is `reply.*`. */
+export function replyFix(namespace: string): string {
+  return namespace === 'reply'
+    ? 'Kueuer cannot queue for the namespace "reply" (every queue of a namespace starts with its name): run the workload in another namespace'
+    : `set ${ANNOTATIONS.queue} to a name that does not start with "reply."`;
+}
 
 /**
  * The app containers' preStop hook: the sidecar's /drain (shared/admin-server.ts), with the
