@@ -239,24 +239,19 @@ describe('queue names never fall into the reply namespace (issue 22, item 9)', (
       [sidecarOptions, ['--app', '127.0.0.1:8080', '--backend', 'amqp://h']],
       [responderOptions, ['--backend', 'amqp://h']],
     ] as const) {
-      let problems: string[] = [];
-      try {
-        parseOptions(specs, [...args, '--queue', 'kueuer.reply.x'], {});
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        problems = err.problems;
-      }
-      expect(problems).toEqual([
+      const problemsWith = (queue: string): string[] => {
+        try {
+          parseOptions(specs, [...args, '--queue', queue], {});
+          return [];
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          return err.problems;
+        }
+      };
+      expect(problemsWith('kueuer.reply.x')).toEqual([
         'invalid --queue (KUEUER_QUEUE) from --queue: the queue "kueuer.reply.x" falls in the reply namespace kueuer.reply.*, which only responders\' reply inboxes may use; name the queue otherwise',
       ]);
-      problems = [];
-      try {
-        parseOptions(specs, [...args, '--queue', 'reply.x'], {});
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        problems = err.problems;
-      }
-      expect(problems).toEqual([
+      expect(problemsWith('reply.x')).toEqual([
         'invalid --queue (KUEUER_QUEUE) from --queue: the queue "reply.x" would be Kafka\'s topic "kueuer.reply.x", which falls in the reply namespace kueuer.reply.*, where only responders\' reply inboxes and their results and cancellation topics may be; name the queue otherwise',
       ]);
     }
