@@ -165,6 +165,23 @@ describe('the route a responder publishes through', () => {
     route.close();
   });
 
+  it("starts no other read of a topic while its last read's admin calls are still out, past the time it waits for them", async () => {
+    vi.useFakeTimers();
+    let settle: (values: number[]) => void = () => undefined;
+    const { admin, calls } = fakeAdmin(() => new Promise<number[]>((resolve) => (settle = resolve)) as Promise<never>);
+    const route = new BacklogRoute(admin, leaders, silentLog);
+    route.watch('t', 'g');
+    for (let i = 0; i < 20; i++) {
+      await route.partitionFor('t', `k${i}`, new Set());
+      await vi.advanceTimersByTimeAsync(500);
+    }
+    expect(calls.offsets).toBe(1);
+    settle([0, 0, 0, 0]);
+    await vi.advanceTimersByTimeAsync(600);
+    expect(calls.offsets).toBe(2);
+    route.close();
+  });
+
   it('reads one round at a time, a few topics a round, and stops reading topics no request went to', async () => {
     vi.useFakeTimers();
     let hang = true;

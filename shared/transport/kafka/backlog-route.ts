@@ -122,6 +122,8 @@ interface TopicState {
   placedAtRead: Map<number, number>;
   /** Whether the last read failed (logged once per streak of failures). */
   failing: boolean;
+  /** Whether the last read's admin calls are still out (kafkajs retries on its own past READ_TIMEOUT_MS): no other starts. */
+  pending: boolean;
 }
 
 export class BacklogRoute implements RequestRoute {
@@ -138,7 +140,7 @@ export class BacklogRoute implements RequestRoute {
   /** Names the consumer group reading a request topic: without it, the topic's requests go by their key. */
   watch(topic: string, group: string): void {
     if (!this.topics.has(topic))
-      this.topics.set(topic, { group, usedAt: 0, placed: new Map(), table: null, readAt: 0, placedAtRead: new Map(), failing: false });
+      this.topics.set(topic, { group, usedAt: 0, placed: new Map(), table: null, readAt: 0, placedAtRead: new Map(), failing: false, pending: false });
   }
 
   async partitionFor(topic: string, key: string, failed: ReadonlySet<number>): Promise<number | undefined> {
@@ -173,21 +175,25 @@ export class BacklogRoute implements RequestRoute {
 
   private async round(): Promise<void> {
     const now = Date.now();
-    const due = [...this.topics]
-      .filter(([, s]) => now - s.usedAt < ACTIVE_MS)
+    const active = [...this.topics].filter(([, s]) => now - s.usedAt < ACTIVE_MS);
+    const due = active
+      .filter(([, s]) => !s.pending)
       .sort(([, a], [, b]) => a.readAt - b.readAt)
       .slice(0, TOPICS_PER_ROUND);
     await Promise.all(due.map(([topic, state]) => this.read(topic, state)));
     this.timer = undefined;
     // Rounds stop once no request has gone to any topic for ACTIVE_MS; the next request starts them again.
-    if (due.length > 0) this.schedule();
+    if (active.length > 0) this.schedule();
   }
 
   private async read(topic: string, state: TopicState): Promise<void> {
     const startedAt = Date.now();
     const placedAtRead = new Map(state.placed);
+    const reading = this.readTable(topic, state.group);
+    state.pending = true;
+    void reading.catch(() => undefined).finally(() => (state.pending = false));
     try {
-      const table = await settleWithin(this.readTable(topic, state.group), READ_TIMEOUT_MS, () => new Error(`no answer within ${READ_TIMEOUT_MS} ms`));
+      const table = await settleWithin(reading, READ_TIMEOUT_MS, () => new Error(`no answer within ${READ_TIMEOUT_MS} ms`));
       Object.assign(state, { table, readAt: startedAt, placedAtRead, failing: false });
     } catch (err) {
       // Unknown from now on: requests go by their key until a read succeeds.
