@@ -20,7 +20,9 @@
  * first requests, or the read failed: no DESCRIBE on the group, a broker
  * down), a request goes where its key hashes among the candidates, as
  * before. A copy sent again after a send that may have written the record
- * stays on its partition (publish.ts): this choice is made once per request.
+ * stays on its partition (publish.ts); only a send that wrote nothing makes
+ * the choice again, without that partition. Each responder replica counts
+ * only its own placements; the others' show in the next read.
  */
 import { AssignerProtocol, type Admin } from 'kafkajs';
 import type { Logger } from 'pino';
