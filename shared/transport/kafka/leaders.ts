@@ -21,24 +21,38 @@ import { formatHostPort } from '../../options.js';
 type Leaders = Map<string, string[]>;
 
 /**
- * The partition for `key`: among those whose leader is reachable and no send to which failed; when
- * none is left, among those no send failed to; then among all. Undefined only while the topic's
- * leaders are not known (kafkajs then chooses).
+ * The partitions a new request may go to: those whose leader is reachable and no send to which
+ * failed; when none is left, those no send failed to; then all. Undefined only while the topic's
+ * leaders are not known.
  */
+export function partitionCandidates(
+  leaders: readonly string[] | undefined,
+  unreachable: (broker: string) => boolean,
+  failed: ReadonlySet<number> = new Set(),
+): number[] | undefined {
+  if (!leaders || leaders.length === 0) return undefined;
+  const all = leaders.map((_, partition) => partition);
+  const untried = all.filter((p) => !failed.has(p));
+  const live = untried.filter((p) => leaders[p] !== '' && !unreachable(leaders[p]!));
+  return live.length > 0 ? live : untried.length > 0 ? untried : all;
+}
+
+/** One of `candidates` (not empty), chosen by `key`'s hash. */
+export function byKey(candidates: readonly number[], key: string): number {
+  let hash = 0;
+  for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) | 0;
+  return candidates[Math.abs(hash) % candidates.length]!;
+}
+
+/** The partition for `key` among partitionCandidates; undefined (kafkajs chooses) only while the topic's leaders are not known. */
 export function pickPartition(
   leaders: readonly string[] | undefined,
   unreachable: (broker: string) => boolean,
   key: string,
   failed: ReadonlySet<number> = new Set(),
 ): number | undefined {
-  if (!leaders || leaders.length === 0) return undefined;
-  const all = leaders.map((_, partition) => partition);
-  const untried = all.filter((p) => !failed.has(p));
-  const live = untried.filter((p) => leaders[p] !== '' && !unreachable(leaders[p]!));
-  const candidates = live.length > 0 ? live : untried.length > 0 ? untried : all;
-  let hash = 0;
-  for (let i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) | 0;
-  return candidates[Math.abs(hash) % candidates.length];
+  const candidates = partitionCandidates(leaders, unreachable, failed);
+  return candidates && byKey(candidates, key);
 }
 
 export class LeaderMap {
@@ -55,13 +69,19 @@ export class LeaderMap {
    * for the first read of a topic's. Undefined (kafkajs's own choice) only when that read failed.
    */
   async partitionFor(topic: string, key: string, failed?: ReadonlySet<number>): Promise<number | undefined> {
+    const candidates = await this.candidates(topic, failed);
+    return candidates && byKey(candidates, key);
+  }
+
+  /** partitionCandidates of the topic, as partitionFor reads its leaders. */
+  async candidates(topic: string, failed?: ReadonlySet<number>): Promise<number[] | undefined> {
     const reading = this.refresh([...new Set([...this.leaders.keys(), topic])]);
     if (!this.leaders.has(topic)) {
       await reading;
       // A read already under way when this topic was first asked for did not include it.
       if (!this.leaders.has(topic)) await this.read([topic]).catch(() => undefined);
     }
-    return pickPartition(this.leaders.get(topic), this.unreachable, key, failed);
+    return partitionCandidates(this.leaders.get(topic), this.unreachable, failed);
   }
 
   /** One metadata read at a time; errors leave the last known leaders. */

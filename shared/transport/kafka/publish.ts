@@ -69,9 +69,9 @@ export function sendFailure(err: unknown): SendFailure {
   return e.retriable === false && e.name !== 'KafkaJSNonRetriableError' && e.name !== 'KafkaJSNumberOfRetriesExceeded' ? 'refused' : 'maybe-written';
 }
 
-/** Where request records go (leaders.ts). */
+/** Where request records go (backlog-route.ts, leaders.ts). */
 export interface RequestRoute {
-  /** The partition for `key`, avoiding failed ones and unreachable leaders; undefined leaves kafkajs the choice. */
+  /** The partition for a new request (the least backlogged, else by `key`), avoiding failed ones and unreachable leaders; undefined leaves kafkajs the choice. */
   partitionFor(topic: string, key: string, failed: ReadonlySet<number>): Promise<number | undefined>;
   refresh(topics: string[]): Promise<void>;
 }

@@ -53,6 +53,7 @@ import { consumerGroup, DEFAULT_TOPIC_REPLICATION, isInboxTopic, requestTopic, t
 import { metaFromHeaders, recordOf } from './records.js';
 import { sendRequestRecord } from './publish.js';
 import { LeaderMap } from './leaders.js';
+import { BacklogRoute } from './backlog-route.js';
 import { KafkaRequestConsumer } from './request-consumer.js';
 import { stickyAssigner } from './sticky-assigner.js';
 import { TickBatcher } from './tick-batcher.js';
@@ -105,6 +106,8 @@ export class KafkaTransport implements Transport {
   private readonly batcher: TickBatcher;
   /** Steers new requests away from partitions whose leader is down (leaders.ts). */
   private readonly leaders: LeaderMap;
+  /** Sends new requests to the partition with the least backlog (backlog-route.ts). */
+  private readonly route: BacklogRoute;
   private connected = false;
   private readonly topics = new Map<string, Promise<void>>();
   /** This process's reply topics, and whether each is ready to receive. */
@@ -139,6 +142,7 @@ export class KafkaTransport implements Transport {
       },
     );
     this.leaders = new LeaderMap(this.admin, (broker) => this.client.recentlyUnreachable(broker));
+    this.route = new BacklogRoute(this.admin, this.leaders, this.log);
     this.cancellations = new KafkaCancellations({
       kafka: this.kafka,
       admin: this.admin,
@@ -231,10 +235,11 @@ export class KafkaTransport implements Transport {
     await withTimeout(
       (async () => {
         await this.ensureTopic(topic, this.options.partitions);
-        // To a partition whose leader is reachable; sent again until the deadline (publish.ts, leaders.ts).
+        // To the least backlogged partition whose leader is reachable; sent again until the deadline (publish.ts, backlog-route.ts).
+        this.route.watch(topic, consumerGroup(queue));
         await sendRequestRecord(
           (t, record) => this.batcher.send(t, record),
-          this.leaders,
+          this.route,
           topic,
           recordOf(message),
           Date.now() + options.timeoutMs,
@@ -453,6 +458,7 @@ export class KafkaTransport implements Transport {
 
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
+    this.route.close();
     await this.cancellations.close();
     await this.renewing;
     await this.producer.disconnect().catch(() => undefined);

@@ -2,7 +2,7 @@ set terminal pngcairo size 1800,900 font 'DejaVu Sans,10'
 set output '../../random-delay.png'
 set multiplot layout 2,3 title 'random-delay: the report’s fake service: a random 0–30 s of work per request (stages ÷ 6, max 10 replicas)' font ',12'
 set grid
-set xrange [0:200]
+set xrange [0:190]
 set datafile separator '\t'
 set datafile missing 'NaN'
 set key top center horizontal samplen 1 font ',8'
