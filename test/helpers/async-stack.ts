@@ -5,7 +5,8 @@ import type { AsyncSettings } from '../../responder/config.js';
 import type { AsyncStore } from '../../responder/async/store.js';
 import type { ResponderDeps } from '../../responder/server.js';
 import type { Transport } from '../../shared/transport/transport.js';
-import { newTransport, silentLog, uniqueQueue, waitFor, type BackendName } from './stack.js';
+import { brokers, newTransport, silentLog, uniqueQueue, waitFor, type BackendName } from './stack.js';
+import { kafkaSidecarSettled } from './kafka-settled.js';
 
 export interface AsyncStackOptions {
   appPort: number;
@@ -62,6 +63,7 @@ export async function startAsyncStack(backend: BackendName, o: AsyncStackOptions
     { ...(o.store ? { asyncStore: o.store } : {}), ...(o.callbacks ? { callbacks: o.callbacks } : {}) },
   );
   if (backend !== 'memory') await waitFor(() => transport.isReady(), 20_000, 'the responder to be ready');
+  if (backend === 'kafka' && sidecar) await kafkaSidecarSettled(brokers().kafka, queue, sidecar.consuming);
   let responderStopped = false;
   const stopResponder = async (): Promise<void> => {
     if (responderStopped) return;

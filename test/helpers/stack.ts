@@ -14,6 +14,7 @@ import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
 import type { Transport } from '../../shared/transport/transport.js';
 import { waitFor } from './poll.js';
+import { kafkaSidecarSettled } from './kafka-settled.js';
 
 export type BackendName = 'memory' | 'amqp' | 'kafka';
 
@@ -90,6 +91,7 @@ export async function startStack(backend: BackendName, options: StackOptions): P
   );
   // Like a readiness probe: the Kafka transport is ready once the reply inbox exists.
   if (backend !== 'memory') await waitFor(() => responderTransport.isReady(), 20_000, 'the responder to be ready');
+  if (backend === 'kafka') await kafkaSidecarSettled(brokers().kafka, queue, sidecar.consuming);
   return {
     url: `http://127.0.0.1:${responder.address.port}`,
     queue,

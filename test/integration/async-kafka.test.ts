@@ -13,7 +13,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { asyncResultsAddress } from '../../responder/async/results.js';
 import { MemoryAsyncStore, type AsyncStore } from '../../responder/async/store.js';
 import type { KafkaTransport } from '../../shared/transport/kafka/transport.js';
-import { consumerGroup } from '../../shared/transport/kafka/config.js';
 import { readReplication } from '../../shared/transport/kafka/topics.js';
 import { startAsyncStack, type AsyncStack } from '../helpers/async-stack.js';
 import { request, type RawResponse } from '../helpers/http.js';
@@ -64,21 +63,8 @@ function sharedStore(): MemoryAsyncStore {
 
 async function replica(queue: string, store: AsyncStore, withSidecar = true, timeoutMs = 30_000): Promise<AsyncStack> {
   const s = await startAsyncStack('kafka', { appPort: app.port, queue, async: { mode: 'on-request' }, store, withSidecar, timeoutMs });
-  cleanups.push(() => s.stop());
-  // A request published before the sidecar holds its partition counts as one its previous owner may have run (redelivered).
-  if (withSidecar) await waitFor(() => sidecarJoined(queue), 20_000, 'the sidecar to join its group');
+  cleanups.push(() => s.stop()); // startAsyncStack waits until the sidecar holds its partitions (kafka-settled.ts)
   return s;
-}
-
-async function sidecarJoined(queue: string): Promise<boolean> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const [group] = (await admin.describeGroups([consumerGroup(queue)])).groups;
-    return group?.state === 'Stable' && group.members.length > 0;
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 async function submit(s: AsyncStack, path: string, body = 'b'): Promise<string> {
