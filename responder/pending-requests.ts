@@ -2,7 +2,8 @@
  * The clients this responder replica holds, keyed by request id. Bounded: the
  * caller checks `isFull()` and refuses new clients, so memory never grows
  * without limit. Every entry leaves the map exactly once: answered, timed out,
- * or its client gone.
+ * or its client gone. A client gone while its request's publish still runs
+ * keeps its place (and its body stays in memory) until that publish ends.
  */
 import type { QueuedResponse } from '../shared/envelope.js';
 
@@ -25,6 +26,8 @@ export interface ReplyRoute {
 
 export class PendingRequests {
   private readonly entries = new Map<string, PendingRequest>();
+  /** Places kept for clients that left while their publish still runs. */
+  private leftWhilePublishing = 0;
 
   constructor(private readonly limit: number) {}
 
@@ -33,7 +36,19 @@ export class PendingRequests {
   }
 
   isFull(): boolean {
-    return this.entries.size >= this.limit;
+    return this.entries.size + this.leftWhilePublishing >= this.limit;
+  }
+
+  /**
+   * Keeps one place taken until `publishing` settles: for a client that left while its request was
+   * being published, whose body the broker client still holds (up to --publish-timeout).
+   */
+  keepPlaceUntil(publishing: Promise<unknown>): void {
+    this.leftWhilePublishing++;
+    const release = (): void => {
+      this.leftWhilePublishing--;
+    };
+    publishing.then(release, release);
   }
 
   /** Holds a client until `take` or until `timeoutMs`, when onTimeout runs. */

@@ -126,8 +126,8 @@ export async function readRequest(ctx: FlowContext, req: IncomingMessage, answer
   return { method: req.method ?? 'GET', path: req.url ?? '/', headers, body, ...(trailers.length > 0 ? { trailers } : {}) };
 }
 
-/** Whether the broker can take a request now and this replica can hold one more client; else answered 503. */
-function publishable(ctx: FlowContext, answer: Answer): boolean {
+/** Whether the broker can take a request now and this replica has a place for one more client or publish; else answered 503. */
+export function publishable(ctx: FlowContext, answer: Answer): boolean {
   if (!ctx.transport.isReady()) {
     ctx.metrics.publishError();
     answer.fail(503, 'broker_unavailable', 'the queue is unreachable; retry shortly', [['retry-after', '1']]);
@@ -155,19 +155,25 @@ async function holdAndPublish(ctx: FlowContext, req: IncomingMessage, res: Serve
     { replyTo, onInboxLost: (cause) => answer.fail(504, 'reply_inbox_lost', inboxLostMessage(cause)) },
   );
   metrics.pendingSet(pending.size);
+  let publishing: Promise<void> | undefined;
   res.on('close', () => {
     if (!answer.abandon()) return;
     if (pending.take(id)) {
       metrics.clientDisconnect();
       metrics.pendingSet(pending.size);
+      // Its body stays with the broker client until the publish ends: so does its place.
+      if (publishing) pending.keepPlaceUntil(publishing);
       // Where the backend can (memory), a request no consumer took yet leaves the queue: no app call, no backlog.
       const withdrawn = ctx.transport.withdrawRequest?.(settings.queue, id) ?? false;
       answer.log().info({ withdrawn }, 'client went away before its answer');
     }
   });
   try {
-    await publishRequest(ctx, id, replyTo, request);
+    publishing = publishRequest(ctx, id, replyTo, request);
+    await publishing;
+    publishing = undefined;
   } catch (err) {
+    publishing = undefined;
     if (!pending.take(id)) return; // answered or gone meanwhile
     publishFailed(ctx, answer, err);
   }

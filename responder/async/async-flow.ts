@@ -9,7 +9,7 @@ import type { AsyncMode } from '../../shared/annotations.js';
 import type { HeaderPairs } from '../../shared/http-headers.js';
 import type { Answer } from '../answer.js';
 import type { AsyncSubmit, FlowContext, ReadRequest } from '../request-flow.js';
-import { newRequestAnswer, publishFailed, publishRequest } from '../request-flow.js';
+import { newRequestAnswer, publishable, publishFailed, publishRequest } from '../request-flow.js';
 import type { AsyncMetrics } from './metrics.js';
 import {
   isAsyncRequest,
@@ -79,10 +79,7 @@ export function asyncSubmit(ctx: FlowContext, a: AsyncContext): AsyncSubmit {
 export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, answer: Answer, request: ReadRequest): Promise<void> {
   const { settings } = ctx;
   const id = answer.id;
-  if (!ctx.transport.isReady()) {
-    ctx.metrics.publishError();
-    return answer.fail(503, 'broker_unavailable', 'the queue is unreachable; retry shortly', [['retry-after', '1']]);
-  }
+  if (!publishable(ctx, answer)) return;
   const callback = await callbackOfSubmit(a.callbacks, req, answer, request);
   if (!callback.ok) return;
   const key = req.headers['idempotency-key'];
@@ -108,7 +105,10 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
     return accepted(answer, req, outcome.id);
   }
   try {
-    await publishRequest(ctx, id, a.resultsAddress, { ...callback.request, headers: withoutRespondAsync(callback.request.headers) });
+    // The body stays with the broker client until the publish ends: it takes a place meanwhile, as a held client does.
+    const publishing = publishRequest(ctx, id, a.resultsAddress, { ...callback.request, headers: withoutRespondAsync(callback.request.headers) });
+    ctx.pending.keepPlaceUntil(publishing);
+    await publishing;
   } catch (err) {
     await a.store.remove(settings.queue, id).catch(() => undefined);
     return publishFailed(ctx, answer, err);

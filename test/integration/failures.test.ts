@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { startResponder } from '../helpers/components.js';
+import type { ResponderSettings } from '../../responder/config.js';
 import { parseBackend } from '../../shared/transport/backend.js';
 import { createTransport } from '../../shared/transport/create-transport.js';
 import { MemoryTransport } from '../../shared/transport/memory.js';
@@ -12,6 +13,7 @@ import { json, request } from '../helpers/http.js';
 import { metricValue, silentLog, startStack, uniqueQueue, waitFor, type BackendName, type Stack } from '../helpers/stack.js';
 import { delay, echoHandler, startTestApp, type TestApp } from '../helpers/test-app.js';
 import { freePort } from '../helpers/net.js';
+import { settleable } from '../helpers/settleable.js';
 
 const backends: BackendName[] = ['memory', 'amqp', 'kafka'];
 
@@ -188,5 +190,87 @@ describe.each(backends)('failures on %s', (backend) => {
     expect(json(res).error).toBe('broker_unavailable');
     expect(Date.now() - started).toBeLessThan(1000);
     expect(running.responder.pending.size).toBe(0);
+  });
+});
+
+describe('--max-pending on a broker slow to confirm', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  /** A responder over the embedded broker whose publishes wait until `gate` resolves, as a broker slow to confirm. */
+  async function gatedResponder(o: { maxPending: number; async?: ResponderSettings['async'] }) {
+    const transport = new MemoryTransport();
+    cleanups.push(() => transport.close());
+    const gate = settleable();
+    const publish = transport.publishRequest.bind(transport);
+    const counts = { publishing: 0 };
+    transport.publishRequest = async (...args) => {
+      counts.publishing++;
+      await gate.promise;
+      return publish(...args);
+    };
+    const running = await startResponder(
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        queue: uniqueQueue(),
+        timeoutMs: 30_000,
+        maxBodyBytes: 1024 * 1024,
+        maxPending: o.maxPending,
+        publishTimeoutMs: 30_000,
+        headersTimeoutMs: 60_000,
+        bodyTimeoutMs: 30_000,
+        sendTimeoutMs: 30_000,
+        ...(o.async ? { async: o.async } : {}),
+      },
+      transport,
+      new Registry(),
+      silentLog,
+    );
+    cleanups.push(() => running.responder.drain(100));
+    return { url: `http://127.0.0.1:${running.address.port}`, running, gate, counts };
+  }
+
+  /** A request given up after 3 s: its answer's error code, or the client's error name. */
+  async function errorOf(url: string, path: string): Promise<unknown> {
+    const res = await request(url, { method: 'POST', path, body: Buffer.alloc(512 * 1024), signal: AbortSignal.timeout(3000) }).catch((err: Error) => err.name);
+    return typeof res === 'string' ? res : json(res).error;
+  }
+
+  it('keeps the place of a client that left while its publish runs, so leaving clients cannot pile up bodies past --max-pending', async () => {
+    // A broker slow to confirm (RabbitMQ electing a leader, Kafka fencing a dead broker) holds each publish,
+    // and its body, for up to --publish-timeout. A client that leaves meanwhile frees nothing until it ends.
+    const { url, running, gate, counts } = await gatedResponder({ maxPending: 2 });
+    for (let i = 0; i < 2; i++) {
+      const left = new AbortController();
+      const gone = request(url, { method: 'POST', path: `/left/${i}`, body: Buffer.alloc(512 * 1024), signal: left.signal }).catch(() => 'gone');
+      await waitFor(() => counts.publishing === i + 1, 2000, `publish ${i} to start`);
+      left.abort();
+      expect(await gone).toBe('gone');
+    }
+    await waitFor(() => running.responder.pending.size === 0, 2000, 'the departed clients to be released');
+    expect(await errorOf(url, '/third')).toBe('too_many_pending');
+    expect(counts.publishing).toBe(2); // the third body was never handed to the broker
+    gate.resolve();
+    // Once those publishes ended, the places are free again: a new client is held (no sidecar answers it here).
+    const later = new AbortController();
+    const held = request(url, { method: 'POST', path: '/fourth', body: 'x', signal: later.signal }).catch(() => 'gone');
+    await waitFor(() => running.responder.pending.size === 1, 2000, 'the fourth client to be held');
+    later.abort();
+    expect(await held).toBe('gone');
+    expect(counts.publishing).toBe(3);
+  });
+
+  it('counts asynchronous submissions being published against --max-pending too', async () => {
+    const { url, gate, counts } = await gatedResponder({ maxPending: 2, async: { mode: 'always' } });
+    const submitted = [0, 1].map((i) => request(url, { method: 'POST', path: `/submit/${i}`, body: Buffer.alloc(512 * 1024) }));
+    await waitFor(() => counts.publishing === 2, 2000, 'both submissions to be publishing');
+    expect(await errorOf(url, '/third')).toBe('too_many_pending');
+    expect(counts.publishing).toBe(2);
+    gate.resolve();
+    for (const res of await Promise.all(submitted)) expect(res.status).toBe(202);
+    const after = await request(url, { method: 'POST', path: '/after', body: 'x' });
+    expect(after.status).toBe(202);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PendingRequests } from '../../responder/pending-requests.js';
+import { settleable } from '../helpers/settleable.js';
 
 describe('PendingRequests', () => {
   it('times out an entry once and frees it', () => {
@@ -29,19 +30,9 @@ describe('PendingRequests', () => {
 
   it('reports full at its limit', () => {
     const pending = new PendingRequests(2);
-    pending.hold(
-      'a',
-      1000,
-      () => undefined,
-      () => undefined,
-    );
+    holdQuietly(pending, 'a');
     expect(pending.isFull()).toBe(false);
-    pending.hold(
-      'b',
-      1000,
-      () => undefined,
-      () => undefined,
-    );
+    holdQuietly(pending, 'b');
     expect(pending.isFull()).toBe(true);
     pending.take('a');
     pending.take('b');
@@ -65,4 +56,32 @@ describe('PendingRequests', () => {
     expect(onTimeout).toHaveBeenCalledTimes(2); // b and c; a's timer was cancelled
     vi.useRealTimers();
   });
+
+  it('keeps a place taken until a publish settles, whether it succeeds or fails', async () => {
+    const pending = new PendingRequests(2);
+    const ok = settleable();
+    const failed = settleable();
+    pending.keepPlaceUntil(ok.promise);
+    pending.keepPlaceUntil(failed.promise);
+    expect(pending.size).toBe(0); // no client is held
+    expect(pending.isFull()).toBe(true);
+    ok.resolve();
+    await ok.promise;
+    expect(pending.isFull()).toBe(false);
+    failed.reject(new Error('not confirmed'));
+    await failed.promise.catch(() => undefined);
+    holdQuietly(pending, 'a');
+    expect(pending.isFull()).toBe(false);
+    pending.take('a');
+  });
 });
+
+/** Holds `id` for a second with callbacks that do nothing. */
+function holdQuietly(pending: PendingRequests, id: string): void {
+  pending.hold(
+    id,
+    1000,
+    () => undefined,
+    () => undefined,
+  );
+}
