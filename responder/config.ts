@@ -23,7 +23,7 @@ export function responderBehaviourOptions() {
     maxPending: {
       flag: 'max-pending',
       env: 'KUEUER_MAX_PENDING',
-      description: 'clients held at once by this replica; beyond it new requests get 503',
+      description: 'clients held, and requests being published, at once by this replica; beyond it new requests get 503',
       defaultValue: '10000',
       parse: integerIn(1, 1_000_000),
     },

@@ -100,7 +100,7 @@ export const CLIENT_ERRORS = {
   },
   too_many_pending: {
     status: 503,
-    meaning: 'This responder replica already holds `--max-pending` clients. Sent with Retry-After.',
+    meaning: 'This responder replica already holds `--max-pending` clients and requests being published. Sent with Retry-After.',
     action: 'Retry after the delay; operators: add responder replicas or raise --max-pending.',
   },
   queue_full: {
