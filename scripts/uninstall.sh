@@ -63,11 +63,15 @@ timeout="${KUEUER_UNINSTALL_TIMEOUT:-120}"
 
 # namespace/name of every Service the webhook rewrote (it records the original in this annotation).
 rewritten() {
-  "$kubectl" get services --all-namespaces \
+  "${k[@]}" get services --all-namespaces \
     -o jsonpath="{range .items[?(@.metadata.annotations.${KUEUER_ORIGINAL_SERVICE//./\\.})]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}"
 }
 
 echo "kueuer uninstall: acting on $(kube_context "$kubectl")"
+# Every later call names the context shown, so a context switched meanwhile (another terminal,
+# while the question waits) cannot turn the confirmed uninstall on another cluster.
+k=("$kubectl")
+if context="$("$kubectl" config current-context 2>/dev/null)" && [ -n "$context" ]; then k+=(--context "$context"); fi
 services="$(rewritten)"
 count=$(printf '%s' "$services" | grep -c . || true)
 echo "kueuer uninstall: ${count} Service(s) to restore"
@@ -87,7 +91,7 @@ for svc in $services; do
   ns="${svc%%/*}"
   name="${svc#*/}"
   # One update: label "false" (still sent to the webhook by its objectSelector) and no opt-in annotation.
-  if ! out=$("$kubectl" -n "$ns" patch service "$name" --type merge \
+  if ! out=$("${k[@]}" -n "$ns" patch service "$name" --type merge \
     -p "{\"metadata\":{\"labels\":{\"$KUEUER_INJECT\":\"false\"},\"annotations\":{\"$KUEUER_INJECT\":null}}}" 2>&1); then
     echo "kueuer uninstall: cannot restore Service $svc: $out" >&2
   fi
@@ -106,7 +110,7 @@ while :; do
   sleep 1
 done
 for svc in $services; do
-  "$kubectl" -n "${svc%%/*}" label service "${svc#*/}" "$KUEUER_INJECT-" >/dev/null
+  "${k[@]}" -n "${svc%%/*}" label service "${svc#*/}" "$KUEUER_INJECT-" >/dev/null
   echo "kueuer uninstall: restored Service $svc"
 done
 
@@ -116,7 +120,7 @@ mirrored_slices=(endpointslices.discovery.k8s.io --all-namespaces -l "$KUEUER_MI
 # (the responder pods) go now: left until Kueuer is removed, kube-proxy would keep sending part of
 # each Service's connections to responder pods that no longer route it, or are gone. The webhook
 # deletes them itself when it sees a Service restored, unless it is removed before it gets to.
-"$kubectl" delete "${mirrored_slices[@]}" >/dev/null
+"${k[@]}" delete "${mirrored_slices[@]}" >/dev/null
 echo "kueuer uninstall: deleted the EndpointSlices mirrored for queued Services"
 if [ -n "$restore_only" ]; then
   echo "kueuer uninstall: every Service is restored. Now remove Kueuer (e.g. helm uninstall kueuer --namespace kueuer-system), then:"
@@ -126,11 +130,11 @@ if [ -n "$restore_only" ]; then
 fi
 
 echo "kueuer uninstall: deleting Kueuer's objects (kubectl delete -k $dir)"
-"$kubectl" delete -k "$dir" --ignore-not-found --wait=true
+"${k[@]}" delete -k "$dir" --ignore-not-found --wait=true
 # What the webhook generated, now that it no longer runs to re-create it.
-"$kubectl" delete "${generated_hpas[@]}"
-if "$kubectl" api-resources --api-group=keda.sh -o name 2>/dev/null | grep -qx 'scaledobjects.keda.sh'; then
-  "$kubectl" delete scaledobjects.keda.sh --all-namespaces -l "$KUEUER_GENERATED_SELECTOR" --ignore-not-found
+"${k[@]}" delete "${generated_hpas[@]}"
+if "${k[@]}" api-resources --api-group=keda.sh -o name 2>/dev/null | grep -qx 'scaledobjects.keda.sh'; then
+  "${k[@]}" delete scaledobjects.keda.sh --all-namespaces -l "$KUEUER_GENERATED_SELECTOR" --ignore-not-found
 fi
-"$kubectl" delete "${mirrored_slices[@]}"
+"${k[@]}" delete "${mirrored_slices[@]}"
 echo "kueuer uninstall: done. Pods injected earlier keep their sidecar until they are re-created (kubectl rollout restart)."

@@ -42,7 +42,8 @@ function runScript(script: string, args: string[], env: Record<string, string>, 
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const changes = (calls: string[]) => calls.filter((c) => !/^(config |get |api-resources)/.test(c));
+/** The calls that change the cluster, without the --context uninstall.sh pins (asserted on its own). */
+const changes = (calls: string[]) => calls.map((c) => c.replace(/^--context \S+ /, '')).filter((c) => !/^(config |get |api-resources)/.test(c));
 const scripts = ['install.sh', 'uninstall.sh', 'dev/render-manifests.sh', 'gen-certs.sh', 'dev/cluster.sh'];
 
 describe('the scripts a user runs', () => {
@@ -99,6 +100,17 @@ describe('scripts/uninstall.sh asks before it changes anything', () => {
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe('kueuer uninstall: acting on kubectl context test-ctx (cluster test-cluster, server https://10.9.8.7:6443)');
     expect(changes(k.calls())).toContain(`delete -k ${dir} --ignore-not-found --wait=true`);
+  });
+
+  it('names the context it showed in every later call, so switching contexts meanwhile cannot move it to another cluster', () => {
+    const k = fakeKubectl();
+    const r = runScript('uninstall.sh', ['--yes', dir], k.env);
+    expect(r.code).toBe(0);
+    const calls = k.calls();
+    const first = calls.findIndex((c) => !c.startsWith('config '));
+    expect(calls.slice(0, first).every((c) => c.startsWith('config '))).toBe(true);
+    expect(calls.slice(first).length).toBeGreaterThan(3);
+    for (const call of calls.slice(first)) expect(call).toMatch(/^--context test-ctx /);
   });
 
   it.each([
