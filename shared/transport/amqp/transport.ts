@@ -47,6 +47,9 @@ import {
   type Transport,
 } from '../transport.js';
 
+/** `<queue>.dead-letter` (sidecar/worker.ts deadLetterQueue): copies kept for an operator, not requests to run. */
+const isDeadLetterQueue = (queue: string): boolean => queue.endsWith('.dead-letter');
+
 /** How long start-up waits for the first connection attempt's outcome before going on (retrying in the background). */
 const FIRST_ATTEMPT_WAIT_MS = 3000;
 
@@ -277,7 +280,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
 
   private async declareOnce(queue: string): Promise<void> {
     if (this.declared.has(queue) || !this.model) return;
-    await declareDurableQueue(this.model, queue, this.queueType, queue.endsWith('.dead-letter') ? 'dead-letter' : 'request', this.log);
+    await declareDurableQueue(this.model, queue, this.queueType, isDeadLetterQueue(queue) ? 'dead-letter' : 'request', this.log);
     this.declared.add(queue);
   }
 
@@ -298,7 +301,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
         await sleep(RECONNECT_POLL_MS);
         continue;
       }
-      const ttl = Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : undefined;
+      // A dead-lettered copy is kept for inspection past its request's deadline: no TTL.
+      const ttl = Number.isFinite(deadline) && !isDeadLetterQueue(queue) ? Math.max(1, deadline - Date.now()) : undefined;
       try {
         await confirmPublish(
           channel,
