@@ -36,6 +36,8 @@ export interface QueueFound {
 
 /** The setting to undo first: a component still set to classic would declare the deleted queue classic again. */
 const QUORUM_SETTING = 'remove kueuer.io/queue-type: classic from its workload';
+/** Copies `kueuer check` asks rabbitmqadmin for at least: the count it read may be behind the queue. */
+const EXPORT_AT_LEAST = 1000;
 const MIGRATION_DOC = '(docs/rabbitmq.md, "An existing queue of another type")';
 
 /**
@@ -54,10 +56,8 @@ function classicMigration(q: QueueFound, vhost: string): string {
       `its sidecars and the responder declare it again as a quorum queue at once ${MIGRATION_DOC}`
     );
   }
-  const keep =
-    q.messages === 0
-      ? 'it holds no copy now, so'
-      : `deleting the queue deletes its copies, so keep them first if you need them (rabbitmqadmin ${vhost === '/' ? '' : `--vhost=${vhost} `}get queue=${q.name} count=${q.messages ?? 1000} ackmode=ack_requeue_true -f pretty_json > ${q.name}.json), then`;
+  // The management API's count lags the queue by its statistics interval (0 read for 3 copies there): never "empty", always kept first.
+  const keep = `deleting the queue deletes its copies, so keep them first if you need them (rabbitmqadmin ${vhost === '/' ? '' : `--vhost=${vhost} `}get queue=${q.name} count=${Math.max(q.messages ?? 0, EXPORT_AT_LEAST)} ackmode=ack_requeue_true -f pretty_json > ${q.name}.json), then`;
   return (
     `migrate it to a quorum queue: ${QUORUM_SETTING} (and KUEUER_RABBITMQ_QUEUE_TYPE=classic from its sidecars) and let it roll out; ${keep} delete it: rabbitmqctl delete_queue ${ctlVhost}${q.name}; ` +
     `the sidecars declare it again as a quorum queue with the next copy ${MIGRATION_DOC}`
@@ -68,8 +68,8 @@ function classicMigration(q: QueueFound, vhost: string): string {
 function classicLoss(q: QueueFound, nodes: number, broker: string): string {
   const where = `RabbitMQ queue ${q.name} (${broker}) is a classic queue on a ${nodes}-node cluster: it lives on ${q.node ?? 'one node'} only`;
   if (!q.deadLetter) return `${where} and is lost to every client while that node is down`;
-  const held = q.messages === undefined ? 'the copies of failed requests' : `the ${q.messages} cop${q.messages === 1 ? 'y' : 'ies'} of failed requests`;
-  return `${where}: while that node is down, ${held} it holds are out of reach and no new one can be written`;
+  const counted = q.messages === undefined ? '' : ` (${q.messages} at the management API's last count)`;
+  return `${where}: while that node is down, the copies of failed requests it holds${counted} are out of reach and no new one can be written`;
 }
 
 /** The queue types of one broker's queues on a cluster of `nodes` nodes: one FAIL per classic queue when there are several. */
