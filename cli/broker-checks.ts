@@ -10,12 +10,14 @@
  * On a single node or broker there is no replica to lose: those are reported, not failed.
  * Pure decisions first; the reads after them.
  */
+import { Agent, fetch as undiciFetch, type Response as UndiciResponse } from 'undici';
 import { parsePodSettings } from '../shared/annotations.js';
 import { brokerSettings, decodedSecret } from '../shared/broker-secret/shapes.js';
 import { isKueuerError } from '../shared/errors.js';
 import type { Cluster } from '../shared/kube/cluster.js';
 import { parseBackend } from '../shared/transport/backend.js';
 import { managementUnreachable, managementUrlsFor } from '../shared/transport/amqp/depth.js';
+import { rabbitmqCa, trustedCas } from '../shared/transport/amqp/tls.js';
 import { DEFAULT_TOPIC_REPLICATION, kafkaAuth, requestTopic, type KafkaSpec, type TopicReplication } from '../shared/transport/kafka/config.js';
 import { readReplication, singlePointsOfFailure } from '../shared/transport/kafka/topics.js';
 import { deadLetterQueue } from '../sidecar/worker.js';
@@ -169,14 +171,22 @@ export async function readRabbitQueues(
   amqpUrl: string,
   managementUrl: string | undefined,
   names: readonly string[],
+  ca?: string,
 ): Promise<{ nodes: number; vhost: string; queues: QueueFound[] }> {
+  // A private CA (the broker Secret's ca.crt, KUEUER_RABBITMQ_CA) is trusted over https as the AMQP connection trusts it:
+  // a RabbitmqCluster with spec.tls serves its management API with the same certificate.
+  const tls = ca === undefined ? undefined : new Agent({ connect: { ca: trustedCas(ca) } });
   const errors: string[] = [];
-  for (const mgmt of managementUrlsFor(amqpUrl, managementUrl)) {
-    try {
-      return await readRabbitQueuesFrom(mgmt, names);
-    } catch (err) {
-      errors.push((err as Error).message);
+  try {
+    for (const mgmt of managementUrlsFor(amqpUrl, managementUrl)) {
+      try {
+        return await readRabbitQueuesFrom(mgmt, names, tls);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
     }
+  } finally {
+    await tls?.close();
   }
   throw new Error(errors.join('; '));
 }
@@ -184,11 +194,17 @@ export async function readRabbitQueues(
 /** One management node, as the autoscaler's depth reads address it. */
 type ManagementNode = ReturnType<typeof managementUrlsFor>[number];
 
-async function readRabbitQueuesFrom(mgmt: ManagementNode, names: readonly string[]): Promise<{ nodes: number; vhost: string; queues: QueueFound[] }> {
+async function readRabbitQueuesFrom(
+  mgmt: ManagementNode,
+  names: readonly string[],
+  tls: Agent | undefined,
+): Promise<{ nodes: number; vhost: string; queues: QueueFound[] }> {
   const get = async (path: string): Promise<unknown> => {
-    let res: Response;
+    let res: Response | UndiciResponse;
     try {
-      res = await fetch(`${mgmt.base}/api/${path}`, { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) });
+      const init = { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) };
+      const url = `${mgmt.base}/api/${path}`;
+      res = tls && url.startsWith('https:') ? await undiciFetch(url, { ...init, dispatcher: tls }) : await fetch(url, init);
     } catch (err) {
       throw new Error(managementUnreachable(mgmt.base, err)); // fetch's own message is only "fetch failed"
     }
@@ -261,7 +277,9 @@ export async function brokerReplicationResults(where: string, settings: Readonly
   const backend = parseBackend(settings.KUEUER_BACKEND ?? '');
   if (backend.kind === 'amqp') {
     const deadLetters = new Set(queues.map(deadLetterQueue));
-    const read = await readRabbitQueues(backend.url, settings.KUEUER_RABBITMQ_MANAGEMENT_URL, [...queues.flatMap((q) => [q, deadLetterQueue(q)])]);
+    // The CA of the Secret's own value only: a KUEUER_RABBITMQ_CA_FILE is a path inside the pods, never read here.
+    const ca = rabbitmqCa(undefined, settings);
+    const read = await readRabbitQueues(backend.url, settings.KUEUER_RABBITMQ_MANAGEMENT_URL, [...queues.flatMap((q) => [q, deadLetterQueue(q)])], ca);
     const found = read.queues.map((q) => (deadLetters.has(q.name) ? { ...q, deadLetter: true } : q));
     return rabbitQueueResults(where, found, read.nodes, read.vhost);
   }

@@ -1,6 +1,8 @@
 /** kueuer check's replication verdicts: a single point of failure on a cluster FAILs with the fix; on one node it is reported. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,19 +218,24 @@ describe('an unreachable management API', () => {
   });
 });
 
+/** RabbitMQ's management API as kueuer check reads it: three nodes and the queue `shop.web` (vhost /), 404 for any other. */
+function managementApi(queue: Record<string, unknown>): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    res.setHeader('content-type', 'application/json');
+    if (req.url === '/api/nodes') res.end(JSON.stringify([{ name: 'rabbit@a' }, { name: 'rabbit@b' }, { name: 'rabbit@c' }]));
+    else if (req.url === '/api/queues/%2F/shop.web') res.end(JSON.stringify(queue));
+    else {
+      res.statusCode = 404;
+      res.end('{"error":"Object Not Found","reason":"Not Found"}');
+    }
+  };
+}
+
 describe('a management node down', () => {
   it('reads the queue types from the next management node, as the autoscaler does, and names every node when none answers', async () => {
     const down = await closedPort();
     // A management API that knows three nodes and one classic queue.
-    const api = createHttpServer((req, res) => {
-      res.setHeader('content-type', 'application/json');
-      if (req.url === '/api/nodes') res.end(JSON.stringify([{ name: 'rabbit@a' }, { name: 'rabbit@b' }, { name: 'rabbit@c' }]));
-      else if (req.url === '/api/queues/%2F/shop.web') res.end(JSON.stringify({ name: 'shop.web', type: 'classic', node: 'rabbit@b', messages: 0 }));
-      else {
-        res.statusCode = 404;
-        res.end('{"error":"Object Not Found","reason":"Not Found"}');
-      }
-    });
+    const api = createHttpServer(managementApi({ name: 'shop.web', type: 'classic', node: 'rabbit@b', messages: 0 }));
     await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
     try {
       const up = (api.address() as AddressInfo).port;
@@ -241,6 +248,42 @@ describe('a management node down', () => {
       const none = { ...settings, KUEUER_RABBITMQ_MANAGEMENT_URL: `http://127.0.0.1:${down},http://127.0.0.1:${down}/` };
       const err = (await brokerReplicationResults('Secret shop/b', none, ['shop.web']).catch((e: unknown) => e)) as Error;
       expect(err.message.match(/did not answer/g)).toHaveLength(2);
+    } finally {
+      api.close();
+    }
+  });
+});
+
+describe('a management API over TLS with a private CA (a RabbitmqCluster with spec.tls and its CA Secret)', () => {
+  /** A CA and a certificate for 127.0.0.1 signed by it, as the operator's caSecretName and TLS Secret hold them. */
+  function certificates(): { ca: string; key: string; cert: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'kueuer-check-tls-'));
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=rabbit-ca']);
+    run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'tls.key', '-out', 'tls.csr', '-subj', '/CN=my-rabbit']);
+    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    run(['x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'tls.crt', '-days', '2', '-extfile', 'san.ext']);
+    const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+    return { ca: read('ca.crt'), key: read('tls.key'), cert: read('tls.crt') };
+  }
+
+  it("reads the queue types with the CA of the broker Secret's ca.crt, as the AMQP connection trusts it", async () => {
+    const tls = certificates();
+    const api = createHttpsServer({ key: tls.key, cert: tls.cert }, managementApi({ name: 'shop.web', type: 'quorum', node: 'rabbit@a', messages: 0 }));
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    try {
+      const settings = {
+        KUEUER_BACKEND: 'amqps://u:p@127.0.0.1:5671',
+        KUEUER_RABBITMQ_MANAGEMENT_URL: `https://127.0.0.1:${(api.address() as AddressInfo).port}`,
+        KUEUER_RABBITMQ_CA: tls.ca,
+      };
+      expect(await brokerReplicationResults('Secret shop/b', settings, ['shop.web'])).toEqual([
+        { ok: true, what: 'RabbitMQ queues (Secret shop/b, 3 nodes): shop.web quorum, shop.web.dead-letter not declared yet' },
+      ]);
+      // Without it the certificate is refused, and the error says so.
+      const noCa = { KUEUER_BACKEND: settings.KUEUER_BACKEND, KUEUER_RABBITMQ_MANAGEMENT_URL: settings.KUEUER_RABBITMQ_MANAGEMENT_URL };
+      const err = (await brokerReplicationResults('Secret shop/b', noCa, ['shop.web']).catch((e: unknown) => e)) as Error;
+      expect(err.message).toMatch(/did not answer: .*certificate/i);
     } finally {
       api.close();
     }
