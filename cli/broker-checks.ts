@@ -10,13 +10,15 @@
  * On a single node or broker there is no replica to lose: those are reported, not failed.
  * Pure decisions first; the reads after them.
  */
+import { Agent, fetch as undiciFetch, type Response as UndiciResponse } from 'undici';
 import { parsePodSettings } from '../shared/annotations.js';
 import { brokerSettings, decodedSecret } from '../shared/broker-secret/shapes.js';
 import { isKueuerError } from '../shared/errors.js';
 import type { Cluster } from '../shared/kube/cluster.js';
 import { parseBackend } from '../shared/transport/backend.js';
-import { managementUnreachable, managementUrlFor } from '../shared/transport/amqp/depth.js';
-import { kafkaAuth, requestTopic, type KafkaSpec, type TopicReplication } from '../shared/transport/kafka/config.js';
+import { managementUnreachable, managementUrlsFor } from '../shared/transport/amqp/depth.js';
+import { rabbitmqCa, trustedCas } from '../shared/transport/amqp/tls.js';
+import { DEFAULT_TOPIC_REPLICATION, kafkaAuth, requestTopic, type KafkaSpec, type TopicReplication } from '../shared/transport/kafka/config.js';
 import { readReplication, singlePointsOfFailure } from '../shared/transport/kafka/topics.js';
 import { deadLetterQueue } from '../sidecar/worker.js';
 import { fail, ok, readFailure, type CheckResult } from './install-checks.js';
@@ -28,36 +30,116 @@ export interface QueueFound {
   name: string;
   type: string | undefined;
   node?: string;
+  /** Messages in it (ready + unacknowledged), as the management API counts them. */
+  messages?: number;
+  /** A `<queue>.dead-letter` queue: nothing consumes it, it keeps the copies of failed requests for the user. */
+  deadLetter?: boolean;
 }
 
-export const CLASSIC_MIGRATION =
-  'migrate it to a quorum queue: stop its responders, let the sidecars empty it, delete it (rabbitmqctl delete_queue NAME) and restart the sidecars, which declare it as quorum (docs/rabbitmq.md, "An existing queue of another type")';
+/** The setting to undo first: a component still set to classic would declare the deleted queue classic again. */
+const QUORUM_SETTING = 'remove kueuer.io/queue-type: classic from its workload';
+/** Copies `kueuer check` asks rabbitmqadmin for at least: the count it read may be behind the queue. */
+const EXPORT_AT_LEAST = 1000;
+const MIGRATION_DOC = '(docs/rabbitmq.md, "An existing queue of another type")';
+
+/**
+ * How to make a classic queue a quorum queue (verified on a 3-node cluster under load: 400 of 400 answered).
+ * A request queue: deleted once empty while everything runs (`--if-empty` is checked by the broker at the
+ * deletion, and refuses to delete the quorum queue that replaced it); the sidecars, whose consumer the
+ * broker cancels, and the responder, whose next publish is returned, declare it again at once. A
+ * dead-letter queue: nothing empties it, so its copies are kept first, if wanted; the next copy declares it.
+ */
+function classicMigration(q: QueueFound, vhost: string): string {
+  const ctlVhost = vhost === '/' ? '' : `--vhost ${vhost} `;
+  if (!q.deadLetter) {
+    return (
+      `migrate it to a quorum queue, without stopping anything: ${QUORUM_SETTING} and KUEUER_RABBITMQ_QUEUE_TYPE=classic from the responder and the sidecars, and let them roll out (they keep using the classic queue meanwhile), ` +
+      `then delete it once it is empty: rabbitmqctl delete_queue ${ctlVhost}--if-empty ${q.name} (repeat while it answers "Queue is not empty"); ` +
+      `its sidecars and the responder declare it again as a quorum queue at once ${MIGRATION_DOC}`
+    );
+  }
+  // The management API's count lags the queue by its statistics interval (0 read for 3 copies there): never "empty", always kept first.
+  const keep = `deleting the queue deletes its copies, so keep them first if you need them (rabbitmqadmin ${vhost === '/' ? '' : `--vhost=${vhost} `}get queue=${q.name} count=${Math.max(q.messages ?? 0, EXPORT_AT_LEAST)} ackmode=ack_requeue_true -f pretty_json > ${q.name}.json), then`;
+  return (
+    `migrate it to a quorum queue: ${QUORUM_SETTING} (and KUEUER_RABBITMQ_QUEUE_TYPE=classic from its sidecars) and let it roll out; ${keep} delete it: rabbitmqctl delete_queue ${ctlVhost}${q.name}; ` +
+    `the sidecars declare it again as a quorum queue with the next copy ${MIGRATION_DOC}`
+  );
+}
+
+/** What a node loss costs a classic queue: its clients' requests, or a dead-letter queue's copies. */
+function classicLoss(q: QueueFound, nodes: number, broker: string): string {
+  const where = `RabbitMQ queue ${q.name} (${broker}) is a classic queue on a ${nodes}-node cluster: it lives on ${q.node ?? 'one node'} only`;
+  if (!q.deadLetter) return `${where} and is lost to every client while that node is down`;
+  const counted = q.messages === undefined ? '' : ` (${q.messages} at the management API's last count)`;
+  return `${where}: while that node is down, the copies of failed requests it holds${counted} are out of reach and no new one can be written`;
+}
 
 /** The queue types of one broker's queues on a cluster of `nodes` nodes: one FAIL per classic queue when there are several. */
-export function rabbitQueueResults(broker: string, queues: readonly QueueFound[], nodes: number): CheckResult[] {
+export function rabbitQueueResults(broker: string, queues: readonly QueueFound[], nodes: number, vhost = '/'): CheckResult[] {
   const results: CheckResult[] = [];
   const fine: string[] = [];
   for (const q of queues) {
     if (q.type === undefined) fine.push(`${q.name} not declared yet`);
-    else if (q.type === 'classic' && nodes > 1) {
-      results.push(
-        fail(
-          `RabbitMQ queue ${q.name} (${broker}) is a classic queue on a ${nodes}-node cluster: it lives on ${q.node ?? 'one node'} only and is lost to every client while that node is down`,
-          CLASSIC_MIGRATION.replace('NAME', q.name),
-        ),
-      );
-    } else fine.push(`${q.name} ${q.type}${q.type === 'classic' ? ' (single node: no other node to fail over to)' : ''}`);
+    else if (q.type === 'classic' && nodes > 1) results.push(fail(classicLoss(q, nodes, broker), classicMigration(q, vhost)));
+    else fine.push(`${q.name} ${q.type}${q.type === 'classic' ? ' (single node: no other node to fail over to)' : ''}`);
   }
   if (fine.length > 0) results.unshift(ok(`RabbitMQ queues (${broker}, ${nodes} node${nodes === 1 ? '' : 's'}): ${fine.join(', ')}`));
   return results;
 }
 
-/** Replication of one broker's topics on a cluster of `brokers` brokers: a FAIL per single point of failure when there are several. */
+/** A partition of an existing topic: its leader and replicas (broker ids). */
+export interface PartitionFound {
+  partition: number;
+  leader: number;
+  replicas: number[];
+}
+
+/** The brokers `kueuer check` read, and how the commands it prints reach them. */
+export interface KafkaClusterFound {
+  brokerIds: number[];
+  /** The bootstrap addresses for `--bootstrap-server` (the Secret's). */
+  bootstrap: string;
+  /** TLS or SASL: the Kafka tools need the client's settings (`--command-config`). */
+  secured?: boolean;
+}
+
+/** The replicas Kueuer creates its topics with (DEFAULT_TOPIC_REPLICATION), fewer on a smaller cluster. */
+function reassignment(topic: string, partitions: readonly PartitionFound[], brokerIds: readonly number[]): { json: string; replicas: number } {
+  const ids = [...brokerIds].sort((a, b) => a - b);
+  const replicas = Math.min(DEFAULT_TOPIC_REPLICATION.replicationFactor, ids.length);
+  const plan = [...partitions]
+    .sort((a, b) => a.partition - b.partition)
+    .map((p) => {
+      // The leader first (no leadership moves), then the brokers after it in id order, wrapping round.
+      const first = p.leader >= 0 ? p.leader : p.replicas[0]!;
+      const rotated = [...ids.filter((id) => id > first), ...ids.filter((id) => id < first)];
+      const chosen = [...new Set([first, ...p.replicas, ...rotated])].slice(0, replicas);
+      return { topic, partition: p.partition, replicas: chosen };
+    });
+  return { json: JSON.stringify({ version: 1, partitions: plan }), replicas };
+}
+
+/** The command that fixes a topic's single point of failure, runnable as printed (docs/kafka.md). */
+function topicFix(name: string, found: TopicReplication, partitions: readonly PartitionFound[], cluster: KafkaClusterFound): string {
+  const tool = (cmd: string): string => `${cmd} --bootstrap-server ${cluster.bootstrap}${cluster.secured ? ' --command-config client.properties' : ''}`;
+  const minIsr = `kafka-configs.sh --bootstrap-server ${cluster.bootstrap}${cluster.secured ? ' --command-config client.properties' : ''} --alter --entity-type topics --entity-name ${name} --add-config min.insync.replicas=2`;
+  const secured = cluster.secured ? " (client.properties: the cluster's TLS/SASL client settings, docs/kafka.md)" : '';
+  if (found.replicationFactor > 1) return `Kueuer does not change existing topics: ${minIsr}${secured}`;
+  const plan = reassignment(name, partitions, cluster.brokerIds);
+  return (
+    `Kueuer does not change existing topics: give each partition ${plan.replicas} replicas: echo '${plan.json}' > raise.json; ` +
+    `${tool('kafka-reassign-partitions.sh')} --reassignment-json-file raise.json --execute, then the same with --verify until every partition is completed` +
+    `${found.minInsyncReplicas < 2 ? `; then ${minIsr}` : ''}${secured} (docs/kafka.md, "Raising an existing topic's replication")`
+  );
+}
+
+/** Replication of one broker's topics on a cluster: a FAIL per single point of failure when it has several brokers. */
 export function kafkaTopicResults(
   broker: string,
-  topics: ReadonlyArray<{ name: string; replication: TopicReplication | undefined }>,
-  brokers: number,
+  topics: ReadonlyArray<{ name: string; replication: TopicReplication | undefined; partitions: readonly PartitionFound[] }>,
+  cluster: KafkaClusterFound,
 ): CheckResult[] {
+  const brokers = cluster.brokerIds.length;
   const results: CheckResult[] = [];
   const fine: string[] = [];
   for (const t of topics) {
@@ -65,12 +147,12 @@ export function kafkaTopicResults(
       fine.push(`${t.name} not created yet`);
       continue;
     }
-    const problems = brokers > 1 ? singlePointsOfFailure(t.name, t.replication, brokers) : [];
-    for (const p of problems) {
-      const [what, fix] = p.split('; Kueuer does not change existing topics: ');
-      results.push(fail(`${what} (${broker}, ${brokers} brokers)`, `Kueuer does not change existing topics: ${fix}`));
-    }
-    if (problems.length === 0) {
+    // At most one problem: min.insync.replicas counts only once the RF is above 1.
+    const [problem] = brokers > 1 ? singlePointsOfFailure(t.name, t.replication, brokers) : [];
+    if (problem) {
+      const what = problem.split('; Kueuer does not change existing topics: ')[0]!;
+      results.push(fail(`${what} (${broker}, ${brokers} brokers)`, topicFix(t.name, t.replication, t.partitions, cluster)));
+    } else {
       fine.push(
         `${t.name} RF ${t.replication.replicationFactor}, min.insync.replicas ${t.replication.minInsyncReplicas}${brokers === 1 ? ' (single broker: no other broker to fail over to)' : ''}`,
       );
@@ -80,17 +162,49 @@ export function kafkaTopicResults(
   return results;
 }
 
-/** Reads the queues' types and the cluster's node count from RabbitMQ's management API. */
+/**
+ * Reads the queues' types and message counts and the cluster's node count from RabbitMQ's management
+ * API: from each management node in turn (KUEUER_RABBITMQ_MANAGEMENT_URL's, else each AMQP node's), as
+ * the autoscaler does, so one node down does not hide the cluster; only when none answers does the read fail.
+ */
 export async function readRabbitQueues(
   amqpUrl: string,
   managementUrl: string | undefined,
   names: readonly string[],
-): Promise<{ nodes: number; queues: QueueFound[] }> {
-  const mgmt = managementUrlFor(amqpUrl, managementUrl);
+  ca?: string,
+): Promise<{ nodes: number; vhost: string; queues: QueueFound[] }> {
+  // A private CA (the broker Secret's ca.crt, KUEUER_RABBITMQ_CA) is trusted over https as the AMQP connection trusts it:
+  // a RabbitmqCluster with spec.tls serves its management API with the same certificate.
+  const tls = ca === undefined ? undefined : new Agent({ connect: { ca: trustedCas(ca) } });
+  const errors: string[] = [];
+  try {
+    for (const mgmt of managementUrlsFor(amqpUrl, managementUrl)) {
+      try {
+        return await readRabbitQueuesFrom(mgmt, names, tls);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+  } finally {
+    await tls?.close();
+  }
+  throw new Error(errors.join('; '));
+}
+
+/** One management node, as the autoscaler's depth reads address it. */
+type ManagementNode = ReturnType<typeof managementUrlsFor>[number];
+
+async function readRabbitQueuesFrom(
+  mgmt: ManagementNode,
+  names: readonly string[],
+  tls: Agent | undefined,
+): Promise<{ nodes: number; vhost: string; queues: QueueFound[] }> {
   const get = async (path: string): Promise<unknown> => {
-    let res: Response;
+    let res: Response | UndiciResponse;
     try {
-      res = await fetch(`${mgmt.base}/api/${path}`, { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) });
+      const init = { headers: { authorization: mgmt.authorization }, signal: AbortSignal.timeout(5000) };
+      const url = `${mgmt.base}/api/${path}`;
+      res = tls && url.startsWith('https:') ? await undiciFetch(url, { ...init, dispatcher: tls }) : await fetch(url, init);
     } catch (err) {
       throw new Error(managementUnreachable(mgmt.base, err)); // fetch's own message is only "fetch failed"
     }
@@ -101,19 +215,28 @@ export async function readRabbitQueues(
   const nodes = ((await get('nodes')) as unknown[] | undefined)?.length ?? 1;
   const queues = await Promise.all(
     names.map(async (name): Promise<QueueFound> => {
-      const q = (await get(`queues/${encodeURIComponent(mgmt.vhost)}/${encodeURIComponent(name)}`)) as { type?: string; node?: string } | undefined;
-      return { name, type: q ? (q.type ?? 'classic') : undefined, ...(q?.node ? { node: q.node } : {}) };
+      const q = (await get(`queues/${encodeURIComponent(mgmt.vhost)}/${encodeURIComponent(name)}`)) as
+        { type?: string; node?: string; messages?: number } | undefined;
+      return {
+        name,
+        type: q ? (q.type ?? 'classic') : undefined,
+        ...(q?.node ? { node: q.node } : {}),
+        ...(typeof q?.messages === 'number' ? { messages: q.messages } : {}),
+      };
     }),
   );
-  return { nodes, queues };
+  return { nodes, vhost: mgmt.vhost, queues };
 }
 
-/** Reads the request topics' and the queues' reply topics' replication, and the live broker count, with the Secret's credentials. */
+/** Reads the request topics' and the queues' reply topics' replication and partitions, and the live brokers, with the Secret's credentials. */
 export async function readKafkaTopics(
   spec: KafkaSpec,
   settings: Readonly<Record<string, string>>,
   queues: readonly string[],
-): Promise<{ brokers: number; topics: Array<{ name: string; replication: TopicReplication | undefined }> }> {
+): Promise<{
+  brokerIds: number[];
+  topics: Array<{ name: string; replication: TopicReplication | undefined; partitions: PartitionFound[] }>;
+}> {
   await import('../shared/transport/kafka/client.js'); // its kafkajs guard, before any client exists
   const { Kafka, logLevel } = await import('kafkajs');
   const auth = kafkaAuth(spec, settings);
@@ -129,12 +252,21 @@ export async function readKafkaTopics(
   }).admin();
   await admin.connect();
   try {
-    const brokers = (await admin.describeCluster()).brokers.length;
+    const brokerIds = (await admin.describeCluster()).brokers.map((b) => b.nodeId);
     const existing = new Set(await admin.listTopics());
     const names = queues.flatMap((q) => [requestTopic(q), ...[...existing].filter((t) => t.startsWith(`kueuer.reply.${q}.`)).sort()]);
     const topics = [];
-    for (const name of names) topics.push({ name, replication: existing.has(name) ? await readReplication(admin, name) : undefined });
-    return { brokers, topics };
+    for (const name of names) {
+      if (!existing.has(name)) {
+        topics.push({ name, replication: undefined, partitions: [] });
+        continue;
+      }
+      const replication = await readReplication(admin, name);
+      const { topics: meta } = await admin.fetchTopicMetadata({ topics: [name] });
+      const partitions = (meta[0]?.partitions ?? []).map((p) => ({ partition: p.partitionId, leader: p.leader, replicas: p.replicas }));
+      topics.push({ name, replication, partitions });
+    }
+    return { brokerIds, topics };
   } finally {
     await admin.disconnect();
   }
@@ -144,8 +276,12 @@ export async function readKafkaTopics(
 export async function brokerReplicationResults(where: string, settings: Readonly<Record<string, string>>, queues: readonly string[]): Promise<CheckResult[]> {
   const backend = parseBackend(settings.KUEUER_BACKEND ?? '');
   if (backend.kind === 'amqp') {
-    const read = await readRabbitQueues(backend.url, settings.KUEUER_RABBITMQ_MANAGEMENT_URL, [...queues.flatMap((q) => [q, deadLetterQueue(q)])]);
-    return rabbitQueueResults(where, read.queues, read.nodes);
+    const deadLetters = new Set(queues.map(deadLetterQueue));
+    // The CA of the Secret's own value only: a KUEUER_RABBITMQ_CA_FILE is a path inside the pods, never read here.
+    const ca = rabbitmqCa(undefined, settings);
+    const read = await readRabbitQueues(backend.url, settings.KUEUER_RABBITMQ_MANAGEMENT_URL, [...queues.flatMap((q) => [q, deadLetterQueue(q)])], ca);
+    const found = read.queues.map((q) => (deadLetters.has(q.name) ? { ...q, deadLetter: true } : q));
+    return rabbitQueueResults(where, found, read.nodes, read.vhost);
   }
   if (backend.kind === 'kafka') {
     // The Secret is its workload's owner's to write: a file it names (KUEUER_KAFKA_PASSWORD_FILE=~/.ssh/id_rsa) would be read
@@ -157,7 +293,9 @@ export async function brokerReplicationResults(where: string, settings: Readonly
       );
     }
     const read = await readKafkaTopics(backend.spec, settings, queues);
-    return kafkaTopicResults(where, read.topics, read.brokers);
+    const auth = kafkaAuth(backend.spec, settings);
+    const cluster = { brokerIds: read.brokerIds, bootstrap: backend.spec.brokers.join(','), secured: Boolean(auth.ssl || auth.sasl) };
+    return kafkaTopicResults(where, read.topics, cluster);
   }
   return [];
 }

@@ -74,10 +74,55 @@ describe('RabbitMQ queue types on the 3-node cluster', () => {
         what: expect.stringMatching(
           new RegExp(`^RabbitMQ queue ${queue} \\(Secret t/b\\) is a classic queue on a 3-node cluster: it lives on kueuer-cluster1-\\d+@localhost only`),
         ),
-        fix: expect.stringContaining(`rabbitmqctl delete_queue ${queue}`),
+        fix: expect.stringContaining(`rabbitmqctl delete_queue --if-empty ${queue} `),
       },
     ]);
   });
+
+  it(
+    'FAILs a classic dead-letter queue with the copies it holds, and reads the cluster through the next management node when the first is down',
+    { timeout: 60_000 },
+    async () => {
+      if (!cluster.nodes) throw new Error('the global setup started no RabbitMQ cluster for this run');
+      const dlq = uniqueQueue('check-dlq');
+      const conn = await amqp.connect(cluster.nodes.split(',')[0]!);
+      const ch = await conn.createConfirmChannel();
+      try {
+        await ch.assertQueue(dlq, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+        await ch.assertQueue(`${dlq}.dead-letter`, { durable: true, arguments: { 'x-queue-type': 'classic' } });
+        for (const body of ['a', 'b']) ch.sendToQueue(`${dlq}.dead-letter`, Buffer.from(body), { persistent: true });
+        await ch.waitForConfirms();
+        // A management node that is down first (nothing listens on the first AMQP port + 27), then the second node's.
+        const settings = {
+          KUEUER_BACKEND: cluster.nodes,
+          KUEUER_RABBITMQ_MANAGEMENT_URL: `http://127.0.0.1:${firstNode() + 27},http://127.0.0.1:${firstNode() + 21}`,
+        };
+        // The management API counts messages once its statistics come round (collect_statistics_interval, 1 s).
+        let results = await brokerReplicationResults('Secret t/b', settings, [dlq]);
+        for (let i = 0; i < 20 && !results.some((r) => !r.ok && r.what.includes('(2 at the management')); i++) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          results = await brokerReplicationResults('Secret t/b', settings, [dlq]);
+        }
+        expect(results).toEqual([
+          { ok: true, what: `RabbitMQ queues (Secret t/b, 3 nodes): ${dlq} quorum` },
+          {
+            ok: false,
+            what: expect.stringMatching(
+              new RegExp(
+                `^RabbitMQ queue ${dlq}\\.dead-letter \\(Secret t/b\\) is a classic queue on a 3-node cluster: it lives on kueuer-cluster1-\\d+@localhost only: while that node is down, the copies of failed requests it holds \\(2 at the management API's last count\\) are out of reach`,
+              ),
+            ),
+            fix: expect.stringContaining(
+              `rabbitmqadmin get queue=${dlq}.dead-letter count=1000 ackmode=ack_requeue_true -f pretty_json > ${dlq}.dead-letter.json), then delete it: rabbitmqctl delete_queue ${dlq}.dead-letter;`,
+            ),
+          },
+        ]);
+      } finally {
+        for (const q of [dlq, `${dlq}.dead-letter`]) await ch.deleteQueue(q);
+        await conn.close();
+      }
+    },
+  );
 });
 
 describe('Kafka topic replication, read with the admin API', () => {
@@ -133,7 +178,11 @@ describe('Kafka topic replication, read with the admin API', () => {
         what: expect.stringMatching(
           new RegExp(`^Kafka topic ${singleTopic.replace(/\./g, '\\.')} has replication factor 1: .*\\(Secret t/b, [23] brokers\\)$`),
         ),
-        fix: expect.stringContaining('kafka-reassign-partitions'),
+        fix: expect.stringMatching(
+          new RegExp(
+            `give each partition [23] replicas: echo '\\{"version":1,"partitions":\\[\\{"topic":"${singleTopic.replace(/\./g, '\\.')}","partition":0,"replicas":\\[\\d,\\d(,\\d)?\\]\\}.*kafka-reassign-partitions\\.sh --bootstrap-server ${url.slice('kafka://'.length).replace(/\./g, '\\.')} --reassignment-json-file raise\\.json --execute.*; then kafka-configs\\.sh --bootstrap-server `,
+          ),
+        ),
       },
     ]);
   });

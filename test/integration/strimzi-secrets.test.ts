@@ -128,7 +128,7 @@ describe("Strimzi's KafkaUser and cluster CA Secrets against a SASL_SSL broker",
   it('builds the SCRAM-SHA-512 and TLS options the broker accepts from the mounted Secrets', { timeout: 90_000 }, async () => {
     const settings = brokerSecretEnv({ KUEUER_BROKER_SECRET_DIRS: secretDirs });
     const read = await readKafkaTopics(parseKafkaUrl(`kafka://127.0.0.1:${port}`), settings, []);
-    expect(read.brokers).toBe(1);
+    expect(read.brokerIds).toHaveLength(1);
     // The same Secrets with another password: the broker refuses the SCRAM exchange.
     const wrong = { ...settings, KUEUER_KAFKA_PASSWORD: 'not-the-password' };
     await expect(readKafkaTopics(parseKafkaUrl(`kafka://127.0.0.1:${port}`), wrong, [])).rejects.toThrow();

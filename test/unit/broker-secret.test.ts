@@ -14,7 +14,10 @@ import { kafkaAuth, parseKafkaUrl } from '../../shared/transport/kafka/config.js
 
 const pem = (label: string, body: string): string => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 
-/** What the RabbitMQ Cluster Operator writes for a RabbitmqCluster `my-rabbit` in namespace `queues` (internal/resource/default_user_secret.go). */
+/**
+ * What the RabbitMQ Cluster Operator (v2) writes for a RabbitmqCluster `my-rabbit` in namespace `queues`
+ * with the stream plugin enabled (internal/resource/default_user_secret.go: updatePorts, updateConnectionString).
+ */
 export const rabbitmqDefaultUser = (tls = false): NamedSecret => ({
   name: 'my-rabbit-default-user',
   data: {
@@ -25,6 +28,8 @@ export const rabbitmqDefaultUser = (tls = false): NamedSecret => ({
     type: 'rabbitmq',
     host: 'my-rabbit.queues.svc',
     port: tls ? '5671' : '5672',
+    'stream-port': tls ? '5551' : '5552',
+    connection_string: `${tls ? 'amqps' : 'amqp'}://default_user_Fq2Sx3vN7hLmW-Pa9:b7/Gm+Xq1rT0zYw==kP@my-rabbit.queues.svc:${tls ? '5671' : '5672'}/`,
   },
 });
 
@@ -81,6 +86,24 @@ describe('broker Secret shapes', () => {
     expect(decodeURIComponent(new URL(settings.KUEUER_BACKEND!).password)).toBe('b7/Gm+Xq1rT0zYw==kP');
     expect(parseBackend(settings.KUEUER_BACKEND!).kind).toBe('amqp');
     expect(brokerSettings([rabbitmqDefaultUser(true)]).KUEUER_BACKEND).toMatch(/^amqps:\/\/.*@my-rabbit\.queues\.svc:5671$/);
+  });
+
+  it("addresses what the operator's connection_string addresses: same user, password, host, port and vhost /", () => {
+    for (const tls of [false, true]) {
+      const secret = rabbitmqDefaultUser(tls);
+      const built = new URL(brokerSettings([secret]).KUEUER_BACKEND!);
+      // The operator's string, password not URL-encoded: split by hand, as a URL parser would misread its `/`.
+      const [, scheme, user, pass, host, port, vhost] = /^(amqps?):\/\/([^:]+):(.*)@([^@:]+):(\d+)\/(.*)$/.exec(secret.data.connection_string!)!;
+      expect([built.protocol, decodeURIComponent(built.username), decodeURIComponent(built.password), built.hostname, built.port]).toEqual([
+        `${scheme}:`,
+        user,
+        pass,
+        host,
+        port,
+      ]);
+      // Its empty path after `/` and Kueuer's URL without a path are both the default vhost `/`.
+      expect([vhost, built.pathname]).toEqual(['', '']);
+    }
   });
 
   it("builds kafkajs's SCRAM-SHA-512 and TLS options from a KafkaUser Secret and the cluster CA", () => {
