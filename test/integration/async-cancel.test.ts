@@ -6,6 +6,7 @@
  * app ran.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { Producer } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { describe, expect, inject, it } from 'vitest';
 import { cancelTopic } from '../../shared/transport/kafka/topics.js';
@@ -159,17 +160,23 @@ describe.each(['amqp', 'kafka'] as const)('cancelling a queued asynchronous requ
   });
 });
 
+/** A responder's transport and a sidecar's, on Kafka; closed after the test. */
+async function kafkaPair(): Promise<{ publisher: Transport; reader: Transport }> {
+  const publisher = await newTransport('kafka');
+  const reader = await newTransport('kafka');
+  stops.push(async () => {
+    await publisher.close();
+    await reader.close();
+  });
+  return { publisher, reader };
+}
+
 describe('the Kafka cancellation topic', () => {
   it('is one partition, replicated as the request topics, kept 24 h; hostile records in it are skipped; the reader leaves no group behind', async () => {
     const queue = `cancel-topic-${newRequestId().slice(0, 8)}`;
     const topic = cancelTopic(queue);
     expect(topic).toBe(`kueuer.reply.${queue}.cancel`);
-    const publisher = await newTransport('kafka');
-    const reader = await newTransport('kafka');
-    stops.push(async () => {
-      await publisher.close();
-      await reader.close();
-    });
+    const { publisher, reader } = await kafkaPair();
     const deadline = Date.now() + 60_000;
     const before = newRequestId();
     await publisher.cancelRequest!(queue, before, deadline, { timeoutMs: 10_000 });
@@ -242,17 +249,18 @@ describe('the Kafka cancellation topic, full or written by a hostile client', ()
     return ids;
   }
 
-  it('a topic full to its retention (150,000 cancels) is read back in time, without stalling the sidecar', { timeout: 180_000 }, async () => {
-    const queue = `cancel-full-${newRequestId().slice(0, 8)}`;
-    const publisher = await newTransport('kafka');
-    const reader = await newTransport('kafka');
-    stops.push(async () => {
-      await publisher.close();
-      await reader.close();
-    });
+  /** A queue whose cancellation topic holds one cancel (`first`), with a responder's and a sidecar's transport. */
+  async function queueWithOneCancel(prefix: string) {
+    const queue = `${prefix}-${newRequestId().slice(0, 8)}`;
+    const { publisher, reader } = await kafkaPair();
     const deadline = Date.now() + 600_000;
     const first = newRequestId();
     await publisher.cancelRequest!(queue, first, deadline, { timeoutMs: 10_000 }); // creates the topic
+    return { queue, publisher, reader, deadline, first };
+  }
+
+  it('a topic full to its retention (150,000 cancels) is read back in time, without stalling the sidecar', { timeout: 180_000 }, async () => {
+    const { queue, reader, deadline } = await queueWithOneCancel('cancel-full');
     const ids = await fill(queue, 150_000, deadline);
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
@@ -269,6 +277,55 @@ describe('the Kafka cancellation topic, full or written by a hostile client', ()
     expect(tookMs).toBeLessThan(10_000); // CATCH_UP_WAIT_MS: read up to now, not given up on
     // The sidecar's requests and its group's heartbeats share this loop.
     expect(maxStallMs).toBeLessThan(1_000);
+  });
+
+  /** A client with produce rights that writes in transactions (idempotent, a transactional id of its own). */
+  async function transactional(): Promise<Producer> {
+    const producer = kafkaClient(inject('kafkaUrl')).producer({
+      transactionalId: `hostile-${newRequestId().slice(0, 8)}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 60_000,
+    });
+    await producer.connect();
+    stops.push(() => producer.disconnect());
+    return producer;
+  }
+
+  it('a transaction a hostile client leaves open hides no cancel written after it', { timeout: 60_000 }, async () => {
+    const { queue, publisher, reader, deadline } = await queueWithOneCancel('cancel-txn');
+    const running = await reader.watchCancellations!(queue, () => undefined);
+    stops.push(() => running.close());
+    const hostile = await transactional();
+    const txn = await hostile.transaction();
+    stops.push(() => txn.abort());
+    await txn.send({ topic: cancelTopic(queue), messages: [{ key: 'x', value: 'never committed', partition: 0 }] });
+    const after = newRequestId();
+    await publisher.cancelRequest!(queue, after, deadline, { timeoutMs: 10_000 });
+    // Until the transaction ends (up to the broker's transaction.max.timeout.ms, 15 min by
+    // default), a reader that reads committed records only sees nothing past its first record.
+    await waitFor(() => running.isCancelled(after), 5_000, 'the running reader to read the cancel after the open transaction');
+    // A sidecar starting now waits for it too.
+    const starting = Date.now();
+    const late = await reader.watchCancellations!(queue, () => undefined);
+    stops.push(() => late.close());
+    expect(late.isCancelled(after)).toBe(true);
+    expect(Date.now() - starting).toBeLessThan(8_000);
+  });
+
+  it('a transaction committed last in the topic does not hold up the catch-up', { timeout: 60_000 }, async () => {
+    const { queue, reader, first } = await queueWithOneCancel('cancel-marker');
+    const hostile = await transactional();
+    const txn = await hostile.transaction();
+    await txn.send({ topic: cancelTopic(queue), messages: [{ key: 'x', value: 'junk', partition: 0 }] });
+    await txn.commit(); // the topic's last offset is now the commit marker, a record no consumer is handed
+    const starting = Date.now();
+    const watch = await reader.watchCancellations!(queue, () => undefined);
+    stops.push(() => watch.close());
+    const tookMs = Date.now() - starting;
+    console.log(`caught up in ${tookMs} ms with a commit marker last`);
+    expect(watch.isCancelled(first)).toBe(true);
+    expect(tookMs).toBeLessThan(8_000); // CATCH_UP_WAIT_MS is 10 s: it must not wait it out
   });
 });
 
