@@ -327,6 +327,45 @@ describe('the Kafka cancellation topic, full or written by a hostile client', ()
     expect(watch.isCancelled(first)).toBe(true);
     expect(tookMs).toBeLessThan(8_000); // CATCH_UP_WAIT_MS is 10 s: it must not wait it out
   });
+
+  it('a topic deleted while in use: the next cancel creates it again, and a sidecar started then reads it', { timeout: 90_000 }, async () => {
+    const { queue, publisher, reader, deadline, first } = await queueWithOneCancel('cancel-recreated');
+    const watch = await reader.watchCancellations!(queue, () => undefined);
+    stops.push(() => watch.close());
+    expect(watch.isCancelled(first)).toBe(true);
+    const admin = kafkaClient(inject('kafkaUrl')).admin();
+    await admin.connect();
+    stops.push(() => admin.disconnect());
+    await admin.deleteTopics({ topics: [cancelTopic(queue)], timeout: 10_000 });
+    await waitFor(async () => !(await admin.listTopics()).includes(cancelTopic(queue)), 10_000, 'the topic to be gone');
+    // The responder's next cancel, once the topic is gone: answered (the topic made anew), or 503
+    // and answered on a DELETE again (the responder's own retry, as a client's).
+    const next = newRequestId();
+    const started = Date.now();
+    let tries = 0;
+    await waitFor(
+      async () => {
+        tries++;
+        return publisher.cancelRequest!(queue, next, deadline, { timeoutMs: 5_000 }).then(
+          () => true,
+          () => false,
+        );
+      },
+      30_000,
+      'a cancel to be written after the topic was deleted',
+      { intervalMs: 1_000 },
+    );
+    console.log(`a cancel after the topic was deleted: written after ${Date.now() - started} ms, ${tries} tries`);
+    expect(tries).toBe(1); // it was never written (every DELETE a 503) until the responder restarted
+    // A sidecar started now reads the new topic from its start.
+    const late = await reader.watchCancellations!(queue, () => undefined);
+    stops.push(() => late.close());
+    expect(late.isCancelled(next)).toBe(true);
+    // Not asserted: the running reader. kafkajs goes on at its position in the deleted topic, so it
+    // skips the new topic's first records when the new topic reached that position before its next
+    // fetch (1 run in 4 here: it never read the cancel); otherwise its fetch is out of range, and
+    // it reads from the start.
+  });
 });
 
 describe('the set of cancelled ids', () => {

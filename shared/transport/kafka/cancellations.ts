@@ -87,6 +87,11 @@ export interface CancellationDeps {
   waitConnected: () => Promise<void>;
   /** Creates the topic unless it exists (as the transport's other topics, with CANCEL_TOPIC_CONFIG). */
   ensureTopic: (topic: string) => Promise<void>;
+  /**
+   * After a failed send: when `err` says the topic is gone (deleted while in use), the next
+   * ensureTopic creates it again instead of trusting that it was created once. True if so.
+   */
+  forgetTopic: (topic: string, err: unknown) => boolean;
   /** One attempt at writing records, acks=all (the transport's tick batcher). */
   send: (topic: string, message: OutgoingRecord['message']) => Promise<void>;
 }
@@ -106,10 +111,16 @@ export class KafkaCancellations {
     if (!this.deps.connected()) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
     const topic = cancelTopic(queue);
     const until = Date.now() + options.timeoutMs;
-    const sent = (async () => {
+    // A topic deleted while in use (by an operator, or anyone who may) is created again: the
+    // transport created each topic once, so every cancel after a deletion failed, until a restart.
+    const attempt = async () => {
       await this.deps.ensureTopic(topic);
-      await retry(() => this.deps.send(topic, record), { ...RESEND, until, retryable: (err) => sendFailure(err) !== 'refused' });
-    })();
+      await this.deps.send(topic, record).catch((err: unknown) => {
+        if (this.deps.forgetTopic(topic, err)) this.deps.log.warn({ topic }, 'the cancellation topic is gone; creating it again');
+        throw err;
+      });
+    };
+    const sent = retry(attempt, { ...RESEND, until, retryable: (err) => sendFailure(err) !== 'refused' });
     await settleWithin(sent, options.timeoutMs, () => new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `cancel not confirmed within ${options.timeoutMs} ms`));
   }
 
