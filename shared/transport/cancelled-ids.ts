@@ -17,6 +17,15 @@ export class CancelledIds {
   /** Insertion order is the order of the cancels: the first key is the oldest. */
   private readonly ids = new Map<string, number>();
   evicted = 0;
+  /** Ids added since the last sweep: a full set sweeps at most once per capacity/16 of them. */
+  private addedSinceSweep = 0;
+  /**
+   * Walks the ids from the oldest, kept between evictions: a new `keys()` per eviction skips every
+   * entry deleted before it, which V8 keeps as holes until the map is rehashed (40,000 evictions
+   * from a set of 20,000: 600 ms, against 10 ms). A Map's iterator goes on past deletions and
+   * reaches entries added after it; once done it stays done, so a new one is taken then.
+   */
+  private oldest: Iterator<string> | undefined;
 
   constructor(
     private readonly capacity: number = CANCELLED_IDS_CAPACITY,
@@ -31,12 +40,25 @@ export class CancelledIds {
   add(id: string, deadline: number): boolean {
     const now = this.now();
     if (!isRequestId(id) || !Number.isFinite(deadline) || deadline <= now || this.ids.has(id)) return false;
-    if (this.ids.size >= this.capacity) this.sweep();
-    while (this.ids.size >= this.capacity) {
-      this.ids.delete(this.ids.keys().next().value!);
-      this.evicted++;
-    }
+    // Sweeping scans the whole set: on every add to a full set (a flood read back at start) that
+    // was quadratic, on the sidecar's event loop (60,000 cancels into 20,000: 18 s). Amortized
+    // here: at most one scan per capacity/16 adds; between scans the oldest cancel is evicted.
+    if (this.ids.size >= this.capacity && this.addedSinceSweep >= this.capacity >>> 4) this.sweep();
+    this.addedSinceSweep++;
+    while (this.ids.size >= this.capacity && this.evictOldest());
     this.ids.set(id, Math.min(deadline, now + CANCEL_RETENTION_MS));
+    return true;
+  }
+
+  private evictOldest(): boolean {
+    let next = this.oldest?.next();
+    if (!next || next.done) {
+      this.oldest = this.ids.keys();
+      next = this.oldest.next();
+    }
+    if (next.done) return false;
+    this.ids.delete(next.value);
+    this.evicted++;
     return true;
   }
 
@@ -51,6 +73,7 @@ export class CancelledIds {
   /** Drops the ids whose deadline passed. */
   sweep(): void {
     const now = this.now();
+    this.addedSinceSweep = 0;
     for (const [id, until] of this.ids) if (until <= now) this.ids.delete(id);
   }
 }

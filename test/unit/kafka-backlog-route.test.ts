@@ -56,8 +56,20 @@ describe('the least backlogged partition', () => {
     expect(leastBacklog([0, 1, 2, 3], table, new Map([[2, 2]]))).toBe(1);
   });
 
-  it('is unknown when the table misses a candidate (the caller then goes by the key)', () => {
-    expect(leastBacklog([0, 1, 2, 3], { lag: lags(0, 0, 0) }, none)).toBeUndefined();
+  it('is never a partition no member reads (added since the rebalance) while some member reads one', () => {
+    const owners = new Map([
+      [0, 'a'],
+      [1, 'b'],
+    ]);
+    const table = { lag: lags(3, 2, 0, 0), owners };
+    for (const r of [0, 0.5, 0.99]) expect(leastBacklog([0, 1, 2, 3], table, none, () => r)).toBe(1);
+    // None of the candidates read: the least backlogged of them still.
+    expect(leastBacklog([2, 3], table, new Map([[2, 1]]))).toBe(3);
+  });
+
+  it('is among the candidates the table knows (one added since the read is not), unknown when it knows none (the caller then goes by the key)', () => {
+    for (const r of [0, 0.5, 0.99]) expect([0, 1, 2]).toContain(leastBacklog([0, 1, 2, 3], { lag: lags(0, 0, 0) }, none, () => r));
+    expect(leastBacklog([3, 4], { lag: lags(0, 0, 0) }, none)).toBeUndefined();
     expect(leastBacklog([], { lag: lags(0) }, none)).toBeUndefined();
   });
 });
@@ -90,7 +102,9 @@ describe('reading the backlog table', () => {
       ]),
     );
     expect(partitionOwners('PreparingRebalance', members, 't', [0, 1, 2])).toBeUndefined();
-    expect(partitionOwners('Stable', members, 't', [0, 1, 2, 3])).toBeUndefined();
+    // A partition added since the last rebalance has no owner: missing, the others still known.
+    expect(partitionOwners('Stable', members, 't', [0, 1, 2, 3])).toEqual(partitionOwners('Stable', members, 't', [0, 1, 2]));
+    expect(partitionOwners('Stable', members, 't', [3, 4])).toBeUndefined();
     expect(partitionOwners('Stable', [...members, { memberId: 'c', assignment: { t: [1] } }], 't', [0, 1, 2])).toBeUndefined();
     expect(partitionOwners('Empty', [], 't', [0])).toBeUndefined();
   });

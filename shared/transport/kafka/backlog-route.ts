@@ -16,7 +16,10 @@
  * top of it, so a burst spreads before the next read.
  *
  * Partitions whose leader is unreachable or a send to which failed are not
- * candidates (leaders.ts). Without a table read within STALE_MS (the topic's
+ * candidates (leaders.ts), nor, while the table is fresh, partitions it does
+ * not know or no member of a stable group reads (added to the topic since:
+ * kafkajs members rebalance onto them only at their next metadata refresh,
+ * 5 min; by the key, half the requests after a growth from 2 to 4 waited). Without a table read within STALE_MS (the topic's
  * first requests, or the read failed: no DESCRIBE on the group, a broker
  * down), a request goes where its key hashes among the candidates, as
  * before. A copy sent again after a send that may have written the record
@@ -35,7 +38,11 @@ import type { RequestRoute } from './publish.js';
 export interface BacklogTable {
   /** Per partition: records published and not yet committed by the group. */
   lag: ReadonlyMap<number, number>;
-  /** Per partition: the member owning it, when the group was stable and every partition had one. */
+  /**
+   * Per partition: the member owning it, when the group was stable (and no partition had two).
+   * A partition of `lag` missing here is read by no member: added to the topic since the group's
+   * last rebalance, which a kafkajs member asks for only at its next metadata refresh (5 min).
+   */
   owners?: ReadonlyMap<number, string>;
 }
 
@@ -48,8 +55,9 @@ export function partitionLags(
 }
 
 /**
- * Per partition of `topic`, its owner: only for a stable group in which every one of `partitions`
- * has exactly one owner (during a rebalance, assignments say nothing of who reads what next).
+ * Per partition of `topic`, its owner: only for a stable group in which no partition has two
+ * owners and some of `partitions` have one (during a rebalance, assignments say nothing of who
+ * reads what next). A partition without one is missing from the map.
  */
 export function partitionOwners(
   state: string,
@@ -65,14 +73,15 @@ export function partitionOwners(
       owners.set(p, m.memberId);
     }
   }
-  for (const p of partitions) if (!owners.has(p)) return undefined;
-  return owners;
+  for (const p of partitions) if (owners.has(p)) return owners;
+  return undefined;
 }
 
 /**
  * The candidate with the least backlog, counting `own` (this responder's placements since the
  * table was read) on top of it: first by its owner's backlog over all the owner's partitions (when
- * owners are known), then by its own; ties at random. Undefined when the table misses a candidate.
+ * owners are known), then by its own; ties at random. Only among the candidates the table knows,
+ * and of those the ones a member reads, if any; undefined when the table knows none.
  */
 export function leastBacklog(
   candidates: readonly number[],
@@ -80,7 +89,12 @@ export function leastBacklog(
   own: ReadonlyMap<number, number>,
   random: () => number = Math.random,
 ): number | undefined {
-  if (candidates.length === 0 || candidates.some((p) => !table.lag.has(p))) return undefined;
+  // Not a partition the read did not know (added to the topic since), nor one no member reads
+  // while some are read: a request there waits for a rebalance.
+  const known = candidates.filter((p) => table.lag.has(p));
+  if (known.length === 0) return undefined;
+  const read = table.owners ? known.filter((p) => table.owners!.has(p)) : [];
+  const pool = read.length > 0 ? read : known;
   const load = (p: number) => (table.lag.get(p) ?? 0) + (own.get(p) ?? 0);
   const ownerLoad = new Map<string, number>();
   if (table.owners) for (const [p, owner] of table.owners) ownerLoad.set(owner, (ownerLoad.get(owner) ?? 0) + load(p));
@@ -90,7 +104,7 @@ export function leastBacklog(
   };
   let best: number[] = [];
   let bestScore: [number, number] = [Infinity, Infinity];
-  for (const p of candidates) {
+  for (const p of pool) {
     const s = score(p);
     const cmp = s[0] - bestScore[0] || s[1] - bestScore[1];
     if (cmp < 0) {

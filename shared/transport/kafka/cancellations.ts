@@ -22,7 +22,10 @@
  *
  * Hostile input: a record that is not a cancel (anyone who may write the reply namespace can
  * write here) is skipped and counted, and said in the log at most every 10 s; the ids are checked
- * (32 hex digits), and each is kept until its deadline, clamped to 24 h (cancelled-ids.ts).
+ * (32 hex digits), and each is kept until its deadline, clamped to 24 h (cancelled-ids.ts). Records
+ * are read uncommitted: a transaction left open would otherwise hide every later cancel until the
+ * broker aborts it; and a transaction's marker last in the topic (never handed to a consumer) does
+ * not hold up the catch-up.
  */
 import { randomBytes } from 'node:crypto';
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
@@ -84,6 +87,11 @@ export interface CancellationDeps {
   waitConnected: () => Promise<void>;
   /** Creates the topic unless it exists (as the transport's other topics, with CANCEL_TOPIC_CONFIG). */
   ensureTopic: (topic: string) => Promise<void>;
+  /**
+   * After a failed send: when `err` says the topic is gone (deleted while in use), the next
+   * ensureTopic creates it again instead of trusting that it was created once. True if so.
+   */
+  forgetTopic: (topic: string, err: unknown) => boolean;
   /** One attempt at writing records, acks=all (the transport's tick batcher). */
   send: (topic: string, message: OutgoingRecord['message']) => Promise<void>;
 }
@@ -103,10 +111,16 @@ export class KafkaCancellations {
     if (!this.deps.connected()) throw new KueuerError('KUEUER_ERR_BROKER_UNAVAILABLE', 'not connected to Kafka');
     const topic = cancelTopic(queue);
     const until = Date.now() + options.timeoutMs;
-    const sent = (async () => {
+    // A topic deleted while in use (by an operator, or anyone who may) is created again: the
+    // transport created each topic once, so every cancel after a deletion failed, until a restart.
+    const attempt = async () => {
       await this.deps.ensureTopic(topic);
-      await retry(() => this.deps.send(topic, record), { ...RESEND, until, retryable: (err) => sendFailure(err) !== 'refused' });
-    })();
+      await this.deps.send(topic, record).catch((err: unknown) => {
+        if (this.deps.forgetTopic(topic, err)) this.deps.log.warn({ topic }, 'the cancellation topic is gone; creating it again');
+        throw err;
+      });
+    };
+    const sent = retry(attempt, { ...RESEND, until, retryable: (err) => sendFailure(err) !== 'refused' });
     await settleWithin(sent, options.timeoutMs, () => new KueuerError('KUEUER_ERR_PUBLISH_TIMEOUT', `cancel not confirmed within ${options.timeoutMs} ms`));
   }
 
@@ -135,6 +149,8 @@ export class KafkaCancellationWatcher extends CancelledIdsWatch implements Cance
   private setUp: Promise<void> = Promise.resolve();
   /** The topic's end when the reader started: caught up once it has read the record before it. */
   private target: bigint | null = null;
+  /** Whether the target was raised to the first fetch's high watermark. */
+  private targetFetched = false;
   private caughtUp: () => void = () => undefined;
   private readonly reached = new Promise<void>((resolve) => (this.caughtUp = resolve));
   private skipped = 0;
@@ -157,6 +173,27 @@ export class KafkaCancellationWatcher extends CancelledIdsWatch implements Cance
       sessionTimeout: 10_000,
       heartbeatInterval: 3000,
       allowAutoTopicCreation: false,
+      // Cancels are written outside transactions. Reading committed records only, a transaction
+      // that anyone with produce rights leaves open hid every later cancel from every sidecar
+      // until the broker aborted it (transaction.max.timeout.ms, 15 min by default).
+      readUncommitted: true,
+    });
+    // The end to catch up to: the admin client reads the last stable offset, below a transaction
+    // left open, so the first fetch's high watermark raises it (the end when the reader started,
+    // or later). Only the first: a flood would otherwise move it on and on.
+    this.consumer.on(this.consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+      if (this.target === null || this.targetFetched || payload.topic !== this.topic) return;
+      this.targetFetched = true;
+      if (BigInt(payload.highWatermark) > this.target) this.target = BigInt(payload.highWatermark);
+    });
+    // Caught up also at the end of a batch that reaches the target: the record before it may be a
+    // transaction's marker, which no consumer is handed, so reaching it in read() alone waited
+    // CATCH_UP_WAIT_MS.
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (this.target !== null && payload.topic === this.topic && BigInt(payload.lastOffset) + 1n >= this.target) {
+        this.target = null;
+        this.caughtUp();
+      }
     });
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       if (!this.closed) this.log.warn({ topic: this.topic, err: e.payload.error.message, restart: e.payload.restart }, 'the cancellation reader failed');

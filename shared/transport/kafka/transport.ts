@@ -150,6 +150,7 @@ export class KafkaTransport implements Transport {
       connected: () => this.connected,
       waitConnected: () => this.waitConnected(),
       ensureTopic: (topic) => this.ensureTopic(topic, 1, CANCEL_TOPIC_CONFIG),
+      forgetTopic: (topic, err) => isStaleTopicError(err) && this.topics.delete(topic),
       send: (topic, record) => this.batcher.send(topic, record),
     });
   }
