@@ -161,7 +161,9 @@ case "${1:-}" in
     ;;
   kill)
     node_env "${2:?node number}"
-    kill -9 "$(cat "$RABBITMQ_PID_FILE")"
+    # The pid file, or the node's own word when it is missing (a second start of a running node removes it).
+    pid="$(cat "$RABBITMQ_PID_FILE" 2>/dev/null || "$bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" eval 'io:format("~s", [os:getpid()]).' 2>/dev/null | head -c 20)"
+    kill -9 "${pid//[^0-9]/}"
     ;;
   revive)
     start_node "${2:?node number}"

@@ -204,6 +204,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
 
   /** Runs on every new connection, before it is reported as connected. */
   private async setUp(model: ChannelModel): Promise<void> {
+    // amqplib's recovery listens for this connection's errors only once set-up is done: an error
+    // before (the node dies now, or refuses a stream consume with a connection exception such as
+    // "does not have a running local replica") had no listener, so it was thrown from the socket's
+    // handler, killing the process or leaving recovery waiting forever. Heard here, set-up fails
+    // and recovery tries the next node; after set-up recovery's own listener reports them.
+    model.on('error', (err: Error) => {
+      if (this.model !== model) this.log.warn({ err: err.message }, 'broker connection error while setting up; trying again');
+    });
     const socket = amqpSocketOf(model);
     if (socket) coalesceWrites(socket);
     else this.log.warn('amqplib internals changed: frames are written one syscall each');
