@@ -28,7 +28,8 @@ import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
 import { closedChannels, confirmPublish, returnedIds, track } from './channels.js';
 import { AmqpConsumer, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
 import { AmqpReplyInbox } from './inbox.js';
-import { CancellationWatcher, publishCancellation } from './cancellations.js';
+import { publishCancellation } from './cancellations.js';
+import { CancellationReaders } from './cancellation-readers.js';
 import { declareDurableQueue, REPLY_INBOX_EXPIRES_MS, type QueueType } from './queues.js';
 import { trustedCas } from './tls.js';
 import { amqpHostUrls, connectTarget, redactRaw } from './url.js';
@@ -97,7 +98,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private declared = new Set<string>();
   private readonly consumers = new Set<AmqpConsumer>();
   private readonly inboxes = new Set<AmqpReplyInbox>();
-  private readonly watchers = new Set<CancellationWatcher>();
+  private readers!: CancellationReaders;
   private connection!: RecoveringChannelModel;
   private readonly hosts: string[];
   private hostIndex = 0;
@@ -134,6 +135,12 @@ export class AmqpTransport implements Transport, ConsumerHost {
       Object.assign(target, connectTarget(next));
       transport.endpoint = amqpEndpoint(next);
     };
+    transport.readers = new CancellationReaders(
+      transport.hosts,
+      transport.hostIndex,
+      { timeout: CONNECT_TIMEOUT_MS, ...(options.ca !== undefined ? { ca: trustedCas(options.ca) } : {}) },
+      transport.log,
+    );
     transport.connection = await amqp.connect(target, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
       timeout: CONNECT_TIMEOUT_MS, // amqplib clears it once the connection is open
@@ -218,7 +225,6 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.declared = new Set();
     this.publisher = await this.openPublisher(model);
     for (const inbox of this.inboxes) await inbox.attachOrResume(model);
-    for (const watcher of this.watchers) await watcher.attach(model); // read up to now before consuming requests
     for (const consumer of this.consumers) await consumer.attach(model);
   }
 
@@ -378,11 +384,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
     await publishCancellation(this.model!, channel, this.declared, queue, id, deadline, options.timeoutMs);
   }
 
-  async watchCancellations(queue: string, onCancel: (id: string) => void, options: { capacity?: number } = {}): Promise<CancellationWatch> {
-    const watcher: CancellationWatcher = new CancellationWatcher(queue, onCancel, this.log, options.capacity, () => this.watchers.delete(watcher));
-    this.watchers.add(watcher);
-    if (this.model) await watcher.attach(this.model);
-    return watcher;
+  watchCancellations(queue: string, onCancel: (id: string) => void, options: { capacity?: number } = {}): Promise<CancellationWatch> {
+    return this.readers.watch(queue, onCancel, options.capacity);
   }
 
   forgetConsumer(consumer: AmqpConsumer): void {
@@ -397,6 +400,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.disconnectedAt = null;
     const model = this.model;
     const orderly = async (): Promise<void> => {
+      await this.readers.close();
       for (const inbox of [...this.inboxes]) await inbox.close();
       this.model = null;
       this.publisher = null;
