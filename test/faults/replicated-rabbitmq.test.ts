@@ -27,6 +27,9 @@ import { msgIs, spawnKueuer, type KueuerProcess } from '../helpers/processes.js'
 import { uniqueQueue, waitFor } from '../helpers/stack.js';
 import { RabbitMqDepth } from '../../shared/transport/amqp/depth.js';
 import amqp from 'amqplib';
+import { pino } from 'pino';
+import { AmqpTransport } from '../../shared/transport/amqp/transport.js';
+import { encodeResponse, type WireMessage } from '../../shared/envelope.js';
 import { delay, startTestApp } from '../helpers/test-app.js';
 import { holdClusterFaults } from '../helpers/rabbitmq-cluster.js';
 
@@ -265,6 +268,55 @@ describe("replicated RabbitMQ: the autoscaler's queue depth with a node down", (
       expect(await depth.read(queue)).toEqual({ backlog: 3 });
     } finally {
       await cluster('revive', '1');
+    }
+  });
+});
+
+describe("replicated RabbitMQ: a sidecar's first reply to an inbox whose leader's node just died", () => {
+  it('is retried on a new channel and confirmed once the inbox has a new leader, not nacked for good', { timeout: 300_000 }, async () => {
+    const { nodes } = inject('amqpCluster');
+    if (!nodes) throw new Error('the global setup started no RabbitMQ cluster for this run');
+    const hosts = nodes.replace(/^amqp:\/\/[^@]*@/, '').split(',');
+    const on = (n: number): string => nodes.replace(/@.*$/, `@${hosts[n - 1]}`);
+    const log = pino({ level: 'silent' });
+    // The responder's inbox, consumed through node 2, led by node 3.
+    const consumer = await AmqpTransport.connect(on(2), log);
+    const got: string[] = [];
+    const inbox = await consumer.openReplyInbox(uniqueQueue('sticky'), (m) => got.push(m.body.toString()));
+    await cluster('move-leader', inbox.address, '3');
+    await waitFor(async () => (await leaderOf(inbox.address, nodes)) === 3, 30_000, 'node 3 to lead the inbox');
+    // The sidecar, on node 1, has never published to this inbox.
+    const sidecar = await AmqpTransport.connect(on(1), log);
+    const reply = (n: number): WireMessage =>
+      encodeResponse({ id: n.toString(16).padStart(32, '0'), queue: 'q', status: 200, headers: [], body: Buffer.from(String(n)) });
+    await cluster('kill', '3');
+    try {
+      // Its first publish comes while the leader's node is down: nacked (or confirmed, if the new leader was already known).
+      const first = await sidecar.publishReply(inbox.address, reply(1), { timeoutMs: 5000 }).then(
+        () => 'confirmed',
+        (err: Error) => err.message,
+      );
+      // Retried as the sidecar's worker does: within seconds each later publish must be confirmed.
+      const outcomes: string[] = [];
+      await waitFor(
+        async () => {
+          const r = await sidecar.publishReply(inbox.address, reply(2), { timeoutMs: 5000 }).then(
+            () => 'confirmed',
+            (err: Error) => err.message,
+          );
+          outcomes.push(r);
+          return r === 'confirmed';
+        },
+        20_000,
+        'a reply confirmed',
+        { intervalMs: 500 },
+      );
+      console.log(`first reply: ${first}; then: ${outcomes.join(', ')}`);
+      await expect.poll(() => got.includes('2'), { timeout: 10_000 }).toBe(true);
+    } finally {
+      await sidecar.close().catch(() => undefined);
+      await consumer.close().catch(() => undefined);
+      await cluster('revive', '3');
     }
   });
 });
