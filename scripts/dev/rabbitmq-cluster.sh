@@ -14,6 +14,8 @@
 #                                          # it with its data, and wait until its quorum queue members are back
 #   scripts/dev/rabbitmq-cluster.sh move-leader QUEUE N  # make node N the leader of quorum queue QUEUE (vhost /)
 #   scripts/dev/rabbitmq-cluster.sh ctl N ARGS...  # rabbitmqctl against node N
+# KUEUER_RABBITMQ_CLUSTER_LOG_LEVEL (default warning) is the nodes' log level; info logs each quorum
+# queue's leader elections, with timestamps, in .cache/rabbitmq-cluster/PORT/nodeN/log.
 # Ports (KUEUER_RABBITMQ_CLUSTER_PORT, default 22670): HAProxy on the port, node
 # N's AMQP on port+1+N... precisely: node N AMQP = port+N+1 (22672-22674),
 # distribution = port+N+11 (22682-22684), management = port+N+21
@@ -73,7 +75,7 @@ start_node() {
 loopback_users = none
 listeners.tcp.default = 127.0.0.1:$RABBITMQ_NODE_PORT
 log.console = false
-log.file.level = warning
+log.file.level = ${KUEUER_RABBITMQ_CLUSTER_LOG_LEVEL:-warning}
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $((port + n + 21))
 collect_statistics_interval = 1000
@@ -159,7 +161,9 @@ case "${1:-}" in
     ;;
   kill)
     node_env "${2:?node number}"
-    kill -9 "$(cat "$RABBITMQ_PID_FILE")"
+    # The pid file, or the node's own word when it is missing (a second start of a running node removes it).
+    pid="$(cat "$RABBITMQ_PID_FILE" 2>/dev/null || "$bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" eval 'io:format("~s", [os:getpid()]).' 2>/dev/null | head -c 20)"
+    kill -9 "${pid//[^0-9]/}"
     ;;
   revive)
     start_node "${2:?node number}"

@@ -214,6 +214,52 @@ describe('amqp failover duties', () => {
     }
   });
 
+  it('survives its connection being cut while it sets up its channels (a node dying mid-failover), and connects again', async () => {
+    // The window between the AMQP handshake and the transport reporting connected: amqplib's recovery
+    // listens for the connection's errors only after it. A node that dies then (or refuses a stream
+    // consume with a connection error: "does not have a running local replica") emitted an 'error' no
+    // one listened for, and the process died (a sidecar, in a fault row under load).
+    const target = new URL(amqpUrl());
+    let cuts = 0;
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port), target.hostname);
+      for (const s of [client, upstream]) s.on('error', () => undefined);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+      upstream.on('data', (chunk: Buffer) => client.write(chunk));
+      client.on('data', (chunk: Buffer) => {
+        // confirm.select (class 85, method 10): the publisher channel of the set-up. Cut the first connection there.
+        if (cuts === 0 && chunk.includes(Buffer.from([0x00, 0x55, 0x00, 0x0a]))) {
+          cuts++;
+          client.destroy();
+          return;
+        }
+        upstream.write(chunk);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const uncaught: Error[] = [];
+    const onUncaught = (err: Error): void => void uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const url = `amqp://${target.username}:${target.password}@127.0.0.1:${(proxy.address() as net.AddressInfo).port}${target.pathname === '/' ? '' : target.pathname}`;
+      const { t, lines } = await transportWithLog({ url });
+      try {
+        expect(cuts).toBe(1);
+        const queue = uniqueQueue('setup-cut');
+        await t.publishRequest(queue, request(queue, ids(12)), { timeoutMs: 5000 });
+        expect((await withRawChannel((ch) => ch.checkQueue(queue))).messageCount).toBe(1);
+        expect(lines.some((l) => l.msg === 'connected to broker')).toBe(true);
+      } finally {
+        await t.close();
+      }
+      expect(uncaught.map((e) => e.message)).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      proxy.close();
+    }
+  }, 40_000);
+
   it('connects through a URL naming several nodes, skipping one that does not answer', async () => {
     const single = new URL(amqpUrl());
     const url = `amqp://${single.username}:${single.password}@127.0.0.1:1,${single.host}${single.pathname === '/' ? '' : single.pathname}`;

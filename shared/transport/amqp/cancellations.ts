@@ -42,7 +42,7 @@ const STREAM_ARGUMENTS = {
   'x-stream-max-segment-size-bytes': 1024 * 1024,
 };
 /** How long a sidecar waits to have read the stream up to now before consuming requests anyway. */
-const CATCH_UP_WAIT_MS = 5_000;
+export const CANCEL_CATCH_UP_WAIT_MS = 5_000;
 /** Unacked stream messages the broker may send ahead. */
 const STREAM_PREFETCH = 1_000;
 
@@ -104,7 +104,7 @@ export class CancellationWatcher extends CancelledIdsWatch implements Cancellati
 
   /**
    * Consumes the stream on `model`, and resolves once it read its own marker (caught up) or after
-   * CATCH_UP_WAIT_MS. Never rejects: a stream that cannot be read (a user without permission on
+   * CANCEL_CATCH_UP_WAIT_MS. Never rejects: a stream that cannot be read (a user without permission on
    * it) leaves the sidecar consuming without cancellations, said in the log.
    */
   async attach(model: ChannelModel): Promise<void> {
@@ -145,10 +145,11 @@ export class CancellationWatcher extends CancelledIdsWatch implements Cancellati
     let timer: NodeJS.Timeout | undefined;
     const late = await Promise.race([
       reached.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), CATCH_UP_WAIT_MS))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), CANCEL_CATCH_UP_WAIT_MS))),
     ]);
     clearTimeout(timer);
-    if (late) this.log.warn({ queue: this.queue, waitedMs: CATCH_UP_WAIT_MS }, 'the cancellation stream was not read up to now in time; consuming anyway');
+    if (late)
+      this.log.warn({ queue: this.queue, waitedMs: CANCEL_CATCH_UP_WAIT_MS }, 'the cancellation stream was not read up to now in time; consuming anyway');
   }
 
   /** Takes one stream entry; returns the marker it carries, if any. */

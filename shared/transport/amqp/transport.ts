@@ -28,7 +28,8 @@ import { amqpSocketOf, coalesceWrites } from './coalesce-writes.js';
 import { closedChannels, confirmPublish, returnedIds, track } from './channels.js';
 import { AmqpConsumer, REPUBLISHED_HEADER, type ConsumerHost } from './consumer.js';
 import { AmqpReplyInbox } from './inbox.js';
-import { CancellationWatcher, publishCancellation } from './cancellations.js';
+import { publishCancellation } from './cancellations.js';
+import { CancellationReaders } from './cancellation-readers.js';
 import { declareDurableQueue, REPLY_INBOX_EXPIRES_MS, type QueueType } from './queues.js';
 import { trustedCas } from './tls.js';
 import { amqpHostUrls, connectTarget, redactRaw } from './url.js';
@@ -100,7 +101,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private declared = new Set<string>();
   private readonly consumers = new Set<AmqpConsumer>();
   private readonly inboxes = new Set<AmqpReplyInbox>();
-  private readonly watchers = new Set<CancellationWatcher>();
+  private readers!: CancellationReaders;
   private connection!: RecoveringChannelModel;
   private readonly hosts: string[];
   private hostIndex = 0;
@@ -137,6 +138,12 @@ export class AmqpTransport implements Transport, ConsumerHost {
       Object.assign(target, connectTarget(next));
       transport.endpoint = amqpEndpoint(next);
     };
+    transport.readers = new CancellationReaders(
+      transport.hosts,
+      transport.hostIndex,
+      { timeout: CONNECT_TIMEOUT_MS, ...(options.ca !== undefined ? { ca: trustedCas(options.ca) } : {}) },
+      transport.log,
+    );
     transport.connection = await amqp.connect(target, {
       noDelay: true, // without it, Nagle + delayed ack add ~40 ms per round trip
       timeout: CONNECT_TIMEOUT_MS, // amqplib clears it once the connection is open
@@ -207,13 +214,20 @@ export class AmqpTransport implements Transport, ConsumerHost {
 
   /** Runs on every new connection, before it is reported as connected. */
   private async setUp(model: ChannelModel): Promise<void> {
+    // amqplib's recovery listens for this connection's errors only once set-up is done: an error
+    // before (the node dies now, or refuses a stream consume with a connection exception such as
+    // "does not have a running local replica") had no listener, so it was thrown from the socket's
+    // handler, killing the process or leaving recovery waiting forever. Heard here, set-up fails
+    // and recovery tries the next node; after set-up recovery's own listener reports them.
+    model.on('error', (err: Error) => {
+      if (this.model !== model) this.log.warn({ err: err.message }, 'broker connection error while setting up; trying again');
+    });
     const socket = amqpSocketOf(model);
     if (socket) coalesceWrites(socket);
     else this.log.warn('amqplib internals changed: frames are written one syscall each');
     this.declared = new Set();
     this.publisher = await this.openPublisher(model);
     for (const inbox of this.inboxes) await inbox.attachOrResume(model);
-    for (const watcher of this.watchers) await watcher.attach(model); // read up to now before consuming requests
     for (const consumer of this.consumers) await consumer.attach(model);
   }
 
@@ -230,7 +244,10 @@ export class AmqpTransport implements Transport, ConsumerHost {
 
   /**
    * A publisher that nacked while it lives on gives way to a new channel: a channel's view of a quorum
-   * queue (its leader) can stay stale after the leader's node is lost, nacking every publish on it.
+   * queue (its leader) can stay stale after the leader's node is lost, nacking every publish on it
+   * (RabbitMQ 3.10: a channel whose first publish to a quorum queue finds its leader's node down
+   * keeps it as reject_publish; measured, every publish nacked 8 s after the new leader was elected,
+   * while a new channel's was confirmed).
    */
   private async replacePublisher(nacked: ConfirmChannel): Promise<void> {
     if (this.publisher !== nacked || closedChannels.has(nacked) || !this.model) return;
@@ -347,7 +364,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
     // Mandatory: a reply whose inbox does not exist (its responder is reconnecting after a broker
     // restart, or gone) comes back, and the caller hears so instead of acking a request nobody got.
     const token = nextReplyToken();
-    await confirmPublish(channel, replyTo, message, { persistent: false, mandatory: true, messageId: token }, options.timeoutMs);
+    try {
+      await confirmPublish(channel, replyTo, message, { persistent: false, mandatory: true, messageId: token }, options.timeoutMs);
+    } catch (err) {
+      // Nacked or never confirmed: RabbitMQ 3.10 nacks every later publish of a channel to a quorum
+      // inbox whose first came while that inbox's leader node was down. The caller retries on a new one.
+      await this.replacePublisher(channel);
+      throw err;
+    }
     const returned = returnedIds.get(channel);
     if (returned?.delete(token)) {
       throw new KueuerError('KUEUER_ERR_REPLY_INBOX_GONE', `reply inbox ${replyTo} does not exist (its responder is reconnecting or gone)`);
@@ -374,11 +398,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
     await publishCancellation(this.model!, channel, this.declared, queue, id, deadline, options.timeoutMs);
   }
 
-  async watchCancellations(queue: string, onCancel: (id: string) => void, options: { capacity?: number } = {}): Promise<CancellationWatch> {
-    const watcher: CancellationWatcher = new CancellationWatcher(queue, onCancel, this.log, options.capacity, () => this.watchers.delete(watcher));
-    this.watchers.add(watcher);
-    if (this.model) await watcher.attach(this.model);
-    return watcher;
+  watchCancellations(queue: string, onCancel: (id: string) => void, options: { capacity?: number } = {}): Promise<CancellationWatch> {
+    return this.readers.watch(queue, onCancel, options.capacity);
   }
 
   forgetConsumer(consumer: AmqpConsumer): void {
@@ -393,6 +414,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.disconnectedAt = null;
     const model = this.model;
     const orderly = async (): Promise<void> => {
+      await this.readers.close();
       for (const inbox of [...this.inboxes]) await inbox.close();
       this.model = null;
       this.publisher = null;
