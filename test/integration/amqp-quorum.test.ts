@@ -121,7 +121,7 @@ describe('amqp queue types', () => {
       expect((await queueInfo(queue))?.type).toBe('classic');
       const said = lines.find((l) => l.level === 50 && l.queue === queue);
       expect(said?.found).toBe('classic');
-      expect(String(said?.msg)).toMatch(new RegExp(`queue ${queue} already exists as classic.*delete_queue ${queue}.*KUEUER_RABBITMQ_QUEUE_TYPE`));
+      expect(String(said?.msg)).toMatch(new RegExp(`queue ${queue} already exists as classic.*KUEUER_RABBITMQ_QUEUE_TYPE.*delete_queue --if-empty ${queue}`));
       await consumer.stop();
     } finally {
       await t.close();

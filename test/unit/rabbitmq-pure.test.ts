@@ -3,7 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parsePodSettings } from '../../shared/annotations.js';
 import { parseBackend } from '../../shared/transport/backend.js';
-import { existingQueueType, queueArguments } from '../../shared/transport/amqp/queues.js';
+import { existingQueueType, mismatchAdvice, queueArguments } from '../../shared/transport/amqp/queues.js';
 import { amqpHostUrls, connectTarget, DEFAULT_HEARTBEAT_S, redactRaw } from '../../shared/transport/amqp/url.js';
 import { decidePod } from '../../webhook/admission/pod-injection.js';
 import { testInjectionConfig } from '../helpers/webhook.js';
@@ -75,6 +75,19 @@ describe('queue types', () => {
     expect(existingQueueType(quorum)).toBe('quorum');
     expect(existingQueueType("PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue 'q'")).toBe('the same type with other arguments');
     expect(existingQueueType('NOT_FOUND - no queue')).toBeNull();
+  });
+
+  it('advises a migration that stops nothing: same type everywhere, then delete once empty; copies of a dead-letter queue kept first', () => {
+    const request = mismatchAdvice('shop.web', 'quorum', 'classic', 'PRECONDITION_FAILED');
+    expect(request).toMatch(
+      /^queue shop\.web already exists as classic \(declared as quorum here\); using it as it is\. To make it quorum without stopping anything/,
+    );
+    expect(request).toContain('rabbitmqctl delete_queue --if-empty shop.web');
+    expect(request).not.toMatch(/stop the responders|restart the sidecars/);
+    expect(request).toContain('Or set that type to classic to keep it');
+    const deadLetter = mismatchAdvice('shop.web.dead-letter', 'quorum', 'classic', 'PRECONDITION_FAILED');
+    expect(deadLetter).toContain('rabbitmqadmin get queue=shop.web.dead-letter ackmode=ack_requeue_true');
+    expect(deadLetter).not.toContain('--if-empty'); // nothing empties a dead-letter queue
   });
 });
 

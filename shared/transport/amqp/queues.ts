@@ -41,8 +41,11 @@ export function existingQueueType(message: string): string | null {
 export function mismatchAdvice(queue: string, wanted: QueueType, found: string, brokerMessage: string): string {
   return (
     `queue ${queue} already exists as ${found} (declared as ${wanted} here); using it as it is. ` +
-    `To migrate: drain it (stop the responders, let the sidecars empty it), delete it (rabbitmqctl delete_queue ${queue}) ` +
-    `and restart the sidecars, or set KUEUER_RABBITMQ_QUEUE_TYPE (kueuer.io/queue-type) to the existing type. Broker: ${brokerMessage}`
+    `To make it ${wanted} without stopping anything: give every component using it the same queue type (KUEUER_RABBITMQ_QUEUE_TYPE, kueuer.io/queue-type) and let them roll out, then ` +
+    (queue.endsWith('.dead-letter')
+      ? `keep its copies if you need them (rabbitmqadmin get queue=${queue} ackmode=ack_requeue_true) and delete it: rabbitmqctl delete_queue ${queue}; the next copy declares it again. `
+      : `delete it once it is empty: rabbitmqctl delete_queue --if-empty ${queue} (repeat while it answers "Queue is not empty"); the components declare it again at once. `) +
+    `Or set that type to ${found} to keep it (docs/rabbitmq.md, "An existing queue of another type"). Broker: ${brokerMessage}`
   );
 }
 
