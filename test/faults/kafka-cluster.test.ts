@@ -58,6 +58,42 @@ const busiest = (leaders: number[]): number => {
   return [...count].sort((a, b) => b[1] - a[1])[0]![0];
 };
 
+/**
+ * From the kill on, polls the topics' metadata every 200 ms and notes when (ms after `since()`)
+ * the victim was first out of every ISR (the controller fenced it) and when it first led none of
+ * their partitions (the new leaders were elected), as a client sees the cluster: the broker's part
+ * of a failover, next to the row's stall.
+ */
+function watchFailover(topics: string[], victim: () => number | undefined, since: () => number) {
+  const admin = kafka.admin();
+  let stopped = false;
+  const seen: { fencedMs?: number; electedMs?: number } = {};
+  const done = (async () => {
+    await admin.connect();
+    while (!stopped && (seen.fencedMs === undefined || seen.electedMs === undefined)) {
+      const v = victim();
+      if (v !== undefined) {
+        const meta = await Promise.race([admin.fetchTopicMetadata({ topics }).catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
+        if (meta) {
+          const partitions = meta.topics.flatMap((t) => t.partitions);
+          const at = Date.now() - since();
+          if (seen.fencedMs === undefined && partitions.every((p) => !p.isr.includes(v))) seen.fencedMs = at;
+          if (seen.electedMs === undefined && partitions.every((p) => p.leader !== v)) seen.electedMs = at;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })().catch(() => undefined);
+  return {
+    seen,
+    stop: async () => {
+      stopped = true;
+      await done;
+      await admin.disconnect().catch(() => undefined);
+    },
+  };
+}
+
 interface Outcome {
   status: number | string;
   body: string;
@@ -136,6 +172,14 @@ describe('fault rows on three Kafka brokers', () => {
     let faultDone = false;
     const victims: number[] = [];
     let injected: Promise<void> | null = null;
+    const watch =
+      fault === 'rolling restart'
+        ? null
+        : watchFailover(
+            [requestTopic(queue), replyTopic!, '__consumer_offsets'],
+            () => victims[0],
+            () => killedAt,
+          );
     const injectFault = async () => {
       killedAt = Date.now();
       if (fault === 'rolling restart') {
@@ -180,6 +224,7 @@ describe('fault rows on three Kafka brokers', () => {
     await Promise.all(Array.from({ length: 50 }, client));
     await injected;
     agent.destroy();
+    await watch?.stop();
 
     const lost = outcomes.flatMap((o, i) => (o.status === 200 ? [] : [`${i}: ${o.status} ${o.body.slice(0, 120)}`]));
     const wrong = outcomes.filter((o, i) => o.status === 200 && o.body !== `done /r/${i}`).length;
@@ -198,7 +243,9 @@ describe('fault rows on three Kafka brokers', () => {
       `kafka cluster/${fault}: broker ${victims.join(', ')} of 3; ${outcomes.length} sent, ${outcomes.length - lost.length - wrong} answered right, ` +
         `${lost.length} lost, ${wrong} wrong, ${[...calls.values()].reduce((a, b) => a + b.length, 0)} app calls, ` +
         `${reruns.length} reruns (${unflagged.length} unflagged); slowest answer ${slowestMs} ms; ` +
-        `longest stall after the fault ${stallMs} ms; ${late} late replies${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
+        `longest stall after the fault ${stallMs} ms; ${late} late replies` +
+        (watch ? `; broker ${victims[0]} out of every ISR at +${watch.seen.fencedMs ?? '?'} ms, leading nothing at +${watch.seen.electedMs ?? '?'} ms` : '') +
+        `${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
     );
     // KUEUER_CLUSTER_FAULT_LOGS=DIR keeps every process's whole log (JSON lines), to study a failed row.
     const keep = process.env.KUEUER_CLUSTER_FAULT_LOGS;
