@@ -12,10 +12,13 @@ import { describeNetworkCause } from '../../connect-errors.js';
 import { formatHostPort } from '../../options.js';
 import { retry, type BackoffOptions } from '../../retry.js';
 import { kafkaAuth, type KafkaSpec } from './config.js';
+import { guardCoordinatorLoss } from './coordinator-guard.js';
 import { guardKafkajs } from './kafkajs-guard.js';
 
 /** kafkajs 2.2.4 on Node 24 set timers of about -Date.now() ms: guarded before any client exists (kafkajs-guard.ts). */
 export const kafkajsGuard = guardKafkajs();
+/** kafkajs 2.2.4 keeps a dead group coordinator until the consumer restarts: looked up again on a failure (coordinator-guard.ts). */
+export const coordinatorGuard = guardCoordinatorLoss();
 
 /** Between attempts at connecting or setting up a topic or consumer: 200 ms doubling to 5 s. */
 export const SETUP_RETRY: BackoffOptions = { baseMs: 200, capMs: 5000, jitter: false };
