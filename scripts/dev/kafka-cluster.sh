@@ -16,6 +16,14 @@
 # KUEUER_KAFKA_CLUSTER_HOST (default 127.0.0.1) the address the client
 # listeners bind and advertise (test/node/replicated-node.test.ts uses the node
 # bridge's, which pods reach; the controllers stay on loopback).
+#
+# Everything that times a failover is Kafka's default, as users run it:
+# broker.session.timeout.ms 9 s and broker.heartbeat.interval.ms 2 s (a dead
+# broker is fenced, and its partitions get new leaders, 7-9 s after its last
+# heartbeat), the KRaft quorum's election and fetch timeouts, replica.lag.time.max.ms,
+# group.initial.rebalance.delay.ms 3 s, and 50 partitions each of
+# __consumer_offsets and __transaction_state (the failover rows measure with
+# them; docs/kafka.md "Replicated clusters: fault rows").
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -49,11 +57,8 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=3
-offsets.topic.num.partitions=6
 transaction.state.log.replication.factor=3
 transaction.state.log.min.isr=2
-transaction.state.log.num.partitions=6
-group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 delete.topic.enable=true
 PROPS
