@@ -4,7 +4,9 @@
  * `kueuer responder` and `kueuer sidecar` processes, and once a third are
  * answered, a broker goes: the one leading most of the request topic's
  * partitions (SIGKILL, or a restart with its data kept), the one leading the
- * responder's reply partition (SIGKILL), the group and transaction
+ * responder's reply partition (SIGKILL), the coordinator of the responder's
+ * reply inbox group (SIGKILL: kafkajs kept a dead coordinator, see
+ * shared/transport/kafka/coordinator-guard.ts), the group and transaction
  * coordinator of transactional sidecars (SIGKILL), or all three one after the
  * other (an operator's rolling upgrade: stop, start with data kept, wait until
  * every replica is in sync, next), with load kept up until the last is back.
@@ -48,6 +50,7 @@ type Fault =
   | 'request leader SIGKILL'
   | 'request leader restart (data kept)'
   | 'reply leader SIGKILL'
+  | 'reply inbox coordinator SIGKILL'
   | 'transaction coordinator SIGKILL (transactional)'
   | 'rolling restart';
 
@@ -169,6 +172,7 @@ describe('fault rows on three Kafka brokers', () => {
     const [replyTopic] = (await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`)).filter(isInboxTopic);
 
     let killedAt = 0;
+    let coordinators: number[] = [];
     let faultDone = false;
     const victims: number[] = [];
     let injected: Promise<void> | null = null;
@@ -191,13 +195,18 @@ describe('fault rows on three Kafka brokers', () => {
           await waitInSync(kafka, [requestTopic(queue), replyTopic!, '__consumer_offsets'], 120_000);
         }
       } else {
-        const leaders = await partitionLeaders(kafka, [requestTopic(queue), replyTopic!]);
+        const leaders = await partitionLeaders(kafka, [requestTopic(queue), replyTopic!, '__consumer_offsets']);
+        const offsets = leaders.get('__consumer_offsets')!;
+        // Which brokers coordinate the groups (the sidecars', the responder's inbox): a coordinator's death costs a rejoin.
+        coordinators = [consumerGroup(queue), replyTopic!].map((g) => offsets[coordinatorPartition(g, offsets.length)]!);
         const victim =
           fault === 'reply leader SIGKILL'
             ? leaders.get(replyTopic!)![0]!
-            : transactional
-              ? transactional.coordinator
-              : busiest(leaders.get(requestTopic(queue))!);
+            : fault === 'reply inbox coordinator SIGKILL'
+              ? coordinators[1]!
+              : transactional
+                ? transactional.coordinator
+                : busiest(leaders.get(requestTopic(queue))!);
         victims.push(victim);
         killedAt = Date.now();
         await clusterAsync('kill', String(victim), fault === 'request leader restart (data kept)' ? 'TERM' : 'KILL');
@@ -245,6 +254,7 @@ describe('fault rows on three Kafka brokers', () => {
         `${reruns.length} reruns (${unflagged.length} unflagged); slowest answer ${slowestMs} ms; ` +
         `longest stall after the fault ${stallMs} ms; ${late} late replies` +
         (watch ? `; broker ${victims[0]} out of every ISR at +${watch.seen.fencedMs ?? '?'} ms, leading nothing at +${watch.seen.electedMs ?? '?'} ms` : '') +
+        (coordinators.length ? `; group coordinators: sidecars' broker ${coordinators[0]}, reply inbox's broker ${coordinators[1]}` : '') +
         `${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
     );
     // KUEUER_CLUSTER_FAULT_LOGS=DIR keeps every process's whole log (JSON lines), to study a failed row.
@@ -291,6 +301,10 @@ describe('fault rows on three Kafka brokers', () => {
 
   it(`the reply partition's leader SIGKILLed under load: ${N} requests, none lost, no unflagged rerun`, { timeout: 300_000 }, () =>
     run('reply leader SIGKILL'),
+  );
+
+  it(`the reply inbox's group coordinator SIGKILLed under load: ${N} requests, none lost, no unflagged rerun`, { timeout: 300_000 }, () =>
+    run('reply inbox coordinator SIGKILL'),
   );
 
   it(`transactional sidecars, their group and transaction coordinator SIGKILLed under load: ${N} requests, none lost`, { timeout: 300_000 }, () =>
