@@ -20,10 +20,16 @@
 # Everything that times a failover is Kafka's default, as users run it:
 # broker.session.timeout.ms 9 s and broker.heartbeat.interval.ms 2 s (a dead
 # broker is fenced, and its partitions get new leaders, 7-9 s after its last
-# heartbeat), the KRaft quorum's election and fetch timeouts, replica.lag.time.max.ms,
-# group.initial.rebalance.delay.ms 3 s, and 50 partitions each of
-# __consumer_offsets and __transaction_state (the failover rows measure with
-# them; docs/kafka.md "Replicated clusters: fault rows").
+# heartbeat), the KRaft quorum's election and fetch timeouts and
+# replica.lag.time.max.ms. Three settings are not: 6 partitions each of
+# __consumer_offsets and __transaction_state (50 by default) and
+# group.initial.rebalance.delay.ms 0 (3 s). With the defaults, a fresh
+# cluster's first group join took over 5 s (50 x 3 replicas created, then
+# the delay), which the tests do not wait for: the first fault row on a
+# fresh cluster got 503 for all 300 (the responder's reply inbox not ready
+# yet) and test/node/replicated-node.test.ts's warm-up lost 4 of 12 (2026-12-07).
+# The SIGKILL rows' failover times measured with the defaults are in
+# docs/kafka.md "What a SIGKILL costs, step by step".
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -57,8 +63,11 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=3
+offsets.topic.num.partitions=6
 transaction.state.log.replication.factor=3
 transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=6
+group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 delete.topic.enable=true
 PROPS
