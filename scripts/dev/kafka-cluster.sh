@@ -16,6 +16,20 @@
 # KUEUER_KAFKA_CLUSTER_HOST (default 127.0.0.1) the address the client
 # listeners bind and advertise (test/node/replicated-node.test.ts uses the node
 # bridge's, which pods reach; the controllers stay on loopback).
+#
+# Everything that times a failover is Kafka's default, as users run it:
+# broker.session.timeout.ms 9 s and broker.heartbeat.interval.ms 2 s (a dead
+# broker is fenced, and its partitions get new leaders, 7-9 s after its last
+# heartbeat), the KRaft quorum's election and fetch timeouts and
+# replica.lag.time.max.ms. Three settings are not: 6 partitions each of
+# __consumer_offsets and __transaction_state (50 by default) and
+# group.initial.rebalance.delay.ms 0 (3 s). With the defaults, a fresh
+# cluster's first group join took over 5 s (50 x 3 replicas created, then
+# the delay), which the tests do not wait for: the first fault row on a
+# fresh cluster got 503 for all 300 (the responder's reply inbox not ready
+# yet) and test/node/replicated-node.test.ts's warm-up lost 4 of 12 (2026-12-07).
+# The SIGKILL rows' failover times measured with the defaults are in
+# docs/kafka.md "What a SIGKILL costs, step by step".
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -4,7 +4,9 @@
  * `kueuer responder` and `kueuer sidecar` processes, and once a third are
  * answered, a broker goes: the one leading most of the request topic's
  * partitions (SIGKILL, or a restart with its data kept), the one leading the
- * responder's reply partition (SIGKILL), the group and transaction
+ * responder's reply partition (SIGKILL), the coordinator of the responder's
+ * reply inbox group (SIGKILL: kafkajs kept a dead coordinator, see
+ * shared/transport/kafka/coordinator-guard.ts), the group and transaction
  * coordinator of transactional sidecars (SIGKILL), or all three one after the
  * other (an operator's rolling upgrade: stop, start with data kept, wait until
  * every replica is in sync, next), with load kept up until the last is back.
@@ -48,6 +50,7 @@ type Fault =
   | 'request leader SIGKILL'
   | 'request leader restart (data kept)'
   | 'reply leader SIGKILL'
+  | 'reply inbox coordinator SIGKILL'
   | 'transaction coordinator SIGKILL (transactional)'
   | 'rolling restart';
 
@@ -57,6 +60,42 @@ const busiest = (leaders: number[]): number => {
   for (const l of leaders) count.set(l, (count.get(l) ?? 0) + 1);
   return [...count].sort((a, b) => b[1] - a[1])[0]![0];
 };
+
+/**
+ * From the kill on, polls the topics' metadata every 200 ms and notes when (ms after `since()`)
+ * the victim was first out of every ISR (the controller fenced it) and when it first led none of
+ * their partitions (the new leaders were elected), as a client sees the cluster: the broker's part
+ * of a failover, next to the row's stall.
+ */
+function watchFailover(topics: string[], victim: () => number | undefined, since: () => number) {
+  const admin = kafka.admin();
+  let stopped = false;
+  const seen: { fencedMs?: number; electedMs?: number } = {};
+  const done = (async () => {
+    await admin.connect();
+    while (!stopped && (seen.fencedMs === undefined || seen.electedMs === undefined)) {
+      const v = victim();
+      if (v !== undefined) {
+        const meta = await Promise.race([admin.fetchTopicMetadata({ topics }).catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
+        if (meta) {
+          const partitions = meta.topics.flatMap((t) => t.partitions);
+          const at = Date.now() - since();
+          if (seen.fencedMs === undefined && partitions.every((p) => !p.isr.includes(v))) seen.fencedMs = at;
+          if (seen.electedMs === undefined && partitions.every((p) => p.leader !== v)) seen.electedMs = at;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })().catch(() => undefined);
+  return {
+    seen,
+    stop: async () => {
+      stopped = true;
+      await done;
+      await admin.disconnect().catch(() => undefined);
+    },
+  };
+}
 
 interface Outcome {
   status: number | string;
@@ -133,9 +172,18 @@ describe('fault rows on three Kafka brokers', () => {
     const [replyTopic] = (await topicsWithPrefix(kafka, `kueuer.reply.${queue}.`)).filter(isInboxTopic);
 
     let killedAt = 0;
+    let coordinators: number[] = [];
     let faultDone = false;
     const victims: number[] = [];
     let injected: Promise<void> | null = null;
+    const watch =
+      fault === 'rolling restart'
+        ? null
+        : watchFailover(
+            [requestTopic(queue), replyTopic!, '__consumer_offsets'],
+            () => victims[0],
+            () => killedAt,
+          );
     const injectFault = async () => {
       killedAt = Date.now();
       if (fault === 'rolling restart') {
@@ -147,13 +195,18 @@ describe('fault rows on three Kafka brokers', () => {
           await waitInSync(kafka, [requestTopic(queue), replyTopic!, '__consumer_offsets'], 120_000);
         }
       } else {
-        const leaders = await partitionLeaders(kafka, [requestTopic(queue), replyTopic!]);
+        const leaders = await partitionLeaders(kafka, [requestTopic(queue), replyTopic!, '__consumer_offsets']);
+        const offsets = leaders.get('__consumer_offsets')!;
+        // Which brokers coordinate the groups (the sidecars', the responder's inbox): a coordinator's death costs a rejoin.
+        coordinators = [consumerGroup(queue), replyTopic!].map((g) => offsets[coordinatorPartition(g, offsets.length)]!);
         const victim =
           fault === 'reply leader SIGKILL'
             ? leaders.get(replyTopic!)![0]!
-            : transactional
-              ? transactional.coordinator
-              : busiest(leaders.get(requestTopic(queue))!);
+            : fault === 'reply inbox coordinator SIGKILL'
+              ? coordinators[1]!
+              : transactional
+                ? transactional.coordinator
+                : busiest(leaders.get(requestTopic(queue))!);
         victims.push(victim);
         killedAt = Date.now();
         await clusterAsync('kill', String(victim), fault === 'request leader restart (data kept)' ? 'TERM' : 'KILL');
@@ -180,6 +233,7 @@ describe('fault rows on three Kafka brokers', () => {
     await Promise.all(Array.from({ length: 50 }, client));
     await injected;
     agent.destroy();
+    await watch?.stop();
 
     const lost = outcomes.flatMap((o, i) => (o.status === 200 ? [] : [`${i}: ${o.status} ${o.body.slice(0, 120)}`]));
     const wrong = outcomes.filter((o, i) => o.status === 200 && o.body !== `done /r/${i}`).length;
@@ -198,7 +252,10 @@ describe('fault rows on three Kafka brokers', () => {
       `kafka cluster/${fault}: broker ${victims.join(', ')} of 3; ${outcomes.length} sent, ${outcomes.length - lost.length - wrong} answered right, ` +
         `${lost.length} lost, ${wrong} wrong, ${[...calls.values()].reduce((a, b) => a + b.length, 0)} app calls, ` +
         `${reruns.length} reruns (${unflagged.length} unflagged); slowest answer ${slowestMs} ms; ` +
-        `longest stall after the fault ${stallMs} ms; ${late} late replies${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
+        `longest stall after the fault ${stallMs} ms; ${late} late replies` +
+        (watch ? `; broker ${victims[0]} out of every ISR at +${watch.seen.fencedMs ?? '?'} ms, leading nothing at +${watch.seen.electedMs ?? '?'} ms` : '') +
+        (coordinators.length ? `; group coordinators: sidecars' broker ${coordinators[0]}, reply inbox's broker ${coordinators[1]}` : '') +
+        `${lost.length ? `; lost: ${lost.slice(0, 5).join('; ')}` : ''}`,
     );
     // KUEUER_CLUSTER_FAULT_LOGS=DIR keeps every process's whole log (JSON lines), to study a failed row.
     const keep = process.env.KUEUER_CLUSTER_FAULT_LOGS;
@@ -244,6 +301,10 @@ describe('fault rows on three Kafka brokers', () => {
 
   it(`the reply partition's leader SIGKILLed under load: ${N} requests, none lost, no unflagged rerun`, { timeout: 300_000 }, () =>
     run('reply leader SIGKILL'),
+  );
+
+  it(`the reply inbox's group coordinator SIGKILLed under load: ${N} requests, none lost, no unflagged rerun`, { timeout: 300_000 }, () =>
+    run('reply inbox coordinator SIGKILL'),
   );
 
   it(`transactional sidecars, their group and transaction coordinator SIGKILLed under load: ${N} requests, none lost`, { timeout: 300_000 }, () =>

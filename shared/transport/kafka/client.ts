@@ -6,19 +6,47 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Kafka, logLevel, type Admin, type ISocketFactory } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type Consumer, type ISocketFactory } from 'kafkajs';
 import type { Logger } from 'pino';
 import { describeNetworkCause } from '../../connect-errors.js';
 import { formatHostPort } from '../../options.js';
 import { retry, type BackoffOptions } from '../../retry.js';
 import { kafkaAuth, type KafkaSpec } from './config.js';
+import { guardCoordinatorLoss } from './coordinator-guard.js';
 import { guardKafkajs } from './kafkajs-guard.js';
 
 /** kafkajs 2.2.4 on Node 24 set timers of about -Date.now() ms: guarded before any client exists (kafkajs-guard.ts). */
 export const kafkajsGuard = guardKafkajs();
+/** kafkajs 2.2.4 keeps a dead group coordinator until the consumer restarts: looked up again on a failure (coordinator-guard.ts). */
+export const coordinatorGuard = guardCoordinatorLoss();
 
 /** Between attempts at connecting or setting up a topic or consumer: 200 ms doubling to 5 s. */
 export const SETUP_RETRY: BackoffOptions = { baseMs: 200, capMs: 5000, jitter: false };
+
+/**
+ * kafkajs's retry of a consumer's fetch loop. A fetch from a partition's dead leader fails at once
+ * (connection refused), and kafkajs refreshes its metadata on that failure but waits out its
+ * backoff before fetching again; with the client's default (doubling from 100 ms, up to 30 s) the
+ * wait after the failure that first saw the new leader was 6-13 s, so a reply inbox or a sidecar
+ * went on reading nothing for that long after the broker had elected new leaders (a SIGKILL of a
+ * leader stalled answers 18-23 s where the election took 9-12 s). Capped at 1 s, the fetch
+ * resumes within about a second of the election. The retries count over the consumer's life
+ * (kafkajs never resets them while it runs), and when they are spent kafkajs restarts the
+ * consumer, which rejoins its group: 30 keep that at least as far off as the default's 8 did
+ * (about 25 s of one outage). factor and multiplier are kafkajs's defaults, named because kafkajs
+ * takes others when NODE_ENV is test.
+ */
+export const CONSUMER_RETRY = { initialRetryTime: 100, maxRetryTime: 1000, retries: 30, factor: 0.2, multiplier: 2 };
+
+/** Says when kafkajs stops a consumer on an error it could not retry away (it then restarts it, as a new member of its group). */
+export function logRestarts(consumer: Consumer, log: Logger, what: string): void {
+  consumer.on(consumer.events.CRASH, (e) =>
+    log.warn(
+      { err: e.payload.error.message, restart: e.payload.restart },
+      e.payload.restart ? `${what} stopped on an error; kafkajs restarts it` : `${what} stopped on an error kafkajs does not retry`,
+    ),
+  );
+}
 
 /** kafkajs's own sockets leave Nagle on; like AMQP's, ours set noDelay (one request at a time went from ~7 ms to ~2 ms). */
 const noDelaySocket: ISocketFactory = ({ host, port, ssl, onConnect }) => {

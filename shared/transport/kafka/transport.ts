@@ -48,7 +48,7 @@ import {
   type ReplyInbox,
   type Transport,
 } from '../transport.js';
-import { KafkaClient, SETUP_RETRY } from './client.js';
+import { CONSUMER_RETRY, KafkaClient, logRestarts, SETUP_RETRY } from './client.js';
 import { consumerGroup, DEFAULT_TOPIC_REPLICATION, isInboxTopic, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
 import { metaFromHeaders, recordOf } from './records.js';
 import { sendRequestRecord } from './publish.js';
@@ -283,7 +283,9 @@ export class KafkaTransport implements Transport {
     // Its own group, which only this replica ever joins: the sweep recognizes abandoned inboxes by their empty group.
     // Session 10 s, as the request consumers': when the group's coordinator dies, kafkajs rejoins as a new member
     // and the group waits for the old one's session to expire (30 s held every reply back ~40 s after a SIGKILL).
-    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 5, sessionTimeout: 10_000, heartbeatInterval: 3000 });
+    // CONSUMER_RETRY: fetches again within a second of a partition leader's failover (client.ts).
+    const consumer = this.kafka.consumer({ groupId: topic, maxWaitTimeInMs: 5, sessionTimeout: 10_000, heartbeatInterval: 3000, retry: CONSUMER_RETRY });
+    logRestarts(consumer, this.log.child({ topic }), 'reply inbox');
     const setUp = retry(
       async () => {
         if (closed) return;
@@ -373,10 +375,12 @@ export class KafkaTransport implements Transport {
       rebalanceTimeout: 60_000,
       maxWaitTimeInMs: 5,
       allowAutoTopicCreation: false,
+      retry: CONSUMER_RETRY,
     });
     const log = this.log.child({ queue });
     // Set below; the event can only fire once the worker runs.
     let onAssigned: (partitions: number[]) => void = () => undefined;
+    logRestarts(consumer, log, 'request consumer');
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       const assigned = e.payload.memberAssignment[topic] ?? [];
       owned = assigned;
