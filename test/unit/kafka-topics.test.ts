@@ -24,13 +24,16 @@ describe('replication of the topics Kueuer creates', () => {
     expect(rest).toEqual([]);
     expect(problem).toContain('Kafka topic kueuer.q has replication factor 1');
     expect(problem).toContain('does not change existing topics');
+    expect(problem).toContain("Raising an existing topic's replication");
     expect(singlePointsOfFailure('kueuer.q', { replicationFactor: 1, minInsyncReplicas: 1 }, 3)).toHaveLength(1);
   });
 
   it('reports min.insync.replicas below 2 on a multi-broker cluster only', () => {
     const [problem] = singlePointsOfFailure('kueuer.q', { replicationFactor: 3, minInsyncReplicas: 1 }, 3);
     expect(problem).toContain('min.insync.replicas 1');
-    expect(problem).toContain('--add-config min.insync.replicas=2');
+    expect(problem).toContain(
+      'kafka-configs.sh --bootstrap-server <broker:port> --alter --entity-type topics --entity-name kueuer.q --add-config min.insync.replicas=2',
+    );
     expect(singlePointsOfFailure('kueuer.q', { replicationFactor: 3, minInsyncReplicas: 2 }, 3)).toEqual([]);
     expect(singlePointsOfFailure('kueuer.q', { replicationFactor: 2, minInsyncReplicas: 2 }, 2)).toEqual([]);
   });

@@ -59,13 +59,14 @@ export function singlePointsOfFailure(topic: string, found: TopicReplication, br
   if (found.replicationFactor <= 1) {
     problems.push(
       `Kafka topic ${topic} has replication factor ${found.replicationFactor}: its records are lost or unreachable while its broker is down; ` +
-        'Kueuer does not change existing topics: raise it with kafka-reassign-partitions (see docs/kafka.md)',
+        'Kueuer does not change existing topics: raise it with kafka-reassign-partitions.sh (docs/kafka.md, "Raising an existing topic\'s replication"; kueuer check prints the commands for it)',
     );
   }
   if (brokers > 1 && found.replicationFactor > 1 && found.minInsyncReplicas < 2) {
     problems.push(
       `Kafka topic ${topic} has min.insync.replicas ${found.minInsyncReplicas}: a confirmed record may exist on one broker only; ` +
-        `Kueuer does not change existing topics: set it with kafka-configs --alter --entity-type topics --entity-name ${topic} --add-config min.insync.replicas=2`,
+        `Kueuer does not change existing topics: set it with kafka-configs.sh --bootstrap-server <broker:port> --alter --entity-type topics --entity-name ${topic} --add-config min.insync.replicas=2 ` +
+        '(add --command-config client.properties on a TLS or SASL cluster; kueuer check prints it runnable)',
     );
   }
   return problems;
