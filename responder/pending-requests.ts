@@ -26,7 +26,7 @@ export interface ReplyRoute {
 
 export class PendingRequests {
   private readonly entries = new Map<string, PendingRequest>();
-  /** Places kept for clients that left while their publish still runs. */
+  /** Places taken without a held client: clients that left while their publish still runs, submissions being published. */
   private leftWhilePublishing = 0;
 
   constructor(private readonly limit: number) {}
@@ -44,11 +44,19 @@ export class PendingRequests {
    * being published, whose body the broker client still holds (up to --publish-timeout).
    */
   keepPlaceUntil(publishing: Promise<unknown>): void {
+    const release = this.takePlace();
+    publishing.then(release, release);
+  }
+
+  /** Takes one place now, with no client held in it; the function returned gives it back (once). */
+  takePlace(): () => void {
     this.leftWhilePublishing++;
-    const release = (): void => {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       this.leftWhilePublishing--;
     };
-    publishing.then(release, release);
   }
 
   /** Holds a client until `take` or until `timeoutMs`, when onTimeout runs. */

@@ -208,7 +208,8 @@ export function inboxLost(ctx: FlowContext, lost: LostInbox): void {
 export async function publishRequest(ctx: FlowContext, id: string, replyTo: string, request: ReadRequest): Promise<void> {
   const now = Date.now();
   const message = encodeRequest({ id, queue: ctx.settings.queue, replyTo, deadline: now + ctx.settings.timeoutMs, enqueuedAt: now, ...request });
-  await ctx.transport.publishRequest(ctx.settings.queue, message, { timeoutMs: ctx.settings.publishTimeoutMs });
+  // Never past the request's deadline: its client has had its 504 by then, and the body would outlive its place.
+  await ctx.transport.publishRequest(ctx.settings.queue, message, { timeoutMs: Math.min(ctx.settings.publishTimeoutMs, ctx.settings.timeoutMs) });
 }
 
 /** The broker refused or did not confirm: 503 with Retry-After; nothing was queued. */

