@@ -30,7 +30,7 @@ export function responderBehaviourOptions() {
     publishTimeoutMs: {
       flag: 'publish-timeout',
       env: 'KUEUER_PUBLISH_TIMEOUT',
-      description: 'how long to wait for the broker to confirm a request before answering 503',
+      description: 'how long to wait for the broker to confirm a request before answering 503 (never past the request --timeout)',
       defaultValue: '30s',
       parse: durationIn(10, 60_000),
     },
