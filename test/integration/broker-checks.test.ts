@@ -113,7 +113,7 @@ describe('RabbitMQ queue types on the 3-node cluster', () => {
               ),
             ),
             fix: expect.stringContaining(
-              `rabbitmqadmin get queue=${dlq}.dead-letter count=1000 ackmode=ack_requeue_true -f pretty_json > ${dlq}.dead-letter.json), then delete it: rabbitmqctl delete_queue ${dlq}.dead-letter;`,
+              `rabbitmqadmin get queue=${dlq}.dead-letter count=1000 ackmode=ack_requeue_true -f pretty_json > ${dlq}.dead-letter.json; repeat with a larger count while it returns as many as asked), then delete it: rabbitmqctl delete_queue ${dlq}.dead-letter;`,
             ),
           },
         ]);
