@@ -57,30 +57,14 @@ describe('RabbitMQ queue types', () => {
   });
 
   it("names the queue's vhost in the commands when it is not /", () => {
-    const [request, deadLetter] = rabbitQueueResults(
-      's',
-      [
-        { name: 'shop.web', type: 'classic', node: 'rabbit@r-1' },
-        { name: 'shop.web.dead-letter', type: 'classic', node: 'rabbit@r-1', messages: 2, deadLetter: true },
-      ],
-      3,
-      'shop',
-    );
+    const [request, deadLetter] = classicPairIn('shop');
     expect(request!.fix).toContain('rabbitmqctl delete_queue --vhost shop --if-empty shop.web ');
     expect(deadLetter!.fix).toContain('rabbitmqadmin --vhost=shop get queue=shop.web.dead-letter count=1000 ');
     expect(deadLetter!.fix).toContain('rabbitmqctl delete_queue --vhost shop shop.web.dead-letter;');
   });
 
   it("quotes a vhost from a workload's Secret as one shell word, so a pasted command cannot run what it names", () => {
-    const [request, deadLetter] = rabbitQueueResults(
-      's',
-      [
-        { name: 'shop.web', type: 'classic', node: 'rabbit@r-1' },
-        { name: 'shop.web.dead-letter', type: 'classic', node: 'rabbit@r-1', messages: 2, deadLetter: true },
-      ],
-      3,
-      "prod;curl x|sh 'y'",
-    );
+    const [request, deadLetter] = classicPairIn("prod;curl x|sh 'y'");
     expect(request!.fix).toContain(`rabbitmqctl delete_queue --vhost 'prod;curl x|sh '\\''y'\\''' --if-empty shop.web `);
     expect(deadLetter!.fix).toContain(`rabbitmqadmin --vhost='prod;curl x|sh '\\''y'\\''' get queue=shop.web.dead-letter`);
     expect(shellWord('prod-1/eu')).toBe('prod-1/eu');
@@ -324,3 +308,16 @@ describe("a workload's Secret naming files", () => {
     }
   });
 });
+
+/** kueuer check's results for a classic request queue and its classic dead-letter queue on 3 nodes, in `vhost`. */
+function classicPairIn(vhost: string) {
+  return rabbitQueueResults(
+    's',
+    [
+      { name: 'shop.web', type: 'classic', node: 'rabbit@r-1' },
+      { name: 'shop.web.dead-letter', type: 'classic', node: 'rabbit@r-1', messages: 2, deadLetter: true },
+    ],
+    3,
+    vhost,
+  );
+}
