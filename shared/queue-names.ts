@@ -41,3 +41,9 @@ export function replyNamespaceProblem(queue: string): string | undefined {
   if (!topic.startsWith(REPLY_ADDRESS_PREFIX)) return undefined;
   return `the queue ${JSON.stringify(queue)} would be Kafka's topic ${JSON.stringify(topic)}, which falls in the reply namespace ${REPLY_ADDRESS_PREFIX}*, where only responders' reply inboxes and their results and cancellation topics may be`;
 }
+
+/** Where a sidecar copies the requests the app kept failing (--dead-letter): kept for an operator, not run. */
+export const deadLetterQueue = (queue: string): string => `${queue}.dead-letter`;
+
+/** Whether a queue name is a dead-letter queue (deadLetterQueue): its messages are copies, not requests to run. */
+export const isDeadLetterQueue = (queue: string): boolean => queue.endsWith('.dead-letter');

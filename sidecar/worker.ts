@@ -15,6 +15,7 @@ import { watchCancelled } from './cancelled.js';
 import type { AppClient, AppOutcome } from './app-client.js';
 import type { SidecarMetrics } from './metrics.js';
 import { retry, type BackoffOptions } from '../shared/retry.js';
+import { deadLetterQueue } from '../shared/queue-names.js';
 
 export interface WorkerSettings {
   queue: string;
@@ -64,7 +65,7 @@ export function handsDeliveriesBack(transport: Pick<Transport, 'kind'>): boolean
   return transport.kind !== 'kafka';
 }
 
-export const deadLetterQueue = (queue: string): string => `${queue}.dead-letter`;
+export { deadLetterQueue };
 /** Set on a dead-lettered copy: why it is there. */
 export const DEAD_LETTER_REASON = 'x-kueuer-dead-letter-reason';
 

@@ -47,12 +47,11 @@ import {
   type CancellationWatch,
   type Transport,
 } from '../transport.js';
+import { isDeadLetterQueue } from '../../queue-names.js';
 
 /** The replacement under way for a publisher that nacked (replacePublisher): shared by all its failed publishes. */
 const replacements = new WeakMap<ConfirmChannel, Promise<void>>();
 
-/** `<queue>.dead-letter` (sidecar/worker.ts deadLetterQueue): copies kept for an operator, not requests to run. */
-const isDeadLetterQueue = (queue: string): boolean => queue.endsWith('.dead-letter');
 /** How long a dead-lettered copy is kept: long enough to inspect it, bounded so a poison stream cannot fill the disks. */
 const DEAD_LETTER_TTL_MS = 7 * 24 * 3600 * 1000;
 
